@@ -1,0 +1,215 @@
+"""The contracts between the parts of a run: error bounds, fields, and one base class per plugin kind.
+
+Data flows one way: a data source yields ``Field``s; a schedule gives each field an ``ErrorBound``;
+a quantizer turns the field into integer codes plus side data (``Quantized``); an encoder turns each
+code array into bytes and back, bit-exact. The pipeline (``compframe.pipeline``) joins them.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .plugin import Plugin
+
+BOUND_MODES = ("abs", "rel")
+
+
+@dataclass(frozen=True)
+class ErrorBound:
+    """A pointwise error bound: ``abs`` (in the data's units) or ``rel`` (times the value range, max - min).
+
+    ``ErrorBound("rel", 1e-2)`` is the same as ``ErrorBound.parse("rel:1e-2")``.
+    """
+
+    mode: str
+    value: float
+
+    def __post_init__(self):
+        if self.mode not in BOUND_MODES:
+            raise ValueError(f"error bound mode '{self.mode}' is unknown; allowed: {', '.join(BOUND_MODES)}")
+        value = float(self.value)
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"error bound value must be finite and > 0, got {self.value!r}")
+        object.__setattr__(self, "value", value)
+
+    @classmethod
+    def parse(cls, spec: str | ErrorBound) -> ErrorBound:
+        """Parse ``"rel:1e-2"`` or ``"abs:0.5"``."""
+        if isinstance(spec, ErrorBound):
+            return spec
+        mode, sep, value = str(spec).partition(":")
+        if not sep:
+            raise ValueError(f"error bound '{spec}' must look like 'rel:1e-2' or 'abs:0.5'")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"error bound '{spec}': '{value}' is not a number") from None
+        return cls(mode.strip(), number)
+
+    def absolute(self, value_range: float) -> float:
+        """The bound in the data's units: ``value`` (abs) or ``value * value_range`` (rel)."""
+        return self.value if self.mode == "abs" else self.value * float(value_range)
+
+    def scaled(self, factor: float) -> ErrorBound:
+        return ErrorBound(self.mode, self.value * factor)
+
+    def __str__(self) -> str:
+        return f"{self.mode}:{self.value:g}"
+
+
+@dataclass
+class Field:
+    """One array to compress, with its coordinates in the experiment (any may be None)."""
+
+    name: str
+    data: np.ndarray
+    table: int | None = None
+    iteration: int | None = None
+    layer: str | None = None
+
+    def coords(self) -> dict[str, Any]:
+        return {"table": self.table, "iteration": self.iteration, "layer": self.layer}
+
+
+@dataclass
+class Quantized:
+    """The output of a quantizer: integer code arrays, side arrays and JSON-able scalars.
+
+    ``meta`` carries the quantizer's promise: ``abs_bound`` (every finite element is within it after
+    dequantization) for error-bounded quantizers, ``bits_per_value`` for fixed-budget ones.
+    """
+
+    codes: dict[str, np.ndarray]
+    side: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    shape: tuple[int, ...] = ()
+    dtype: str = "float32"
+
+    @property
+    def side_nbytes(self) -> int:
+        return sum(a.nbytes for a in self.side.values())
+
+    @property
+    def codes_nbytes(self) -> int:
+        return sum(a.nbytes for a in self.codes.values())
+
+
+class Quantizer(Plugin):
+    """The lossy step: ``quantize(x, bound) -> Quantized`` and ``dequantize(q) -> x̂``.
+
+    ``guarantee`` is ``"error_bound"`` (``max|x - x̂| <= meta['abs_bound']`` on every finite element,
+    non-finite elements bit-identical) or ``"bit_budget"`` (``meta['bits_per_value']``).
+    """
+
+    guarantee: ClassVar[str] = "error_bound"
+    float_dtypes: ClassVar[tuple[str, ...]] = ("float32", "float64")
+
+    def check_input(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype.name not in self.float_dtypes:
+            raise TypeError(
+                f"quantizer '{self.plugin_id}' takes {', '.join(self.float_dtypes)} arrays, got {x.dtype}"
+            )
+        return np.ascontiguousarray(x)
+
+    def quantize(self, x: np.ndarray, bound: ErrorBound | None) -> Quantized:
+        raise NotImplementedError
+
+    def dequantize(self, q: Quantized) -> np.ndarray:
+        raise NotImplementedError
+
+
+CODE_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32")
+
+
+class StreamError(ValueError):
+    """An encoded stream that is damaged, truncated or of another format."""
+
+
+class Encoder(Plugin):
+    """The lossless step over integer code arrays: ``decode(encode(c))`` equals ``c`` bit for bit.
+
+    The stream starts with the code array's dtype and shape, so it decodes on its own. Subclasses
+    implement ``_encode(flat) -> bytes`` and ``_decode(payload, dtype, count) -> flat array``.
+    """
+
+    symbol_widths: ClassVar[tuple[int, ...]] = (1, 2, 4)
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+
+    def encode(self, codes: np.ndarray) -> bytes:
+        codes = np.asarray(codes)
+        if codes.dtype.name not in CODE_DTYPES or codes.dtype.itemsize not in self.symbol_widths:
+            allowed = [d for d in CODE_DTYPES if np.dtype(d).itemsize in self.symbol_widths]
+            raise TypeError(f"encoder '{self.plugin_id}' takes {', '.join(allowed)} codes, got {codes.dtype}")
+        flat = np.ascontiguousarray(codes).reshape(-1)
+        dt = codes.dtype.str.encode()
+        header = struct.pack(f"<B{len(dt)}sB{codes.ndim}Q", len(dt), dt, codes.ndim, *codes.shape)
+        return b"".join((header, self._encode(flat)))
+
+    def decode(self, data: bytes | memoryview) -> np.ndarray:
+        view = memoryview(data).cast("B")
+        try:
+            (n,) = struct.unpack_from("<B", view, 0)
+            dt = bytes(view[1:1 + n]).decode("ascii")
+            dtype = np.dtype(dt)
+            (ndim,) = struct.unpack_from("<B", view, 1 + n)
+            shape = struct.unpack_from(f"<{ndim}Q", view, 2 + n)
+        except (struct.error, UnicodeDecodeError, TypeError) as e:
+            raise StreamError(f"{self.plugin_id} stream: header is damaged or truncated ({e})") from None
+        if dtype.name not in CODE_DTYPES:
+            raise StreamError(f"{self.plugin_id} stream: header names dtype '{dt}', not a code dtype")
+        count = math.prod(shape)
+        payload = view[2 + n + 8 * ndim:]
+        try:
+            flat = self._decode(payload, dtype, count)
+        except StreamError:
+            raise
+        except Exception as e:  # a library's own error on damaged input
+            raise StreamError(f"{self.plugin_id} stream: payload is damaged ({type(e).__name__}: {e})") from None
+        if flat.dtype != dtype or flat.size != count:
+            raise StreamError(f"{self.plugin_id} stream: decoded {flat.size} values of {flat.dtype}, header says {count} of {dtype}")
+        return flat.reshape(shape)
+
+    def _encode(self, flat: np.ndarray) -> bytes:
+        raise NotImplementedError
+
+    def _decode(self, payload: memoryview, dtype: np.dtype, count: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Schedule(Plugin):
+    """``bound(table, iteration) -> ErrorBound``: the error bound of each field over training."""
+
+    def bound(self, table: int | None, iteration: int | None) -> ErrorBound:
+        raise NotImplementedError
+
+
+class DataSource(Plugin):
+    """Yields ``Field``s. ``validate()`` checks what can be checked before the data is read."""
+
+    def validate(self) -> None:
+        """Check files and shapes up front; raises ``DataError`` naming the file."""
+
+    def count(self) -> int | None:
+        """How many fields ``fields()`` will yield, if known (for progress bars)."""
+        return None
+
+    def fields(self) -> Iterator[Field]:
+        raise NotImplementedError
+
+
+class DataError(ValueError):
+    """Input data that cannot be used: a missing or mis-sized file, a non-float array."""
+
+
+class Task(Plugin):
+    """A job: ``run(parts, out_dir) -> results dict``, where ``parts`` holds the built plugins."""
+
+    def run(self, parts: dict[str, Plugin], out_dir, progress: bool = True) -> dict[str, Any]:
+        raise NotImplementedError

@@ -1,0 +1,116 @@
+"""The self-describing compressed frame.
+
+Layout (little-endian)::
+
+    magic      4 bytes  b"CFRM"
+    version    u16      FORMAT_VERSION
+    reserved   u16      0
+    header_len u32      length of the JSON header
+    header_crc u32      CRC-32 of the JSON header
+    header     JSON     {quantizer, encoder (configs with ids), shape, dtype, bound, meta,
+                         sections: [{name, role, nbytes, crc32, [dtype, shape]}]}
+    sections   bytes    concatenated in header order; role "code" = an encoder stream (which
+                        carries its own dtype and shape), role "side" = a raw array (dtype and
+                        shape in its header entry)
+
+Every section has its own CRC-32, so damage is found and named before any decoder runs. The
+frame holds everything needed to decompress it: ``decompress(frame)`` needs nothing but the bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MAGIC = b"CFRM"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct("<4sHHII")
+
+
+class FrameError(ValueError):
+    """A frame that is damaged, truncated or not a compframe frame; never returned as data."""
+
+
+@dataclass
+class Frame:
+    """A parsed frame: the header dict and each section's bytes (zero-copy views)."""
+
+    header: dict[str, Any]
+    sections: dict[str, memoryview]
+
+    def side_arrays(self) -> dict[str, np.ndarray]:
+        out = {}
+        for entry in self.header["sections"]:
+            if entry["role"] == "side":
+                out[entry["name"]] = np.frombuffer(self.sections[entry["name"]], dtype=entry["dtype"]).reshape(entry["shape"])
+        return out
+
+    def code_streams(self) -> dict[str, memoryview]:
+        return {e["name"]: self.sections[e["name"]] for e in self.header["sections"] if e["role"] == "code"}
+
+
+def dumps(header: dict[str, Any], codes: dict[str, bytes], side: dict[str, np.ndarray]) -> bytes:
+    """Build a frame from a header, encoded code streams and raw side arrays (one copy of each)."""
+    entries, payloads = [], []
+    for name, stream in codes.items():
+        view = memoryview(stream).cast("B")
+        entries.append({"name": name, "role": "code", "nbytes": view.nbytes, "crc32": zlib.crc32(view)})
+        payloads.append(view)
+    for name, array in side.items():
+        array = np.ascontiguousarray(array)
+        view = memoryview(array.reshape(-1)).cast("B") if array.size else memoryview(b"")
+        entries.append({"name": name, "role": "side", "nbytes": view.nbytes, "crc32": zlib.crc32(view),
+                        "dtype": array.dtype.str, "shape": list(array.shape)})
+        payloads.append(view)
+    names = [e["name"] for e in entries]
+    if len(set(names)) != len(names):
+        raise ValueError(f"section names must be unique, got {names}")
+    head = json.dumps({**header, "sections": entries}, separators=(",", ":"), allow_nan=True).encode()
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(head), zlib.crc32(head))
+    return b"".join([prefix, head, *payloads])
+
+
+def loads(data: bytes | bytearray | memoryview) -> Frame:
+    """Parse and verify a frame; raise ``FrameError`` naming what is wrong."""
+    view = memoryview(data).cast("B")
+    if view.nbytes < _PREFIX.size:
+        raise FrameError(f"frame truncated: {view.nbytes} bytes, shorter than the {_PREFIX.size}-byte prefix")
+    magic, version, _, head_len, head_crc = _PREFIX.unpack_from(view, 0)
+    if magic != MAGIC:
+        raise FrameError(f"not a compframe frame: magic {bytes(magic)!r}, expected {MAGIC!r}")
+    if version != FORMAT_VERSION:
+        raise FrameError(f"frame format version {version} is not supported (this compframe reads {FORMAT_VERSION})")
+    end = _PREFIX.size + head_len
+    if view.nbytes < end:
+        raise FrameError(f"frame truncated in its header: {view.nbytes} bytes, header ends at {end}")
+    head = view[_PREFIX.size:end]
+    if zlib.crc32(head) != head_crc:
+        raise FrameError("frame header is damaged (CRC-32 mismatch)")
+    try:
+        header = json.loads(bytes(head))
+        entries = header["sections"]
+        expected = end + sum(int(e["nbytes"]) for e in entries)
+    except (ValueError, KeyError, TypeError) as e:
+        raise FrameError(f"frame header is not valid: {e}") from None
+    if view.nbytes < expected:
+        raise FrameError(f"frame truncated: {view.nbytes} bytes, the header describes {expected}")
+    if view.nbytes > expected:
+        raise FrameError(f"frame has {view.nbytes - expected} trailing bytes after its {len(entries)} sections")
+    sections, offset = {}, end
+    for e in entries:
+        body = view[offset:offset + e["nbytes"]]
+        if zlib.crc32(body) != e["crc32"]:
+            raise FrameError(f"frame section '{e['name']}' is damaged (CRC-32 mismatch)")
+        if e["role"] == "side":
+            itemsize = np.dtype(e["dtype"]).itemsize
+            if math.prod(e["shape"]) * itemsize != e["nbytes"]:
+                raise FrameError(f"frame section '{e['name']}' holds {e['nbytes']} bytes, not {e['shape']} of {e['dtype']}")
+        sections[e["name"]] = body
+        offset += e["nbytes"]
+    return Frame(header, sections)

@@ -1,0 +1,86 @@
+"""Error-bounded uniform quantization to int8 or int16 codes (``int8``, ``int16``).
+
+As in the DLRM compression benchmark (allenfengjr/dlrm_comp, ``comp_benchmark/quantization.py``):
+``eb_abs = eb * (max - min)`` in ``rel`` mode, ``code = round((x - c) / (2 eb_abs))``. The centre
+``c`` (the midrange of the finite values) travels as side data, so data far from zero still fits the
+code type. Values whose code does not fit, NaN and infinities are kept exactly as outliers, so
+``max|x - x̂| <= eb_abs`` holds for every finite element in the dequantizer's own arithmetic
+(see ``compframe.kernels.uniform``) and non-finite values come back bit-identical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ...base import ErrorBound, Quantized, Quantizer
+from ...kernels import uniform as K
+from ...registry import register
+
+
+class UniformQuantizer(Quantizer):
+    """Uniform scalar quantizer with step ``2·eb_abs`` around the midrange; see the module doc."""
+
+    code_dtype: ClassVar[str]
+
+    @dataclass
+    class Config:
+        pass
+
+    def quantize(self, x: np.ndarray, bound: ErrorBound | None) -> Quantized:
+        if bound is None:
+            raise ValueError(f"quantizer '{self.plugin_id}' is error-bounded and needs a bound, e.g. 'rel:1e-2'")
+        x = self.check_input(x)
+        flat = x.reshape(-1)
+        lo, hi, n_finite = K.finite_range(flat) if flat.size else (0.0, 0.0, 0)
+        if n_finite == 0:
+            lo = hi = 0.0
+        value_range = hi - lo
+        eb = bound.absolute(value_range)
+        centre = lo + value_range / 2
+        step = 2.0 * eb
+        info = np.iinfo(self.code_dtype)
+        codes = np.empty(flat.size, dtype=self.code_dtype)
+        counts = K.quantize_into(flat, codes, centre, step, eb, float(info.min), float(info.max))
+        n_out = int(counts.sum())
+        bits_dtype = np.uint32 if x.dtype == np.float32 else np.uint64
+        index = np.empty(n_out, dtype=np.uint32 if flat.size < 2**32 else np.uint64)
+        bits = np.empty(n_out, dtype=bits_dtype)
+        if n_out:
+            K.gather_outliers(flat, centre, step, eb, float(info.min), float(info.max), counts, index, bits)
+        return Quantized(
+            codes={"codes": codes.reshape(x.shape)},
+            side={"outlier_index": index, "outlier_bits": bits},
+            meta={"centre": centre, "step": step, "abs_bound": eb, "value_range": value_range,
+                  "outliers": n_out},
+            shape=tuple(x.shape),
+            dtype=x.dtype.name,
+        )
+
+    def dequantize(self, q: Quantized) -> np.ndarray:
+        codes = q.codes["codes"].reshape(-1)
+        dtype = np.dtype(q.dtype)
+        out = np.empty(codes.size, dtype=dtype)
+        K.dequantize_into(codes, out, float(q.meta["centre"]), float(q.meta["step"]))
+        index, bits = q.side["outlier_index"], q.side["outlier_bits"]
+        if index.size:
+            if index.size != bits.size or int(index.max()) >= out.size:
+                raise ValueError(f"{self.plugin_id}: outlier side data does not fit a field of {out.size} values")
+            K.scatter_bits(out.view(bits.dtype), index, bits)
+        return out.reshape(q.shape)
+
+
+@register("quantizer", "int8")
+class Int8(UniformQuantizer):
+    """Error-bounded uniform quantization to int8 codes (|code| <= 127; wider values become outliers)."""
+
+    code_dtype = "int8"
+
+
+@register("quantizer", "int16")
+class Int16(UniformQuantizer):
+    """Error-bounded uniform quantization to int16 codes (wider values become outliers)."""
+
+    code_dtype = "int16"

@@ -1,0 +1,148 @@
+"""The plugin registry: every data source, schedule, quantizer, encoder and task by kind and id.
+
+A plugin is a class with a ``Config`` dataclass (its typed parameters, all with defaults) and a
+``check()`` method that rejects bad values before any data is touched. It registers itself::
+
+    @register("encoder", "zstd")
+    class Zstd(Encoder):
+        @dataclass
+        class Config:
+            level: int = 3
+
+The same id is used everywhere: ``encoder=zstd`` on the command line, ``conf/encoder/zstd.yaml``,
+the decorator, the docs. Registering also stores a Hydra schema for the plugin at
+``schema/<kind>/<id>`` (the dataclass plus an ``id`` field), which the YAML file extends, so that a
+misspelt or mistyped parameter fails when Hydra composes the config.
+
+Third-party packages register through the entry-point group ``compframe.plugins``: each entry
+point names a module (or callable) that is imported (or called) once, and registers its plugins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import importlib
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import Any
+
+KINDS = ("data", "schedule", "quantizer", "encoder", "task")
+ENTRY_POINT_GROUP = "compframe.plugins"
+
+_plugins: dict[str, dict[str, type]] = {kind: {} for kind in KINDS}
+_loaded = False
+
+
+class RegistryError(LookupError):
+    """An unknown kind or id, or a duplicate registration."""
+
+
+class ConfigError(ValueError):
+    """A plugin parameter that is unknown, of the wrong type or outside its allowed range."""
+
+    def __init__(self, kind: str, plugin_id: str, param: str, message: str):
+        self.kind, self.plugin_id, self.param = kind, plugin_id, param
+        super().__init__(f"{kind} '{plugin_id}': parameter '{param}' {message}")
+
+
+def _closest(name: str, choices: list[str]) -> str:
+    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.4)
+    return f" Did you mean '{match[0]}'?" if match else ""
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise RegistryError(f"unknown plugin kind '{kind}'; kinds are {', '.join(KINDS)}.{_closest(kind, list(KINDS))}")
+
+
+def schema_for(cls: type) -> type:
+    """The Hydra schema of a plugin class: its ``Config`` dataclass with an ``id`` field first."""
+    return cls._schema
+
+
+def register(kind: str, plugin_id: str):
+    """Class decorator: register ``cls`` as plugin ``plugin_id`` of ``kind``.
+
+    A duplicate id within a kind is refused at import time.
+    """
+    _check_kind(kind)
+
+    def decorate(cls: type) -> type:
+        if plugin_id in _plugins[kind] and _plugins[kind][plugin_id] is not cls:
+            other = _plugins[kind][plugin_id]
+            raise RegistryError(
+                f"duplicate {kind} id '{plugin_id}': already registered by {other.__module__}.{other.__qualname__}"
+            )
+        config_cls = getattr(cls, "Config", None)
+        if config_cls is None or not dataclasses.is_dataclass(config_cls):
+            raise RegistryError(f"{kind} '{plugin_id}' ({cls.__qualname__}) needs a dataclass 'Config'")
+        cls.kind, cls.plugin_id = kind, plugin_id
+        cls._schema = dataclasses.make_dataclass(
+            f"{cls.__name__}Schema",
+            [("id", str, dataclasses.field(default=plugin_id))],
+            bases=(config_cls,),
+        )
+        _plugins[kind][plugin_id] = cls
+        _store_schema(kind, plugin_id, cls._schema)
+        return cls
+
+    return decorate
+
+
+def _store_schema(kind: str, plugin_id: str, schema: type) -> None:
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(group=f"schema/{kind}", name=plugin_id, node=schema, provider="compframe")
+
+
+def load_plugins() -> None:
+    """Import compframe's built-in plugins and those of installed packages (once)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    importlib.import_module("compframe.plugins")
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        target = ep.load()
+        if callable(target):
+            target()
+
+
+def plugin_class(kind: str, plugin_id: str) -> type:
+    """The class registered as ``plugin_id`` of ``kind``; an unknown id lists the available ones."""
+    _check_kind(kind)
+    load_plugins()
+    try:
+        return _plugins[kind][plugin_id]
+    except KeyError:
+        ids = available(kind)
+        raise RegistryError(
+            f"unknown {kind} '{plugin_id}'. Available {kind} ids: {', '.join(ids)}.{_closest(str(plugin_id), ids)}"
+        ) from None
+
+
+def available(kind: str, pattern: str = "*") -> list[str]:
+    """Registered ids of ``kind`` matching the glob ``pattern``, sorted."""
+    _check_kind(kind)
+    load_plugins()
+    return sorted(i for i in _plugins[kind] if fnmatch.fnmatchcase(i, pattern))
+
+
+def create(kind: str, plugin_id: str, **params: Any):
+    """Build plugin ``plugin_id`` of ``kind`` from its parameters, validated before use."""
+    return plugin_class(kind, plugin_id)(**params)
+
+
+def create_from_config(kind: str, node: Mapping[str, Any]):
+    """Build a plugin from a config node ``{id: ..., <params>}`` (a dict or an OmegaConf node)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    params = dict(node)
+    if "id" not in params:
+        raise ConfigError(kind, "?", "id", f"is missing from the {kind} config; available: {', '.join(available(kind))}")
+    plugin_id = params.pop("id")
+    return create(kind, plugin_id, **params)

@@ -1,0 +1,61 @@
+"""What a person sees: a progress bar on stderr while a job works, a summary table at the end."""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .metrics import speedup_key
+
+
+@contextmanager
+def progress_bar(total: int | None, description: str, enabled: bool = True):
+    """Yield an ``advance()`` callable; the bar is drawn on stderr, and only on a terminal."""
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=not (enabled and console.is_terminal), transient=False) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda: bar.advance(task)
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float) and (math.isinf(value) or math.isnan(value)):
+        return str(value)
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def summary_table(results: dict, bandwidths_gbps, console: Console | None = None) -> Table:
+    """Per table (and encoder): ratio, bits per value, max error over bound, throughputs; then totals."""
+    console = console or Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 132)
+    encoders = list(results.get("by_encoder", {}))
+    several = len(encoders) > 1
+    speed = speedup_key(bandwidths_gbps[0]) if bandwidths_gbps else None
+    table = Table(title=f"compframe benchmark ({', '.join(encoders)})", title_justify="left")
+    for col in (*(["encoder"] if several else []), "table", "ratio", "bits/value", "max err/bound", "bound ok",
+                "quantize GB/s", "encode GB/s", "decode GB/s", "dequantize GB/s", *([speed] if speed else [])):
+        table.add_column(col, justify="right")
+
+    def row(encoder, name, t, style=None):
+        cells = [name, _fmt(t.get("compression_ratio")), _fmt(t.get("bits_per_value")),
+                 _fmt(t.get("max_error_over_bound")), _fmt(t.get("bound_ok")), _fmt(t.get("quantize_gbps")),
+                 _fmt(t.get("encode_gbps")), _fmt(t.get("decode_gbps")), _fmt(t.get("dequantize_gbps"))]
+        if speed:
+            cells.append(_fmt(t.get(speed)))
+        table.add_row(*([encoder] if several else []), *cells, style=style)
+
+    for t in results.get("by_table", []):
+        row(t["encoder"], _fmt(t["table"]), t)
+    for enc, t in results.get("by_encoder", {}).items():
+        row(enc, "total", t, style="bold")
+    console.print(table)
+    return table

@@ -1,0 +1,237 @@
+"""MLflow tracking: one run per job; in a multirun, one parent run per sweep with a child per job.
+
+The default store is the embedded ``sqlite:///outputs/mlflow.db`` (artifacts under
+``outputs/mlartifacts``); ``tracking.uri=http://host:port`` logs to a server instead, and
+``tracking.enabled=false`` switches tracking off. Tracking never loses results: they are in the
+job's ``results.json`` first, and any MLflow failure is reported as a warning, not raised.
+
+Parent runs are opened by ``SweepCallback`` (a Hydra callback) when a multirun starts; it leaves
+the parent's id in ``<sweep dir>/mlflow_parent_run_id``, where each job (in this process or a
+launcher's worker) finds it. When the sweep ends the parent is closed (FAILED if any child failed)
+and, for an Optuna sweep, the Pareto front is printed, written and logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+log = logging.getLogger("compframe.tracking")
+
+PARENT_FILE = "mlflow_parent_run_id"
+
+
+def _mlflow_env(tracking: dict[str, Any]) -> None:
+    # Fail fast when a server is unreachable instead of MLflow's default minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(tracking.get("retries", 1)))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(tracking.get("timeout_s", 10)))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+
+
+def _client(tracking: dict[str, Any]):
+    _mlflow_env(tracking)
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking["uri"]
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri)
+
+
+def _experiment_id(client, tracking: dict[str, Any]) -> str:
+    name = tracking["experiment"]
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    artifacts = None
+    if not tracking["uri"].startswith(("http://", "https://")):
+        artifacts = Path(tracking.get("artifacts", "outputs/mlartifacts")).resolve().as_uri()
+    return client.create_experiment(name, artifact_location=artifacts)
+
+
+def flatten(config: Any, prefix: str = "") -> dict[str, str]:
+    """Flatten a nested config into ``a.b.c -> str(value)`` params."""
+    out: dict[str, str] = {}
+    if isinstance(config, dict):
+        for k, v in config.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    else:
+        out[prefix[:-1]] = json.dumps(config) if isinstance(config, (list, tuple)) else str(config)
+    return out
+
+
+def mlflow_metric_name(name: str) -> str:
+    """MLflow metric names cannot hold '@': ``speedup@5GBps`` is logged as ``speedup_at_5GBps``."""
+    return name.replace("@", "_at_")
+
+
+class JobTracker:
+    """Tracks one job; every MLflow error is turned into a warning and tracking is dropped."""
+
+    def __init__(self, tracking: dict[str, Any], run_name: str, parent_dir: Path | None = None):
+        self.tracking = tracking
+        self.run_name = run_name
+        self.parent_dir = parent_dir
+        self.client = self.run_id = None
+        self.error: str | None = None
+
+    def _guard(self, what: str, fn, *args):
+        if self.error is not None or not self.tracking.get("enabled", True):
+            return None
+        try:
+            return fn(*args)
+        except Exception as e:  # noqa: BLE001 - tracking must never lose a job
+            self.error = f"{type(e).__name__}: {e}"
+            log.warning("MLflow tracking failed while %s (%s); results stay in the job's folder only",
+                        what, self.error.splitlines()[0][:300])
+            return None
+
+    def start(self, config: dict[str, Any]) -> None:
+        self._guard("starting the run", self._start, config)
+
+    def _start(self, config: dict[str, Any]) -> None:
+        self.client = _client(self.tracking)
+        tags = {f"compframe.{k}": str(config[k]["id"]) for k in ("data", "schedule", "quantizer", "encoder", "task")
+                if isinstance(config.get(k), dict) and "id" in config[k]}
+        parent = None
+        if self.parent_dir is not None and (self.parent_dir / PARENT_FILE).exists():
+            parent = (self.parent_dir / PARENT_FILE).read_text().strip()
+            tags["mlflow.parentRunId"] = parent
+        exp = _experiment_id(self.client, self.tracking)
+        run = self.client.create_run(exp, run_name=self.run_name, tags=tags)
+        self.run_id = run.info.run_id
+        from mlflow.entities import Param
+
+        params = [Param(k, v[:6000]) for k, v in flatten(config).items()]
+        for i in range(0, len(params), 100):
+            self.client.log_batch(self.run_id, params=params[i:i + 100])
+
+    def finish(self, recorder, out_dir: Path) -> None:
+        if self.run_id is None:
+            return
+        self._guard("logging the results", self._finish, recorder, Path(out_dir))
+        if self.error is not None and self.run_id is not None:
+            log.warning("results are in %s", Path(out_dir) / "results.json")
+
+    def _finish(self, recorder, out_dir: Path) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        totals = recorder.results.get("totals", {})
+        metrics = [Metric(mlflow_metric_name(k), float(v), now, 0) for k, v in totals.items()
+                   if isinstance(v, (int, float)) and v is not None]
+        for enc, t in recorder.results.get("by_encoder", {}).items():
+            if len(recorder.results["by_encoder"]) > 1:
+                metrics += [Metric(mlflow_metric_name(f"{enc}.{k}"), float(v), now, 0) for k, v in t.items()
+                            if isinstance(v, (int, float)) and v is not None]
+        for i in range(0, len(metrics), 500):
+            self.client.log_batch(self.run_id, metrics=metrics[i:i + 500])
+        self.client.log_artifact(self.run_id, str(out_dir / "results.json"))
+        if (out_dir / ".hydra").is_dir():
+            self.client.log_artifacts(self.run_id, str(out_dir / ".hydra"), artifact_path=".hydra")
+        for plot in out_dir.glob("*.png"):
+            self.client.log_artifact(self.run_id, str(plot), artifact_path="plots")
+        status = "FINISHED" if recorder.status == "finished" else "FAILED"
+        self.client.set_terminated(self.run_id, status=status)
+
+
+class SweepCallback(Callback):
+    """Hydra callback: a parent MLflow run around a multirun, and the Pareto front of Optuna sweeps."""
+
+    def __init__(self) -> None:
+        self.parent: JobTracker | None = None
+
+    @staticmethod
+    def _tracking(config) -> dict[str, Any]:
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(config.tracking, resolve=True)
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        tracking = self._tracking(config)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / PARENT_FILE).unlink(missing_ok=True)
+        self.parent = JobTracker(tracking, run_name=f"sweep {sweep_dir.name}")
+        self.parent._guard("opening the sweep's parent run", self._open, config, sweep_dir)
+
+    def _open(self, config, sweep_dir: Path) -> None:
+        from omegaconf import OmegaConf
+
+        p = self.parent
+        p.client = _client(p.tracking)
+        exp = _experiment_id(p.client, p.tracking)
+        sweeper = str(OmegaConf.select(config, "hydra.sweeper._target_", default="")).rsplit(".", 1)[-1]
+        overrides = " ".join(OmegaConf.to_container(config.hydra.overrides.task, resolve=False))
+        run = p.client.create_run(exp, run_name=p.run_name,
+                                  tags={"compframe.sweep": "true", "compframe.sweeper": sweeper,
+                                        "compframe.overrides": overrides[:5000]})
+        p.run_id = run.info.run_id
+        (sweep_dir / PARENT_FILE).write_text(p.run_id)
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        front = pareto_front(config, sweep_dir)
+        if self.parent is None or self.parent.run_id is None:
+            return
+        self.parent._guard("closing the sweep's parent run", self._close, sweep_dir, front)
+
+    def _close(self, sweep_dir: Path, front) -> None:
+        p = self.parent
+        children = p.client.search_runs(
+            [p.client.get_run(p.run_id).info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{p.run_id}'", max_results=10000)
+        failed = sum(r.info.status != "FINISHED" for r in children)
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        p.client.log_batch(p.run_id, metrics=[Metric("n_jobs", len(children), now, 0),
+                                              Metric("n_failed_jobs", failed, now, 0)])
+        for name in ("multirun.yaml", "optimization_results.yaml", "pareto_front.json"):
+            if (sweep_dir / name).exists():
+                p.client.log_artifact(p.run_id, str(sweep_dir / name))
+        p.client.set_terminated(p.run_id, status="FAILED" if failed else "FINISHED")
+
+
+def pareto_front(config, sweep_dir: Path) -> list[dict[str, Any]] | None:
+    """For an Optuna sweep with several objectives: print, save and return its Pareto front."""
+    from omegaconf import OmegaConf
+
+    sweeper = OmegaConf.select(config, "hydra.sweeper", default=None)
+    if sweeper is None or "optuna" not in str(sweeper.get("_target_", "")).lower():
+        return None
+    storage, study_name = sweeper.get("storage"), sweeper.get("study_name")
+    if not storage or not study_name:
+        return None
+    try:
+        import optuna
+
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        if len(study.directions) < 2:
+            return None
+        names = list(OmegaConf.select(config, "optimized_metrics", default=[]))
+        front = [{"trial": t.number, "params": t.params, "values": dict(zip(names, t.values))} for t in study.best_trials]
+    except Exception as e:  # noqa: BLE001 - a report, never a reason to fail the sweep
+        log.warning("could not read the Optuna study for the Pareto front: %s", e)
+        return None
+    (sweep_dir / "pareto_front.json").write_text(json.dumps(front, indent=1))
+    from rich.console import Console
+    from rich.table import Table
+
+    states = [t.state.name for t in study.trials]
+    table = Table(title=f"Pareto front of study '{study_name}' ({len(front)} of {len(states)} trials; "
+                        f"{states.count('FAIL')} failed)")
+    keys = sorted({k for row in front for k in row["params"]})
+    for col in ("trial", *keys, *names):
+        table.add_column(col, justify="right")
+    for row in sorted(front, key=lambda r: r["trial"]):
+        table.add_row(str(row["trial"]), *[str(row["params"].get(k, "")) for k in keys],
+                      *[f"{row['values'][n]:.4g}" for n in names])
+    Console().print(table)
+    return front
