@@ -81,11 +81,13 @@ def loads(data: bytes | bytearray | memoryview) -> Frame:
     view = memoryview(data).cast("B")
     if view.nbytes < _PREFIX.size:
         raise FrameError(f"frame truncated: {view.nbytes} bytes, shorter than the {_PREFIX.size}-byte prefix")
-    magic, version, _, head_len, head_crc = _PREFIX.unpack_from(view, 0)
+    magic, version, reserved, head_len, head_crc = _PREFIX.unpack_from(view, 0)
     if magic != MAGIC:
         raise FrameError(f"not a compframe frame: magic {bytes(magic)!r}, expected {MAGIC!r}")
     if version != FORMAT_VERSION:
         raise FrameError(f"frame format version {version} is not supported (this compframe reads {FORMAT_VERSION})")
+    if reserved != 0:
+        raise FrameError(f"frame prefix is damaged: reserved field is {reserved}, must be 0")
     end = _PREFIX.size + head_len
     if view.nbytes < end:
         raise FrameError(f"frame truncated in its header: {view.nbytes} bytes, header ends at {end}")

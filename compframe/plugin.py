@@ -70,6 +70,11 @@ class Plugin:
         self.config = self.Config(**params)
         self.check()
 
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this plugin cannot be built on this machine (a missing extra or device), or None."""
+        return None
+
     def check(self) -> None:
         """Reject invalid parameter values (raise via ``self.fail``); called before any data is read."""
 

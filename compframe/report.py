@@ -22,6 +22,14 @@ def progress_bar(total: int | None, description: str, enabled: bool = True):
         yield lambda: bar.advance(task)
 
 
+def stdout_console() -> Console:
+    """A console on stdout, 132 columns wide when not a terminal (logs, CI) so tables stay legible."""
+    console = Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 132)
+    return console
+
+
 def _fmt(value, digits: int = 3) -> str:
     if value is None:
         return "-"
@@ -34,15 +42,13 @@ def _fmt(value, digits: int = 3) -> str:
 
 def summary_table(results: dict, bandwidths_gbps, console: Console | None = None) -> Table:
     """Per table (and encoder): ratio, bits per value, max error over bound, throughputs; then totals."""
-    console = console or Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 132)
+    console = console or stdout_console()
     encoders = list(results.get("by_encoder", {}))
     several = len(encoders) > 1
     speed = speedup_key(bandwidths_gbps[0]) if bandwidths_gbps else None
     table = Table(title=f"compframe benchmark ({', '.join(encoders)})", title_justify="left")
     for col in (*(["encoder"] if several else []), "table", "ratio", "bits/value", "max err/bound", "bound ok",
-                "quantize GB/s", "encode GB/s", "decode GB/s", "dequantize GB/s", *([speed] if speed else [])):
+                "quant GB/s", "enc GB/s", "dec GB/s", "dequant GB/s", *([speed] if speed else [])):
         table.add_column(col, justify="right")
 
     def row(encoder, name, t, style=None):

@@ -221,8 +221,9 @@ def pareto_front(config, sweep_dir: Path) -> list[dict[str, Any]] | None:
         log.warning("could not read the Optuna study for the Pareto front: %s", e)
         return None
     (sweep_dir / "pareto_front.json").write_text(json.dumps(front, indent=1))
-    from rich.console import Console
     from rich.table import Table
+
+    from .report import stdout_console
 
     states = [t.state.name for t in study.trials]
     table = Table(title=f"Pareto front of study '{study_name}' ({len(front)} of {len(states)} trials; "
@@ -233,5 +234,5 @@ def pareto_front(config, sweep_dir: Path) -> list[dict[str, Any]] | None:
     for row in sorted(front, key=lambda r: r["trial"]):
         table.add_row(str(row["trial"]), *[str(row["params"].get(k, "")) for k in keys],
                       *[f"{row['values'][n]:.4g}" for n in names])
-    Console().print(table)
+    stdout_console().print(table)
     return front

@@ -44,22 +44,37 @@ def finite_range(x):
     return mins.min(), maxs.max(), counts.sum()
 
 
+@njit(inline="always", cache=True)
+def _code(v, centre, inv, step, eb, lo, hi, rebuild):
+    """The code of one value and whether its rebuilt value is within ``eb`` (NaN never is).
+
+    The nearest code can miss by the final rounding to T when ``v`` lies half-way between two
+    reconstruction points; then the neighbour on the other side is tried.
+    """
+    t = min(max((v - centre) * inv, lo), hi)
+    q = np.rint(t)
+    if q != q:
+        return 0.0, False
+    if abs(v - np.float64(rebuild(centre + q * step))) <= eb:
+        return q, True
+    q2 = min(max(q + (1.0 if t > q else -1.0), lo), hi)
+    if abs(v - np.float64(rebuild(centre + q2 * step))) <= eb:
+        return q2, True
+    return 0.0, False
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def quantize_into(x, codes, centre, step, eb, lo, hi):
     """Write codes of ``x`` into ``codes``; return outlier counts per chunk (code 0 at outliers)."""
     nc = (x.size + CHUNK - 1) // CHUNK
     counts = np.zeros(nc, np.int64)
     inv = 1.0 / step if step > 0.0 else 0.0
+    rebuild = x.dtype.type
     for c in prange(nc):
         bad = 0
         for i in range(c * CHUNK, min(x.size, (c + 1) * CHUNK)):
-            v = np.float64(x[i])
-            q = min(max(np.rint((v - centre) * inv), lo), hi)
-            if q != q:  # NaN input
-                q = 0.0
-            r = x.dtype.type(centre + q * step)
-            ok = abs(v - np.float64(r)) <= eb
-            codes[i] = q if ok else 0
+            q, ok = _code(np.float64(x[i]), centre, inv, step, eb, lo, hi, rebuild)
+            codes[i] = q
             bad += not ok
         counts[c] = bad
     return counts
@@ -74,17 +89,13 @@ def gather_outliers(x, centre, step, eb, lo, hi, counts, index, bits):
         starts[c + 1] = starts[c] + counts[c]
     raw = x.view(bits.dtype)
     inv = 1.0 / step if step > 0.0 else 0.0
+    rebuild = x.dtype.type
     for c in prange(nc):
         if counts[c] == 0:
             continue
         k = starts[c]
         for i in range(c * CHUNK, min(x.size, (c + 1) * CHUNK)):
-            v = np.float64(x[i])
-            q = min(max(np.rint((v - centre) * inv), lo), hi)
-            if q != q:
-                q = 0.0
-            r = x.dtype.type(centre + q * step)
-            if not abs(v - np.float64(r)) <= eb:
+            if not _code(np.float64(x[i]), centre, inv, step, eb, lo, hi, rebuild)[1]:
                 index[k] = i
                 bits[k] = raw[i]
                 k += 1
