@@ -1,0 +1,43 @@
+"""The Python API of DESIGN.md: cf.compress, cf.decompress, cf.create, cf.available, cf.ErrorBound."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import compframe as cf
+
+
+def test_numpy_round_trip_within_bound():
+    x = np.random.default_rng(0).standard_normal((100, 32)).astype(np.float32)
+    frame = cf.compress(x, quantizer="int8", encoder="zstd", bound="rel:1e-2")
+    y = cf.decompress(frame)
+    assert isinstance(y, np.ndarray) and y.shape == x.shape and y.dtype == x.dtype
+    assert np.abs(x.astype(np.float64) - y).max() <= 1e-2 * (x.max() - x.min())
+    assert len(frame) < x.nbytes / 3
+
+
+def test_torch_tensor_comes_back_as_tensor():
+    t = torch.randn(64, 16, dtype=torch.float64)
+    y = cf.decompress(cf.compress(t, quantizer="int16", encoder="lz4", bound=cf.ErrorBound("abs", 1e-3)))
+    assert isinstance(y, torch.Tensor) and y.dtype == torch.float64 and y.shape == t.shape
+    assert (y - t).abs().max().item() <= 1e-3
+
+
+def test_plugin_objects_and_config_dicts():
+    x = np.linspace(-3, 3, 5000, dtype=np.float32)
+    q = cf.create("quantizer", "int16")
+    frame = cf.compress(x, quantizer=q, encoder={"id": "zstd", "level": 19}, bound="abs:1e-4")
+    assert np.abs(cf.decompress(frame) - x).max() <= 1e-4
+    with pytest.raises(TypeError, match="expected a quantizer"):
+        cf.compress(x, quantizer=cf.create("encoder", "lz4"))
+
+
+def test_encoder_object_round_trip_and_available():
+    enc = cf.create("encoder", "zstd", level=5)
+    codes = np.random.default_rng(1).integers(-100, 100, 10000).astype(np.int16)
+    assert (enc.decode(enc.encode(codes)) == codes).all()
+    assert cf.available("quantizer") == sorted(cf.available("quantizer"))
+    assert cf.ErrorBound("abs", 1e-3) == cf.ErrorBound.parse("abs:1e-3")
+    assert str(cf.ErrorBound("rel", 0.01)) == "rel:0.01"

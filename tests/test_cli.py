@@ -1,0 +1,158 @@
+"""The command line end to end: default run, errors, multirun with MLflow, Optuna, failure handling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import SMALL
+
+
+def results_files(folder: Path) -> list[Path]:
+    """The jobs' own results.json files (not the copies MLflow keeps as artifacts)."""
+    return sorted([*folder.glob("outputs/runs/**/results.json"), *folder.glob("outputs/multirun/**/results.json")])
+
+
+def mlflow_runs(folder: Path):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{folder / 'outputs' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("compframe")
+    return client.search_runs([exp.experiment_id])
+
+
+def test_default_run_writes_results_and_mlflow(cli):
+    run, folder = cli
+    p = run(SMALL)
+    assert p.returncode == 0, p.stderr[-3000:]
+    (path,) = results_files(folder)
+    doc = json.loads(path.read_text())
+    assert doc["status"] == "finished" and doc["error"] is None
+    cfg = doc["config"]
+    assert (cfg["quantizer"]["id"], cfg["encoder"]["id"], cfg["schedule"]["id"], cfg["data"]["id"]) == \
+        ("int8", "lz4", "step", "synthetic")
+    fields = doc["results"]["fields"]
+    assert len(fields) == 2 * 2 and all(f["bound_ok"] for f in fields)
+    assert {f["table"] for f in fields} == {0, 1} and {f["iteration"] for f in fields} == {0, 4096}
+    # step schedule: factor E=2 at iteration 0 on a base of 1e-2
+    assert fields[0]["bound"] == "rel:0.02" and fields[0]["max_rel_error"] <= 0.02
+    totals = doc["results"]["totals"]
+    assert totals["compression_ratio"] > 3 and "speedup@5GBps" in totals
+    assert "total" in p.stdout and "ratio" in p.stdout      # the summary table
+    assert p.stdout.strip().splitlines()[-1].startswith("results: ")  # the output folder printed last
+    (mlrun,) = mlflow_runs(folder)
+    assert mlrun.info.status == "FINISHED"
+    assert mlrun.data.tags["compframe.encoder"] == "lz4"
+    assert mlrun.data.params["quantizer.id"] == "int8"
+    assert mlrun.data.metrics["compression_ratio"] == pytest.approx(totals["compression_ratio"])
+    assert "speedup_at_5GBps" in mlrun.data.metrics
+
+
+def test_unknown_encoder_lists_and_suggests(cli):
+    run, _ = cli
+    p = run(["encoder=zstdd"])
+    assert p.returncode != 0
+    assert "unknown encoder 'zstdd'" in p.stderr and "Did you mean 'zstd'" in p.stderr and "lz4" in p.stderr
+    p = run(["encoder=lz4,nosuch", "-m"])
+    assert p.returncode != 0 and "unknown encoder 'nosuch'" in p.stderr
+
+
+def test_misspelt_parameter_fails_at_composition(cli):
+    run, folder = cli
+    p = run(["encoder=zstd", "encoder.levl=3"])
+    assert p.returncode != 0 and "levl" in p.stderr
+    assert not results_files(folder)
+
+
+def test_bad_values_fail_before_data_is_read(cli):
+    """A bad bound fails in the schedule's check, before the (missing) data folder is looked at."""
+    run, folder = cli
+    p = run(["schedule.base=-0.01", "data=emb_dump", "data.path=does/not/exist", "tracking.enabled=false"])
+    assert p.returncode != 0 and "parameter 'base' is -0.01; allowed range (0.0" in p.stderr
+    (path,) = results_files(folder)
+    doc = json.loads(path.read_text())
+    assert doc["status"] == "failed" and "parameter 'base'" in doc["error"] and "fields" not in doc["results"]
+    p = run(["schedule.mode=relative", "tracking.enabled=false", "hydra.run.dir=outputs/runs/second"])
+    assert p.returncode != 0 and "parameter 'mode'" in p.stderr
+
+
+def test_failed_job_keeps_partial_results_and_failed_status(cli, tmp_path):
+    import numpy as np
+
+    run, folder = cli
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    np.zeros((8, 4), np.float32).tofile(dump / "EMB_0_iter_0.bin")
+    np.zeros((8, 4), np.float32).tofile(dump / "EMB_0_iter_1.bin")
+    p = run(["data=emb_dump", f"data.path={dump}", "data.shape=[8,5]", "progress=false"])
+    assert p.returncode != 0 and "EMB_0_iter_0.bin" in p.stderr
+    (path,) = results_files(folder)
+    doc = json.loads(path.read_text())
+    assert doc["status"] == "failed" and "EMB_0_iter_0.bin" in doc["error"]
+    (mlrun,) = mlflow_runs(folder)
+    assert mlrun.info.status == "FAILED"
+
+
+def test_tracking_off_and_unreachable_server(cli):
+    run, folder = cli
+    p = run([*SMALL, "tracking.enabled=false"])
+    assert p.returncode == 0 and not (folder / "outputs" / "mlflow.db").exists()
+    p = run([*SMALL, "tracking.uri=http://127.0.0.1:9", "tracking.timeout_s=2"], timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "MLflow tracking failed" in p.stdout + p.stderr  # Hydra's logging goes to stdout
+    assert len(results_files(folder)) == 2
+
+
+def test_multirun_four_children_under_one_parent(cli):
+    run, folder = cli
+    p = run(["encoder=lz4,zstd", "quantizer=int8,int16", *SMALL, "-m"])
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert len(results_files(folder)) == 4
+    runs = mlflow_runs(folder)
+    parents = [r for r in runs if r.data.tags.get("compframe.sweep") == "true"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 4
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    assert {(c.data.tags["compframe.encoder"], c.data.tags["compframe.quantizer"]) for c in children} == \
+        {("lz4", "int8"), ("lz4", "int16"), ("zstd", "int8"), ("zstd", "int16")}
+    assert parents[0].info.status == "FINISHED"
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{folder / 'outputs' / 'mlflow.db'}")
+    arts = {a.path for a in client.list_artifacts(children[0].info.run_id)}
+    assert {"results.json", ".hydra"} <= arts
+
+
+def test_several_encoders_in_one_job(cli):
+    run, folder = cli
+    p = run([*SMALL, "task.encoders=[none,lz4,zstd]", "tracking.enabled=false"])
+    assert p.returncode == 0, p.stderr[-2000:]
+    doc = json.loads(results_files(folder)[0].read_text())
+    by = doc["results"]["by_encoder"]
+    assert set(by) == {"none", "lz4", "zstd"}
+    assert by["zstd"]["compression_ratio"] > by["none"]["compression_ratio"]
+    for enc in by.values():
+        assert 0 < enc["entropy_efficiency"] and enc["entropy_bits"] > 0
+
+
+def test_optuna_pareto_sweep_survives_a_failing_trial(cli):
+    run, folder = cli
+    # a negative bound in the search space makes some trials fail in the schedule's check
+    p = run(["-m", "hparams_search=pareto", "hydra.sweeper.n_trials=3", *SMALL,
+             "schedule.base=choice(0.02,-1.0)", "encoder=choice(lz4,zstd)", "hydra.sweeper.sampler.seed=1",
+             "hydra.sweeper.sampler.n_startup_trials=3"], timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    import optuna
+
+    study = optuna.load_study(study_name="compframe_pareto", storage=f"sqlite:///{folder / 'outputs' / 'optuna.db'}")
+    states = [t.state.name for t in study.trials]
+    assert len(states) == 3 and "FAIL" in states and "COMPLETE" in states, states
+    front = json.loads(next(folder.glob("outputs/multirun/**/pareto_front.json")).read_text())
+    assert front and all(set(r["values"]) == {"compression_ratio", "max_rel_error"} for r in front)
+    assert "Pareto front" in p.stdout
+    runs = mlflow_runs(folder)
+    parent = next(r for r in runs if r.data.tags.get("compframe.sweep") == "true")
+    assert parent.info.status == "FAILED"  # one child failed
+    assert sum(r.info.status == "FAILED" for r in runs if "mlflow.parentRunId" in r.data.tags) == states.count("FAIL")

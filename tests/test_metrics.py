@@ -1,0 +1,86 @@
+"""Metrics against hand calculations and the formulas they cite."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from compframe import metrics, pipeline, registry
+from compframe.base import ErrorBound
+
+
+def test_error_stats_by_hand():
+    x = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    y = np.array([0.0, 1.5, 2.0, 2.5, 4.0])
+    s = metrics.error_stats(x, y)
+    assert s["max_abs_error"] == 0.5
+    assert s["value_range"] == 4.0
+    assert s["max_rel_error"] == 0.125
+    assert s["rmse"] == pytest.approx(math.sqrt(0.5 / 5))
+    assert s["nrmse"] == pytest.approx(math.sqrt(0.1) / 4)
+    assert s["psnr"] == pytest.approx(-20 * math.log10(math.sqrt(0.1) / 4))
+    assert s["pearson"] == pytest.approx(np.corrcoef(x, y)[0, 1])
+
+
+def test_error_stats_skip_and_compare_nonfinite():
+    x = np.array([np.nan, 1.0, np.inf, 3.0], np.float32)
+    assert metrics.error_stats(x, x.copy())["nonfinite_ok"]
+    y = x.copy()
+    y[2] = -np.inf
+    s = metrics.error_stats(x, y)
+    assert not s["nonfinite_ok"] and s["max_abs_error"] == 0.0
+
+
+def test_entropy():
+    assert metrics.entropy_bits(np.zeros(100, np.int8)) == 0.0
+    assert metrics.entropy_bits(np.arange(256, dtype=np.uint8)) == pytest.approx(8.0)
+    c = np.array([0, 0, 1, 2], np.int16)
+    assert metrics.entropy_bits(c) == pytest.approx(1.5)
+    assert metrics.entropy_bits(np.array([-5, 70000], np.int32)) == pytest.approx(1.0)
+
+
+def test_speedup_formula():
+    """speedup = 1 / (1/CR + B (1/Tc + 1/Td)), Tc, Td including (de)quantization (dlrm_comp)."""
+    m = {"quantize_gbps": 10.0, "encode_gbps": 10.0, "decode_gbps": 20.0, "dequantize_gbps": 20.0}
+    s = metrics.speedups(4.0, m, [5.0, 1.0])
+    tc, td = 5.0, 10.0
+    assert s["speedup@5GBps"] == pytest.approx(1 / (1 / 4 + 5 * (1 / tc + 1 / td)))
+    assert s["speedup@1GBps"] == pytest.approx(1 / (1 / 4 + 1 * (1 / tc + 1 / td)))
+
+
+def test_totals_ratio_of_sums_and_harmonic_means():
+    rows = [
+        {"n_values": 100, "input_bytes": 400, "frame_bytes": 100, "code_stream_bytes": 90, "entropy_bits": 2.0,
+         "max_abs_error": 0.1, "max_rel_error": 0.01, "rmse": 0.05, "nrmse": 0.005, "psnr": 40.0, "pearson": 0.99,
+         "bound_ok": True, "abs_bound": 0.1, "quantize_gbps": 1.0, "encode_gbps": 2.0, "decode_gbps": 4.0,
+         "dequantize_gbps": 8.0},
+        {"n_values": 100, "input_bytes": 400, "frame_bytes": 300, "code_stream_bytes": 290, "entropy_bits": 6.0,
+         "max_abs_error": 0.2, "max_rel_error": 0.02, "rmse": 0.1, "nrmse": 0.01, "psnr": 30.0, "pearson": 0.98,
+         "bound_ok": True, "abs_bound": 0.4, "quantize_gbps": 3.0, "encode_gbps": 2.0, "decode_gbps": 4.0,
+         "dequantize_gbps": 8.0},
+    ]
+    t = metrics.totals(rows, [5.0])
+    assert t["compression_ratio"] == 2.0
+    assert t["quantize_gbps"] == pytest.approx(2 / (1 / 1 + 1 / 3))
+    assert t["encode_gbps"] == pytest.approx(2.0)
+    assert t["max_abs_error"] == 0.2 and t["psnr"] == 30.0 and t["bound_ok"]
+    assert t["max_error_over_bound"] == pytest.approx(1.0)
+    assert t["rmse"] == pytest.approx(math.sqrt((0.05**2 + 0.1**2) / 2))
+    assert t["entropy_efficiency"] == pytest.approx((4.0 * 200 / 8) / 380)
+
+
+def test_measure_reports_every_stable_name():
+    x = np.random.default_rng(0).standard_normal((256, 64)).astype(np.float32)
+    (r,) = pipeline.measure(x, registry.create("quantizer", "int8"), registry.create("encoder", "zstd"),
+                            ErrorBound("rel", 1e-2), [5.0])
+    names = ["compression_ratio", "bits_per_value", "entropy_bits", "entropy_efficiency", "quantize_gbps",
+             "encode_gbps", "decode_gbps", "dequantize_gbps", "max_abs_error", "max_rel_error", "rmse", "nrmse",
+             "psnr", "pearson", "bound_ok", "speedup@5GBps"]
+    for name in names:
+        assert name in r, name
+    assert r["bound_ok"] and r["max_rel_error"] <= 1e-2
+    assert r["compression_ratio"] == pytest.approx(x.nbytes / r["frame_bytes"])
+    # zstd cannot beat the order-0 entropy of i.i.d. Gaussian codes by much, nor miss it by much
+    assert 0.7 < r["entropy_efficiency"] <= 1.05

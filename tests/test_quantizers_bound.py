@@ -1,0 +1,134 @@
+"""Every error-bounded quantizer keeps max|x - x̂| <= bound on every finite element, exactly.
+
+Parametrized over the registry, so a new error-bounded quantizer is tested without editing this
+file. Non-finite values must come back bit-identical.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from compframe import registry
+from compframe.base import ErrorBound
+
+BOUNDED = [pid for pid in registry.available("quantizer") if registry.plugin_class("quantizer", pid).guarantee == "error_bound"]
+
+
+def check_bound(pid: str, x: np.ndarray, bound: ErrorBound) -> dict:
+    q = registry.create("quantizer", pid)
+    quantized = q.quantize(x, bound)
+    y = q.dequantize(quantized)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    finite = np.isfinite(x)
+    eb = quantized.meta["abs_bound"]
+    if finite.any():
+        finite_vals = x[finite].astype(np.float64)
+        err = np.abs(finite_vals - y[finite].astype(np.float64))
+        assert err.max() <= eb, f"{pid}: max error {err.max()!r} > bound {eb!r}"
+        if bound.mode == "rel":
+            assert eb == pytest.approx(bound.value * (finite_vals.max() - finite_vals.min()), rel=1e-12)
+        else:
+            assert eb == bound.value
+    bits = f"u{x.itemsize}"
+    assert np.array_equal(x[~finite].view(bits), y[~finite].view(bits)), "non-finite values must be bit-identical"
+    return quantized.meta
+
+
+def adversarial(dtype) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    info = np.finfo(dtype)
+    with np.errstate(over="ignore"):
+        cases = {
+            "empty": np.zeros(0, dtype),
+            "single": np.array([3.25], dtype),
+            "constant": np.full(1000, -7.5, dtype),
+            "zeros": np.zeros((10, 10), dtype),
+            "ramp": np.linspace(-1, 1, 10001, dtype=dtype),
+            "far_from_zero": (1e6 + rng.standard_normal(5000)).astype(dtype),
+            "huge_range": np.array([info.min, info.max, 0, 1, -1], dtype),
+            "huge_values": (rng.standard_normal(1000) * info.max / 4).astype(dtype),
+            "tiny_values": (rng.standard_normal(1000) * 1e-30).astype(dtype),
+            "denormals": (np.arange(-500, 500) * info.smallest_subnormal).astype(dtype),
+            "nan_inf": np.array([np.nan, np.inf, -np.inf, 1.0, 2.0, -np.nan], dtype),
+            "all_nan": np.full(17, np.nan, dtype),
+            "nan_payload": np.frombuffer(np.array([0x7FC00001, 0xFFC12345, 0x3F800000], np.uint32).tobytes(), np.float32).astype(dtype) if dtype == np.float32 else np.array([np.nan, 1.0], dtype),
+            "heavy_tail": rng.standard_cauchy(20000).astype(dtype),
+            "embedding_2d": rng.standard_normal((128, 64)).astype(dtype),
+        }
+    return cases
+
+
+@pytest.mark.parametrize("pid", BOUNDED)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bound", ["rel:1e-2", "rel:1e-4", "rel:1e-9", "abs:1e-3", "abs:1e-30", "abs:1e30"])
+def test_bound_on_adversarial_inputs(pid, dtype, bound):
+    for name, x in adversarial(dtype).items():
+        try:
+            check_bound(pid, x, ErrorBound.parse(bound))
+        except AssertionError as e:
+            raise AssertionError(f"case '{name}': {e}") from None
+
+
+@pytest.mark.parametrize("pid", BOUNDED)
+@settings(max_examples=60, deadline=None)
+@given(
+    x=hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=2, max_side=64),
+                 elements=st.floats(width=32, allow_nan=True, allow_infinity=True)),
+    mode=st.sampled_from(["abs", "rel"]),
+    exponent=st.floats(-12, 2),
+)
+def test_bound_hypothesis(pid, x, mode, exponent):
+    check_bound(pid, x, ErrorBound(mode, 10.0**exponent))
+
+
+def test_codes_fit_and_outliers_are_exact():
+    q = registry.create("quantizer", "int8")
+    x = np.linspace(0, 1, 10000, dtype=np.float32)
+    meta = check_bound("int8", x, ErrorBound("rel", 1e-3))  # needs codes up to ±250: int8 overflows
+    assert meta["outliers"] > 0
+    assert q.quantize(x, ErrorBound("rel", 1e-2)).meta["outliers"] == 0  # ±25 fits
+    meta16 = check_bound("int16", x, ErrorBound("rel", 1e-3))
+    assert meta16["outliers"] == 0
+
+
+def test_centre_keeps_offset_data_in_range():
+    """Data far from zero still fits the code type: codes are taken around the midrange."""
+    x = (1000.0 + np.random.default_rng(0).random(4096)).astype(np.float32)
+    q = registry.create("quantizer", "int8").quantize(x, ErrorBound("rel", 1e-2))
+    assert np.abs(q.codes["codes"]).max() <= 25
+    # Values within half an ulp (6e-5 at 1000) of a midpoint between two reconstruction points
+    # miss the bound on both sides after rounding to float32: they, and only they, are outliers.
+    assert q.meta["outliers"] <= 0.005 * x.size
+    check_bound("int8", x, ErrorBound("rel", 1e-2))
+
+
+def test_step_matches_dlrm_formula():
+    """code = round((x - c) / (2 eb_abs)), eb_abs = eb (max - min) (dlrm_comp quantization.py)."""
+    x = np.array([0.0, 0.1, 0.5, 0.74, 1.0], np.float64)
+    q = registry.create("quantizer", "int16").quantize(x, ErrorBound("rel", 0.01))
+    eb = 0.01
+    assert q.meta["step"] == 2 * eb
+    expected = np.rint((x - 0.5) / (2 * eb)).astype(np.int16)
+    assert np.array_equal(q.codes["codes"], expected)
+
+
+def test_missing_bound_is_an_error():
+    with pytest.raises(ValueError, match="needs a bound"):
+        registry.create("quantizer", "int8").quantize(np.ones(3, np.float32), None)
+
+
+def test_non_float_input_is_an_error():
+    with pytest.raises(TypeError, match="takes float32, float64 arrays, got int32"):
+        registry.create("quantizer", "int8").quantize(np.ones(3, np.int32), ErrorBound("rel", 1e-2))
+
+
+@pytest.mark.parametrize("spec,err", [("rel:0", "finite and > 0"), ("abs:-1", "finite and > 0"), ("rel:nan", "finite"),
+                                      ("pct:1", "mode 'pct' is unknown"), ("1e-2", "must look like"),
+                                      ("rel:abc", "not a number")])
+def test_error_bound_validation(spec, err):
+    with pytest.raises(ValueError, match=err):
+        ErrorBound.parse(spec)

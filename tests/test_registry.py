@@ -1,0 +1,145 @@
+"""The registry: kinds, ids, creation, errors, entry points, and one YAML per plugin."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import compframe as cf
+from compframe import registry
+from compframe.plugin import Plugin
+from compframe.registry import ConfigError, RegistryError, create_from_config
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL = [(kind, pid) for kind in registry.KINDS for pid in registry.available(kind)
+       if registry.plugin_class(kind, pid).unavailable() is None]
+UNAVAILABLE = [(kind, pid) for kind in registry.KINDS for pid in registry.available(kind)
+               if registry.plugin_class(kind, pid).unavailable() is not None]
+
+
+def test_every_kind_has_plugins():
+    for kind in registry.KINDS:
+        assert registry.available(kind), kind
+    assert registry.available("encoder") == sorted(registry.available("encoder"))
+    assert {"none", "lz4", "zstd"} <= set(cf.available("encoder"))
+    assert {"int8", "int16"} <= set(cf.available("quantizer"))
+    assert {"constant", "step", "linear", "log"} <= set(cf.available("schedule"))
+    assert {"synthetic", "emb_dump", "npy"} <= set(cf.available("data"))
+
+
+def test_available_glob():
+    assert registry.available("quantizer", "int*") == [i for i in registry.available("quantizer") if i.startswith("int")]
+
+
+def test_unknown_id_lists_and_suggests():
+    with pytest.raises(RegistryError) as e:
+        registry.create("encoder", "zstdd")
+    msg = str(e.value)
+    assert "unknown encoder 'zstdd'" in msg and "Did you mean 'zstd'" in msg
+    for pid in registry.available("encoder"):
+        assert pid in msg
+
+
+def test_unknown_kind():
+    with pytest.raises(RegistryError, match="unknown plugin kind 'encoders'.*Did you mean 'encoder'"):
+        registry.available("encoders")
+
+
+def test_duplicate_id_refused():
+    @dataclasses.dataclass
+    class Config:
+        pass
+
+    class Other(Plugin):
+        pass
+
+    Other.Config = Config
+    with pytest.raises(RegistryError, match="duplicate encoder id 'zstd'"):
+        registry.register("encoder", "zstd")(Other)
+
+
+def test_bad_parameters_named():
+    with pytest.raises(ConfigError, match="'levl' is not a parameter.*Did you mean 'level'"):
+        registry.create("encoder", "zstd", levl=3)
+    with pytest.raises(ConfigError, match="'level' is 99; allowed range"):
+        registry.create("encoder", "zstd", level=99)
+    with pytest.raises(ConfigError, match="'level' must be"):
+        registry.create("encoder", "zstd", level="high")
+    with pytest.raises(ConfigError, match="schedule 'step': parameter 'base'"):
+        registry.create("schedule", "step", base=-0.1)
+    with pytest.raises(ConfigError, match="parameter 'mode'"):
+        registry.create("schedule", "step", mode="relative")
+
+
+def test_entry_point_plugins_are_loaded(monkeypatch):
+    calls = []
+
+    class EP:
+        def load(self):
+            return lambda: calls.append("loaded")
+
+    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [EP()] if group == "compframe.plugins" else [])
+    registry.load_plugins()
+    assert calls == ["loaded"]
+
+
+@pytest.mark.parametrize("kind,pid", ALL)
+def test_config_round_trips_through_json(kind, pid):
+    plugin = registry.create(kind, pid)
+    config = json.loads(json.dumps(plugin.get_config()))
+    assert config["id"] == pid
+    rebuilt = create_from_config(kind, config)
+    assert rebuilt == plugin and repr(rebuilt) == repr(plugin)
+
+
+@pytest.mark.parametrize("kind,pid", UNAVAILABLE)
+def test_unavailable_plugins_say_why_at_creation(kind, pid):
+    reason = registry.plugin_class(kind, pid).unavailable()
+    with pytest.raises(ConfigError) as e:
+        registry.create(kind, pid)
+    assert pid in str(e.value) and reason.split(":")[0] in str(e.value)
+
+
+def _yaml_ids(kind: str) -> set[str]:
+    return {p.stem for p in (ROOT / "conf" / kind).glob("*.yaml")}
+
+
+@pytest.mark.parametrize("kind", registry.KINDS)
+def test_every_plugin_has_a_yaml_and_every_yaml_a_plugin(kind):
+    assert _yaml_ids(kind) == set(registry.available(kind))
+
+
+@pytest.mark.parametrize("kind,pid", ALL + UNAVAILABLE)
+def test_every_yaml_composes_and_builds(kind, pid):
+    text = (ROOT / "conf" / kind / f"{pid}.yaml").read_text()
+    assert text.startswith("# python -m compframe.run"), "the first line says how to run it"
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        cfg = compose(config_name="config", overrides=[f"{kind}={pid}"])
+    node = OmegaConf.to_container(cfg[kind], resolve=True)
+    assert node["id"] == pid
+    if (kind, pid) in UNAVAILABLE:
+        return
+    assert create_from_config(kind, node) == registry.create(kind, pid)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")))
+def test_experiments_compose_and_build(name):
+    from compframe.job import build_parts
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        cfg = compose(config_name="config", overrides=[f"experiment={name}"])
+    build_parts(OmegaConf.to_container(cfg, resolve=True))
+
+
+def test_misspelt_parameter_fails_at_composition():
+    from hydra.errors import ConfigCompositionException
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        with pytest.raises(ConfigCompositionException, match="levl"):
+            compose(config_name="config", overrides=["encoder=zstd", "encoder.levl=3"])
