@@ -1,0 +1,3 @@
+"""Quantizers (the lossy step): one module per family."""
+
+from . import uniform  # noqa: F401
