@@ -29,14 +29,16 @@ def _header(quantizer: Quantizer, encoder: Encoder, bound: ErrorBound | None, q:
 
 
 def encode_quantized(q: Quantized, quantizer: Quantizer, encoder: Encoder, bound: ErrorBound | None) -> bytes:
-    streams = {name: encoder.encode(codes) for name, codes in q.codes.items()}
-    return container.dumps(_header(quantizer, encoder, bound, q), streams, q.side)
+    """Encode ``q``'s code arrays and build the frame; the code arrays are released as they are
+    encoded (``q.codes`` is emptied), so the codes and the frame are never in memory together."""
+    header = _header(quantizer, encoder, bound, q)
+    streams = {name: encoder.encode(q.codes.pop(name)) for name in list(q.codes)}
+    return container.dumps(header, streams, q.side)
 
 
 def compress(x: np.ndarray, quantizer: Quantizer, encoder: Encoder, bound: ErrorBound | None) -> bytes:
     """Compress ``x`` into a self-describing frame."""
-    q = quantizer.quantize(x, bound)
-    return encode_quantized(q, quantizer, encoder, bound)
+    return encode_quantized(quantizer.quantize(x, bound), quantizer, encoder, bound)
 
 
 def parse(frame: bytes) -> tuple[container.Frame, Quantizer, Encoder]:

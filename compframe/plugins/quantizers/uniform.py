@@ -34,22 +34,24 @@ class UniformQuantizer(Quantizer):
             raise ValueError(f"quantizer '{self.plugin_id}' is error-bounded and needs a bound, e.g. 'rel:1e-2'")
         x = self.check_input(x)
         flat = x.reshape(-1)
-        lo, hi, n_finite = K.finite_range(flat) if flat.size else (0.0, 0.0, 0)
-        if n_finite == 0:
-            lo = hi = 0.0
-        value_range = hi - lo
+        lo, hi, _ = K.finite_range(flat)
+        value_range = hi - lo  # may overflow to inf for float64 data spanning the whole range
         eb = bound.absolute(value_range)
-        centre = lo + value_range / 2
-        step = 2.0 * eb
+        centre = lo / 2 + hi / 2
+        # A step too large to represent (an infinite bound) means one code, 0, for every value.
+        step = 2.0 * eb if np.isfinite(2.0 * eb) else 0.0
         info = np.iinfo(self.code_dtype)
         codes = np.empty(flat.size, dtype=self.code_dtype)
-        counts = K.quantize_into(flat, codes, centre, step, eb, float(info.min), float(info.max))
+        lo_code, hi_code = float(info.min), float(info.max)
+        counts = K.quantize_into(flat, codes, centre, step, eb, lo_code, hi_code)
+        if counts.any():
+            counts = K.repair(flat, codes, centre, step, eb, lo_code, hi_code, counts)
         n_out = int(counts.sum())
         bits_dtype = np.uint32 if x.dtype == np.float32 else np.uint64
         index = np.empty(n_out, dtype=np.uint32 if flat.size < 2**32 else np.uint64)
         bits = np.empty(n_out, dtype=bits_dtype)
         if n_out:
-            K.gather_outliers(flat, centre, step, eb, float(info.min), float(info.max), counts, index, bits)
+            K.gather_outliers(flat, centre, step, eb, lo_code, hi_code, counts, index, bits)
         return Quantized(
             codes={"codes": codes.reshape(x.shape)},
             side={"outlier_index": index, "outlier_bits": bits},

@@ -1,0 +1,140 @@
+"""Benchmark: int8/int16 error-bounded quantization against the memory-bandwidth limit.
+
+    python bench/bench_uniform.py                 # throughput table, 256 MiB float32
+    python bench/bench_uniform.py --memory        # + peak resident memory on a 1 GiB field
+
+The bandwidth limit is ``np.copyto(dst, x)`` of the same array into a preallocated buffer. Each
+figure is the best of ``--repeat`` runs after one warm-up (numba compiles on the first call), in
+GB/s of float32 input (1e9 bytes per second). The whole compress/decompress path is timed stage by
+stage (quantize, encode, frame, parse + decode, dequantize) for each general-purpose encoder.
+
+Memory: each of compress and decompress runs in a fresh process that first holds only its input
+(the 1 GiB field, or the frame read from disk); the figure is that process's peak resident set
+(``ru_maxrss``), which includes the input itself and the interpreter with its libraries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import compframe as cf  # noqa: E402
+from compframe import container  # noqa: E402
+from compframe.registry import create  # noqa: E402
+
+
+def best(fn, repeat: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def embedding_like(n: int, seed: int = 0) -> np.ndarray:
+    """Gaussian values with a heavy tail, like pooled embedding lookups (float32)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n, dtype=np.float32)
+    x *= np.float32(0.05)
+    return x
+
+
+def throughput(mib: int, repeat: int, bound: str) -> list[dict]:
+    n = mib * 2**20 // 4
+    x = embedding_like(n)
+    dst = np.empty_like(x)
+    gb = x.nbytes / 1e9
+    rows = [{"stage": "np.copyto (bandwidth limit)", "gbps": gb / best(lambda: np.copyto(dst, x), repeat)}]
+    b = cf.ErrorBound.parse(bound)
+    for qid in ("int8", "int16"):
+        q = create("quantizer", qid)
+        quantized = q.quantize(x, b)
+        rows.append({"stage": f"{qid} quantize", "gbps": gb / best(lambda: q.quantize(x, b), repeat),
+                     "outliers": quantized.meta["outliers"]})
+        rows.append({"stage": f"{qid} dequantize", "gbps": gb / best(lambda: q.dequantize(quantized), repeat)})
+        for eid in ("none", "lz4", "zstd"):
+            e = create("encoder", eid)
+            codes = quantized.codes["codes"]
+            stream = e.encode(codes)
+            t_enc = best(lambda: e.encode(codes), repeat)
+            t_dec = best(lambda: e.decode(stream), repeat)
+            frame = cf.compress(x, quantizer=q, encoder=e, bound=b)
+            t_comp = best(lambda: cf.compress(x, quantizer=q, encoder=e, bound=b), repeat)
+            t_decomp = best(lambda: cf.decompress(frame), repeat)
+            t_parse = best(lambda: container.loads(frame), repeat)
+            rows.append({"stage": f"{qid} + {eid}", "ratio": x.nbytes / len(frame),
+                         "encode_gbps": gb / t_enc, "decode_gbps": gb / t_dec, "parse_gbps": gb / t_parse,
+                         "compress_gbps": gb / t_comp, "decompress_gbps": gb / t_decomp})
+    return rows
+
+
+def _peak_child(mode: str, path: str, quantizer: str, encoder: str, bound: str) -> None:
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if mode == "compress":
+        x = np.load(path, mmap_mode="r")
+        x = np.array(x)  # the field, resident
+        held = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        frame = cf.compress(x, quantizer=quantizer, encoder=encoder, bound=bound)
+        Path(path + ".cfrm").write_bytes(frame)
+        size = x.nbytes
+    else:
+        frame = Path(path + ".cfrm").read_bytes()
+        held = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        x_hat = cf.decompress(frame)
+        size = x_hat.nbytes
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"mode": mode, "field_bytes": size, "baseline_kib": base, "holding_input_kib": held,
+                      "peak_kib": peak, "frame_bytes": len(frame)}))
+
+
+def memory(gib: float, quantizer: str, encoder: str, bound: str) -> list[dict]:
+    n = int(gib * 2**30) // 4
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "field.npy")
+        np.save(path, embedding_like(n, seed=1))
+        for mode in ("compress", "decompress"):
+            p = subprocess.run([sys.executable, __file__, "--child", mode, path, quantizer, encoder, bound],
+                               capture_output=True, text=True, check=True)
+            out.append(json.loads(p.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mib", type=int, default=256)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--bound", default="rel:1e-2")
+    ap.add_argument("--memory", action="store_true", help="also measure peak RSS on a 1 GiB field")
+    ap.add_argument("--memory-gib", type=float, default=1.0)
+    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        _peak_child(*args.child)
+        return
+    import numba
+
+    print(f"# {args.mib} MiB float32, bound {args.bound}, best of {args.repeat}, numba threads {numba.get_num_threads()}")
+    for row in throughput(args.mib, args.repeat, args.bound):
+        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
+    if args.memory:
+        for quantizer in ("int8", "int16"):
+            for row in memory(args.memory_gib, quantizer, "lz4", args.bound):
+                row["peak_over_field"] = round(row["peak_kib"] * 1024 / row["field_bytes"], 3)
+                print(json.dumps({"quantizer": quantizer, "encoder": "lz4", **row}))
+
+
+if __name__ == "__main__":
+    main()
