@@ -65,3 +65,33 @@ def summary_table(results: dict, bandwidths_gbps, console: Console | None = None
         row(enc, "total", t, style="bold")
     console.print(table)
     return table
+
+
+def plot_by_table(results: dict, path) -> None:
+    """Bar charts per table (one group per encoder): compression ratio and max error over the bound."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results.get("by_table", [])
+    if not rows:
+        return
+    encoders = list(dict.fromkeys(r["encoder"] for r in rows))
+    tables = list(dict.fromkeys(r["table"] for r in rows))
+    width = 0.8 / len(encoders)
+    fig, axes = plt.subplots(2, 1, figsize=(max(6, 0.35 * len(tables) * len(encoders) + 2), 6), sharex=True)
+    for k, enc in enumerate(encoders):
+        by = {r["table"]: r for r in rows if r["encoder"] == enc}
+        xs = [i + k * width for i in range(len(tables))]
+        axes[0].bar(xs, [by[t]["compression_ratio"] if t in by else 0 for t in tables], width, label=enc)
+        axes[1].bar(xs, [by[t].get("max_error_over_bound") or 0 for t in tables], width, label=enc)
+    axes[0].set_ylabel("compression ratio")
+    axes[1].set_ylabel("max error / bound")
+    axes[1].axhline(1.0, color="k", lw=0.8, ls="--")
+    axes[1].set_xticks([i + 0.4 - width / 2 for i in range(len(tables))], [str(t) for t in tables])
+    axes[1].set_xlabel("table")
+    axes[0].legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -48,6 +48,11 @@ def test_default_run_writes_results_and_mlflow(cli):
     assert mlrun.data.params["quantizer.id"] == "int8"
     assert mlrun.data.metrics["compression_ratio"] == pytest.approx(totals["compression_ratio"])
     assert "speedup_at_5GBps" in mlrun.data.metrics
+    assert (path.parent / "by_table.png").stat().st_size > 1000
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{folder / 'outputs' / 'mlflow.db'}")
+    assert {"results.json", ".hydra", "plots"} <= {a.path for a in client.list_artifacts(mlrun.info.run_id)}
 
 
 def test_unknown_encoder_lists_and_suggests(cli):

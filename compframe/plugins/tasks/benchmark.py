@@ -18,7 +18,7 @@ from ... import metrics
 from ...base import Task
 from ...pipeline import measure
 from ...registry import create, plugin_class, register
-from ...report import progress_bar, summary_table
+from ...report import plot_by_table, progress_bar, summary_table
 
 
 @register("task", "benchmark")
@@ -73,6 +73,7 @@ class Benchmark(Task):
         ]
         recorder.flush()
         summary_table(recorder.results, bandwidths)
+        plot_by_table(recorder.results, recorder.path.parent / "by_table.png")
         return recorder.results
 
 
