@@ -61,9 +61,13 @@ def throughput(mib: int, repeat: int, bound: str) -> list[dict]:
     for qid in ("int8", "int16"):
         q = create("quantizer", qid)
         quantized = q.quantize(x, b)
-        rows.append({"stage": f"{qid} quantize", "gbps": gb / best(lambda: q.quantize(x, b), repeat),
-                     "outliers": quantized.meta["outliers"]})
-        rows.append({"stage": f"{qid} dequantize", "gbps": gb / best(lambda: q.dequantize(quantized), repeat)})
+        codes_buf = np.empty(x.size, q.code_dtype)
+        rows.append({"stage": f"{qid} quantize, reused buffer", "outliers": quantized.meta["outliers"],
+                     "gbps": gb / best(lambda: q.quantize(x, b, out=codes_buf), repeat)})
+        rows.append({"stage": f"{qid} dequantize, reused buffer",
+                     "gbps": gb / best(lambda: q.dequantize(quantized, out=dst), repeat)})
+        rows.append({"stage": f"{qid} quantize, new array", "gbps": gb / best(lambda: q.quantize(x, b), repeat)})
+        rows.append({"stage": f"{qid} dequantize, new array", "gbps": gb / best(lambda: q.dequantize(quantized), repeat)})
         for eid in ("none", "lz4", "zstd"):
             e = create("encoder", eid)
             codes = quantized.codes["codes"]

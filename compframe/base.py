@@ -124,6 +124,9 @@ class Quantizer(Plugin):
     def dequantize(self, q: Quantized) -> np.ndarray:
         raise NotImplementedError
 
+    # Quantizers may accept ``out=`` buffers in both methods (the uniform ones do) so that a loop
+    # can reuse memory; callers that do not pass them get fresh arrays.
+
 
 CODE_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32")
 

@@ -132,3 +132,20 @@ def test_non_float_input_is_an_error():
 def test_error_bound_validation(spec, err):
     with pytest.raises(ValueError, match=err):
         ErrorBound.parse(spec)
+
+
+@pytest.mark.parametrize("pid", ["int8", "int16"])
+def test_reused_buffers_give_the_same_result(pid):
+    q = registry.create("quantizer", pid)
+    x = np.random.default_rng(5).standard_normal((64, 32)).astype(np.float32)
+    b = ErrorBound("rel", 1e-3)
+    fresh = q.quantize(x, b)
+    buf = np.full(x.size, 99, dtype=q.code_dtype)
+    reused = q.quantize(x, b, out=buf)
+    assert reused.codes["codes"].base is buf or reused.codes["codes"] is buf or np.shares_memory(reused.codes["codes"], buf)
+    assert np.array_equal(fresh.codes["codes"], reused.codes["codes"])
+    out = np.empty_like(x)
+    y = q.dequantize(reused, out=out)
+    assert np.shares_memory(y, out) and np.array_equal(y, q.dequantize(fresh))
+    with pytest.raises(ValueError, match="out must be a C-contiguous"):
+        q.quantize(x, b, out=np.empty(3, q.code_dtype))

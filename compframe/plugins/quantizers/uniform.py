@@ -29,7 +29,9 @@ class UniformQuantizer(Quantizer):
     class Config:
         pass
 
-    def quantize(self, x: np.ndarray, bound: ErrorBound | None) -> Quantized:
+    def quantize(self, x: np.ndarray, bound: ErrorBound | None, out: np.ndarray | None = None) -> Quantized:
+        """Quantize ``x``; ``out`` (optional, C-contiguous, ``x.size`` elements of the code dtype)
+        receives the codes, so a caller in a loop can reuse one buffer instead of fresh pages."""
         if bound is None:
             raise ValueError(f"quantizer '{self.plugin_id}' is error-bounded and needs a bound, e.g. 'rel:1e-2'")
         x = self.check_input(x)
@@ -41,7 +43,7 @@ class UniformQuantizer(Quantizer):
         # A step too large to represent (an infinite bound) means one code, 0, for every value.
         step = 2.0 * eb if np.isfinite(2.0 * eb) else 0.0
         info = np.iinfo(self.code_dtype)
-        codes = np.empty(flat.size, dtype=self.code_dtype)
+        codes = np.empty(flat.size, dtype=self.code_dtype) if out is None else _buffer(out, flat.size, self.code_dtype)
         lo_code, hi_code = float(info.min), float(info.max)
         counts = K.quantize_into(flat, codes, centre, step, eb, lo_code, hi_code)
         if counts.any():
@@ -61,10 +63,11 @@ class UniformQuantizer(Quantizer):
             dtype=x.dtype.name,
         )
 
-    def dequantize(self, q: Quantized) -> np.ndarray:
+    def dequantize(self, q: Quantized, out: np.ndarray | None = None) -> np.ndarray:
+        """Rebuild the field; ``out`` (optional, C-contiguous, of the field's size and dtype) receives it."""
         codes = q.codes["codes"].reshape(-1)
         dtype = np.dtype(q.dtype)
-        out = np.empty(codes.size, dtype=dtype)
+        out = np.empty(codes.size, dtype=dtype) if out is None else _buffer(out, codes.size, dtype)
         K.dequantize_into(codes, out, float(q.meta["centre"]), float(q.meta["step"]))
         index, bits = q.side["outlier_index"], q.side["outlier_bits"]
         if index.size:
@@ -72,6 +75,13 @@ class UniformQuantizer(Quantizer):
                 raise ValueError(f"{self.plugin_id}: outlier side data does not fit a field of {out.size} values")
             K.scatter_bits(out.view(bits.dtype), index, bits)
         return out.reshape(q.shape)
+
+
+def _buffer(out: np.ndarray, size: int, dtype) -> np.ndarray:
+    if out.dtype != np.dtype(dtype) or out.size != size or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {np.dtype(dtype)} array of {size} elements, "
+                         f"got {out.dtype} {out.shape}")
+    return out.reshape(-1)
 
 
 @register("quantizer", "int8")
