@@ -10,14 +10,13 @@ stage (quantize, encode, frame, parse + decode, dequantize) for each general-pur
 
 Memory: each of compress and decompress runs in a fresh process that first holds only its input
 (the 1 GiB field, or the frame read from disk); the figure is that process's peak resident set
-(``ru_maxrss``), which includes the input itself and the interpreter with its libraries.
+(``VmHWM``), which includes the input itself and the interpreter with its libraries.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -84,21 +83,30 @@ def throughput(mib: int, repeat: int, bound: str) -> list[dict]:
     return rows
 
 
+def _hwm_kib() -> int:
+    """This process's peak resident set (VmHWM, KiB). Unlike ru_maxrss it is not carried over
+    from the parent across fork and exec, so it measures this process alone."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def _peak_child(mode: str, path: str, quantizer: str, encoder: str, bound: str) -> None:
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _hwm_kib()
     if mode == "compress":
         x = np.load(path, mmap_mode="r")
         x = np.array(x)  # the field, resident
-        held = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        held = _hwm_kib()
         frame = cf.compress(x, quantizer=quantizer, encoder=encoder, bound=bound)
         Path(path + ".cfrm").write_bytes(frame)
         size = x.nbytes
     else:
         frame = Path(path + ".cfrm").read_bytes()
-        held = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        held = _hwm_kib()
         x_hat = cf.decompress(frame)
         size = x_hat.nbytes
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _hwm_kib()
     print(json.dumps({"mode": mode, "field_bytes": size, "baseline_kib": base, "holding_input_kib": held,
                       "peak_kib": peak, "frame_bytes": len(frame)}))
 

@@ -163,8 +163,8 @@ class Encoder(Plugin):
             dtype = np.dtype(dt)
             (ndim,) = struct.unpack_from("<B", view, 1 + n)
             shape = struct.unpack_from(f"<{ndim}Q", view, 2 + n)
-        except (struct.error, UnicodeDecodeError, TypeError) as e:
-            raise StreamError(f"{self.plugin_id} stream: header is damaged or truncated ({e})") from None
+        except Exception as e:  # struct, unicode, and whatever np.dtype raises on a garbled string
+            raise StreamError(f"{self.plugin_id} stream: header is damaged or truncated ({type(e).__name__}: {e})") from None
         if dtype.name not in CODE_DTYPES:
             raise StreamError(f"{self.plugin_id} stream: header names dtype '{dt}', not a code dtype")
         count = math.prod(shape)

@@ -119,7 +119,7 @@ def test_every_plugin_has_a_yaml_and_every_yaml_a_plugin(kind):
 def test_every_yaml_composes_and_builds(kind, pid):
     text = (ROOT / "conf" / kind / f"{pid}.yaml").read_text()
     assert text.startswith("# python -m compframe.run"), "the first line says how to run it"
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(ROOT / "conf")):
         cfg = compose(config_name="config", overrides=[f"{kind}={pid}"])
     node = OmegaConf.to_container(cfg[kind], resolve=True)
     assert node["id"] == pid
@@ -132,7 +132,7 @@ def test_every_yaml_composes_and_builds(kind, pid):
 def test_experiments_compose_and_build(name):
     from compframe.job import build_parts
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(ROOT / "conf")):
         cfg = compose(config_name="config", overrides=[f"experiment={name}"])
     build_parts(OmegaConf.to_container(cfg, resolve=True))
 
@@ -140,6 +140,6 @@ def test_experiments_compose_and_build(name):
 def test_misspelt_parameter_fails_at_composition():
     from hydra.errors import ConfigCompositionException
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(ROOT / "conf")):
         with pytest.raises(ConfigCompositionException, match="levl"):
             compose(config_name="config", overrides=["encoder=zstd", "encoder.levl=3"])

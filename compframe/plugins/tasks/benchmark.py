@@ -50,7 +50,7 @@ class Benchmark(Task):
                 bound = schedule.bound(f.table, f.iteration) if quantizer.guarantee == "error_bound" else None
                 if self.config.warmup and f.data.dtype.name not in warmed:
                     # compile the kernels for this dtype outside the timed run
-                    measure(np.ascontiguousarray(f.data.reshape(-1)[:4096]), quantizer, encoders, bound, bandwidths)
+                    measure(_warmup_slice(f.data), quantizer, encoders, bound, bandwidths)
                     warmed.add(f.data.dtype.name)
                 for result in measure(f.data, quantizer, encoders, bound, bandwidths):
                     rows.append({"field": f.name, **f.coords(), "bound": None if bound is None else str(bound), **result})
@@ -75,6 +75,14 @@ class Benchmark(Task):
         summary_table(recorder.results, bandwidths)
         plot_by_table(recorder.results, recorder.path.parent / "by_table.png")
         return recorder.results
+
+
+def _warmup_slice(data: np.ndarray) -> np.ndarray:
+    """A small piece of a field with the same number of dimensions (matrix quantizers need 2-D)."""
+    if data.ndim <= 1:
+        return np.ascontiguousarray(data[:4096])
+    rows = max(1, min(data.shape[0], 4096 // max(1, int(np.prod(data.shape[1:])))))
+    return np.ascontiguousarray(data[:max(rows, min(data.shape[0], 8))])
 
 
 def _sort_key(table):
