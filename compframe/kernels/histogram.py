@@ -1,0 +1,64 @@
+"""Host-side (CPU) statistics the entropy coders need before coding: value range and histograms."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+def value_range(x):
+    """(min, max) of a non-empty 1-D integer array, in parallel."""
+    return _value_range(x, -(-x.size // (4 * numba.get_num_threads())))
+
+
+def histograms(x, tables, base, mask, alphabet):
+    """Counts of ``(x - base) & mask`` in each of ``tables`` equal runs of ``x``: int64 ``[tables, alphabet]``."""
+    split = max(1, numba.get_num_threads() // tables)
+    lanes = 4 if tables * split * alphabet <= 1 << 20 else 1  # bound the scratch to 32 MB
+    return _histograms(x, tables, base, mask, alphabet, split, lanes)
+
+
+@numba.njit(parallel=True, cache=True)
+def _value_range(x, step):
+    parts = -(-x.size // step)
+    lo = np.empty(parts, np.int64)
+    hi = np.empty(parts, np.int64)
+    for p in numba.prange(parts):
+        a = p * step
+        b = min(a + step, x.size)
+        mn = np.int64(x[a])
+        mx = mn
+        for i in range(a + 1, b):
+            v = np.int64(x[i])
+            if v < mn:
+                mn = v
+            if v > mx:
+                mx = v
+        lo[p] = mn
+        hi[p] = mx
+    return lo.min(), hi.max()
+
+
+@numba.njit(parallel=True, cache=True)
+def _histograms(x, tables, base, mask, alphabet, split, lanes):
+    rows = x.size // tables
+    parts = tables * split
+    counts = np.zeros((parts, lanes, alphabet), np.int64)  # interleaved sub-histograms per part
+    lane1, lane2, lane3 = 1 % lanes, 2 % lanes, 3 % lanes
+    step = -(-rows // split)
+    for p in numba.prange(parts):
+        t = p // split
+        a = t * rows + (p % split) * step
+        b = min(a + step, (t + 1) * rows)
+        c = counts[p]
+        i = a
+        while i + 4 <= b:  # a repeated symbol would otherwise wait on its own previous increment
+            c[0, (np.int64(x[i]) - base) & mask] += 1
+            c[lane1, (np.int64(x[i + 1]) - base) & mask] += 1
+            c[lane2, (np.int64(x[i + 2]) - base) & mask] += 1
+            c[lane3, (np.int64(x[i + 3]) - base) & mask] += 1
+            i += 4
+        while i < b:
+            c[0, (np.int64(x[i]) - base) & mask] += 1
+            i += 1
+    return counts.reshape(tables, split * lanes, alphabet).sum(axis=1)

@@ -1,0 +1,438 @@
+"""Chunked entropy coders with a static model: ``huffman`` (canonical, length-limited) and ``ans`` (rANS).
+
+Both cut the symbols into chunks that encode and decode independently (one CPU task or one GPU
+thread per chunk, the kernels in ``compframe.kernels``) and share one stream layout, after the
+base class's dtype/shape header (all integers little-endian)::
+
+    u8  version (1)          u8  mode: 0 empty, 1 constant, 2 coded
+    u64 count                (must equal the header's element count)
+    mode 1: i64 value, u32 CRC-32 of the dtype string and the bytes above
+    mode 2: i32 base         smallest code; symbol = code - base
+            u32 K            alphabet size (max - min + 1)
+            u32 chunk        symbols per chunk
+            u32 tables       1, or the number of columns (context=column)
+            u8  param        huffman: longest code length L; ans: precision R (frequencies sum to 2**R)
+            u32 blob_len     bytes of the model blob
+            u32 checksum     CRC-32 over the dtype string, the header fields before it, the sizes,
+                             the blob, then the chunks' checksums of their symbols
+            u32 sizes[n]     bytes of each chunk's stream
+            blob             zlib of the model: huffman, ``tables * K`` code lengths (u8);
+                             ans, the frequencies' byte planes (low, middle, top bit) of ``tables * K`` values
+            chunk streams    concatenated in chunk order (offsets = prefix sum of sizes)
+
+With ``tables == 1`` the chunks cut the flat codes in order; with ``tables == C`` (context=column)
+the codes are taken as ``rows x C`` (the last axis is the column), stored column by column, and
+each column's chunks use that column's table. The encoder keeps per-column tables only when they
+cost less than one shared table (counting the tables' bytes).
+
+The column count is known only from the code array's shape, which the base class flattens before
+``_encode``; ``encode`` therefore records the last axis in a context variable for ``_encode`` to
+read (thread- and reentrancy-safe), and the stream stores the table count itself, so decoding
+needs nothing from the shape.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...base import Encoder, StreamError
+from ...kernels import ans as ans_kernels
+from ...kernels import histogram
+from ...kernels import huffman as huffman_kernels
+from ...kernels.targets import combine_checksums, cpu_threads_for, cuda_status
+from ...registry import register
+
+VERSION = 1
+EMPTY, CONSTANT, CODED = 0, 1, 2
+_HEAD = struct.Struct("<BBQ")
+_CONST = struct.Struct("<q")
+_CODED = struct.Struct("<iIIIBII")
+_columns: contextvars.ContextVar[int] = contextvars.ContextVar("compframe_encoder_columns", default=1)
+
+
+def unsigned(dtype: np.dtype) -> np.dtype:
+    return np.dtype(f"<u{dtype.itemsize}")
+
+
+def chunk_layout(count: int, tables: int, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start, end and table of every chunk: each of ``tables`` equal column runs cut into chunks."""
+    rows = count // tables
+    per = -(-rows // chunk)
+    k = np.arange(per, dtype=np.int64)
+    col = np.arange(tables, dtype=np.int64)
+    starts = (col[:, None] * rows + k[None, :] * chunk).reshape(-1)
+    ends = np.minimum(starts + chunk, np.repeat(col * rows + rows, per))
+    return starts, ends, np.repeat(col, per)
+
+
+def pack_blob(values: np.ndarray, planes: int) -> bytes:
+    """zlib (level 6: level 9 is 5x slower for 3% less) of the little-endian byte planes of
+    non-negative ``values`` (the low bytes of all values first)."""
+    v = values.astype(np.int64).reshape(-1)
+    return zlib.compress(b"".join(((v >> (8 * p)) & 0xFF).astype(np.uint8).tobytes() for p in range(planes)), 6)
+
+
+def unpack_blob(blob, n: int, planes: int) -> np.ndarray:
+    """Inverse of ``pack_blob``; a blob that does not inflate to exactly ``n * planes`` bytes is damaged."""
+    if n * planes > 1100 * len(blob) + 64:  # deflate cannot expand more than about 1032:1
+        raise StreamError(f"model blob of {len(blob)} bytes cannot hold {n} table entries")
+    z = zlib.decompressobj()
+    try:
+        raw = z.decompress(bytes(blob), n * planes)
+    except zlib.error as e:
+        raise StreamError(f"model blob is damaged ({e})") from None
+    if len(raw) != n * planes or not z.eof or z.unconsumed_tail or z.unused_data:
+        raise StreamError("model blob does not hold the table sizes its header states")
+    p = np.frombuffer(raw, np.uint8).reshape(planes, n).astype(np.int64)
+    return sum(p[i] << (8 * i) for i in range(planes))
+
+
+@dataclass
+class Model:
+    """A model ready to code: ``param`` (L or R), ``blob`` (its stored form), ``tables`` for the kernels."""
+
+    param: int
+    blob: bytes
+    bits: float
+    tables: tuple
+
+
+class ChunkedEntropyCoder(Encoder):
+    """The stream layout, context modelling and checks that ``huffman`` and ``ans`` share."""
+
+    symbol_widths = (1, 2)
+    devices = ("cpu", "cuda")
+
+    def check(self):
+        self.require("chunk", low=64, high=1 << 22)
+        self.require("context", choices=("none", "column"))
+        self.require("device", choices=("cpu", "cuda"))
+        if self.config.device == "cuda":
+            reason = cuda_status()
+            if reason:
+                self.fail("device", f"is 'cuda' but {reason}")
+
+    def encode(self, codes) -> bytes:
+        """As ``Encoder.encode``; with ``context='column'`` the last axis of ``codes`` is the column."""
+        codes = np.asarray(codes)
+        columns = codes.shape[-1] if self.config.context == "column" and codes.ndim >= 2 else 1
+        token = _columns.set(max(int(columns), 1))
+        try:
+            return super().encode(codes)
+        finally:
+            _columns.reset(token)
+
+    # --- model hooks (one implementation per coder) ---
+    def _build_model(self, counts: np.ndarray) -> Model:
+        raise NotImplementedError
+
+    def _read_model(self, blob, tables: int, alphabet: int, param: int):
+        raise NotImplementedError
+
+    def _encode_chunks(self, x, starts, ends, table_of, base, mask, model):
+        raise NotImplementedError
+
+    def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param):
+        raise NotImplementedError
+
+    # --- shared encode/decode ---
+    def _encode(self, flat: np.ndarray) -> bytes:
+        with cpu_threads_for(flat.size):
+            return self._encode_flat(flat)
+
+    def _decode(self, payload: memoryview, dtype: np.dtype, count: int) -> np.ndarray:
+        with cpu_threads_for(count):
+            return self._decode_flat(payload, dtype, count)
+
+    def _encode_flat(self, flat: np.ndarray) -> bytes:
+        count = flat.size
+        if count == 0:
+            return _HEAD.pack(VERSION, EMPTY, 0)
+        lo, hi = (int(v) for v in histogram.value_range(flat))
+        if lo == hi:
+            head = _HEAD.pack(VERSION, CONSTANT, count) + _CONST.pack(lo)
+            return head + struct.pack("<I", zlib.crc32(head, zlib.crc32(flat.dtype.str.encode())))
+        alphabet = hi - lo + 1
+        mask = (1 << (8 * flat.dtype.itemsize)) - 1
+        base = lo & mask
+        u = flat.view(unsigned(flat.dtype))
+        chunk = self.config.chunk
+        columns = _columns.get()
+        plans = [(1, u)]
+        if columns > 1 and count % columns == 0 and count // columns > 0:
+            plans.append((columns, np.ascontiguousarray(u.reshape(-1, columns).T).reshape(-1)))
+        best = None
+        for tables, x in plans:
+            counts = histogram.histograms(x, tables, base, mask, alphabet)
+            model = self._build_model(counts)
+            nchunks = tables * -(-(count // tables) // chunk)
+            cost = model.bits / 8 + len(model.blob) + 4 * nchunks
+            if best is None or cost < best[0]:
+                best = (cost, tables, x, model)
+        _, tables, x, model = best
+        starts, ends, table_of = chunk_layout(count, tables, chunk)
+        data, sizes, sums = self._encode_chunks(x, starts, ends, table_of, base, mask, model)
+        fields = (lo, alphabet, chunk, tables, model.param, len(model.blob))
+        head = _HEAD.pack(VERSION, CODED, count) + _CODED.pack(*fields, 0)[:-4]
+        tail = sizes.astype("<u4").tobytes() + model.blob
+        checksum = combine_checksums(sums, flat.dtype.str.encode(), head, tail)
+        return b"".join((head, struct.pack("<I", checksum), tail, data.tobytes()))
+
+    def _decode_flat(self, payload: memoryview, dtype: np.dtype, count: int) -> np.ndarray:
+        name = self.plugin_id
+        if dtype.itemsize not in self.symbol_widths:
+            raise StreamError(f"{name} stream: dtype {dtype} is not one this encoder writes")
+        try:
+            version, mode, n = _HEAD.unpack_from(payload, 0)
+        except struct.error:
+            raise StreamError(f"{name} stream: payload header is truncated") from None
+        if version != VERSION or mode not in (EMPTY, CONSTANT, CODED):
+            raise StreamError(f"{name} stream: unknown version {version} or mode {mode}")
+        if n != count:
+            raise StreamError(f"{name} stream: payload holds {n} values, header says {count}")
+        info = np.iinfo(dtype)
+        pos = _HEAD.size
+        if mode == EMPTY:
+            if count != 0 or len(payload) != pos:
+                raise StreamError(f"{name} stream: empty stream with {count} values or trailing bytes")
+            return np.empty(0, dtype)
+        if mode == CONSTANT:
+            if len(payload) != pos + _CONST.size + 4:
+                raise StreamError(f"{name} stream: constant stream of wrong length")
+            (value,) = _CONST.unpack_from(payload, pos)
+            (crc,) = struct.unpack_from("<I", payload, pos + _CONST.size)
+            if zlib.crc32(payload[:pos + _CONST.size], zlib.crc32(dtype.str.encode())) != crc:
+                raise StreamError(f"{name} stream: checksum mismatch in a constant stream")
+            if not info.min <= value <= info.max:
+                raise StreamError(f"{name} stream: constant {value} does not fit {dtype}")
+            return np.full(count, value, dtype)
+        try:
+            lo, alphabet, chunk, tables, param, blob_len, checksum = _CODED.unpack_from(payload, pos)
+        except struct.error:
+            raise StreamError(f"{name} stream: payload header is truncated") from None
+        pos += _CODED.size
+        if not (2 <= alphabet and info.min <= lo and lo + alphabet - 1 <= info.max):
+            raise StreamError(f"{name} stream: alphabet [{lo}, {lo + alphabet - 1}] does not fit {dtype}")
+        if chunk < 1 or tables < 1 or count % tables:
+            raise StreamError(f"{name} stream: chunk {chunk} or table count {tables} is invalid for {count} values")
+        nchunks = tables * -(-(count // tables) // chunk)
+        if pos + 4 * nchunks + blob_len > len(payload):
+            raise StreamError(f"{name} stream: truncated ({len(payload)} bytes, chunk table and model need more)")
+        sizes = np.frombuffer(payload, "<u4", nchunks, pos).astype(np.int64)
+        pos += 4 * nchunks
+        model_tables = self._read_model(payload[pos:pos + blob_len], tables, alphabet, param)
+        pos += blob_len
+        data = np.frombuffer(payload, np.uint8, offset=pos)
+        offsets = np.zeros(nchunks + 1, np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        if offsets[-1] != data.size:
+            raise StreamError(f"{name} stream: chunks take {offsets[-1]} bytes, {data.size} are present")
+        mask = (1 << (8 * dtype.itemsize)) - 1
+        starts, ends, table_of = chunk_layout(count, tables, chunk)
+        out = np.empty(count, unsigned(dtype))
+        sums = self._decode_chunks(data, offsets, out, starts, ends, table_of, lo & mask, mask, model_tables, param)
+        bad = np.flatnonzero(sums < 0)
+        if bad.size:
+            raise StreamError(f"{name} stream: {bad.size} damaged chunk(s), first at index {bad[0]}")
+        meta = (dtype.str.encode(), payload[:_HEAD.size + _CODED.size - 4], payload[_HEAD.size + _CODED.size:pos])
+        if combine_checksums(sums, *meta) != checksum:
+            raise StreamError(f"{name} stream: checksum mismatch, the decoded codes differ from the encoded ones")
+        if tables > 1:
+            out = np.ascontiguousarray(out.reshape(tables, -1).T).reshape(-1)
+        return out.view(dtype)
+
+
+@dataclass
+class HuffmanConfig:
+    chunk: int = 8192
+    max_length: int = 24
+    context: str = "none"
+    device: str = "cpu"
+
+
+@register("encoder", "huffman")
+class Huffman(ChunkedEntropyCoder):
+    """Canonical Huffman coding, chunked as in cuSZ: one code book per stream (or per column).
+
+    ``chunk`` symbols per independently decodable chunk; codes no longer than ``max_length`` bits
+    (raised to ``ceil(log2(#symbols))`` when the alphabet needs it); ``context`` none|column;
+    ``device`` cpu|cuda (the same kernels, compiled for either). Costs at most 1 bit per symbol
+    over the order-0 entropy, plus the code book and 4 bytes per chunk.
+    """
+
+    Config = HuffmanConfig
+    MAX_LENGTH = 24
+
+    def check(self):
+        super().check()
+        self.require("max_length", low=8, high=self.MAX_LENGTH)
+
+    def _build_model(self, counts):
+        used = int((counts > 0).sum(axis=1).max())
+        max_len = max(self.config.max_length, math.ceil(math.log2(used)))
+        lengths = np.stack([huffman_kernels.code_lengths(c, max_len) for c in counts])
+        param = max(int(lengths.max()), 1)
+        codes = canonical_codes(lengths, param)[0]
+        return Model(param, pack_blob(lengths, 1), float((counts * lengths).sum()),
+                     (codes.astype(np.uint32), lengths.astype(np.uint8)))
+
+    def _read_model(self, blob, tables, alphabet, param):
+        if not 1 <= param <= self.MAX_LENGTH:
+            raise StreamError(f"huffman stream: longest code length {param} is outside [1, {self.MAX_LENGTH}]")
+        lengths = unpack_blob(blob, tables * alphabet, 1).reshape(tables, alphabet)
+        if lengths.max() > param:
+            raise StreamError(f"huffman stream: a code length exceeds the stated maximum {param}")
+        _, order, n_len, first, count = canonical_codes(lengths, param)
+        ls = np.arange(1, param + 1)
+        if np.any(first[:, ls] + count[:, ls] > (1 << ls)):
+            raise StreamError("huffman stream: code lengths violate the Kraft inequality")
+        limit = np.zeros((tables, self.MAX_LENGTH + 1), np.int64)
+        first_index = np.zeros((tables, self.MAX_LENGTH + 1), np.int64)
+        limit[:, ls] = (first[:, ls] + count[:, ls]) << (param - ls)
+        first_index[:, ls] = (np.cumsum(count, axis=1) - count)[:, ls] - first[:, ls]
+        syms = order.astype(np.int32)
+        fast = huffman_kernels.pair_tables(order, n_len, huffman_kernels.FAST_BITS)
+        return fast, limit, first_index, syms
+
+    def _encode_chunks(self, x, starts, ends, table_of, base, mask, model):
+        code, length = model.tables
+        device = self.config.device
+        sizes = huffman_kernels.chunk_sizes(device, x, starts, ends, table_of, base, mask, length)
+        offsets = np.zeros(sizes.size + 1, np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        data, sums = huffman_kernels.encode(device, x, starts, ends, table_of, base, mask, code, length, offsets)
+        return data, sizes, sums
+
+    def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param):
+        fast, limit, first_index, syms = tables
+        return huffman_kernels.decode(self.config.device, data, offsets, out, starts, ends, table_of, base, mask,
+                                      fast, limit, first_index, syms, param)
+
+
+def canonical_codes(lengths: np.ndarray, max_len: int):
+    """Canonical codes for each row of ``lengths`` ``[tables, K]`` (0 = absent symbol).
+
+    Returns (codes ``[T, K]``, symbols in code order ``[T, K]``, their lengths (0 for the unused
+    tail), first code of each length ``[T, L+1]``, codes of each length ``[T, L+1]``). Codes are
+    assigned in order of (length, symbol): ``first[l] = (first[l-1] + count[l-1]) << 1`` (Schwartz
+    and Kallick 1964, as in DEFLATE, RFC 1951 §3.2.2).
+    """
+    lengths = lengths.astype(np.int64)
+    tables, alphabet = lengths.shape
+    rows = np.arange(tables)[:, None]
+    order = np.argsort(np.where(lengths > 0, lengths, max_len + 1), axis=1, kind="stable")
+    n_len = np.take_along_axis(lengths, order, axis=1)
+    count = np.bincount((rows * (max_len + 1) + lengths).reshape(-1), minlength=tables * (max_len + 1))
+    count = count.reshape(tables, max_len + 1)
+    count[:, 0] = 0
+    first = np.zeros((tables, max_len + 1), np.int64)
+    code = np.zeros(tables, np.int64)
+    for n in range(1, max_len + 1):
+        first[:, n] = code
+        code = (code + count[:, n]) << 1
+    offset = np.cumsum(count, axis=1) - count
+    sorted_codes = np.where(n_len > 0, first[rows, n_len] + np.arange(alphabet)[None, :] - offset[rows, n_len], 0)
+    codes = np.zeros_like(lengths)
+    np.put_along_axis(codes, order, sorted_codes, axis=1)
+    return codes, order, n_len, first, count
+
+
+@dataclass
+class AnsConfig:
+    chunk: int = 16384
+    precision: int = 0
+    context: str = "none"
+    device: str = "cpu"
+
+
+@register("encoder", "ans")
+class Ans(ChunkedEntropyCoder):
+    """rANS with a static order-0 model (Duda 2013), one coder state per chunk.
+
+    Frequencies are quantized to a sum of ``2**precision`` (``precision`` 10..16; 0 picks it from
+    the alphabet: at least 12 bits, 4 more than the alphabet needs for one table, 1 more for
+    per-column tables; never less than the alphabet needs); ``chunk`` symbols per independently
+    decodable chunk; ``context`` none|column; ``device`` cpu|cuda.
+    """
+
+    Config = AnsConfig
+    MAX_PRECISION = 16
+
+    def check(self):
+        super().check()
+        if self.config.precision != 0:
+            self.require("precision", low=10, high=self.MAX_PRECISION)
+
+    def _build_model(self, counts):
+        used = int((counts > 0).sum(axis=1).max())
+        bits = math.ceil(math.log2(used))
+        # automatic: 4 bits of headroom over the alphabet for one table; 1 bit for per-column tables,
+        # whose decoding tables (2**R entries each) would otherwise take tables * 512 KiB
+        auto = max(12, bits + (4 if len(counts) == 1 else 1))
+        precision = max(min(self.config.precision or auto, self.MAX_PRECISION), bits)
+        freq = np.stack([quantize_frequencies(c, precision) for c in counts])
+        cum = np.cumsum(freq, axis=1) - freq
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bits = float(np.where(counts > 0, counts * (precision - np.log2(np.maximum(freq, 1))), 0).sum())
+        return Model(precision, pack_blob(freq, 3), bits, (freq.astype(np.uint32), cum.astype(np.uint32)))
+
+    def _read_model(self, blob, tables, alphabet, param):
+        if not 1 <= param <= self.MAX_PRECISION:
+            raise StreamError(f"ans stream: precision {param} is outside [1, {self.MAX_PRECISION}]")
+        freq = unpack_blob(blob, tables * alphabet, 3).reshape(tables, alphabet)
+        if np.any(freq.sum(axis=1) != 1 << param):
+            raise StreamError(f"ans stream: frequencies do not sum to 2**{param}")
+        slots = np.empty((tables, 1 << param), np.int64)
+        symbols = np.arange(alphabet, dtype=np.int64)
+        for t in range(tables):
+            sym = np.repeat(symbols, freq[t])
+            bias = np.arange(1 << param) - (np.cumsum(freq[t]) - freq[t])[sym]
+            slots[t] = sym | (freq[t][sym] << 16) | (bias << 33)
+        return slots
+
+    def _encode_chunks(self, x, starts, ends, table_of, base, mask, model):
+        freq, cum = model.tables
+        return ans_kernels.encode(self.config.device, x, starts, ends, table_of, base, mask, freq, cum, model.param)
+
+    def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param):
+        return ans_kernels.decode(self.config.device, data, offsets, out, starts, ends, table_of, base, mask,
+                                  tables, param)
+
+
+def quantize_frequencies(counts: np.ndarray, precision: int) -> np.ndarray:
+    """Frequencies summing to ``2**precision``, each >= 1 where ``counts > 0``, near the best code length.
+
+    Starts from ``floor(count * 2**precision / total)`` (at least 1) and moves single units to or
+    from the symbols where a unit gains or costs the fewest bits, ``count * log2(f'/f)``.
+    """
+    total_slots = 1 << precision
+    counts = counts.astype(np.int64)
+    present = counts > 0
+    freq = np.where(present, np.maximum(1, counts * total_slots // counts.sum()), 0)
+    diff = total_slots - int(freq.sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _balance(counts, freq, diff, present)
+
+
+def _balance(counts, freq, diff, present):
+    while diff != 0:
+        if diff > 0:
+            gain = np.where(present, counts * np.log2((freq + 1) / np.maximum(freq, 1)), -np.inf)
+            k = min(diff, int(present.sum()))
+            pick = np.argpartition(-gain, k - 1)[:k]
+            freq[pick] += 1
+            diff -= k
+        else:
+            can = freq > 1
+            loss = np.where(can, counts * np.log2(freq / np.maximum(freq - 1, 1)), np.inf)
+            k = min(-diff, int(can.sum()))
+            pick = np.argpartition(loss, k - 1)[:k]
+            freq[pick] -= 1
+            diff += k
+    return freq

@@ -1,0 +1,71 @@
+"""The CUDA kernels of huffman, ans and gpulz, run in numba's CUDA simulator, write the CPU's bytes.
+
+The simulator must be switched on before ``numba.cuda`` is first imported, so the check runs in a
+subprocess with ``NUMBA_ENABLE_CUDASIM=1``. Inputs are small: the simulator runs each GPU thread
+as Python.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = r"""
+import struct
+import numpy as np
+from compframe import registry
+from compframe.base import StreamError
+from compframe.kernels.targets import cuda_status, simulated
+
+assert simulated() and cuda_status() is None, cuda_status()
+rng = np.random.default_rng(0)
+varied = np.stack([rng.geometric(0.6, 200), rng.integers(-100, 100, 200), 7 * rng.geometric(0.3, 200)], 1)
+inputs = {
+    "int8-columns": varied.astype(np.int8),
+    "uint16": (rng.geometric(0.05, 301) * 97).astype(np.uint16),
+    "int16-one": np.array([-5], np.int16),
+    "uint8-constant": np.full(70, 3, np.uint8),
+    "int8-empty": np.zeros(0, np.int8),
+}
+cases = [
+    ("huffman", {"chunk": 64}),
+    ("huffman", {"chunk": 64, "context": "column", "max_length": 8}),
+    ("ans", {"chunk": 64}),
+    ("ans", {"chunk": 64, "context": "column", "precision": 10}),
+    ("gpulz", {"chunk": 64}),
+    ("gpulz", {"chunk": 64, "symbol_bytes": 1, "window": 8}),
+    ("gpulz", {"chunk": 64, "symbol_bytes": 4}),
+]
+checked = 0
+multi_table = 0
+for pid, params in cases:
+    cpu = registry.create("encoder", pid, **params)
+    gpu = registry.create("encoder", pid, device="cuda", **params)
+    for name, codes in inputs.items():
+        a, b = cpu.encode(codes), gpu.encode(codes)
+        assert a == b, (pid, params, name)
+        assert np.array_equal(gpu.decode(a), codes) and np.array_equal(cpu.decode(b), codes), (pid, name)
+        if pid != "gpulz" and name == "int8-columns" and params.get("context") == "column":
+            multi_table += struct.unpack_from("<iIIIBII", a, 1 + 3 + 1 + 16 + 10)[3] > 1
+        checked += 1
+    stream = bytearray(cpu.encode(inputs["uint16"]))
+    stream[-3] ^= 0x55
+    try:
+        gpu.decode(bytes(stream))
+    except StreamError:
+        pass
+    else:
+        raise AssertionError(f"{pid}: damaged stream decoded on the simulated GPU")
+print("SIMULATOR-OK", checked, multi_table)
+"""
+
+
+def test_cuda_kernels_match_cpu_in_simulator():
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "SIMULATOR-OK 35 2" in done.stdout, done.stdout + done.stderr[-2000:]
