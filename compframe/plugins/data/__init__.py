@@ -3,3 +3,5 @@
 from . import emb_dump  # noqa: F401
 from . import npy  # noqa: F401
 from . import synthetic  # noqa: F401
+from . import image  # noqa: F401
+from . import model  # noqa: F401

@@ -1,0 +1,111 @@
+"""``prune``: zero a fraction of the values, keep a bit mask, and quantize the survivors with another quantizer.
+
+``quantizer=prune quantizer.then=int8 quantizer.fraction=0.9``: the ``fraction`` of values with the
+smallest magnitude (``mode: magnitude``, as in magnitude pruning, Han et al. 2015) or a seeded random
+fraction (``mode: random``) become zero; the mask is bit-packed (``np.packbits``, 1 bit per value);
+the surviving values, in order, go to the quantizer named by ``then`` (built with ``then_params``
+through the registry) as a 1-D array. Its codes and side arrays are stored under ``then.<name>``
+and its meta under ``meta['then']``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ...base import Quantized, Quantizer
+from ...registry import ConfigError, create, register
+from .formats import budget_meta
+
+PREFIX = "then."
+
+
+@register("quantizer", "prune")
+class Prune(Quantizer):
+    """Pruning in front of another quantizer, whose kind of promise it takes over.
+
+    With a bit-budget inner quantizer: the mask (1 bit per value) plus the inner quantizer's codes (at its
+    ``code_bits``, else the dtype's width) and side data. With an error-bounded one (``guarantee`` is set
+    per instance): ``abs_bound = max(largest pruned magnitude, inner abs_bound)``; NaN and inf are never
+    pruned, so they come back bit-identical through the inner quantizer. Pruned values are exactly 0.
+    """
+
+    guarantee: ClassVar[str] = "bit_budget"
+
+    @dataclass
+    class Config:
+        fraction: float = 0.5
+        mode: str = "magnitude"
+        seed: int = 0
+        then: str = "fp16"
+        then_params: dict[str, Any] = field(default_factory=dict)
+
+    def check(self):
+        c = self.config
+        self.require("fraction", low=0.0, high=1.0)
+        self.require("mode", choices=("magnitude", "random"))
+        self.require("seed", low=0)
+        if c.then == "prune":
+            self.fail("then", "cannot be 'prune' itself")
+        try:
+            self.inner = create("quantizer", c.then, **dict(c.then_params))
+        except ConfigError as e:
+            self.fail("then_params", f"are invalid for '{c.then}': {e}")
+        except LookupError as e:
+            self.fail("then", str(e))
+        self.guarantee = self.inner.guarantee
+
+    def keep_mask(self, x: np.ndarray) -> np.ndarray:
+        """False for the ``round(fraction * n)`` values to prune, chosen among the finite ones."""
+        flat = x.reshape(-1)
+        finite = np.flatnonzero(np.isfinite(flat))
+        drop = min(int(round(self.config.fraction * flat.size)), finite.size)
+        keep = np.ones(flat.size, dtype=bool)
+        if drop:
+            if self.config.mode == "random":
+                chosen = np.random.default_rng(self.config.seed).permutation(finite)[:drop]
+            else:
+                magnitude = np.abs(flat[finite])
+                chosen = finite[np.argpartition(magnitude, drop - 1)[:drop] if drop < finite.size else slice(None)]
+            keep[chosen] = False
+        return keep
+
+    def quantize(self, x, bound=None) -> Quantized:
+        x = self.check_input(x)
+        keep = self.keep_mask(x)
+        flat = x.reshape(-1)
+        survivors = flat[keep]
+        codes = {"mask": np.packbits(keep)}
+        code_bits = {"mask": 8}
+        side: dict[str, np.ndarray] = {}
+        meta: dict[str, Any] = {"kept": int(keep.sum())}
+        if survivors.size:
+            inner = self.inner.quantize(survivors, bound)
+            inner_bits = inner.meta.get("code_bits", {})
+            for name, array in inner.codes.items():
+                codes[PREFIX + name] = array
+                code_bits[PREFIX + name] = int(inner_bits.get(name, 8 * array.dtype.itemsize))
+            side.update({PREFIX + name: array for name, array in inner.side.items()})
+            meta["then"] = inner.meta
+            meta["then_dtype"] = inner.dtype
+        pruned = np.abs(flat[~keep])
+        meta["pruned_max"] = float(np.max(pruned, initial=0.0))
+        meta.update(budget_meta(x.size, codes, side, code_bits, 1.0))
+        if self.guarantee == "error_bound":
+            meta["abs_bound"] = max(meta["pruned_max"], meta["then"]["abs_bound"] if survivors.size else 0.0)
+        return Quantized(codes=codes, side=side, meta=meta, shape=x.shape, dtype=x.dtype.name)
+
+    def dequantize(self, q: Quantized) -> np.ndarray:
+        n = int(np.prod(q.shape))
+        keep = np.unpackbits(q.codes["mask"], count=n).astype(bool)
+        out = np.zeros(n, dtype=q.dtype)
+        if q.meta["kept"]:
+            inner = Quantized(
+                codes={k[len(PREFIX):]: v for k, v in q.codes.items() if k.startswith(PREFIX)},
+                side={k[len(PREFIX):]: v for k, v in q.side.items() if k.startswith(PREFIX)},
+                meta=q.meta["then"], shape=(q.meta["kept"],), dtype=q.meta["then_dtype"],
+            )
+            out[keep] = self.inner.dequantize(inner)
+        return out.reshape(q.shape)
