@@ -95,8 +95,7 @@ def _hwm_kib() -> int:
 def _peak_child(mode: str, path: str, quantizer: str, encoder: str, bound: str) -> None:
     base = _hwm_kib()
     if mode == "compress":
-        x = np.load(path, mmap_mode="r")
-        x = np.array(x)  # the field, resident
+        x = np.load(path)  # the field, read into memory once
         held = _hwm_kib()
         frame = cf.compress(x, quantizer=quantizer, encoder=encoder, bound=bound)
         Path(path + ".cfrm").write_bytes(frame)

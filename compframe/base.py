@@ -139,13 +139,22 @@ class Encoder(Plugin):
     """The lossless step over integer code arrays: ``decode(encode(c))`` equals ``c`` bit for bit.
 
     The stream starts with the code array's dtype and shape, so it decodes on its own. Subclasses
-    implement ``_encode(flat) -> bytes`` and ``_decode(payload, dtype, count) -> flat array``.
+    implement ``_encode(flat, shape) -> bytes`` (``shape`` is the code array's, for encoders that model
+    columns) and ``_decode(payload, dtype, count) -> flat array``.
     """
 
     symbol_widths: ClassVar[tuple[int, ...]] = (1, 2, 4)
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
 
     def encode(self, codes: np.ndarray) -> bytes:
+        """The stream of ``codes`` (dtype and shape header, then the payload) as one bytes object."""
+        return b"".join(self.encode_parts(codes))
+
+    def encode_parts(self, codes: np.ndarray) -> tuple[bytes, ...]:
+        """The stream as (header, payload parts...), so that a container can write it without a copy.
+
+        ``_encode`` may return one bytes-like payload or a list of consecutive parts.
+        """
         codes = np.asarray(codes)
         if codes.dtype.name not in CODE_DTYPES or codes.dtype.itemsize not in self.symbol_widths:
             allowed = [d for d in CODE_DTYPES if np.dtype(d).itemsize in self.symbol_widths]
@@ -153,7 +162,8 @@ class Encoder(Plugin):
         flat = np.ascontiguousarray(codes).reshape(-1)
         dt = codes.dtype.str.encode()
         header = struct.pack(f"<B{len(dt)}sB{codes.ndim}Q", len(dt), dt, codes.ndim, *codes.shape)
-        return b"".join((header, self._encode(flat)))
+        payload = self._encode(flat, codes.shape)
+        return (header, *payload) if isinstance(payload, (list, tuple)) else (header, payload)
 
     def decode(self, data: bytes | memoryview) -> np.ndarray:
         view = memoryview(data).cast("B")
@@ -179,7 +189,7 @@ class Encoder(Plugin):
             raise StreamError(f"{self.plugin_id} stream: decoded {flat.size} values of {flat.dtype}, header says {count} of {dtype}")
         return flat.reshape(shape)
 
-    def _encode(self, flat: np.ndarray) -> bytes:
+    def _encode(self, flat: np.ndarray, shape: tuple[int, ...]) -> bytes | list[bytes]:
         raise NotImplementedError
 
     def _decode(self, payload: memoryview, dtype: np.dtype, count: int) -> np.ndarray:

@@ -55,13 +55,21 @@ class Frame:
         return {e["name"]: self.sections[e["name"]] for e in self.header["sections"] if e["role"] == "code"}
 
 
-def dumps(header: dict[str, Any], codes: dict[str, bytes], side: dict[str, np.ndarray]) -> bytes:
-    """Build a frame from a header, encoded code streams and raw side arrays (one copy of each)."""
+def dumps(header: dict[str, Any], codes: dict[str, bytes | tuple[bytes, ...]],
+          side: dict[str, np.ndarray]) -> bytes:
+    """Build a frame from a header, encoded code streams and raw side arrays (one copy of each).
+
+    A code stream may be given as a tuple of consecutive parts (``Encoder.encode_parts``), which
+    are written one after the other without joining them first.
+    """
     entries, payloads = [], []
     for name, stream in codes.items():
-        view = memoryview(stream).cast("B")
-        entries.append({"name": name, "role": "code", "nbytes": view.nbytes, "crc32": zlib.crc32(view)})
-        payloads.append(view)
+        parts = [memoryview(p).cast("B") for p in (stream if isinstance(stream, (tuple, list)) else (stream,))]
+        crc = 0
+        for p in parts:
+            crc = zlib.crc32(p, crc)
+        entries.append({"name": name, "role": "code", "nbytes": sum(p.nbytes for p in parts), "crc32": crc})
+        payloads.extend(parts)
     for name, array in side.items():
         array = np.ascontiguousarray(array)
         view = memoryview(array.reshape(-1)).cast("B") if array.size else memoryview(b"")

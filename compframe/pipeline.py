@@ -32,7 +32,7 @@ def encode_quantized(q: Quantized, quantizer: Quantizer, encoder: Encoder, bound
     """Encode ``q``'s code arrays and build the frame; the code arrays are released as they are
     encoded (``q.codes`` is emptied), so the codes and the frame are never in memory together."""
     header = _header(quantizer, encoder, bound, q)
-    streams = {name: encoder.encode(q.codes.pop(name)) for name in list(q.codes)}
+    streams = {name: encoder.encode_parts(q.codes.pop(name)) for name in list(q.codes)}
     return container.dumps(header, streams, q.side)
 
 
@@ -102,7 +102,7 @@ def measure(x: np.ndarray, quantizer: Quantizer, encoders: Encoder | list[Encode
     for encoder in encoders:
         streams, t_e = {}, 0.0
         for name, codes in q.codes.items():
-            streams[name], t = _timed(encoder.encode, codes)
+            streams[name], t = _timed(encoder.encode_parts, codes)
             t_e += t
         frame = container.dumps(_header(quantizer, encoder, bound, q), streams, q.side)
         q2, t_d = _timed(decode_quantized, container.loads(frame), encoder)
@@ -111,7 +111,7 @@ def measure(x: np.ndarray, quantizer: Quantizer, encoders: Encoder | list[Encode
                 raise AssertionError(f"encoder '{encoder.plugin_id}' did not round-trip code array '{name}'")
         x_hat, t_dq = _timed(quantizer.dequantize, q2)
         stats = metrics.error_stats(x, x_hat)
-        code_stream = sum(len(s) for s in streams.values())
+        code_stream = sum(len(part) for parts in streams.values() for part in parts)
         result = {
             "encoder": encoder.plugin_id,
             "n_values": n,

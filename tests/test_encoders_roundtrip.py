@@ -75,3 +75,21 @@ def test_damaged_streams_are_refused(pid):
 def test_wrong_dtype_is_refused():
     with pytest.raises(TypeError, match="takes .*int8.*got float32"):
         registry.create("encoder", "lz4").encode(np.zeros(4, np.float32))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_lz4_many_blocks(threads):
+    """Streams of several blocks (the last one partial) round-trip, and a broken block table is refused."""
+    enc = registry.create("encoder", "lz4", block=65536, threads=threads)
+    codes = np.clip(np.rint(np.random.default_rng(6).laplace(0, 30, 300_001)), -32768, 32767).astype(np.int16)
+    stream = enc.encode(codes)
+    assert np.array_equal(enc.decode(stream), codes)
+    header_len = len(stream) - len(enc.encode_parts(codes)[1]) - sum(len(p) for p in enc.encode_parts(codes)[2:])
+    bad = bytearray(stream)
+    bad[header_len + 4] ^= 1  # the block count
+    with pytest.raises(StreamError, match="block table"):
+        enc.decode(bytes(bad))
+    bad = bytearray(stream)
+    bad[header_len + 8] ^= 1  # the first block's compressed size
+    with pytest.raises(StreamError):
+        enc.decode(bytes(bad))

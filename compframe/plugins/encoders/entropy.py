@@ -33,7 +33,6 @@ needs nothing from the shape.
 
 from __future__ import annotations
 
-import contextvars
 import math
 import struct
 import zlib
@@ -53,7 +52,6 @@ EMPTY, CONSTANT, CODED = 0, 1, 2
 _HEAD = struct.Struct("<BBQ")
 _CONST = struct.Struct("<q")
 _CODED = struct.Struct("<iIIIBII")
-_columns: contextvars.ContextVar[int] = contextvars.ContextVar("compframe_encoder_columns", default=1)
 
 
 def unsigned(dtype: np.dtype) -> np.dtype:
@@ -118,16 +116,6 @@ class ChunkedEntropyCoder(Encoder):
             if reason:
                 self.fail("device", f"is 'cuda' but {reason}")
 
-    def encode(self, codes) -> bytes:
-        """As ``Encoder.encode``; with ``context='column'`` the last axis of ``codes`` is the column."""
-        codes = np.asarray(codes)
-        columns = codes.shape[-1] if self.config.context == "column" and codes.ndim >= 2 else 1
-        token = _columns.set(max(int(columns), 1))
-        try:
-            return super().encode(codes)
-        finally:
-            _columns.reset(token)
-
     # --- model hooks (one implementation per coder) ---
     def _build_model(self, counts: np.ndarray) -> Model:
         raise NotImplementedError
@@ -142,15 +130,17 @@ class ChunkedEntropyCoder(Encoder):
         raise NotImplementedError
 
     # --- shared encode/decode ---
-    def _encode(self, flat: np.ndarray) -> bytes:
+    def _encode(self, flat: np.ndarray, shape: tuple[int, ...]) -> bytes:
+        """With ``context='column'`` the last axis of the codes is the column (one table each)."""
+        columns = shape[-1] if self.config.context == "column" and len(shape) >= 2 else 1
         with cpu_threads_for(flat.size):
-            return self._encode_flat(flat)
+            return self._encode_flat(flat, max(int(columns), 1))
 
     def _decode(self, payload: memoryview, dtype: np.dtype, count: int) -> np.ndarray:
         with cpu_threads_for(count):
             return self._decode_flat(payload, dtype, count)
 
-    def _encode_flat(self, flat: np.ndarray) -> bytes:
+    def _encode_flat(self, flat: np.ndarray, columns: int) -> bytes:
         count = flat.size
         if count == 0:
             return _HEAD.pack(VERSION, EMPTY, 0)
@@ -163,7 +153,6 @@ class ChunkedEntropyCoder(Encoder):
         base = lo & mask
         u = flat.view(unsigned(flat.dtype))
         chunk = self.config.chunk
-        columns = _columns.get()
         plans = [(1, u)]
         if columns > 1 and count % columns == 0 and count // columns > 0:
             plans.append((columns, np.ascontiguousarray(u.reshape(-1, columns).T).reshape(-1)))

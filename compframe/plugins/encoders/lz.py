@@ -63,7 +63,7 @@ class GpuLZ(Encoder):
             if reason:
                 self.fail("device", f"is 'cuda' but {reason}")
 
-    def _encode(self, flat: np.ndarray) -> bytes:
+    def _encode(self, flat: np.ndarray, shape: tuple[int, ...]) -> bytes:
         c = self.config
         width = c.symbol_bytes or flat.dtype.itemsize
         raw = flat.view(np.uint8)

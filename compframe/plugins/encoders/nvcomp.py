@@ -78,7 +78,7 @@ class NvcompCodec(Encoder):
             uncomp_chunk_size=self.config.chunk,
         )
 
-    def _encode(self, flat: np.ndarray) -> bytes:
+    def _encode(self, flat: np.ndarray, shape: tuple[int, ...]) -> bytes:
         if flat.size == 0:
             return b""
         cupy, nvcomp, codec = self._codec()
