@@ -161,7 +161,7 @@ class Plugin:
 
 
 def encoders(with_context: bool):
-    items = [Plugin("none"), Plugin("lz4"), Plugin("lz4", checksum=True), Plugin("zstd"), Plugin("huffman"),
+    items = [Plugin("none"), Plugin("lz4", checksum=False), Plugin("lz4"), Plugin("zstd"), Plugin("huffman"),
              Plugin("ans"), Plugin("gpulz"), Plugin("gpulz", symbol_bytes=1, window=255, chunk=32768)]
     if with_context:
         items += [Plugin("huffman", context="column"), Plugin("ans", context="column")]
