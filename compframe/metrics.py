@@ -47,10 +47,13 @@ def error_stats(x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
     )
     if xf.size == 0:
         return {"max_abs_error": 0.0, "max_rel_error": 0.0, "rmse": 0.0, "nrmse": 0.0, "psnr": math.inf,
-                "pearson": 1.0, "value_range": 0.0, "nonfinite_ok": nonfinite_ok}
+                "pearson": 1.0, "rel_l2_error": 0.0, "rms_value": 0.0, "value_range": 0.0,
+                "nonfinite_ok": nonfinite_ok}
     e = yf - xf
     max_abs = float(np.abs(e).max())
     rmse = float(np.sqrt(np.mean(e * e)))
+    rms_value = float(np.sqrt(np.mean(xf * xf)))
+    rel_l2 = rmse / rms_value if rms_value > 0 else (0.0 if rmse == 0 else math.inf)
     value_range = float(xf.max() - xf.min())
     if value_range > 0:
         max_rel, nrmse = max_abs / value_range, rmse / value_range
@@ -61,7 +64,8 @@ def error_stats(x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
     sx, sy = xf.std(), yf.std()
     pearson = float(np.corrcoef(xf, yf)[0, 1]) if sx > 0 and sy > 0 else (1.0 if max_abs == 0 else 0.0)
     return {"max_abs_error": max_abs, "max_rel_error": max_rel, "rmse": rmse, "nrmse": nrmse, "psnr": psnr,
-            "pearson": pearson, "value_range": value_range, "nonfinite_ok": nonfinite_ok}
+            "pearson": pearson, "rel_l2_error": rel_l2, "rms_value": rms_value, "value_range": value_range,
+            "nonfinite_ok": nonfinite_ok}
 
 
 def gbps(nbytes: int, seconds: float) -> float:
@@ -89,6 +93,13 @@ def speedups(ratio: float, m: dict[str, float], bandwidths_gbps) -> dict[str, fl
     return {speedup_key(b): 1.0 / (1.0 / ratio + b * (inv_tc + inv_td)) for b in bandwidths_gbps}
 
 
+def _pooled_rel_l2(fields: list[dict]) -> float:
+    """||x̂ - x||₂ / ||x||₂ over all fields together (the relative Frobenius error of one matrix)."""
+    err = sum(f["rmse"] ** 2 * f["n_values"] for f in fields)
+    ref = sum(f.get("rms_value", 0.0) ** 2 * f["n_values"] for f in fields)
+    return math.sqrt(err / ref) if ref > 0 else (0.0 if err == 0 else math.inf)
+
+
 def totals(fields: list[dict], bandwidths_gbps) -> dict[str, float]:
     """Aggregate per-field results: ratio of total bytes, harmonic mean of throughputs, worst errors."""
     if not fields:
@@ -110,6 +121,9 @@ def totals(fields: list[dict], bandwidths_gbps) -> dict[str, float]:
         "max_abs_error": max(f["max_abs_error"] for f in fields),
         "max_rel_error": max(f["max_rel_error"] for f in fields),
         "rmse": math.sqrt(sum(f["rmse"] ** 2 * f["n_values"] for f in fields) / n) if n else 0.0,
+        "rel_l2_error": _pooled_rel_l2(fields),
+        "budget_bits_per_value": (sum(f["budget_bits_per_value"] * f["n_values"] for f in fields) / n
+                                  if n and all(f.get("budget_bits_per_value") is not None for f in fields) else None),
         "nrmse": max(f["nrmse"] for f in fields),
         "psnr": min(f["psnr"] for f in fields),
         "pearson": min(f["pearson"] for f in fields),

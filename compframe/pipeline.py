@@ -130,6 +130,7 @@ def measure(x: np.ndarray, quantizer: Quantizer, encoders: Encoder | list[Encode
             **{k: v for k, v in stats.items() if k != "nonfinite_ok"},
             "bound_ok": promise_ok(quantizer, q, x, x_hat, stats),
             "abs_bound": q.meta.get("abs_bound"),
+            "budget_bits_per_value": q.meta.get("bits_per_value"),
             "outliers": q.meta.get("outliers", 0),
         }
         result.update(metrics.speedups(result["compression_ratio"], result, bandwidths_gbps))

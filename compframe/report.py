@@ -41,34 +41,39 @@ def _fmt(value, digits: int = 3) -> str:
 
 
 def summary_table(results: dict, bandwidths_gbps, console: Console | None = None) -> Table:
-    """Per table (and encoder): ratio, bits per value, max error over bound, throughputs; then totals."""
+    """Per table (and pipeline): ratio, bits per value, max error over bound, throughputs; then totals."""
     console = console or stdout_console()
-    encoders = list(results.get("by_encoder", {}))
-    several = len(encoders) > 1
+    pipelines = list(results.get("by_pipeline", {}))
+    several = len(pipelines) > 1
     speed = speedup_key(bandwidths_gbps[0]) if bandwidths_gbps else None
-    table = Table(title=f"compframe benchmark ({', '.join(encoders)})", title_justify="left")
-    for col in (*(["encoder"] if several else []), "table", "ratio", "bits/value", "max err/bound", "bound ok",
+    table = Table(title=f"compframe benchmark ({', '.join(pipelines)})", title_justify="left")
+    for col in (*(["pipeline"] if several else []), "table", "ratio", "bits/value", "max err/bound", "bound ok",
                 "quant GB/s", "enc GB/s", "dec GB/s", "dequant GB/s", *([speed] if speed else [])):
         table.add_column(col, justify="right")
 
-    def row(encoder, name, t, style=None):
+    def row(pipeline, name, t, style=None):
         cells = [name, _fmt(t.get("compression_ratio")), _fmt(t.get("bits_per_value")),
                  _fmt(t.get("max_error_over_bound")), _fmt(t.get("bound_ok")), _fmt(t.get("quantize_gbps")),
                  _fmt(t.get("encode_gbps")), _fmt(t.get("decode_gbps")), _fmt(t.get("dequantize_gbps"))]
         if speed:
             cells.append(_fmt(t.get(speed)))
-        table.add_row(*([encoder] if several else []), *cells, style=style)
+        table.add_row(*([pipeline] if several else []), *cells, style=style)
 
     for t in results.get("by_table", []):
-        row(t["encoder"], _fmt(t["table"]), t)
-    for enc, t in results.get("by_encoder", {}).items():
-        row(enc, "total", t, style="bold")
+        row(t["pipeline"], _fmt(t["table"]), t)
+    for pipeline, t in results.get("by_pipeline", {}).items():
+        row(pipeline, "total", t, style="bold")
     console.print(table)
     return table
 
 
-def plot_by_table(results: dict, path) -> None:
-    """Bar charts per table (one group per encoder): compression ratio and max error over the bound."""
+PLOT_LABELS = {"compression_ratio": "compression ratio", "max_error_over_bound": "max error / bound",
+               "rel_l2_error": "relative L2 (Frobenius) error", "bits_per_value": "frame bits per value",
+               "budget_bits_per_value": "declared bits per value"}
+
+
+def plot_by_table(results: dict, path, metric_names=("compression_ratio", "max_error_over_bound")) -> None:
+    """Bar charts per table, one bar per pipeline, one panel per metric (e.g. ratio, error / bound)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,20 +82,25 @@ def plot_by_table(results: dict, path) -> None:
     rows = results.get("by_table", [])
     if not rows:
         return
-    encoders = list(dict.fromkeys(r["encoder"] for r in rows))
+    names = list(metric_names)
+    pipelines = list(dict.fromkeys(r["pipeline"] for r in rows))
     tables = list(dict.fromkeys(r["table"] for r in rows))
-    width = 0.8 / len(encoders)
-    fig, axes = plt.subplots(2, 1, figsize=(max(6, 0.35 * len(tables) * len(encoders) + 2), 6), sharex=True)
-    for k, enc in enumerate(encoders):
-        by = {r["table"]: r for r in rows if r["encoder"] == enc}
+    width = 0.8 / len(pipelines)
+    fig, axes = plt.subplots(len(names), 1, squeeze=False, sharex=True,
+                             figsize=(max(6, 0.35 * len(tables) * len(pipelines) + 2), 3 * len(names)))
+    axes = axes[:, 0]
+    for k, pipeline in enumerate(pipelines):
+        by = {r["table"]: r for r in rows if r["pipeline"] == pipeline}
         xs = [i + k * width for i in range(len(tables))]
-        axes[0].bar(xs, [by[t]["compression_ratio"] if t in by else 0 for t in tables], width, label=enc)
-        axes[1].bar(xs, [by[t].get("max_error_over_bound") or 0 for t in tables], width, label=enc)
-    axes[0].set_ylabel("compression ratio")
-    axes[1].set_ylabel("max error / bound")
-    axes[1].axhline(1.0, color="k", lw=0.8, ls="--")
-    axes[1].set_xticks([i + 0.4 - width / 2 for i in range(len(tables))], [str(t) for t in tables])
-    axes[1].set_xlabel("table")
+        for ax, name in zip(axes, names):
+            ax.bar(xs, [(by[t].get(name) or 0) if t in by else 0 for t in tables], width, label=pipeline)
+    for ax, name in zip(axes, names):
+        ax.set_ylabel(PLOT_LABELS.get(name, name))
+        if name == "max_error_over_bound":
+            ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    axes[-1].set_xticks([i + 0.4 - width / 2 for i in range(len(tables))],
+                        ["all" if t is None else str(t) for t in tables])
+    axes[-1].set_xlabel("table")
     axes[0].legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

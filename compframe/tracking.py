@@ -67,8 +67,9 @@ def flatten(config: Any, prefix: str = "") -> dict[str, str]:
 
 
 def mlflow_metric_name(name: str) -> str:
-    """MLflow metric names cannot hold '@': ``speedup@5GBps`` is logged as ``speedup_at_5GBps``."""
-    return name.replace("@", "_at_")
+    """MLflow metric names cannot hold '@' or '+': ``speedup@5GBps`` is logged as ``speedup_at_5GBps``
+    and the pipeline ``int8+lz4`` as ``int8_lz4``."""
+    return name.replace("@", "_at_").replace("+", "_")
 
 
 class JobTracker:
@@ -126,9 +127,10 @@ class JobTracker:
         totals = recorder.results.get("totals", {})
         metrics = [Metric(mlflow_metric_name(k), float(v), now, 0) for k, v in totals.items()
                    if isinstance(v, (int, float)) and v is not None]
-        for enc, t in recorder.results.get("by_encoder", {}).items():
-            if len(recorder.results["by_encoder"]) > 1:
-                metrics += [Metric(mlflow_metric_name(f"{enc}.{k}"), float(v), now, 0) for k, v in t.items()
+        by_pipeline = recorder.results.get("by_pipeline", {})
+        if len(by_pipeline) > 1:
+            for pipeline, t in by_pipeline.items():
+                metrics += [Metric(mlflow_metric_name(f"{pipeline}.{k}"), float(v), now, 0) for k, v in t.items()
                             if isinstance(v, (int, float)) and v is not None]
         for i in range(0, len(metrics), 500):
             self.client.log_batch(self.run_id, metrics=metrics[i:i + 500])

@@ -135,9 +135,9 @@ def test_several_encoders_in_one_job(cli):
     p = run([*SMALL, "task.encoders=[none,lz4,zstd]", "tracking.enabled=false"])
     assert p.returncode == 0, p.stderr[-2000:]
     doc = json.loads(results_files(folder)[0].read_text())
-    by = doc["results"]["by_encoder"]
-    assert set(by) == {"none", "lz4", "zstd"}
-    assert by["zstd"]["compression_ratio"] > by["none"]["compression_ratio"]
+    by = doc["results"]["by_pipeline"]
+    assert set(by) == {"int8+none", "int8+lz4", "int8+zstd"}
+    assert by["int8+zstd"]["compression_ratio"] > by["int8+none"]["compression_ratio"]
     for enc in by.values():
         assert 0 < enc["entropy_efficiency"] and enc["entropy_bits"] > 0
 
@@ -161,3 +161,19 @@ def test_optuna_pareto_sweep_survives_a_failing_trial(cli):
     parent = next(r for r in runs if r.data.tags.get("compframe.sweep") == "true")
     assert parent.info.status == "FAILED"  # one child failed
     assert sum(r.info.status == "FAILED" for r in runs if "mlflow.parentRunId" in r.data.tags) == states.count("FAIL")
+
+
+def test_several_quantizers_in_one_job_lplr_phantom(cli):
+    """experiment=lplr_phantom on a 300 x 300 phantom: four methods side by side in one job."""
+    run, folder = cli
+    p = run(["experiment=lplr_phantom", "data.size=300", "progress=false"], env={"OPENBLAS_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-3000:]
+    (path,) = results_files(folder)
+    doc = json.loads(path.read_text())
+    by = doc["results"]["by_pipeline"]
+    assert list(by) == ["lplr+none", "lsvd+none", "dsvd+none", "nq+none"]
+    err = {k.split("+")[0]: v["rel_l2_error"] for k, v in by.items()}
+    assert err["lsvd"] < err["dsvd"] < err["nq"] and err["lplr"] < err["nq"], err
+    assert (path.parent / "by_table.png").exists()
+    (mlrun,) = mlflow_runs(folder)
+    assert mlrun.data.metrics["nq_none.rel_l2_error"] == pytest.approx(err["nq"])

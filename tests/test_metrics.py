@@ -22,6 +22,7 @@ def test_error_stats_by_hand():
     assert s["nrmse"] == pytest.approx(math.sqrt(0.1) / 4)
     assert s["psnr"] == pytest.approx(-20 * math.log10(math.sqrt(0.1) / 4))
     assert s["pearson"] == pytest.approx(np.corrcoef(x, y)[0, 1])
+    assert s["rel_l2_error"] == pytest.approx(np.linalg.norm(y - x) / np.linalg.norm(x))
 
 
 def test_error_stats_skip_and_compare_nonfinite():

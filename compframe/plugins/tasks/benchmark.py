@@ -11,24 +11,33 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ... import metrics
 from ...base import Task
 from ...pipeline import measure
-from ...registry import create, plugin_class, register
+from ...registry import ConfigError, create, create_from_config, plugin_class, register
 from ...report import plot_by_table, progress_bar, summary_table
 
 
 @register("task", "benchmark")
 class Benchmark(Task):
-    """Measure a quantizer and one or more encoders on every field of the data source."""
+    """Measure one or more quantizers and encoders on every field of the data source.
+
+    ``quantizers`` (config dicts ``{id: ..., <params>}`` or ids) and ``encoders`` (ids) replace the
+    run's single quantizer and encoder, so several pipelines see the same fields in one job: each
+    field is quantized once per quantizer and every encoder encodes those same codes. Results are
+    grouped per pipeline ``<quantizer>+<encoder>`` (``by_pipeline``) and per pipeline and table.
+    """
 
     @dataclass
     class Config:
+        quantizers: list[Any] = field(default_factory=list)
         encoders: list[str] = field(default_factory=list)
         bandwidths_gbps: list[float] = field(default_factory=lambda: [5.0])
+        plot_metrics: list[str] = field(default_factory=lambda: ["compression_ratio", "max_error_over_bound"])
         warmup: bool = True
         require_bound: bool = True
 
@@ -38,43 +47,65 @@ class Benchmark(Task):
                 self.fail("bandwidths_gbps", f"entry {i} is {b}; bandwidths must be > 0 (GB/s)")
         for enc in self.config.encoders:
             plugin_class("encoder", enc)  # an unknown id fails here, before any data is read
+        self._quantizers = [_quantizer(spec) for spec in self.config.quantizers]  # params validated now
 
     def run(self, parts, recorder, progress: bool = True):
-        data, schedule, quantizer = parts["data"], parts["schedule"], parts["quantizer"]
+        data, schedule = parts["data"], parts["schedule"]
+        quantizers = _labelled(self._quantizers or [parts["quantizer"]])
         encoders = [create("encoder", e) for e in self.config.encoders] or [parts["encoder"]]
         bandwidths = list(self.config.bandwidths_gbps)
         rows = recorder.results.setdefault("fields", [])
-        warmed: set[str] = set()
+        warmed: set[tuple[str, str]] = set()
         with progress_bar(data.count(), "compressing", enabled=progress) as advance:
             for f in data.fields():
-                bound = schedule.bound(f.table, f.iteration) if quantizer.guarantee == "error_bound" else None
-                if self.config.warmup and f.data.dtype.name not in warmed:
-                    # compile the kernels for this dtype outside the timed run
-                    measure(_warmup_slice(f.data), quantizer, encoders, bound, bandwidths)
-                    warmed.add(f.data.dtype.name)
-                for result in measure(f.data, quantizer, encoders, bound, bandwidths):
-                    rows.append({"field": f.name, **f.coords(), "bound": None if bound is None else str(bound), **result})
-                    if self.config.require_bound and not result["bound_ok"]:
-                        recorder.flush()
-                        raise AssertionError(
-                            f"quantizer '{quantizer.plugin_id}' broke its promise on field '{f.name}' "
-                            f"(max_abs_error {result['max_abs_error']:.6g}, bound {result['abs_bound']})"
-                        )
+                for label, quantizer in quantizers:
+                    bound = schedule.bound(f.table, f.iteration) if quantizer.guarantee == "error_bound" else None
+                    if self.config.warmup and (label, f.data.dtype.name) not in warmed:
+                        # compile the kernels for this dtype outside the timed run
+                        measure(_warmup_slice(f.data), quantizer, encoders, bound, bandwidths)
+                        warmed.add((label, f.data.dtype.name))
+                    for result in measure(f.data, quantizer, encoders, bound, bandwidths):
+                        rows.append({"field": f.name, **f.coords(), "quantizer": label,
+                                     "pipeline": f"{label}+{result['encoder']}",
+                                     "bound": None if bound is None else str(bound), **result})
+                        if self.config.require_bound and not result["bound_ok"]:
+                            recorder.flush()
+                            raise AssertionError(
+                                f"quantizer '{label}' broke its promise on field '{f.name}' "
+                                f"(max_abs_error {result['max_abs_error']:.6g}, bound {result['abs_bound']})"
+                            )
                 recorder.flush()
                 advance()
+        pipelines = list(dict.fromkeys(r["pipeline"] for r in rows))
         recorder.results["totals"] = metrics.totals(rows, bandwidths)
-        recorder.results["by_encoder"] = {
-            enc: metrics.totals([r for r in rows if r["encoder"] == enc], bandwidths) for enc in [e.plugin_id for e in encoders]
+        recorder.results["by_pipeline"] = {
+            p: metrics.totals([r for r in rows if r["pipeline"] == p], bandwidths) for p in pipelines
         }
         recorder.results["by_table"] = [
-            {"encoder": enc, "table": table, **metrics.totals(list(group), bandwidths)}
-            for (enc, table), group in itertools.groupby(
-                sorted(rows, key=lambda r: (r["encoder"], _sort_key(r["table"]))), key=lambda r: (r["encoder"], r["table"]))
+            {"pipeline": p, "table": table, **metrics.totals(list(group), bandwidths)}
+            for (p, table), group in itertools.groupby(
+                sorted(rows, key=lambda r: (pipelines.index(r["pipeline"]), _sort_key(r["table"]))),
+                key=lambda r: (r["pipeline"], r["table"]))
         ]
         recorder.flush()
         summary_table(recorder.results, bandwidths)
-        plot_by_table(recorder.results, recorder.path.parent / "by_table.png")
+        plot_by_table(recorder.results, recorder.path.parent / "by_table.png", self.config.plot_metrics)
         return recorder.results
+
+
+def _quantizer(spec):
+    """A quantizer from an id or a config dict (``{id: ..., <params>}``)."""
+    if isinstance(spec, str):
+        return create("quantizer", spec)
+    if isinstance(spec, dict) and "id" in spec:
+        return create_from_config("quantizer", spec)
+    raise ConfigError("task", "benchmark", "quantizers", f"entries are ids or {{id: ..., params}} dicts, got {spec!r}")
+
+
+def _labelled(quantizers):
+    """(label, quantizer) pairs: the id, with ``#k`` added where one id appears more than once."""
+    ids = [q.plugin_id for q in quantizers]
+    return [(qid if ids.count(qid) == 1 else f"{qid}#{ids[:k].count(qid) + 1}", q) for k, (qid, q) in enumerate(zip(ids, quantizers))]
 
 
 def _warmup_slice(data: np.ndarray) -> np.ndarray:
