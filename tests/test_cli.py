@@ -161,6 +161,12 @@ def test_optuna_pareto_sweep_survives_a_failing_trial(cli):
     parent = next(r for r in runs if r.data.tags.get("compframe.sweep") == "true")
     assert parent.info.status == "FAILED"  # one child failed
     assert sum(r.info.status == "FAILED" for r in runs if "mlflow.parentRunId" in r.data.tags) == states.count("FAIL")
+    # the same command (same search space) resumes the stored study
+    p = run(["-m", "hparams_search=pareto", "hydra.sweeper.n_trials=1", *SMALL, "schedule.base=choice(0.02,-1.0)",
+             "encoder=choice(lz4,zstd)"], timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    study = optuna.load_study(study_name="compframe_pareto", storage=f"sqlite:///{folder / 'outputs' / 'optuna.db'}")
+    assert len(study.trials) == 4
 
 
 def test_several_quantizers_in_one_job_lplr_phantom(cli):
