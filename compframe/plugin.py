@@ -24,7 +24,9 @@ def _type_ok(value: Any, hint: Any) -> bool:
     if hint is type(None):
         return value is None
     if origin in (list, tuple):
-        return isinstance(value, (list, tuple))
+        args = typing.get_args(hint)
+        item = args[0] if args else Any
+        return isinstance(value, (list, tuple)) and all(_type_ok(v, item) for v in value)
     if origin is dict:
         return isinstance(value, dict)
     if hint is float:

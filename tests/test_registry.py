@@ -143,3 +143,9 @@ def test_misspelt_parameter_fails_at_composition():
     with initialize_config_dir(config_dir=str(ROOT / "conf")):
         with pytest.raises(ConfigCompositionException, match="levl"):
             compose(config_name="config", overrides=["encoder=zstd", "encoder.levl=3"])
+
+
+def test_list_items_are_type_checked():
+    with pytest.raises(ConfigError, match="parameter 'tight_tables' must be"):
+        registry.create("schedule", "step", tight_tables=["a"])
+    assert registry.create("schedule", "step", tight_tables=[1, 2]).config.tight_tables == [1, 2]
