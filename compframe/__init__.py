@@ -17,27 +17,11 @@ import numpy as np
 
 from .base import ErrorBound, Field, Quantized
 from .container import FrameError
-from .registry import ConfigError, RegistryError, available, create
+from .registry import ConfigError, RegistryError, available, create, resolve
 
 __all__ = ["compress", "decompress", "create", "available", "ErrorBound", "Field", "Quantized",
            "FrameError", "ConfigError", "RegistryError"]
 __version__ = "0.1.0"
-
-
-def _plugin(kind: str, spec: Any):
-    from .plugin import Plugin
-
-    if isinstance(spec, Plugin):
-        if spec.kind != kind:
-            raise TypeError(f"expected a {kind}, got a {spec.kind} ({spec!r})")
-        return spec
-    if isinstance(spec, str):
-        return create(kind, spec)
-    if isinstance(spec, dict):
-        from .registry import create_from_config
-
-        return create_from_config(kind, spec)
-    raise TypeError(f"{kind} must be an id, a config dict or a {kind} object, got {type(spec).__name__}")
 
 
 def _to_numpy(x: Any) -> tuple[np.ndarray, dict[str, str]]:
@@ -71,7 +55,7 @@ def compress(x: Any, quantizer: Any = "int8", encoder: Any = "zstd", bound: Any 
     """
     from . import pipeline
 
-    q, e = _plugin("quantizer", quantizer), _plugin("encoder", encoder)
+    q, e = resolve("quantizer", quantizer), resolve("encoder", encoder)
     b = None if bound is None else ErrorBound.parse(bound)
     array, like = _to_numpy(x)
     frame_q = q.quantize(array, b)

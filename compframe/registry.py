@@ -135,6 +135,21 @@ def create(kind: str, plugin_id: str, **params: Any):
     return plugin_class(kind, plugin_id)(**params)
 
 
+def resolve(kind: str, spec: Any):
+    """A plugin of ``kind`` from an id, a config dict ``{id: ..., <params>}`` or a plugin object."""
+    from .plugin import Plugin
+
+    if isinstance(spec, Plugin):
+        if spec.kind != kind:
+            raise TypeError(f"expected a {kind}, got a {spec.kind} ({spec!r})")
+        return spec
+    if isinstance(spec, str):
+        return create(kind, spec)
+    if isinstance(spec, Mapping):
+        return create_from_config(kind, spec)
+    raise TypeError(f"{kind} must be an id, a config dict or a {kind} object, got {type(spec).__name__}")
+
+
 def create_from_config(kind: str, node: Mapping[str, Any]):
     """Build a plugin from a config node ``{id: ..., <params>}`` (a dict or an OmegaConf node)."""
     from omegaconf import DictConfig, OmegaConf

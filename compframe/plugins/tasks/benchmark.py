@@ -18,7 +18,7 @@ import numpy as np
 from ... import metrics
 from ...base import Task
 from ...pipeline import measure
-from ...registry import ConfigError, create, create_from_config, plugin_class, register
+from ...registry import create, plugin_class, register, resolve
 from ...report import plot_by_table, progress_bar, summary_table
 
 
@@ -47,7 +47,10 @@ class Benchmark(Task):
                 self.fail("bandwidths_gbps", f"entry {i} is {b}; bandwidths must be > 0 (GB/s)")
         for enc in self.config.encoders:
             plugin_class("encoder", enc)  # an unknown id fails here, before any data is read
-        self._quantizers = [_quantizer(spec) for spec in self.config.quantizers]  # params validated now
+        try:  # ids or {id: ..., params} dicts; their parameters are validated now, before any data
+            self._quantizers = [resolve("quantizer", spec) for spec in self.config.quantizers]
+        except TypeError as e:
+            self.fail("quantizers", str(e))
 
     def run(self, parts, recorder, progress: bool = True):
         data, schedule = parts["data"], parts["schedule"]
@@ -91,15 +94,6 @@ class Benchmark(Task):
         summary_table(recorder.results, bandwidths)
         plot_by_table(recorder.results, recorder.path.parent / "by_table.png", self.config.plot_metrics)
         return recorder.results
-
-
-def _quantizer(spec):
-    """A quantizer from an id or a config dict (``{id: ..., <params>}``)."""
-    if isinstance(spec, str):
-        return create("quantizer", spec)
-    if isinstance(spec, dict) and "id" in spec:
-        return create_from_config("quantizer", spec)
-    raise ConfigError("task", "benchmark", "quantizers", f"entries are ids or {{id: ..., params}} dicts, got {spec!r}")
 
 
 def _labelled(quantizers):
