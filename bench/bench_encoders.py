@@ -163,8 +163,9 @@ class Plugin:
 def encoders(with_context: bool):
     items = [Plugin("none"), Plugin("lz4", checksum=False), Plugin("lz4"), Plugin("zstd"), Plugin("huffman"),
              Plugin("ans"), Plugin("gpulz"), Plugin("gpulz", symbol_bytes=1, window=255, chunk=32768)]
-    if with_context:
-        items += [Plugin("huffman", context="column"), Plugin("ans", context="column")]
+    if with_context:  # 2-D codes: per-column tables, and repeated rows (dedup, on by default) switched off
+        items += [Plugin("huffman", context="column"), Plugin("ans", context="column"),
+                  Plugin("huffman", dedup=False), Plugin("ans", dedup=False)]
     return items + [ConstrictionANS(), ZlibHuffman()]
 
 
@@ -209,9 +210,14 @@ def run_pipeline(title: str, floats: list[np.ndarray], eb: float, dtype: str, en
              "| pipeline | ratio | compress MB/s | decompress MB/s | max err / (eb·range) |",
              "|---|---:|---:|---:|---:|"]
     rows = []
-    for spec in encoder_ids:
-        plugin_id, _, ctx = spec.partition(":")
-        enc = create("encoder", plugin_id, **({"context": ctx} if ctx else {}))
+    for spec in encoder_ids:  # "id" or "id:k=v,k=v" ("id:column" is short for "id:context=column")
+        plugin_id, _, opts = spec.partition(":")
+        params = {}
+        for opt in filter(None, opts.split(",")):
+            key, sep, value = opt.partition("=")
+            key, value = (key, value) if sep else ("context", key)
+            params[key] = {"True": True, "False": False}.get(value, value)
+        enc = create("encoder", plugin_id, **params)
         size = tc = td = 0.0
         worst = 0.0
         for x in floats:
@@ -279,7 +285,8 @@ def main(argv=None):
     skew = (rng.geometric(0.35, 1 << 21) * rng.choice([-1, 1], 1 << 21)).clip(-127, 127).astype(np.int8)
     out += run_codes("(c) skewed synthetic codes (two-sided geometric p=0.35)", [skew], 4 * skew.size,
                      args.repeat, False)
-    ids = ["huffman", "huffman:column", "ans", "ans:column", "zstd", "lz4", "gpulz"]
+    ids = ["huffman", "huffman:column", "huffman:dedup=False", "ans", "ans:column", "ans:dedup=False",
+           "zstd", "lz4", "gpulz"]
     for eb, dtype in ((1e-2, "int8"), (1e-3, "int16")):
         out += run_pipeline("Pipelines vs SZ3 on pooled lookups", lookups, eb, dtype, ids, args.repeat)
     print("\n".join(out))

@@ -167,7 +167,9 @@ def test_huffman_length_limit():
 def _fuzz_cases():
     rng = np.random.default_rng(6)
     small = np.rint(rng.laplace(0, 3, 150)).astype(np.int8)
-    return {"int8": small, "int16-2d": (small.astype(np.int16) * 50).reshape(30, 5)}
+    pool = rng.integers(-300, 300, (4, 6)).astype(np.int16)
+    return {"int8": small, "int16-2d": (small.astype(np.int16) * 50).reshape(30, 5),
+            "int16-repeated-rows": pool[rng.integers(0, 4, 12)]}
 
 
 FUZZED = [c for c in CONFIGS if c[0] in MINE and c[1].get("chunk") == 64] + [
@@ -339,3 +341,78 @@ def test_gpulz_beats_lz4_on_short_repeats():
         ours = len(make("gpulz").encode(codes))
         assert np.array_equal(make("gpulz").decode(make("gpulz").encode(codes)), codes)
         assert 1.2 * ours <= len(make("lz4", checksum=False).encode(codes))
+
+
+def _repeated_rows(rng, dtype, rows, cols, distinct):
+    info = np.iinfo(dtype)
+    pool = rng.integers(max(info.min, -60), min(info.max, 60) + 1, (distinct, cols)).astype(dtype)
+    return pool[rng.integers(0, distinct, rows)]
+
+
+@pytest.mark.parametrize("pid", ["huffman", "ans"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shape,distinct", [((2, 4), 1), ((50, 4), 3), ((333, 7), 40), ((40, 3, 9), 5),
+                                            ((1000, 64), 1), ((4097, 12), 600), ((30, 3), 2)])
+def test_dedup_round_trip(pid, dtype, shape, distinct):
+    rng = np.random.default_rng(sum(shape) + distinct)
+    codes = _repeated_rows(rng, dtype, int(np.prod(shape[:-1])), shape[-1], distinct).reshape(shape)
+    for params in ({}, {"context": "column", "chunk": 64}, {"chunk": 64}):
+        enc = make(pid, **params)
+        stream = enc.encode(codes)
+        out = enc.decode(stream)
+        assert out.dtype == codes.dtype and out.shape == codes.shape and np.array_equal(out, codes)
+        mode = stream[1 + 3 + 1 + 8 * len(shape) + 1]
+        assert mode == (3 if shape[-1] >= 4 else 1 if distinct == 1 else 2), params  # rows of 3 are not deduplicated
+
+
+@pytest.mark.parametrize("pid", ["huffman", "ans"])
+def test_dedup_pays_for_repeats_only(pid):
+    """k copies of each row cost about one copy plus a few bytes of reference per repeat; without
+    repeats the stream is exactly the plain one (mode 2), and ``dedup=False`` turns it off."""
+    rng = np.random.default_rng(3)
+    unique = np.clip(np.rint(rng.laplace(0, 6, (500, 64))), -127, 127).astype(np.int8)
+    plain = make(pid, dedup=False).encode(unique)
+    assert make(pid).encode(unique) == plain
+    copies = unique[np.repeat(np.arange(500), 4)][rng.permutation(2000)]
+    deduped = make(pid).encode(copies)
+    assert len(deduped) < len(plain) + 4 * 1500  # 1500 repeats at under 4 bytes each
+    assert len(make(pid, dedup=False).encode(copies)) > 3.5 * len(plain)
+    assert np.array_equal(make(pid).decode(deduped), copies)
+
+
+@pytest.mark.parametrize("pid", ["huffman", "ans"])
+def test_dedup_references_are_checked(pid):
+    rng = np.random.default_rng(4)
+    codes = _repeated_rows(rng, np.int16, 40, 8, 5)
+    enc = make(pid)
+    stream = enc.encode(codes)
+    head = 1 + 3 + 1 + 16  # base header of a 2-D '<i2' array
+    assert stream[head + 1] == 3
+    # a dedup stream nested inside a dedup stream is refused, not decoded recursively
+    inner = head + 10 + 12 + 4 + struct.unpack_from("<I", stream, head + 10 + 8)[0]
+    nested = stream[:inner] + stream[head:inner] + stream[inner:]
+    with pytest.raises(StreamError):
+        enc.decode(nested)
+    # more kept rows than rows, or a row length that does not divide the count
+    for offset, value in ((head + 10 + 4, 41), (head + 10 + 4, 0), (head + 10, 7)):
+        bad = bytearray(stream)
+        struct.pack_into("<I", bad, offset, value)
+        with pytest.raises(StreamError):
+            enc.decode(bytes(bad))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.integers(1, 60),
+    cols=st.integers(1, 20),
+    distinct=st.integers(1, 8),
+    dtype=st.sampled_from(DTYPES),
+    pid=st.sampled_from(["huffman", "ans"]),
+    context=st.sampled_from(["none", "column"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_dedup_round_trip_hypothesis(rows, cols, distinct, dtype, pid, context, seed):
+    codes = _repeated_rows(np.random.default_rng(seed), dtype, rows, cols, distinct)
+    enc = make(pid, chunk=64, context=context)
+    out = enc.decode(enc.encode(codes))
+    assert out.dtype == codes.dtype and np.array_equal(out, codes)

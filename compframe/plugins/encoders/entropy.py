@@ -4,7 +4,7 @@ Both cut the symbols into chunks that encode and decode independently (one CPU t
 thread per chunk, the kernels in ``compframe.kernels``) and share one stream layout, after the
 base class's dtype/shape header (all integers little-endian)::
 
-    u8  version (1)          u8  mode: 0 empty, 1 constant, 2 coded
+    u8  version (1)          u8  mode: 0 empty, 1 constant, 2 coded, 3 rows deduplicated
     u64 count                (must equal the header's element count)
     mode 1: i64 value, u32 CRC-32 of the dtype string and the bytes above
     mode 2: i32 base         smallest code; symbol = code - base
@@ -20,14 +20,23 @@ base class's dtype/shape header (all integers little-endian)::
                              ans, the frequencies' byte planes (low, middle, top bit) of ``tables * K`` values
             chunk streams    concatenated in chunk order (offsets = prefix sum of sizes)
 
+    mode 3 (``dedup``, 2-D codes with repeated rows; rows = the last axis):
+            u32 row_len      values per row (count = rows * row_len)
+            u32 unique       rows kept (the first copy of each distinct row), 1 <= unique < rows
+            u32 refs_len     bytes of the references blob
+            u32 checksum     CRC-32 over the dtype string, the bytes above and the references blob
+            refs             zlib of the byte planes of 2 * (rows - unique) u32 values: for each
+                             repeated row in order, the gap since the previous repeated row, then
+                             for each, which kept row (by order of first appearance) it repeats
+            inner            a whole mode 1 or 2 stream (from its version byte) of the kept rows
+
 With ``tables == 1`` the chunks cut the flat codes in order; with ``tables == C`` (context=column)
 the codes are taken as ``rows x C`` (the last axis is the column), stored column by column, and
 each column's chunks use that column's table. The encoder keeps per-column tables only when they
 cost less than one shared table (counting the tables' bytes).
 
-The column count is known only from the code array's shape, which the base class flattens before
-``_encode``; ``encode`` therefore records the last axis in a context variable for ``_encode`` to
-read (thread- and reentrancy-safe), and the stream stores the table count itself, so decoding
+The column count and the rows for ``dedup`` come from the code array's shape, which the base class
+passes to ``_encode``; the stream stores the table count and the row length itself, so decoding
 needs nothing from the shape.
 """
 
@@ -44,12 +53,14 @@ from ...base import Encoder, StreamError
 from ...kernels import ans as ans_kernels
 from ...kernels import histogram
 from ...kernels import huffman as huffman_kernels
+from ...kernels import rows as rows_kernels
 from ...kernels.targets import combine_checksums, cpu_threads_for, cuda_status
 from ...registry import register
 
 VERSION = 1
-EMPTY, CONSTANT, CODED = 0, 1, 2
+EMPTY, CONSTANT, CODED, DEDUP = 0, 1, 2, 3
 _HEAD = struct.Struct("<BBQ")
+_DEDUP = struct.Struct("<III")
 _CONST = struct.Struct("<q")
 _CODED = struct.Struct("<iIIIBII")
 
@@ -134,11 +145,70 @@ class ChunkedEntropyCoder(Encoder):
         """With ``context='column'`` the last axis of the codes is the column (one table each)."""
         columns = shape[-1] if self.config.context == "column" and len(shape) >= 2 else 1
         with cpu_threads_for(flat.size):
+            if self.config.dedup and len(shape) >= 2 and shape[-1] >= self.DEDUP_MIN_ROW and flat.size:
+                parts = self._encode_dedup(flat, int(shape[-1]), max(int(columns), 1))
+                if parts is not None:
+                    return parts
             return self._encode_flat(flat, max(int(columns), 1))
 
     def _decode(self, payload: memoryview, dtype: np.dtype, count: int) -> np.ndarray:
         with cpu_threads_for(count):
             return self._decode_flat(payload, dtype, count)
+
+    DEDUP_MIN_ROW = 4
+    """Rows shorter than this are not worth a reference (about 2-3 bytes each in the blob)."""
+
+    def _encode_dedup(self, flat: np.ndarray, row_len: int, columns: int) -> list[bytes] | None:
+        """Mode 3: the kept rows coded as usual, the repeated ones as references; None if no row repeats."""
+        rows = flat.size // row_len
+        if rows >= 1 << 32:
+            return None
+        table = flat.reshape(rows, row_len)
+        src = rows_kernels.first_copies(table)
+        dup = np.flatnonzero(src >= 0)
+        if dup.size == 0:
+            return None
+        new = src < 0
+        kept = np.cumsum(new) - 1  # index among the kept rows, valid where new
+        refs = kept[src[dup]]
+        gaps = np.diff(dup, prepend=-1) - 1
+        blob = pack_blob(np.concatenate([gaps, refs]), 4)
+        inner = self._encode_flat(np.ascontiguousarray(table[new]).reshape(-1), columns)
+        head = _HEAD.pack(VERSION, DEDUP, flat.size) + _DEDUP.pack(row_len, rows - dup.size, len(blob))
+        crc = zlib.crc32(blob, zlib.crc32(head, zlib.crc32(flat.dtype.str.encode())))
+        return [head, struct.pack("<I", crc), blob, inner]
+
+    def _decode_dedup(self, payload: memoryview, dtype: np.dtype, count: int) -> np.ndarray:
+        name = self.plugin_id
+        pos = _HEAD.size
+        try:
+            row_len, unique, blob_len = _DEDUP.unpack_from(payload, pos)
+            (crc,) = struct.unpack_from("<I", payload, pos + _DEDUP.size)
+        except struct.error:
+            raise StreamError(f"{name} stream: dedup header is truncated") from None
+        if row_len < 1 or count % row_len or not 1 <= unique < count // row_len:
+            raise StreamError(f"{name} stream: dedup header ({unique} kept rows of {row_len}) does not fit {count} values")
+        rows = count // row_len
+        start = pos + _DEDUP.size + 4
+        if start + blob_len > len(payload):
+            raise StreamError(f"{name} stream: truncated in the dedup references ({len(payload)} bytes)")
+        blob = payload[start:start + blob_len]
+        if zlib.crc32(blob, zlib.crc32(payload[:pos + _DEDUP.size], zlib.crc32(dtype.str.encode()))) != crc:
+            raise StreamError(f"{name} stream: checksum mismatch in the dedup header or references")
+        repeats = rows - unique
+        refs = unpack_blob(blob, 2 * repeats, 4)
+        where = np.cumsum(refs[:repeats] + 1) - 1
+        kept_before = where - np.arange(repeats)
+        if where[-1] >= rows or np.any(refs[repeats:] >= kept_before):
+            raise StreamError(f"{name} stream: a dedup reference points past the rows seen so far")
+        inner = payload[start + blob_len:]
+        kept = self._decode_flat(inner, dtype, unique * row_len, nested=True).reshape(unique, row_len)
+        index = np.empty(rows, np.int64)
+        fresh = np.ones(rows, bool)
+        fresh[where] = False
+        index[fresh] = np.arange(unique)
+        index[where] = refs[repeats:]
+        return kept[index].reshape(-1)
 
     def _encode_flat(self, flat: np.ndarray, columns: int) -> bytes:
         count = flat.size
@@ -173,7 +243,7 @@ class ChunkedEntropyCoder(Encoder):
         checksum = combine_checksums(sums, flat.dtype.str.encode(), head, tail)
         return b"".join((head, struct.pack("<I", checksum), tail, data.tobytes()))
 
-    def _decode_flat(self, payload: memoryview, dtype: np.dtype, count: int) -> np.ndarray:
+    def _decode_flat(self, payload: memoryview, dtype: np.dtype, count: int, nested: bool = False) -> np.ndarray:
         name = self.plugin_id
         if dtype.itemsize not in self.symbol_widths:
             raise StreamError(f"{name} stream: dtype {dtype} is not one this encoder writes")
@@ -181,10 +251,12 @@ class ChunkedEntropyCoder(Encoder):
             version, mode, n = _HEAD.unpack_from(payload, 0)
         except struct.error:
             raise StreamError(f"{name} stream: payload header is truncated") from None
-        if version != VERSION or mode not in (EMPTY, CONSTANT, CODED):
-            raise StreamError(f"{name} stream: unknown version {version} or mode {mode}")
+        if version != VERSION or mode not in (EMPTY, CONSTANT, CODED, DEDUP) or (nested and mode in (EMPTY, DEDUP)):
+            raise StreamError(f"{name} stream: unknown version {version} or mode {mode}" + (" (inner stream)" if nested else ""))
         if n != count:
             raise StreamError(f"{name} stream: payload holds {n} values, header says {count}")
+        if mode == DEDUP:
+            return self._decode_dedup(payload, dtype, count)
         info = np.iinfo(dtype)
         pos = _HEAD.size
         if mode == EMPTY:
@@ -242,6 +314,7 @@ class HuffmanConfig:
     chunk: int = 8192
     max_length: int = 24
     context: str = "none"
+    dedup: bool = True
     device: str = "cpu"
 
 
@@ -251,6 +324,7 @@ class Huffman(ChunkedEntropyCoder):
 
     ``chunk`` symbols per independently decodable chunk; codes no longer than ``max_length`` bits
     (raised to ``ceil(log2(#symbols))`` when the alphabet needs it); ``context`` none|column;
+    ``dedup`` (2-D codes: rows that repeat an earlier row are stored as references);
     ``device`` cpu|cuda (the same kernels, compiled for either). Costs at most 1 bit per symbol
     over the order-0 entropy, plus the code book and 4 bytes per chunk.
     """
@@ -337,6 +411,7 @@ class AnsConfig:
     chunk: int = 16384
     precision: int = 0
     context: str = "none"
+    dedup: bool = True
     device: str = "cpu"
 
 
@@ -347,7 +422,8 @@ class Ans(ChunkedEntropyCoder):
     Frequencies are quantized to a sum of ``2**precision`` (``precision`` 10..16; 0 picks it from
     the alphabet: at least 12 bits, 4 more than the alphabet needs for one table, 1 more for
     per-column tables; never less than the alphabet needs); ``chunk`` symbols per independently
-    decodable chunk; ``context`` none|column; ``device`` cpu|cuda.
+    decodable chunk; ``context`` none|column; ``dedup`` (2-D codes: rows that repeat an earlier
+    row are stored as references); ``device`` cpu|cuda.
     """
 
     Config = AnsConfig
