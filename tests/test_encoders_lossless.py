@@ -416,3 +416,49 @@ def test_dedup_round_trip_hypothesis(rows, cols, distinct, dtype, pid, context, 
     enc = make(pid, chunk=64, context=context)
     out = enc.decode(enc.encode(codes))
     assert out.dtype == codes.dtype and np.array_equal(out, codes)
+
+
+def _linear_scan_lzss(x, chunk, window, min_match):
+    """GPULZ's tokens by the definition: scan every offset of the window, longest match, nearest on a tie."""
+    width = x.dtype.itemsize
+    out = bytearray()
+    for lo in range(0, x.size, chunk):
+        hi = min(lo + chunk, x.size)
+        flags, tokens, i, t = bytearray((hi - lo + 7) // 8), bytearray(), lo, 0
+        while i < hi:
+            best, best_off = 0, 0
+            for off in range(1, min(window, i - lo) + 1):
+                n = 0
+                while n < min(255, hi - i) and x[i + n] == x[i - off + n]:
+                    n += 1
+                if n > best:
+                    best, best_off = n, off
+            if best >= min_match:
+                flags[t >> 3] |= 1 << (t & 7)
+                tokens += bytes((best, best_off))
+                i += best
+            else:
+                tokens += int(x[i]).to_bytes(width, "little")
+                i += 1
+            t += 1
+        out += flags[:(t + 7) // 8] + tokens
+    return bytes(out)
+
+
+@pytest.mark.parametrize("case", ["few-symbols", "runs", "colliding-buckets", "int16-noise"])
+@pytest.mark.parametrize("chunk,window", [(64, 16), (300, 255), (1000, 5)])
+def test_gpulz_match_finder_equals_linear_scan(case, chunk, window):
+    """The hash-chain match finder gives exactly the tokens of a scan over the whole window."""
+    from compframe.kernels import lz as lz_kernels
+
+    rng = np.random.default_rng(9)
+    if case == "colliding-buckets":  # symbols that share a hash bucket but differ
+        same = [v for v in range(1 << 20, (1 << 20) + 400000, 7) if ((v * 40503) >> 6) % lz_kernels.HASH_SIZE == 5]
+        x = rng.choice(np.array(same[:6], np.uint32), 2000)
+    else:
+        x = {"few-symbols": rng.integers(0, 3, 2000).astype(np.uint8),
+             "runs": np.repeat(rng.integers(0, 5, 400), rng.integers(1, 9, 400)).astype(np.uint16)[:2000],
+             "int16-noise": np.rint(rng.laplace(0, 20, 2000)).astype(np.int16).view(np.uint16)}[case]
+    min_match = 2 // x.dtype.itemsize + 1
+    data, *_ = lz_kernels.encode("cpu", x, chunk, window, min_match)
+    assert data.tobytes() == _linear_scan_lzss(x, chunk, window, min_match)

@@ -1,8 +1,11 @@
 """LZSS over fixed-size chunks of 1-, 2- or 4-byte symbols, in the token format of GPULZ (ICS'23).
 
-A chunk is matched on its own: at each position the encoder scans the previous ``window`` symbols
-of the chunk (linear scan, longest match wins, the nearest on a tie) for the longest match of at
-most 255 symbols. A match is written as two bytes ``(length, offset)`` in symbols, a literal as the
+A chunk is matched on its own: at each position the encoder looks through the previous ``window``
+symbols of the chunk for the longest match of at most 255 symbols (the nearest on a tie). Only
+earlier positions holding the same symbol can start a match, so the encoder walks a hash chain of
+them, nearest first (a head table of ``HASH_SIZE`` buckets and one link per position, in scratch
+arrays the caller passes: one pair per CPU thread, one per chunk on a GPU). The result is exactly
+that of a linear scan of the window, at the cost of the candidates that share the symbol's bucket. A match is written as two bytes ``(length, offset)`` in symbols, a literal as the
 symbol's ``S`` raw bytes (little-endian); one flag bit per token (1 = match) is packed LSB-first,
 8 per byte. A chunk's stream is its flag bytes followed by its token bytes. Matches may overlap the
 output they copy (``length > offset``), which LZSS decodes symbol by symbol.
@@ -18,13 +21,20 @@ import numpy as np
 from .targets import checksum_chunk, checksum_cpu, cpu, cuda_device, launch, to_device
 
 MAX_MATCH = 255
+HASH_BITS = 10
+HASH_SIZE = 1 << HASH_BITS
+"""Buckets of the match finder: symbol ``v`` (``< 2**32``, so the product stays below 2**48) goes to
+``((v * 40503) >> 6) & (HASH_SIZE - 1)`` (written out in ``encode_chunk``, which both targets compile)."""
 
 
-def encode_chunk(x, lo, hi, nbytes_sym, window, min_match, flags, fpos, data, dpos):
+def encode_chunk(x, lo, hi, nbytes_sym, window, min_match, flags, fpos, data, dpos, head, link):
     """Match and encode ``x[lo:hi]``: flag bits to ``flags[fpos:]`` (pre-zeroed), tokens to ``data[dpos:]``.
 
-    Returns (tokens, token bytes).
+    ``head`` (``HASH_SIZE`` entries) and ``link`` (``hi - lo`` entries) are scratch. Returns
+    (tokens, token bytes).
     """
+    for h in range(HASH_SIZE):
+        head[h] = -1
     i = lo
     ntok = 0
     d = dpos
@@ -32,16 +42,23 @@ def encode_chunk(x, lo, hi, nbytes_sym, window, min_match, flags, fpos, data, dp
         best = 0
         best_off = 0
         limit = min(MAX_MATCH, hi - i)
-        reach = min(window, i - lo)
-        for off in range(1, reach + 1):
+        b = ((np.int64(x[i]) * 40503) >> 6) & (HASH_SIZE - 1)
+        j = head[b]
+        while j >= 0 and i - j <= window:  # earlier positions in the bucket, nearest first
             n = 0
-            while n < limit and x[i + n] == x[i - off + n]:
+            while n < limit and x[i + n] == x[j + n]:
                 n += 1
             if n > best:
                 best = n
-                best_off = off
+                best_off = i - j
                 if n == limit:
                     break
+            j = link[j - lo]
+        step = best if best >= min_match else 1
+        for k in range(i, i + step):  # every position enters the chains, matched or not
+            b = ((np.int64(x[k]) * 40503) >> 6) & (HASH_SIZE - 1)
+            link[k - lo] = head[b]
+            head[b] = k
         if best >= min_match:
             flags[fpos + (ntok >> 3)] |= 1 << (ntok & 7)
             data[d] = best
@@ -102,12 +119,16 @@ _decode_cpu = cpu(decode_chunk)
 
 
 @numba.njit(parallel=True, cache=True)
-def encode_cpu(x, chunk, nbytes_sym, window, min_match, flags, fcap, data, dcap, ntok, dbytes, sums):
-    for i in numba.prange(ntok.size):
-        lo = i * chunk
-        hi = min(lo + chunk, x.size)
-        ntok[i], dbytes[i] = _encode_cpu(x, lo, hi, nbytes_sym, window, min_match, flags, i * fcap, data, i * dcap)
-        sums[i] = checksum_cpu(x, lo, hi)
+def encode_cpu(x, chunk, nbytes_sym, window, min_match, flags, fcap, data, dcap, ntok, dbytes, sums, heads, links):
+    # the chunks are dealt out in interleaved groups, one per task, each with its own match-finder scratch
+    tasks = heads.shape[0]
+    for t in numba.prange(tasks):
+        for i in range(t, ntok.size, tasks):
+            lo = i * chunk
+            hi = min(lo + chunk, x.size)
+            ntok[i], dbytes[i] = _encode_cpu(x, lo, hi, nbytes_sym, window, min_match, flags, i * fcap, data,
+                                             i * dcap, heads[t], links[t])
+            sums[i] = checksum_cpu(x, lo, hi)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -140,12 +161,13 @@ def _cuda_kernels():
     encode_dev, decode_dev, checksum_dev = (cuda_device(f) for f in (encode_chunk, decode_chunk, checksum_chunk))
 
     @cuda.jit
-    def encode(x, chunk, nbytes_sym, window, min_match, flags, fcap, data, dcap, ntok, dbytes, sums):
+    def encode(x, chunk, nbytes_sym, window, min_match, flags, fcap, data, dcap, ntok, dbytes, sums, heads, links):
         i = cuda.grid(1)
         if i < ntok.size:
             lo = i * chunk
             hi = min(lo + chunk, x.size)
-            t, n = encode_dev(x, lo, hi, nbytes_sym, window, min_match, flags, i * fcap, data, i * dcap)
+            t, n = encode_dev(x, lo, hi, nbytes_sym, window, min_match, flags, i * fcap, data, i * dcap,
+                              heads[i], links[i])
             ntok[i] = t
             dbytes[i] = n
             sums[i] = checksum_dev(x, lo, hi)
@@ -177,12 +199,18 @@ def encode(device, x, chunk, window, min_match):
     dbytes = np.zeros(nchunks, np.int64)
     sums = np.zeros(nchunks, np.int64)
     if device == "cpu":
-        encode_cpu(x, chunk, nbytes_sym, window, min_match, flags, fcap, data, dcap, ntok, dbytes, sums)
+        tasks = min(4 * numba.get_num_threads(), nchunks)
+        heads = np.empty((tasks, HASH_SIZE), np.int64)
+        links = np.empty((tasks, chunk), np.int64)
+        encode_cpu(x, chunk, nbytes_sym, window, min_match, flags, fcap, data, dcap, ntok, dbytes, sums, heads, links)
     else:
         enc, _ = _cuda_kernels()
-        d = to_device(x, flags, data, ntok, dbytes, sums)
-        launch(enc, nchunks, d[0], chunk, nbytes_sym, window, min_match, d[1], fcap, d[2], dcap, d[3], d[4], d[5])
-        flags, data, ntok, dbytes, sums = (a.copy_to_host() for a in d[1:])
+        heads = np.empty((nchunks, HASH_SIZE), np.int64)  # match-finder scratch: one pair per chunk (thread)
+        links = np.empty((nchunks, chunk), np.int64)
+        d = to_device(x, flags, data, ntok, dbytes, sums, heads, links)
+        launch(enc, nchunks, d[0], chunk, nbytes_sym, window, min_match, d[1], fcap, d[2], dcap, d[3], d[4], d[5],
+               d[6], d[7])
+        flags, data, ntok, dbytes, sums = (a.copy_to_host() for a in d[1:6])
     sizes = ((ntok + 7) >> 3) + dbytes
     offsets = np.zeros(nchunks + 1, np.int64)
     np.cumsum(sizes, out=offsets[1:])

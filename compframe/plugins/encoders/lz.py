@@ -71,7 +71,7 @@ class GpuLZ(Encoder):
         padded = np.zeros(nsym * width, np.uint8)
         padded[:raw.size] = raw
         x = padded.view(f"<u{width}")
-        with cpu_threads_for(x.size * 32):  # matching costs about a window scan per symbol
+        with cpu_threads_for(x.size * 32):  # matching costs a walk along a hash chain per symbol
             data, ntok, sizes, sums = lz_kernels.encode(c.device, x, c.chunk // width, c.window, 2 // width + 1)
         table = ntok.astype("<u2").tobytes() + sizes.astype("<u4").tobytes()
         head = _HEAD.pack(VERSION, width, c.window, c.chunk, raw.size, 0)[:-4]
