@@ -294,6 +294,19 @@ def test_cuda_device_without_cuda_fails_at_construction(pid):
         make(pid, device="cuda")
 
 
+@pytest.mark.parametrize("pid", ["none", "lz4", "zstd"])
+def test_cpu_only_encoders_refuse_cuda_by_name(pid):
+    """Every encoder takes ``device``; the CPU-only ones refuse ``cuda`` and say why, whatever the machine."""
+    assert make(pid, device="cpu").config.device == "cpu"
+    with pytest.raises(ConfigError, match=f"parameter 'device' is 'cuda' but '{pid}' runs on the CPU only"):
+        make(pid, device="cuda")
+
+
+def test_every_encoder_has_a_device_parameter():
+    for pid in registry.available("encoder"):
+        assert "device" in registry.plugin_class("encoder", pid).Config.__dataclass_fields__, pid
+
+
 @pytest.mark.skipif(_cuda_present(), reason="a CUDA device is present")
 @pytest.mark.parametrize("pid", ["nvcomp_lz4", "nvcomp_ans"])
 def test_nvcomp_without_gpu_names_the_extra(pid):

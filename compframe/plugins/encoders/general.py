@@ -26,13 +26,23 @@ def _from_bytes(raw, dtype: np.dtype, count: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype).copy() if isinstance(raw, memoryview) else np.frombuffer(raw, dtype=dtype)
 
 
+def cpu_only(plugin, why: str) -> None:
+    """The ``device`` parameter of an encoder that runs on the CPU only (every encoder has one)."""
+    plugin.require("device", choices=("cpu", "cuda"))
+    if plugin.config.device == "cuda":
+        plugin.fail("device", f"is 'cuda' but '{plugin.plugin_id}' runs on the CPU only: {why}")
+
+
 @register("encoder", "none")
 class Raw(Encoder):
     """The codes' raw bytes, unchanged: the baseline every other encoder is measured against."""
 
     @dataclass
     class Config:
-        pass
+        device: str = "cpu"
+
+    def check(self):
+        cpu_only(self, "'none' copies the codes on the host")
 
     def _encode(self, flat, shape):
         return [flat]  # the array itself as the payload part: written into the frame without a copy
@@ -63,8 +73,10 @@ class LZ4(Encoder):
         checksum: bool = True
         block: int = 1 << 22
         threads: int = 2
+        device: str = "cpu"
 
     def check(self):
+        cpu_only(self, "LZ4 on a GPU is encoder=nvcomp_lz4 (the 'gpu' extra), whose stream is nvCOMP's own")
         self.require("mode", choices=("default", "fast", "high_compression"))
         self.require("acceleration", low=1, high=65537)
         self.require("compression", low=1, high=12)
@@ -126,8 +138,10 @@ class Zstd(Encoder):
     class Config:
         level: int = 3
         threads: int = 0
+        device: str = "cpu"
 
     def check(self):
+        cpu_only(self, "compframe has no GPU zstd")
         self.require("level", low=-7, high=22)
         self.require("threads", low=-1, high=64)
 
