@@ -475,3 +475,14 @@ def test_gpulz_match_finder_equals_linear_scan(case, chunk, window):
     min_match = 2 // x.dtype.itemsize + 1
     data, *_ = lz_kernels.encode("cpu", x, chunk, window, min_match)
     assert data.tobytes() == _linear_scan_lzss(x, chunk, window, min_match)
+
+
+def test_paired_checksums_equal_single_ones():
+    """``checksum_chunks`` (two chunks at once, used by the CPU drivers) gives ``checksum_chunk``'s values."""
+    from compframe.kernels.targets import checksum_cpu, checksums_cpu
+
+    x = np.random.default_rng(5).integers(0, 1 << 16, 300).astype(np.uint16)
+    for lo0, hi0, lo1, hi1 in [(0, 0, 0, 0), (0, 7, 7, 7), (0, 100, 100, 300), (3, 250, 17, 18), (5, 9, 0, 300)]:
+        sums = np.zeros(2, np.int64)
+        checksums_cpu(x, lo0, hi0, lo1, hi1, sums, 0, 1)
+        assert sums[0] == checksum_cpu(x, lo0, hi0) and sums[1] == checksum_cpu(x, lo1, hi1)

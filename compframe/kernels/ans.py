@@ -17,7 +17,7 @@ import functools
 import numba
 import numpy as np
 
-from .targets import checksum_chunk, checksum_cpu, cpu, cuda_device, launch, to_device
+from .targets import checksum_chunk, checksum_cpu, checksums_cpu, cpu, cuda_device, launch, to_device
 
 STATE_LOW = 1 << 16
 
@@ -29,40 +29,40 @@ def encode_chunk(x, lo, hi, base, mask, freq, cum, precision, out, end):
     p = end
     i = hi - 1
     if (hi - lo) & 1:  # the last symbol sits at an even offset: state 0
-        s = (np.int64(x[i]) - base) & mask
-        f = np.int64(freq[s])
+        s = (np.int64(x[np.uint64(i)]) - base) & mask
+        f = np.int64(freq[np.uint64(s)])
         if state0 >= (f << (32 - precision)):
-            out[p - 2] = state0 & 0xFF
-            out[p - 1] = (state0 >> 8) & 0xFF
+            out[np.uint64(p - 2)] = state0 & 0xFF
+            out[np.uint64(p - 1)] = (state0 >> 8) & 0xFF
             p -= 2
             state0 >>= 16
         q = state0 // f
-        state0 = (q << precision) + state0 - q * f + np.int64(cum[s])
+        state0 = (q << precision) + state0 - q * f + np.int64(cum[np.uint64(s)])
         i -= 1
     while i > lo:  # offsets i (odd, state 1) and i - 1 (even, state 0)
-        s = (np.int64(x[i]) - base) & mask
-        f = np.int64(freq[s])
+        s = (np.int64(x[np.uint64(i)]) - base) & mask
+        f = np.int64(freq[np.uint64(s)])
         if state1 >= (f << (32 - precision)):
-            out[p - 2] = state1 & 0xFF
-            out[p - 1] = (state1 >> 8) & 0xFF
+            out[np.uint64(p - 2)] = state1 & 0xFF
+            out[np.uint64(p - 1)] = (state1 >> 8) & 0xFF
             p -= 2
             state1 >>= 16
         q = state1 // f
-        state1 = (q << precision) + state1 - q * f + np.int64(cum[s])
-        s = (np.int64(x[i - 1]) - base) & mask
-        f = np.int64(freq[s])
+        state1 = (q << precision) + state1 - q * f + np.int64(cum[np.uint64(s)])
+        s = (np.int64(x[np.uint64(i - 1)]) - base) & mask
+        f = np.int64(freq[np.uint64(s)])
         if state0 >= (f << (32 - precision)):
-            out[p - 2] = state0 & 0xFF
-            out[p - 1] = (state0 >> 8) & 0xFF
+            out[np.uint64(p - 2)] = state0 & 0xFF
+            out[np.uint64(p - 1)] = (state0 >> 8) & 0xFF
             p -= 2
             state0 >>= 16
         q = state0 // f
-        state0 = (q << precision) + state0 - q * f + np.int64(cum[s])
+        state0 = (q << precision) + state0 - q * f + np.int64(cum[np.uint64(s)])
         i -= 2
     p -= 8
     for k in range(4):
-        out[p + k] = (state0 >> (8 * k)) & 0xFF
-        out[p + 4 + k] = (state1 >> (8 * k)) & 0xFF
+        out[np.uint64(p + k)] = (state0 >> (8 * k)) & 0xFF
+        out[np.uint64(p + 4 + k)] = (state1 >> (8 * k)) & 0xFF
     return end - p
 
 
@@ -77,30 +77,30 @@ def decode_chunk(data, start, end, out, lo, hi, base, mask, slots, precision):
     state0 = 0
     state1 = 0
     for k in range(4):
-        state0 |= np.int64(data[start + k]) << (8 * k)
-        state1 |= np.int64(data[start + 4 + k]) << (8 * k)
+        state0 |= np.int64(data[np.uint64(start + k)]) << (8 * k)
+        state1 |= np.int64(data[np.uint64(start + 4 + k)]) << (8 * k)
     if state0 < STATE_LOW or state1 < STATE_LOW:
         return -1
     p = start + 8
     smask = (1 << precision) - 1
     i = lo
     while i < hi:
-        e0 = np.int64(slots[state0 & smask])
+        e0 = np.int64(slots[np.uint64(state0 & smask)])
         state0 = ((e0 >> 16) & 0x1FFFF) * (state0 >> precision) + (e0 >> 33)
-        out[i] = ((e0 & 0xFFFF) + base) & mask
+        out[np.uint64(i)] = ((e0 & 0xFFFF) + base) & mask
         if i + 1 < hi:  # the odd symbol's update does not wait for the even symbol's word
-            e1 = np.int64(slots[state1 & smask])
+            e1 = np.int64(slots[np.uint64(state1 & smask)])
             state1 = ((e1 >> 16) & 0x1FFFF) * (state1 >> precision) + (e1 >> 33)
-            out[i + 1] = ((e1 & 0xFFFF) + base) & mask
+            out[np.uint64(i + 1)] = ((e1 & 0xFFFF) + base) & mask
         if state0 < STATE_LOW:
             if p + 2 > end:
                 return -1
-            state0 = (state0 << 16) | np.int64(data[p]) | (np.int64(data[p + 1]) << 8)
+            state0 = (state0 << 16) | np.int64(data[np.uint64(p)]) | (np.int64(data[np.uint64(p + 1)]) << 8)
             p += 2
         if state1 < STATE_LOW:
             if p + 2 > end:
                 return -1
-            state1 = (state1 << 16) | np.int64(data[p]) | (np.int64(data[p + 1]) << 8)
+            state1 = (state1 << 16) | np.int64(data[np.uint64(p)]) | (np.int64(data[np.uint64(p + 1)]) << 8)
             p += 2
         i += 2
     if p != end or state0 != STATE_LOW or state1 != STATE_LOW:
@@ -114,18 +114,55 @@ _decode_cpu = cpu(decode_chunk)
 
 @numba.njit(parallel=True, cache=True)
 def encode_cpu(x, starts, ends, table_of, base, mask, freq, cum, precision, scratch, scratch_end, nbytes, sums):
-    for i in numba.prange(starts.size):
-        t = table_of[i]
-        nbytes[i] = _encode_cpu(x, starts[i], ends[i], base, mask, freq[t], cum[t], precision, scratch, scratch_end[i])
-        sums[i] = checksum_cpu(x, starts[i], ends[i])
+    n = starts.size
+    for j in numba.prange((n + 1) // 2):
+        a = 2 * j
+        b = a + 1
+        t = table_of[a]
+        nbytes[a] = _encode_cpu(x, starts[a], ends[a], base, mask, freq[t], cum[t], precision, scratch, scratch_end[a])
+        if b < n:
+            t = table_of[b]
+            nbytes[b] = _encode_cpu(x, starts[b], ends[b], base, mask, freq[t], cum[t], precision, scratch,
+                                    scratch_end[b])
+            checksums_cpu(x, starts[a], ends[a], starts[b], ends[b], sums, a, b)
+        else:
+            sums[a] = checksum_cpu(x, starts[a], ends[a])
 
 
 @numba.njit(parallel=True, cache=True)
 def decode_cpu(data, offsets, out, starts, ends, table_of, base, mask, slots, precision, sums):
-    for i in numba.prange(starts.size):
-        status = _decode_cpu(data, offsets[i], offsets[i + 1], out, starts[i], ends[i], base, mask,
-                             slots[table_of[i]], precision)
-        sums[i] = checksum_cpu(out, starts[i], ends[i]) if status == 0 else -1
+    n = starts.size
+    for j in numba.prange((n + 1) // 2):  # chunks in pairs: their checksums computed together
+        a = 2 * j
+        b = a + 1
+        sa = _decode_cpu(data, offsets[a], offsets[a + 1], out, starts[a], ends[a], base, mask, slots[table_of[a]],
+                         precision)
+        if b < n:
+            sb = _decode_cpu(data, offsets[b], offsets[b + 1], out, starts[b], ends[b], base, mask,
+                             slots[table_of[b]], precision)
+            checksums_cpu(out, starts[a], ends[a], starts[b], ends[b], sums, a, b)
+            if sb != 0:
+                sums[b] = -1
+        else:
+            sums[a] = checksum_cpu(out, starts[a], ends[a])
+        if sa != 0:
+            sums[a] = -1
+
+
+@numba.njit(cache=True)
+def slot_table(freq, precision):
+    """Per table and slot ``symbol | freq << 16 | (slot - cum) << 33`` for frequencies ``freq``
+    ``[tables, K]`` that sum to ``2**precision`` in every row (checked by the caller)."""
+    tables, alphabet = freq.shape
+    slots = np.empty((tables, 1 << precision), np.int64)
+    for t in range(tables):
+        pos = 0
+        for s in range(alphabet):
+            f = freq[t, s]
+            for k in range(f):
+                slots[t, pos + k] = s | (f << 16) | (k << 33)
+            pos += f
+    return slots
 
 
 @numba.njit(parallel=True, cache=True)

@@ -18,6 +18,9 @@ def histograms(x, tables, base, mask, alphabet):
     return _histograms(x, tables, base, mask, alphabet, split, lanes)
 
 
+# Indices are cast to unsigned integers: numba then adds no negative-index wraparound, and the loops vectorize.
+
+
 @numba.njit(parallel=True, cache=True)
 def _value_range(x, step):
     parts = -(-x.size // step)
@@ -26,14 +29,12 @@ def _value_range(x, step):
     for p in numba.prange(parts):
         a = p * step
         b = min(a + step, x.size)
-        mn = np.int64(x[a])
+        mn = np.int64(x[np.uint64(a)])
         mx = mn
         for i in range(a + 1, b):
-            v = np.int64(x[i])
-            if v < mn:
-                mn = v
-            if v > mx:
-                mx = v
+            v = np.int64(x[np.uint64(i)])
+            mn = min(mn, v)
+            mx = max(mx, v)
         lo[p] = mn
         hi[p] = mx
     return lo.min(), hi.max()
@@ -43,8 +44,8 @@ def _value_range(x, step):
 def _histograms(x, tables, base, mask, alphabet, split, lanes):
     rows = x.size // tables
     parts = tables * split
-    counts = np.zeros((parts, lanes, alphabet), np.int64)  # interleaved sub-histograms per part
-    lane1, lane2, lane3 = 1 % lanes, 2 % lanes, 3 % lanes
+    counts = np.zeros((parts, lanes * alphabet), np.int64)  # interleaved sub-histograms per part
+    lane1, lane2, lane3 = (1 % lanes) * alphabet, (2 % lanes) * alphabet, (3 % lanes) * alphabet
     step = -(-rows // split)
     for p in numba.prange(parts):
         t = p // split
@@ -53,12 +54,12 @@ def _histograms(x, tables, base, mask, alphabet, split, lanes):
         c = counts[p]
         i = a
         while i + 4 <= b:  # a repeated symbol would otherwise wait on its own previous increment
-            c[0, (np.int64(x[i]) - base) & mask] += 1
-            c[lane1, (np.int64(x[i + 1]) - base) & mask] += 1
-            c[lane2, (np.int64(x[i + 2]) - base) & mask] += 1
-            c[lane3, (np.int64(x[i + 3]) - base) & mask] += 1
+            c[np.uint64((np.int64(x[np.uint64(i)]) - base) & mask)] += 1
+            c[np.uint64(lane1 + ((np.int64(x[np.uint64(i + 1)]) - base) & mask))] += 1
+            c[np.uint64(lane2 + ((np.int64(x[np.uint64(i + 2)]) - base) & mask))] += 1
+            c[np.uint64(lane3 + ((np.int64(x[np.uint64(i + 3)]) - base) & mask))] += 1
             i += 4
         while i < b:
-            c[0, (np.int64(x[i]) - base) & mask] += 1
+            c[np.uint64((np.int64(x[np.uint64(i)]) - base) & mask)] += 1
             i += 1
     return counts.reshape(tables, split * lanes, alphabet).sum(axis=1)

@@ -2,9 +2,19 @@
 
 Symbols are ``(x - base) & mask`` of the unsigned view of the codes (``mask`` 0xFF or 0xFFFF), so
 one compiled kernel serves signed and unsigned codes. Codes are written MSB-first; every chunk
-starts on a byte boundary and ends with zero padding. Decoding reads the first ``P`` bits through a
-direct table (one or two symbols per look-up) and longer codes through the canonical limits
-(left-justified to ``L`` bits).
+starts on a byte boundary and ends with zero padding.
+
+Encoding looks up ``code << 5 | length`` per symbol, gathers as many codes as fit in 62 bits
+(``group``), then writes 8 bytes at once and moves on by the whole bytes among them; each chunk is
+written into its own scratch area (of the most bytes it can take) and the areas are then gathered,
+so that one pass both sizes and writes the chunks.
+
+Decoding reads the first ``FAST_BITS`` bits through a direct table (up to three symbols per
+look-up, already shifted by ``base``) and longer codes through the canonical limits (left-justified
+to ``L`` bits). The bit reader refills 32 bits at a time while 4 bytes of the chunk are left, byte
+by byte (zero beyond the chunk's end) after that. ``decode_chunks`` decodes two chunks at once with
+two independent bit readers, so that the CPU overlaps their dependency chains; a kernel passes an
+empty second chunk to decode one alone.
 """
 
 from __future__ import annotations
@@ -14,122 +24,262 @@ import functools
 import numba
 import numpy as np
 
-from .targets import checksum_chunk, checksum_cpu, cpu, cuda_device, launch, to_device
+from .targets import checksum_chunk, checksum_chunks, checksum_cpu, checksums_cpu, cpu, cuda_device, launch, to_device
 
 FAST_BITS = 12
-"""Bits resolved by the direct decoding table (2**12 entries per table). An entry holds up to two
-symbols whose codes fit in those bits: ``s1 | s2 << 16 | count << 32 | len1 << 34 | len1+len2 << 39``
-(count 0: the code is longer, found through the canonical limits)."""
+"""Bits resolved by the direct decoding table (2**12 entries per table). An entry holds up to three
+symbols whose codes fit in those bits, already shifted by ``base``, each ``W`` bits wide (8 or 16,
+the code width): ``count | total << 2 | s1 << 7 | s2 << 7 + W | s3 << 7 + 2W``, with ``count``
+the symbols (0: the code is longer, found through the canonical limits) and ``total`` their bits.
+Tables of 8-bit symbols fit in uint32 (16 KiB), those of 16-bit symbols take int64."""
+
+_FAST_MASK = (1 << FAST_BITS) - 1
+_REFILL = 24
+"""The decoders keep at least this many bits in the reader before a look-up (the longest code)."""
+_M56 = (1 << 56) - 1
 
 
-def size_chunk(x, lo, hi, base, mask, length):
-    """Bytes that symbols ``x[lo:hi]`` take with code lengths ``length``."""
-    bits = 0
-    for i in range(lo, hi):
-        bits += np.int64(length[(np.int64(x[i]) - base) & mask])
-    return (bits + 7) >> 3
+def encode_chunk(x, lo, hi, base, mask, table, group, out, pos):
+    """Write the codes of ``x[lo:hi]`` MSB-first to ``out[pos:]`` (zero-padded to a byte); return the
+    bytes of the chunk. ``table[s]`` is ``code << 5 | length``; ``group`` codes fit in 55 bits.
 
-
-def encode_chunk(x, lo, hi, base, mask, code, length, out, pos):
-    """Write the codes of ``x[lo:hi]`` MSB-first to ``out[pos:]`` (zero-padded to a byte)."""
-    acc = 0
-    nbits = 0
-    for i in range(lo, hi):
-        s = (np.int64(x[i]) - base) & mask
-        n = np.int64(length[s])
-        acc = (acc << n) | np.int64(code[s])
-        nbits += n
-        if nbits >= 32:  # acc < 2**56: write 4 bytes at once
-            nbits -= 32
-            v = acc >> nbits
-            out[pos] = (v >> 24) & 0xFF
-            out[pos + 1] = (v >> 16) & 0xFF
-            out[pos + 2] = (v >> 8) & 0xFF
-            out[pos + 3] = v & 0xFF
-            pos += 4
-            acc &= (1 << nbits) - 1
-    while nbits >= 8:
-        nbits -= 8
-        out[pos] = (acc >> nbits) & 0xFF
-        pos += 1
-    if nbits > 0:
-        out[pos] = (acc << (8 - nbits)) & 0xFF
-
-
-def decode_chunk(data, start, end, out, lo, hi, base, mask, fast, limit, first_index, syms, max_len):
-    """Decode ``hi - lo`` symbols from ``data[start:end]`` into ``out[lo:hi]``.
-
-    Returns 0, or -1 if the bits do not form valid codes or do not end exactly in the chunk's
-    last byte with zero padding. Never reads outside ``data[start:end]``.
+    Writes up to 8 bytes past the chunk's end (``out`` needs that slack); later writes of the chunk
+    overwrite the bytes written ahead, and the last one ends with zero bits.
     """
     acc = 0
-    nbits = 0
-    p = start
-    avail = (end - start) * 8
-    need = max(max_len, FAST_BITS)
+    nbits = 0  # below 8 between groups: acc < 2**62 throughout
+    p = pos
     i = lo
     while i < hi:
-        while nbits <= 48:  # refill to 49..56 bits; acc keeps only its low 56 bits
-            acc = ((acc << 8) | (np.int64(data[p]) if p < end else 0)) & 0xFFFFFFFFFFFFFF
-            p += 1
-            nbits += 8
-        while nbits >= need and i < hi:  # every code fits: decode without refilling
-            e = np.int64(fast[(acc >> (nbits - FAST_BITS)) & ((1 << FAST_BITS) - 1)])
-            if e == 0:  # a code longer than FAST_BITS
-                w = (acc >> (nbits - max_len)) & ((1 << max_len) - 1)
+        stop = min(i + group, hi)
+        while i < stop:
+            e = np.int64(table[np.uint64((np.int64(x[np.uint64(i)]) - base) & mask)])
+            n = e & 31
+            acc = (acc << n) | (e >> 5)
+            nbits += n
+            i += 1
+        t = (acc << 2) << (62 - nbits)  # left-justified in 64 bits (wraps to negative in int64)
+        out[np.uint64(p)] = (t >> 56) & 0xFF
+        out[np.uint64(p + 1)] = (t >> 48) & 0xFF
+        out[np.uint64(p + 2)] = (t >> 40) & 0xFF
+        out[np.uint64(p + 3)] = (t >> 32) & 0xFF
+        out[np.uint64(p + 4)] = (t >> 24) & 0xFF
+        out[np.uint64(p + 5)] = (t >> 16) & 0xFF
+        out[np.uint64(p + 6)] = (t >> 8) & 0xFF
+        out[np.uint64(p + 7)] = t & 0xFF
+        p += nbits >> 3
+        nbits &= 7
+        acc &= (1 << nbits) - 1
+    return p - pos + ((nbits + 7) >> 3)
+
+
+def decode_chunks(data, out, max_len, fast, limit, first, syms, start0, end0, lo0, hi0, start1, end1, lo1, hi1):
+    """Decode chunk 0 (``hi0 - lo0`` symbols from ``data[start0:end0]`` into ``out[lo0:hi0]``) and
+    chunk 1 likewise, both with the same tables; chunk 1 may be empty (``lo1 == hi1``, ``start1 ==
+    end1``). The symbol width is ``out``'s.
+
+    Returns a bit mask of the damaged chunks (1: chunk 0, 2: chunk 1): those whose bits do not form
+    valid codes or do not end exactly in the chunk's last byte with zero padding. Never reads
+    outside ``data[start0:end0]`` and ``data[start1:end1]``.
+    """
+    wbits = 8 * out.itemsize
+    mask = (1 << wbits) - 1
+    sh1 = 7 + wbits
+    sh2 = 7 + 2 * wbits
+    lmask = (1 << max_len) - 1
+    acc0 = 0
+    n0 = 0
+    p0 = start0
+    i0 = lo0
+    acc1 = 0
+    n1 = 0
+    p1 = start1
+    i1 = lo1
+    bad = 0
+    # Both chunks in runs of look-ups that cannot pass either chunk's end: a look-up writes three
+    # symbols (and moves on by at most three) and refills at most four bytes.
+    while bad == 0:
+        run = min(min(hi0 - i0, hi1 - i1) // 3, min(end0 - p0, end1 - p1) // 4)
+        if run <= 0:
+            break
+        for _ in range(run):
+            if n0 < _REFILL:
+                word = ((np.int64(data[np.uint64(p0)]) << 24) | (np.int64(data[np.uint64(p0 + 1)]) << 16)
+                        | (np.int64(data[np.uint64(p0 + 2)]) << 8) | np.int64(data[np.uint64(p0 + 3)]))
+                acc0 = ((acc0 << 32) | word) & _M56
+                p0 += 4
+                n0 += 32
+            if n1 < _REFILL:
+                word = ((np.int64(data[np.uint64(p1)]) << 24) | (np.int64(data[np.uint64(p1 + 1)]) << 16)
+                        | (np.int64(data[np.uint64(p1 + 2)]) << 8) | np.int64(data[np.uint64(p1 + 3)]))
+                acc1 = ((acc1 << 32) | word) & _M56
+                p1 += 4
+                n1 += 32
+            e0 = np.int64(fast[np.uint64((acc0 >> (n0 - FAST_BITS)) & _FAST_MASK)])
+            e1 = np.int64(fast[np.uint64((acc1 >> (n1 - FAST_BITS)) & _FAST_MASK)])
+            if (e0 & 3) == 0:  # a code longer than FAST_BITS: one symbol through the canonical limits
+                w = (acc0 >> (n0 - max_len)) & lmask
                 n = FAST_BITS + 1
                 while n <= max_len and w >= limit[n]:
                     n += 1
                 if n > max_len:
-                    return -1
-                out[i] = (np.int64(syms[first_index[n] + (w >> (max_len - n))]) + base) & mask
-                nbits -= n
-                i += 1
-            elif i + 1 < hi:  # branch-free on the pair: the second write is overwritten if unused
-                out[i] = ((e & 0xFFFF) + base) & mask
-                out[i + 1] = (((e >> 16) & 0xFFFF) + base) & mask
-                i += (e >> 32) & 3
-                nbits -= (e >> 39) & 31
-            else:
-                out[i] = ((e & 0xFFFF) + base) & mask
-                nbits -= (e >> 34) & 31
-                i += 1
-        if (p - start) * 8 - nbits > avail:
-            return -1
-    used = (p - start) * 8 - nbits
-    if used > avail or used + 8 <= avail:
-        return -1
-    if used < avail and ((np.int64(data[end - 1]) << (used - avail + 8)) & 0xFF) != 0:
-        return -1
-    return 0
+                    bad = 1
+                    break
+                e0 = 1 | (n << 2) | (np.int64(syms[np.uint64(first[n] + (w >> (max_len - n)))]) << 7)
+            if (e1 & 3) == 0:
+                w = (acc1 >> (n1 - max_len)) & lmask
+                n = FAST_BITS + 1
+                while n <= max_len and w >= limit[n]:
+                    n += 1
+                if n > max_len:
+                    bad = 2
+                    break
+                e1 = 1 | (n << 2) | (np.int64(syms[np.uint64(first[n] + (w >> (max_len - n)))]) << 7)
+            # branch-free on the symbol count: writes past it are overwritten by the next look-up
+            out[np.uint64(i0)] = (e0 >> 7) & mask
+            out[np.uint64(i0 + 1)] = (e0 >> sh1) & mask
+            out[np.uint64(i0 + 2)] = (e0 >> sh2) & mask
+            out[np.uint64(i1)] = (e1 >> 7) & mask
+            out[np.uint64(i1 + 1)] = (e1 >> sh1) & mask
+            out[np.uint64(i1 + 2)] = (e1 >> sh2) & mask
+            i0 += e0 & 3
+            n0 -= (e0 >> 2) & 31
+            i1 += e1 & 3
+            n1 -= (e1 >> 2) & 31
+    # each chunk's rest alone: the same runs, then symbol by symbol with byte refills near the ends
+    for k in range(2):
+        if k == 0:
+            acc, nbits, p, i, start, end, hi = acc0, n0, p0, i0, start0, end0, hi0
+        else:
+            acc, nbits, p, i, start, end, hi = acc1, n1, p1, i1, start1, end1, hi1
+        if bad & (1 << k):
+            continue
+        while (bad & (1 << k)) == 0:
+            run = min((hi - i) // 3, (end - p) // 4)
+            if run <= 0:
+                break
+            for _ in range(run):
+                if nbits < _REFILL:
+                    word = ((np.int64(data[np.uint64(p)]) << 24) | (np.int64(data[np.uint64(p + 1)]) << 16)
+                            | (np.int64(data[np.uint64(p + 2)]) << 8) | np.int64(data[np.uint64(p + 3)]))
+                    acc = ((acc << 32) | word) & _M56
+                    p += 4
+                    nbits += 32
+                e = np.int64(fast[np.uint64((acc >> (nbits - FAST_BITS)) & _FAST_MASK)])
+                if (e & 3) == 0:
+                    w = (acc >> (nbits - max_len)) & lmask
+                    n = FAST_BITS + 1
+                    while n <= max_len and w >= limit[n]:
+                        n += 1
+                    if n > max_len:
+                        bad |= 1 << k
+                        break
+                    e = 1 | (n << 2) | (np.int64(syms[np.uint64(first[n] + (w >> (max_len - n)))]) << 7)
+                out[np.uint64(i)] = (e >> 7) & mask
+                out[np.uint64(i + 1)] = (e >> sh1) & mask
+                out[np.uint64(i + 2)] = (e >> sh2) & mask
+                i += e & 3
+                nbits -= (e >> 2) & 31
+        while i < hi and (bad & (1 << k)) == 0:
+            while nbits < _REFILL:  # acc keeps only its low 56 bits; zeros beyond the chunk's end
+                acc = ((acc << 8) | (np.int64(data[np.uint64(p)]) if p < end else 0)) & _M56
+                p += 1
+                nbits += 8
+            e = np.int64(fast[np.uint64((acc >> (nbits - FAST_BITS)) & _FAST_MASK)])
+            if (e & 3) != 0 and i + 3 <= hi:
+                out[np.uint64(i)] = (e >> 7) & mask
+                out[np.uint64(i + 1)] = (e >> sh1) & mask
+                out[np.uint64(i + 2)] = (e >> sh2) & mask
+                i += e & 3
+                nbits -= (e >> 2) & 31
+            else:  # one symbol through the canonical limits
+                w = (acc >> (nbits - max_len)) & lmask
+                n = 1
+                while n <= max_len and w >= limit[n]:
+                    n += 1
+                if n > max_len:
+                    bad |= 1 << k
+                else:
+                    out[np.uint64(i)] = syms[np.uint64(first[n] + (w >> (max_len - n)))]
+                    i += 1
+                    nbits -= n
+        if (bad & (1 << k)) == 0:
+            used = (p - start) * 8 - nbits
+            avail = (end - start) * 8
+            if used > avail or used + 8 <= avail:
+                bad |= 1 << k
+            elif used < avail and ((np.int64(data[np.uint64(end - 1)]) << (used - avail + 8)) & 0xFF) != 0:
+                bad |= 1 << k
+    return bad
 
 
-_size_cpu = cpu(size_chunk)
 _encode_cpu = cpu(encode_chunk)
-_decode_cpu = cpu(decode_chunk)
+_decode_cpu = cpu(decode_chunks)
 
 
 @numba.njit(parallel=True, cache=True)
-def sizes_cpu(x, starts, ends, table_of, base, mask, length, nbytes):
-    for i in numba.prange(starts.size):
-        nbytes[i] = _size_cpu(x, starts[i], ends[i], base, mask, length[table_of[i]])
+def encode_cpu(x, starts, ends, table_of, base, mask, table, group, max_len):
+    n = starts.size
+    cap = ((ends - starts) * max_len + 7) // 8 + 8
+    scratch_end = np.cumsum(cap)
+    scratch = np.empty(scratch_end[-1] if n else 0, np.uint8)
+    nbytes = np.empty(n, np.int64)
+    sums = np.empty(n, np.int64)
+    for j in numba.prange((n + 1) // 2):
+        a = 2 * j
+        b = a + 1
+        nbytes[a] = _encode_cpu(x, starts[a], ends[a], base, mask, table[table_of[a]], group, scratch,
+                                scratch_end[a] - cap[a])
+        if b < n:
+            nbytes[b] = _encode_cpu(x, starts[b], ends[b], base, mask, table[table_of[b]], group, scratch,
+                                    scratch_end[b] - cap[b])
+            checksums_cpu(x, starts[a], ends[a], starts[b], ends[b], sums, a, b)
+        else:
+            sums[a] = checksum_cpu(x, starts[a], ends[a])
+    offsets = np.zeros(n + 1, np.int64)
+    offsets[1:] = np.cumsum(nbytes)
+    out = np.empty(offsets[n], np.uint8)
+    for i in numba.prange(n):
+        a = scratch_end[i] - cap[i]
+        out[offsets[i]:offsets[i + 1]] = scratch[a:a + nbytes[i]]
+    return out, nbytes, sums
 
 
 @numba.njit(parallel=True, cache=True)
-def encode_cpu(x, starts, ends, table_of, base, mask, code, length, out, offsets, sums):
-    for i in numba.prange(starts.size):
-        t = table_of[i]
-        _encode_cpu(x, starts[i], ends[i], base, mask, code[t], length[t], out, offsets[i])
-        sums[i] = checksum_cpu(x, starts[i], ends[i])
+def decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, sums):
+    n = starts.size
+    for j in numba.prange((n + 1) // 2):
+        a = 2 * j
+        b = a + 1
+        ta = table_of[a]
+        if b < n and table_of[b] == ta:
+            status = _decode_cpu(data, out, max_len, fast[ta], limit[ta], first_index[ta], syms[ta],
+                                 offsets[a], offsets[a + 1], starts[a], ends[a], offsets[b], offsets[b + 1], starts[b],
+                                 ends[b])
+        else:  # alone (with an empty partner), and the next chunk alone too if there is one
+            status = _decode_cpu(data, out, max_len, fast[ta], limit[ta], first_index[ta], syms[ta],
+                                 offsets[a], offsets[a + 1], starts[a], ends[a], offsets[a + 1], offsets[a + 1],
+                                 ends[a], ends[a])
+            if b < n:
+                tb = table_of[b]
+                status |= 2 * _decode_cpu(data, out, max_len, fast[tb], limit[tb], first_index[tb],
+                                          syms[tb], offsets[b], offsets[b + 1], starts[b], ends[b], offsets[b + 1],
+                                          offsets[b + 1], ends[b], ends[b])
+        if b < n:
+            checksums_cpu(out, starts[a], ends[a], starts[b], ends[b], sums, a, b)
+            if status & 2:
+                sums[b] = -1
+        else:
+            sums[a] = checksum_cpu(out, starts[a], ends[a])
+        if status & 1:
+            sums[a] = -1
 
 
 @numba.njit(parallel=True, cache=True)
-def decode_cpu(data, offsets, out, starts, ends, table_of, base, mask, fast, limit, first_index, syms, max_len, sums):
-    for i in numba.prange(starts.size):
-        t = table_of[i]
-        status = _decode_cpu(data, offsets[i], offsets[i + 1], out, starts[i], ends[i], base, mask,
-                             fast[t], limit[t], first_index[t], syms[t], max_len)
-        sums[i] = checksum_cpu(out, starts[i], ends[i]) if status == 0 else -1
+def gather_cpu(scratch, scratch_end, cap, nbytes, offsets, out):
+    for i in numba.prange(nbytes.size):
+        a = scratch_end[i] - cap[i]
+        out[offsets[i]:offsets[i + 1]] = scratch[a:a + nbytes[i]]
 
 
 cuda = None
@@ -141,112 +291,181 @@ def _cuda_kernels():
     global cuda
     from numba import cuda
 
-    size_dev, encode_dev, decode_dev, checksum_dev = (
-        cuda_device(f) for f in (size_chunk, encode_chunk, decode_chunk, checksum_chunk)
-    )
+    encode_dev, decode_dev, checksum_dev, checksums_dev = (
+        cuda_device(f) for f in (encode_chunk, decode_chunks, checksum_chunk, checksum_chunks))
 
     @cuda.jit
-    def sizes(x, starts, ends, table_of, base, mask, length, nbytes):
+    def encode(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_start, nbytes, sums):
         i = cuda.grid(1)
         if i < starts.size:
-            nbytes[i] = size_dev(x, starts[i], ends[i], base, mask, length[table_of[i]])
-
-    @cuda.jit
-    def encode(x, starts, ends, table_of, base, mask, code, length, out, offsets, sums):
-        i = cuda.grid(1)
-        if i < starts.size:
-            t = table_of[i]
-            encode_dev(x, starts[i], ends[i], base, mask, code[t], length[t], out, offsets[i])
+            nbytes[i] = encode_dev(x, starts[i], ends[i], base, mask, table[table_of[i]], group, scratch,
+                                   scratch_start[i])
             sums[i] = checksum_dev(x, starts[i], ends[i])
 
     @cuda.jit
-    def decode(data, offsets, out, starts, ends, table_of, base, mask, fast, limit, first_index, syms, max_len, sums):
-        i = cuda.grid(1)
-        if i < starts.size:
-            t = table_of[i]
-            status = decode_dev(data, offsets[i], offsets[i + 1], out, starts[i], ends[i], base, mask,
-                                fast[t], limit[t], first_index[t], syms[t], max_len)
-            sums[i] = checksum_dev(out, starts[i], ends[i]) if status == 0 else -1
+    def decode(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, sums):
+        j = cuda.grid(1)  # one thread per pair of chunks, as on the CPU
+        n = starts.size
+        a = 2 * j
+        b = a + 1
+        if a < n:
+            ta = table_of[a]
+            if b < n and table_of[b] == ta:
+                status = decode_dev(data, out, max_len, fast[ta], limit[ta], first_index[ta], syms[ta],
+                                    offsets[a], offsets[a + 1], starts[a], ends[a], offsets[b], offsets[b + 1],
+                                    starts[b], ends[b])
+            else:
+                status = decode_dev(data, out, max_len, fast[ta], limit[ta], first_index[ta], syms[ta],
+                                    offsets[a], offsets[a + 1], starts[a], ends[a], offsets[a + 1], offsets[a + 1],
+                                    ends[a], ends[a])
+                if b < n:
+                    tb = table_of[b]
+                    status |= 2 * decode_dev(data, out, max_len, fast[tb], limit[tb], first_index[tb],
+                                             syms[tb], offsets[b], offsets[b + 1], starts[b], ends[b], offsets[b + 1],
+                                             offsets[b + 1], ends[b], ends[b])
+            if b < n:
+                checksums_dev(out, starts[a], ends[a], starts[b], ends[b], sums, a, b)
+                if status & 2:
+                    sums[b] = -1
+            else:
+                sums[a] = checksum_dev(out, starts[a], ends[a])
+            if status & 1:
+                sums[a] = -1
 
-    return sizes, encode, decode
+    return encode, decode
 
 
-def chunk_sizes(device, x, starts, ends, table_of, base, mask, length):
-    """Bytes of each chunk (int64 array)."""
+def encode(device, x, starts, ends, table_of, base, mask, table, max_len):
+    """Encode every chunk with ``table`` (``code << 5 | length`` per table and symbol, uint32) and
+    codes of at most ``max_len`` bits; returns (concatenated streams uint8, bytes per chunk, checksums)."""
+    group = max(1, 55 // max_len)
+    if device == "cpu":
+        return encode_cpu(x, starts, ends, table_of, base, mask, table, group, max_len)
+    cap = ((ends - starts) * max_len + 7) // 8 + 8
+    scratch_end = np.cumsum(cap)
+    scratch = np.zeros(int(scratch_end[-1]) if cap.size else 0, np.uint8)
     nbytes = np.zeros(starts.size, np.int64)
-    if device == "cpu":
-        sizes_cpu(x, starts, ends, table_of, base, mask, length, nbytes)
-        return nbytes
-    sizes, _, _ = _cuda_kernels()
-    d = to_device(x, starts, ends, table_of, length, nbytes)
-    launch(sizes, starts.size, d[0], d[1], d[2], d[3], base, mask, d[4], d[5])
-    return d[5].copy_to_host()
+    sums = np.zeros(starts.size, np.int64)
+    enc, _ = _cuda_kernels()
+    d = to_device(x, starts, ends, table_of, table, scratch, scratch_end - cap, nbytes, sums)
+    launch(enc, starts.size, d[0], d[1], d[2], d[3], base, mask, d[4], group, d[5], d[6], d[7], d[8])
+    scratch, nbytes, sums = d[5].copy_to_host(), d[7].copy_to_host(), d[8].copy_to_host()
+    offsets = np.zeros(starts.size + 1, np.int64)
+    np.cumsum(nbytes, out=offsets[1:])
+    out = np.empty(int(offsets[-1]), np.uint8)
+    gather_cpu(scratch, scratch_end, cap, nbytes, offsets, out)
+    return out, nbytes, sums
 
 
-def encode(device, x, starts, ends, table_of, base, mask, code, length, offsets):
-    """The concatenated chunk streams (uint8, ``offsets[-1]`` bytes) and the per-chunk checksums."""
-    out = np.zeros(int(offsets[-1]), np.uint8)
+def decode(device, data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len):
+    """Decode every chunk into ``out`` (tables from ``decoder_tables``); returns the per-chunk
+    checksums (-1 marks a damaged chunk)."""
     sums = np.zeros(starts.size, np.int64)
     if device == "cpu":
-        encode_cpu(x, starts, ends, table_of, base, mask, code, length, out, offsets, sums)
-        return out, sums
-    _, enc, _ = _cuda_kernels()
-    d = to_device(x, starts, ends, table_of, code, length, out, offsets, sums)
-    launch(enc, starts.size, d[0], d[1], d[2], d[3], base, mask, d[4], d[5], d[6], d[7], d[8])
-    return d[6].copy_to_host(), d[8].copy_to_host()
-
-
-def decode(device, data, offsets, out, starts, ends, table_of, base, mask, fast, limit, first_index, syms, max_len):
-    """Decode every chunk into ``out``; returns the per-chunk checksums (-1 marks a damaged chunk)."""
-    sums = np.zeros(starts.size, np.int64)
-    if device == "cpu":
-        decode_cpu(data, offsets, out, starts, ends, table_of, base, mask, fast, limit, first_index, syms, max_len,
-                   sums)
+        decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, sums)
         return sums
-    _, _, dec = _cuda_kernels()
+    _, dec = _cuda_kernels()
     d = to_device(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, sums)
-    launch(dec, starts.size, d[0], d[1], d[2], d[3], d[4], d[5], base, mask, d[6], d[7], d[8], d[9], max_len, d[10])
+    launch(dec, (starts.size + 1) // 2, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], max_len, d[10])
     out[...] = d[2].copy_to_host()
     return d[10].copy_to_host()
 
 
 @numba.njit(cache=True)
-def pair_tables(order, n_len, bits):
-    """Direct decoding tables over ``bits``-bit prefixes, one row per table (entry layout in
-    ``FAST_BITS``), from each table's symbols in canonical order and their lengths (0 = unused).
+def encoder_table(lengths, max_len):
+    """``code << 5 | length`` for every table (row) and symbol of the code lengths ``lengths`` (0 =
+    absent symbol): canonical codes, assigned in order of (length, symbol) with ``first[l] =
+    (first[l-1] + count[l-1]) << 1`` (Schwartz and Kallick 1964, as in DEFLATE, RFC 1951 §3.2.2)."""
+    tables, alphabet = lengths.shape
+    out = np.zeros((tables, alphabet), np.uint32)
+    count = np.zeros(max_len + 1, np.int64)
+    nxt = np.zeros(max_len + 1, np.int64)
+    for t in range(tables):
+        count[:] = 0
+        for s in range(alphabet):
+            count[lengths[t, s]] += 1
+        code = 0
+        for n in range(1, max_len + 1):
+            nxt[n] = code
+            code = (code + count[n]) << 1
+        for s in range(alphabet):
+            n = lengths[t, s]
+            if n > 0:
+                out[t, s] = (nxt[n] << 5) | n
+                nxt[n] += 1
+    return out
 
-    Codes of at most ``bits`` bits come first in canonical order and cover consecutive prefix
-    ranges. A prefix gets a second symbol when the bits left after the first code hold a whole
-    code (the zero-filled bits beyond them cannot matter then). Needs a valid (Kraft) code.
+
+@numba.njit(cache=True)
+def decoder_tables(lengths, max_len, base, mask, fast):
+    """The decoding tables of the canonical codes with code lengths ``lengths`` ``[tables, K]`` (each
+    at most ``max_len``), symbols shifted by ``base``: fills ``fast`` ``[tables, 2**FAST_BITS]``
+    (layout in ``FAST_BITS``; uint32 for 8-bit symbols) and returns (ok, limit, first_index, syms).
+
+    ``limit[t, n]``: the codes of at most ``n`` bits end there (left-justified to ``max_len`` bits);
+    ``syms[t, first_index[t, n] + code]``: the symbol of an ``n``-bit code. ``ok`` is False (and the
+    tables unusable) when the lengths violate the Kraft inequality. A prefix of ``FAST_BITS`` bits
+    gets a second (third) symbol when the bits left after the first (second) code hold a whole code
+    (the zero-filled bits beyond them cannot matter then).
     """
-    tables, alphabet = order.shape
-    size = 1 << bits
-    out = np.zeros((tables, size), np.int64)
+    tables, alphabet = lengths.shape
+    wbits = 8 if mask == 0xFF else 16
+    size = 1 << FAST_BITS
+    limit = np.zeros((tables, max_len + 1), np.int64)
+    first_index = np.zeros((tables, max_len + 1), np.int64)
+    syms = np.zeros((tables, alphabet), np.int32)
+    count = np.zeros(max_len + 1, np.int64)
+    first = np.zeros(max_len + 1, np.int64)
+    nxt = np.zeros(max_len + 1, np.int64)
     sym = np.zeros(size, np.int64)
     length = np.zeros(size, np.int64)
     for t in range(tables):
+        count[:] = 0
+        for s in range(alphabet):
+            count[lengths[t, s]] += 1
+        code = 0
+        index = 0
+        for n in range(1, max_len + 1):
+            first[n] = code
+            if code + count[n] > (1 << n):
+                return False, limit, first_index, syms
+            limit[t, n] = (code + count[n]) << (max_len - n)
+            first_index[t, n] = index - code
+            nxt[n] = index
+            index += count[n]
+            code = (code + count[n]) << 1
+        for s in range(alphabet):  # symbols in canonical order
+            n = lengths[t, s]
+            if n > 0:
+                syms[t, nxt[n]] = (s + base) & mask
+                nxt[n] += 1
+        # the codes of at most FAST_BITS bits cover consecutive prefix ranges from 0
         sym[:] = 0
         length[:] = 0
         pos = 0
-        for j in range(alphabet):
-            n = n_len[t, j]
-            if n == 0 or n > bits:
-                break
-            span = 1 << (bits - n)
-            sym[pos:pos + span] = order[t, j]
-            length[pos:pos + span] = n
-            pos += span
+        for n in range(1, min(max_len, FAST_BITS) + 1):
+            span = 1 << (FAST_BITS - n)
+            for j in range(first_index[t, n] + first[n], first_index[t, n] + first[n] + count[n]):
+                sym[pos:pos + span] = syms[t, j]
+                length[pos:pos + span] = n
+                pos += span
         for w in range(size):
             n1 = length[w]
             if n1 == 0:
+                fast[t, w] = 0
                 continue
+            e = 1 | (n1 << 2) | (sym[w] << 7)
             r = (w << n1) & (size - 1)
             n2 = length[r]
-            if 0 < n2 <= bits - n1:
-                out[t, w] = sym[w] | (sym[r] << 16) | (2 << 32) | (n1 << 34) | ((n1 + n2) << 39)
-            else:
-                out[t, w] = sym[w] | (1 << 32) | (n1 << 34) | (n1 << 39)
-    return out
+            if 0 < n2 <= FAST_BITS - n1:
+                e = 2 | ((n1 + n2) << 2) | (sym[w] << 7) | (sym[r] << (7 + wbits))
+                r = (r << n2) & (size - 1)
+                n3 = length[r]
+                if 0 < n3 <= FAST_BITS - n1 - n2:
+                    e = (3 | ((n1 + n2 + n3) << 2) | (sym[w] << 7) | (sym[(w << n1) & (size - 1)] << (7 + wbits))
+                         | (sym[r] << (7 + 2 * wbits)))
+            fast[t, w] = e
+    return True, limit, first_index, syms
 
 
 @numba.njit(cache=True)

@@ -69,6 +69,68 @@ def checksum_chunk(x, lo, hi):
 checksum_cpu = cpu(checksum_chunk)
 
 
+def checksum_chunks(x, lo0, hi0, lo1, hi1, sums, k0, k1):
+    """``sums[k0] = checksum_chunk(x, lo0, hi0)`` and ``sums[k1] = checksum_chunk(x, lo1, hi1)``,
+    computed together: eight independent multiply chains instead of four."""
+    a0 = FNV_OFFSET
+    a1 = FNV_OFFSET ^ 1
+    a2 = FNV_OFFSET ^ 2
+    a3 = FNV_OFFSET ^ 3
+    b0 = FNV_OFFSET
+    b1 = FNV_OFFSET ^ 1
+    b2 = FNV_OFFSET ^ 2
+    b3 = FNV_OFFSET ^ 3
+    i = lo0
+    j = lo1
+    while i + 4 <= hi0 and j + 4 <= hi1:
+        a0 = ((a0 ^ np.int64(x[np.uint64(i)])) * FNV_PRIME) & 0xFFFFFFFF
+        a1 = ((a1 ^ np.int64(x[np.uint64(i + 1)])) * FNV_PRIME) & 0xFFFFFFFF
+        a2 = ((a2 ^ np.int64(x[np.uint64(i + 2)])) * FNV_PRIME) & 0xFFFFFFFF
+        a3 = ((a3 ^ np.int64(x[np.uint64(i + 3)])) * FNV_PRIME) & 0xFFFFFFFF
+        b0 = ((b0 ^ np.int64(x[np.uint64(j)])) * FNV_PRIME) & 0xFFFFFFFF
+        b1 = ((b1 ^ np.int64(x[np.uint64(j + 1)])) * FNV_PRIME) & 0xFFFFFFFF
+        b2 = ((b2 ^ np.int64(x[np.uint64(j + 2)])) * FNV_PRIME) & 0xFFFFFFFF
+        b3 = ((b3 ^ np.int64(x[np.uint64(j + 3)])) * FNV_PRIME) & 0xFFFFFFFF
+        a0 ^= a0 >> 13
+        a1 ^= a1 >> 13
+        a2 ^= a2 >> 13
+        a3 ^= a3 >> 13
+        b0 ^= b0 >> 13
+        b1 ^= b1 >> 13
+        b2 ^= b2 >> 13
+        b3 ^= b3 >> 13
+        i += 4
+        j += 4
+    for k in range(2):  # the rest of each alone, then the lanes folded (as in checksum_chunk)
+        if k == 0:
+            h0, h1, h2, h3, i, hi = a0, a1, a2, a3, i, hi0
+        else:
+            h0, h1, h2, h3, i, hi = b0, b1, b2, b3, j, hi1
+        while i + 4 <= hi:
+            h0 = ((h0 ^ np.int64(x[np.uint64(i)])) * FNV_PRIME) & 0xFFFFFFFF
+            h1 = ((h1 ^ np.int64(x[np.uint64(i + 1)])) * FNV_PRIME) & 0xFFFFFFFF
+            h2 = ((h2 ^ np.int64(x[np.uint64(i + 2)])) * FNV_PRIME) & 0xFFFFFFFF
+            h3 = ((h3 ^ np.int64(x[np.uint64(i + 3)])) * FNV_PRIME) & 0xFFFFFFFF
+            h0 ^= h0 >> 13
+            h1 ^= h1 >> 13
+            h2 ^= h2 >> 13
+            h3 ^= h3 >> 13
+            i += 4
+        while i < hi:
+            h0 = ((h0 ^ np.int64(x[np.uint64(i)])) * FNV_PRIME) & 0xFFFFFFFF
+            h0 ^= h0 >> 13
+            i += 1
+        h0 = ((h0 ^ h1) * FNV_PRIME) & 0xFFFFFFFF
+        h0 ^= h0 >> 13
+        h0 = ((h0 ^ h2) * FNV_PRIME) & 0xFFFFFFFF
+        h0 ^= h0 >> 13
+        h0 = ((h0 ^ h3) * FNV_PRIME) & 0xFFFFFFFF
+        sums[k0 if k == 0 else k1] = h0 ^ (h0 >> 13)
+
+
+checksums_cpu = cpu(checksum_chunks)
+
+
 def simulated() -> bool:
     """True when numba's CUDA simulator is on (``NUMBA_ENABLE_CUDASIM=1`` before numba.cuda loads)."""
     return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
@@ -89,9 +151,12 @@ def cuda_status() -> str | None:
     return "no CUDA device is available (numba.cuda.is_available() is False)"
 
 
-PARALLEL_MIN = 1 << 19
-"""Below this many values the CPU drivers run on the calling thread alone: waking numba's worker
-threads costs more than it saves there, and much more when other processes hold the cores."""
+PARALLEL_MIN = int(os.environ.get("COMPFRAME_PARALLEL_MIN", 1 << 19))
+"""Below this many values the CPU drivers run on the calling thread alone (environment variable
+``COMPFRAME_PARALLEL_MIN``, default 512 Ki). On an idle machine two threads pay off from about
+32 Ki values (1.3-2x on 64-128 Ki); but each parallel region waits for its slowest thread, and when
+other processes hold the cores a region can wait a scheduler time slice: a 131 Ki-value field took
+80 ms instead of 0.6 ms to quantize on two threads on this 2-core machine under load."""
 
 
 @contextlib.contextmanager

@@ -341,9 +341,8 @@ class Huffman(ChunkedEntropyCoder):
         max_len = max(self.config.max_length, math.ceil(math.log2(used)))
         lengths = np.stack([huffman_kernels.code_lengths(c, max_len) for c in counts])
         param = max(int(lengths.max()), 1)
-        codes = canonical_codes(lengths, param)[0]
-        return Model(param, pack_blob(lengths, 1), float((counts * lengths).sum()),
-                     (codes.astype(np.uint32), lengths.astype(np.uint8)))
+        table = huffman_kernels.encoder_table(lengths, param)
+        return Model(param, pack_blob(lengths, 1), float((counts * lengths).sum()), (table,))
 
     def _read_model(self, blob, tables, alphabet, param):
         if not 1 <= param <= self.MAX_LENGTH:
@@ -351,59 +350,20 @@ class Huffman(ChunkedEntropyCoder):
         lengths = unpack_blob(blob, tables * alphabet, 1).reshape(tables, alphabet)
         if lengths.max() > param:
             raise StreamError(f"huffman stream: a code length exceeds the stated maximum {param}")
-        _, order, n_len, first, count = canonical_codes(lengths, param)
-        ls = np.arange(1, param + 1)
-        if np.any(first[:, ls] + count[:, ls] > (1 << ls)):
-            raise StreamError("huffman stream: code lengths violate the Kraft inequality")
-        limit = np.zeros((tables, self.MAX_LENGTH + 1), np.int64)
-        first_index = np.zeros((tables, self.MAX_LENGTH + 1), np.int64)
-        limit[:, ls] = (first[:, ls] + count[:, ls]) << (param - ls)
-        first_index[:, ls] = (np.cumsum(count, axis=1) - count)[:, ls] - first[:, ls]
-        syms = order.astype(np.int32)
-        fast = huffman_kernels.pair_tables(order, n_len, huffman_kernels.FAST_BITS)
-        return fast, limit, first_index, syms
+        return lengths  # the decoding tables hold the symbols shifted by base: built in _decode_chunks
 
     def _encode_chunks(self, x, starts, ends, table_of, base, mask, model):
-        code, length = model.tables
-        device = self.config.device
-        sizes = huffman_kernels.chunk_sizes(device, x, starts, ends, table_of, base, mask, length)
-        offsets = np.zeros(sizes.size + 1, np.int64)
-        np.cumsum(sizes, out=offsets[1:])
-        data, sums = huffman_kernels.encode(device, x, starts, ends, table_of, base, mask, code, length, offsets)
-        return data, sizes, sums
+        (table,) = model.tables
+        return huffman_kernels.encode(self.config.device, x, starts, ends, table_of, base, mask, table, model.param)
 
     def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param):
-        fast, limit, first_index, syms = tables
-        return huffman_kernels.decode(self.config.device, data, offsets, out, starts, ends, table_of, base, mask,
-                                      fast, limit, first_index, syms, param)
-
-
-def canonical_codes(lengths: np.ndarray, max_len: int):
-    """Canonical codes for each row of ``lengths`` ``[tables, K]`` (0 = absent symbol).
-
-    Returns (codes ``[T, K]``, symbols in code order ``[T, K]``, their lengths (0 for the unused
-    tail), first code of each length ``[T, L+1]``, codes of each length ``[T, L+1]``). Codes are
-    assigned in order of (length, symbol): ``first[l] = (first[l-1] + count[l-1]) << 1`` (Schwartz
-    and Kallick 1964, as in DEFLATE, RFC 1951 §3.2.2).
-    """
-    lengths = lengths.astype(np.int64)
-    tables, alphabet = lengths.shape
-    rows = np.arange(tables)[:, None]
-    order = np.argsort(np.where(lengths > 0, lengths, max_len + 1), axis=1, kind="stable")
-    n_len = np.take_along_axis(lengths, order, axis=1)
-    count = np.bincount((rows * (max_len + 1) + lengths).reshape(-1), minlength=tables * (max_len + 1))
-    count = count.reshape(tables, max_len + 1)
-    count[:, 0] = 0
-    first = np.zeros((tables, max_len + 1), np.int64)
-    code = np.zeros(tables, np.int64)
-    for n in range(1, max_len + 1):
-        first[:, n] = code
-        code = (code + count[:, n]) << 1
-    offset = np.cumsum(count, axis=1) - count
-    sorted_codes = np.where(n_len > 0, first[rows, n_len] + np.arange(alphabet)[None, :] - offset[rows, n_len], 0)
-    codes = np.zeros_like(lengths)
-    np.put_along_axis(codes, order, sorted_codes, axis=1)
-    return codes, order, n_len, first, count
+        lengths = tables
+        fast = np.empty((lengths.shape[0], 1 << huffman_kernels.FAST_BITS), np.uint32 if mask == 0xFF else np.int64)
+        ok, limit, first_index, syms = huffman_kernels.decoder_tables(lengths, param, base, mask, fast)
+        if not ok:
+            raise StreamError("huffman stream: code lengths violate the Kraft inequality")
+        return huffman_kernels.decode(self.config.device, data, offsets, out, starts, ends, table_of, fast, limit,
+                                      first_index, syms, param)
 
 
 @dataclass
@@ -453,13 +413,7 @@ class Ans(ChunkedEntropyCoder):
         freq = unpack_blob(blob, tables * alphabet, 3).reshape(tables, alphabet)
         if np.any(freq.sum(axis=1) != 1 << param):
             raise StreamError(f"ans stream: frequencies do not sum to 2**{param}")
-        slots = np.empty((tables, 1 << param), np.int64)
-        symbols = np.arange(alphabet, dtype=np.int64)
-        for t in range(tables):
-            sym = np.repeat(symbols, freq[t])
-            bias = np.arange(1 << param) - (np.cumsum(freq[t]) - freq[t])[sym]
-            slots[t] = sym | (freq[t][sym] << 16) | (bias << 33)
-        return slots
+        return ans_kernels.slot_table(freq, param)
 
     def _encode_chunks(self, x, starts, ends, table_of, base, mask, model):
         freq, cum = model.tables
