@@ -57,3 +57,65 @@ def _first_copies_words(w, size):
             slot = (slot + 1) & (size - 1)
     return src
 
+
+
+@numba.njit(cache=True, nogil=True)
+def split_rows(table, src):
+    """The rows of ``table`` that ``src`` (from ``first_copies``) marks as first copies, in order, and
+    for the repeats: the gap (rows) since the previous repeat and the kept row each one repeats."""
+    n, width = table.shape
+    repeats = 0
+    for r in range(n):
+        repeats += src[r] >= 0
+    kept = np.empty((n - repeats, width), table.dtype)
+    gaps = np.empty(repeats, np.int64)
+    refs = np.empty(repeats, np.int64)
+    kept_index = np.empty(n, np.int64)
+    k = 0
+    d = 0
+    last = -1
+    for r in range(n):
+        if src[r] < 0:
+            for j in range(width):
+                kept[k, j] = table[r, j]
+            kept_index[r] = k
+            k += 1
+        else:
+            gaps[d] = r - last - 1
+            refs[d] = kept_index[src[r]]
+            last = r
+            d += 1
+    return kept, gaps, refs
+
+
+@numba.njit(cache=True, nogil=True)
+def join_rows(kept, gaps, refs, out):
+    """Inverse of ``split_rows`` into ``out`` (rows x width); False if the references do not fit:
+    a gap that runs past the kept rows or the array, or a reference to a row not yet seen."""
+    rows, width = out.shape
+    unique = kept.shape[0]
+    k = 0
+    r = 0
+    for d in range(gaps.size):
+        g = gaps[d]
+        if g < 0 or k + g > unique or r + g >= rows:
+            return False
+        for _ in range(g):
+            for j in range(width):
+                out[r, j] = kept[k, j]
+            k += 1
+            r += 1
+        if refs[d] < 0 or refs[d] >= k:
+            return False
+        s = refs[d]
+        for j in range(width):
+            out[r, j] = kept[s, j]
+        r += 1
+    if k + rows - r != unique:
+        return False
+    while r < rows:
+        for j in range(width):
+            out[r, j] = kept[k, j]
+        k += 1
+        r += 1
+    return True

@@ -165,16 +165,12 @@ class ChunkedEntropyCoder(Encoder):
             return None
         table = flat.reshape(rows, row_len)
         src = rows_kernels.first_copies(table)
-        dup = np.flatnonzero(src >= 0)
-        if dup.size == 0:
+        if src.max() < 0:
             return None
-        new = src < 0
-        kept = np.cumsum(new) - 1  # index among the kept rows, valid where new
-        refs = kept[src[dup]]
-        gaps = np.diff(dup, prepend=-1) - 1
+        kept, gaps, refs = rows_kernels.split_rows(table, src)
         blob = pack_blob(np.concatenate([gaps, refs]), 4)
-        inner = self._encode_flat(np.ascontiguousarray(table[new]).reshape(-1), columns)
-        head = _HEAD.pack(VERSION, DEDUP, flat.size) + _DEDUP.pack(row_len, rows - dup.size, len(blob))
+        inner = self._encode_flat(kept.reshape(-1), columns)
+        head = _HEAD.pack(VERSION, DEDUP, flat.size) + _DEDUP.pack(row_len, kept.shape[0], len(blob))
         crc = zlib.crc32(blob, zlib.crc32(head, zlib.crc32(flat.dtype.str.encode())))
         return [head, struct.pack("<I", crc), blob, inner]
 
@@ -197,18 +193,12 @@ class ChunkedEntropyCoder(Encoder):
             raise StreamError(f"{name} stream: checksum mismatch in the dedup header or references")
         repeats = rows - unique
         refs = unpack_blob(blob, 2 * repeats, 4)
-        where = np.cumsum(refs[:repeats] + 1) - 1
-        kept_before = where - np.arange(repeats)
-        if where[-1] >= rows or np.any(refs[repeats:] >= kept_before):
-            raise StreamError(f"{name} stream: a dedup reference points past the rows seen so far")
-        inner = payload[start + blob_len:]
-        kept = self._decode_flat(inner, dtype, unique * row_len, nested=True).reshape(unique, row_len)
-        index = np.empty(rows, np.int64)
-        fresh = np.ones(rows, bool)
-        fresh[where] = False
-        index[fresh] = np.arange(unique)
-        index[where] = refs[repeats:]
-        return kept[index].reshape(-1)
+        kept = self._decode_flat(payload[start + blob_len:], dtype, unique * row_len, nested=True)
+        out = np.empty((rows, row_len), kept.dtype)
+        if not rows_kernels.join_rows(kept.reshape(unique, row_len), refs[:repeats], refs[repeats:], out):
+            raise StreamError(f"{name} stream: the dedup references do not fit the {rows} rows "
+                              "(a gap past the end, or a reference to a row not seen yet)")
+        return out.reshape(-1)
 
     def _encode_flat(self, flat: np.ndarray, columns: int) -> bytes:
         count = flat.size
