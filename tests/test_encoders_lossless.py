@@ -486,3 +486,22 @@ def test_paired_checksums_equal_single_ones():
         sums = np.zeros(2, np.int64)
         checksums_cpu(x, lo0, hi0, lo1, hi1, sums, 0, 1)
         assert sums[0] == checksum_cpu(x, lo0, hi0) and sums[1] == checksum_cpu(x, lo1, hi1)
+
+
+def test_split_and_join_rows_check_the_references():
+    from compframe.kernels import rows as rows_kernels
+
+    rng = np.random.default_rng(8)
+    table = rng.integers(0, 4, (50, 5)).astype(np.int16)[rng.integers(0, 10, 200)]
+    src = rows_kernels.first_copies(table)
+    kept, gaps, refs = rows_kernels.split_rows(table, src)
+    assert kept.shape[0] == len(np.unique(table, axis=0)) and gaps.size == 200 - kept.shape[0]
+    out = np.empty_like(table)
+    assert rows_kernels.join_rows(kept, gaps, refs, out) and np.array_equal(out, table)
+    bad_cases = []
+    g = gaps.copy(); g[-1] += 500; bad_cases.append((g, refs))          # a gap past the last row
+    r = refs.copy(); r[0] = kept.shape[0]; bad_cases.append((gaps, r))  # a row that does not exist
+    r = refs.copy(); r[0] = gaps[0]; bad_cases.append((gaps, r))        # a kept row not seen yet
+    bad_cases.append((gaps[:-1], refs[:-1]))                            # kept and repeated rows do not add up
+    for g, r in bad_cases:
+        assert not rows_kernels.join_rows(kept, g, r, np.empty_like(table))
