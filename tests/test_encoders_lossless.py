@@ -505,3 +505,96 @@ def test_split_and_join_rows_check_the_references():
     bad_cases.append((gaps[:-1], refs[:-1]))                            # kept and repeated rows do not add up
     for g, r in bad_cases:
         assert not rows_kernels.join_rows(kept, g, r, np.empty_like(table))
+
+
+def test_ans_reciprocal_division_is_exact():
+    """The encoder's ``(x * rcp) >> (32 + R)`` equals ``x // freq`` for every frequency and precision at
+    the states it meets (below ``freq << (32 - R)``), and the product fits in uint64."""
+    from compframe.kernels import ans as ans_kernels
+
+    for r in range(1, 17):
+        f = np.arange(1, 1 << r, dtype=np.int64)
+        rcp, info = ans_kernels.encoder_tables(f[None, :], np.zeros((1, f.size), np.int64), r)
+        rcp = rcp[0]
+        xmax = (f << (32 - r)).astype(np.uint64)
+        assert np.array_equal(info[0] >> np.uint64(32), xmax)
+        top = xmax - np.uint64(1)
+        for x in (top, top - top % f.astype(np.uint64) - np.uint64(1)):  # the largest state; remainder freq - 1
+            ok = x < xmax  # (a pick below 0 wraps: skipped)
+            xs, rs, fs = x[ok], rcp[ok], f[ok].astype(np.uint64)
+            # x * rcp < 2**64 (no wrap in uint64): its high 32 bits from the two halves of rcp
+            hi_part = xs * (rs >> np.uint64(32)) + ((xs * (rs & np.uint64(0xFFFFFFFF))) >> np.uint64(32))
+            assert np.all(hi_part < np.uint64(1 << 32)), r
+            assert np.array_equal((xs * rs) >> np.uint64(32 + r), xs // fs), r
+
+
+def _ans_reference_streams(x, starts, ends, table_of, base, mask, freq, cum, r):
+    """The chunk streams by the definition (module docstring of kernels/ans.py), with plain division."""
+    out = []
+    for lo, hi, t in zip(starts, ends, table_of):
+        state, words = [1 << 16, 1 << 16], []
+        for i in range(hi - 1, lo - 1, -1):
+            k = (i - lo) & 1
+            s = (int(x[i]) - base) & mask
+            f, c = int(freq[t, s]), int(cum[t, s])
+            if state[k] >= f << (32 - r):
+                words.append(state[k] & 0xFFFF)
+                state[k] >>= 16
+            state[k] = ((state[k] // f) << r) + state[k] % f + c
+        out.append(struct.pack("<II", *state) + b"".join(struct.pack("<H", w) for w in reversed(words)))
+    return out
+
+
+@pytest.mark.parametrize("dtype,r,chunk,tables", [(np.uint8, 12, 64, 1), (np.uint8, 10, 100, 3),
+                                                  (np.uint16, 16, 333, 1), (np.uint16, 14, 64, 5),
+                                                  (np.uint8, 16, 65, 2)])
+def test_ans_kernels_match_the_reference_and_flag_damaged_chunks(dtype, r, chunk, tables):
+    """Two-chunk encoder and decoder (pairs with different tables, odd chunk counts, odd lengths) write
+    the reference bytes; a damaged chunk is flagged (-1) or fails its checksum, the others decode."""
+    from compframe.kernels import ans as ans_kernels
+    from compframe.plugins.encoders.entropy import chunk_layout, quantize_frequencies
+
+    rng = np.random.default_rng(r * 1000 + chunk + tables)
+    per = 2 * chunk + 17
+    mask = np.iinfo(dtype).max
+    x = (rng.geometric(0.15, per * tables) * rng.choice([-1, 1], per * tables) + 40).astype(np.int64)
+    x[::97] = rng.integers(0, 90, x[::97].size)  # rare symbols: frequency 1 at R = 10
+    base = (mask - 20) if dtype == np.uint8 else 5  # symbols wrap around the top for uint8
+    x = ((x + base) & mask).astype(dtype)
+    alphabet = int(((x.astype(np.int64) - base) & mask).max()) + 1
+    counts = np.stack([np.bincount((x[t * per:(t + 1) * per].astype(np.int64) - base) & mask, minlength=alphabet)
+                       for t in range(tables)])
+    freq = np.stack([quantize_frequencies(c, r) for c in counts])
+    cum = np.cumsum(freq, axis=1) - freq
+    starts, ends, table_of = chunk_layout(x.size, tables, chunk)
+    assert starts.size == 3 * tables  # odd counts for odd tables; pairs across tables for 2 or more
+    data, sizes, sums = ans_kernels.encode("cpu", x, starts, ends, table_of, base, mask, freq.astype(np.uint32),
+                                           cum.astype(np.uint32), r)
+    ref = _ans_reference_streams(x, starts, ends, table_of, base, mask, freq, cum, r)
+    assert data.tobytes() == b"".join(ref) and list(sizes) == [len(s) for s in ref]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    def decode(d, offs):
+        out = np.zeros(x.size, dtype)
+        return out, ans_kernels.decode("cpu", d, offs, out, starts, ends, table_of, base, mask, freq, r)
+
+    out, got = decode(data, offsets)
+    assert np.array_equal(out, x) and np.array_equal(got, sums)
+    for j in (0, starts.size // 2, starts.size - 1):
+        lo, hi = offsets[j], offsets[j + 1]
+        damaged = []
+        for pos in (lo, lo + 5, lo + 8, (lo + hi) // 2, hi - 1):  # a state, a word near the start, middle, end
+            d = data.copy()
+            d[pos] ^= 0x24
+            damaged.append((d, offsets))
+        if j + 1 < starts.size:  # one word moved from chunk j to chunk j + 1 (both still complete lengths)
+            o = offsets.copy()
+            o[j + 1] -= 2
+            damaged.append((data, o))
+        o = offsets.copy()  # chunk j without its last word, the stream shorter
+        o[j + 1:] -= 2
+        damaged.append((np.delete(data, [hi - 2, hi - 1]), o))
+        for d, o in damaged:
+            _, got = decode(d, o)
+            hit = np.flatnonzero(got != sums)
+            assert j in hit and set(hit) <= {j, j + 1}, (j, hit)

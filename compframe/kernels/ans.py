@@ -6,8 +6,16 @@ a chunk use state 0, odd ones state 1 (interleaving as in Giesen, arXiv 1402.339
 has two independent dependency chains; both share one word stream. The encoder runs each chunk
 backwards and fills its scratch area from the end; a chunk's stream is its two final states
 (4 bytes each, little-endian, state 0 first) followed by its words (2 bytes each, little-endian)
-in decoding order. Decoding looks up one packed entry per slot:
-``symbol | freq << 16 | (slot - cum) << 33``.
+in decoding order.
+
+Encoding divides by a symbol's frequency through a multiply by a precomputed reciprocal (see
+``encoder_tables``); ``encode_chunks`` encodes two chunks at once (four independent state chains)
+with branch-free renormalization. Decoding looks up, per table and slot, ``(freq - 1) | (slot -
+cum) << 16`` (uint32) and the symbol already shifted by ``base`` (in the codes' width);
+``decode_chunks`` decodes two chunks at once (four independent state chains), in runs of symbols
+that cannot pass either chunk's end (checked once per run), with branch-free renormalization; the
+drivers pass an absent second chunk to decode one alone. The CUDA kernels run the same two-chunk
+functions, one GPU thread per pair of chunks.
 """
 
 from __future__ import annotations
@@ -17,152 +25,382 @@ import functools
 import numba
 import numpy as np
 
-from .targets import checksum_chunk, checksum_cpu, checksums_cpu, cpu, cuda_device, launch, to_device
+from .targets import checksum_chunk, checksum_chunks, checksum_cpu, checksums_cpu, cpu, cuda_device, launch, to_device
 
 STATE_LOW = 1 << 16
 
 
-def encode_chunk(x, lo, hi, base, mask, freq, cum, precision, out, end):
-    """Encode ``x[lo:hi]`` into ``out[..end]`` (filled backwards); return the bytes written."""
-    state0 = STATE_LOW
-    state1 = STATE_LOW
-    p = end
-    i = hi - 1
-    if (hi - lo) & 1:  # the last symbol sits at an even offset: state 0
-        s = (np.int64(x[np.uint64(i)]) - base) & mask
-        f = np.int64(freq[np.uint64(s)])
-        if state0 >= (f << (32 - precision)):
-            out[np.uint64(p - 2)] = state0 & 0xFF
-            out[np.uint64(p - 1)] = (state0 >> 8) & 0xFF
-            p -= 2
-            state0 >>= 16
-        q = state0 // f
-        state0 = (q << precision) + state0 - q * f + np.int64(cum[np.uint64(s)])
-        i -= 1
-    while i > lo:  # offsets i (odd, state 1) and i - 1 (even, state 0)
-        s = (np.int64(x[np.uint64(i)]) - base) & mask
-        f = np.int64(freq[np.uint64(s)])
-        if state1 >= (f << (32 - precision)):
-            out[np.uint64(p - 2)] = state1 & 0xFF
-            out[np.uint64(p - 1)] = (state1 >> 8) & 0xFF
-            p -= 2
-            state1 >>= 16
-        q = state1 // f
-        state1 = (q << precision) + state1 - q * f + np.int64(cum[np.uint64(s)])
-        s = (np.int64(x[np.uint64(i - 1)]) - base) & mask
-        f = np.int64(freq[np.uint64(s)])
-        if state0 >= (f << (32 - precision)):
-            out[np.uint64(p - 2)] = state0 & 0xFF
-            out[np.uint64(p - 1)] = (state0 >> 8) & 0xFF
-            p -= 2
-            state0 >>= 16
-        q = state0 // f
-        state0 = (q << precision) + state0 - q * f + np.int64(cum[np.uint64(s)])
-        i -= 2
-    p -= 8
-    for k in range(4):
-        out[np.uint64(p + k)] = (state0 >> (8 * k)) & 0xFF
-        out[np.uint64(p + 4 + k)] = (state1 >> (8 * k)) & 0xFF
-    return end - p
+def encode_chunks(x, base, mask, precision, out, nbytes, rcp0, info0, lo0, hi0, end0, k0, rcp1, info1, lo1, hi1,
+                  end1, k1):
+    """Encode chunk 0 (``x[lo0:hi0]`` into ``out[..end0]``, filled backwards, with the tables
+    ``rcp0``/``info0``) and chunk 1 likewise, together (four independent state chains); set
+    ``nbytes[k0]`` and ``nbytes[k1]`` to the bytes written. ``k1 < 0``: there is no chunk 1.
 
+    Per symbol ``s`` (tables from ``encoder_tables``, both uint64): ``rcp[s]`` and ``info[s] = cum |
+    (2**R - freq) << 16 | (freq << (32 - R)) << 32`` (the state bound at which a word is emitted).
+    ``state // freq`` is ``(state * rcp[s]) >> (32 + R)`` (exact and below 2**64 in uint64, see
+    ``encoder_tables``), so a state becomes
+    ``state + cum + q * (2**R - freq)`` (= ``(q << R) + state - q * freq + cum``).
 
-def decode_chunk(data, start, end, out, lo, hi, base, mask, slots, precision):
-    """Decode ``hi - lo`` symbols from ``data[start:end]`` into ``out[lo:hi]``.
-
-    Returns 0, or -1 unless the stream is consumed exactly and both states return to their
-    initial value. Never reads outside ``data[start:end]``.
+    Renormalization is branch-free: the state's low word is always written at ``p - 2`` and ``p``
+    moves only when the word is emitted; a word not emitted is overwritten by the next one or by
+    the final states (all writes stay within the chunk's ``2 * symbols + 8`` bytes before ``end``).
     """
-    if end - start < 8:
-        return -1
-    state0 = 0
-    state1 = 0
-    for k in range(4):
-        state0 |= np.int64(data[np.uint64(start + k)]) << (8 * k)
-        state1 |= np.int64(data[np.uint64(start + 4 + k)]) << (8 * k)
-    if state0 < STATE_LOW or state1 < STATE_LOW:
-        return -1
-    p = start + 8
+    tshift = np.uint64(32 + precision)
+    a0 = STATE_LOW
+    a1 = STATE_LOW
+    pa = end0
+    ia = hi0 - 1
+    b0 = STATE_LOW
+    b1 = STATE_LOW
+    pb = end1
+    ib = hi1 - 1
+    if k1 < 0:
+        ib = lo1 - 1
+    for k in range(2):  # a chunk of odd length ends with a symbol at an even offset: state 0
+        if k == 0:
+            s0, p, i, lo, hi, rcp, info = a0, pa, ia, lo0, hi0, rcp0, info0
+        else:
+            s0, p, i, lo, hi, rcp, info = b0, pb, ib, lo1, hi1, rcp1, info1
+        if (k == 0 or k1 >= 0) and (hi - lo) & 1:
+            c0 = np.uint64((np.int64(x[np.uint64(i)]) - base) & mask)
+            e0 = info[c0]
+            out[np.uint64(p - 2)] = s0 & 0xFF
+            out[np.uint64(p - 1)] = (s0 >> 8) & 0xFF
+            f = s0 >= np.int64(e0 >> np.uint64(32))
+            s0 = (s0 >> 16) if f else s0
+            p = (p - 2) if f else p
+            q = np.int64((np.uint64(s0) * rcp[c0]) >> tshift)
+            s0 += np.int64(e0 & np.uint64(0xFFFF)) + q * np.int64((e0 >> np.uint64(16)) & np.uint64(0xFFFF))
+            i -= 1
+        if k == 0:
+            a0, pa, ia = s0, p, i
+        else:
+            b0, pb, ib = s0, p, i
+    # both chunks, a pair of symbols of each per iteration: offsets i (odd, state 1) and i - 1 (even, state 0)
+    stop = ia - 2 * (min(ia - lo0 + 1, ib - lo1 + 1) >> 1)
+    d = ib - ia  # chunk 1's symbols sit d after chunk 0's
+    while ia > stop:
+        ca1 = np.uint64((np.int64(x[np.uint64(ia)]) - base) & mask)
+        ca0 = np.uint64((np.int64(x[np.uint64(ia - 1)]) - base) & mask)
+        cb1 = np.uint64((np.int64(x[np.uint64(ia + d)]) - base) & mask)
+        cb0 = np.uint64((np.int64(x[np.uint64(ia + d - 1)]) - base) & mask)
+        ea1 = info0[ca1]
+        ea0 = info0[ca0]
+        eb1 = info1[cb1]
+        eb0 = info1[cb0]
+        out[np.uint64(pa - 2)] = a1 & 0xFF
+        out[np.uint64(pa - 1)] = (a1 >> 8) & 0xFF
+        f = a1 >= np.int64(ea1 >> np.uint64(32))
+        a1 = (a1 >> 16) if f else a1
+        pa = (pa - 2) if f else pa
+        out[np.uint64(pa - 2)] = a0 & 0xFF
+        out[np.uint64(pa - 1)] = (a0 >> 8) & 0xFF
+        f = a0 >= np.int64(ea0 >> np.uint64(32))
+        a0 = (a0 >> 16) if f else a0
+        pa = (pa - 2) if f else pa
+        out[np.uint64(pb - 2)] = b1 & 0xFF
+        out[np.uint64(pb - 1)] = (b1 >> 8) & 0xFF
+        f = b1 >= np.int64(eb1 >> np.uint64(32))
+        b1 = (b1 >> 16) if f else b1
+        pb = (pb - 2) if f else pb
+        out[np.uint64(pb - 2)] = b0 & 0xFF
+        out[np.uint64(pb - 1)] = (b0 >> 8) & 0xFF
+        f = b0 >= np.int64(eb0 >> np.uint64(32))
+        b0 = (b0 >> 16) if f else b0
+        pb = (pb - 2) if f else pb
+        q = np.int64((np.uint64(a1) * rcp0[ca1]) >> tshift)
+        a1 += np.int64(ea1 & np.uint64(0xFFFF)) + q * np.int64((ea1 >> np.uint64(16)) & np.uint64(0xFFFF))
+        q = np.int64((np.uint64(a0) * rcp0[ca0]) >> tshift)
+        a0 += np.int64(ea0 & np.uint64(0xFFFF)) + q * np.int64((ea0 >> np.uint64(16)) & np.uint64(0xFFFF))
+        q = np.int64((np.uint64(b1) * rcp1[cb1]) >> tshift)
+        b1 += np.int64(eb1 & np.uint64(0xFFFF)) + q * np.int64((eb1 >> np.uint64(16)) & np.uint64(0xFFFF))
+        q = np.int64((np.uint64(b0) * rcp1[cb0]) >> tshift)
+        b0 += np.int64(eb0 & np.uint64(0xFFFF)) + q * np.int64((eb0 >> np.uint64(16)) & np.uint64(0xFFFF))
+        ia -= 2
+    ib = ia + d
+    for k in range(2):  # each chunk's remaining pairs alone, then its final states
+        if k == 0:
+            s0, s1, p, i, lo, end, rcp, info, kk = a0, a1, pa, ia, lo0, end0, rcp0, info0, k0
+        else:
+            s0, s1, p, i, lo, end, rcp, info, kk = b0, b1, pb, ib, lo1, end1, rcp1, info1, k1
+        if kk < 0:
+            continue
+        while i > lo:
+            c1 = np.uint64((np.int64(x[np.uint64(i)]) - base) & mask)
+            c0 = np.uint64((np.int64(x[np.uint64(i - 1)]) - base) & mask)
+            e1 = info[c1]
+            e0 = info[c0]
+            out[np.uint64(p - 2)] = s1 & 0xFF
+            out[np.uint64(p - 1)] = (s1 >> 8) & 0xFF
+            f = s1 >= np.int64(e1 >> np.uint64(32))
+            s1 = (s1 >> 16) if f else s1
+            p = (p - 2) if f else p
+            out[np.uint64(p - 2)] = s0 & 0xFF
+            out[np.uint64(p - 1)] = (s0 >> 8) & 0xFF
+            f = s0 >= np.int64(e0 >> np.uint64(32))
+            s0 = (s0 >> 16) if f else s0
+            p = (p - 2) if f else p
+            q = np.int64((np.uint64(s1) * rcp[c1]) >> tshift)
+            s1 += np.int64(e1 & np.uint64(0xFFFF)) + q * np.int64((e1 >> np.uint64(16)) & np.uint64(0xFFFF))
+            q = np.int64((np.uint64(s0) * rcp[c0]) >> tshift)
+            s0 += np.int64(e0 & np.uint64(0xFFFF)) + q * np.int64((e0 >> np.uint64(16)) & np.uint64(0xFFFF))
+            i -= 2
+        p -= 8
+        for j in range(4):
+            out[np.uint64(p + j)] = (s0 >> (8 * j)) & 0xFF
+            out[np.uint64(p + 4 + j)] = (s1 >> (8 * j)) & 0xFF
+        nbytes[kk] = end - p
+
+
+def decode_chunks(data, out, fb, sym, precision, start0, end0, lo0, hi0, start1, end1, lo1, hi1):
+    """Decode chunk 0 (``hi0 - lo0`` symbols from ``data[start0:end0]`` into ``out[lo0:hi0]``) and
+    chunk 1 likewise, both with the same tables (``fb``, ``sym``: see ``decoder_tables``); chunk 1
+    may be absent (``lo1 == hi1`` and ``start1 == end1``).
+
+    Returns a bit mask of the damaged chunks (1: chunk 0, 2: chunk 1): those whose words are not
+    consumed exactly or whose states do not both return to their initial value. Never reads
+    outside ``data[start0:end0]`` and ``data[start1:end1]``.
+
+    States stay in ``[2**16, 2**32)`` whatever the data (a decoding step leaves at least
+    ``2**(16 - R)``, so one word restores the bound), so one word per symbol is the most a step reads.
+    """
     smask = (1 << precision) - 1
-    i = lo
-    while i < hi:
-        e0 = np.int64(slots[np.uint64(state0 & smask)])
-        state0 = ((e0 >> 16) & 0x1FFFF) * (state0 >> precision) + (e0 >> 33)
-        out[np.uint64(i)] = ((e0 & 0xFFFF) + base) & mask
-        if i + 1 < hi:  # the odd symbol's update does not wait for the even symbol's word
-            e1 = np.int64(slots[np.uint64(state1 & smask)])
-            state1 = ((e1 >> 16) & 0x1FFFF) * (state1 >> precision) + (e1 >> 33)
-            out[np.uint64(i + 1)] = ((e1 & 0xFFFF) + base) & mask
-        if state0 < STATE_LOW:
-            if p + 2 > end:
-                return -1
-            state0 = (state0 << 16) | np.int64(data[np.uint64(p)]) | (np.int64(data[np.uint64(p + 1)]) << 8)
-            p += 2
-        if state1 < STATE_LOW:
-            if p + 2 > end:
-                return -1
-            state1 = (state1 << 16) | np.int64(data[np.uint64(p)]) | (np.int64(data[np.uint64(p + 1)]) << 8)
-            p += 2
-        i += 2
-    if p != end or state0 != STATE_LOW or state1 != STATE_LOW:
-        return -1
-    return 0
+    bad = 0
+    a0 = STATE_LOW
+    a1 = STATE_LOW
+    pa = end0
+    if end0 - start0 < 8:
+        bad |= 1
+    else:
+        a0 = 0
+        a1 = 0
+        for k in range(4):
+            a0 |= np.int64(data[np.uint64(start0 + k)]) << (8 * k)
+            a1 |= np.int64(data[np.uint64(start0 + 4 + k)]) << (8 * k)
+        pa = start0 + 8
+        if a0 < STATE_LOW or a1 < STATE_LOW:
+            bad |= 1
+    b0 = STATE_LOW
+    b1 = STATE_LOW
+    pb = end1
+    if lo1 == hi1 and start1 == end1:
+        pass  # no second chunk: it is trivially complete
+    elif end1 - start1 < 8:
+        bad |= 2
+    else:
+        b0 = 0
+        b1 = 0
+        for k in range(4):
+            b0 |= np.int64(data[np.uint64(start1 + k)]) << (8 * k)
+            b1 |= np.int64(data[np.uint64(start1 + 4 + k)]) << (8 * k)
+        pb = start1 + 8
+        if b0 < STATE_LOW or b1 < STATE_LOW:
+            bad |= 2
+    ia = lo0
+    ib = lo1
+    # Both chunks in runs of iterations that cannot pass either chunk's end: an iteration decodes
+    # two symbols of each chunk and reads at most two words (4 bytes) of each.
+    while bad == 0:
+        run = min(min(hi0 - ia, hi1 - ib) >> 1, min(end0 - pa, end1 - pb) >> 2)
+        if run <= 0:
+            break
+        stop = ia + 2 * run
+        d = ib - ia  # chunk 1's symbols sit d after chunk 0's
+        while ia < stop:
+            ka0 = np.uint64(a0 & smask)
+            ka1 = np.uint64(a1 & smask)
+            kb0 = np.uint64(b0 & smask)
+            kb1 = np.uint64(b1 & smask)
+            ea0 = np.int64(fb[ka0])
+            ea1 = np.int64(fb[ka1])
+            eb0 = np.int64(fb[kb0])
+            eb1 = np.int64(fb[kb1])
+            out[np.uint64(ia)] = sym[ka0]
+            out[np.uint64(ia + 1)] = sym[ka1]
+            out[np.uint64(ia + d)] = sym[kb0]
+            out[np.uint64(ia + d + 1)] = sym[kb1]
+            # freq * (state >> R) + slot - cum, with freq - 1 stored (a frequency of 2**16 fits)
+            h = a0 >> precision
+            a0 = (ea0 & 0xFFFF) * h + (h + (ea0 >> 16))
+            h = a1 >> precision
+            a1 = (ea1 & 0xFFFF) * h + (h + (ea1 >> 16))
+            h = b0 >> precision
+            b0 = (eb0 & 0xFFFF) * h + (h + (eb0 >> 16))
+            h = b1 >> precision
+            b1 = (eb1 & 0xFFFF) * h + (h + (eb1 >> 16))
+            # branch-free renormalization: m is -1 when the state is below 2**16, else 0
+            c = a0 < STATE_LOW
+            w = np.int64(data[np.uint64(pa)]) | (np.int64(data[np.uint64(pa + 1)]) << 8)
+            a0 = (((a0 << 16) | w) if c else a0)
+            pa = (pa + 2) if c else pa
+            c = a1 < STATE_LOW
+            w = np.int64(data[np.uint64(pa)]) | (np.int64(data[np.uint64(pa + 1)]) << 8)
+            a1 = (((a1 << 16) | w) if c else a1)
+            pa = (pa + 2) if c else pa
+            c = b0 < STATE_LOW
+            w = np.int64(data[np.uint64(pb)]) | (np.int64(data[np.uint64(pb + 1)]) << 8)
+            b0 = (((b0 << 16) | w) if c else b0)
+            pb = (pb + 2) if c else pb
+            c = b1 < STATE_LOW
+            w = np.int64(data[np.uint64(pb)]) | (np.int64(data[np.uint64(pb + 1)]) << 8)
+            b1 = (((b1 << 16) | w) if c else b1)
+            pb = (pb + 2) if c else pb
+            ia += 2
+        ib = ia + d
+    # each chunk's rest alone: the same runs, then symbol by symbol with checked reads
+    for k in range(2):
+        if k == 0:
+            s0, s1, p, i, end, hi = a0, a1, pa, ia, end0, hi0
+        else:
+            s0, s1, p, i, end, hi = b0, b1, pb, ib, end1, hi1
+        if bad & (1 << k):
+            continue
+        while True:
+            run = min((hi - i) >> 1, (end - p) >> 2)
+            if run <= 0:
+                break
+            for _ in range(run):
+                k0 = np.uint64(s0 & smask)
+                k1 = np.uint64(s1 & smask)
+                e0 = np.int64(fb[k0])
+                e1 = np.int64(fb[k1])
+                out[np.uint64(i)] = sym[k0]
+                out[np.uint64(i + 1)] = sym[k1]
+                h = s0 >> precision
+                s0 = (e0 & 0xFFFF) * h + (h + (e0 >> 16))
+                h = s1 >> precision
+                s1 = (e1 & 0xFFFF) * h + (h + (e1 >> 16))
+                c = s0 < STATE_LOW
+                w = np.int64(data[np.uint64(p)]) | (np.int64(data[np.uint64(p + 1)]) << 8)
+                s0 = (((s0 << 16) | w) if c else s0)
+                p = (p + 2) if c else p
+                c = s1 < STATE_LOW
+                w = np.int64(data[np.uint64(p)]) | (np.int64(data[np.uint64(p + 1)]) << 8)
+                s1 = (((s1 << 16) | w) if c else s1)
+                p = (p + 2) if c else p
+                i += 2
+        while i < hi:
+            k0 = np.uint64(s0 & smask)
+            e0 = np.int64(fb[k0])
+            out[np.uint64(i)] = sym[k0]
+            h = s0 >> precision
+            s0 = (e0 & 0xFFFF) * h + (h + (e0 >> 16))
+            if i + 1 < hi:  # the odd symbol's update does not wait for the even symbol's word
+                k1 = np.uint64(s1 & smask)
+                e1 = np.int64(fb[k1])
+                out[np.uint64(i + 1)] = sym[k1]
+                h = s1 >> precision
+                s1 = (e1 & 0xFFFF) * h + (h + (e1 >> 16))
+            if s0 < STATE_LOW:
+                if p + 2 > end:
+                    bad |= 1 << k
+                    break
+                s0 = (s0 << 16) | np.int64(data[np.uint64(p)]) | (np.int64(data[np.uint64(p + 1)]) << 8)
+                p += 2
+            if s1 < STATE_LOW:
+                if p + 2 > end:
+                    bad |= 1 << k
+                    break
+                s1 = (s1 << 16) | np.int64(data[np.uint64(p)]) | (np.int64(data[np.uint64(p + 1)]) << 8)
+                p += 2
+            i += 2
+        if p != end or s0 != STATE_LOW or s1 != STATE_LOW:
+            bad |= 1 << k
+    return bad
 
 
-_encode_cpu = cpu(encode_chunk)
-_decode_cpu = cpu(decode_chunk)
+_encode_cpu = cpu(encode_chunks)
+_decode_cpu = cpu(decode_chunks)
 
 
 @numba.njit(parallel=True, cache=True)
-def encode_cpu(x, starts, ends, table_of, base, mask, freq, cum, precision, scratch, scratch_end, nbytes, sums):
+def encode_cpu(x, starts, ends, table_of, base, mask, rcp, info, precision, scratch, scratch_end, nbytes, sums):
     n = starts.size
-    for j in numba.prange((n + 1) // 2):
+    for j in numba.prange((n + 1) // 2):  # chunks in pairs, encoded (and their checksums computed) together
         a = 2 * j
         b = a + 1
-        t = table_of[a]
-        nbytes[a] = _encode_cpu(x, starts[a], ends[a], base, mask, freq[t], cum[t], precision, scratch, scratch_end[a])
+        ta = table_of[a]
         if b < n:
-            t = table_of[b]
-            nbytes[b] = _encode_cpu(x, starts[b], ends[b], base, mask, freq[t], cum[t], precision, scratch,
-                                    scratch_end[b])
+            tb = table_of[b]
+            _encode_cpu(x, base, mask, precision, scratch, nbytes, rcp[ta], info[ta], starts[a], ends[a],
+                        scratch_end[a], a, rcp[tb], info[tb], starts[b], ends[b], scratch_end[b], b)
             checksums_cpu(x, starts[a], ends[a], starts[b], ends[b], sums, a, b)
         else:
+            _encode_cpu(x, base, mask, precision, scratch, nbytes, rcp[ta], info[ta], starts[a], ends[a],
+                        scratch_end[a], a, rcp[ta], info[ta], ends[a], ends[a], scratch_end[a], -1)
             sums[a] = checksum_cpu(x, starts[a], ends[a])
 
 
 @numba.njit(parallel=True, cache=True)
-def decode_cpu(data, offsets, out, starts, ends, table_of, base, mask, slots, precision, sums):
+def decode_cpu(data, offsets, out, starts, ends, table_of, fb, sym, precision, sums):
     n = starts.size
-    for j in numba.prange((n + 1) // 2):  # chunks in pairs: their checksums computed together
+    for j in numba.prange((n + 1) // 2):  # chunks in pairs, decoded together when they share a table
         a = 2 * j
         b = a + 1
-        sa = _decode_cpu(data, offsets[a], offsets[a + 1], out, starts[a], ends[a], base, mask, slots[table_of[a]],
-                         precision)
+        ta = table_of[a]
+        if b < n and table_of[b] == ta:
+            status = _decode_cpu(data, out, fb[ta], sym[ta], precision, offsets[a], offsets[a + 1], starts[a],
+                                 ends[a], offsets[b], offsets[b + 1], starts[b], ends[b])
+        else:  # alone (with an absent partner), and the next chunk alone too if there is one
+            status = _decode_cpu(data, out, fb[ta], sym[ta], precision, offsets[a], offsets[a + 1], starts[a],
+                                 ends[a], offsets[a + 1], offsets[a + 1], ends[a], ends[a])
+            if b < n:
+                tb = table_of[b]
+                status |= 2 * _decode_cpu(data, out, fb[tb], sym[tb], precision, offsets[b], offsets[b + 1],
+                                          starts[b], ends[b], offsets[b + 1], offsets[b + 1], ends[b], ends[b])
         if b < n:
-            sb = _decode_cpu(data, offsets[b], offsets[b + 1], out, starts[b], ends[b], base, mask,
-                             slots[table_of[b]], precision)
             checksums_cpu(out, starts[a], ends[a], starts[b], ends[b], sums, a, b)
-            if sb != 0:
+            if status & 2:
                 sums[b] = -1
         else:
             sums[a] = checksum_cpu(out, starts[a], ends[a])
-        if sa != 0:
+        if status & 1:
             sums[a] = -1
 
 
+def encoder_tables(freq, cum, precision):
+    """Per table and symbol the reciprocal ``rcp`` and ``info = cum | (2**R - freq) << 16 |
+    (freq << (32 - R)) << 32`` (both uint64) that ``encode_chunks`` takes, for ``freq``/``cum``
+    ``[tables, K]``.
+
+    Division by a multiply with a precomputed reciprocal as in R. Alverson, "Integer Division Using
+    Reciprocals" (10th IEEE Symposium on Computer Arithmetic, 1991), used for rANS by F. Giesen's
+    rans_byte.h (``RansEncSymbolInit``, ``RansEncPutSymbol``). rans_byte takes a 32-bit
+    reciprocal with shift ``31 + ceil(log2 freq)``, exact for states below 2**31; here states reach
+    ``freq * 2**(32 - R) - 1`` (up to 2**32 - 1), where that is not exact for every frequency, so the
+    shift is ``T = 32 + R`` and ``rcp = ceil(2**T / freq)`` (at most 2**48; freq 1 needs no special
+    case): with ``rcp * freq = 2**T + e``, ``0 <= e < freq``, ``(x * rcp) >> T = x // freq`` whenever
+    ``x * e < 2**T``, and ``x * e < freq**2 * 2**(32 - R) < 2**(32 + R)``; the product itself stays
+    below ``2**64 + (freq - 1) * 2**(32 - R) - 2**(32 + R) / freq < 2**64``, so it is exact in uint64
+    (and in Python integers under the CUDA simulator).
+    """
+    f = freq.astype(np.int64)
+    c = cum.astype(np.int64)
+    t = 32 + precision
+    rcp = np.where(f > 0, ((1 << t) + f - 1) // np.maximum(f, 1), 0).astype(np.uint64)
+    info = np.where(f > 0, c | (((1 << precision) - f) << 16), 0).astype(np.uint64)
+    info |= np.where(f > 0, f << (32 - precision), 0).astype(np.uint64) << np.uint64(32)
+    return rcp, info
+
+
 @numba.njit(cache=True)
-def slot_table(freq, precision):
-    """Per table and slot ``symbol | freq << 16 | (slot - cum) << 33`` for frequencies ``freq``
-    ``[tables, K]`` that sum to ``2**precision`` in every row (checked by the caller)."""
+def decoder_tables(freq, precision, base, mask, sym):
+    """Per table and slot ``(freq - 1) | (slot - cum) << 16`` (uint32, returned) for frequencies
+    ``freq`` ``[tables, K]`` that sum to ``2**precision`` in every row (checked by the caller), and
+    the slot's symbol ``(s + base) & mask`` into ``sym`` ``[tables, 2**precision]``."""
     tables, alphabet = freq.shape
-    slots = np.empty((tables, 1 << precision), np.int64)
+    fb = np.empty((tables, 1 << precision), np.uint32)
     for t in range(tables):
         pos = 0
         for s in range(alphabet):
             f = freq[t, s]
+            v = (s + base) & mask
             for k in range(f):
-                slots[t, pos + k] = s | (f << 16) | (k << 33)
+                fb[t, pos + k] = (f - 1) | (k << 16)
+                sym[t, pos + k] = v
             pos += f
-    return slots
+    return fb
 
 
 @numba.njit(parallel=True, cache=True)
@@ -180,41 +418,72 @@ def _cuda_kernels():
     global cuda
     from numba import cuda
 
-    encode_dev, decode_dev, checksum_dev = (cuda_device(f) for f in (encode_chunk, decode_chunk, checksum_chunk))
+    encode_dev, decode_dev, checksum_dev, checksums_dev = (
+        cuda_device(f) for f in (encode_chunks, decode_chunks, checksum_chunk, checksum_chunks))
 
     @cuda.jit
-    def encode(x, starts, ends, table_of, base, mask, freq, cum, precision, scratch, scratch_end, nbytes, sums):
-        i = cuda.grid(1)
-        if i < starts.size:
-            t = table_of[i]
-            nbytes[i] = encode_dev(x, starts[i], ends[i], base, mask, freq[t], cum[t], precision, scratch,
-                                   scratch_end[i])
-            sums[i] = checksum_dev(x, starts[i], ends[i])
+    def encode(x, starts, ends, table_of, base, mask, rcp, info, precision, scratch, scratch_end, nbytes, sums):
+        j = cuda.grid(1)  # one thread per pair of chunks, as on the CPU
+        n = starts.size
+        a = 2 * j
+        b = a + 1
+        if a < n:
+            ta = table_of[a]
+            if b < n:
+                tb = table_of[b]
+                encode_dev(x, base, mask, precision, scratch, nbytes, rcp[ta], info[ta], starts[a], ends[a],
+                           scratch_end[a], a, rcp[tb], info[tb], starts[b], ends[b], scratch_end[b], b)
+                checksums_dev(x, starts[a], ends[a], starts[b], ends[b], sums, a, b)
+            else:
+                encode_dev(x, base, mask, precision, scratch, nbytes, rcp[ta], info[ta], starts[a], ends[a],
+                           scratch_end[a], a, rcp[ta], info[ta], ends[a], ends[a], scratch_end[a], -1)
+                sums[a] = checksum_dev(x, starts[a], ends[a])
 
     @cuda.jit
-    def decode(data, offsets, out, starts, ends, table_of, base, mask, slots, precision, sums):
-        i = cuda.grid(1)
-        if i < starts.size:
-            status = decode_dev(data, offsets[i], offsets[i + 1], out, starts[i], ends[i], base, mask,
-                                slots[table_of[i]], precision)
-            sums[i] = checksum_dev(out, starts[i], ends[i]) if status == 0 else -1
+    def decode(data, offsets, out, starts, ends, table_of, fb, sym, precision, sums):
+        j = cuda.grid(1)  # one thread per pair of chunks, as on the CPU
+        n = starts.size
+        a = 2 * j
+        b = a + 1
+        if a < n:
+            ta = table_of[a]
+            if b < n and table_of[b] == ta:
+                status = decode_dev(data, out, fb[ta], sym[ta], precision, offsets[a], offsets[a + 1], starts[a],
+                                    ends[a], offsets[b], offsets[b + 1], starts[b], ends[b])
+            else:
+                status = decode_dev(data, out, fb[ta], sym[ta], precision, offsets[a], offsets[a + 1], starts[a],
+                                    ends[a], offsets[a + 1], offsets[a + 1], ends[a], ends[a])
+                if b < n:
+                    tb = table_of[b]
+                    status |= 2 * decode_dev(data, out, fb[tb], sym[tb], precision, offsets[b], offsets[b + 1],
+                                             starts[b], ends[b], offsets[b + 1], offsets[b + 1], ends[b], ends[b])
+            if b < n:
+                checksums_dev(out, starts[a], ends[a], starts[b], ends[b], sums, a, b)
+                if status & 2:
+                    sums[b] = -1
+            else:
+                sums[a] = checksum_dev(out, starts[a], ends[a])
+            if status & 1:
+                sums[a] = -1
 
     return encode, decode
 
 
 def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision):
     """Encode every chunk; returns (concatenated streams uint8, bytes per chunk, checksums)."""
+    rcp, info = encoder_tables(freq, cum, precision)
     cap = 2 * (ends - starts) + 8
     scratch_end = np.cumsum(cap)
     scratch = np.zeros(int(scratch_end[-1]) if cap.size else 0, np.uint8)
     nbytes = np.zeros(starts.size, np.int64)
     sums = np.zeros(starts.size, np.int64)
     if device == "cpu":
-        encode_cpu(x, starts, ends, table_of, base, mask, freq, cum, precision, scratch, scratch_end, nbytes, sums)
+        encode_cpu(x, starts, ends, table_of, base, mask, rcp, info, precision, scratch, scratch_end, nbytes, sums)
     else:
         enc, _ = _cuda_kernels()
-        d = to_device(x, starts, ends, table_of, freq, cum, scratch, scratch_end, nbytes, sums)
-        launch(enc, starts.size, d[0], d[1], d[2], d[3], base, mask, d[4], d[5], precision, d[6], d[7], d[8], d[9])
+        d = to_device(x, starts, ends, table_of, rcp, info, scratch, scratch_end, nbytes, sums)
+        launch(enc, (starts.size + 1) // 2, d[0], d[1], d[2], d[3], base, mask, d[4], d[5], precision, d[6], d[7],
+               d[8], d[9])
         scratch, nbytes, sums = d[6].copy_to_host(), d[8].copy_to_host(), d[9].copy_to_host()
     offsets = np.zeros(starts.size + 1, np.int64)
     np.cumsum(nbytes, out=offsets[1:])
@@ -223,14 +492,17 @@ def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision):
     return out, nbytes, sums
 
 
-def decode(device, data, offsets, out, starts, ends, table_of, base, mask, slots, precision):
-    """Decode every chunk into ``out``; returns the per-chunk checksums (-1 marks a damaged chunk)."""
+def decode(device, data, offsets, out, starts, ends, table_of, base, mask, freq, precision):
+    """Decode every chunk into ``out`` with the frequencies ``freq`` ``[tables, K]`` (each row summing
+    to ``2**precision``); returns the per-chunk checksums (-1 marks a damaged chunk)."""
     sums = np.zeros(starts.size, np.int64)
+    sym = np.empty((freq.shape[0], 1 << precision), out.dtype)
+    fb = decoder_tables(freq, precision, base, mask, sym)
     if device == "cpu":
-        decode_cpu(data, offsets, out, starts, ends, table_of, base, mask, slots, precision, sums)
+        decode_cpu(data, offsets, out, starts, ends, table_of, fb, sym, precision, sums)
         return sums
     _, dec = _cuda_kernels()
-    d = to_device(data, offsets, out, starts, ends, table_of, slots, sums)
-    launch(dec, starts.size, d[0], d[1], d[2], d[3], d[4], d[5], base, mask, d[6], precision, d[7])
+    d = to_device(data, offsets, out, starts, ends, table_of, fb, sym, sums)
+    launch(dec, (starts.size + 1) // 2, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], precision, d[8])
     out[...] = d[2].copy_to_host()
-    return d[7].copy_to_host()
+    return d[8].copy_to_host()

@@ -409,7 +409,7 @@ class Ans(ChunkedEntropyCoder):
         freq = unpack_blob(blob, tables * alphabet, 3).reshape(tables, alphabet)
         if np.any(freq.sum(axis=1) != 1 << param):
             raise StreamError(f"ans stream: frequencies do not sum to 2**{param}")
-        return ans_kernels.slot_table(freq, param)
+        return freq  # the decoding tables are built with the symbols' base and width (ans_kernels.decode)
 
     def _encode_chunks(self, x, starts, ends, table_of, base, mask, model):
         freq, cum = model.tables
