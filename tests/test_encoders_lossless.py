@@ -168,11 +168,14 @@ def _fuzz_cases():
     rng = np.random.default_rng(6)
     small = np.rint(rng.laplace(0, 3, 150)).astype(np.int8)
     pool = rng.integers(-300, 300, (4, 6)).astype(np.int16)
+    drift = np.rint(rng.laplace(0, 1, 1100) * np.repeat([1.0, 40.0], 550)).clip(-127, 127).astype(np.int8)
     return {"int8": small, "int16-2d": (small.astype(np.int16) * 50).reshape(30, 5),
-            "int16-repeated-rows": pool[rng.integers(0, 4, 12)]}
+            "int16-repeated-rows": pool[rng.integers(0, 4, 12)], "int8-drift": drift}
 
 
 FUZZED = [c for c in CONFIGS if c[0] in MINE and c[1].get("chunk") == 64] + [
+    ("huffman", {"chunk": 64, "block": 1024}, 64),  # two tables for the drifting case (mode 4)
+    ("ans", {"chunk": 100, "block": 1024}, 100),
     ("huffman", {"chunk": 100, "context": "column"}, 100),
     ("ans", {"chunk": 100, "context": "column"}, 100),
     ("lz4", {"checksum": True}, None),
@@ -598,3 +601,29 @@ def test_ans_kernels_match_the_reference_and_flag_damaged_chunks(dtype, r, chunk
             _, got = decode(d, o)
             hit = np.flatnonzero(got != sums)
             assert j in hit and set(hit) <= {j, j + 1}, (j, hit)
+
+
+@pytest.mark.parametrize("pid", ["huffman", "ans"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_block_tables_follow_drifting_statistics(pid, dtype):
+    """context=block (the default): one table per block of chunks when that is cheaper, as deflate's
+    blocks adapt; codes whose spread drifts along the array gain, iid codes keep one table."""
+    rng = np.random.default_rng(11)
+    info = np.iinfo(dtype)
+    for n in (1023, 1024, 1025, 5000, 64 * 100 + 1, 60000):
+        scale = np.where(np.arange(n) < n // 2, 1.0, 40.0)  # the spread changes half-way
+        centre = 0 if info.min < 0 else 120
+        drift = np.clip(np.rint(rng.laplace(0, 1, n) * scale) + centre, max(info.min, -300),
+                        min(info.max, 300)).astype(dtype)
+        for chunk in (64, 100):
+            enc = make(pid, chunk=chunk, block=1024)
+            stream = enc.encode(drift)
+            assert np.array_equal(enc.decode(stream), drift)
+            if n == 60000:
+                assert stream[1 + 3 + 1 + 8 + 1] == 4  # mode 4: block layout
+    # the gain, with chunks long enough that the per-chunk bytes do not hide it
+    blocks, single = make(pid, chunk=512, block=4096).encode(drift), make(pid, chunk=512, context="none").encode(drift)
+    assert len(blocks) < 0.93 * len(single), (len(blocks), len(single))
+    iid = np.clip(np.rint(rng.laplace(0, 4, 50000)), 0, 120).astype(dtype)
+    stream = make(pid, chunk=64, block=1024).encode(iid)
+    assert stream[1 + 3 + 1 + 8 + 1] == 2 and stream == make(pid, chunk=64, context="none").encode(iid)

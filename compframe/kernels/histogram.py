@@ -11,11 +11,12 @@ def value_range(x):
     return _value_range(x, -(-x.size // (4 * numba.get_num_threads())))
 
 
-def histograms(x, tables, base, mask, alphabet):
-    """Counts of ``(x - base) & mask`` in each of ``tables`` equal runs of ``x``: int64 ``[tables, alphabet]``."""
+def histograms(x, tables, base, mask, alphabet, span=0):
+    """Counts of ``(x - base) & mask`` in each of ``tables`` consecutive runs of ``span`` values of ``x``
+    (the last one cut at the end; ``span`` 0: ``x.size // tables``, equal runs): int64 ``[tables, alphabet]``."""
     split = max(1, numba.get_num_threads() // tables)
     lanes = 4 if tables * split * alphabet <= 1 << 20 else 1  # bound the scratch to 32 MB
-    return _histograms(x, tables, base, mask, alphabet, split, lanes)
+    return _histograms(x, tables, base, mask, alphabet, split, lanes, span or x.size // tables)
 
 
 # Indices are cast to unsigned integers: numba then adds no negative-index wraparound, and the loops vectorize.
@@ -41,8 +42,7 @@ def _value_range(x, step):
 
 
 @numba.njit(parallel=True, cache=True)
-def _histograms(x, tables, base, mask, alphabet, split, lanes):
-    rows = x.size // tables
+def _histograms(x, tables, base, mask, alphabet, split, lanes, rows):
     parts = tables * split
     counts = np.zeros((parts, lanes * alphabet), np.int64)  # interleaved sub-histograms per part
     lane1, lane2, lane3 = (1 % lanes) * alphabet, (2 % lanes) * alphabet, (3 % lanes) * alphabet
@@ -50,7 +50,7 @@ def _histograms(x, tables, base, mask, alphabet, split, lanes):
     for p in numba.prange(parts):
         t = p // split
         a = t * rows + (p % split) * step
-        b = min(a + step, (t + 1) * rows)
+        b = min(a + step, (t + 1) * rows, x.size)
         c = counts[p]
         i = a
         while i + 4 <= b:  # a repeated symbol would otherwise wait on its own previous increment

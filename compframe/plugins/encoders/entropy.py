@@ -4,13 +4,14 @@ Both cut the symbols into chunks that encode and decode independently (one CPU t
 thread per chunk, the kernels in ``compframe.kernels``) and share one stream layout, after the
 base class's dtype/shape header (all integers little-endian)::
 
-    u8  version (1)          u8  mode: 0 empty, 1 constant, 2 coded, 3 rows deduplicated
+    u8  version (1)          u8  mode: 0 empty, 1 constant, 2 coded, 3 rows deduplicated,
+                                         4 coded with one table per block of chunks
     u64 count                (must equal the header's element count)
     mode 1: i64 value, u32 CRC-32 of the dtype string and the bytes above
     mode 2: i32 base         smallest code; symbol = code - base
             u32 K            alphabet size (max - min + 1)
             u32 chunk        symbols per chunk
-            u32 tables       1, or the number of columns (context=column)
+            u32 tables       1, the number of columns (context=column), or of blocks (mode 4)
             u8  param        huffman: longest code length L; ans: precision R (frequencies sum to 2**R)
             u32 blob_len     bytes of the model blob
             u32 checksum     CRC-32 over the dtype string, the header fields before it, the sizes,
@@ -20,6 +21,8 @@ base class's dtype/shape header (all integers little-endian)::
                              ans, the frequencies' byte planes (low, middle, top bit) of ``tables * K`` values
             chunk streams    concatenated in chunk order (offsets = prefix sum of sizes)
 
+    mode 4: as mode 2, but the chunks cut the codes in order and ``ceil(chunks / tables)``
+            consecutive chunks share a table (context=block)
     mode 3 (``dedup``, 2-D codes with repeated rows; rows = the last axis):
             u32 row_len      values per row (count = rows * row_len)
             u32 unique       rows kept (the first copy of each distinct row), 1 <= unique < rows
@@ -32,8 +35,10 @@ base class's dtype/shape header (all integers little-endian)::
 
 With ``tables == 1`` the chunks cut the flat codes in order; with ``tables == C`` (context=column)
 the codes are taken as ``rows x C`` (the last axis is the column), stored column by column, and
-each column's chunks use that column's table. The encoder keeps per-column tables only when they
-cost less than one shared table (counting the tables' bytes).
+each column's chunks use that column's table. With ``context=block`` (mode 4) the chunks follow
+the codes in order and each run of about ``block`` symbols (whole chunks) has its own table, as
+deflate's blocks adapt to statistics that drift along the array. The encoder keeps several tables
+only when they cost less than one shared table (counting the tables' bytes).
 
 The column count and the rows for ``dedup`` come from the code array's shape, which the base class
 passes to ``_encode``; the stream stores the table count and the row length itself, so decoding
@@ -58,7 +63,7 @@ from ...kernels.targets import combine_checksums, cpu_threads_for, cuda_status
 from ...registry import register
 
 VERSION = 1
-EMPTY, CONSTANT, CODED, DEDUP = 0, 1, 2, 3
+EMPTY, CONSTANT, CODED, DEDUP, BLOCKS = 0, 1, 2, 3, 4
 _HEAD = struct.Struct("<BBQ")
 _DEDUP = struct.Struct("<III")
 _CONST = struct.Struct("<q")
@@ -69,8 +74,13 @@ def unsigned(dtype: np.dtype) -> np.dtype:
     return np.dtype(f"<u{dtype.itemsize}")
 
 
-def chunk_layout(count: int, tables: int, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Start, end and table of every chunk: each of ``tables`` equal column runs cut into chunks."""
+def chunk_layout(count: int, tables: int, chunk: int, blocks: bool = False):
+    """Start, end and table of every chunk: each of ``tables`` equal column runs cut into chunks; or,
+    with ``blocks``, the codes cut into chunks in order, ``ceil(chunks / tables)`` consecutive chunks
+    to a table."""
+    if blocks:
+        starts = np.arange(0, count, chunk, dtype=np.int64)
+        return starts, np.minimum(starts + chunk, count), np.arange(starts.size) // -(-starts.size // tables)
     rows = count // tables
     per = -(-rows // chunk)
     k = np.arange(per, dtype=np.int64)
@@ -120,7 +130,8 @@ class ChunkedEntropyCoder(Encoder):
 
     def check(self):
         self.require("chunk", low=64, high=1 << 22)
-        self.require("context", choices=("none", "column"))
+        self.require("context", choices=("none", "column", "block"))
+        self.require("block", low=1 << 10, high=1 << 30)
         self.require("device", choices=("cpu", "cuda"))
         if self.config.device == "cuda":
             reason = cuda_status()
@@ -213,22 +224,27 @@ class ChunkedEntropyCoder(Encoder):
         base = lo & mask
         u = flat.view(unsigned(flat.dtype))
         chunk = self.config.chunk
-        plans = [(1, u)]
+        plans = [(1, u, False, 0)]  # (tables, codes in coding order, block layout, values per table)
         if columns > 1 and count % columns == 0 and count // columns > 0:
-            plans.append((columns, np.ascontiguousarray(u.reshape(-1, columns).T).reshape(-1)))
+            plans.append((columns, np.ascontiguousarray(u.reshape(-1, columns).T).reshape(-1), False, 0))
+        if self.config.context == "block":
+            nchunks = -(-count // chunk)
+            blocks = -(-nchunks // max(1, self.config.block // chunk))
+            if blocks > 1:  # the layout the decoder derives: ceil(chunks / blocks) chunks to a table
+                plans.append((blocks, u, True, -(-nchunks // blocks) * chunk))
         best = None
-        for tables, x in plans:
-            counts = histogram.histograms(x, tables, base, mask, alphabet)
+        for tables, x, in_blocks, span in plans:
+            counts = histogram.histograms(x, tables, base, mask, alphabet, span)
             model = self._build_model(counts)
-            nchunks = tables * -(-(count // tables) // chunk)
+            nchunks = -(-count // chunk) if in_blocks else tables * -(-(count // tables) // chunk)
             cost = model.bits / 8 + len(model.blob) + 4 * nchunks
             if best is None or cost < best[0]:
-                best = (cost, tables, x, model)
-        _, tables, x, model = best
-        starts, ends, table_of = chunk_layout(count, tables, chunk)
+                best = (cost, tables, x, in_blocks, model)
+        _, tables, x, in_blocks, model = best
+        starts, ends, table_of = chunk_layout(count, tables, chunk, in_blocks)
         data, sizes, sums = self._encode_chunks(x, starts, ends, table_of, base, mask, model)
         fields = (lo, alphabet, chunk, tables, model.param, len(model.blob))
-        head = _HEAD.pack(VERSION, CODED, count) + _CODED.pack(*fields, 0)[:-4]
+        head = _HEAD.pack(VERSION, BLOCKS if in_blocks else CODED, count) + _CODED.pack(*fields, 0)[:-4]
         tail = sizes.astype("<u4").tobytes() + model.blob
         checksum = combine_checksums(sums, flat.dtype.str.encode(), head, tail)
         return b"".join((head, struct.pack("<I", checksum), tail, data.tobytes()))
@@ -241,7 +257,7 @@ class ChunkedEntropyCoder(Encoder):
             version, mode, n = _HEAD.unpack_from(payload, 0)
         except struct.error:
             raise StreamError(f"{name} stream: payload header is truncated") from None
-        if version != VERSION or mode not in (EMPTY, CONSTANT, CODED, DEDUP) or (nested and mode in (EMPTY, DEDUP)):
+        if version != VERSION or mode not in (EMPTY, CONSTANT, CODED, DEDUP, BLOCKS) or (nested and mode in (EMPTY, DEDUP)):
             raise StreamError(f"{name} stream: unknown version {version} or mode {mode}" + (" (inner stream)" if nested else ""))
         if n != count:
             raise StreamError(f"{name} stream: payload holds {n} values, header says {count}")
@@ -270,9 +286,16 @@ class ChunkedEntropyCoder(Encoder):
         pos += _CODED.size
         if not (2 <= alphabet and info.min <= lo and lo + alphabet - 1 <= info.max):
             raise StreamError(f"{name} stream: alphabet [{lo}, {lo + alphabet - 1}] does not fit {dtype}")
-        if chunk < 1 or tables < 1 or count % tables:
-            raise StreamError(f"{name} stream: chunk {chunk} or table count {tables} is invalid for {count} values")
-        nchunks = tables * -(-(count // tables) // chunk)
+        in_blocks = mode == BLOCKS
+        if in_blocks:  # ceil(chunks / tables) chunks to a table, every table used
+            nchunks = -(-count // max(chunk, 1))
+            valid = chunk >= 1 and 2 <= tables <= nchunks and -(-nchunks // -(-nchunks // tables)) == tables
+        else:
+            valid = chunk >= 1 and tables >= 1 and count % tables == 0
+            nchunks = tables * -(-(count // tables) // max(chunk, 1))
+        if not valid:
+            raise StreamError(f"{name} stream: chunk {chunk} or table count {tables} is invalid for {count} values"
+                              + (" in blocks" if in_blocks else ""))
         if pos + 4 * nchunks + blob_len > len(payload):
             raise StreamError(f"{name} stream: truncated ({len(payload)} bytes, chunk table and model need more)")
         sizes = np.frombuffer(payload, "<u4", nchunks, pos).astype(np.int64)
@@ -285,7 +308,7 @@ class ChunkedEntropyCoder(Encoder):
         if offsets[-1] != data.size:
             raise StreamError(f"{name} stream: chunks take {offsets[-1]} bytes, {data.size} are present")
         mask = (1 << (8 * dtype.itemsize)) - 1
-        starts, ends, table_of = chunk_layout(count, tables, chunk)
+        starts, ends, table_of = chunk_layout(count, tables, chunk, in_blocks)
         out = np.empty(count, unsigned(dtype))
         sums = self._decode_chunks(data, offsets, out, starts, ends, table_of, lo & mask, mask, model_tables, param)
         bad = np.flatnonzero(sums < 0)
@@ -294,7 +317,7 @@ class ChunkedEntropyCoder(Encoder):
         meta = (dtype.str.encode(), payload[:_HEAD.size + _CODED.size - 4], payload[_HEAD.size + _CODED.size:pos])
         if combine_checksums(sums, *meta) != checksum:
             raise StreamError(f"{name} stream: checksum mismatch, the decoded codes differ from the encoded ones")
-        if tables > 1:
+        if tables > 1 and not in_blocks:
             cols = out.reshape(tables, -1)  # numba's tiled copy wins for few long columns (5x at 64 x 2048)
             out = (rows_kernels.transpose(cols) if tables <= 128 else np.ascontiguousarray(cols.T)).reshape(-1)
         return out.view(dtype)
@@ -304,7 +327,8 @@ class ChunkedEntropyCoder(Encoder):
 class HuffmanConfig:
     chunk: int = 8192
     max_length: int = 24
-    context: str = "none"
+    context: str = "block"
+    block: int = 1 << 18
     dedup: bool = True
     device: str = "cpu"
 
@@ -314,7 +338,8 @@ class Huffman(ChunkedEntropyCoder):
     """Canonical Huffman coding, chunked as in cuSZ: one code book per stream (or per column).
 
     ``chunk`` symbols per independently decodable chunk; codes no longer than ``max_length`` bits
-    (raised to ``ceil(log2(#symbols))`` when the alphabet needs it); ``context`` none|column;
+    (raised to ``ceil(log2(#symbols))`` when the alphabet needs it); ``context`` none|column|block
+    (block: one table per ``block`` symbols where that is cheaper, the default);
     ``dedup`` (2-D codes: rows that repeat an earlier row are stored as references);
     ``device`` cpu|cuda (the same kernels, compiled for either). Costs at most 1 bit per symbol
     over the order-0 entropy, plus the code book and 4 bytes per chunk.
@@ -366,7 +391,8 @@ class Huffman(ChunkedEntropyCoder):
 class AnsConfig:
     chunk: int = 16384
     precision: int = 0
-    context: str = "none"
+    context: str = "block"
+    block: int = 1 << 18
     dedup: bool = True
     device: str = "cpu"
 
@@ -378,7 +404,8 @@ class Ans(ChunkedEntropyCoder):
     Frequencies are quantized to a sum of ``2**precision`` (``precision`` 10..16; 0 picks it from
     the alphabet: at least 12 bits, 4 more than the alphabet needs for one table, 1 more for
     per-column tables; never less than the alphabet needs); ``chunk`` symbols per independently
-    decodable chunk; ``context`` none|column; ``dedup`` (2-D codes: rows that repeat an earlier
+    decodable chunk; ``context`` none|column|block (one table per ``block`` symbols where that is
+    cheaper, the default); ``dedup`` (2-D codes: rows that repeat an earlier
     row are stored as references); ``device`` cpu|cuda.
     """
 
