@@ -9,12 +9,17 @@ lookup the sum of a bag of 1..10 rows drawn with Zipf popularity, 2048 x 64 floa
 from its safetensors file, offline), if installed; (c) skewed synthetic codes (two-sided geometric).
 Floats are quantized as ``code = round((x - c) / (2 eb (max - min)))`` with ``c`` the midrange.
 
+``huffman`` and ``ans`` run with their defaults (``context=block``: one table per 2**18 symbols
+where cheaper; ``dedup``: repeated rows of 2-D codes as references) and alone (``context=none,
+dedup=False``: one order-0 table).
+
 Per encoder: compression ratio (code bytes / stream bytes), the order-0 entropy bound as a ratio,
 encode and decode speed in MB/s of code bytes and of the float32 bytes they stand for (best of
 ``--repeat`` runs per field, summed over fields). References: constriction's ANS (stack coder,
 categorical model from the same histogram; its model is not counted in its size) and zlib with
 ``Z_HUFFMAN_ONLY``. Then whole pipelines (compframe's ``int8``/``int16`` quantizer + encoder, and
-back) against SZ3 (pysz, REL mode) at the same bound on the same floats.
+back) against SZ3 (pysz, REL mode) at the same bound on the same floats: on the pooled lookups and
+on the MiniLM table.
 """
 
 from __future__ import annotations
@@ -163,9 +168,10 @@ class Plugin:
 def encoders(with_context: bool):
     items = [Plugin("none"), Plugin("lz4", checksum=False), Plugin("lz4"), Plugin("zstd"), Plugin("huffman"),
              Plugin("ans"), Plugin("gpulz"), Plugin("gpulz", symbol_bytes=1, window=255, chunk=32768)]
-    if with_context:  # 2-D codes: per-column tables, and repeated rows (dedup, on by default) switched off
-        items += [Plugin("huffman", context="column"), Plugin("ans", context="column"),
-                  Plugin("huffman", dedup=False), Plugin("ans", dedup=False)]
+    if with_context:  # 2-D codes: per-column tables
+        items += [Plugin("huffman", context="column"), Plugin("ans", context="column")]
+    # the coders alone: one table, no dedup (the defaults are context=block and dedup=True)
+    items += [Plugin("huffman", context="none", dedup=False), Plugin("ans", context="none", dedup=False)]
     return items + [ConstrictionANS(), ZlibHuffman()]
 
 
@@ -285,10 +291,15 @@ def main(argv=None):
     skew = (rng.geometric(0.35, 1 << 21) * rng.choice([-1, 1], 1 << 21)).clip(-127, 127).astype(np.int8)
     out += run_codes("(c) skewed synthetic codes (two-sided geometric p=0.35)", [skew], 4 * skew.size,
                      args.repeat, False)
-    ids = ["huffman", "huffman:column", "huffman:dedup=False", "ans", "ans:column", "ans:dedup=False",
+    ids = ["huffman", "huffman:column", "huffman:context=none,dedup=False", "ans", "ans:column",
+           "ans:context=none,dedup=False",
            "zstd", "lz4", "gpulz"]
     for eb, dtype in ((1e-2, "int8"), (1e-3, "int16")):
         out += run_pipeline("Pipelines vs SZ3 on pooled lookups", lookups, eb, dtype, ids, args.repeat)
+    if table is not None:
+        for eb, dtype in ((1e-2, "int8"), (1e-3, "int16")):
+            out += run_pipeline(f"Pipelines vs SZ3 on MiniLM-L6 word embeddings {table.shape}", [table], eb, dtype,
+                                ["huffman", "ans", "ans:column", "zstd"], args.repeat)
     print("\n".join(out))
 
 
