@@ -146,6 +146,8 @@ def repair(x, codes, centre, step, eb, lo, hi, counts):
             continue
         bad = 0
         for i in range(c * CHUNK, min(x.size, (c + 1) * CHUNK)):
+            if codes[i] != 0:  # a miss was stored as code 0; every other code already holds
+                continue
             q, ok = _code(x[i], centre, inv, step, eb, lo, hi)
             codes[i] = q
             bad += not ok
@@ -154,7 +156,7 @@ def repair(x, codes, centre, step, eb, lo, hi, counts):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def gather_outliers(x, centre, step, eb, lo, hi, counts, index, bits):
+def gather_outliers(x, codes, centre, step, eb, lo, hi, counts, index, bits):
     """Collect the outliers ``repair`` counted: their flat indices and raw bits."""
     nc = counts.size
     starts = np.zeros(nc + 1, np.int64)
@@ -167,7 +169,7 @@ def gather_outliers(x, centre, step, eb, lo, hi, counts, index, bits):
             continue
         k = starts[c]
         for i in range(c * CHUNK, min(x.size, (c + 1) * CHUNK)):
-            if not _code(x[i], centre, inv, step, eb, lo, hi)[1]:
+            if codes[i] == 0 and not _code(x[i], centre, inv, step, eb, lo, hi)[1]:  # outliers have code 0
                 index[k] = i
                 bits[k] = raw[i]
                 k += 1

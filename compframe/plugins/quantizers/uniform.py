@@ -58,7 +58,7 @@ class UniformQuantizer(Quantizer):
         index = np.empty(n_out, dtype=np.uint32 if flat.size < 2**32 else np.uint64)
         bits = np.empty(n_out, dtype=bits_dtype)
         if n_out:
-            K.gather_outliers(flat, centre, step, eb, lo_code, hi_code, counts, index, bits)
+            K.gather_outliers(flat, codes, centre, step, eb, lo_code, hi_code, counts, index, bits)
         return Quantized(
             codes={"codes": codes.reshape(x.shape)},
             side={"outlier_index": index, "outlier_bits": bits},
