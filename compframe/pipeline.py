@@ -14,6 +14,7 @@ import numpy as np
 
 from . import container, metrics
 from .base import Encoder, ErrorBound, Quantized, Quantizer
+from .kernels.targets import cpu_threads_for
 from .registry import create_from_config
 
 
@@ -92,7 +93,14 @@ def measure(x: np.ndarray, quantizer: Quantizer, encoders: Encoder | list[Encode
 
     The field is quantized once; each encoder encodes the same codes, and its frame is parsed back
     from bytes, decoded (checked bit-exact) and dequantized, so every result covers the whole path.
+    Numba's parallel regions run on one thread for fields under ``COMPFRAME_PARALLEL_MIN`` values
+    (``kernels.targets.cpu_threads_for``), whichever plugins run.
     """
+    with cpu_threads_for(np.size(x)):
+        return _measure(x, quantizer, encoders, bound, bandwidths_gbps)
+
+
+def _measure(x, quantizer, encoders, bound, bandwidths_gbps):
     encoders = [encoders] if isinstance(encoders, Encoder) else list(encoders)
     x = np.asarray(x)
     q, t_q = _timed(quantizer.quantize, x, bound)
