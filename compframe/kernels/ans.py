@@ -25,7 +25,8 @@ import functools
 import numba
 import numpy as np
 
-from .targets import checksum_chunk, checksum_chunks, checksum_cpu, checksums_cpu, cpu, cuda_device, launch, to_device
+from .targets import (checksum_chunk, checksum_chunks, checksum_cpu, checksums_cpu, cpu, cuda_device, launch,
+                      record_pair, to_device)
 
 STATE_LOW = 1 << 16
 
@@ -349,14 +350,7 @@ def decode_cpu(data, offsets, out, starts, ends, table_of, fb, sym, precision, s
                 tb = table_of[b]
                 status |= 2 * _decode_cpu(data, out, fb[tb], sym[tb], precision, offsets[b], offsets[b + 1],
                                           starts[b], ends[b], offsets[b + 1], offsets[b + 1], ends[b], ends[b])
-        if b < n:
-            checksums_cpu(out, starts[a], ends[a], starts[b], ends[b], sums, a, b)
-            if status & 2:
-                sums[b] = -1
-        else:
-            sums[a] = checksum_cpu(out, starts[a], ends[a])
-        if status & 1:
-            sums[a] = -1
+        record_pair(out, starts, ends, a, b, status, sums)
 
 
 def encoder_tables(freq, cum, precision):

@@ -24,7 +24,8 @@ import functools
 import numba
 import numpy as np
 
-from .targets import checksum_chunk, checksum_chunks, checksum_cpu, checksums_cpu, cpu, cuda_device, launch, to_device
+from .targets import (checksum_chunk, checksum_chunks, checksum_cpu, checksums_cpu, cpu, cuda_device, launch,
+                      record_pair, to_device)
 
 FAST_BITS = 12
 """Bits resolved by the direct decoding table (at most 2**12 entries per table; the caller may give
@@ -269,14 +270,7 @@ def decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_in
                 status |= 2 * _decode_cpu(data, out, max_len, fast[tb], limit[tb], first_index[tb],
                                           syms[tb], offsets[b], offsets[b + 1], starts[b], ends[b], offsets[b + 1],
                                           offsets[b + 1], ends[b], ends[b])
-        if b < n:
-            checksums_cpu(out, starts[a], ends[a], starts[b], ends[b], sums, a, b)
-            if status & 2:
-                sums[b] = -1
-        else:
-            sums[a] = checksum_cpu(out, starts[a], ends[a])
-        if status & 1:
-            sums[a] = -1
+        record_pair(out, starts, ends, a, b, status, sums)
 
 
 @numba.njit(parallel=True, cache=True)

@@ -131,6 +131,20 @@ def checksum_chunks(x, lo0, hi0, lo1, hi1, sums, k0, k1):
 checksums_cpu = cpu(checksum_chunks)
 
 
+@numba.njit(cache=True, nogil=True)
+def record_pair(out, starts, ends, a, b, status, sums):
+    """The CPU decoders' bookkeeping for chunks ``a`` and ``b = a + 1`` (absent when past the end):
+    their checksums into ``sums``, or -1 for a chunk the decoder flagged (``status`` bit 1: a, 2: b)."""
+    if b < starts.size:
+        checksums_cpu(out, starts[a], ends[a], starts[b], ends[b], sums, a, b)
+        if status & 2:
+            sums[b] = -1
+    else:
+        sums[a] = checksum_cpu(out, starts[a], ends[a])
+    if status & 1:
+        sums[a] = -1
+
+
 def simulated() -> bool:
     """True when numba's CUDA simulator is on (``NUMBA_ENABLE_CUDASIM=1`` before numba.cuda loads)."""
     return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
