@@ -639,8 +639,9 @@ def test_golden_streams_exist():
 @pytest.mark.parametrize("path", GOLDEN_STREAMS, ids=lambda p: p.stem)
 def test_golden_streams_still_decode(path):
     """Streams written by an earlier compframe (one per mode of huffman, ans and gpulz) decode to the
-    same codes; today's encoder writes the same bytes (if it changed on purpose, the stream format
-    did not: keep the old files and add new ones with make_golden.py)."""
+    same codes, and today's encoder writes the same bytes. An encoder whose choices change on purpose
+    (a better model, same format) regenerates these files with make_golden.py in a commit that says
+    so, after checking that the old ones still decode."""
     import json
 
     meta = json.loads(path.with_suffix(".json").read_text())

@@ -52,6 +52,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from ...base import Encoder, StreamError
@@ -424,7 +425,7 @@ class Ans(ChunkedEntropyCoder):
         # whose decoding tables (2**R entries each) would otherwise take tables * 512 KiB
         auto = max(12, bits + (4 if len(counts) == 1 else 1))
         precision = max(min(self.config.precision or auto, self.MAX_PRECISION), bits)
-        freq = np.stack([quantize_frequencies(c, precision) for c in counts])
+        freq = frequency_tables(counts.astype(np.int64), precision)
         cum = np.cumsum(freq, axis=1) - freq
         with np.errstate(divide="ignore", invalid="ignore"):
             bits = float(np.where(counts > 0, counts * (precision - np.log2(np.maximum(freq, 1))), 0).sum())
@@ -448,33 +449,53 @@ class Ans(ChunkedEntropyCoder):
 
 
 def quantize_frequencies(counts: np.ndarray, precision: int) -> np.ndarray:
-    """Frequencies summing to ``2**precision``, each >= 1 where ``counts > 0``, near the best code length.
+    """Frequencies summing to ``2**precision``, each >= 1 where ``counts > 0``, near the best code length
+    (one table; ``frequency_tables`` does it for each row of a ``[tables, K]`` array).
 
     Starts from ``floor(count * 2**precision / total)`` (at least 1) and moves single units to or
-    from the symbols where a unit gains or costs the fewest bits, ``count * log2(f'/f)``.
+    from the symbols where a unit gains or costs the fewest bits, ``count * log2(f'/f)`` (ties to the
+    lower symbol).
     """
+    return frequency_tables(np.asarray(counts, np.int64).reshape(1, -1), precision)[0]
+
+
+@numba.njit(cache=True)
+def frequency_tables(counts, precision):
+    """``quantize_frequencies`` for every row of ``counts`` ``[tables, K]`` (int64), in one call."""
+    tables, alphabet = counts.shape
     total_slots = 1 << precision
-    counts = counts.astype(np.int64)
-    present = counts > 0
-    freq = np.where(present, np.maximum(1, counts * total_slots // counts.sum()), 0)
-    diff = total_slots - int(freq.sum())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return _balance(counts, freq, diff, present)
-
-
-def _balance(counts, freq, diff, present):
-    while diff != 0:
-        if diff > 0:
-            gain = np.where(present, counts * np.log2((freq + 1) / np.maximum(freq, 1)), -np.inf)
-            k = min(diff, int(present.sum()))
-            pick = np.argpartition(-gain, k - 1)[:k]
-            freq[pick] += 1
-            diff -= k
-        else:
-            can = freq > 1
-            loss = np.where(can, counts * np.log2(freq / np.maximum(freq - 1, 1)), np.inf)
-            k = min(-diff, int(can.sum()))
-            pick = np.argpartition(loss, k - 1)[:k]
-            freq[pick] -= 1
-            diff += k
+    freq = np.zeros((tables, alphabet), np.int64)
+    score = np.empty(alphabet, np.float64)
+    for t in range(tables):
+        c = counts[t]
+        f = freq[t]
+        total = c.sum()
+        present = 0
+        for j in range(alphabet):
+            if c[j] > 0:
+                f[j] = max(1, c[j] * total_slots // total)
+                present += 1
+        diff = total_slots - f.sum()
+        while diff != 0:
+            if diff > 0:  # add a unit where it gains the most bits
+                for j in range(alphabet):
+                    score[j] = -c[j] * np.log2((f[j] + 1) / f[j]) if c[j] > 0 else np.inf
+                k = min(diff, present)
+                order = np.argsort(score, kind="mergesort")
+                for i in range(k):
+                    f[order[i]] += 1
+                diff -= k
+            else:  # take a unit where it costs the fewest bits
+                movable = 0
+                for j in range(alphabet):
+                    if f[j] > 1:
+                        score[j] = c[j] * np.log2(f[j] / (f[j] - 1))
+                        movable += 1
+                    else:
+                        score[j] = np.inf
+                k = min(-diff, movable)
+                order = np.argsort(score, kind="mergesort")
+                for i in range(k):
+                    f[order[i]] -= 1
+                diff += k
     return freq
