@@ -653,3 +653,19 @@ def test_golden_streams_still_decode(path):
     if "columns" in path.stem:
         assert _tables(stream, expected.ndim) > 1
     assert enc.encode(expected) == stream, "the encoder now writes other bytes for the same codes"
+
+
+@pytest.mark.parametrize("pid", ["huffman", "ans"])
+def test_dedup_around_block_tables(pid):
+    """Mode 3 holding a mode 4 stream: repeated rows, and kept rows whose spread changes half-way."""
+    rng = np.random.default_rng(12)
+    rows = np.rint(rng.laplace(0, 1, (3000, 8)) * np.repeat([1.0, 40.0], 1500)[:, None]).clip(-127, 127)
+    rows = rows.astype(np.int8)
+    rows[rng.integers(0, 3000, 300)] = rows[rng.integers(0, 3000, 300)]
+    enc = make(pid, chunk=64, block=1024)
+    stream = enc.encode(rows)
+    head = 1 + 3 + 1 + 16
+    assert stream[head + 1] == 3
+    inner = head + 10 + 12 + 4 + struct.unpack_from("<I", stream, head + 10 + 8)[0]
+    assert stream[inner + 1] == 4
+    assert np.array_equal(enc.decode(stream), rows)
