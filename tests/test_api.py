@@ -41,3 +41,17 @@ def test_encoder_object_round_trip_and_available():
     assert cf.available("quantizer") == sorted(cf.available("quantizer"))
     assert cf.ErrorBound("abs", 1e-3) == cf.ErrorBound.parse("abs:1e-3")
     assert str(cf.ErrorBound("rel", 0.01)) == "rel:0.01"
+
+
+def test_parallel_min_environment_variable():
+    import os
+    import subprocess
+    import sys
+
+    code = "import compframe.kernels.targets as t; print(t.PARALLEL_MIN)"
+    run = lambda value: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                       env={**os.environ, "COMPFRAME_PARALLEL_MIN": value}, timeout=120)
+    assert run("32768").stdout.strip() == "32768"
+    assert run("").stdout.strip() == str(1 << 19)
+    bad = run("lots")
+    assert bad.returncode != 0 and "COMPFRAME_PARALLEL_MIN='lots' is not a whole number" in bad.stderr

@@ -165,7 +165,20 @@ def cuda_status() -> str | None:
     return "no CUDA device is available (numba.cuda.is_available() is False)"
 
 
-PARALLEL_MIN = int(os.environ.get("COMPFRAME_PARALLEL_MIN", 1 << 19))
+def _parallel_min() -> int:
+    value = os.environ.get("COMPFRAME_PARALLEL_MIN", "")
+    if not value:
+        return 1 << 19
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise ValueError(f"environment variable COMPFRAME_PARALLEL_MIN={value!r} is not a whole number of values >= 0")
+    return n
+
+
+PARALLEL_MIN = _parallel_min()
 """Below this many values the CPU drivers run on the calling thread alone (environment variable
 ``COMPFRAME_PARALLEL_MIN``, default 512 Ki). On an idle machine two threads pay off from about
 32 Ki values (1.3-2x on 64-128 Ki); but each parallel region waits for its slowest thread, and when
