@@ -260,11 +260,45 @@ def run_pipeline(title: str, floats: list[np.ndarray], eb: float, dtype: str, en
     return lines + [""]
 
 
+def entropy_bounds(lookups, cases=((1e-2, "int8"), (1e-3, "int16"))) -> list[str]:
+    """Order-0 entropy bounds of the pooled lookups' codes, as code ratios: the whole field; the rows
+    kept after removing repeats (2 bytes per reference); those rows with one free table per column;
+    and with a free table per class of row spread (8 quantile classes of max |code|, 3 bits a row)."""
+    def h(a):
+        _, c = np.unique(a, return_counts=True)
+        return float(-(c * np.log2(c / a.size)).sum() / 8)
+
+    lines = ["| codes | order-0 | kept rows (+2 B/repeat) | kept rows, a table per column (free) "
+             "| kept rows, a table per spread class (free) |", "|---|---:|---:|---:|---:|"]
+    for eb, dtype in cases:
+        total = whole = kept_bytes = per_column = per_class = 0.0
+        for x in lookups:
+            c = quantize(x, eb, dtype)[0]
+            total += c.nbytes
+            whole += h(c)
+            first = np.sort(np.unique(c, axis=0, return_index=True)[1])
+            kept = c[first]
+            refs = 2 * (c.shape[0] - kept.shape[0])
+            kept_bytes += h(kept) + refs
+            per_column += sum(h(kept[:, j]) for j in range(kept.shape[1])) + refs
+            spread = np.abs(kept.astype(np.int64)).max(axis=1)
+            cls = np.searchsorted(np.quantile(spread, np.linspace(0, 1, 9)[1:-1]), spread)
+            per_class += sum(h(kept[cls == k]) for k in np.unique(cls)) + refs + 3 * kept.shape[0] / 8
+        lines.append(f"| {dtype}, rel {eb:g} | {total / whole:.3f} | {total / kept_bytes:.3f} "
+                     f"| {total / per_column:.3f} | {total / per_class:.3f} |")
+    return lines + [""]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="8 tables, 4096 MiniLM rows")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--bounds", action="store_true",
+                    help="only the entropy bounds of the pooled lookups' codes (with repeats removed, per column)")
     args = ap.parse_args(argv)
+    if args.bounds:
+        print("\n".join(entropy_bounds([x for _, x in pooled_lookups(8 if args.quick else 26)])))
+        return 0
     import numba
 
     out = [f"Machine: {os.cpu_count()} cores, numba {numba.__version__} with {numba.get_num_threads()} threads, "
