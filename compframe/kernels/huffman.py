@@ -223,31 +223,19 @@ _decode_cpu = cpu(decode_chunks)
 
 
 @numba.njit(parallel=True, cache=True)
-def encode_cpu(x, starts, ends, table_of, base, mask, table, group, max_len):
+def encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_start, nbytes, sums):
     n = starts.size
-    cap = ((ends - starts) * max_len + 7) // 8 + 8
-    scratch_end = np.cumsum(cap)
-    scratch = np.empty(scratch_end[-1] if n else 0, np.uint8)
-    nbytes = np.empty(n, np.int64)
-    sums = np.empty(n, np.int64)
     for j in numba.prange((n + 1) // 2):
         a = 2 * j
         b = a + 1
         nbytes[a] = _encode_cpu(x, starts[a], ends[a], base, mask, table[table_of[a]], group, scratch,
-                                scratch_end[a] - cap[a])
+                                scratch_start[a])
         if b < n:
             nbytes[b] = _encode_cpu(x, starts[b], ends[b], base, mask, table[table_of[b]], group, scratch,
-                                    scratch_end[b] - cap[b])
+                                    scratch_start[b])
             checksums_cpu(x, starts[a], ends[a], starts[b], ends[b], sums, a, b)
         else:
             sums[a] = checksum_cpu(x, starts[a], ends[a])
-    offsets = np.zeros(n + 1, np.int64)
-    offsets[1:] = np.cumsum(nbytes)
-    out = np.empty(offsets[n], np.uint8)
-    for i in numba.prange(n):
-        a = scratch_end[i] - cap[i]
-        out[offsets[i]:offsets[i + 1]] = scratch[a:a + nbytes[i]]
-    return out, nbytes, sums
 
 
 @numba.njit(parallel=True, cache=True)
@@ -337,17 +325,18 @@ def encode(device, x, starts, ends, table_of, base, mask, table, max_len):
     """Encode every chunk with ``table`` (``code << 5 | length`` per table and symbol, uint32) and
     codes of at most ``max_len`` bits; returns (concatenated streams uint8, bytes per chunk, checksums)."""
     group = max(1, 55 // max_len)
-    if device == "cpu":
-        return encode_cpu(x, starts, ends, table_of, base, mask, table, group, max_len)
-    cap = ((ends - starts) * max_len + 7) // 8 + 8
+    cap = ((ends - starts) * max_len + 7) // 8 + 8  # the most bytes a chunk can take, plus 8 of slack
     scratch_end = np.cumsum(cap)
-    scratch = np.zeros(int(scratch_end[-1]) if cap.size else 0, np.uint8)
+    scratch = np.empty(int(scratch_end[-1]) if cap.size else 0, np.uint8)
     nbytes = np.zeros(starts.size, np.int64)
     sums = np.zeros(starts.size, np.int64)
-    enc, _ = _cuda_kernels()
-    d = to_device(x, starts, ends, table_of, table, scratch, scratch_end - cap, nbytes, sums)
-    launch(enc, starts.size, d[0], d[1], d[2], d[3], base, mask, d[4], group, d[5], d[6], d[7], d[8])
-    scratch, nbytes, sums = d[5].copy_to_host(), d[7].copy_to_host(), d[8].copy_to_host()
+    if device == "cpu":
+        encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_end - cap, nbytes, sums)
+    else:
+        enc, _ = _cuda_kernels()
+        d = to_device(x, starts, ends, table_of, table, scratch, scratch_end - cap, nbytes, sums)
+        launch(enc, starts.size, d[0], d[1], d[2], d[3], base, mask, d[4], group, d[5], d[6], d[7], d[8])
+        scratch, nbytes, sums = d[5].copy_to_host(), d[7].copy_to_host(), d[8].copy_to_host()
     offsets = np.zeros(starts.size + 1, np.int64)
     np.cumsum(nbytes, out=offsets[1:])
     out = np.empty(int(offsets[-1]), np.uint8)

@@ -4,8 +4,9 @@ A chunk is matched on its own: at each position the encoder looks through the pr
 symbols of the chunk for the longest match of at most 255 symbols (the nearest on a tie). Only
 earlier positions holding the same symbol can start a match, so the encoder walks a hash chain of
 them, nearest first (a head table of ``HASH_SIZE`` buckets and one link per position, in scratch
-arrays the caller passes: one pair per CPU thread, one per chunk on a GPU). The result is exactly
-that of a linear scan of the window, at the cost of the candidates that share the symbol's bucket. A match is written as two bytes ``(length, offset)`` in symbols, a literal as the
+arrays the caller passes: one pair per CPU task, one per chunk on a GPU). The result is exactly
+that of a linear scan of the window, at the cost of the candidates that share the symbol's bucket.
+A match is written as two bytes ``(length, offset)`` in symbols, a literal as the
 symbol's ``S`` raw bytes (little-endian); one flag bit per token (1 = match) is packed LSB-first,
 8 per byte. A chunk's stream is its flag bytes followed by its token bytes. Matches may overlap the
 output they copy (``length > offset``), which LZSS decodes symbol by symbol.

@@ -58,7 +58,6 @@ def _first_copies_words(w, size):
     return src
 
 
-
 @numba.njit(cache=True, nogil=True)
 def split_rows(table, src):
     """The rows of ``table`` that ``src`` (from ``first_copies``) marks as first copies, in order, and

@@ -21,8 +21,6 @@ base class's dtype/shape header (all integers little-endian)::
                              ans, the frequencies' byte planes (low, middle, top bit) of ``tables * K`` values
             chunk streams    concatenated in chunk order (offsets = prefix sum of sizes)
 
-    mode 4: as mode 2, but the chunks cut the codes in order and ``ceil(chunks / tables)``
-            consecutive chunks share a table (context=block)
     mode 3 (``dedup``, 2-D codes with repeated rows; rows = the last axis):
             u32 row_len      values per row (count = rows * row_len)
             u32 unique       rows kept (the first copy of each distinct row), 1 <= unique < rows
@@ -31,7 +29,9 @@ base class's dtype/shape header (all integers little-endian)::
             refs             zlib of the byte planes of 2 * (rows - unique) u32 values: for each
                              repeated row in order, the gap since the previous repeated row, then
                              for each, which kept row (by order of first appearance) it repeats
-            inner            a whole mode 1 or 2 stream (from its version byte) of the kept rows
+            inner            a whole mode 1, 2 or 4 stream (from its version byte) of the kept rows
+    mode 4: as mode 2, but the chunks cut the codes in order and ``ceil(chunks / tables)``
+            consecutive chunks share a table (context=block)
 
 With ``tables == 1`` the chunks cut the flat codes in order; with ``tables == C`` (context=column)
 the codes are taken as ``rows x C`` (the last axis is the column), stored column by column, and
@@ -336,7 +336,7 @@ class HuffmanConfig:
 
 @register("encoder", "huffman")
 class Huffman(ChunkedEntropyCoder):
-    """Canonical Huffman coding, chunked as in cuSZ: one code book per stream (or per column).
+    """Canonical Huffman coding, chunked as in cuSZ: one code book per stream, per column or per block.
 
     ``chunk`` symbols per independently decodable chunk; codes no longer than ``max_length`` bits
     (raised to ``ceil(log2(#symbols))`` when the alphabet needs it); ``context`` none|column|block
