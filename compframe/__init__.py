@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from .base import ErrorBound, Field, Quantized
-from .container import FrameError
-from .registry import ConfigError, RegistryError, available, create, resolve
+from .errors import ConfigError, DataError, FrameError, RegistryError, StreamError
+from .registry import available, create, resolve
 
 __all__ = ["compress", "decompress", "create", "available", "ErrorBound", "Field", "Quantized",
-           "FrameError", "ConfigError", "RegistryError"]
+           "FrameError", "StreamError", "DataError", "ConfigError", "RegistryError"]
 __version__ = "0.1.0"
 
 

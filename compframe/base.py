@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .errors import DataError, StreamError
 from .plugin import Plugin
 
 BOUND_MODES = ("abs", "rel")
@@ -131,10 +132,6 @@ class Quantizer(Plugin):
 CODE_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32")
 
 
-class StreamError(ValueError):
-    """An encoded stream that is damaged, truncated or of another format."""
-
-
 class Encoder(Plugin):
     """The lossless step over integer code arrays: ``decode(encode(c))`` equals ``c`` bit for bit.
 
@@ -217,8 +214,51 @@ class DataSource(Plugin):
         raise NotImplementedError
 
 
-class DataError(ValueError):
-    """Input data that cannot be used: a missing or mis-sized file, a non-float array."""
+@dataclass
+class ClickBatch:
+    """One global mini-batch of click data, preprocessed, in the layout a DLRM consumes.
+
+    ``dense``: float32 ``[B, n_dense]`` (already ``log(1 + max(x, 0))``); ``indices[t]`` and
+    ``offsets[t]``: int64 ``nn.EmbeddingBag`` inputs of table ``t`` (``offsets`` has ``B`` entries;
+    bag ``i`` is ``indices[t][offsets[t][i]:offsets[t][i + 1]]``; one index per sample for Criteo),
+    every index in ``[0, table_rows()[t])``; ``label``: float32 ``[B]`` in {0, 1}.
+    """
+
+    dense: np.ndarray
+    indices: list[np.ndarray]
+    offsets: list[np.ndarray]
+    label: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.label.shape[0])
+
+
+class ClickData(DataSource):
+    """A click-log source for ``task=train`` (Criteo files, or Criteo-like synthetic data).
+
+    It yields batches, not fields: ``batches(split, batch_size, start)`` gives the global
+    mini-batches of ``split`` (``"train"`` or ``"test"``) in a fixed order, from batch number
+    ``start`` on (a resumed run skips what it has seen). Every rank of a distributed run reads the
+    same batches and takes its share. ``fields()`` is not offered: such a source has no arrays to
+    benchmark (a training run dumps its lookups with ``task.dump_every`` for ``data=emb_dump``).
+    """
+
+    def n_dense(self) -> int:
+        """Number of dense (integer) features, 13 for Criteo."""
+        raise NotImplementedError
+
+    def table_rows(self) -> list[int]:
+        """Rows of each categorical table (after hashing modulo ``max_ind_range`` where that applies)."""
+        raise NotImplementedError
+
+    def batches(self, split: str, batch_size: int, start: int = 0) -> Iterator[ClickBatch]:
+        raise NotImplementedError
+
+    def fields(self) -> Iterator[Field]:
+        raise DataError(
+            f"data '{self.plugin_id}' is a click log for task=train; task=benchmark needs a field source "
+            "(data=synthetic, emb_dump, npy, image, model)"
+        )
 
 
 class Task(Plugin):

@@ -28,13 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from .errors import FrameError
+
 MAGIC = b"CFRM"
 FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<4sHHII")
-
-
-class FrameError(ValueError):
-    """A frame that is damaged, truncated or not a compframe frame; never returned as data."""
 
 
 @dataclass

@@ -23,10 +23,25 @@ PIPELINE_KINDS = tuple(k for k in KINDS if k != "task")
 class Recorder:
     """The job's ``results.json``, rewritten atomically after each step so a crash loses nothing."""
 
-    def __init__(self, path: Path, name: str, config: dict[str, Any]):
+    def __init__(self, path: Path, name: str, config: dict[str, Any], tracker=None):
         self.path, self.name, self.config = Path(path), name, config
         self.status, self.error = "running", None
         self.results: dict[str, Any] = {}
+        self.tracker = tracker
+
+    @property
+    def out_dir(self) -> Path:
+        """The job's folder (where results.json, plots, dumps and checkpoints go)."""
+        return self.path.parent
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Log metrics at ``step`` (a training iteration) to the job's MLflow run, if tracked.
+
+        Tasks that run for long (``task=train``) call this as they go; results.json stays the
+        record of what was measured, MLflow is the dashboard.
+        """
+        if self.tracker is not None:
+            self.tracker.log_metrics(metrics, step)
 
     def document(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "error": self.error, "config": self.config,
@@ -48,8 +63,12 @@ def _json_default(value):
 
 
 def build_parts(config: dict[str, Any]) -> dict[str, Any]:
-    """Create every plugin of the run from its config node (validating all parameters)."""
-    return {kind: create_from_config(kind, config[kind]) for kind in (*PIPELINE_KINDS, "task")}
+    """Create every plugin of the run from its config node (validating all parameters).
+
+    Kinds whose node is absent or null (``model`` outside ``task=compress_model``) are left out.
+    """
+    return {kind: create_from_config(kind, config[kind]) for kind in (*PIPELINE_KINDS, "task")
+            if config.get(kind) is not None}
 
 
 def objectives(results: dict[str, Any], names: list[str]) -> float | tuple[float, ...] | None:
@@ -70,7 +89,7 @@ def run(config: dict[str, Any], out_dir: Path, name: str = "compframe", progress
         tracker=None) -> dict[str, Any]:
     """Run the job described by ``config`` and return its results dict."""
     out_dir = Path(out_dir)
-    recorder = Recorder(out_dir / "results.json", name, config)
+    recorder = Recorder(out_dir / "results.json", name, config, tracker=tracker)
     recorder.flush()
     if tracker is not None:
         tracker.start(config)

@@ -12,7 +12,7 @@ import types
 import typing
 from typing import Any, ClassVar
 
-from .registry import ConfigError
+from .errors import ConfigError
 
 
 def _type_ok(value: Any, hint: Any) -> bool:

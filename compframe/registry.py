@@ -28,23 +28,13 @@ from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
-KINDS = ("data", "schedule", "quantizer", "encoder", "task")
+from .errors import ConfigError, RegistryError
+
+KINDS = ("data", "schedule", "quantizer", "encoder", "model", "task")
 ENTRY_POINT_GROUP = "compframe.plugins"
 
 _plugins: dict[str, dict[str, type]] = {kind: {} for kind in KINDS}
 _loaded = False
-
-
-class RegistryError(LookupError):
-    """An unknown kind or id, or a duplicate registration."""
-
-
-class ConfigError(ValueError):
-    """A plugin parameter that is unknown, of the wrong type or outside its allowed range."""
-
-    def __init__(self, kind: str, plugin_id: str, param: str, message: str):
-        self.kind, self.plugin_id, self.param = kind, plugin_id, param
-        super().__init__(f"{kind} '{plugin_id}': parameter '{param}' {message}")
 
 
 def _closest(name: str, choices: list[str]) -> str:

@@ -113,6 +113,21 @@ class JobTracker:
         for i in range(0, len(params), 100):
             self.client.log_batch(self.run_id, params=params[i:i + 100])
 
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Log numeric ``metrics`` at ``step`` (names made MLflow-safe); a failure drops tracking."""
+        if self.run_id is None:
+            return
+        self._guard("logging step metrics", self._log_metrics, metrics, step)
+
+    def _log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(mlflow_metric_name(k), float(v), now, int(step)) for k, v in metrics.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None]
+        for i in range(0, len(batch), 500):
+            self.client.log_batch(self.run_id, metrics=batch[i:i + 500])
+
     def finish(self, recorder, out_dir: Path) -> None:
         if self.run_id is None:
             return

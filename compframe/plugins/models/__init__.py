@@ -1,0 +1,1 @@
+"""Model sources (kind ``model``): a trained torch model with its data and task metric."""
