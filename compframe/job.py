@@ -3,7 +3,8 @@
 ``run(cfg, out_dir)`` is pure of Hydra: it takes the resolved config as a dict. All plugins are
 built, and the data source validated, before any data is read, so a bad parameter fails at once.
 ``results.json`` (``{name, status, error, config, results}``) is written into the job's folder as
-the job goes and in every case, failed runs included; MLflow is derived from it afterwards.
+the job goes and in every case, failed runs included; the job's MLflow run is opened once the
+parts are built (tagged with what runs) and gets the metrics and artifacts from it at the end.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .registry import KINDS, create_from_config
+from .registry import KINDS, resolve
 
 PIPELINE_KINDS = tuple(k for k in KINDS if k != "task")
 
@@ -67,8 +68,30 @@ def build_parts(config: dict[str, Any]) -> dict[str, Any]:
 
     Kinds whose node is absent or null (``model`` outside ``task=compress_model``) are left out.
     """
-    return {kind: create_from_config(kind, config[kind]) for kind in (*PIPELINE_KINDS, "task")
+    return {kind: resolve(kind, config[kind]) for kind in (*PIPELINE_KINDS, "task")
             if config.get(kind) is not None}
+
+
+def prepare(config: dict[str, Any]) -> dict[str, Any]:
+    """Build the parts and validate the data source: every configuration error is raised here,
+    before any output folder, results.json or MLflow run exists."""
+    parts = build_parts(config)
+    if "data" in parts:
+        parts["data"].validate()
+    return parts
+
+
+def run_tags(parts: dict[str, Any]) -> dict[str, str]:
+    """MLflow tags saying what ran: ``compframe.pipelines`` (``int8+zstd,int8+ans``) for tasks that
+    name their pipelines, and ``compframe.quantizer``/``compframe.encoder`` from those pipelines."""
+    task = parts.get("task")
+    if not hasattr(task, "pipelines"):
+        return {}
+    pipelines = task.pipelines(parts)
+    quantizers = dict.fromkeys(p.split("+")[0] for p in pipelines)
+    encoders = dict.fromkeys(p.split("+")[1] for p in pipelines)
+    return {"compframe.pipelines": ",".join(pipelines), "compframe.quantizer": ",".join(quantizers),
+            "compframe.encoder": ",".join(encoders)}
 
 
 def objectives(results: dict[str, Any], names: list[str]) -> float | tuple[float, ...] | None:
@@ -87,15 +110,20 @@ def objectives(results: dict[str, Any], names: list[str]) -> float | tuple[float
 
 def run(config: dict[str, Any], out_dir: Path, name: str = "compframe", progress: bool = True,
         tracker=None) -> dict[str, Any]:
-    """Run the job described by ``config`` and return its results dict."""
+    """Run the job described by ``config`` and return its results dict.
+
+    The command line ``prepare``s a single run before Hydra makes its folder, so a configuration
+    error leaves nothing behind; a sweep's job that fails here is recorded as failed, like any other.
+    """
     out_dir = Path(out_dir)
     recorder = Recorder(out_dir / "results.json", name, config, tracker=tracker)
     recorder.flush()
-    if tracker is not None:
-        tracker.start(config)
+    started = False
     try:
-        parts = build_parts(config)
-        parts["data"].validate()
+        parts = prepare(config)
+        if tracker is not None:
+            tracker.start(config, tags=run_tags(parts))
+            started = True
         task = parts.pop("task")
         task.run(parts, recorder, progress=progress)
         recorder.status = "finished"
@@ -107,5 +135,7 @@ def run(config: dict[str, Any], out_dir: Path, name: str = "compframe", progress
     finally:
         recorder.flush()
         if tracker is not None:
+            if not started:
+                tracker.start(config)
             tracker.finish(recorder, out_dir)
     return recorder.results

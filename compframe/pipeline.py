@@ -15,7 +15,7 @@ import numpy as np
 from . import container, metrics
 from .base import Encoder, ErrorBound, Quantized, Quantizer
 from .kernels.targets import cpu_threads_for
-from .registry import create_from_config
+from .registry import resolve
 
 
 def _header(quantizer: Quantizer, encoder: Encoder, bound: ErrorBound | None, q: Quantized) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def compress(x: np.ndarray, quantizer: Quantizer, encoder: Encoder, bound: Error
 
 def parse(frame: bytes) -> tuple[container.Frame, Quantizer, Encoder]:
     f = container.loads(frame)
-    return f, create_from_config("quantizer", f.header["quantizer"]), create_from_config("encoder", f.header["encoder"])
+    return f, resolve("quantizer", f.header["quantizer"]), resolve("encoder", f.header["encoder"])
 
 
 def decode_quantized(f: container.Frame, encoder: Encoder) -> Quantized:

@@ -126,7 +126,11 @@ def create(kind: str, plugin_id: str, **params: Any):
 
 
 def resolve(kind: str, spec: Any):
-    """A plugin of ``kind`` from an id, a config dict ``{id: ..., <params>}`` or a plugin object."""
+    """A plugin of ``kind`` from an id, a config dict ``{id: ..., <params>}`` or a plugin object.
+
+    The one way compframe builds plugins: the job (from its composed config), the benchmark task
+    (``task.quantizers``, ``task.encoders``), the library (``cf.compress``) and the frame parser.
+    """
     from .plugin import Plugin
 
     if isinstance(spec, Plugin):
@@ -142,9 +146,9 @@ def resolve(kind: str, spec: Any):
 
 def create_from_config(kind: str, node: Mapping[str, Any]):
     """Build a plugin from a config node ``{id: ..., <params>}`` (a dict or an OmegaConf node)."""
-    from omegaconf import DictConfig, OmegaConf
+    if type(node).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf
 
-    if isinstance(node, DictConfig):
         node = OmegaConf.to_container(node, resolve=True)
     params = dict(node)
     if "id" not in params:

@@ -93,13 +93,15 @@ class JobTracker:
                         what, self.error.splitlines()[0][:300])
             return None
 
-    def start(self, config: dict[str, Any]) -> None:
-        self._guard("starting the run", self._start, config)
+    def start(self, config: dict[str, Any], tags: dict[str, str] | None = None) -> None:
+        """Open the run; ``tags`` (what ran, e.g. ``compframe.pipelines``) override the config's ids."""
+        self._guard("starting the run", self._start, config, tags or {})
 
-    def _start(self, config: dict[str, Any]) -> None:
+    def _start(self, config: dict[str, Any], extra_tags: dict[str, str]) -> None:
         self.client = _client(self.tracking)
         tags = {f"compframe.{k}": str(config[k]["id"]) for k in ("data", "schedule", "quantizer", "encoder", "task")
                 if isinstance(config.get(k), dict) and "id" in config[k]}
+        tags.update(extra_tags)
         parent = None
         if self.parent_dir is not None and (self.parent_dir / PARENT_FILE).exists():
             parent = (self.parent_dir / PARENT_FILE).read_text().strip()

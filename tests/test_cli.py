@@ -44,7 +44,7 @@ def test_default_run_writes_results_and_mlflow(cli):
     assert p.stdout.strip().splitlines()[-1].startswith("results: ")  # the output folder printed last
     (mlrun,) = mlflow_runs(folder)
     assert mlrun.info.status == "FINISHED"
-    assert mlrun.data.tags["compframe.encoder"] == "lz4"
+    assert mlrun.data.tags["compframe.encoder"] == "lz4" and mlrun.data.tags["compframe.pipelines"] == "int8+lz4"
     assert mlrun.data.params["quantizer.id"] == "int8"
     assert mlrun.data.metrics["compression_ratio"] == pytest.approx(totals["compression_ratio"])
     assert "speedup_at_5GBps" in mlrun.data.metrics
@@ -132,12 +132,16 @@ def test_multirun_four_children_under_one_parent(cli):
 
 def test_several_encoders_in_one_job(cli):
     run, folder = cli
-    p = run([*SMALL, "task.encoders=[none,lz4,zstd]", "tracking.enabled=false"])
+    p = run([*SMALL, "task.encoders=[none,lz4,zstd,{id:zstd,level:19}]"])
     assert p.returncode == 0, p.stderr[-2000:]
     doc = json.loads(results_files(folder)[0].read_text())
     by = doc["results"]["by_pipeline"]
-    assert set(by) == {"int8+none", "int8+lz4", "int8+zstd"}
-    assert by["int8+zstd"]["compression_ratio"] > by["int8+none"]["compression_ratio"]
+    assert set(by) == {"int8+none", "int8+lz4", "int8+zstd#1", "int8+zstd#2"}
+    assert by["int8+zstd#2"]["frame_bytes"] < by["int8+zstd#1"]["frame_bytes"]  # encoder.level kept
+    (mlrun,) = mlflow_runs(folder)
+    assert mlrun.data.tags["compframe.pipelines"] == "int8+none,int8+lz4,int8+zstd#1,int8+zstd#2"
+    assert mlrun.data.tags["compframe.encoder"] == "none,lz4,zstd#1,zstd#2"
+    assert by["int8+zstd#1"]["compression_ratio"] > by["int8+none"]["compression_ratio"]
     for enc in by.values():
         assert 0 < enc["entropy_efficiency"] and enc["entropy_bits"] > 0
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...base import Quantized, Quantizer
-from ...registry import ConfigError, create, register
+from ...registry import ConfigError, register, resolve
 from .formats import budget_meta
 
 PREFIX = "then."
@@ -50,7 +50,7 @@ class Prune(Quantizer):
         if c.then == "prune":
             self.fail("then", "cannot be 'prune' itself")
         try:
-            self.inner = create("quantizer", c.then, **dict(c.then_params))
+            self.inner = resolve("quantizer", {**c.then_params, "id": c.then})
         except ConfigError as e:
             self.fail("then_params", f"are invalid for '{c.then}': {e}")
         except LookupError as e:

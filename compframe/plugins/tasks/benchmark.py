@@ -18,7 +18,7 @@ import numpy as np
 from ... import metrics
 from ...base import Task
 from ...pipeline import measure
-from ...registry import create, plugin_class, register, resolve
+from ...registry import register, resolve
 from ...report import plot_by_table, progress_bar, summary_table
 
 
@@ -26,8 +26,9 @@ from ...report import plot_by_table, progress_bar, summary_table
 class Benchmark(Task):
     """Measure one or more quantizers and encoders on every field of the data source.
 
-    ``quantizers`` (config dicts ``{id: ..., <params>}`` or ids) and ``encoders`` (ids) replace the
-    run's single quantizer and encoder, so several pipelines see the same fields in one job: each
+    ``quantizers`` and ``encoders`` (ids, or config dicts ``{id: ..., <params>}``, built through
+    ``registry.resolve`` and validated before any data is read) replace the run's single quantizer
+    and encoder, so several pipelines see the same fields in one job: each
     field is quantized once per quantizer and every encoder encodes those same codes. Results are
     grouped per pipeline ``<quantizer>+<encoder>`` (``by_pipeline``) and per pipeline and table.
     """
@@ -35,7 +36,7 @@ class Benchmark(Task):
     @dataclass
     class Config:
         quantizers: list[Any] = field(default_factory=list)
-        encoders: list[str] = field(default_factory=list)
+        encoders: list[Any] = field(default_factory=list)
         bandwidths_gbps: list[float] = field(default_factory=lambda: [5.0])
         plot_metrics: list[str] = field(default_factory=lambda: ["compression_ratio", "max_error_over_bound"])
         warmup: bool = True
@@ -45,17 +46,25 @@ class Benchmark(Task):
         for i, b in enumerate(self.config.bandwidths_gbps):
             if not b > 0:
                 self.fail("bandwidths_gbps", f"entry {i} is {b}; bandwidths must be > 0 (GB/s)")
-        for enc in self.config.encoders:
-            plugin_class("encoder", enc)  # an unknown id fails here, before any data is read
-        try:  # ids or {id: ..., params} dicts; their parameters are validated now, before any data
-            self._quantizers = [resolve("quantizer", spec) for spec in self.config.quantizers]
+        self._quantizers = self._resolve_all("quantizer", self.config.quantizers)
+        self._encoders = self._resolve_all("encoder", self.config.encoders)
+
+    def _resolve_all(self, kind: str, specs: list[Any]) -> list:
+        """Ids or ``{id: ..., params}`` dicts, built now (parameters validated before any data)."""
+        try:
+            return [resolve(kind, spec) for spec in specs]
         except TypeError as e:
-            self.fail("quantizers", str(e))
+            self.fail(f"{kind}s", str(e))
+
+    def pipelines(self, parts) -> list[str]:
+        """The ``<quantizer>+<encoder>`` labels this task will run with ``parts`` (MLflow tags)."""
+        return [f"{q}+{e}" for q, _ in _labelled(self._quantizers or [parts["quantizer"]])
+                for e, _ in _labelled(self._encoders or [parts["encoder"]])]
 
     def run(self, parts, recorder, progress: bool = True):
         data, schedule = parts["data"], parts["schedule"]
         quantizers = _labelled(self._quantizers or [parts["quantizer"]])
-        encoders = [create("encoder", e) for e in self.config.encoders] or [parts["encoder"]]
+        encoder_labels, encoders = zip(*_labelled(self._encoders or [parts["encoder"]]))
         bandwidths = list(self.config.bandwidths_gbps)
         rows = recorder.results.setdefault("fields", [])
         warmed: set[tuple[str, str]] = set()
@@ -67,9 +76,11 @@ class Benchmark(Task):
                         # compile the kernels for this dtype outside the timed run
                         measure(_warmup_slice(f.data), quantizer, encoders, bound, bandwidths)
                         warmed.add((label, f.data.dtype.name))
-                    for result in measure(f.data, quantizer, encoders, bound, bandwidths):
+                    results = measure(f.data, quantizer, encoders, bound, bandwidths)
+                    for encoder_label, result in zip(encoder_labels, results):
+                        result["encoder"] = encoder_label
                         rows.append({"field": f.name, **f.coords(), "quantizer": label,
-                                     "pipeline": f"{label}+{result['encoder']}",
+                                     "pipeline": f"{label}+{encoder_label}",
                                      "bound": None if bound is None else str(bound), **result})
                         if self.config.require_bound and not result["bound_ok"]:
                             recorder.flush()
@@ -96,10 +107,10 @@ class Benchmark(Task):
         return recorder.results
 
 
-def _labelled(quantizers):
-    """(label, quantizer) pairs: the id, with ``#k`` added where one id appears more than once."""
-    ids = [q.plugin_id for q in quantizers]
-    return [(qid if ids.count(qid) == 1 else f"{qid}#{ids[:k].count(qid) + 1}", q) for k, (qid, q) in enumerate(zip(ids, quantizers))]
+def _labelled(plugins):
+    """(label, plugin) pairs: the id, with ``#k`` added where one id appears more than once."""
+    ids = [p.plugin_id for p in plugins]
+    return [(pid if ids.count(pid) == 1 else f"{pid}#{ids[:k].count(pid) + 1}", p) for k, (pid, p) in enumerate(zip(ids, plugins))]
 
 
 def _warmup_slice(data: np.ndarray) -> np.ndarray:
