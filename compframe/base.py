@@ -266,3 +266,34 @@ class Task(Plugin):
 
     def run(self, parts: dict[str, Plugin], out_dir, progress: bool = True) -> dict[str, Any]:
         raise NotImplementedError
+
+
+class ModelSource(Plugin):
+    """A torch model and its task metric, for ``task=compress_model`` (kind ``model``).
+
+    ``load()`` gives the fp32 model (built or trained once, then cached); the caller copies it before
+    changing it. ``evaluate(module)`` returns ``{metric: value, ...}`` for any module of the same
+    architecture (the compressed copy), in eval mode, without gradients; ``metric`` names its main
+    entry and ``higher_is_better`` its direction. ``train_batches(epoch)`` and ``loss(module, batch)``
+    are what fine-tuning needs: the batches of one epoch in a fixed order per epoch, and the scalar
+    loss of ``module`` on one batch. Constructing a source reads nothing; ``load`` does the work.
+    """
+
+    metric: ClassVar[str] = "accuracy"
+    higher_is_better: ClassVar[bool] = True
+
+    def load(self) -> Any:
+        """The fp32 ``torch.nn.Module`` (the same object on every call; do not modify it)."""
+        raise NotImplementedError
+
+    def evaluate(self, module: Any) -> dict[str, float]:
+        """The task metric(s) of ``module``; ``metric`` is among the keys."""
+        raise NotImplementedError
+
+    def train_batches(self, epoch: int) -> Iterator[Any]:
+        """The fine-tuning batches of ``epoch`` (each one is passed to ``loss`` as is)."""
+        raise NotImplementedError
+
+    def loss(self, module: Any, batch: Any) -> Any:
+        """The scalar training loss (a torch tensor with gradients) of ``module`` on ``batch``."""
+        raise NotImplementedError
