@@ -1,0 +1,321 @@
+"""The compressed all-to-all of the pooled embedding lookups (model-parallel tables, data-parallel MLPs).
+
+Every rank holds some tables and pools them over the whole global batch; rank ``r`` needs, for its
+share of the batch (rows ``splits[r]``), the pooled lookups of every table. ``Exchange`` sends each
+owner's ``[B_r, dim]`` slices to their ranks with ``torch.distributed.all_to_all_single``: first the
+sizes (an int64 per slice), then the payload as one uint8 tensor with uneven splits. The payload of
+a slice depends on ``mode``:
+
+- ``none``: the float32 bytes of the slice;
+- ``simulate``: the pooled lookup is quantized and dequantized in place with the run's quantizer
+  and ``bound = schedule(table, iteration)`` (as dlrm_comp's training script does,
+  REFERENCES §1), and the float32 bytes of the result travel;
+- ``real``: each slice goes through the registry's pipeline (``compframe.pipeline``: quantize,
+  encode, frame) and the frame's bytes travel; the receiver parses the frame, decodes and
+  dequantizes. A ``rel`` bound is taken over the whole pooled lookup ``[B, dim]`` of the table
+  (``eb_abs = eb * (max - min)``, as the study does), and every slice is compressed with that
+  ``abs`` bound, so the error does not depend on how many ranks share the batch.
+
+The sizes are known in ``none`` and ``simulate`` (raw float32), so those skip the sizes message.
+
+Backward: the gradients of the pooled lookups go back to the tables' owners by the reverse
+all-to-all. As in the study, only the forward exchange is compressed by default; the gradient
+exchange travels as float32. With ``gradients=True`` it is compressed too (same mode), with the
+schedule's bound of the table and iteration applied to each gradient slice (a ``rel`` bound is then
+relative to that gradient slice's own value range).
+
+``throttle_gbps`` holds every exchange for ``max(bytes sent, bytes received) / B`` seconds (bytes
+to and from other ranks; the rank's own slice does not cross the network), emulating a link of
+B GB/s whose send and receive directions overlap (full duplex).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .. import container
+from ..base import ErrorBound
+from ..kernels.targets import cpu_threads_for
+from ..pipeline import compress as compress_frame
+from ..pipeline import decode_quantized
+
+MODES = ("none", "simulate", "real")
+
+
+class Timer:
+    """Seconds spent per phase (``lookup``, ``compress``, ...), summed until ``reset()``."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, key: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[key] += time.perf_counter() - t0
+
+    def reset(self) -> dict[str, float]:
+        out, self.seconds = dict(self.seconds), defaultdict(float)
+        return out
+
+
+@dataclass
+class TableStats:
+    """Per table (on its owner), summed over the iterations since the last ``reset``."""
+
+    raw_bytes: int = 0  # float32 bytes of the slices (all destinations)
+    sent_bytes: int = 0  # payload bytes of the slices (frames in real mode)
+    wire_raw_bytes: int = 0  # the same two, counting only slices sent to other ranks
+    wire_bytes: int = 0
+    rel_bound: float = math.nan  # the schedule's value at the last iteration
+    abs_bound: float = math.nan  # the bound in the data's units at the last iteration
+    max_error_over_bound: float = 0.0  # only measured with verify=True
+
+    def ratio(self) -> float:
+        return self.raw_bytes / self.sent_bytes if self.sent_bytes else math.nan
+
+
+def batch_splits(batch: int, world: int) -> list[tuple[int, int]]:
+    """Rows ``[lo, hi)`` of each rank's share of a global batch (sizes differ by at most one)."""
+    return [(batch * r // world, batch * (r + 1) // world) for r in range(world)]
+
+
+def assign_tables(rows: list[int], world: int) -> list[int]:
+    """Owner rank of each table: largest tables first, each to the rank holding the fewest rows."""
+    load = [0] * world
+    owners = [0] * len(rows)
+    for t in sorted(range(len(rows)), key=lambda t: (-rows[t], t)):
+        r = min(range(world), key=lambda r: (load[r], r))
+        owners[t], load[r] = r, load[r] + rows[t]
+    return owners
+
+
+class BoundViolation(AssertionError):
+    """A decompressed slice outside the quantizer's declared bound (raised only with ``verify``)."""
+
+
+class Exchange:
+    """The all-to-all of one rank; call it with this rank's pooled lookups (see the module doc)."""
+
+    def __init__(self, owners: list[int], rank: int, world: int, mode: str, quantizer=None, encoder=None,
+                 schedule=None, gradients: bool = False, verify: bool = False, timer: Timer | None = None,
+                 device: torch.device | None = None):
+        if mode not in MODES:
+            raise ValueError(f"compress.mode '{mode}' is unknown; allowed: {', '.join(MODES)}")
+        self.owners, self.rank, self.world, self.mode = owners, rank, world, mode
+        self.quantizer, self.encoder, self.schedule = quantizer, encoder, schedule
+        self.gradients, self.verify = gradients, verify
+        self.timer = timer or Timer()
+        self.device = device or torch.device("cpu")
+        self.by_rank = [[t for t, o in enumerate(owners) if o == r] for r in range(world)]
+        self.mine = self.by_rank[rank]
+        self.stats: dict[int, TableStats] = {t: TableStats() for t in self.mine}
+        self.totals: dict[int, TableStats] = {t: TableStats() for t in self.mine}
+        self.throttle_gbps: float | None = None
+        self.grad_bytes = [0, 0]  # raw, sent: the backward exchange
+
+    # -- the autograd entry point -------------------------------------------------------------
+    def __call__(self, pooled: dict[int, torch.Tensor], batch: int, iteration: int,
+                 compress: bool = True) -> list[torch.Tensor]:
+        """Pooled lookups of every table for this rank's share of ``batch`` rows, differentiable."""
+        self.splits = batch_splits(batch, self.world)
+        return list(_ExchangeFn.apply(self, iteration, compress, *[pooled[t] for t in self.mine]))
+
+    def reset_stats(self) -> dict[int, TableStats]:
+        out = self.stats
+        self.stats = {t: TableStats() for t in self.mine}
+        return out
+
+    # -- forward -------------------------------------------------------------------------------
+    def _bound(self, table: int, iteration: int) -> ErrorBound | None:
+        if self.quantizer.guarantee != "error_bound":
+            return None
+        return self.schedule.bound(table, iteration)
+
+    def forward(self, mine: list[torch.Tensor], iteration: int, compress: bool) -> list[torch.Tensor]:
+        mode = self.mode if compress else "none"
+        dim = mine[0].shape[1]
+        send: list[list[np.ndarray]] = [[] for _ in range(self.world)]
+        for t, tensor in zip(self.mine, mine):
+            x = np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=np.float32)
+            items = self._encode_table(t, x, iteration, mode, account=compress)
+            for r, item in enumerate(items):
+                send[r].append(item)
+        lo, hi = self.splits[self.rank]
+        raw = mode != "real"
+        counts = [len(ts) for ts in self.by_rank]
+        recv = self._transfer(send, counts, [[(hi - lo) * dim * 4] * n for n in counts] if raw else None)
+        out: list[torch.Tensor | None] = [None] * len(self.owners)
+        with self.timer("decompress"):
+            for s, items in enumerate(recv):
+                for t, buf in zip(self.by_rank[s], items):
+                    out[t] = self._decode(buf, (hi - lo, -1), raw)
+        return [o.to(self.device) for o in out]
+
+    def _encode_table(self, t: int, x: np.ndarray, iteration: int, mode: str, account: bool) -> list[np.ndarray]:
+        """This table's payload for each destination rank; ``account``: add it to the table's counts."""
+        st, tot = self.stats[t], self.totals[t]
+        bound = None
+        if mode == "simulate":
+            with self.timer("compress"), cpu_threads_for(x.size):
+                bound = self._bound(t, iteration)
+                q = self.quantizer.quantize(x, bound)
+                abs_bound = q.meta.get("abs_bound", math.nan)
+                x_hat = self.quantizer.dequantize(q)
+            self._check(t, x, x_hat, abs_bound)
+            items = [x_hat[lo:hi].reshape(-1).view(np.uint8) for lo, hi in self.splits]
+        elif mode == "real":
+            with self.timer("compress"):
+                bound = self._bound(t, iteration)
+                abs_bound = _absolute(bound, x)
+                items = []
+                for lo, hi in self.splits:
+                    frame = compress_frame(x[lo:hi], self.quantizer, self.encoder, abs_bound)
+                    items.append(np.frombuffer(frame, dtype=np.uint8))
+            if self.verify:
+                for (lo, hi), item in zip(self.splits, items):
+                    self._check(t, x[lo:hi], self._decode(item, (hi - lo, -1), raw=False).numpy(),
+                                math.nan if abs_bound is None else abs_bound.value)
+            abs_bound = math.nan if abs_bound is None else abs_bound.value
+        else:
+            items = [x[lo:hi].reshape(-1).view(np.uint8) for lo, hi in self.splits]
+            abs_bound = math.nan
+        raw = [(hi - lo) * x.shape[1] * 4 for lo, hi in self.splits]
+        for acc in (st, tot) if account else ():
+            acc.raw_bytes += sum(raw)
+            acc.sent_bytes += sum(i.size for i in items)
+            acc.wire_raw_bytes += sum(n for r, n in enumerate(raw) if r != self.rank)
+            acc.wire_bytes += sum(i.size for r, i in enumerate(items) if r != self.rank)
+            acc.rel_bound = math.nan if bound is None else bound.value
+            acc.abs_bound = abs_bound
+        return items
+
+    def _check(self, t: int, x: np.ndarray, x_hat: np.ndarray, abs_bound: float) -> None:
+        if not self.verify or math.isnan(abs_bound):
+            return
+        err = float(np.max(np.abs(x.astype(np.float64) - x_hat.astype(np.float64)))) if x.size else 0.0
+        ratio = err / abs_bound if abs_bound > 0 else (0.0 if err == 0 else math.inf)
+        for acc in (self.stats[t], self.totals[t]):
+            acc.max_error_over_bound = max(acc.max_error_over_bound, ratio)
+        if err > abs_bound:
+            raise BoundViolation(f"table {t}: max |x - x̂| = {err:.6g} exceeds the bound {abs_bound:.6g}")
+
+    def _decode(self, buf: np.ndarray, shape, raw: bool) -> torch.Tensor:
+        if raw:
+            return torch.from_numpy(np.frombuffer(buf, dtype=np.float32).reshape(shape))
+        f = container.loads(buf.tobytes())
+        with cpu_threads_for(int(np.prod(f.header["shape"]))):
+            x_hat = self.quantizer.dequantize(decode_quantized(f, self.encoder, self.quantizer))
+        return torch.from_numpy(np.ascontiguousarray(x_hat, dtype=np.float32).reshape(shape))
+
+    # -- backward ------------------------------------------------------------------------------
+    def backward(self, grads: list[torch.Tensor | None], iteration: int, compress: bool) -> list[torch.Tensor]:
+        """Gradients of this rank's tables over the whole batch, gathered from every rank's share."""
+        lo, hi = self.splits[self.rank]
+        mode = self.mode if (compress and self.gradients) else "none"
+        dim = next(g.shape[1] for g in grads if g is not None)
+        send: list[list[np.ndarray]] = [[] for _ in range(self.world)]
+        for s in range(self.world):
+            for t in self.by_rank[s]:
+                g = grads[t]
+                g = np.zeros((hi - lo, dim), np.float32) if g is None else \
+                    np.ascontiguousarray(g.detach().cpu().numpy(), dtype=np.float32)
+                send[s].append(self._encode_grad(t, g, iteration, mode))
+        self.grad_bytes[0] += len(self.owners) * (hi - lo) * dim * 4
+        self.grad_bytes[1] += sum(i.size for items in send for i in items)
+        raw = mode != "real"
+        sizes = [[(rhi - rlo) * dim * 4] * len(self.mine) for rlo, rhi in self.splits] if raw else None
+        recv = self._transfer(send, [len(self.mine)] * self.world, sizes, backward=True)
+        out = []
+        with self.timer("decompress_bwd"):
+            for j in range(len(self.mine)):
+                parts = [self._decode(recv[r][j], (rhi - rlo, dim), raw) for r, (rlo, rhi) in enumerate(self.splits)]
+                out.append(torch.cat(parts).to(self.device))
+        return out
+
+    def _encode_grad(self, t: int, g: np.ndarray, iteration: int, mode: str) -> np.ndarray:
+        if mode == "none":
+            return g.reshape(-1).view(np.uint8)
+        with self.timer("compress_bwd"), cpu_threads_for(g.size):
+            bound = self._bound(t, iteration)
+            if mode == "real":
+                return np.frombuffer(compress_frame(g, self.quantizer, self.encoder, bound), dtype=np.uint8)
+            x_hat = self.quantizer.dequantize(self.quantizer.quantize(g, bound))
+            return np.ascontiguousarray(x_hat, dtype=np.float32).reshape(-1).view(np.uint8)
+
+    # -- the collectives -------------------------------------------------------------------------
+    def _transfer(self, send: list[list[np.ndarray]], recv_counts: list[int],
+                  sizes_in: list[list[int]] | None, backward: bool = False) -> list[list[np.ndarray]]:
+        """All-to-all of variable-size byte items: ``send[r]`` goes to rank ``r``; returns ``recv[s]``,
+        ``recv_counts[s]`` items from rank ``s``. ``sizes_in`` (bytes of each item to receive) is
+        given when known (raw float32); ``None`` exchanges the sizes first.
+        """
+        with self.timer("exchange_bwd" if backward else "exchange"):
+            sizes_out = [[int(i.size) for i in items] for items in send]
+            if sizes_in is None:
+                sizes_in = self._alltoall_sizes(sizes_out, recv_counts)
+            out_split = [sum(s) for s in sizes_in]
+            in_split = [sum(s) for s in sizes_out]
+            if self.throttle_gbps:
+                remote = max(sum(n for r, n in enumerate(in_split) if r != self.rank),
+                             sum(n for r, n in enumerate(out_split) if r != self.rank))
+                time.sleep(remote / (self.throttle_gbps * 1e9))
+            flat = [i for items in send for i in items]
+            send_buf = torch.from_numpy(np.concatenate(flat) if flat else np.zeros(0, np.uint8))
+            if self.world == 1:
+                recv_buf = send_buf
+            else:
+                recv_buf = torch.empty(sum(out_split), dtype=torch.uint8, device=self.device)
+                dist.all_to_all_single(recv_buf, send_buf.to(self.device), out_split, in_split)
+                recv_buf = recv_buf.cpu()
+        data = recv_buf.numpy()
+        recv, pos = [], 0
+        for sizes in sizes_in:
+            items = []
+            for n in sizes:
+                items.append(data[pos:pos + n])
+                pos += n
+            recv.append(items)
+        return recv
+
+    def _alltoall_sizes(self, sizes_out: list[list[int]], recv_counts: list[int]) -> list[list[int]]:
+        if self.world == 1:
+            return sizes_out
+        send = torch.tensor([n for sizes in sizes_out for n in sizes], dtype=torch.int64)
+        recv = torch.empty(sum(recv_counts), dtype=torch.int64, device=self.device)
+        dist.all_to_all_single(recv, send.to(self.device), recv_counts, [len(s) for s in sizes_out])
+        flat, out, pos = recv.cpu().tolist(), [], 0
+        for n in recv_counts:
+            out.append(flat[pos:pos + n])
+            pos += n
+        return out
+
+
+def _absolute(bound: ErrorBound | None, x: np.ndarray) -> ErrorBound | None:
+    """``bound`` in the data's units over the whole pooled lookup ``x`` (``rel``: times max - min)."""
+    if bound is None or bound.mode == "abs":
+        return bound
+    finite = x[np.isfinite(x)]
+    value_range = float(finite.max() - finite.min()) if finite.size else 0.0
+    return ErrorBound("abs", max(bound.value * value_range, float(np.finfo(np.float32).tiny)))
+
+
+class _ExchangeFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, ex: Exchange, iteration: int, compress: bool, *mine):
+        ctx.ex, ctx.iteration, ctx.compress = ex, iteration, compress
+        return tuple(ex.forward(list(mine), iteration, compress))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return (None, None, None, *ctx.ex.backward(list(grads), ctx.iteration, ctx.compress))
