@@ -123,6 +123,7 @@ class Exchange:
         self.totals: dict[int, TableStats] = {t: TableStats() for t in self.mine}
         self.throttle_gbps: float | None = None
         self.grad_bytes = [0, 0]  # raw, sent: the backward exchange
+        self.payload_bytes = {"forward": 0, "backward": 0}  # numel of the uint8 tensors handed to all_to_all
 
     # -- the autograd entry point -------------------------------------------------------------
     def __call__(self, pooled: dict[int, torch.Tensor], batch: int, iteration: int,
@@ -267,11 +268,11 @@ class Exchange:
             out_split = [sum(s) for s in sizes_in]
             in_split = [sum(s) for s in sizes_out]
             if self.throttle_gbps:
-                remote = max(sum(n for r, n in enumerate(in_split) if r != self.rank),
-                             sum(n for r, n in enumerate(out_split) if r != self.rank))
-                time.sleep(remote / (self.throttle_gbps * 1e9))
+                with self.timer("throttle"):  # part of the exchange time, also reported on its own
+                    time.sleep(hold_seconds(in_split, out_split, self.rank, self.throttle_gbps))
             flat = [i for items in send for i in items]
             send_buf = torch.from_numpy(np.concatenate(flat) if flat else np.zeros(0, np.uint8))
+            self.payload_bytes["backward" if backward else "forward"] += send_buf.numel()
             if self.world == 1:
                 recv_buf = send_buf
             else:
@@ -299,6 +300,13 @@ class Exchange:
             out.append(flat[pos:pos + n])
             pos += n
         return out
+
+
+def hold_seconds(sent: list[int], received: list[int], rank: int, gbps: float) -> float:
+    """How long a link of ``gbps`` GB/s (full duplex) needs for the bytes this rank sends to and
+    receives from the other ranks (``sent[r]``, ``received[r]``; its own share stays local)."""
+    remote = max(sum(n for r, n in enumerate(sent) if r != rank), sum(n for r, n in enumerate(received) if r != rank))
+    return remote / (gbps * 1e9)
 
 
 def _absolute(bound: ErrorBound | None, x: np.ndarray) -> ErrorBound | None:

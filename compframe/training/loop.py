@@ -355,6 +355,7 @@ def _phases(seconds: dict[str, float]) -> dict[str, float]:
     """Seconds per phase; ``backward`` net of the gradient exchange nested in it; ``other`` = wall - rest."""
     out = {k: seconds.get(k, 0.0) for k in PHASES}
     out["backward"] -= out["exchange_bwd"] + out["compress_bwd"] + out["decompress_bwd"]
+    out["throttle"] = seconds.get("throttle", 0.0)  # inside exchange and exchange_bwd
     if "wall" in seconds:
         out["wall"] = seconds["wall"]
         out["other"] = seconds["wall"] - sum(out[k] for k in PHASES)

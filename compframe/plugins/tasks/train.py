@@ -112,10 +112,17 @@ class Train(Task):
                 self._train(parts, task, recorder, sink if rank == 0 else launch.NullSink(), rank, world, device)
             finally:
                 launch.dist.destroy_process_group()
-        elif self.config.world_size == 1:
-            self._train(parts, task, recorder, sink, 0, 1, None)
+        elif self.config.world_size == 1:  # in this process, with one compute thread like each spawned rank
+            import torch
+
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                self._train(parts, task, recorder, sink, 0, 1, None)
+            finally:
+                torch.set_num_threads(threads)
         else:
-            launch.spawn(recorder.config, recorder.out_dir, self.config.world_size, sink, self.config.timeout_s)
+            launch.spawn({**recorder.config, "task": task}, recorder.out_dir, self.config.world_size, sink, self.config.timeout_s)
         plot_run(recorder.results, recorder.out_dir)
         return recorder.results
 

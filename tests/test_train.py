@@ -1,0 +1,202 @@
+"""task=train: the DLRM, the compressed exchange, resume, dumps, and distributed runs (2 ranks).
+
+Small MLPs and a few iterations on ``criteo_synthetic`` (tables capped at 200 rows). The tests that
+start ranks as processes are marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from compframe import job, pipeline
+from compframe.base import ErrorBound
+from compframe.errors import ConfigError
+from compframe.registry import create
+from compframe.training.dlrm import DLRM, PRESETS, ModelConfig
+from compframe.training.exchange import Exchange, assign_tables, batch_splits, hold_seconds
+from compframe.training.launch import RankFailure
+
+from conftest import ROOT
+
+TINY = {"dim": 8, "bottom_mlp": [16, 8], "top_mlp": [16, 1], "batch_size": 64, "test_batches": 2,
+        "test_batch_size": 256, "log_every": 1}
+
+
+def config(**task) -> dict:
+    return {"data": {"id": "criteo_synthetic", "max_ind_range": 200, "train_samples": 8192, "test_samples": 4096},
+            "schedule": {"id": "step", "base": 0.02, "S": 64}, "quantizer": {"id": "int8"}, "encoder": {"id": "zstd"},
+            "task": {"id": "train", "world_size": 1, "iterations": 8, **TINY, **task},
+            "tracking": {"enabled": False}}
+
+
+def run(tmp_path, name: str, **task) -> dict:
+    return job.run(config(**task), tmp_path / name, progress=False)
+
+
+def test_dlrm_shapes():
+    rows = [5, 7, 3] * 8 + [4, 6]
+    for preset, width in (("kaggle", 32 + 27 * 26 // 2), ("terabyte", 64 + 27 * 26 // 2)):
+        p = PRESETS[preset]
+        cfg = ModelConfig(n_dense=13, table_rows=rows, dim=p["dim"], bottom_mlp=p["bottom_mlp"], top_mlp=p["top_mlp"])
+        assert cfg.interaction_width == width
+        model = DLRM(cfg)
+        assert [m.in_features for m in model.top if hasattr(m, "in_features")][0] == width
+        b = 5
+        idx = [torch.tensor([i % r for i in range(b)]) for r in rows]
+        off = [torch.arange(b) for _ in rows]
+        pooled = model.lookup(idx, off)
+        assert all(pooled[t].shape == (b, p["dim"]) for t in range(26))
+        assert model(torch.rand(b, 13), idx, off).shape == (b,)
+    with pytest.raises(ValueError, match="must end in the embedding dim"):
+        ModelConfig(n_dense=13, table_rows=[3], dim=8, bottom_mlp=[16, 4], top_mlp=[1])
+
+
+def test_tables_are_the_same_whichever_rank_holds_them():
+    cfg = ModelConfig(n_dense=13, table_rows=[50, 60, 70], dim=4, bottom_mlp=[4], top_mlp=[1], seed=3)
+    whole, part = DLRM(cfg), DLRM(cfg, tables=[2])
+    assert torch.equal(whole.emb["2"].weight, part.emb["2"].weight)
+    assert torch.equal(whole.bottom[0].weight, part.bottom[0].weight)
+    assert assign_tables([10, 1, 1, 9], 2) == [0, 1, 0, 1]  # largest first, to the lighter rank
+    assert batch_splits(5, 2) == [(0, 2), (2, 5)]
+
+
+def test_world_size_beyond_the_machine_is_refused():
+    with pytest.raises(ConfigError, match="world_size' is 100000 but this machine has"):
+        create("task", "train", world_size=100_000)
+    with pytest.raises(ConfigError, match="compress' has unknown keys"):
+        create("task", "train", compress={"mod": "real"})
+
+
+@pytest.mark.parametrize("mode", ["simulate", "real"])
+def test_every_exchanged_element_holds_its_bound(mode):
+    """The pooled lookups after the exchange are within the schedule's bound (rel over the whole
+    lookup, as the study defines it) on every element; real mode sends exactly the frames' bytes."""
+    q, enc = create("quantizer", "int8"), create("encoder", "zstd")
+    sched = create("schedule", "step", base=0.01, tight=0.002, tight_tables=[1], E=2.0, S=100)
+    ex = Exchange([0, 0, 0], 0, 1, mode, q, enc, sched)
+    rng = np.random.default_rng(0)
+    xs = {t: torch.from_numpy(rng.normal(size=(40, 16)).astype(np.float32) * (t + 1)) for t in range(3)}
+    for it in (0, 50, 200):
+        out = ex(xs, 40, it)
+        for t in range(3):
+            x = xs[t].numpy().astype(np.float64)
+            bound = sched.bound(t, it).value * (x.max() - x.min())
+            assert np.abs(out[t].numpy() - x).max() <= bound
+            assert not np.array_equal(out[t].numpy(), xs[t].numpy())  # it was quantized
+    sent = sum(s.sent_bytes for s in ex.totals.values())
+    raw = sum(s.raw_bytes for s in ex.totals.values())
+    assert ex.payload_bytes["forward"] == sent
+    assert raw == 3 * 3 * 40 * 16 * 4
+    if mode == "real":
+        frames = sum(len(pipeline.compress(xs[t].numpy(), q, enc,
+                                           ErrorBound("abs", sched.bound(t, it).value * float(xs[t].max() - xs[t].min()))))
+                     for t in range(3) for it in (0, 50, 200))
+        assert sent == frames and raw / sent > 2  # 640-value fields: the frame header weighs
+    else:
+        assert sent == raw
+
+
+def test_throttle_holds_for_the_remote_bytes():
+    assert hold_seconds([100, 4000], [100, 1000], rank=0, gbps=1e-6) == pytest.approx(4.0)
+    assert hold_seconds([7, 0], [9, 0], rank=0, gbps=1.0) == 0.0
+
+
+def test_a_seed_gives_identical_losses_and_training_learns(tmp_path):
+    a = run(tmp_path, "a", compress={"mode": "real", "verify": True})
+    b = run(tmp_path, "b", compress={"mode": "real", "verify": True})
+    assert len(a["losses"]) == 8 and a["losses"] == b["losses"]
+    t = a["totals"]
+    assert 0 < t["max_error_over_bound"] <= 1
+    assert t["exchange_bytes"] < t["exchange_raw_bytes"] and t["compression_ratio"] > 2
+    assert set(("auc", "logloss", "accuracy")) <= set(t)
+    assert (tmp_path / "a" / "training.png").exists() and (tmp_path / "a" / "tables.png").exists()
+    c = run(tmp_path, "c", seed=1)
+    assert c["losses"] != a["losses"]
+
+
+def test_resume_after_a_crash_gives_the_losses_of_an_uninterrupted_run(tmp_path):
+    full = run(tmp_path, "full", iterations=12, checkpoint_every=4)
+    with pytest.raises(RuntimeError, match="injected crash at iteration 9"):
+        run(tmp_path, "crashed", iterations=12, checkpoint_every=4, crash_at=9)
+    doc = json.loads((tmp_path / "crashed" / "results.json").read_text())
+    assert doc["status"] == "failed" and doc["results"]["checkpoint"]["iteration"] == 8
+    assert len(doc["results"]["losses"]) == 9  # partial results kept
+    ckpt = torch.load(tmp_path / "crashed" / "checkpoint.pt", weights_only=True)
+    assert ckpt["iteration"] == 8 and DLRM(ModelConfig(**ckpt["config"])).load_state_dict(ckpt["model"])
+    resumed = run(tmp_path, "resumed", iterations=12, resume=str(tmp_path / "crashed"))
+    assert resumed["resumed_from"]["iteration"] == 8
+    assert resumed["losses"] == full["losses"][8:]
+
+
+def test_training_dumps_are_read_back_by_the_benchmark(tmp_path):
+    run(tmp_path, "train", iterations=9, dump_every=4)
+    dumps = tmp_path / "train" / "dumps"
+    assert sorted(p.name for p in dumps.glob("EMB_0_*")) == ["EMB_0_iter_0.bin", "EMB_0_iter_1.bin", "EMB_0_iter_2.bin"]
+    bench = {"data": {"id": "emb_dump", "path": str(dumps), "shape": [64, 8], "dump_interval": 4},
+             "schedule": {"id": "step"}, "quantizer": {"id": "int8"}, "encoder": {"id": "lz4"},
+             "task": {"id": "benchmark"}}
+    res = job.run(bench, tmp_path / "bench", progress=False)
+    assert res["totals"]["n_fields"] == 26 * 3 and res["totals"]["bound_ok"]
+    assert {f["iteration"] for f in res["fields"]} == {0, 4, 8}
+
+
+def test_configs_compose_for_both_tasks():
+    with initialize_config_dir(config_dir=str(ROOT / "conf")):
+        train = OmegaConf.to_container(compose("config", ["task=train"]), resolve=True)
+        kaggle = OmegaConf.to_container(compose("config", ["experiment=dlrm_kaggle", "task=train"]), resolve=True)
+        bench = OmegaConf.to_container(compose("config", ["experiment=dlrm_kaggle"]), resolve=True)
+    assert train["data"]["id"] == "criteo_synthetic"
+    assert kaggle["data"]["rows"][2] == 10131227 and kaggle["task"]["preset"] == "kaggle"
+    assert kaggle["schedule"]["tight_tables"] == [2, 3, 9, 11, 15, 20, 23, 25]
+    assert bench["data"]["id"] == "synthetic" and bench["data"]["batch"] == 128 and bench["task"]["id"] == "benchmark"
+
+
+@pytest.mark.slow
+def test_two_ranks_equal_one_process(tmp_path):
+    """Same model, same data: 2 ranks in mode none follow one process to float rounding (the global
+    loss is summed in another order, and the MLP gradients are the sum of two halves)."""
+    one = run(tmp_path, "one", compress={"mode": "none"})
+    two = run(tmp_path, "two", world_size=2, compress={"mode": "none"})
+    assert np.allclose(two["losses"], one["losses"], rtol=1e-5, atol=1e-6)
+    assert two["totals"]["wire_bytes"] == two["totals"]["exchange_bytes"] // 2  # half the slices stay local
+    assert two["totals"]["auc"] == pytest.approx(one["totals"]["auc"], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_two_ranks_real_mode_bounds_bytes_and_throttle(tmp_path):
+    res = run(tmp_path, "real", world_size=2, iterations=4, compress={"mode": "real", "verify": True},
+              speedup_iters=2, bandwidths_gbps=[0.002])
+    t = res["totals"]
+    assert 0 < t["max_error_over_bound"] <= 1 and t["compression_ratio"] > 1  # 256-value slices here
+    phases = {(p["mode"], p["bandwidth_gbps"]): p for p in res["speedup"]["phases"]}
+    none_b, real_b = phases[("none", 0.002)], phases[("real", 0.002)]
+    # throttled: each exchange holds for max(remote bytes sent, received) / B; the two ranks send
+    # raw_bytes per iteration, half of it to the other rank, so the max is >= a quarter of it; the
+    # gradients (uncompressed) go back the same way
+    remote = none_b["raw_bytes"] / res["speedup"]["iterations_per_phase"] / 4
+    assert none_b["exchange_ms"] + none_b["exchange_bwd_ms"] >= none_b["throttle_ms"] >= 2e3 * remote / 0.002e9
+    # compressed, the forward frames are held for their own (smaller) size
+    assert 1e3 * remote / 0.002e9 < real_b["throttle_ms"] < none_b["throttle_ms"]
+    for key in ("speedup_loopback", "speedup_model@0.002GBps", "speedup_throttled@0.002GBps"):
+        assert math.isfinite(t[key]) and t[key] > 0
+
+
+@pytest.mark.slow
+def test_a_killed_rank_fails_the_job_within_the_timeout(tmp_path):
+    t0 = time.monotonic()
+    with pytest.raises(RankFailure, match="rank 1 was killed by SIGKILL"):
+        run(tmp_path, "dead", world_size=2, iterations=50, crash_at=3, crash_rank=1, timeout_s=20,
+            checkpoint_every=2)
+    assert time.monotonic() - t0 < 20 + 60  # start-up (imports, rendezvous) plus the timeout
+    doc = json.loads((tmp_path / "dead" / "results.json").read_text())
+    assert doc["status"] == "failed" and "rank 1" in doc["error"]
+    assert len(doc["results"]["losses"]) >= 3 and doc["results"]["checkpoint"]["iteration"] == 2
+    assert (tmp_path / "dead" / "checkpoint.pt").exists()
