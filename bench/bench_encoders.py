@@ -32,6 +32,8 @@ import zlib
 
 import numpy as np
 
+from compframe.kernels.targets import cpu_threads_for
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TB_ROWS = [9980333, 36084, 17217, 7378, 20134, 3, 7112, 1442, 61, 9758201, 1333352, 313829, 10, 2208, 11156,
@@ -188,8 +190,9 @@ def run_codes(title: str, fields: list[np.ndarray], float_bytes: int, repeat: in
     for enc in encoders(with_context and fields[0].ndim == 2):
         size = tenc = tdec = 0.0
         for f in fields:
-            te, blob = best_time(lambda: enc.encode(f), repeat)
-            td, back = best_time(lambda: enc.decode(blob), repeat)
+            with cpu_threads_for(f.size):  # compframe's thread policy, as its pipeline applies it
+                te, blob = best_time(lambda: enc.encode(f), repeat)
+                td, back = best_time(lambda: enc.decode(blob), repeat)
             if not np.array_equal(back, f):
                 raise AssertionError(f"{enc.name} does not round-trip")
             size += enc.size(blob)
@@ -235,8 +238,9 @@ def run_pipeline(title: str, floats: list[np.ndarray], eb: float, dtype: str, en
                 q.codes["codes"] = enc.decode(blob)
                 return quantizer.dequantize(q)
 
-            tcomp, (q, blob) = best_time(comp, repeat)
-            tdec, y = best_time(decomp, repeat)
+            with cpu_threads_for(x.size):
+                tcomp, (q, blob) = best_time(comp, repeat)
+                tdec, y = best_time(decomp, repeat)
             size += len(blob) + q.side_nbytes + 32
             tc += tcomp
             td += tdec

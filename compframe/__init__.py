@@ -58,16 +58,13 @@ def compress(x: Any, quantizer: Any = "int8", encoder: Any = "zstd", bound: Any 
     q, e = resolve("quantizer", quantizer), resolve("encoder", encoder)
     b = None if bound is None else ErrorBound.parse(bound)
     array, like = _to_numpy(x)
-    frame_q = q.quantize(array, b)
-    frame_q.meta["array"] = like
-    return pipeline.encode_quantized(frame_q, q, e, b)
+    return pipeline.compress(array, q, e, b, meta={"array": like})
 
 
 def decompress(frame: bytes) -> Any:
     """Rebuild the array from a frame's bytes alone, as the kind of array that was compressed."""
     from . import pipeline
 
-    f, q, e = pipeline.parse(frame)
-    x_hat = q.dequantize(pipeline.decode_quantized(f, e))
-    return _from_numpy(x_hat, f.header["meta"].get("array", {}))
+    x_hat, header = pipeline.decompress_frame(frame)
+    return _from_numpy(x_hat, header["meta"].get("array", {}))
 

@@ -5,6 +5,9 @@ finite values): ``max_abs_error`` = max|e|, ``max_rel_error`` = max|e| / R, ``rm
 ``nrmse`` = rmse / R, ``psnr`` = 20 log10(R / rmse), ``pearson`` = corr(x, x̂). Non-finite elements
 are compared bit for bit (``nonfinite_ok``) and left out of the statistics.
 
+Over many fields (``totals``): ratios of total bytes, throughputs of total bytes over total seconds
+(never a mean of per-field rates: fields differ in size), worst errors.
+
 ``speedup@<B>GBps`` follows the DLRM compression study (dlrm_comp ``speedup_calculation.py``):
 ``1 / (1/CR + B (1/Tc + 1/Td))``, where Tc and Td are the compression and decompression
 throughputs including quantization and dequantization. In MLflow, whose metric names cannot hold
@@ -17,7 +20,8 @@ import math
 
 import numpy as np
 
-THROUGHPUTS = ("quantize_gbps", "encode_gbps", "decode_gbps", "dequantize_gbps")
+STAGES = ("quantize", "encode", "decode", "dequantize")
+THROUGHPUTS = tuple(f"{stage}_gbps" for stage in STAGES)
 
 
 def entropy_bits(codes: np.ndarray) -> float:
@@ -73,13 +77,9 @@ def gbps(nbytes: int, seconds: float) -> float:
     return nbytes / seconds / 1e9 if seconds > 0 else math.inf
 
 
-def harmonic_mean(values) -> float:
-    values = [v for v in values if v is not None]
-    if not values:
-        return math.nan
-    if any(v <= 0 for v in values):
-        return 0.0
-    return len(values) / sum(1.0 / v for v in values)
+def stage_rates(nbytes: int, seconds: dict[str, float]) -> dict[str, float]:
+    """``<stage>_s`` (seconds) and ``<stage>_gbps`` (input GB per second) of each timed stage."""
+    return {**{f"{k}_s": t for k, t in seconds.items()}, **{f"{k}_gbps": gbps(nbytes, t) for k, t in seconds.items()}}
 
 
 def speedup_key(bandwidth_gbps: float) -> str:
@@ -101,7 +101,8 @@ def _pooled_rel_l2(fields: list[dict]) -> float:
 
 
 def totals(fields: list[dict], bandwidths_gbps) -> dict[str, float]:
-    """Aggregate per-field results: ratio of total bytes, harmonic mean of throughputs, worst errors."""
+    """Aggregate per-field results: ratio of total bytes, throughput = total bytes / total time (so a
+    tiny field cannot drag a total down, nor a huge one be outvoted), worst errors."""
     if not fields:
         return {}
     n = sum(f["n_values"] for f in fields)
@@ -132,7 +133,9 @@ def totals(fields: list[dict], bandwidths_gbps) -> dict[str, float]:
             (f["max_abs_error"] / f["abs_bound"] if f["abs_bound"] else (0.0 if f["max_abs_error"] == 0 else math.inf)
              for f in fields if f.get("abs_bound") is not None), default=None),
     }
-    for key in THROUGHPUTS:
-        out[key] = harmonic_mean([f[key] for f in fields])
+    for stage in STAGES:
+        seconds = sum(f[f"{stage}_s"] for f in fields)
+        out[f"{stage}_s"] = seconds
+        out[f"{stage}_gbps"] = gbps(in_bytes, seconds)
     out.update(speedups(out["compression_ratio"], out, bandwidths_gbps))
     return out

@@ -1,12 +1,17 @@
 """quantize -> encode -> decode -> dequantize, each stage timed, and the quantizer's promise checked.
 
-``compress`` and ``decompress`` are the library's two halves; ``measure`` runs both on one array,
-decompressing from the frame's bytes alone (so the container is exercised too) and returns the
-metrics of ``compframe.metrics`` for it.
+``compress`` and ``decompress`` are the library's two halves (``cf.compress`` and ``cf.decompress``
+call them); ``measure`` runs the same two halves on one array, timing each stage, and returns the
+metrics of ``compframe.metrics`` for it: the encode time includes building the frame and the decode
+time includes parsing it (header, checksums, plugins rebuilt from the header), as for a library user.
+
+Thread policy: these functions are the only place where compframe sets numba's thread count
+(``kernels.targets.cpu_threads_for``, from the field's number of values); plugins never change it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -37,12 +42,17 @@ def encode_quantized(q: Quantized, quantizer: Quantizer, encoder: Encoder, bound
     return container.dumps(header, streams, q.side)
 
 
-def compress(x: np.ndarray, quantizer: Quantizer, encoder: Encoder, bound: ErrorBound | None) -> bytes:
-    """Compress ``x`` into a self-describing frame."""
-    return encode_quantized(quantizer.quantize(x, bound), quantizer, encoder, bound)
+def compress(x: np.ndarray, quantizer: Quantizer, encoder: Encoder, bound: ErrorBound | None,
+             meta: dict[str, Any] | None = None) -> bytes:
+    """Compress ``x`` into a self-describing frame (``meta``: extra JSON-able header entries)."""
+    with cpu_threads_for(np.size(x)):
+        q = quantizer.quantize(x, bound)
+        q.meta.update(meta or {})
+        return encode_quantized(q, quantizer, encoder, bound)
 
 
 def parse(frame: bytes) -> tuple[container.Frame, Quantizer, Encoder]:
+    """The parsed frame and the quantizer and encoder rebuilt from its header (``FrameError`` if damaged)."""
     f = container.loads(frame)
     return f, resolve("quantizer", f.header["quantizer"]), resolve("encoder", f.header["encoder"])
 
@@ -53,10 +63,16 @@ def decode_quantized(f: container.Frame, encoder: Encoder) -> Quantized:
     return Quantized(codes=codes, side=f.side_arrays(), meta=h["meta"], shape=tuple(h["shape"]), dtype=h["dtype"])
 
 
+def decompress_frame(frame: bytes) -> tuple[np.ndarray, dict[str, Any]]:
+    """The array rebuilt from a frame's bytes alone, and the frame's header."""
+    f, quantizer, encoder = parse(frame)
+    with cpu_threads_for(int(np.prod(f.header["shape"]))):
+        return quantizer.dequantize(decode_quantized(f, encoder)), f.header
+
+
 def decompress(frame: bytes) -> np.ndarray:
     """Rebuild the array from a frame's bytes alone (a damaged frame raises ``FrameError``)."""
-    f, quantizer, encoder = parse(frame)
-    return quantizer.dequantize(decode_quantized(f, encoder))
+    return decompress_frame(frame)[0]
 
 
 def promise_ok(quantizer: Quantizer, q: Quantized, x: np.ndarray, x_hat: np.ndarray, stats: dict) -> bool:
@@ -87,16 +103,24 @@ def _timed(fn, *args):
     return out, time.perf_counter() - t0
 
 
+def _parse_and_decode(frame: bytes) -> tuple[Quantized, Quantizer]:
+    """What ``decompress`` does before dequantizing: parse the frame, rebuild the plugins, decode."""
+    f, quantizer, encoder = parse(frame)
+    return decode_quantized(f, encoder), quantizer
+
+
 def measure(x: np.ndarray, quantizer: Quantizer, encoders: Encoder | list[Encoder], bound: ErrorBound | None,
-            bandwidths_gbps=(5.0,)) -> list[dict[str, Any]]:
+            bandwidths_gbps=(5.0,), work: int | None = None) -> list[dict[str, Any]]:
     """Run the four stages on ``x``, time each, check the promise; one metrics dict per encoder.
 
-    The field is quantized once; each encoder encodes the same codes, and its frame is parsed back
-    from bytes, decoded (checked bit-exact) and dequantized, so every result covers the whole path.
-    Numba's parallel regions run on one thread for fields under ``COMPFRAME_PARALLEL_MIN`` values
-    (``kernels.targets.cpu_threads_for``), whichever plugins run.
+    The field is quantized once; each encoder encodes the same codes into a frame (timed with the
+    frame's building), the frame is parsed back from bytes and decoded (timed together, checked
+    bit-exact) and dequantized, so every result covers the library's whole path. Numba's threads
+    follow the same policy as ``compress`` for a field of ``work`` values (default ``x.size``; a
+    warm-up on a slice passes the full field's size, so it runs the same parallel-or-not path).
+    Each result holds the seconds of every stage (``quantize_s``, ...) besides the throughputs.
     """
-    with cpu_threads_for(np.size(x)):
+    with cpu_threads_for(np.size(x) if work is None else work):
         return _measure(x, quantizer, encoders, bound, bandwidths_gbps)
 
 
@@ -108,18 +132,14 @@ def _measure(x, quantizer, encoders, bound, bandwidths_gbps):
     entropy = sum(metrics.entropy_bits(c) * c.size for c in q.codes.values()) / n if n else 0.0
     results = []
     for encoder in encoders:
-        streams, t_e = {}, 0.0
-        for name, codes in q.codes.items():
-            streams[name], t = _timed(encoder.encode_parts, codes)
-            t_e += t
-        frame = container.dumps(_header(quantizer, encoder, bound, q), streams, q.side)
-        q2, t_d = _timed(decode_quantized, container.loads(frame), encoder)
+        frame, t_e = _timed(encode_quantized, dataclasses.replace(q, codes=dict(q.codes)), quantizer, encoder, bound)
+        (q2, quantizer2), t_d = _timed(_parse_and_decode, frame)
         for name, codes in q.codes.items():
             if not np.array_equal(codes, q2.codes[name]):
                 raise AssertionError(f"encoder '{encoder.plugin_id}' did not round-trip code array '{name}'")
-        x_hat, t_dq = _timed(quantizer.dequantize, q2)
+        x_hat, t_dq = _timed(quantizer2.dequantize, q2)
         stats = metrics.error_stats(x, x_hat)
-        code_stream = sum(len(part) for parts in streams.values() for part in parts)
+        code_stream = sum(s.nbytes for s in container.loads(frame).code_streams().values())
         result = {
             "encoder": encoder.plugin_id,
             "n_values": n,
@@ -131,10 +151,7 @@ def _measure(x, quantizer, encoders, bound, bandwidths_gbps):
             "bits_per_value": 8 * len(frame) / n if n else 0.0,
             "entropy_bits": entropy,
             "entropy_efficiency": (entropy * n / 8) / code_stream if code_stream else 1.0,
-            "quantize_gbps": metrics.gbps(nbytes, t_q),
-            "encode_gbps": metrics.gbps(nbytes, t_e),
-            "decode_gbps": metrics.gbps(nbytes, t_d),
-            "dequantize_gbps": metrics.gbps(nbytes, t_dq),
+            **metrics.stage_rates(nbytes, {"quantize": t_q, "encode": t_e, "decode": t_d, "dequantize": t_dq}),
             **{k: v for k, v in stats.items() if k != "nonfinite_ok"},
             "bound_ok": promise_ok(quantizer, q, x, x_hat, stats),
             "abs_bound": q.meta.get("abs_bound"),

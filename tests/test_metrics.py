@@ -51,25 +51,41 @@ def test_speedup_formula():
     assert s["speedup@1GBps"] == pytest.approx(1 / (1 / 4 + 1 * (1 / tc + 1 / td)))
 
 
-def test_totals_ratio_of_sums_and_harmonic_means():
+def _row(n_values, frame_bytes, seconds, **kw):
+    row = {"n_values": n_values, "input_bytes": 4 * n_values, "frame_bytes": frame_bytes,
+           "code_stream_bytes": frame_bytes - 10, "max_abs_error": 0.1, "max_rel_error": 0.01, "rmse": 0.05,
+           "nrmse": 0.005, "psnr": 40.0, "pearson": 0.99, "bound_ok": True, "abs_bound": 0.1, "entropy_bits": 2.0,
+           **metrics.stage_rates(4 * n_values, dict(zip(metrics.STAGES, seconds)))}
+    row.update(kw)
+    return row
+
+
+def test_totals_ratio_of_sums_and_bytes_over_time():
     rows = [
-        {"n_values": 100, "input_bytes": 400, "frame_bytes": 100, "code_stream_bytes": 90, "entropy_bits": 2.0,
-         "max_abs_error": 0.1, "max_rel_error": 0.01, "rmse": 0.05, "nrmse": 0.005, "psnr": 40.0, "pearson": 0.99,
-         "bound_ok": True, "abs_bound": 0.1, "quantize_gbps": 1.0, "encode_gbps": 2.0, "decode_gbps": 4.0,
-         "dequantize_gbps": 8.0},
-        {"n_values": 100, "input_bytes": 400, "frame_bytes": 300, "code_stream_bytes": 290, "entropy_bits": 6.0,
-         "max_abs_error": 0.2, "max_rel_error": 0.02, "rmse": 0.1, "nrmse": 0.01, "psnr": 30.0, "pearson": 0.98,
-         "bound_ok": True, "abs_bound": 0.4, "quantize_gbps": 3.0, "encode_gbps": 2.0, "decode_gbps": 4.0,
-         "dequantize_gbps": 8.0},
+        _row(100, 100, (1e-6, 2e-6, 1e-6, 1e-6), max_abs_error=0.1, psnr=40.0, rmse=0.05),
+        _row(100, 300, (3e-6, 2e-6, 1e-6, 1e-6), max_abs_error=0.2, psnr=30.0, rmse=0.1, abs_bound=0.4,
+             entropy_bits=6.0),
     ]
     t = metrics.totals(rows, [5.0])
     assert t["compression_ratio"] == 2.0
-    assert t["quantize_gbps"] == pytest.approx(2 / (1 / 1 + 1 / 3))
-    assert t["encode_gbps"] == pytest.approx(2.0)
+    assert t["quantize_gbps"] == pytest.approx(800 / 4e-6 / 1e9)
+    assert t["encode_gbps"] == pytest.approx(800 / 4e-6 / 1e9)
     assert t["max_abs_error"] == 0.2 and t["psnr"] == 30.0 and t["bound_ok"]
     assert t["max_error_over_bound"] == pytest.approx(1.0)
     assert t["rmse"] == pytest.approx(math.sqrt((0.05**2 + 0.1**2) / 2))
     assert t["entropy_efficiency"] == pytest.approx((4.0 * 200 / 8) / 380)
+    m = {k: t[k] for k in metrics.THROUGHPUTS}
+    assert t["speedup@5GBps"] == pytest.approx(metrics.speedups(2.0, m, [5.0])["speedup@5GBps"])
+
+
+def test_totals_are_not_dragged_down_by_a_tiny_field():
+    """A 64-value bias beside a million-value weight (issue 12): the small field's slow rate (fixed
+    overheads) must count for its bytes only, not as one vote of two."""
+    big = _row(1_000_000, 1_000_000, (4e-3, 4e-3, 4e-3, 4e-3))      # 1 GB/s per stage
+    tiny = _row(64, 100, (1e-3, 1e-3, 1e-3, 1e-3))                    # 0.000256 GB/s
+    t = metrics.totals([big, tiny], [5.0])
+    assert t["quantize_gbps"] == pytest.approx((4_000_000 + 256) / 5e-3 / 1e9)
+    assert 0.79 < t["quantize_gbps"] < 0.81 and t["speedup@5GBps"] > 0.03  # a harmonic mean: 0.0005, 0.0003
 
 
 def test_measure_reports_every_stable_name():

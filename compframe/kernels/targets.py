@@ -183,12 +183,18 @@ PARALLEL_MIN = _parallel_min()
 ``COMPFRAME_PARALLEL_MIN``, default 512 Ki). On an idle machine two threads pay off from about
 32 Ki values (1.3-2x on 64-128 Ki); but each parallel region waits for its slowest thread, and when
 other processes hold the cores a region can wait a scheduler time slice: a 131 Ki-value field took
-80 ms instead of 0.6 ms to quantize on two threads on this 2-core machine under load."""
+80 ms instead of 0.6 ms to quantize on two threads of a 2-core machine under load (an observation
+while another job ran, not a benchmark)."""
 
 
 @contextlib.contextmanager
 def cpu_threads_for(work: int):
-    """Run numba's parallel regions inside the block on one thread when ``work`` < ``PARALLEL_MIN``."""
+    """Run numba's parallel regions inside the block on one thread when ``work`` < ``PARALLEL_MIN``.
+
+    compframe's one thread policy: ``compframe.pipeline`` applies it around each field (``work`` is
+    the field's number of values), so ``cf.compress`` and the benchmark task run every plugin on the
+    same threads; plugins never change numba's thread count themselves.
+    """
     if work >= PARALLEL_MIN:
         yield
         return
@@ -198,6 +204,17 @@ def cpu_threads_for(work: int):
         yield
     finally:
         numba.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def compilations():
+    """Yield a list that fills with numba's compiler events inside the block: empty unless numba
+    compiled a kernel, or loaded one from its disk cache, meanwhile (it takes its compiler lock for
+    either), so a caller can tell a timing that included compilation and time again."""
+    from numba.core import event
+
+    with event.install_recorder("numba:compiler_lock") as recorder:
+        yield recorder.buffer
 
 
 def launch(kernel, nchunks: int, *args) -> None:

@@ -60,7 +60,7 @@ from ...kernels import ans as ans_kernels
 from ...kernels import histogram
 from ...kernels import huffman as huffman_kernels
 from ...kernels import rows as rows_kernels
-from ...kernels.targets import combine_checksums, cpu_threads_for, cuda_status
+from ...kernels.targets import combine_checksums, cuda_status
 from ...registry import register
 
 VERSION = 1
@@ -156,16 +156,14 @@ class ChunkedEntropyCoder(Encoder):
     def _encode(self, flat: np.ndarray, shape: tuple[int, ...]) -> bytes:
         """With ``context='column'`` the last axis of the codes is the column (one table each)."""
         columns = shape[-1] if self.config.context == "column" and len(shape) >= 2 else 1
-        with cpu_threads_for(flat.size):
-            if self.config.dedup and len(shape) >= 2 and shape[-1] >= self.DEDUP_MIN_ROW and flat.size:
-                parts = self._encode_dedup(flat, int(shape[-1]), max(int(columns), 1))
-                if parts is not None:
-                    return parts
-            return self._encode_flat(flat, max(int(columns), 1))
+        if self.config.dedup and len(shape) >= 2 and shape[-1] >= self.DEDUP_MIN_ROW and flat.size:
+            parts = self._encode_dedup(flat, int(shape[-1]), max(int(columns), 1))
+            if parts is not None:
+                return parts
+        return self._encode_flat(flat, max(int(columns), 1))
 
     def _decode(self, payload: memoryview, dtype: np.dtype, count: int) -> np.ndarray:
-        with cpu_threads_for(count):
-            return self._decode_flat(payload, dtype, count)
+        return self._decode_flat(payload, dtype, count)
 
     DEDUP_MIN_ROW = 4
     """Rows shorter than this are not worth a reference (about 2-3 bytes each in the blob)."""

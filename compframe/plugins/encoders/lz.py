@@ -25,7 +25,7 @@ import numpy as np
 
 from ...base import Encoder, StreamError
 from ...kernels import lz as lz_kernels
-from ...kernels.targets import combine_checksums, cpu_threads_for, cuda_status
+from ...kernels.targets import combine_checksums, cuda_status
 from ...registry import register
 
 VERSION = 1
@@ -71,8 +71,7 @@ class GpuLZ(Encoder):
         padded = np.zeros(nsym * width, np.uint8)
         padded[:raw.size] = raw
         x = padded.view(f"<u{width}")
-        with cpu_threads_for(x.size * 32):  # matching costs a walk along a hash chain per symbol
-            data, ntok, sizes, sums = lz_kernels.encode(c.device, x, c.chunk // width, c.window, 2 // width + 1)
+        data, ntok, sizes, sums = lz_kernels.encode(c.device, x, c.chunk // width, c.window, 2 // width + 1)
         table = ntok.astype("<u2").tobytes() + sizes.astype("<u4").tobytes()
         head = _HEAD.pack(VERSION, width, c.window, c.chunk, raw.size, 0)[:-4]
         checksum = combine_checksums(sums, flat.dtype.str.encode(), head, table)
@@ -105,8 +104,7 @@ class GpuLZ(Encoder):
         if offsets[-1] != data.size:
             raise StreamError(f"gpulz stream: chunks take {offsets[-1]} bytes, {data.size} are present")
         out = np.empty(nsym, f"<u{width}")
-        with cpu_threads_for(nsym):
-            sums = lz_kernels.decode(self.config.device, data, offsets, ntok, out, csym)
+        sums = lz_kernels.decode(self.config.device, data, offsets, ntok, out, csym)
         bad = np.flatnonzero(sums < 0)
         if bad.size:
             raise StreamError(f"gpulz stream: {bad.size} damaged chunk(s), first at index {bad[0]}")

@@ -17,7 +17,6 @@ import numpy as np
 
 from ...base import ErrorBound, Quantized, Quantizer
 from ...kernels import uniform as K
-from ...kernels.targets import cpu_threads_for
 from ...registry import register
 
 
@@ -36,10 +35,6 @@ class UniformQuantizer(Quantizer):
         if bound is None:
             raise ValueError(f"quantizer '{self.plugin_id}' is error-bounded and needs a bound, e.g. 'rel:1e-2'")
         x = self.check_input(x)
-        with cpu_threads_for(x.size):  # small fields on one thread: see cpu_threads_for
-            return self._quantize(x, bound, out)
-
-    def _quantize(self, x: np.ndarray, bound: ErrorBound, out: np.ndarray | None) -> Quantized:
         flat = x.reshape(-1)
         lo, hi, _ = K.finite_range(flat)
         value_range = hi - lo  # may overflow to inf for float64 data spanning the whole range
@@ -73,8 +68,7 @@ class UniformQuantizer(Quantizer):
         codes = q.codes["codes"].reshape(-1)
         dtype = np.dtype(q.dtype)
         out = np.empty(codes.size, dtype=dtype) if out is None else _buffer(out, codes.size, dtype)
-        with cpu_threads_for(codes.size):
-            K.dequantize_into(codes, out, float(q.meta["centre"]), float(q.meta["step"]))
+        K.dequantize_into(codes, out, float(q.meta["centre"]), float(q.meta["step"]))
         index, bits = q.side["outlier_index"], q.side["outlier_bits"]
         if index.size:
             if index.size != bits.size or int(index.max()) >= out.size:
