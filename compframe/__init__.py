@@ -11,6 +11,7 @@ The library face (the command line is ``python -m compframe.run``)::
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -34,15 +35,44 @@ def _to_numpy(x: Any) -> tuple[np.ndarray, dict[str, str]]:
     return np.asarray(x), {"kind": "numpy"}
 
 
-def _from_numpy(x: np.ndarray, like: dict[str, str]) -> Any:
-    if like.get("kind") == "torch":
+KINDS = ("numpy", "torch", "cupy")
+
+
+def _output_kind(recorded: Any, like: Any, device: Any) -> tuple[str, str]:
+    """(kind, device) of the result: the caller's ``like``/``device`` if given, else what the frame
+    records (``meta['array']``), limited to numpy and CPU torch; the recorded value is only checked."""
+    recorded = {} if recorded is None else recorded
+    if not isinstance(recorded, dict) or recorded.get("kind", "numpy") not in KINDS or not (
+            recorded.get("device") is None or (isinstance(recorded["device"], str)
+                                               and re.fullmatch(r"cpu|cuda(:\d{1,3})?", recorded["device"]))):
+        raise FrameError(f"frame header: meta.array {recorded!r:.80} is not a known array kind "
+                         f"({', '.join(KINDS)}) and device (cpu, cuda[:n])")
+    if like is None:
+        kind = "numpy" if recorded.get("kind", "numpy") == "cupy" else recorded.get("kind", "numpy")
+    elif isinstance(like, str):
+        kind = like
+    else:
+        module = type(like).__module__.split(".")[0]
+        kind = module if module in ("torch", "cupy") else "numpy"
+        if device is None and kind == "torch":
+            device = str(like.device)
+    if kind not in KINDS:
+        raise ValueError(f"like={like!r}: the result kind must be one of {', '.join(KINDS)} or an array of one")
+    if kind == "numpy" and device not in (None, "cpu"):
+        raise ValueError(f"device={device!r}: a numpy result lives on the host; use like='torch' or 'cupy'")
+    return kind, "cpu" if device is None else str(device)
+
+
+def _from_numpy(x: np.ndarray, kind: str, device: str) -> Any:
+    if kind == "torch":
         import torch
 
-        return torch.from_numpy(x).to(like.get("device", "cpu"))
-    if like.get("kind") == "cupy":
+        return torch.from_numpy(x).to(device)
+    if kind == "cupy":
         import cupy
 
-        return cupy.asarray(x)
+        with cupy.cuda.Device(int(device.partition(":")[2] or 0)):
+            return cupy.asarray(x)
     return x
 
 
@@ -61,10 +91,23 @@ def compress(x: Any, quantizer: Any = "int8", encoder: Any = "zstd", bound: Any 
     return pipeline.compress(array, q, e, b, meta={"array": like})
 
 
-def decompress(frame: bytes) -> Any:
-    """Rebuild the array from a frame's bytes alone, as the kind of array that was compressed."""
+def decompress(frame: bytes, *, like: Any = None, device: Any = None, max_bytes: int | None = None) -> Any:
+    """Rebuild the array from a frame's bytes alone.
+
+    The result is the kind of array that was compressed, limited to numpy and CPU torch (a frame of
+    a CuPy array decodes to numpy, of a CUDA tensor to a CPU tensor) unless the caller asks:
+    ``like`` (``"numpy"``, ``"torch"``, ``"cupy"`` or an array of that kind, whose device a torch
+    result follows) and ``device`` (a torch device such as ``"cuda:0"``; with ``cuda``, encoders that
+    run on a GPU decode there). A header never selects a device or triggers an import of its own.
+
+    Every failure to decode raises ``FrameError``; decoding allocates at most ``max_bytes`` bytes
+    for the arrays the frame decides (default ``max(256 MiB, 256 x len(frame))``, see
+    ``compframe.limits``), and a frame that needs more is refused before the allocation.
+    """
     from . import pipeline
 
-    x_hat, header = pipeline.decompress_frame(frame)
-    return _from_numpy(x_hat, header["meta"].get("array", {}))
-
+    if like is not None or device is not None:
+        _output_kind(None, like, device)  # a bad argument fails before any decoding
+    x_hat, header = pipeline.decompress_frame(frame, max_bytes=max_bytes, device=device)
+    kind, where = _output_kind(header["meta"].get("array"), like, device)
+    return _from_numpy(x_hat, kind, where)

@@ -7,6 +7,7 @@ code array into bytes and back, bit-exact. The pipeline (``compframe.pipeline``)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import struct
 from collections.abc import Iterator
@@ -15,7 +16,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .errors import DataError, StreamError
+from . import limits
+from .errors import DataError, FrameError, StreamError
 from .plugin import Plugin
 
 BOUND_MODES = ("abs", "rel")
@@ -112,12 +114,26 @@ class Quantizer(Plugin):
     float_dtypes: ClassVar[tuple[str, ...]] = ("float32", "float64")
 
     def check_input(self, x: np.ndarray) -> np.ndarray:
+        """``x`` as a C-contiguous array in native byte order, of its own shape (0-d stays 0-d)."""
         x = np.asarray(x)
         if x.dtype.name not in self.float_dtypes:
             raise TypeError(
                 f"quantizer '{self.plugin_id}' takes {', '.join(self.float_dtypes)} arrays, got {x.dtype}"
             )
-        return np.ascontiguousarray(x)
+        if not x.dtype.isnative:  # numba kernels take native byte order only: a big-endian '>f4' is converted
+            x = x.astype(x.dtype.newbyteorder("="))
+        return np.ascontiguousarray(x).reshape(x.shape)
+
+    def code_layout(self, q: Quantized) -> dict[str, tuple[np.dtype, tuple[int, ...]]] | None:
+        """The code arrays a frame of this quantizer must hold, ``name -> (dtype, shape)``, derived from
+        ``q.shape``, ``q.dtype``, ``q.meta`` and ``q.side`` (``q.codes`` is still empty); raises
+        ``FrameError`` for header values and side arrays that do not fit together.
+
+        The decoder compares every code stream's own dtype and shape with this before decoding it,
+        so no stream can make decoding allocate more than the header's shape implies. None (the
+        default, for quantizers of other packages) means unchecked.
+        """
+        return None
 
     def quantize(self, x: np.ndarray, bound: ErrorBound | None) -> Quantized:
         raise NotImplementedError
@@ -130,6 +146,27 @@ class Quantizer(Plugin):
 
 
 CODE_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32")
+STREAM_DTYPES = {np.dtype(d).newbyteorder("<").str: np.dtype(d).newbyteorder("<") for d in CODE_DTYPES}
+"""The dtype strings a stream header may name (little-endian code dtypes, as every stream is written)."""
+MAX_STREAM_NDIM = 32
+
+
+def stream_header(data: bytes | memoryview, name: str = "stream") -> tuple[np.dtype, tuple[int, ...], int]:
+    """The dtype, shape and header length at the start of an encoder stream; ``StreamError`` if the
+    header is truncated, names another dtype, or its shape holds 2**62 values or more."""
+    view = memoryview(data).cast("B")
+    try:
+        (n,) = struct.unpack_from("<B", view, 0)
+        dt = bytes(view[1:1 + n]).decode("ascii")
+        (ndim,) = struct.unpack_from("<B", view, 1 + n)
+        shape = struct.unpack_from(f"<{ndim}Q", view, 2 + n)
+    except (struct.error, UnicodeDecodeError) as e:
+        raise StreamError(f"{name}: header is damaged or truncated ({type(e).__name__}: {e})") from None
+    if dt not in STREAM_DTYPES:
+        raise StreamError(f"{name}: header names dtype {dt!r}, not a code dtype ({', '.join(STREAM_DTYPES)})")
+    if ndim > MAX_STREAM_NDIM or math.prod(shape) >= 1 << 62:
+        raise StreamError(f"{name}: header shape {list(shape)} is not a code array's")
+    return STREAM_DTYPES[dt], tuple(shape), 2 + n + 8 * ndim
 
 
 class Encoder(Plugin):
@@ -156,35 +193,69 @@ class Encoder(Plugin):
         if codes.dtype.name not in CODE_DTYPES or codes.dtype.itemsize not in self.symbol_widths:
             allowed = [d for d in CODE_DTYPES if np.dtype(d).itemsize in self.symbol_widths]
             raise TypeError(f"encoder '{self.plugin_id}' takes {', '.join(allowed)} codes, got {codes.dtype}")
+        if codes.dtype.byteorder == ">":  # streams are little-endian
+            codes = codes.astype(codes.dtype.newbyteorder("<"))
         flat = np.ascontiguousarray(codes).reshape(-1)
         dt = codes.dtype.str.encode()
         header = struct.pack(f"<B{len(dt)}sB{codes.ndim}Q", len(dt), dt, codes.ndim, *codes.shape)
         payload = self._encode(flat, codes.shape)
         return (header, *payload) if isinstance(payload, (list, tuple)) else (header, payload)
 
-    def decode(self, data: bytes | memoryview) -> np.ndarray:
+    def decode(self, data: bytes | memoryview, expect: tuple[np.dtype, tuple[int, ...]] | None = None,
+               max_bytes: int | None = None) -> np.ndarray:
+        """The code array of a stream; ``StreamError`` for any stream that does not decode.
+
+        ``expect`` (dtype, shape), if given, must match the stream's own header, which is checked
+        before anything is allocated. Allocations are charged to the budget of the decode in
+        progress (``compframe.limits``), or to ``max_bytes`` (default: 256 MiB or 256 x the stream's
+        size, whichever is larger).
+        """
         view = memoryview(data).cast("B")
-        try:
-            (n,) = struct.unpack_from("<B", view, 0)
-            dt = bytes(view[1:1 + n]).decode("ascii")
-            dtype = np.dtype(dt)
-            (ndim,) = struct.unpack_from("<B", view, 1 + n)
-            shape = struct.unpack_from(f"<{ndim}Q", view, 2 + n)
-        except Exception as e:  # struct, unicode, and whatever np.dtype raises on a garbled string
-            raise StreamError(f"{self.plugin_id} stream: header is damaged or truncated ({type(e).__name__}: {e})") from None
-        if dtype.name not in CODE_DTYPES:
-            raise StreamError(f"{self.plugin_id} stream: header names dtype '{dt}', not a code dtype")
+        dtype, shape, start = stream_header(view, f"{self.plugin_id} stream")
+        if expect is not None and (dtype, shape) != (np.dtype(expect[0]), tuple(expect[1])):
+            raise StreamError(f"{self.plugin_id} stream: holds {list(shape)} of {dtype}, the frame expects "
+                              f"{list(expect[1])} of {np.dtype(expect[0])}")
+        if dtype.itemsize not in self.symbol_widths:
+            raise StreamError(f"{self.plugin_id} stream: dtype {dtype} is not one this encoder writes")
         count = math.prod(shape)
-        payload = view[2 + n + 8 * ndim:]
-        try:
-            flat = self._decode(payload, dtype, count)
-        except StreamError:
-            raise
-        except Exception as e:  # a library's own error on damaged input
-            raise StreamError(f"{self.plugin_id} stream: payload is damaged ({type(e).__name__}: {e})") from None
+        with limits.budget(max_bytes, view.nbytes):
+            try:
+                limits.charge(count * dtype.itemsize, f"{self.plugin_id} codes {list(shape)} of {dtype}")
+                flat = self._decode(view[start:], dtype, count)
+            except StreamError:
+                raise
+            except FrameError as e:  # the byte budget: a stream's error to the stream's caller
+                raise StreamError(f"{self.plugin_id} stream: {e}") from None
+            except Exception as e:  # a library's own error on damaged input
+                raise StreamError(f"{self.plugin_id} stream: payload is damaged ({type(e).__name__}: {e})") from None
         if flat.dtype != dtype or flat.size != count:
             raise StreamError(f"{self.plugin_id} stream: decoded {flat.size} values of {flat.dtype}, header says {count} of {dtype}")
         return flat.reshape(shape)
+
+    format_params: ClassVar[tuple[str, ...]] = ()
+    """The parameters a stream needs to be decoded (stored in a frame's header as ``encoder``);
+    every other parameter (device, level, threads, chunk sizes a stream records itself) is a
+    run-time option, kept as ``encoder_options`` for the record and never read when decoding."""
+
+    def format_config(self) -> dict[str, Any]:
+        """``{"id": ..., <format_params>}``: what a frame's header needs to decode this encoder's streams."""
+        config = self.get_config()
+        return {"id": config["id"], **{k: config[k] for k in self.format_params}}
+
+    def options_config(self) -> dict[str, Any]:
+        """The run-time options: every parameter that is not a format parameter."""
+        return {k: v for k, v in self.get_config().items() if k != "id" and k not in self.format_params}
+
+    @classmethod
+    def for_decoding(cls, params: dict[str, Any], device: str = "cpu") -> Encoder:
+        """A decoder of this encoder's streams built from a header's ``params`` (only the format
+        parameters are read; run-time options such as ``device``, levels and threads are ignored),
+        running on ``device`` (``cpu`` unless the caller asked for a CUDA result)."""
+        fields = {f.name for f in dataclasses.fields(cls.Config)}
+        kwargs = {k: params[k] for k in cls.format_params if k in params}
+        if "device" in fields:
+            kwargs["device"] = device
+        return cls(**kwargs)
 
     def _encode(self, flat: np.ndarray, shape: tuple[int, ...]) -> bytes | list[bytes]:
         raise NotImplementedError

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from . import limits
 from .errors import FrameError
 
 MAGIC = b"CFRM"
@@ -82,9 +83,49 @@ def dumps(header: dict[str, Any], codes: dict[str, bytes | tuple[bytes, ...]],
     return b"".join([prefix, head, *payloads])
 
 
+SIDE_DTYPES = ("|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f2", "<f4", "<f8")
+"""The dtypes a side section may have (little-endian numbers); anything else is refused."""
+ROLES = ("code", "side")
+
+
+def _entries(header: Any) -> list[dict[str, Any]]:
+    """The header's section entries, each checked for its fields' types and values."""
+    limits.mapping(header, "the header")
+    entries = header.get("sections")
+    if not isinstance(entries, list):
+        raise FrameError("frame header: 'sections' must be a list")
+    names = set()
+    for k, e in enumerate(entries):
+        where = f"section {k}"
+        limits.mapping(e, where)
+        name = e.get("name")
+        if not isinstance(name, str) or not name or name in names:
+            raise FrameError(f"frame header: {where} has a missing, empty or repeated name {name!r:.80}")
+        names.add(name)
+        where = f"section '{name}'"
+        if e.get("role") not in ROLES:
+            raise FrameError(f"frame header: {where} has role {e.get('role')!r:.80}; allowed: {', '.join(ROLES)}")
+        limits.integer(e.get("nbytes"), f"{where} nbytes", 0)
+        limits.integer(e.get("crc32"), f"{where} crc32", 0, 0xFFFFFFFF)
+        if e["role"] == "side":
+            itemsize = limits.dtype(e.get("dtype"), f"{where} dtype", SIDE_DTYPES).itemsize
+            shape = limits.shape(e.get("shape"), f"{where} shape")
+            if math.prod(shape) * itemsize != e["nbytes"]:
+                raise FrameError(f"frame section '{name}' holds {e['nbytes']} bytes, not {list(shape)} of {e['dtype']}")
+    return entries
+
+
 def loads(data: bytes | bytearray | memoryview) -> Frame:
-    """Parse and verify a frame; raise ``FrameError`` naming what is wrong."""
-    view = memoryview(data).cast("B")
+    """Parse and verify a frame; raise ``FrameError`` naming what is wrong.
+
+    Beyond the checksums, the header's structure is checked: a JSON object whose section entries
+    have unique names, a known role, integer sizes and CRCs, and (side sections) a little-endian
+    number dtype and a shape that matches the byte count.
+    """
+    try:
+        view = memoryview(data).cast("B")
+    except TypeError as e:
+        raise FrameError(f"a frame is bytes-like, got {type(data).__name__} ({e})") from None
     if view.nbytes < _PREFIX.size:
         raise FrameError(f"frame truncated: {view.nbytes} bytes, shorter than the {_PREFIX.size}-byte prefix")
     magic, version, reserved, head_len, head_crc = _PREFIX.unpack_from(view, 0)
@@ -102,10 +143,10 @@ def loads(data: bytes | bytearray | memoryview) -> Frame:
         raise FrameError("frame header is damaged (CRC-32 mismatch)")
     try:
         header = json.loads(bytes(head))
-        entries = header["sections"]
-        expected = end + sum(int(e["nbytes"]) for e in entries)
-    except (ValueError, KeyError, TypeError) as e:
-        raise FrameError(f"frame header is not valid: {e}") from None
+    except (ValueError, RecursionError) as e:  # RecursionError: JSON nested too deeply
+        raise FrameError(f"frame header is not valid JSON: {type(e).__name__}: {str(e)[:200]}") from None
+    entries = _entries(header)
+    expected = end + sum(e["nbytes"] for e in entries)
     if view.nbytes < expected:
         raise FrameError(f"frame truncated: {view.nbytes} bytes, the header describes {expected}")
     if view.nbytes > expected:
@@ -115,10 +156,6 @@ def loads(data: bytes | bytearray | memoryview) -> Frame:
         body = view[offset:offset + e["nbytes"]]
         if zlib.crc32(body) != e["crc32"]:
             raise FrameError(f"frame section '{e['name']}' is damaged (CRC-32 mismatch)")
-        if e["role"] == "side":
-            itemsize = np.dtype(e["dtype"]).itemsize
-            if math.prod(e["shape"]) * itemsize != e["nbytes"]:
-                raise FrameError(f"frame section '{e['name']}' holds {e['nbytes']} bytes, not {e['shape']} of {e['dtype']}")
         sections[e["name"]] = body
         offset += e["nbytes"]
     return Frame(header, sections)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import container, metrics
+from . import container, decoding, metrics
 from .base import Encoder, ErrorBound, Quantized, Quantizer
 from .kernels.targets import cpu_threads_for
 from .registry import resolve
@@ -26,7 +26,8 @@ from .registry import resolve
 def _header(quantizer: Quantizer, encoder: Encoder, bound: ErrorBound | None, q: Quantized) -> dict[str, Any]:
     return {
         "quantizer": quantizer.get_config(),
-        "encoder": encoder.get_config(),
+        "encoder": encoder.format_config(),  # what decoding needs; run-time options only for the record
+        "encoder_options": encoder.options_config(),
         "shape": list(q.shape),
         "dtype": q.dtype,
         "bound": None if bound is None else {"mode": bound.mode, "value": bound.value},
@@ -51,28 +52,33 @@ def compress(x: np.ndarray, quantizer: Quantizer, encoder: Encoder, bound: Error
         return encode_quantized(q, quantizer, encoder, bound)
 
 
-def parse(frame: bytes) -> tuple[container.Frame, Quantizer, Encoder]:
-    """The parsed frame and the quantizer and encoder rebuilt from its header (``FrameError`` if damaged)."""
+def parse(frame: bytes, device: Any = None) -> tuple[container.Frame, Quantizer, Encoder]:
+    """The parsed frame, its quantizer and a decoder for its encoder's streams (running on the CPU
+    unless ``device`` is a CUDA device); ``FrameError`` if damaged (``compframe.decoding``)."""
     f = container.loads(frame)
-    return f, resolve("quantizer", f.header["quantizer"]), resolve("encoder", f.header["encoder"])
+    return (f, *decoding.plugins(f.header, decoding.decode_device(device)))
 
 
-def decode_quantized(f: container.Frame, encoder: Encoder) -> Quantized:
-    h = f.header
-    codes = {name: encoder.decode(stream) for name, stream in f.code_streams().items()}
-    return Quantized(codes=codes, side=f.side_arrays(), meta=h["meta"], shape=tuple(h["shape"]), dtype=h["dtype"])
+def decode_quantized(f: container.Frame, encoder: Encoder, quantizer: Quantizer | None = None) -> Quantized:
+    """The frame's codes, side arrays and meta, every stream checked against the header's shape
+    (``Quantizer.code_layout``) before it is decoded."""
+    if quantizer is None:
+        quantizer = decoding.plugins(f.header)[0]
+    return decoding.decode_codes(f, quantizer, encoder, decoding.header_quantized(f, quantizer))
 
 
-def decompress_frame(frame: bytes) -> tuple[np.ndarray, dict[str, Any]]:
-    """The array rebuilt from a frame's bytes alone, and the frame's header."""
-    f, quantizer, encoder = parse(frame)
-    with cpu_threads_for(int(np.prod(f.header["shape"]))):
-        return quantizer.dequantize(decode_quantized(f, encoder)), f.header
+def decompress_frame(frame: bytes, max_bytes: int | None = None, device: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """The array rebuilt from a frame's bytes alone (numpy, on the host), and the frame's header.
+    Any frame that cannot be decoded raises ``FrameError``; decoding allocates at most ``max_bytes``
+    (default ``limits.default_max_bytes(len(frame))``) for the arrays the frame decides.
+    """
+    return decoding.decode(frame, max_bytes, device)
 
 
-def decompress(frame: bytes) -> np.ndarray:
+
+def decompress(frame: bytes, max_bytes: int | None = None) -> np.ndarray:
     """Rebuild the array from a frame's bytes alone (a damaged frame raises ``FrameError``)."""
-    return decompress_frame(frame)[0]
+    return decompress_frame(frame, max_bytes)[0]
 
 
 def promise_ok(quantizer: Quantizer, q: Quantized, x: np.ndarray, x_hat: np.ndarray, stats: dict) -> bool:

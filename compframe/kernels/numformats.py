@@ -135,9 +135,16 @@ def block_encode_into(x, codes, scales, block, emax, bias, max_exp, nan_scale, l
 
 @njit(parallel=True, cache=True, nogil=True)
 def block_decode_into(codes, scales, out, block, bias, nan_scale, lut, twos_complement, sign_bit):
-    """``out[r, i] = lut[code] 2^(scale - bias)`` (NaN for a NaN scale); the inverse of ``block_encode_into``."""
+    """``out[r, i] = lut[code] 2^(scale - bias)`` (NaN for a NaN scale); the inverse of ``block_encode_into``.
+
+    Returns how many codes fall outside ``lut`` (a code no encoder writes, such as -128 for
+    MXINT8's symmetric int8); those elements become NaN. ``scales`` must be ``(rows, ceil(length /
+    block))``, checked by the caller.
+    """
     rows, length = codes.shape
     n_blocks = scales.shape[1]
+    size = lut.size
+    bad = 0
     for r in prange(rows):
         for b in range(n_blocks):
             s = np.int64(scales[r, b])
@@ -146,4 +153,9 @@ def block_decode_into(codes, scales, out, block, bias, nan_scale, lut, twos_comp
                 code = np.int64(codes[r, i])
                 if twos_complement and code < 0:
                     code = sign_bit - code
-                out[r, i] = lut[code] * scale
+                if code < size:
+                    out[r, i] = lut[code] * scale
+                else:
+                    out[r, i] = np.nan
+                    bad += 1
+    return bad

@@ -1,10 +1,12 @@
 """Write the golden frames of tests/test_container.py (run once per format version, then commit).
 
-    python tests/data/make_golden.py
+    python tests/data/make_golden.py            # all of them (a new format version)
+    python tests/data/make_golden.py options    # only golden_options_* (added with format version 1)
 
 Each golden frame comes with the decoded array (.npy) and the plugin configs (.json); the test
 checks that today's compframe still decodes the frame to exactly that array. The golden streams
-(``golden_stream_*``) do the same for the formats of compframe's own encoders, one per mode.
+(``golden_stream_*``) do the same for the formats of compframe's own encoders, one per mode, and
+``golden_options_*`` for headers that record run-time options (``device=cuda``, levels, threads).
 """
 
 from __future__ import annotations
@@ -37,6 +39,49 @@ def main() -> None:
         (HERE / f"golden_{name}.json").write_text(json.dumps({"quantizer": header["quantizer"],
                                                               "encoder": header["encoder"]}, indent=1))
     write_streams(np.random.default_rng(2025))
+    write_option_frames()
+
+
+def with_encoder_header(frame: bytes, encoder: dict, options: dict | None) -> bytes:
+    """``frame`` with its header's ``encoder`` (and ``encoder_options``, dropped if None) replaced:
+    the header an encoder configured that way writes, for the same streams."""
+    f = container.loads(frame)
+    header = {k: v for k, v in f.header.items() if k not in ("sections", "encoder", "encoder_options")}
+    header["encoder"] = encoder
+    if options is not None:
+        header["encoder_options"] = options
+    codes = {name: bytes(stream) for name, stream in f.code_streams().items()}
+    return container.dumps(header, codes, f.side_arrays())
+
+
+def write_option_frames() -> None:
+    """Frames whose header records run-time options a CPU-only machine cannot use or need not honour:
+    ``golden_options_*``. ``old_*`` keep the whole encoder config in ``encoder`` (the layout before
+    format parameters and options were separated, as a ``device=cuda`` encoder wrote it); ``new_*``
+    put the options under ``encoder_options``. The streams are the same on either device."""
+    x = np.random.default_rng(2026).standard_normal((32, 16)).astype(np.float32)
+    x[3, 3], x[4, 4] = np.nan, 9.0
+    cases = {
+        "old_huffman_cuda": ("int8", {"id": "huffman", "chunk": 64, "device": "cuda"}, "rel:1e-2", True),
+        "old_ans_cuda": ("int16", {"id": "ans", "chunk": 64, "context": "column", "device": "cuda"}, "abs:1e-3", True),
+        "old_gpulz_cuda": ("mxint8", {"id": "gpulz", "chunk": 64, "device": "cuda"}, None, True),
+        "old_zstd_level_threads": ("bf16", {"id": "zstd", "level": 19, "threads": 8}, None, True),
+        "new_huffman_cuda": ("int8", {"id": "huffman", "chunk": 64, "device": "cuda"}, "rel:1e-2", False),
+        "new_lz4_hc_threads": ("int8", {"id": "lz4", "mode": "high_compression", "threads": 16}, "rel:1e-3", False),
+    }
+    for name, (q, encoder, b, old) in cases.items():
+        device = encoder.get("device", "cpu")
+        built = cf.create("encoder", encoder["id"], **{k: v for k, v in encoder.items() if k not in ("id", "device")})
+        frame = cf.compress(x, quantizer=q, encoder=built, bound=b)
+        if old:
+            frame = with_encoder_header(frame, {**built.get_config(), "device": device}, None)
+        else:
+            frame = with_encoder_header(frame, built.format_config(), {**built.options_config(), "device": device})
+        (HERE / f"golden_options_{name}.cfrm").write_bytes(frame)
+        np.save(HERE / f"golden_options_{name}.npy", cf.decompress(frame))
+        header = container.loads(frame).header
+        (HERE / f"golden_options_{name}.json").write_text(json.dumps({"quantizer": header["quantizer"],
+                                                                      "encoder": header["encoder"]}, indent=1))
 
 
 def write_streams(rng) -> None:
@@ -68,4 +113,6 @@ def write_streams(rng) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    write_option_frames() if sys.argv[1:] == ["options"] else main()

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from ... import limits
 from ...base import Encoder, StreamError
 from ...kernels import ans as ans_kernels
 from ...kernels import histogram
@@ -102,6 +103,7 @@ def unpack_blob(blob, n: int, planes: int) -> np.ndarray:
     """Inverse of ``pack_blob``; a blob that does not inflate to exactly ``n * planes`` bytes is damaged."""
     if n * planes > 1100 * len(blob) + 64:  # deflate cannot expand more than about 1032:1
         raise StreamError(f"model blob of {len(blob)} bytes cannot hold {n} table entries")
+    limits.charge(n * (planes + 2 * 8), f"a model of {n} table entries")  # the bytes, int64 planes and their sum
     z = zlib.decompressobj()
     try:
         raw = z.decompress(bytes(blob), n * planes)
@@ -203,6 +205,7 @@ class ChunkedEntropyCoder(Encoder):
             raise StreamError(f"{name} stream: checksum mismatch in the dedup header or references")
         repeats = rows - unique
         refs = unpack_blob(blob, 2 * repeats, 4)
+        limits.charge(unique * row_len * dtype.itemsize, f"{unique} kept rows")
         kept = self._decode_flat(payload[start + blob_len:], dtype, unique * row_len, nested=True)
         out = np.empty((rows, row_len), kept.dtype)
         if not rows_kernels.join_rows(kept.reshape(unique, row_len), refs[:repeats], refs[repeats:], out):
@@ -297,6 +300,7 @@ class ChunkedEntropyCoder(Encoder):
                               + (" in blocks" if in_blocks else ""))
         if pos + 4 * nchunks + blob_len > len(payload):
             raise StreamError(f"{name} stream: truncated ({len(payload)} bytes, chunk table and model need more)")
+        limits.charge(6 * 8 * nchunks, f"the table of {nchunks} chunks")  # sizes, offsets, layout, checksums
         sizes = np.frombuffer(payload, "<u4", nchunks, pos).astype(np.int64)
         pos += 4 * nchunks
         model_tables = self._read_model(payload[pos:pos + blob_len], tables, alphabet, param)
@@ -317,6 +321,7 @@ class ChunkedEntropyCoder(Encoder):
         if combine_checksums(sums, *meta) != checksum:
             raise StreamError(f"{name} stream: checksum mismatch, the decoded codes differ from the encoded ones")
         if tables > 1 and not in_blocks:
+            limits.charge(out.nbytes, "the columns transposed back to rows")
             cols = out.reshape(tables, -1)  # numba's tiled copy wins for few long columns (5x at 64 x 2048)
             out = (rows_kernels.transpose(cols) if tables <= 128 else np.ascontiguousarray(cols.T)).reshape(-1)
         return out.view(dtype)
@@ -378,7 +383,10 @@ class Huffman(ChunkedEntropyCoder):
         per_table = out.size // lengths.shape[0]
         bits = min(huffman_kernels.FAST_BITS, max(8, per_table.bit_length() - 3)) if lengths.shape[0] > 1 else \
             huffman_kernels.FAST_BITS
-        fast = np.empty((lengths.shape[0], 1 << bits), np.uint32 if mask == 0xFF else np.int64)
+        fast = (lengths.shape[0], 1 << bits)
+        limits.charge(fast[0] * (fast[1] * (4 if mask == 0xFF else 8) + 16 * (param + 1) + 4 * lengths.shape[1]),
+                      f"huffman decoding tables ({fast[0]} x 2**{bits})")
+        fast = np.empty(fast, np.uint32 if mask == 0xFF else np.int64)
         ok, limit, first_index, syms = huffman_kernels.decoder_tables(lengths, param, base, mask, fast)
         if not ok:
             raise StreamError("huffman stream: code lengths violate the Kraft inequality")
@@ -442,6 +450,7 @@ class Ans(ChunkedEntropyCoder):
         return ans_kernels.encode(self.config.device, x, starts, ends, table_of, base, mask, freq, cum, model.param)
 
     def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param):
+        limits.charge(tables.shape[0] * (1 << param) * (4 + out.itemsize), f"ans decoding tables ({tables.shape[0]} x 2**{param})")
         return ans_kernels.decode(self.config.device, data, offsets, out, starts, ends, table_of, base, mask,
                                   tables, param)
 

@@ -65,6 +65,8 @@ class LZ4(Encoder):
     block format, no size prefix), then the CRC-32 (u32) if ``checksum``.
     """
 
+    format_params = ("checksum",)
+
     @dataclass
     class Config:
         mode: str = "default"

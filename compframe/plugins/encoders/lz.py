@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ... import limits
 from ...base import Encoder, StreamError
 from ...kernels import lz as lz_kernels
 from ...kernels.targets import combine_checksums, cuda_status
@@ -94,6 +95,7 @@ class GpuLZ(Encoder):
         pos = _HEAD.size
         if pos + 6 * nchunks > len(payload):
             raise StreamError(f"gpulz stream: truncated ({len(payload)} bytes, the chunk table needs more)")
+        limits.charge(4 * 8 * nchunks + (nsym * width - nbytes), f"the table of {nchunks} chunks")
         ntok = np.frombuffer(payload, "<u2", nchunks, pos).astype(np.int64)
         sizes = np.frombuffer(payload, "<u4", nchunks, pos + 2 * nchunks).astype(np.int64)
         data = np.frombuffer(payload, np.uint8, offset=pos + 6 * nchunks)

@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from ...base import Quantized, Quantizer
+from ...errors import FrameError
 from ...registry import register
 from .formats import budget_meta
 
@@ -51,8 +52,18 @@ class Binarized(Quantizer):
         meta = budget_meta(x.size, codes, side, {"signs": 1}, self.levels)
         return Quantized(codes=codes, side=side, meta=meta, shape=x.shape, dtype=x.dtype.name)
 
+    def code_layout(self, q: Quantized) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+        scales = q.side.get("scales")
+        if set(q.side) != {"scales"} or scales.shape != (self.levels,) or scales.dtype != np.float64:
+            raise FrameError(f"{self.plugin_id}: side data must be {self.levels} float64 scales, got "
+                             f"{ {k: (v.shape, str(v.dtype)) for k, v in q.side.items()} }")
+        return {"signs": (np.dtype(np.uint8), (self.levels, *q.shape))}
+
     def dequantize(self, q: Quantized) -> np.ndarray:
+        self.code_layout(q)
         planes, scales = q.codes["signs"], q.side["scales"]
+        if planes.shape != (self.levels, *q.shape):
+            raise FrameError(f"{self.plugin_id}: sign planes {planes.shape} do not fit {self.levels} x {list(q.shape)}")
         out = np.zeros(q.shape, dtype=np.float64)
         for level in range(planes.shape[0]):
             out += np.where(planes[level] == 1, scales[level], -scales[level])

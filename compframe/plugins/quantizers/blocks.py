@@ -22,6 +22,7 @@ from typing import ClassVar
 import numpy as np
 
 from ...base import Quantized, Quantizer
+from ...errors import FrameError
 from ...kernels import numformats as K
 from ...registry import register
 from .formats import budget_meta, int_element, log_format, minifloat, uint_dtype
@@ -63,12 +64,24 @@ class BlockScaled(Quantizer):
         meta = budget_meta(x.size, codes, {}, {"elements": elem.bits, "scales": sw}, elem.bits + sw / block)
         return Quantized(codes=codes, meta=meta, shape=x.shape, dtype=x.dtype.name)
 
+    def code_layout(self, q: Quantized) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+        rows, _, nblocks = self._layout(q.shape)
+        return {"elements": (self.element().dtype, tuple(q.shape)), "scales": (uint_dtype(self.scale_bits()), (rows, nblocks))}
+
     def dequantize(self, q: Quantized) -> np.ndarray:
+        """The field from its elements and scales; codes or scale shapes that do not fit raise ``FrameError``."""
         elem, sw = self.element(), self.scale_bits()
-        rows, length, _ = self._layout(q.shape)
+        rows, length, nblocks = self._layout(q.shape)
+        elements, scales = q.codes["elements"], q.codes["scales"]
+        if (elements.size, elements.dtype, scales.shape, scales.dtype) != (rows * length, elem.dtype, (rows, nblocks),
+                                                                          uint_dtype(sw)):
+            raise FrameError(f"{self.plugin_id}: elements {elements.shape} of {elements.dtype} and scales {scales.shape} "
+                             f"of {scales.dtype} do not fit a {list(q.shape)} field in blocks of {self.config.block_size}")
         out = np.empty((rows, length), dtype=q.dtype)
-        K.block_decode_into(q.codes["elements"].reshape(rows, length), q.codes["scales"], out, self.config.block_size,
-                            2 ** (sw - 1) - 1, 2 ** sw - 1, elem.lut64, elem.twos_complement, elem.sign_bit)
+        bad = K.block_decode_into(elements.reshape(rows, length), scales, out, self.config.block_size,
+                                  2 ** (sw - 1) - 1, 2 ** sw - 1, elem.lut64, elem.twos_complement, elem.sign_bit)
+        if bad:
+            raise FrameError(f"{self.plugin_id}: {bad} element code(s) are not {elem.bits}-bit codes of the format")
         return out.reshape(q.shape)
 
 

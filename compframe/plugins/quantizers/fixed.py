@@ -59,5 +59,8 @@ class Fixed(Quantizer):
         meta = budget_meta(x.size, codes, {}, {"codes": w}, w)
         return Quantized(codes=codes, meta=meta, shape=x.shape, dtype=x.dtype.name)
 
+    def code_layout(self, q: Quantized) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+        return {"codes": (int_dtype(self.config.width), tuple(q.shape))}
+
     def dequantize(self, q: Quantized) -> np.ndarray:
         return np.ldexp(q.codes["codes"].astype(np.float64), -self.frac).astype(q.dtype).reshape(q.shape)

@@ -15,6 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 from ...base import Quantized, Quantizer
+from ...errors import FrameError
 from ...registry import register
 from .formats import OVERFLOW_POLICIES, SPECIALS, SignMagnitude, budget_meta, log_format, minifloat
 
@@ -41,8 +42,14 @@ class ScalarFormat(Quantizer):
         meta = budget_meta(x.size, codes, {}, {"codes": fmt.bits}, fmt.bits)
         return Quantized(codes=codes, meta=meta, shape=x.shape, dtype=x.dtype.name)
 
+    def code_layout(self, q: Quantized) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+        return {"codes": (self.number_format().dtype, tuple(q.shape))}
+
     def dequantize(self, q: Quantized) -> np.ndarray:
-        return self.number_format().decode(q.codes["codes"], q.dtype).reshape(q.shape)
+        fmt, codes = self.number_format(), q.codes["codes"]
+        if codes.size and codes.dtype.itemsize * 8 > fmt.bits and int(codes.max()) >> fmt.bits:
+            raise FrameError(f"{self.plugin_id}: code {int(codes.max())} is not a {fmt.bits}-bit code")
+        return fmt.decode(codes, q.dtype).reshape(q.shape)
 
 
 def _preset(plugin_id: str, exponent_bits: int, mantissa_bits: int, specials: str, default_overflow: str, doc: str):

@@ -24,7 +24,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from ... import limits
 from ...base import Quantized, Quantizer
+from ...errors import FrameError
 from ...registry import register
 from .formats import budget_meta, uint_dtype
 
@@ -138,12 +140,41 @@ class LowRank(Quantizer):
         z = uniform_values(q.codes["Z"], q.side["Z_bounds"], c.b1)
         return z @ uniform_values(q.codes["W"], q.side["W_bounds"], c.b2)
 
+    def shapes(self, q: Quantized) -> dict[str, tuple[int, ...]]:
+        """The code arrays' shapes: ``Z`` (n x r) and ``W`` (r x d), r = ``meta['rank']``."""
+        if len(q.shape) < 2:
+            raise FrameError(f"{self.plugin_id}: a frame of shape {list(q.shape)} is not a matrix")
+        n, d = math.prod(q.shape[:-1]), q.shape[-1]
+        r = limits.integer(q.meta.get("rank"), "meta.rank", 1, max(1, min(n, d)))
+        return {"Z": (n, r), "W": (r, d)}
+
+    def code_bits(self) -> dict[str, int]:
+        return {"Z": self.config.b1, "W": self.config.b2}
+
+    def code_layout(self, q: Quantized) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+        bits, shapes = self.code_bits(), self.shapes(q)
+        bounds = {f"{k}_bounds" for k in shapes}
+        if not bounds <= set(q.side) or not set(q.side) <= bounds | {"shift"} or any(
+                v.shape != (2,) or v.dtype != np.float64 for v in q.side.values()):
+            raise FrameError(f"{self.plugin_id}: side arrays must be {sorted(bounds)} (and 'shift'), two float64 "
+                             f"each; got { {k: (v.shape, str(v.dtype)) for k, v in q.side.items()} }")
+        limits.integer(q.meta.get("exponent"), "meta.exponent", -1 << 16, 1 << 16)
+        return {k: (uint_dtype(bits[k]), shape) for k, shape in shapes.items()}
+
     def dequantize(self, q: Quantized) -> np.ndarray:
+        """``Z W`` (or ``A``), shifted and scaled back; factor shapes that do not fit raise ``FrameError``."""
+        layout = self.code_layout(q)
+        if any(q.codes[k].shape != shape for k, (_, shape) in layout.items()):
+            raise FrameError(f"{self.plugin_id}: factors { {k: v.shape for k, v in q.codes.items()} } do not fit "
+                             f"{ {k: s for k, (_, s) in layout.items()} }")
+        # float64 factors, their product, the scaled copy and the cast (each at most the field's size)
+        limits.charge(8 * (sum(math.prod(s) for _, s in layout.values()) + 2 * math.prod(q.shape)) +
+                      math.prod(q.shape) * np.dtype(q.dtype).itemsize, f"{self.plugin_id}'s float64 factors")
         approx = self.reconstruct(q)
         if "shift" in q.side:
             alpha, beta = q.side["shift"]
             approx = alpha * approx + beta
-        with np.errstate(over="ignore"):  # values past the output dtype's range become inf, as in any cast
+        with np.errstate(over="ignore", invalid="ignore"):  # past the dtype's range: inf, as in any cast
             return np.ldexp(approx, q.meta["exponent"]).astype(q.dtype).reshape(q.shape)
 
 
@@ -217,3 +248,9 @@ class NQ(LowRank):
 
     def reconstruct(self, q):
         return uniform_values(q.codes["A"], q.side["A_bounds"], self.config.b0)
+
+    def shapes(self, q):
+        return {"A": (1, math.prod(q.shape)) if len(q.shape) < 2 else (math.prod(q.shape[:-1]), q.shape[-1])}
+
+    def code_bits(self):
+        return {"A": self.config.b0}

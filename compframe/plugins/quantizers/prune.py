@@ -10,12 +10,15 @@ and its meta under ``meta['then']``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
+from ... import limits
 from ...base import Quantized, Quantizer
+from ...errors import FrameError
 from ...registry import ConfigError, register, resolve
 from .formats import budget_meta
 
@@ -97,15 +100,49 @@ class Prune(Quantizer):
             meta["abs_bound"] = max(meta["pruned_max"], meta["then"]["abs_bound"] if survivors.size else 0.0)
         return Quantized(codes=codes, side=side, meta=meta, shape=x.shape, dtype=x.dtype.name)
 
+    def _inner(self, q: Quantized) -> Quantized | None:
+        """The survivors' ``Quantized`` (None when nothing was kept), its header values checked."""
+        n = math.prod(q.shape)
+        kept = limits.integer(q.meta.get("kept"), "meta.kept", 0, n)
+        codes = {k[len(PREFIX):]: v for k, v in q.codes.items() if k.startswith(PREFIX)}
+        side = {k[len(PREFIX):]: v for k, v in q.side.items() if k.startswith(PREFIX)}
+        if len(side) != len(q.side):
+            raise FrameError(f"prune: side arrays {sorted(q.side)} do not all belong to the inner quantizer")
+        if not kept:
+            if side:
+                raise FrameError("prune: side arrays of an inner quantizer, but no value was kept")
+            return None
+        dtype = limits.dtype(q.meta.get("then_dtype"), "meta.then_dtype", tuple(self.inner.float_dtypes))
+        meta = limits.mapping(q.meta.get("then"), "meta.then")
+        return Quantized(codes=codes, side=side, meta=meta, shape=(kept,), dtype=dtype.name)
+
+    def code_layout(self, q: Quantized) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+        layout = {"mask": (np.dtype(np.uint8), (-(-math.prod(q.shape) // 8),))}
+        inner = self._inner(q)
+        if inner is not None:
+            inner_layout = self.inner.code_layout(inner)
+            if inner_layout is None:
+                raise FrameError(f"prune: inner quantizer '{self.inner.plugin_id}' cannot check its frame layout")
+            layout.update({PREFIX + k: v for k, v in inner_layout.items()})
+        return layout
+
     def dequantize(self, q: Quantized) -> np.ndarray:
-        n = int(np.prod(q.shape))
-        keep = np.unpackbits(q.codes["mask"], count=n).astype(bool)
+        """The field: zeros, and the survivors where the mask is set; a mask that does not hold
+        ``meta['kept']`` set bits raises ``FrameError``."""
+        n = math.prod(q.shape)
+        inner = self._inner(q)
+        mask = q.codes["mask"]
+        if mask.dtype != np.uint8 or mask.size != -(-n // 8):
+            raise FrameError(f"prune: mask of {mask.size} bytes ({mask.dtype}) does not fit {n} values")
+        limits.charge(2 * n, "prune's mask")  # unpacked (uint8), then as bool
+        keep = np.unpackbits(mask.reshape(-1), count=n).astype(bool)
+        kept = int(np.count_nonzero(keep))
+        if kept != (0 if inner is None else inner.shape[0]):
+            raise FrameError(f"prune: the mask keeps {kept} values, meta.kept says {q.meta.get('kept')}")
         out = np.zeros(n, dtype=q.dtype)
-        if q.meta["kept"]:
-            inner = Quantized(
-                codes={k[len(PREFIX):]: v for k, v in q.codes.items() if k.startswith(PREFIX)},
-                side={k[len(PREFIX):]: v for k, v in q.side.items() if k.startswith(PREFIX)},
-                meta=q.meta["then"], shape=(q.meta["kept"],), dtype=q.meta["then_dtype"],
-            )
-            out[keep] = self.inner.dequantize(inner)
+        if inner is not None:
+            values = self.inner.dequantize(inner)
+            if values.shape != (kept,):
+                raise FrameError(f"prune: the inner quantizer gave {values.shape} values for {kept} survivors")
+            out[keep] = values
         return out.reshape(q.shape)

@@ -10,12 +10,15 @@ code type. Values whose code does not fit, NaN and infinities are kept exactly a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
+from ... import limits
 from ...base import ErrorBound, Quantized, Quantizer
+from ...errors import FrameError
 from ...kernels import uniform as K
 from ...registry import register
 
@@ -63,16 +66,38 @@ class UniformQuantizer(Quantizer):
             dtype=x.dtype.name,
         )
 
+    def code_layout(self, q: Quantized) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+        self._outliers(q)
+        return {"codes": (np.dtype(self.code_dtype), tuple(q.shape))}
+
+    def _outliers(self, q: Quantized) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """The outlier index and bits, centre and step, checked against each other and the field."""
+        n = math.prod(q.shape)
+        if set(q.side) != {"outlier_index", "outlier_bits"}:
+            raise FrameError(f"{self.plugin_id}: side arrays {sorted(q.side)}, expected outlier_index and outlier_bits")
+        index, bits = q.side["outlier_index"], q.side["outlier_bits"]
+        width = np.dtype(q.dtype).itemsize
+        if index.ndim != 1 or index.dtype not in (np.uint32, np.uint64) or bits.shape != index.shape \
+                or bits.dtype != np.dtype(f"u{width}") or index.size > n:
+            raise FrameError(f"{self.plugin_id}: outlier side data ({index.shape} of {index.dtype}, {bits.shape} of "
+                             f"{bits.dtype}) does not fit a {q.dtype} field of {n} values")
+        return index, bits, limits.number(q.meta.get("centre"), "meta.centre"), limits.number(q.meta.get("step"), "meta.step")
+
     def dequantize(self, q: Quantized, out: np.ndarray | None = None) -> np.ndarray:
-        """Rebuild the field; ``out`` (optional, C-contiguous, of the field's size and dtype) receives it."""
-        codes = q.codes["codes"].reshape(-1)
+        """Rebuild the field; ``out`` (optional, C-contiguous, of the field's size and dtype) receives it.
+        Codes or outliers that do not fit the field raise ``FrameError``."""
+        index, bits, centre, step = self._outliers(q)
+        codes = q.codes["codes"]
+        if codes.dtype != np.dtype(self.code_dtype) or codes.size != math.prod(q.shape):
+            raise FrameError(f"{self.plugin_id}: codes are {codes.shape} of {codes.dtype}, the field is "
+                             f"{list(q.shape)} ({self.code_dtype} codes)")
+        codes = codes.reshape(-1)
         dtype = np.dtype(q.dtype)
         out = np.empty(codes.size, dtype=dtype) if out is None else _buffer(out, codes.size, dtype)
-        K.dequantize_into(codes, out, float(q.meta["centre"]), float(q.meta["step"]))
-        index, bits = q.side["outlier_index"], q.side["outlier_bits"]
+        K.dequantize_into(codes, out, centre, step)
         if index.size:
-            if index.size != bits.size or int(index.max()) >= out.size:
-                raise ValueError(f"{self.plugin_id}: outlier side data does not fit a field of {out.size} values")
+            if int(index.max()) >= out.size:
+                raise FrameError(f"{self.plugin_id}: outlier index {int(index.max())} is outside the field of {out.size} values")
             K.scatter_bits(out.view(bits.dtype), index, bits)
         return out.reshape(q.shape)
 

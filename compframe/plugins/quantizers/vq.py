@@ -9,12 +9,15 @@ Rows, columns or the tail that do not fill a block are padded by repeating the e
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
+from ... import limits
 from ...base import Quantized, Quantizer
+from ...errors import FrameError
 from ...registry import register
 from .formats import budget_meta, uint_dtype
 
@@ -127,11 +130,41 @@ class VQ(Quantizer):
         meta = budget_meta(x.size, codes, side, {"codes": c.bits}, c.bits / np.prod(block))
         return Quantized(codes=codes, side=side, meta=meta, shape=x.shape, dtype=x.dtype.name)
 
+    def code_layout(self, q: Quantized) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+        try:
+            block = self._block(q.shape)
+        except ValueError as e:
+            raise FrameError(str(e)) from None
+        size = math.prod(block)
+        book = q.side.get("codebook")
+        if set(q.side) != {"codebook"} or book.ndim != 2 or book.shape[1] != size or book.dtype != np.dtype(q.dtype) \
+                or book.shape[0] > 2 ** self.config.bits:
+            raise FrameError(f"vq: the codebook must be at most {2 ** self.config.bits} x {size} of {q.dtype}, got "
+                             f"{ {k: (v.shape, str(v.dtype)) for k, v in q.side.items()} }")
+        if math.prod(q.shape) == 0:
+            grid = (0,)
+        elif len(block) == 1:
+            grid = (-(-math.prod(q.shape) // block[0]),)
+        else:
+            grid = (-(-q.shape[0] // block[0]), -(-q.shape[1] // block[1]))
+        if math.prod(grid) and book.shape[0] == 0:
+            raise FrameError("vq: the codebook is empty but the field is not")
+        return {"codes": (uint_dtype(self.config.bits), grid)}
+
     def dequantize(self, q: Quantized) -> np.ndarray:
+        """The field from its codes and codebook; codes past the codebook raise ``FrameError``."""
+        layout = self.code_layout(q)
         block = self._block(q.shape)
-        if q.codes["codes"].size == 0:
+        codes = q.codes["codes"]
+        if codes.shape != layout["codes"][1]:
+            raise FrameError(f"vq: codes {codes.shape} do not fit the field {list(q.shape)} in blocks of {list(block)}")
+        if codes.size == 0:
             return np.zeros(q.shape, dtype=q.dtype)
-        vectors = q.side["codebook"][q.codes["codes"].reshape(-1)]
+        if int(codes.max()) >= len(q.side["codebook"]):
+            raise FrameError(f"vq: code {int(codes.max())} is past the codebook's {len(q.side['codebook'])} entries")
+        # the gathered blocks, their tiled copy and the cast: three arrays of the (padded) field
+        limits.charge(3 * codes.size * math.prod(block) * np.dtype(q.dtype).itemsize, "vq's block arrays")
+        vectors = q.side["codebook"][codes.reshape(-1)]
         if len(block) == 1:
             return vectors.reshape(-1)[:int(np.prod(q.shape))].reshape(q.shape).astype(q.dtype)
         grid = q.codes["codes"].shape
