@@ -268,8 +268,10 @@ class Exchange:
             out_split = [sum(s) for s in sizes_in]
             in_split = [sum(s) for s in sizes_out]
             if self.throttle_gbps:
+                hold = hold_seconds(in_split, out_split, self.rank, self.throttle_gbps)
+                self.timer.seconds["throttle_target"] += hold
                 with self.timer("throttle"):  # part of the exchange time, also reported on its own
-                    time.sleep(hold_seconds(in_split, out_split, self.rank, self.throttle_gbps))
+                    time.sleep(hold)
             flat = [i for items in send for i in items]
             send_buf = torch.from_numpy(np.concatenate(flat) if flat else np.zeros(0, np.uint8))
             self.payload_bytes["backward" if backward else "forward"] += send_buf.numel()

@@ -35,6 +35,7 @@ from . import checkpoint
 from .dlrm import DLRM, PRESETS, ModelConfig, capped_rows
 from .exchange import Exchange, Timer, assign_tables, batch_splits
 
+SPEEDUP_ROUNDS = 4  # the speed-up phases take turns this many times
 PHASES = ("lookup", "compress", "exchange", "decompress", "forward", "backward", "exchange_bwd", "compress_bwd",
           "decompress_bwd", "allreduce", "optimizer")
 
@@ -176,7 +177,8 @@ class Trainer:
             merged.update(part)
         return dict(sorted(merged.items()))
 
-    def _log(self, it: int, losses: list[float], seconds: dict[str, float], steps: int) -> None:
+    def _log(self, done: int, losses: list[float], seconds: dict[str, float], steps: int) -> None:
+        """One log row at ``done`` iterations: the last loss, the interval's means, per-table statistics."""
         tables = self._table_stats("interval")
         if self.rank != 0:
             return
@@ -191,8 +193,8 @@ class Trainer:
             metrics[f"ratio.table_{t}"] = s["raw_bytes"] / s["sent_bytes"] if s["sent_bytes"] else math.nan
             metrics[f"bound.table_{t}"] = s["rel_bound"]
             metrics[f"abs_bound.table_{t}"] = s["abs_bound"]
-        self.sink.emit("log", {"step": it, "metrics": {k: v for k, v in metrics.items() if _finite(v)},
-                               "row": {"iteration": it, **metrics}, "losses": losses})
+        self.sink.emit("log", {"step": done, "metrics": {k: v for k, v in metrics.items() if _finite(v)},
+                               "row": {"iteration": done, **metrics}, "losses": losses})
 
     # -- the run -------------------------------------------------------------------------------
     def resume(self, path: Path) -> None:
@@ -232,19 +234,23 @@ class Trainer:
             if done % log_every == 0 or done == iters:
                 seconds = self.timer.reset()
                 seconds["wall"] = time.perf_counter() - t_log
-                self._log(it, losses, seconds, len(losses))
+                self._log(done, losses, seconds, len(losses))
                 self.wall_phases = _accumulate(self.wall_phases, seconds)
                 losses, t_log = [], time.perf_counter()
+            paused, held = time.perf_counter(), self.timer.reset()  # evaluation and saving are not steps
             if task["eval_every"] and done % task["eval_every"] == 0 and done < iters:
                 evaluation = self._eval_event(done)
             if task["checkpoint_every"] and done % task["checkpoint_every"] == 0 and done < iters:
                 self.save(done, evaluation)
+            self.timer.seconds.clear()
+            self.timer.seconds.update(held)
+            t_log += time.perf_counter() - paused
         done = self.start + steps_done
         self.wall = time.perf_counter() - t_run
         evaluation = self._eval_event(done)
         self.save(done, evaluation)
+        tables = self._table_stats("run")  # before the speed-up phases, which count bytes of their own
         speed = self.speedup(done) if task["speedup_iters"] > 0 and self.exchange.mode != "none" else None
-        tables = self._table_stats("run")
         if self.rank == 0:
             self.sink.emit("update", self._final(done, steps_done, evaluation, tables, speed))
 
@@ -287,41 +293,48 @@ class Trainer:
     # -- the speed-up phases ------------------------------------------------------------------------
     def speedup(self, done: int) -> dict:
         """Time ``speedup_iters`` iterations per phase: mode none and the run's mode, at loopback speed
-        and throttled to each B of ``bandwidths_gbps``; each phase starts from the same weights (the
-        trained model) and reads the same batches; two warm-up iterations per phase are not timed."""
+        and throttled to each B of ``bandwidths_gbps``. The phases take turns in ``SPEEDUP_ROUNDS``
+        rounds (so a change of the machine's load hits them alike); each phase of a round starts from
+        the trained weights and reads the same batches, after one untimed warm-up iteration."""
         ex, n = self.exchange, self.task["speedup_iters"]
+        per_round = -(-n // SPEEDUP_ROUNDS)
         snapshot = {k: v.clone() for k, v in self.model.state_dict().items()}
         mode = ex.mode
         phases = [("none", None), (mode, None)]
         for b in self.task["bandwidths_gbps"]:
             phases += [("none", b), (mode, b)]
-        rows = []
-        for phase_mode, b in phases:
-            ex.mode, ex.throttle_gbps = phase_mode, b
-            batches = self.data.batches("train", self.batch, done)
-            for k, batch in zip(range(2), batches):
-                self.step(done + k, batch)
-            self.timer.reset()
-            ex.reset_stats()
-            self._barrier()
-            t0 = time.perf_counter()
-            for k, batch in zip(range(n), batches):
-                self.step(done + 2 + k, batch)
-            wall = time.perf_counter() - t0
-            seconds = self.timer.reset()
-            tables = self._table_stats("interval")
-            raw = sum(s["raw_bytes"] for s in tables.values())
-            sent = sum(s["sent_bytes"] for s in tables.values())
-            comp = self._gather((seconds.get("compress", 0.0), seconds.get("decompress", 0.0)))
-            rows.append({"mode": phase_mode, "bandwidth_gbps": b, "step_ms": 1e3 * wall / n,
-                         **{f"{k}_ms": 1e3 * v / n for k, v in _phases(seconds).items()},
-                         "compression_ratio": raw / sent if sent else math.nan, "raw_bytes": raw,
-                         "compress_gbps_per_rank": raw / max(sum(c[0] for c in comp), 1e-12) / 1e9,
-                         "decompress_gbps_per_rank": raw / max(sum(c[1] for c in comp), 1e-12) / 1e9})
-            self.model.load_state_dict(snapshot)
+        acc = [{"wall": 0.0, "seconds": {}, "raw": 0, "sent": 0, "comp": 0.0, "decomp": 0.0} for _ in phases]
+        for _ in range(SPEEDUP_ROUNDS):
+            for a, (phase_mode, b) in zip(acc, phases):
+                ex.mode, ex.throttle_gbps = phase_mode, b
+                batches = self.data.batches("train", self.batch, done)
+                self.step(done, next(batches))
+                self.timer.reset()
+                ex.reset_stats()
+                self._barrier()
+                t0 = time.perf_counter()
+                for k, batch in zip(range(per_round), batches):
+                    self.step(done + 1 + k, batch)
+                a["wall"] += time.perf_counter() - t0
+                seconds = self.timer.reset()
+                a["seconds"] = _accumulate(a["seconds"], seconds)
+                tables = self._table_stats("interval")
+                a["raw"] += sum(s["raw_bytes"] for s in tables.values())
+                a["sent"] += sum(s["sent_bytes"] for s in tables.values())
+                for c, d in self._gather((seconds.get("compress", 0.0), seconds.get("decompress", 0.0))):
+                    a["comp"], a["decomp"] = a["comp"] + c, a["decomp"] + d
+                self.model.load_state_dict(snapshot)
         ex.mode, ex.throttle_gbps = mode, None
         ex.reset_stats()
-        return {"iterations_per_phase": n, "phases": rows, "summary": _speedup_summary(rows, self.task["bandwidths_gbps"])}
+        steps = per_round * SPEEDUP_ROUNDS
+        rows = [{"mode": m, "bandwidth_gbps": b, "step_ms": 1e3 * a["wall"] / steps,
+                 **{f"{k}_ms": 1e3 * v / steps for k, v in _phases(a["seconds"]).items()},
+                 "compression_ratio": a["raw"] / a["sent"] if a["sent"] else math.nan, "raw_bytes": a["raw"],
+                 "compress_gbps_per_rank": a["raw"] / max(a["comp"], 1e-12) / 1e9,
+                 "decompress_gbps_per_rank": a["raw"] / max(a["decomp"], 1e-12) / 1e9}
+                for a, (m, b) in zip(acc, phases)]
+        return {"iterations_per_phase": steps, "rounds": SPEEDUP_ROUNDS, "phases": rows,
+                "summary": _speedup_summary(rows, self.task["bandwidths_gbps"])}
 
     def _barrier(self) -> None:
         if self.world > 1:
@@ -355,7 +368,8 @@ def _phases(seconds: dict[str, float]) -> dict[str, float]:
     """Seconds per phase; ``backward`` net of the gradient exchange nested in it; ``other`` = wall - rest."""
     out = {k: seconds.get(k, 0.0) for k in PHASES}
     out["backward"] -= out["exchange_bwd"] + out["compress_bwd"] + out["decompress_bwd"]
-    out["throttle"] = seconds.get("throttle", 0.0)  # inside exchange and exchange_bwd
+    out["throttle"] = seconds.get("throttle", 0.0)  # slept, inside exchange and exchange_bwd
+    out["throttle_target"] = seconds.get("throttle_target", 0.0)  # bytes / B: what should have been slept
     if "wall" in seconds:
         out["wall"] = seconds["wall"]
         out["other"] = seconds["wall"] - sum(out[k] for k in PHASES)
