@@ -109,7 +109,8 @@ class MiniLM(ModelSource):
         import torch.nn.functional as F
 
         reference = self._reference[0]
-        cos = F.cosine_similarity(self._encode(module, self._sentences[0]), reference, dim=1)
+        embeddings = reference if module is self._fp32 else self._encode(module, self._sentences[0])
+        cos = F.cosine_similarity(embeddings, reference, dim=1)
         a, b = (F.normalize(self._encode(module, side), dim=1) for side in read_pairs())
         sim = a @ b.T
         target = torch.arange(len(sim))
