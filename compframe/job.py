@@ -2,21 +2,26 @@
 
 ``run(cfg, out_dir)`` is pure of Hydra: it takes the resolved config as a dict. All plugins are
 built, and the data source validated, before any data is read, so a bad parameter fails at once.
-``results.json`` (``{name, status, error, config, results}``) is written into the job's folder as
-the job goes and in every case, failed runs included; the job's MLflow run is opened once the
+``results.json`` (``{status, error, name, config, results}``) is written into the job's folder as
+the job goes and in every case, failed runs included (atomically; on a full disk or a read-only
+folder the job still ends ``failed`` wherever that can be recorded, see ``Recorder.fail``); the job's MLflow run is opened once the
 parts are built (tagged with what runs) and gets the metrics and artifacts from it at the end.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import traceback
 from pathlib import Path
 from typing import Any
 
+from .outputs import write_atomic
 from .registry import KINDS, resolve
+
+log = logging.getLogger("compframe.job")
 
 PIPELINE_KINDS = tuple(k for k in KINDS if k != "task")
 
@@ -49,10 +54,62 @@ class Recorder:
                 "results": self.results}
 
     def flush(self) -> None:
+        """Write results.json atomically (a temporary file of this process's own, then a rename).
+
+        Its first line, padded to ``HEAD_BYTES``, holds status and error, so that ``fail`` can still
+        mark the file failed in place when the disk takes no new bytes.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.document(), indent=1, default=_json_default))
-        os.replace(tmp, self.path)
+        body = json.dumps({"name": self.name, "config": self.config, "results": self.results}, indent=1,
+                          default=_json_default)
+        write_atomic(self.path, _head(self.status, self.error) + body[1:].encode())
+
+    def fail(self, error: BaseException) -> None:
+        """Record the failure: status ``failed``, a one-line error, the traceback in the results.
+
+        If results.json cannot be rewritten (a full disk, a read-only folder), the first line of the
+        last complete results.json is overwritten in place (same length, no new disk blocks) with
+        the failed status and the error; where even that fails, MLflow alone records the failure.
+        """
+        self.status = "failed"
+        self.error = one_line(error)
+        self.results.setdefault("traceback", traceback.format_exc())
+        try:
+            self.flush()
+        except OSError as e:
+            try:
+                self._mark_failed_in_place()
+            except OSError as again:
+                log.error("results.json could not record the failure (%s; then %s)", one_line(e), one_line(again))
+
+    def _mark_failed_in_place(self) -> None:
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            first = os.pread(fd, HEAD_BYTES, 0)
+            if len(first) != HEAD_BYTES or not first.startswith(b'{"status": ') or first[-1:] != b"\n":
+                raise OSError(f"'{self.path}' does not start with a status line")
+            os.pwrite(fd, _head(self.status, self.error), 0)
+        finally:
+            os.close(fd)
+
+
+HEAD_BYTES = 1024
+
+
+def _head(status: str, error: str | None) -> bytes:
+    """``{"status": ..., "error": ...,`` padded with spaces to ``HEAD_BYTES`` (newline included)."""
+    text = error
+    while True:
+        head = f'{{"status": {json.dumps(status)}, "error": {json.dumps(text)},'.encode()
+        if len(head) < HEAD_BYTES:
+            return head.ljust(HEAD_BYTES - 1) + b"\n"
+        text = text[:max(len(text) - (len(head) - HEAD_BYTES) - 8, 0)] + "..."
+
+
+def one_line(error: BaseException) -> str:
+    """``Type: message`` on one line (newlines in the message become ``; ``)."""
+    message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return f"{type(error).__name__}: {message}"
 
 
 def _json_default(value):
@@ -117,9 +174,9 @@ def run(config: dict[str, Any], out_dir: Path, name: str = "compframe", progress
     """
     out_dir = Path(out_dir)
     recorder = Recorder(out_dir / "results.json", name, config, tracker=tracker)
-    recorder.flush()
     started = False
     try:
+        recorder.flush()
         parts = prepare(config)
         if tracker is not None:
             tracker.start(config, tags=run_tags(parts))
@@ -127,13 +184,11 @@ def run(config: dict[str, Any], out_dir: Path, name: str = "compframe", progress
         task = parts.pop("task")
         task.run(parts, recorder, progress=progress)
         recorder.status = "finished"
+        recorder.flush()
     except BaseException as e:
-        recorder.status = "failed"
-        recorder.error = f"{type(e).__name__}: {e}"
-        recorder.results.setdefault("traceback", traceback.format_exc())
+        recorder.fail(e)
         raise
     finally:
-        recorder.flush()
         if tracker is not None:
             if not started:
                 tracker.start(config)

@@ -13,13 +13,17 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from .outputs import register_resolvers
 from .registry import KINDS, RegistryError, load_plugins, plugin_class
+from .sweeper import register as register_sweeper
 
 # What Hydra may instantiate from config: our callback, the sweeper plugins and their samplers,
 # and the logging handlers of Hydra's own logging config.
 TRUSTED_TARGETS = ["compframe.*", "hydra_plugins.*", "optuna.*", "logging.*", "hydra.*"]
 
 load_plugins()  # registers every plugin's schema with Hydra's ConfigStore before composition
+register_resolvers()  # ${cf_uid:} in the run and sweep folders (conf/config.yaml)
+register_sweeper()  # hydra/sweeper=compframe_optuna, the resumable Optuna sweeper (conf/hparams_search)
 
 
 def check_group_overrides(args: list[str]) -> None:

@@ -9,18 +9,32 @@ Parent runs are opened by ``SweepCallback`` (a Hydra callback) when a multirun s
 the parent's id in ``<sweep dir>/mlflow_parent_run_id``, where each job (in this process or a
 launcher's worker) finds it. When the sweep ends the parent is closed (FAILED if any child failed)
 and, for an Optuna sweep, the Pareto front is printed, written and logged.
+
+Several jobs on one sqlite store: the store is created (MLflow's schema migrations) and the
+experiment looked up or created under a file lock beside the db (``mlflow.db.lock``), and every
+MLflow call that meets "database is locked" is retried with exponential backoff for up to
+``tracking.lock_timeout_s``. That makes concurrent jobs on one machine safe, not fast: for many
+writers use PostgreSQL or a tracking server (docs/tracking.md).
+
+Every run is tagged with its host and process (``compframe.host``, ``compframe.process``). When a
+run or a sweep starts, RUNNING runs of this host whose process is gone (a killed job or sweep) are
+closed as KILLED, so a resumed sweep leaves no run of the killed one RUNNING.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import random
 import time
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+
+from .outputs import hostname, process_alive, process_token, write_atomic
 
 log = logging.getLogger("compframe.tracking")
 
@@ -34,14 +48,59 @@ def _mlflow_env(tracking: dict[str, Any]) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 
 
-def _client(tracking: dict[str, Any]):
+def _sqlite_file(uri: str) -> Path | None:
+    """The db file of a ``sqlite:///relative`` or ``sqlite:////absolute`` URI, else None."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def _locked(error: BaseException) -> bool:
+    text = str(error).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+class _Retrying:
+    """An MlflowClient whose calls are retried on sqlite's "database is locked", with exponential
+    backoff (50 ms doubling to 2 s, jittered) for up to ``timeout_s`` seconds in all."""
+
+    def __init__(self, client, timeout_s: float):
+        self._client, self._timeout_s = client, timeout_s
+
+    def __getattr__(self, name: str):
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def call(*args, **kwargs):
+            deadline, delay = time.monotonic() + self._timeout_s, 0.05
+            while True:
+                try:
+                    return method(*args, **kwargs)
+                except Exception as e:  # noqa: BLE001 - only a locked db is retried
+                    if not _locked(e) or time.monotonic() + delay > deadline:
+                        raise
+                    time.sleep(delay * random.uniform(0.5, 1.0))
+                    delay = min(2 * delay, 2.0)
+
+        return call
+
+
+def _open_store(tracking: dict[str, Any]):
+    """A (retrying) client and the experiment id; a sqlite store is created and the experiment
+    created or found under a file lock, so concurrent first runs do not race MLflow's migrations."""
     _mlflow_env(tracking)
     from mlflow.tracking import MlflowClient
 
     uri = tracking["uri"]
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    return MlflowClient(tracking_uri=uri)
+    db = _sqlite_file(uri)
+    lock = contextlib.nullcontext()
+    if db is not None:
+        from filelock import FileLock
+
+        db.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{db}.lock", timeout=float(tracking.get("lock_timeout_s", 60)))
+    with lock:  # MlflowClient creates (and migrates) the store at once
+        client = _Retrying(MlflowClient(tracking_uri=uri), float(tracking.get("lock_timeout_s", 60)))
+        return client, _experiment_id(client, tracking)
 
 
 def _experiment_id(client, tracking: dict[str, Any]) -> str:
@@ -52,7 +111,34 @@ def _experiment_id(client, tracking: dict[str, Any]) -> str:
     artifacts = None
     if not tracking["uri"].startswith(("http://", "https://")):
         artifacts = Path(tracking.get("artifacts", "outputs/mlartifacts")).resolve().as_uri()
-    return client.create_experiment(name, artifact_location=artifacts)
+    try:
+        return client.create_experiment(name, artifact_location=artifacts)
+    except Exception:  # noqa: BLE001 - another process (of another machine) created it meanwhile
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def process_tags() -> dict[str, str]:
+    """Host and process of the run, to tell later whether it is still alive."""
+    return {"compframe.host": hostname(), "compframe.process": process_token() or str(os.getpid())}
+
+
+def close_orphans(client, experiment_id: str) -> int:
+    """Close as KILLED the RUNNING runs of this host whose process is gone; returns how many."""
+    runs = client.search_runs([experiment_id], max_results=10000,
+                              filter_string=f"attributes.status = 'RUNNING' and tags.`compframe.host` = '{hostname()}'")
+    closed = 0
+    for run in runs:
+        token = run.data.tags.get("compframe.process")
+        if token and not process_alive(token):
+            client.set_tag(run.info.run_id, "compframe.closed", f"process {token} was gone; closed as KILLED by {process_token()}")
+            client.set_terminated(run.info.run_id, status="KILLED")
+            closed += 1
+    if closed:
+        log.info("closed %d MLflow run(s) of killed processes as KILLED", closed)
+    return closed
 
 
 def flatten(config: Any, prefix: str = "") -> dict[str, str]:
@@ -82,8 +168,9 @@ class JobTracker:
         self.client = self.run_id = None
         self.error: str | None = None
 
-    def _guard(self, what: str, fn, *args):
-        if self.error is not None or not self.tracking.get("enabled", True):
+    def _guard(self, what: str, fn, *args, after_error: bool = False):
+        """Run ``fn``; after a first MLflow error nothing more is tried, unless ``after_error``."""
+        if (self.error is not None and not after_error) or not self.tracking.get("enabled", True):
             return None
         try:
             return fn(*args)
@@ -98,15 +185,17 @@ class JobTracker:
         self._guard("starting the run", self._start, config, tags or {})
 
     def _start(self, config: dict[str, Any], extra_tags: dict[str, str]) -> None:
-        self.client = _client(self.tracking)
+        self.client, exp = _open_store(self.tracking)
+        if self.parent_dir is None:  # a sweep's callback does this once for all its jobs
+            close_orphans(self.client, exp)
         tags = {f"compframe.{k}": str(config[k]["id"]) for k in ("data", "schedule", "quantizer", "encoder", "task")
                 if isinstance(config.get(k), dict) and "id" in config[k]}
         tags.update(extra_tags)
+        tags.update(process_tags())
         parent = None
         if self.parent_dir is not None and (self.parent_dir / PARENT_FILE).exists():
             parent = (self.parent_dir / PARENT_FILE).read_text().strip()
             tags["mlflow.parentRunId"] = parent
-        exp = _experiment_id(self.client, self.tracking)
         run = self.client.create_run(exp, run_name=self.run_name, tags=tags)
         self.run_id = run.info.run_id
         from mlflow.entities import Param
@@ -131,13 +220,25 @@ class JobTracker:
             self.client.log_batch(self.run_id, metrics=batch[i:i + 500])
 
     def finish(self, recorder, out_dir: Path) -> None:
+        """Log the results and close the run: FINISHED, or FAILED (with the job's one-line error in
+        the tag ``compframe.error``) if the job failed or its MLflow record is incomplete. The run is
+        closed even after an MLflow error (a full disk under the artifacts), never left RUNNING."""
         if self.run_id is None:
             return
-        self._guard("logging the results", self._finish, recorder, Path(out_dir))
-        if self.error is not None and self.run_id is not None:
+        self._guard("logging the results", self._log_results, recorder, Path(out_dir))
+        self._guard("closing the run", self._close, recorder, after_error=True)
+        if self.error is not None:
             log.warning("results are in %s", Path(out_dir) / "results.json")
 
-    def _finish(self, recorder, out_dir: Path) -> None:
+    def _close(self, recorder) -> None:
+        if recorder.error:
+            self.client.set_tag(self.run_id, "compframe.error", recorder.error[:5000])
+        if self.error:
+            self.client.set_tag(self.run_id, "compframe.tracking_error", self.error.splitlines()[0][:5000])
+        ok = recorder.status == "finished" and self.error is None
+        self.client.set_terminated(self.run_id, status="FINISHED" if ok else "FAILED")
+
+    def _log_results(self, recorder, out_dir: Path) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -151,13 +252,12 @@ class JobTracker:
                             if isinstance(v, (int, float)) and v is not None]
         for i in range(0, len(metrics), 500):
             self.client.log_batch(self.run_id, metrics=metrics[i:i + 500])
-        self.client.log_artifact(self.run_id, str(out_dir / "results.json"))
+        if (out_dir / "results.json").exists():  # not when the folder could not be written
+            self.client.log_artifact(self.run_id, str(out_dir / "results.json"))
         if (out_dir / ".hydra").is_dir():
             self.client.log_artifacts(self.run_id, str(out_dir / ".hydra"), artifact_path=".hydra")
         for plot in out_dir.glob("*.png"):
             self.client.log_artifact(self.run_id, str(plot), artifact_path="plots")
-        status = "FINISHED" if recorder.status == "finished" else "FAILED"
-        self.client.set_terminated(self.run_id, status=status)
 
 
 class SweepCallback(Callback):
@@ -184,15 +284,18 @@ class SweepCallback(Callback):
         from omegaconf import OmegaConf
 
         p = self.parent
-        p.client = _client(p.tracking)
-        exp = _experiment_id(p.client, p.tracking)
+        p.client, exp = _open_store(p.tracking)
+        close_orphans(p.client, exp)  # a resumed sweep closes the killed sweep's runs
         sweeper = str(OmegaConf.select(config, "hydra.sweeper._target_", default="")).rsplit(".", 1)[-1]
         overrides = " ".join(OmegaConf.to_container(config.hydra.overrides.task, resolve=False))
-        run = p.client.create_run(exp, run_name=p.run_name,
-                                  tags={"compframe.sweep": "true", "compframe.sweeper": sweeper,
-                                        "compframe.overrides": overrides[:5000]})
+        tags = {"compframe.sweep": "true", "compframe.sweeper": sweeper, "compframe.overrides": overrides[:5000],
+                **process_tags()}
+        study = OmegaConf.select(config, "hydra.sweeper.study_name", default=None)
+        if study:
+            tags["compframe.study"] = str(study)
+        run = p.client.create_run(exp, run_name=p.run_name, tags=tags)
         p.run_id = run.info.run_id
-        (sweep_dir / PARENT_FILE).write_text(p.run_id)
+        write_atomic(sweep_dir / PARENT_FILE, p.run_id.encode())
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

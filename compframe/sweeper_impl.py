@@ -1,0 +1,108 @@
+"""The heavy half of ``compframe.sweeper`` (imports optuna): reseeding, heartbeats, trial-numbered jobs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+import optuna
+from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
+
+log = logging.getLogger("compframe.sweeper")
+
+
+def stored_trials(storage: str | None, study_name: str | None) -> int:
+    """How many trials the stored study holds (0 if there is no storage or no such study)."""
+    if not storage or not study_name:
+        return 0
+    try:
+        return len(optuna.load_study(study_name=study_name, storage=storage).trials)
+    except KeyError:  # no study of that name yet
+        return 0
+
+
+def resumed_seed(seed: int | None, n_stored: int) -> int | None:
+    """The sampler seed of a sweep that finds ``n_stored`` trials: ``seed`` itself for a new study."""
+    if seed is None or n_stored == 0:
+        return seed
+    return int(np.random.SeedSequence([int(seed), int(n_stored)]).generate_state(1)[0])
+
+
+class _Heartbeat:
+    """Records a heartbeat for some trials now and every ``interval`` seconds until stopped."""
+
+    def __init__(self, storage, trial_ids: list[int], interval: float):
+        self.storage, self.trial_ids, self.interval = storage, trial_ids, interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="optuna-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while True:
+            for trial_id in self.trial_ids:
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception as e:  # noqa: BLE001 - a missed beat must not stop the sweep
+                    log.warning("heartbeat of trial %s not recorded: %s", trial_id, e)
+            if self.stop.wait(self.interval):
+                return
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+class _TrialLauncher:
+    """Wraps Hydra's launcher: jobs numbered by trial, heartbeats while they run."""
+
+    def __init__(self, launcher, impl: ResumableImpl):
+        self.launcher, self.impl = launcher, impl
+
+    def launch(self, job_overrides, initial_job_idx: int):
+        trials = self.impl.asked
+        first = trials[0].number if trials else initial_job_idx
+        if not self.impl.heartbeat:
+            return self.launcher.launch(job_overrides, initial_job_idx=first)
+        with _Heartbeat(self.impl.storage, [t._trial_id for t in trials], self.impl.heartbeat_interval):
+            return self.launcher.launch(job_overrides, initial_job_idx=first)
+
+
+class ResumableImpl(OptunaSweeperImpl):
+    def __init__(self, *args, heartbeat_interval: int, grace_period: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.heartbeat_interval = heartbeat_interval
+        self.asked: list[optuna.trial.Trial] = []
+        self.heartbeat = isinstance(self.storage, str) and heartbeat_interval > 0
+        if self.heartbeat:
+            self.storage = optuna.storages.RDBStorage(self.storage, heartbeat_interval=heartbeat_interval,
+                                                      grace_period=grace_period)
+
+    def setup(self, **kwargs) -> None:
+        super().setup(**kwargs)
+        self.launcher = _TrialLauncher(self.launcher, self)
+
+    def sweep(self, arguments: list[str]) -> None:
+        if self.heartbeat and self.study_name:
+            try:
+                study = optuna.load_study(study_name=self.study_name, storage=self.storage)
+            except KeyError:
+                study = None
+            if study is not None:
+                running = [t.number for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+                optuna.storages.fail_stale_trials(study)
+                failed = [t.number for t in study.get_trials(deepcopy=False)
+                          if t.number in running and t.state == optuna.trial.TrialState.FAIL]
+                if failed:
+                    log.warning("trials %s of study '%s' lost their heartbeat (a killed sweep): marked FAIL",
+                                failed, self.study_name)
+        super().sweep(arguments)
+
+    def _configure_trials(self, trials, *args, **kwargs):
+        self.asked = list(trials)
+        return super()._configure_trials(trials, *args, **kwargs)
+
+
