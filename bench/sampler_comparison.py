@@ -48,7 +48,8 @@ def run_study(sampler: str, seed: int, trials: int, storage: str) -> float:
             f"hydra/sweeper/sampler={sampler}", f"hydra.sweeper.sampler.seed={seed}",
             f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.study_name={name}", f"hydra.sweeper.storage={storage}",
             "tracking.experiment=sampler_comparison", "progress=false",
-            f"hydra.sweep.dir=outputs/sampler_comparison/{name}", *EXTRA.get(sampler, [])]
+            f"hydra.sweep.dir=outputs/sampler_comparison/{name}-{time.strftime('%Y%m%d-%H%M%S')}",
+            *EXTRA.get(sampler, [])]
     t0 = time.perf_counter()
     done = subprocess.run(args, capture_output=True, text=True)
     if done.returncode != 0:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ... import codes_learning as cl
-from ... import pipeline
+from ... import compress, pipeline
 from ...base import ErrorBound, Task
 from ...registry import register, resolve
 from ...report import progress_bar, stdout_console
@@ -137,7 +137,7 @@ class LearnCodes(Task):
         quantizer, n = rep["quantizer"], len(x)
         samples = x.reshape(n * x.shape[1], -1) if quantizer.plugin_id == "vq" else x.reshape(n, -1)
         t0 = time.perf_counter()
-        frame = pipeline.compress(samples, quantizer, encoder, rep["bound"])
+        frame = compress(samples, quantizer=quantizer, encoder=encoder, bound=rep["bound"])
         parsed, stored_quantizer, stored_encoder = pipeline.parse(frame)
         stored = pipeline.decode_quantized(parsed, stored_encoder)
         name = rep["codes"] or next(iter(stored.codes))
