@@ -251,8 +251,12 @@ class Trainer:
         self.save(done, evaluation)
         tables = self._table_stats("run")  # before the speed-up phases, which count bytes of their own
         speed = self.speedup(done) if task["speedup_iters"] > 0 and self.exchange.mode != "none" else None
+        final = [self._final(done, steps_done, evaluation, tables, speed) if self.rank == 0 else None]
+        if self.world > 1:  # every rank returns the totals (a sweeper under torchrun asks each one)
+            dist.broadcast_object_list(final, src=0)
+        self.final = final[0]
         if self.rank == 0:
-            self.sink.emit("update", self._final(done, steps_done, evaluation, tables, speed))
+            self.sink.emit("update", self.final)
 
     def _eval_event(self, done: int) -> dict | None:
         ev = self.evaluate(done)

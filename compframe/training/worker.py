@@ -34,7 +34,8 @@ def main(spec_path: str) -> None:
         dist.destroy_process_group()
 
 
-def run(parts, task, out_dir, sink, rank, world, device) -> None:
+def run(parts, task, out_dir, sink, rank, world, device) -> dict:
+    """Train this rank (resuming if ``task.resume`` names a checkpoint); returns rank 0's final results."""
     from . import checkpoint
 
     trainer = Trainer(parts, task, out_dir, sink, rank, world, device)
@@ -42,6 +43,7 @@ def run(parts, task, out_dir, sink, rank, world, device) -> None:
     if resume is not None:
         trainer.resume(resume)
     trainer.run()
+    return trainer.final
 
 
 if __name__ == "__main__":

@@ -109,7 +109,9 @@ class Train(Task):
             device = launch.init(rank, world, self.config.backend, self.config.timeout_s)
             try:
                 launch.one_thread()
-                self._train(parts, task, recorder, sink if rank == 0 else launch.NullSink(), rank, world, device)
+                final = self._train(parts, task, recorder, sink if rank == 0 else launch.NullSink(), rank, world, device)
+                if rank != 0:
+                    recorder.results["totals"] = final["totals"]
             finally:
                 launch.dist.destroy_process_group()
         elif self.config.world_size == 1:  # in this process, with one compute thread like each spawned rank
@@ -130,4 +132,4 @@ class Train(Task):
     def _train(parts, task, recorder, sink, rank, world, device):
         from compframe.training.worker import run
 
-        run(parts, task, recorder.out_dir, sink, rank, world, device)
+        return run(parts, task, recorder.out_dir, sink, rank, world, device)
