@@ -289,14 +289,39 @@ def mutate_sections(rng: random.Random, header: dict, bodies: list[bytearray]):
     return header, bodies
 
 
+def mutate_grow(rng: random.Random, header: dict, bodies: list[bytearray]):
+    """Claim ``k`` times more rows everywhere at once: the header's shape, every code stream's shape,
+    and the value count of the entropy coders' streams, so that the claims agree with each other
+    and only the data (or the byte budget) can refuse them."""
+    k = rng.choice([2, 16, 1024, 1 << 20, 1 << 32])
+    if not header.get("shape"):
+        return header, bodies
+    header["shape"][0] *= k
+    for i, e in enumerate(header["sections"]):
+        parsed = _stream_header(bodies[i]) if e["role"] == "code" else None
+        if not parsed or not parsed[1]:
+            continue
+        dt, shape, end = parsed
+        count = int(np.prod(shape))
+        shape[0] *= k
+        raw = dt.encode()
+        body = bytearray(struct.pack(f"<B{len(raw)}sB{len(shape)}Q", len(raw), raw, len(shape), *shape)) + bodies[i][end:]
+        if len(body) >= end + 10 and body[end] == 1 and body[end + 1] in (1, 2, 3, 4) \
+                and int.from_bytes(body[end + 2:end + 10], "little") == count:  # huffman/ans: version, mode, count
+            body[end + 2:end + 10] = (count * k % (1 << 64)).to_bytes(8, "little")
+        bodies[i] = body
+    return header, bodies
+
+
 OPERATORS = {
     "header": mutate_header,
     "stream_header": mutate_stream_header,
     "payload": mutate_payload,
     "side": mutate_side,
     "sections": mutate_sections,
+    "grow": mutate_grow,
 }
-WEIGHTS = {"header": 4, "stream_header": 2, "payload": 3, "side": 2, "sections": 1}
+WEIGHTS = {"header": 4, "stream_header": 2, "payload": 3, "side": 2, "sections": 1, "grow": 1}
 
 
 def mutants(frames: dict[str, bytes], n: int, seed: int = 0) -> list[tuple[str, str, bytes]]:
@@ -400,11 +425,26 @@ class Report:
         return sum(self.counts.values())
 
 
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "131072"}
+"""glibc settings of workers that measure memory: blocks of 64 KiB and more are mapped and unmapped
+on their own, so the resident size follows the live arrays and its peak is the decode's."""
+
+
 class _Slot:
     def __init__(self, ctx, max_bytes, measure_memory, boundscheck):
         self.parent, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker, args=(child, max_bytes, measure_memory, boundscheck), daemon=True)
-        self.proc.start()
+        saved = {k: os.environ.get(k) for k in MALLOC_ENV}
+        if measure_memory:
+            os.environ.update(MALLOC_ENV)
+        try:
+            self.proc.start()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         child.close()
         self.job = None
         self.started = 0.0

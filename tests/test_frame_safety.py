@@ -305,6 +305,14 @@ def test_big_endian_input_is_converted():
     assert np.array_equal(enc.decode(enc.encode(codes)), codes)
 
 
+def test_every_quantizer_states_its_frame_layout():
+    from compframe.base import Quantizer
+    from compframe.registry import available, plugin_class
+
+    missing = [q for q in available("quantizer") if plugin_class("quantizer", q).code_layout is Quantizer.code_layout]
+    assert not missing, f"quantizers without code_layout (their frames would decode unchecked): {missing}"
+
+
 def test_stream_shape_must_match_the_frame():
     enc = cf.create("encoder", "zstd")
     stream = enc.encode(np.arange(12, dtype=np.int8).reshape(3, 4))

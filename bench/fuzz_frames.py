@@ -1,0 +1,114 @@
+"""Frame fuzzing at scale (run by hand; the test suite runs 10^4 mutants): mutants of real frames,
+CRCs recomputed, decoded in guarded worker processes (``compframe.fuzz``).
+
+    python bench/fuzz_frames.py                          # 10^5 mutants, markdown to stdout
+    python bench/fuzz_frames.py --write-docs             # ... and into docs/benchmarks.md ("Frame fuzzing")
+    python bench/fuzz_frames.py --mutants 20000 --boundscheck 20000   # plus a run with numba's index checks
+
+Frames: the 48 small frames of ``fuzz.sample_frames()`` (24 x 16 float32; 6 quantizers x 8 CPU
+encoder configurations) and 12 large ones (512 x 256 float32, 6 quantizers x zstd and huffman;
+45 KB to 260 KB each). Mutants are spread evenly over them. Each worker measures the peak resident
+memory a decode adds (Linux ``VmHWM`` after resetting it through ``/proc/self/clear_refs``), under
+an explicit ``max_bytes`` (default 8 MiB) so that the cap is what limits a mutant, not the frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from compframe import fuzz  # noqa: E402
+
+OUTCOMES = ("ok", "frame_error", "unchecked", "other", "crash", "hang")
+LARGE_ENCODERS = ("zstd", "huffman")
+
+
+def large_frames(shape=(512, 256)) -> dict[str, bytes]:
+    import compframe as cf
+
+    rng = np.random.default_rng(1)
+    x = (rng.laplace(0, 1, shape) * np.linspace(0.5, 3, shape[1])).astype(np.float32)
+    x[::7] = x[3]
+    x[5, 5], x[9, 1] = np.nan, np.inf
+    frames = {}
+    for qname, (quantizer, bound) in fuzz.QUANTIZERS.items():
+        data = np.nan_to_num(x, nan=0.0, posinf=5.0) if qname == "vq" else x
+        for ename in LARGE_ENCODERS:
+            frames[f"large {qname}+{ename}"] = cf.compress(data, quantizer=quantizer, encoder=ename, bound=bound)
+    return frames
+
+
+def table(title: str, report: fuzz.Report, max_bytes: int, frames: dict[str, bytes]) -> list[str]:
+    counts = " | ".join(str(report.counts.get(k, 0)) for k in OUTCOMES)
+    return [f"**{title}**: {report.total} mutants of {len(frames)} frames ({min(map(len, frames.values()))} to "
+            f"{max(map(len, frames.values()))} bytes) in {report.seconds:.0f} s on 2 worker processes", "",
+            "| mutants | " + " | ".join(OUTCOMES) + " | peak memory of a decode | max_bytes |",
+            "|---:|" + "---:|" * (len(OUTCOMES) + 2),
+            f"| {report.total} | {counts} | {report.peak_bytes / 2**20:.1f} MiB | {max_bytes / 2**20:.0f} MiB |", ""]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mutants", type=int, default=100_000)
+    ap.add_argument("--boundscheck", type=int, default=0, help="mutants decoded again with NUMBA_BOUNDSCHECK=1")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--max-bytes", type=int, default=8 << 20)
+    ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--write-docs", action="store_true")
+    args = ap.parse_args(argv)
+
+    import compframe as cf
+
+    frames = {**fuzz.sample_frames(), **large_frames()}
+    reference = {}
+    for name, frame in frames.items():  # compile every kernel once here; the workers load them
+        cf.decompress(frame, max_bytes=args.max_bytes)
+    ref = fuzz.run([(n, "none", f) for n, f in frames.items()], workers=1, max_bytes=args.max_bytes,
+                   measure_memory=True, warmup=list(frames.values()))
+    reference["peak"] = ref.peak_bytes
+    lines = [f"Command: `python bench/fuzz_frames.py --mutants {args.mutants}"
+             + (f" --boundscheck {args.boundscheck}" if args.boundscheck else "") + "`", ""]
+    runs = [("Mutants", args.mutants, None)]
+    if args.boundscheck:
+        runs.append(("With numba's index checks (NUMBA_BOUNDSCHECK=1)", args.boundscheck, str(Path(tempfile.gettempdir()) / "compframe_numba_boundscheck")))
+    bad_all = []
+    for title, n, boundscheck in runs:
+        cases = fuzz.mutants(frames, n, seed=args.seed + (boundscheck is not None))
+        t0 = time.perf_counter()
+        report = fuzz.run(cases, workers=args.workers, timeout=args.timeout, max_bytes=args.max_bytes,
+                          measure_memory=True, warmup=list(frames.values()), boundscheck=boundscheck)
+        print(f"{title}: {dict(report.counts)} in {time.perf_counter() - t0:.0f} s; peak {report.peak_bytes} "
+              f"bytes ({report.peak_case})", file=sys.stderr)
+        lines += table(title, report, args.max_bytes, frames)
+        bad_all += report.bad
+    ops = Counter(op for _, ops, _ in fuzz.mutants(frames, min(args.mutants, 20_000), seed=args.seed)
+                  for op in ops.split("+"))
+    lines += [f"Edits per mutant: 1 to 3, drawn from {', '.join(f'{k} {v / sum(ops.values()):.0%}' for k, v in ops.most_common())}. "
+              f"Decoding the unmutated frames peaks at {reference['peak'] / 2**20:.1f} MiB.", ""]
+    for b in bad_all[:20]:
+        lines.append(f"- {b['outcome']}: {b['frame']} ({b['ops']}): {b['message'][:160]}")
+    text = "\n".join(lines)
+    print(text)
+    if args.write_docs:
+        path = ROOT / "docs" / "benchmarks.md"
+        doc = path.read_text()
+        begin, end = "<!-- fuzz_frames:begin -->", "<!-- fuzz_frames:end -->"
+        if begin not in doc:
+            raise SystemExit(f"{path} has no '{begin}' marker (the 'Frame fuzzing' section)")
+        doc = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{text}\n{end}", doc, flags=re.S)
+        path.write_text(doc)
+
+
+if __name__ == "__main__":
+    main()
