@@ -135,3 +135,21 @@ def test_cli_run_into_mlflow(tmp_path):
                  "compressed_layers"):
         assert run.data.metrics[name] == pytest.approx(results["results"]["totals"][name])
     assert run.data.metrics["compressed_layers"] == 1
+
+
+def test_activations_are_quantized_on_the_way_in(cache, tmp_path):
+    acts = {"fc2": {"quantizer": "fixed", "width": 6, "frac_width": 3}}
+    parts, model, results = _compress(cache, tmp_path, {"activations": acts}, quantizer="bf16")
+    assert results["activations"] == [{"name": "fc2", "quantizer": {"id": "fixed", "width": 6, "frac_width": 3,
+                                                                   "saturating": True}}]
+    seen = []
+    model.fc2.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().numpy()))
+    parts["model"].evaluate(model)
+    x = np.concatenate(seen)
+    assert np.array_equal(x * 8, np.round(x * 8)) and x.max() <= 31 / 8 and len(np.unique(x)) > 4
+
+
+def test_a_format_that_refuses_a_layer_names_it(cache, tmp_path):
+    layers = {"fc1": {"quantizer": "lplr", "prune": {"sparsity": 0.5}}}  # lplr needs a matrix, prune gives it 1-D survivors
+    with pytest.raises(ValueError, match="layer 'fc1': quantizer 'prune' cannot represent its values"):
+        _compress(cache, tmp_path, {"layers": layers})
