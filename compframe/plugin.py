@@ -95,6 +95,15 @@ class Plugin:
         if high is not None and value > high:
             self.fail(param, f"is {value!r}; allowed range [{low}, {high}]")
 
+    def unused_unless(self, param: str, effective: bool, when: str) -> None:
+        """Refuse a non-default ``param`` where it would change nothing (``effective`` is False):
+        a parameter that does nothing must not look as if it had been tried (``when`` says when it counts)."""
+        default = next(f for f in dataclasses.fields(self.Config) if f.name == param)
+        default = default.default if default.default is not dataclasses.MISSING else default.default_factory()
+        value = getattr(self.config, param)
+        if value != default and not effective:
+            self.fail(param, f"is {value!r} but has no effect unless {when}; set {when} or leave it at {default!r}")
+
     def get_config(self) -> dict[str, Any]:
         """JSON-able config with the plugin id; ``registry.create_from_config`` rebuilds the plugin."""
         return {"id": self.plugin_id, **dataclasses.asdict(self.config)}

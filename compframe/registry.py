@@ -10,12 +10,16 @@ A plugin is a class with a ``Config`` dataclass (its typed parameters, all with 
             level: int = 3
 
 The same id is used everywhere: ``encoder=zstd`` on the command line, ``conf/encoder/zstd.yaml``,
-the decorator, the docs. Registering also stores a Hydra schema for the plugin at
-``schema/<kind>/<id>`` (the dataclass plus an ``id`` field), which the YAML file extends, so that a
-misspelt or mistyped parameter fails when Hydra composes the config.
+the decorator, the docs. Each plugin has a Hydra schema, ``schema/<kind>/<id>`` (the dataclass plus
+an ``id`` field), which its YAML file extends, so that a misspelt or mistyped parameter fails when
+Hydra composes the config. The schemas are stored in Hydra's ConfigStore only when Hydra composes a
+config (``store_schemas``, called by compframe's Hydra search-path plugin, ``compframe.hydra_plugin``), so the library
+(``import compframe; cf.available()``) never imports Hydra.
 
 Third-party packages register through the entry-point group ``compframe.plugins``: each entry
 point names a module (or callable) that is imported (or called) once, and registers its plugins.
+Their YAML files join the config search path through the group ``compframe.configs``: each entry
+point names a package holding ``<kind>/<id>.yaml`` files (searched as ``pkg://<package>``).
 """
 
 from __future__ import annotations
@@ -32,13 +36,14 @@ from .errors import ConfigError, RegistryError
 
 KINDS = ("data", "schedule", "quantizer", "encoder", "model", "task")
 ENTRY_POINT_GROUP = "compframe.plugins"
+CONFIG_ENTRY_POINT_GROUP = "compframe.configs"
 
 _plugins: dict[str, dict[str, type]] = {kind: {} for kind in KINDS}
 _loaded = False
 
 
 def _closest(name: str, choices: list[str]) -> str:
-    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.4)
+    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)  # close matches only
     return f" Did you mean '{match[0]}'?" if match else ""
 
 
@@ -75,16 +80,26 @@ def register(kind: str, plugin_id: str):
             bases=(config_cls,),
         )
         _plugins[kind][plugin_id] = cls
-        _store_schema(kind, plugin_id, cls._schema)
         return cls
 
     return decorate
 
 
-def _store_schema(kind: str, plugin_id: str, schema: type) -> None:
+def store_schemas() -> None:
+    """Store every registered plugin's schema in Hydra's ConfigStore as ``schema/<kind>/<id>``."""
     from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(group=f"schema/{kind}", name=plugin_id, node=schema, provider="compframe")
+    load_plugins()
+    store = ConfigStore.instance()
+    for kind, plugins in _plugins.items():
+        for plugin_id, cls in plugins.items():
+            store.store(group=f"schema/{kind}", name=plugin_id, node=cls._schema, provider="compframe", replace=True)
+
+
+def config_packages() -> list[tuple[str, str]]:
+    """(entry-point name, package) of every installed package that adds config files
+    (entry-point group ``compframe.configs``)."""
+    return [(ep.name, ep.value.strip()) for ep in entry_points(group=CONFIG_ENTRY_POINT_GROUP)]
 
 
 def load_plugins() -> None:
@@ -113,11 +128,16 @@ def plugin_class(kind: str, plugin_id: str) -> type:
         ) from None
 
 
-def available(kind: str, pattern: str = "*") -> list[str]:
-    """Registered ids of ``kind`` matching the glob ``pattern``, sorted."""
+def available(kind: str | None = None, pattern: str = "*", usable: bool = False) -> list[str] | dict[str, list[str]]:
+    """Registered ids of ``kind`` matching the glob ``pattern``, sorted; without a kind, a dict of
+    every kind's ids. ``usable=True`` leaves out plugins that cannot run here (a missing extra or
+    device: ``plugin_class(kind, id).unavailable()`` says why)."""
+    if kind is None:
+        return {k: available(k, pattern, usable) for k in KINDS}
     _check_kind(kind)
     load_plugins()
-    return sorted(i for i in _plugins[kind] if fnmatch.fnmatchcase(i, pattern))
+    return sorted(i for i, cls in _plugins[kind].items()
+                  if fnmatch.fnmatchcase(i, pattern) and not (usable and cls.unavailable() is not None))
 
 
 def create(kind: str, plugin_id: str, **params: Any):

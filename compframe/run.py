@@ -1,7 +1,8 @@
-"""The command line: ``python -m compframe.run [group=id ...] [key=value ...] [-m]``.
+"""The command line: ``python -m compframe.run [group=id ...] [key=value ...] [-m]`` (or ``compframe``).
 
-Thin on purpose: composes the config (Hydra), checks the plugin ids on the command line against the
-registry (an unknown id lists the available ones and suggests the closest), calls the pure
+Thin on purpose: ``compframe.cli`` checks the plugin ids on the command line against the registry
+(an unknown id lists the available ones and suggests a close one) and validates a single run before
+Hydra starts; ``main`` composes the config (Hydra, ``pkg://compframe.conf``), calls the pure
 ``compframe.job.run`` and returns the optimized metric(s) to the sweeper.
 """
 
@@ -14,14 +15,14 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from .outputs import register_resolvers
-from .registry import KINDS, RegistryError, load_plugins, plugin_class
+from .registry import KINDS, plugin_class, store_schemas
 from .sweeper import register as register_sweeper
 
 # What Hydra may instantiate from config: our callback, the sweeper plugins and their samplers,
 # and the logging handlers of Hydra's own logging config.
 TRUSTED_TARGETS = ["compframe.*", "hydra_plugins.*", "optuna.*", "logging.*", "hydra.*"]
 
-load_plugins()  # registers every plugin's schema with Hydra's ConfigStore before composition
+store_schemas()  # every plugin's schema in Hydra's ConfigStore before composition
 register_resolvers()  # ${cf_uid:} in the run and sweep folders (conf/config.yaml)
 register_sweeper()  # hydra/sweeper=compframe_optuna, the resumable Optuna sweeper (conf/hparams_search)
 
@@ -44,7 +45,7 @@ def check_group_overrides(args: list[str]) -> None:
                 plugin_class(o.key_or_group, v)
 
 
-@hydra.main(config_path="../conf", config_name="config", execution_whitelist=TRUSTED_TARGETS)
+@hydra.main(config_path="pkg://compframe.conf", config_name="config", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig):
     from hydra.core.hydra_config import HydraConfig
 
@@ -64,12 +65,10 @@ def main(cfg: DictConfig):
 
 
 def cli() -> None:
-    try:
-        check_group_overrides(sys.argv[1:])
-    except RegistryError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    main()
+    """``python -m compframe.run``: the same as the ``compframe`` command (``compframe.cli``)."""
+    from .cli import run
+
+    run(sys.argv[1:])
 
 
 if __name__ == "__main__":

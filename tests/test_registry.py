@@ -130,11 +130,18 @@ def test_every_yaml_composes_and_builds(kind, pid):
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")))
 def test_experiments_compose_and_build(name):
+    """Each experiment composes, changes the default config, and builds plugins that hold exactly
+    the composed parameters (none dropped or defaulted on the way)."""
     from compframe.job import build_parts
 
     with initialize_config_dir(config_dir=str(ROOT / "conf")):
-        cfg = compose(config_name="config", overrides=[f"experiment={name}"])
-    build_parts(OmegaConf.to_container(cfg, resolve=True))
+        config = OmegaConf.to_container(compose(config_name="config", overrides=[f"experiment={name}"]), resolve=True)
+        default = OmegaConf.to_container(compose(config_name="config"), resolve=True)
+    assert config != default
+    parts = build_parts(config)
+    assert set(parts) == {kind for kind in registry.KINDS if config.get(kind) is not None}
+    for kind, plugin in parts.items():
+        assert plugin.get_config() == json.loads(json.dumps(config[kind])), kind
 
 
 def test_misspelt_parameter_fails_at_composition():
@@ -149,3 +156,54 @@ def test_list_items_are_type_checked():
     with pytest.raises(ConfigError, match="parameter 'tight_tables' must be"):
         registry.create("schedule", "step", tight_tables=["a"])
     assert registry.create("schedule", "step", tight_tables=[1, 2]).config.tight_tables == [1, 2]
+
+
+def test_available_usable_leaves_out_what_cannot_run():
+    usable = cf.available("encoder", usable=True)
+    assert set(usable) == {pid for pid in cf.available("encoder") if registry.plugin_class("encoder", pid).unavailable() is None}
+    assert set(cf.available()) == set(registry.KINDS) and cf.available()["encoder"] == cf.available("encoder")
+
+
+def test_suggests_only_close_matches():
+    with pytest.raises(RegistryError) as e:
+        registry.create("encoder", "nosuch")
+    assert "Did you mean" not in str(e.value)
+    with pytest.raises(RegistryError, match="Did you mean 'huffman'"):
+        registry.create("encoder", "huffmann")
+
+
+def test_library_import_does_not_import_hydra():
+    import subprocess
+    import sys
+
+    code = ("import sys, compframe as cf; cf.available(); cf.available('encoder', usable=True); "
+            "cf.decompress(cf.compress(__import__('numpy').ones(64, 'f4'))); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('hydra', 'omegaconf')))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.strip() == "[]"
+
+
+def test_parameters_that_do_nothing_are_refused():
+    with pytest.raises(ConfigError, match="'acceleration' is 4 but has no effect unless mode=fast"):
+        registry.create("encoder", "lz4", acceleration=4)
+    assert registry.create("encoder", "lz4", mode="fast", acceleration=4).config.acceleration == 4
+    with pytest.raises(ConfigError, match="'compression' is 3 but has no effect unless mode=high_compression"):
+        registry.create("encoder", "lz4", compression=3)
+    with pytest.raises(ConfigError, match="'block' is 4096 but has no effect unless context=block"):
+        registry.create("encoder", "ans", context="column", block=4096)
+    with pytest.raises(ConfigError, match="'tight' is 0.001 but has no effect unless tight_tables"):
+        registry.create("schedule", "step", tight=1e-3)
+
+
+def test_plugin_description_names_parameters_and_ranges():
+    from compframe.cli import describe, plugins_text
+
+    text = describe("encoder", "zstd")
+    assert "level" in text and "range [-7, 22]" in text and "default 3" in text
+    assert "one of: cpu, cuda" in text
+    assert "range (0.0, inf]" in describe("schedule", "step")  # base, from the plugin's own check
+    listing = plugins_text("encoder")
+    assert all(pid in listing for pid in cf.available("encoder"))
+    for pid in set(cf.available("encoder")) - set(cf.available("encoder", usable=True)):
+        assert f"{pid}*" in plugins_text(None)

@@ -135,6 +135,7 @@ class ChunkedEntropyCoder(Encoder):
         self.require("chunk", low=64, high=1 << 22)
         self.require("context", choices=("none", "column", "block"))
         self.require("block", low=1 << 10, high=1 << 30)
+        self.unused_unless("block", self.config.context == "block", "context=block")
         self.require("device", choices=("cpu", "cuda"))
         if self.config.device == "cuda":
             reason = cuda_status()

@@ -82,6 +82,8 @@ class LZ4(Encoder):
         self.require("mode", choices=("default", "fast", "high_compression"))
         self.require("acceleration", low=1, high=65537)
         self.require("compression", low=1, high=12)
+        self.unused_unless("acceleration", self.config.mode == "fast", "mode=fast")
+        self.unused_unless("compression", self.config.mode == "high_compression", "mode=high_compression")
         self.require("block", low=1 << 16, high=1 << 30)
         self.require("threads", low=1, high=256)
 

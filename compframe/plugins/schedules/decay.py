@@ -41,6 +41,8 @@ class DecaySchedule(Schedule):
             negative = [t for t in getattr(c, param) if t < 0]
             if negative:
                 self.fail(param, f"holds negative table ids {negative}")
+        self.unused_unless("tight", bool(c.tight_tables), "tight_tables lists tables")
+        self.unused_unless("loose", bool(c.loose_tables), "loose_tables lists tables")
         both = sorted(set(c.tight_tables) & set(c.loose_tables))
         if both:
             self.fail("loose_tables", f"shares tables {both} with tight_tables; a table is tight or loose, not both")
