@@ -106,7 +106,7 @@ def decompress(frame: bytes, *, like: Any = None, device: Any = None, max_bytes:
     """
     from . import pipeline
 
-    if like is not None or device is not None:
+    if like is not None:
         _output_kind(None, like, device)  # a bad argument fails before any decoding
     x_hat, header = pipeline.decompress_frame(frame, max_bytes=max_bytes, device=device)
     kind, where = _output_kind(header["meta"].get("array"), like, device)

@@ -41,16 +41,27 @@ def _build(kind: str, node: Any, build) -> Any:
     try:
         cls = plugin_class(kind, plugin_id)
         return build(cls, {k: v for k, v in node.items() if k != "id"})
+    except FrameError:
+        raise
     except (RegistryError, ConfigError, TypeError, ValueError) as e:
         raise FrameError(f"frame header: {kind} cannot be built ({type(e).__name__}: {e})") from None
 
 
 def _encoder(cls: type[Encoder], params: dict[str, Any], device: str) -> Encoder:
+    """A decoder on ``device`` if the encoder runs there, else on the CPU; an encoder without CPU
+    decoding (nvCOMP) only when the caller asked for ``cuda``."""
+    if device not in cls.devices or (device == "cuda" and "cpu" in cls.devices and _cuda_missing()):
+        device = "cpu"
     if device not in cls.devices:
-        where = " or ".join(cls.devices)
-        hint = " (cf.decompress(frame, device='cuda') on a machine with a CUDA device)" if "cuda" in cls.devices else ""
-        raise FrameError(f"streams of encoder '{cls.plugin_id}' decode only on {where}{hint}")
+        raise FrameError(f"streams of encoder '{cls.plugin_id}' decode only on {' or '.join(cls.devices)} "
+                         "(cf.decompress(frame, device='cuda') on a machine with a CUDA device)")
     return cls.for_decoding(params, device)
+
+
+def _cuda_missing() -> bool:
+    from .kernels.targets import cuda_status  # imports numba.cuda: only when the caller asked for cuda
+
+    return cuda_status() is not None
 
 
 def plugins(header: dict[str, Any], device: str = "cpu") -> tuple[Quantizer, Encoder]:

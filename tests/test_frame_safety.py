@@ -223,8 +223,11 @@ def test_output_kind_is_the_callers(field):
     assert isinstance(cf.decompress(frame, like="numpy"), np.ndarray)
     assert isinstance(cf.decompress(frame, like=np.empty(0)), np.ndarray)
     assert isinstance(cf.decompress(frame_of(field), like=torch.empty(0)), torch.Tensor)
+    assert cf.decompress(frame, device="cpu").device.type == "cpu"
     with pytest.raises(ValueError, match="like="):
         cf.decompress(frame, like="jax")
+    with pytest.raises(ValueError, match="numpy result lives on the host"):
+        cf.decompress(frame_of(field), device="cuda")
 
 
 def test_a_header_never_selects_a_device_or_imports(field):
