@@ -271,7 +271,7 @@ class Exchange:
                 hold = hold_seconds(in_split, out_split, self.rank, self.throttle_gbps)
                 self.timer.seconds["throttle_target"] += hold
                 with self.timer("throttle"):  # part of the exchange time, also reported on its own
-                    time.sleep(hold)
+                    _hold(hold)
             flat = [i for items in send for i in items]
             send_buf = torch.from_numpy(np.concatenate(flat) if flat else np.zeros(0, np.uint8))
             self.payload_bytes["backward" if backward else "forward"] += send_buf.numel()
@@ -302,6 +302,16 @@ class Exchange:
             out.append(flat[pos:pos + n])
             pos += n
         return out
+
+
+def _hold(seconds: float) -> None:
+    """Wait ``seconds``: sleep all but the last millisecond, then spin to the deadline (a plain sleep
+    wakes up late by a scheduler slice, far more than the sub-millisecond holds of small messages)."""
+    deadline = time.perf_counter() + seconds
+    if seconds > 2e-3:
+        time.sleep(seconds - 1e-3)
+    while time.perf_counter() < deadline:
+        pass
 
 
 def hold_seconds(sent: list[int], received: list[int], rank: int, gbps: float) -> float:
