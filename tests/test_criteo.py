@@ -158,7 +158,7 @@ def test_validate_and_parameters(tmp_path):
     with pytest.raises(DataError, match="links to .* outside data.path"):
         registry.create("data", "criteo", path=str(tmp_path / "data")).validate()
     for bad in (["../day_1"], ["/etc/passwd"], ["sub/day_1"]):
-        with pytest.raises(ConfigError, match="parameter 'files'"):
+        with pytest.raises(DataError, match="parameter 'files'"):
             registry.create("data", "criteo", files=bad)
     with pytest.raises(ConfigError, match="parameter 'test_fraction'"):
         registry.create("data", "criteo", test_fraction=1.0)

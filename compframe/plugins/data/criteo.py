@@ -8,7 +8,7 @@ Preprocessing, as facebookresearch/dlrm (``data_utils.py``) does: a dense value 
 ``log(1 + max(x, 0))`` (missing = 0), a categorical value ``int(hex, 16)`` is hashed modulo the
 table's rows (missing = 0). The split is placed by position in the stored bytes, so no file is
 ever read whole or counted first (see ``Criteo`` and docs/data.md). Lines are read in blocks of
-a few MiB and parsed with numpy on the whole block at once.
+a few MiB and each block is parsed in one pass of a numba loop.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from ...base import ClickBatch, ClickData, DataError
@@ -34,13 +35,6 @@ GZIP_MAGIC = b"\x1f\x8b"
 BLOCK = 4 << 20        # bytes of a plain file read at a time
 GZIP_STEP = 1 << 20    # compressed bytes fed to the decoder at a time; a gzip split falls on this step
 DEFAULT_FILES = ["train.txt", "train.txt.gz", "day_[0-9]", "day_[0-9][0-9]", "day_[0-9].gz", "day_[0-9][0-9].gz"]
-
-_HEX = np.full(256, 255, dtype=np.uint8)
-for _i, _c in enumerate(b"0123456789abcdef"):
-    _HEX[_c] = _i
-for _i, _c in enumerate(b"ABCDEF"):
-    _HEX[_c] = 10 + _i
-
 
 class _BadField(Exception):
     """A parse failure at ``line`` (index in the block) and ``col``; ``what`` says what is wrong."""
@@ -135,33 +129,80 @@ class _File:
         return count
 
 
-def _parse_numbers(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray, hexadecimal: bool):
-    """Parse fields ``buf[starts:starts+lens]`` (2-D arrays of positions) as integers, all at once.
+# What _parse_block reports for the first bad line (besides the line and the column).
+WRONG_COLUMNS, BAD_LABEL, BAD_INT, BAD_HEX = 1, 2, 3, 4
 
-    Returns ``(values, bad)``: int64 (decimal, optional '-') or uint64 (hex) values, 0 where empty,
-    and a mask of fields that are not numbers of that kind (or too long for 64 bits).
+
+@numba.njit(cache=True, nogil=True)
+def _parse_block(buf, rows, label, dense, cat):
+    """Parse ``len(label)`` whole lines of ``buf`` (which ends with a newline) in one pass.
+
+    Fills ``label``, ``dense = log(1 + max(x, 0))`` and ``cat[t] = int(hex, 16) % rows[t]`` (missing
+    fields 0). Returns ``(-1, 0, 0)``, or ``(line, column, what)`` at the first bad field, where for
+    ``WRONG_COLUMNS`` the column is the number of columns the line has.
     """
-    if hexadecimal:
-        neg = np.zeros(lens.shape, dtype=bool)
-        digits_at, n_digits, limit = starts, lens, 16
-        value = np.zeros(lens.shape, dtype=np.uint64)
-    else:
-        neg = (lens > 0) & (buf[np.minimum(starts, len(buf) - 1)] == ord("-"))
-        digits_at, n_digits, limit = starts + neg, lens - neg, 18
-        value = np.zeros(lens.shape, dtype=np.int64)
-    bad = (n_digits > limit) | (neg & (n_digits == 0))
-    for k in range(min(int(n_digits.max(initial=0)), limit)):
-        active = n_digits > k
-        chars = buf[np.where(active, digits_at + k, 0)]
-        if hexadecimal:
-            digit = _HEX[chars]
-            bad |= active & (digit == 255)
-            value = np.where(active, (value << np.uint64(4)) | digit.astype(np.uint64), value)
-        else:
-            digit = chars - np.uint8(48)  # wraps above 9 for anything but '0'..'9'
-            bad |= active & (digit > 9)
-            value = np.where(active, value * 10 + digit, value)
-    return (np.where(neg, -value, value) if not hexadecimal else value), bad
+    pos = 0
+    for i in range(len(label)):
+        col = 0
+        while True:
+            start = pos
+            while buf[pos] != 9 and buf[pos] != 10:
+                pos += 1
+            end = pos
+            if buf[end] == 10 and end > start and buf[end - 1] == 13:  # \r\n line end
+                end -= 1
+            if col == N_COLS:  # too many: count them for the message
+                while buf[pos] != 10:
+                    col += buf[pos] == 9
+                    pos += 1
+                return i, col + 1, WRONG_COLUMNS
+            if col <= N_DENSE:
+                k, neg = start, False
+                if k < end and buf[k] == 45:  # '-'
+                    neg, k = True, k + 1
+                if col == 0 and k == end and buf[pos] == 10:  # an empty line
+                    return i, 1, WRONG_COLUMNS
+                if end - k > 18 or (neg and k == end) or (col == 0 and k == end):
+                    return i, col, BAD_LABEL if col == 0 else BAD_INT
+                value = 0
+                while k < end:
+                    digit = np.int64(buf[k]) - 48
+                    if digit < 0 or digit > 9:
+                        return i, col, BAD_LABEL if col == 0 else BAD_INT
+                    value = value * 10 + digit
+                    k += 1
+                if neg:
+                    value = -value
+                if col == 0:
+                    if value != 0 and value != 1:
+                        return i, col, BAD_LABEL
+                    label[i] = value
+                else:
+                    dense[i, col - 1] = np.log1p(np.float64(max(value, 0)))
+            else:
+                if end - start > 16:
+                    return i, col, BAD_HEX
+                hexval = np.uint64(0)
+                for k in range(start, end):
+                    c = buf[k]
+                    if 48 <= c <= 57:
+                        digit = c - 48
+                    elif 97 <= c <= 102:
+                        digit = c - 87
+                    elif 65 <= c <= 70:
+                        digit = c - 55
+                    else:
+                        return i, col, BAD_HEX
+                    hexval = (hexval << np.uint64(4)) | np.uint64(digit)
+                t = col - 1 - N_DENSE
+                cat[t, i] = np.int64(hexval % np.uint64(rows[t]))
+            col += 1
+            pos += 1
+            if buf[pos - 1] == 10:
+                break
+        if col != N_COLS:
+            return i, col, WRONG_COLUMNS
+    return -1, 0, 0
 
 
 def parse_lines(data: bytes, rows: np.ndarray):
@@ -171,34 +212,20 @@ def parse_lines(data: bytes, rows: np.ndarray):
     ``dense = log(1 + max(x, 0))`` and ``cat[t] = int(hex, 16) % rows[t]`` (missing: 0 for both).
     Raises ``_BadField`` at the first bad line of the block.
     """
-    buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == 10)
-    n = len(newlines)
-    line_start = np.concatenate(([0], newlines[:-1] + 1))
-    line_end = newlines - ((buf[newlines - 1] == 13) & (newlines > line_start))  # tolerate \r\n
-    tabs = np.flatnonzero(buf == 9)
-    per_line = np.bincount(np.searchsorted(newlines, tabs), minlength=n)
-    wrong = np.flatnonzero(per_line != N_COLS - 1)
-    if len(wrong):
-        i = int(wrong[0])
-        raise _BadField(i, f"has {per_line[i] + 1} tab-separated columns, a Criteo line has {N_COLS} "
-                           "(label, 13 integer, 26 hexadecimal features)")
-    tabs = tabs.reshape(n, N_COLS - 1)
-    starts = np.concatenate((line_start[:, None], tabs + 1), axis=1)
-    lens = np.concatenate((tabs, line_end[:, None]), axis=1) - starts
-    ints, bad_int = _parse_numbers(buf, starts[:, :1 + N_DENSE], lens[:, :1 + N_DENSE], hexadecimal=False)
-    cats, bad_hex = _parse_numbers(buf, starts[:, 1 + N_DENSE:], lens[:, 1 + N_DENSE:], hexadecimal=True)
-    bad_label = (lens[:, 0] == 0) | ((ints[:, 0] != 0) & (ints[:, 0] != 1))
-    bad = np.concatenate((bad_int | np.c_[bad_label, np.zeros((n, N_DENSE), bool)], bad_hex), axis=1)
-    if bad.any():
-        i, col = map(int, np.argwhere(bad)[0])
-        text = bytes(buf[starts[i, col]:starts[i, col] + min(lens[i, col], 40)]).decode("latin-1")
-        kind = ("0 or 1" if col == 0 else "an integer (or empty)" if col <= N_DENSE
-                else "a hexadecimal string of at most 16 digits (or empty)")
-        raise _BadField(i, f"column {col + 1} ({COLUMN_NAMES[col]}) is '{text}', not {kind}")
-    dense = np.log1p(np.maximum(ints[:, 1:], 0).astype(np.float64)).astype(np.float32)
-    cat = (cats.T % rows.astype(np.uint64)[:, None]).astype(np.int64)
-    return ints[:, 0].astype(np.float32), dense, cat
+    n = data.count(b"\n")
+    label = np.zeros(n, np.float32)
+    dense = np.zeros((n, N_DENSE), np.float32)
+    cat = np.zeros((N_CAT, n), np.int64)
+    line, col, what = _parse_block(np.frombuffer(data, np.uint8), rows.astype(np.int64), label, dense, cat)
+    if line < 0:
+        return label, dense, cat
+    if what == WRONG_COLUMNS:
+        raise _BadField(line, f"has {col} tab-separated columns, a Criteo line has {N_COLS} "
+                              "(label, 13 integer, 26 hexadecimal features)")
+    text = data.split(b"\n", line + 1)[line].rstrip(b"\r").split(b"\t")[col][:40].decode("latin-1")
+    kind = {BAD_LABEL: "0 or 1", BAD_INT: "an integer (or empty)",
+            BAD_HEX: "a hexadecimal string of at most 16 digits (or empty)"}[what]
+    raise _BadField(line, f"column {col + 1} ({COLUMN_NAMES[col]}) is '{text}', not {kind}")
 
 
 def _natural(path: Path):
@@ -242,8 +269,8 @@ class Criteo(ClickData):
         for param in ("files", "test_files"):
             for pattern in getattr(c, param):
                 if not pattern or os.path.isabs(pattern) or ".." in Path(pattern).parts or "/" in pattern:
-                    self.fail(param, f"holds '{pattern}'; patterns are file names or globs inside data.path "
-                                     "(no folders, no '..', not absolute)")
+                    raise DataError(f"data 'criteo': parameter '{param}' holds '{pattern}'; patterns are file "
+                                    "names or globs inside data.path (no folders, no '..', not absolute)")
         if not c.files:
             self.fail("files", "is empty; the default matches train.txt[.gz] and day_N[.gz]")
 

@@ -16,7 +16,8 @@ against the best any model can reach (``oracle_auc``). Per sample:
   can learn); a bag contributes the mean of its members. ``b`` is solved so the mean click rate is
   ``click_rate``. The label is Bernoulli(sigmoid(logit)).
 
-Category effects and vectors are hashes of ``(seed, table, id)`` (splitmix64 -> normal), so
+Category effects and vectors are hashes of ``(seed, table, id)`` (splitmix64, then Box-Muller, in one
+numba loop), so
 nothing is stored per category. Samples come in blocks of 4096, each generated from
 ``(seed, split, block)``; a batch is cut from the blocks, so sample ``i`` of a split does not depend
 on the batch size, ``start`` costs nothing, and train and test are independent streams.
@@ -28,8 +29,9 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
-from scipy.special import expit, ndtri
+from scipy.special import expit
 
 from ...base import ClickBatch, ClickData
 from ...registry import register
@@ -45,18 +47,53 @@ SPLITS = {"train": 0, "test": 1}
 _M1, _M2, _GOLD = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser (Steele et al. 2014): a bijective hash of uint64 values."""
+@numba.njit(cache=True, inline="always")
+def _mix(x):
+    """splitmix64's finaliser (Steele et al. 2014): a bijective hash of a uint64."""
     x = x + _GOLD
     x = (x ^ (x >> np.uint64(30))) * _M1
     x = (x ^ (x >> np.uint64(27))) * _M2
     return x ^ (x >> np.uint64(31))
 
 
-def _normals(keys: np.ndarray, count: int) -> np.ndarray:
-    """``count`` standard normals per uint64 key, a pure function of the key: shape ``keys.shape + (count,)``."""
-    h = _mix(keys[..., None] + np.arange(1, count + 1, dtype=np.uint64))
-    return ndtri(((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53)
+@numba.njit(cache=True, inline="always")
+def _normal(h):
+    """A standard normal from one uint64 hash: Box-Muller (1958) on its two 32-bit halves."""
+    u1 = (np.float64(h >> np.uint64(32)) + 0.5) * 2.0 ** -32
+    u2 = np.float64(h & np.uint64(0xFFFFFFFF)) * 2.0 ** -32
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2 * np.pi * u2)
+
+
+@numba.njit(cache=True, nogil=True)
+def _hidden_terms(keys, ids, a, s, rank):
+    """Per sample: ``Σ_t a_t·e_t`` and ``Σ_{t<s} <u_t, u_s>`` over its ids ``[tables, n, bag]``.
+
+    Category ``id`` of table ``t`` has ``e = N(hash(k, 1))`` and ``u_r = s·N(hash(k, 2 + r))`` with
+    ``k = keys[t] ^ mix(id)``; a bag takes the mean of its members.
+    """
+    tables, n, bag = ids.shape
+    effect = np.zeros(n)
+    pairs = np.zeros(n)
+    total = np.zeros(rank)
+    vec = np.zeros(rank)
+    for i in range(n):
+        total[:] = 0.0
+        squares = 0.0
+        for t in range(tables):
+            vec[:] = 0.0
+            e = 0.0
+            for b in range(bag):
+                key = keys[t] ^ _mix(np.uint64(ids[t, i, b]))
+                e += _normal(_mix(key + np.uint64(1)))
+                for r in range(rank):
+                    vec[r] += _normal(_mix(key + np.uint64(2 + r)))
+            effect[i] += a[t] * e / bag
+            for r in range(rank):
+                v = vec[r] * s / bag
+                total[r] += v
+                squares += v * v
+        pairs[i] = 0.5 * ((total ** 2).sum() - squares)  # Σ_{t<s} <u_t, u_s> = (|Σu|² - Σ|u|²) / 2
+    return effect, pairs
 
 
 @register("data", "criteo_synthetic")
@@ -101,7 +138,8 @@ class CriteoSynthetic(ClickData):
         self._s = (1.0 / (n_tables * (n_tables - 1) / 2 * c.rank)) ** 0.25 if n_tables > 1 else 0.0
         self._perm_a = np.array([_coprime(rng, n) for n in self._rows], dtype=np.uint64)
         self._perm_b = np.array([rng.integers(n) for n in self._rows], dtype=np.uint64)
-        self._keys = _mix(np.full(n_tables, c.seed, dtype=np.uint64) * _M2 + np.arange(n_tables, dtype=np.uint64) * _M1)
+        self._keys = np.array([_mix(np.uint64((c.seed * int(_M2) + t * int(_M1)) % 2 ** 64)) for t in range(n_tables)],
+                              np.uint64)
         self._bias = 0.0
         logits = self._sample(np.random.default_rng([c.seed, 3]), 16384)[-1]
         lo, hi = -20.0, 20.0
@@ -137,11 +175,7 @@ class CriteoSynthetic(ClickData):
         rank = np.minimum(np.floor(x).astype(np.int64), self._rows[:, None, None]) - 1
         ids = ((rank.astype(np.uint64) * self._perm_a[:, None, None] + self._perm_b[:, None, None])
                % self._rows[:, None, None].astype(np.uint64)).astype(np.int64)
-        hidden = _normals(self._keys[:, None, None] ^ _mix(ids.astype(np.uint64)), 1 + c.rank).mean(axis=2)
-        effect = (self._a[:, None] * hidden[..., 0]).sum(axis=0)
-        vec = hidden[..., 1:] * self._s                     # [tables, n, rank]
-        total = vec.sum(axis=0)
-        pairs = 0.5 * ((total ** 2).sum(-1) - (vec ** 2).sum(axis=(0, 2)))  # Σ_{t<s} <u_t, u_s>
+        effect, pairs = _hidden_terms(self._keys, ids, self._a, self._s, c.rank)
         logits = self._bias + dense.astype(np.float64) @ self._w + effect + pairs
         return dense, ids, logits
 
