@@ -20,6 +20,9 @@ def stored_trials(storage: str | None, study_name: str | None) -> int:
         return len(optuna.load_study(study_name=study_name, storage=storage).trials)
     except KeyError:  # no study of that name yet
         return 0
+    except Exception as e:  # noqa: BLE001 - an unreadable storage: the sweep itself will say why
+        log.warning("could not count the stored trials of study '%s' (%s); the sampler keeps its seed", study_name, e)
+        return 0
 
 
 def resumed_seed(seed: int | None, n_stored: int) -> int | None:

@@ -103,7 +103,7 @@ def test_locked_database_is_retried_with_backoff():
 
     client = _Retrying(Flaky(), timeout_s=10)
     assert client.log_batch(7) == 7 and len(calls) == 4
-    assert calls[3] - calls[2] > calls[1] - calls[0]  # the waits grow
+    assert calls[1] - calls[0] >= 0.025 and calls[3] - calls[2] >= 0.1  # waits of 25-50 ms, then 100-200 ms
     with pytest.raises(RuntimeError, match="no such table"):  # anything else is raised at once
         client.create_run()
 
@@ -114,7 +114,7 @@ def test_locked_database_is_retried_with_backoff():
     start = time.monotonic()
     with pytest.raises(RuntimeError, match="database is locked"):  # until the timeout, then raised
         _Retrying(Locked(), timeout_s=0.3).log_batch(1)
-    assert 0.1 < time.monotonic() - start < 1.0
+    assert 0.1 < time.monotonic() - start < 5.0
 
 
 # --- disk faults ---
