@@ -30,6 +30,15 @@ def stdout_console() -> Console:
     return console
 
 
+def print_table(table: Table, console: Console | None = None) -> None:
+    """Print ``table`` whole: off a terminal the console widens to the table (names are never cut);
+    on a terminal, name columns fold onto a second line rather than lose characters."""
+    console = console or stdout_console()
+    if not console.is_terminal:
+        console.width = max(console.width, console.measure(table, options=console.options.update_width(100_000)).maximum)
+    console.print(table)
+
+
 def _fmt(value, digits: int = 3) -> str:
     if value is None:
         return "-"
@@ -40,30 +49,53 @@ def _fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
-def summary_table(results: dict, bandwidths_gbps, console: Console | None = None) -> Table:
-    """Per table (and pipeline): ratio, bits per value, max error over bound, throughputs; then totals."""
-    console = console or stdout_console()
-    pipelines = list(results.get("by_pipeline", {}))
-    several = len(pipelines) > 1
+def _promise(t: dict) -> tuple[str, str, str]:
+    """(bound ok, promise, kept) of a total: error-bounded pipelines are checked against the bound;
+    the others promise a bit budget, so "bound ok" is n/a and the budget is shown with whether it held."""
+    kept = _fmt(t.get("bound_ok"))
+    if t.get("max_error_over_bound") is not None:
+        return kept, "max|e| <= bound", kept
+    budget = t.get("budget_bits_per_value")
+    return "n/a", "-" if budget is None else f"<= {budget:g} bits/value", kept
+
+
+VIEWS = ("pipeline", "table", "field")
+
+
+def summary_table(results: dict, bandwidths_gbps, console: Console | None = None, by: str = "pipeline") -> Table:
+    """One row per pipeline (``by='pipeline'``, the default), per pipeline and table, or per field:
+    ratio, bits per value, the quantizer's promise and whether it held, errors, the four throughputs
+    and the modelled speed-up at the first bandwidth. Names are never cut."""
+    if by not in VIEWS:
+        raise ValueError(f"summary table by '{by}'; allowed: {', '.join(VIEWS)}")
     speed = speedup_key(bandwidths_gbps[0]) if bandwidths_gbps else None
-    table = Table(title=f"compframe benchmark ({', '.join(pipelines)})", title_justify="left")
-    for col in (*(["pipeline"] if several else []), "table", "ratio", "bits/value", "max err/bound", "bound ok",
-                "quant GB/s", "enc GB/s", "dec GB/s", "dequant GB/s", *([speed] if speed else [])):
-        table.add_column(col, justify="right")
-
-    def row(pipeline, name, t, style=None):
-        cells = [name, _fmt(t.get("compression_ratio")), _fmt(t.get("bits_per_value")),
-                 _fmt(t.get("max_error_over_bound")), _fmt(t.get("bound_ok")), _fmt(t.get("quantize_gbps")),
-                 _fmt(t.get("encode_gbps")), _fmt(t.get("decode_gbps")), _fmt(t.get("dequantize_gbps"))]
-        if speed:
-            cells.append(_fmt(t.get(speed)))
-        table.add_row(*([pipeline] if several else []), *cells, style=style)
-
-    for t in results.get("by_table", []):
-        row(t["pipeline"], _fmt(t["table"]), t)
-    for pipeline, t in results.get("by_pipeline", {}).items():
-        row(pipeline, "total", t, style="bold")
-    console.print(table)
+    totals = results.get("by_pipeline", {})
+    if by == "pipeline":
+        rows = [({"pipeline": p}, t) for p, t in totals.items()]
+    elif by == "table":
+        rows = [({"pipeline": t["pipeline"], "table": _fmt(t["table"])}, t) for t in results.get("by_table", [])]
+        rows += [({"pipeline": p, "table": "total"}, t) for p, t in totals.items()]
+    else:
+        rows = [({"pipeline": f["pipeline"], "field": f["field"]}, f) for f in results.get("fields", [])]
+        rows += [({"pipeline": p, "field": "total"}, t) for p, t in totals.items()]
+    keys = list(rows[0][0]) if rows else ["pipeline"]
+    table = Table(title=f"compframe benchmark, per {by} (task.table=pipeline|table|field)", title_justify="left")
+    for key in keys:
+        longest = max([len(str(r[0][key])) for r in rows] + [len(key)])
+        table.add_column(key, overflow="fold", min_width=min(longest, 40))
+    metrics_columns = ["ratio", "bits/value", "promise", "kept", "bound ok", "max err/bound", "max rel err",
+                       "rel L2 err", "quant GB/s", "enc GB/s", "dec GB/s", "dequant GB/s", *([speed] if speed else [])]
+    for col in metrics_columns:
+        table.add_column(col, justify="right", no_wrap=True)
+    for names, t in rows:
+        bound_ok, promise, kept = _promise(t)
+        cells = [_fmt(t.get("compression_ratio")), _fmt(t.get("bits_per_value")), promise, kept, bound_ok,
+                 _fmt(t.get("max_error_over_bound")), _fmt(t.get("max_rel_error")), _fmt(t.get("rel_l2_error")),
+                 _fmt(t.get("quantize_gbps")), _fmt(t.get("encode_gbps")), _fmt(t.get("decode_gbps")),
+                 _fmt(t.get("dequantize_gbps")), *([_fmt(t.get(speed))] if speed else [])]
+        style = "bold" if "total" in names.values() else None
+        table.add_row(*[str(names[k]) for k in keys], *cells, style=style)
+    print_table(table, console)
     return table
 
 

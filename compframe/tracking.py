@@ -273,6 +273,8 @@ class SweepCallback(Callback):
         return OmegaConf.to_container(config.tracking, resolve=True)
 
     def on_multirun_start(self, config, **kwargs) -> None:
+        # The Optuna sweeper logs the Pareto front line by line; pareto_front() prints it once, as a table.
+        logging.getLogger("hydra_plugins.hydra_optuna_sweeper._impl").addFilter(_not_the_front)
         tracking = self._tracking(config)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -321,6 +323,11 @@ class SweepCallback(Callback):
         p.client.set_terminated(p.run_id, status="FAILED" if failed else "FINISHED")
 
 
+def _not_the_front(record: logging.LogRecord) -> bool:
+    message = str(record.msg)
+    return not (message.startswith("Number of Pareto solutions") or message.startswith("    Values: "))
+
+
 def pareto_front(config, sweep_dir: Path) -> list[dict[str, Any]] | None:
     """For an Optuna sweep with several objectives: print, save and return its Pareto front."""
     from omegaconf import OmegaConf
@@ -357,4 +364,5 @@ def pareto_front(config, sweep_dir: Path) -> list[dict[str, Any]] | None:
         table.add_row(str(row["trial"]), *[str(row["params"].get(k, "")) for k in keys],
                       *[f"{row['values'][n]:.4g}" for n in names])
     stdout_console().print(table)
+    print(f"pareto front: {(sweep_dir / 'pareto_front.json').resolve()}")
     return front

@@ -145,6 +145,9 @@ def test_multirun_four_children_under_one_parent(cli):
     p = run(["encoder=lz4,zstd", "quantizer=int8,int16", *SMALL, "-m"])
     assert p.returncode == 0, p.stderr[-3000:]
     assert len(results_files(folder)) == 4
+    assert "compframe sweep: 4 jobs compared" in p.stdout  # the cross-job comparison at the end
+    (comparison,) = folder.glob("outputs/multirun/**/comparison.json")
+    assert len(json.loads(comparison.read_text())) == 4
     runs = mlflow_runs(folder)
     parents = [r for r in runs if r.data.tags.get("compframe.sweep") == "true"]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
@@ -192,7 +195,8 @@ def test_optuna_pareto_sweep_survives_a_failing_trial(cli):
     assert len(states) == 3 and "FAIL" in states and "COMPLETE" in states, states
     front = json.loads(next(folder.glob("outputs/multirun/**/pareto_front.json")).read_text())
     assert front and all(set(r["values"]) == {"compression_ratio", "max_rel_error"} for r in front)
-    assert "Pareto front" in p.stdout
+    assert p.stdout.count("Pareto front") == 1 and "Number of Pareto solutions" not in p.stdout + p.stderr
+    assert f"pareto front: {next(folder.glob('outputs/multirun/**/pareto_front.json'))}" in p.stdout
     runs = mlflow_runs(folder)
     parent = next(r for r in runs if r.data.tags.get("compframe.sweep") == "true")
     assert parent.info.status == "FAILED"  # one child failed

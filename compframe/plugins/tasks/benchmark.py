@@ -20,7 +20,7 @@ from ...base import Task
 from ...kernels.targets import PARALLEL_MIN, compilations
 from ...pipeline import measure
 from ...registry import register, resolve
-from ...report import plot_by_table, progress_bar, summary_table
+from ...report import VIEWS, plot_by_table, progress_bar, summary_table
 
 
 @register("task", "benchmark")
@@ -41,9 +41,11 @@ class Benchmark(Task):
         bandwidths_gbps: list[float] = field(default_factory=lambda: [5.0])
         plot_metrics: list[str] = field(default_factory=lambda: ["compression_ratio", "max_error_over_bound"])
         warmup: bool = True  # time no compilation: warm-up per pipeline, re-time a field if numba compiled
+        table: str = "pipeline"  # the summary printed at the end: one row per pipeline, per table or per field
         require_bound: bool = True
 
     def check(self):
+        self.require("table", choices=VIEWS)
         for i, b in enumerate(self.config.bandwidths_gbps):
             if not b > 0:
                 self.fail("bandwidths_gbps", f"entry {i} is {b}; bandwidths must be > 0 (GB/s)")
@@ -99,7 +101,7 @@ class Benchmark(Task):
                 key=lambda r: (r["pipeline"], r["table"]))
         ]
         recorder.flush()
-        summary_table(recorder.results, bandwidths)
+        summary_table(recorder.results, bandwidths, by=self.config.table)
         plot_by_table(recorder.results, recorder.path.parent / "by_table.png", self.config.plot_metrics)
         return recorder.results
 
