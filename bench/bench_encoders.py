@@ -38,7 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TB_ROWS = [9980333, 36084, 17217, 7378, 20134, 3, 7112, 1442, 61, 9758201, 1333352, 313829, 10, 2208, 11156,
            122, 4, 970, 14, 9994222, 7267859, 9946608, 415421, 12420, 101, 36]
-"""Rows of the 26 Criteo Terabyte tables (REFERENCES §1), used as the table sizes."""
+"""Rows of the 26 Criteo Terabyte tables (the DLRM compression study, Feng et al., SC24, allenfengjr/dlrm_comp), used as the table sizes."""
 
 
 def pooled_lookups(tables: int, batch: int = 2048, dim: int = 64, zipf: float = 1.1, seed: int = 0):

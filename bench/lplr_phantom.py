@@ -3,7 +3,7 @@
     python bench/lplr_phantom.py OUT_DIR [--size 1000] [--seeds 0 1 2 3 4]
 
 Saha, Srivastava & Pilanci (NeurIPS 2023), repository pilancilab/matrix-compressor, image row
-(REFERENCES §5): phantom 1000 x 1000 scaled to [0, 1], B1 = 8, B2 = 4, B0 = 1 (rank 83 at cr = 1),
+(Saha, Srivastava & Pilanci, NeurIPS 2023, pilancilab/matrix-compressor): phantom 1000 x 1000 scaled to [0, 1], B1 = 8, B2 = 4, B0 = 1 (rank 83 at cr = 1),
 LPLR, LSVD and DSVD with normalize_and_shift, NQ without. Writes ``lplr_phantom.md`` (table of
 relative Frobenius errors ``‖Â - A‖_F / ‖A‖_F``, mean and range over the seeds for the seeded
 LPLR), ``lplr_phantom.json`` and ``lplr_phantom.png`` (bars beside the paper's figures).
@@ -26,7 +26,7 @@ SETTINGS = {
     "dsvd": {"b1": 8, "b2": 4, "b0": 1, "normalize_and_shift": True},
     "nq": {"b0": 1},
 }
-# REFERENCES §5: the repository's log (artifacts/images/eval.log) and a numpy reimplementation [v],
+# pilancilab/matrix-compressor: the repository's log (artifacts/images/eval.log) and a numpy reimplementation [v],
 # whose LPLR spans 0.27-0.32 across seeds (plotted at the middle of that range)
 PAPER = {"repo log": {"lplr": 0.240, "dsvd": 0.497, "nq": 0.532},
          "numpy [v]": {"lplr": 0.295, "dsvd": 0.480, "nq": 0.532}}

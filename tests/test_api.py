@@ -1,4 +1,4 @@
-"""The Python API of DESIGN.md: cf.compress, cf.decompress, cf.create, cf.available, cf.ErrorBound."""
+"""The Python API: cf.compress, cf.decompress, cf.create, cf.available, cf.ErrorBound."""
 
 from __future__ import annotations
 

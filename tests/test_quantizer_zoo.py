@@ -3,7 +3,8 @@
 Generic checks run over every bit-budget quantizer in the registry (promise kept, configs through
 JSON, frames decoded from bytes alone, adversarial inputs handled or refused clearly); the formats
 are checked against references: torch's own casts bit for bit, numpy's float16, OCP MX worked
-examples, the mase formulas (REFERENCES §6) and the LPLR paper's phantom experiment (§5).
+examples, the mase formulas (DeepWok/mase, src/chop/nn/quantizers/) and the LPLR paper's phantom experiment
+(Saha, Srivastava & Pilanci, NeurIPS 2023, pilancilab/matrix-compressor).
 """
 
 from __future__ import annotations
@@ -449,7 +450,7 @@ def test_phantom_ordering_small():
 
 @pytest.mark.slow
 def test_phantom_1000_against_paper():
-    """LPLR paper's image row (REFERENCES §5): repo 0.240 / 0.497 / 0.532, numpy reimplementation 0.27-0.32
+    """LPLR paper's image row (pilancilab/matrix-compressor): repo 0.240 / 0.497 / 0.532, numpy reimplementation 0.27-0.32
     across seeds / 0.480 / 0.532. DSVD and NQ are deterministic (one SVD, one rounding), so they must match
     the reimplementation closely; LPLR depends on the Gaussian sketch, so the band is the seed range
     widened by 0.04 on each side (it includes the repo's single-seed 0.240)."""

@@ -230,7 +230,7 @@ def decode_chunks(data, out, fb, sym, precision, start0, end0, lo0, hi0, start1,
             b0 = (eb0 & 0xFFFF) * h + (h + (eb0 >> 16))
             h = b1 >> precision
             b1 = (eb1 & 0xFFFF) * h + (h + (eb1 >> 16))
-            # branch-free renormalization: m is -1 when the state is below 2**16, else 0
+            # branch-free renormalization: a state below STATE_LOW (c true) takes the next 16 bits
             c = a0 < STATE_LOW
             w = np.int64(data[np.uint64(pa)]) | (np.int64(data[np.uint64(pa + 1)]) << 8)
             a0 = (((a0 << 16) | w) if c else a0)

@@ -27,7 +27,7 @@ import numpy as np
 from ...base import DataSource, Field
 from ...registry import register
 
-# Rows of the 26 sparse features of Criteo Terabyte, hashed to 10M (REFERENCES §1, dlrm_comp).
+# Rows of the 26 sparse features of Criteo Terabyte, hashed to 10M (the DLRM compression study, Feng et al., SC24, allenfengjr/dlrm_comp).
 TERABYTE_ROWS = [
     9980333, 36084, 17217, 7378, 20134, 3, 7112, 1442, 61, 9758201, 1333352, 313829, 10,
     2208, 11156, 122, 4, 970, 14, 9994222, 7267859, 9946608, 415421, 12420, 101, 36,

@@ -1,7 +1,7 @@
 """``fixed``: signed fixed point, ``width`` bits of which ``frac_width`` are fractional.
 
 ``x̂ = q 2^-f`` with ``q = round_half_even(x 2^f)`` in ``[-2^(w-1), 2^(w-1) - 1]`` (mase integer
-quantizer, REFERENCES §6); past the range ``q`` saturates, or with ``saturating: false`` wraps around
+quantizer, DeepWok/mase, src/chop/nn/quantizers/); past the range ``q`` saturates, or with ``saturating: false`` wraps around
 modulo ``2^w`` as two's-complement hardware does.
 """
 

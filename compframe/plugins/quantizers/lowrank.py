@@ -1,7 +1,7 @@
 """Low-rank quantizers of matrices: ``lplr``, ``lsvd``, ``dsvd`` and the plain baseline ``nq``.
 
 After Saha, Srivastava & Pilanci, "Matrix Compression via Randomized Low Rank and Low Precision
-Factorization" (NeurIPS 2023), Algorithm 1, and its code (pilancilab/matrix-compressor, REFERENCES §5):
+Factorization" (NeurIPS 2023), Algorithm 1, and its code (pilancilab/matrix-compressor, ``src/lplr/``):
 
 - ``Q_B(M)``: the whole matrix mapped affinely onto [-1, 1] by its min and max, rounded to the nearest
   of ``2^B`` evenly spaced points, mapped back; codes are the point indices, min and max are side data.
