@@ -36,6 +36,7 @@ BLOCK = 4 << 20        # bytes of a plain file read at a time
 GZIP_STEP = 1 << 20    # compressed bytes fed to the decoder at a time; a gzip split falls on this step
 DEFAULT_FILES = ["train.txt", "train.txt.gz", "day_[0-9]", "day_[0-9][0-9]", "day_[0-9].gz", "day_[0-9][0-9].gz"]
 
+
 class _BadField(Exception):
     """A parse failure at ``line`` (index in the block) and ``col``; ``what`` says what is wrong."""
 
