@@ -66,7 +66,11 @@ GOLDEN = sorted(DATA.glob("golden_*.cfrm"))
 
 
 def test_golden_frames_exist():
-    assert GOLDEN, "tests/data/golden_*.cfrm are missing (regenerate with tests/data/make_golden.py)"
+    """One golden frame per pipeline make_golden.py writes, each with its expected values and config."""
+    names = {p.stem for p in GOLDEN if not p.stem.startswith("golden_options_")}
+    assert names == {"golden_int8_none", "golden_int8_lz4", "golden_int16_zstd"}, "run tests/data/make_golden.py"
+    for path in GOLDEN:
+        assert path.with_suffix(".npy").is_file() and path.with_suffix(".json").is_file(), path
 
 
 @pytest.mark.parametrize("path", GOLDEN, ids=lambda p: p.stem)

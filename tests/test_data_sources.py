@@ -7,13 +7,20 @@ import pytest
 
 from compframe.base import DataError
 from compframe.plugins.data.synthetic import TERABYTE_ROWS
-from compframe.registry import ConfigError, available, create
+from compframe.registry import ConfigError, create
 
 SMALL = dict(tables=3, iterations=2, batch=64, dim=8, max_rows=5000)
 
 
 def test_registered():
-    assert {"synthetic", "emb_dump", "npy"} <= set(available("data"))
+    """Each built-in source is registered under its id, as a DataSource of kind 'data'."""
+    from compframe.base import DataSource
+    from compframe.registry import plugin_class
+
+    for pid in ("synthetic", "emb_dump", "npy", "image", "model"):
+        cls = plugin_class("data", pid)
+        assert issubclass(cls, DataSource) and (cls.kind, cls.plugin_id) == ("data", pid)
+        assert create("data", pid).get_config()["id"] == pid
 
 
 # --- synthetic -------------------------------------------------------------------------------------

@@ -633,7 +633,12 @@ GOLDEN_STREAMS = sorted((ROOT / "tests" / "data").glob("golden_stream_*.bin"))
 
 
 def test_golden_streams_exist():
-    assert len(GOLDEN_STREAMS) >= 12, "tests/data/golden_stream_* are missing (tests/data/make_golden.py)"
+    """A golden stream for every stream mode of huffman and ans and every symbol size of gpulz."""
+    modes = {f"{pid}_{mode}" for pid in ("huffman", "ans") for mode in ("one_table", "columns", "blocks", "dedup")}
+    expected = modes | {"ans_constant", "gpulz_s1", "gpulz_s2", "gpulz_s4"}
+    assert {p.stem.removeprefix("golden_stream_") for p in GOLDEN_STREAMS} == expected, "tests/data/make_golden.py"
+    for path in GOLDEN_STREAMS:
+        assert path.with_suffix(".npy").is_file() and path.with_suffix(".json").is_file(), path
 
 
 @pytest.mark.parametrize("path", GOLDEN_STREAMS, ids=lambda p: p.stem)

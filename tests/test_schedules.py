@@ -5,7 +5,7 @@ import math
 import pytest
 
 from compframe.base import ErrorBound
-from compframe.registry import ConfigError, available, create
+from compframe.registry import ConfigError, create
 
 S = 65536
 IDS = ("constant", "step", "linear", "log")
@@ -32,7 +32,13 @@ def iterations(S: int = S) -> list[int]:
 
 
 def test_registered():
-    assert set(IDS) <= set(available("schedule"))
+    """Each schedule id is registered to the class whose factor follows that id's formula."""
+    from compframe.registry import plugin_class
+
+    for kind in IDS:
+        cls = plugin_class("schedule", kind)
+        assert (cls.kind, cls.plugin_id) == ("schedule", kind)
+        assert create("schedule", kind, E=2.0, S=100).factor(37) == pytest.approx(expected(kind, 37, 2.0, S=100))
 
 
 @pytest.mark.parametrize("kind", IDS)
