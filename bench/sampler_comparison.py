@@ -1,11 +1,17 @@
 """Compare Optuna samplers on one search: best accuracy so far against the trial number, over seeds.
 
 Each (sampler, seed) is one study of ``hparams_search=sampler_comparison`` (the digits MLP in 3-bit
-fixed point, fractional width per layer, 729 points, objective: test accuracy), run through the
-command line and the Optuna sweeper with the same budget, into MLflow (experiment
-``sampler_comparison``) and the Optuna storage ``outputs/sampler_comparison.db``. Then the best value
-so far of each study is read back from the storage and drawn per sampler as the mean over seeds with
-the min-max band; a table gives the best accuracy at 20 trials and at the full budget.
+fixed point, fractional width per layer, 729 points, objective: test accuracy) with the same budget,
+in the Optuna storage ``outputs/sampler_comparison.db``. The search's config is composed with
+Hydra's compose API (the sampler from ``hydra/sweeper/sampler``, the space from
+``hydra.sweeper.params``, both built as the Optuna sweeper builds them) and the trials run in this
+process through ``compframe.job.run``, the same job the command line runs, without Hydra's per-job
+composition and folders (on a shared 2-core machine that overhead is most of a trial). Each study then becomes one MLflow run (experiment
+``sampler_comparison`` in ``outputs/mlflow.db``: params sampler, seed, trials; step metrics ``value``
+and ``best_so_far`` per trial; ``best_at_20``, ``best_at_<trials>``), jobs are not tracked one by one
+(``hparams_search=sampler_comparison`` on the command line tracks every job). The best value so far of each study is
+drawn per sampler as the mean over seeds with the min-max band; a table gives the best accuracy at 20
+trials and at the full budget.
 
     python bench/sampler_comparison.py                         # grid random tpe nsgaii gp, seeds 0 1 2, 50 trials
     python bench/sampler_comparison.py --samplers tpe,random --seeds 0 --trials 10
@@ -18,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -35,25 +39,73 @@ def study_name(sampler: str, seed: int) -> str:
     return f"sampler_comparison-{sampler}-s{seed}"
 
 
-def run_study(sampler: str, seed: int, trials: int, storage: str) -> float:
-    """Run one study through the command line (a fresh one: a stored study of that name is deleted)."""
+def compose(sampler: str, seed: int):
+    """The composed config of ``hparams_search=sampler_comparison`` with this sampler and seed."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    import compframe.run  # noqa: F401 - registers the schemas, resolvers and the sweeper with Hydra
+
+    overrides = ["hparams_search=sampler_comparison", f"hydra/sweeper/sampler={sampler}",
+                 f"hydra.sweeper.sampler.seed={seed}", *EXTRA.get(sampler, [])]
+    with initialize_config_module("compframe.conf", version_base=None):
+        return hydra_compose("config", overrides=overrides, return_hydra_config=True)
+
+
+def study_parts(cfg):
+    """The job config (resolved, without ``hydra``), the search space and the sampler, as the
+    Optuna sweeper builds them from ``hydra.sweeper.params`` and ``hydra.sweeper.sampler``."""
+    from hydra.utils import instantiate
+    from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
+    from omegaconf import OmegaConf
+
+    sweeper = cfg.hydra.sweeper
+    space, _, _ = create_params_from_overrides([f"{k}={v}" for k, v in sweeper.params.items()])
+    sampler = instantiate(sweeper.sampler)
+    if not hasattr(sampler, "sample_relative"):  # GridSampler comes as a partial awaiting its grid
+        sampler = sampler({k: OptunaSweeperImpl._to_grid_sampler_choices(d) for k, d in space.items()})
+    job_cfg = OmegaConf.to_container(cfg, resolve=False)
+    job_cfg.pop("hydra")
+    return OmegaConf.to_container(OmegaConf.create(job_cfg), resolve=True), space, sampler
+
+
+def run_study(sampler_id: str, seed: int, trials: int, storage: str) -> float:
+    """Run one study in this process (a fresh one: a stored study of that name is deleted).
+
+    Each trial sets the sampled parameters in the search's job config and runs it with
+    ``compframe.job.run``, as a sweep job does, without Hydra's per-job composition; a job that
+    raises is told to the study as FAIL and the study goes on.
+    """
+    import copy
+
     import optuna
 
-    name = study_name(sampler, seed)
+    from compframe import job
+
+    name = study_name(sampler_id, seed)
     try:
         optuna.delete_study(study_name=name, storage=storage)
     except KeyError:
         pass
-    args = [sys.executable, "-m", "compframe.run", "-m", "hparams_search=sampler_comparison",
-            f"hydra/sweeper/sampler={sampler}", f"hydra.sweeper.sampler.seed={seed}",
-            f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.study_name={name}", f"hydra.sweeper.storage={storage}",
-            "tracking.experiment=sampler_comparison", "progress=false",
-            f"hydra.sweep.dir=outputs/sampler_comparison/{name}-{time.strftime('%Y%m%d-%H%M%S')}",
-            *EXTRA.get(sampler, [])]
+    config, space, sampler = study_parts(compose(sampler_id, seed))
+    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, direction="maximize")
+    folder = Path("outputs/sampler_comparison") / name
     t0 = time.perf_counter()
-    done = subprocess.run(args, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+    for _ in range(trials):
+        trial = study.ask(space)
+        trial_config = copy.deepcopy(config)
+        for key, value in trial.params.items():
+            *path, leaf = key.split(".")
+            node = trial_config
+            for part in path:
+                node = node[part]
+            node[leaf] = value
+        try:
+            results = job.run(trial_config, folder / str(trial.number), name=name, progress=False)
+            study.tell(trial, job.objectives(results, list(config["optimized_metrics"])))
+        except Exception as e:  # noqa: BLE001 - a failing trial is FAIL, the study goes on
+            print(f"{name} trial {trial.number} failed: {type(e).__name__}: {e}", flush=True)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
     return time.perf_counter() - t0
 
 
@@ -71,6 +123,31 @@ def curves(samplers: list[str], seeds: list[int], storage: str) -> dict[str, np.
         n = min(len(r) for r in rows)
         out[sampler] = np.stack([r[:n] for r in rows])
     return out
+
+
+def log_studies(samplers: list[str], seeds: list[int], storage: str, budgets: list[int], uri: str) -> None:
+    """One MLflow run per study: its sampler and seed, each trial's value and the best so far by step."""
+    import optuna
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("sampler_comparison")
+    exp_id = exp.experiment_id if exp else client.create_experiment("sampler_comparison")
+    now = int(time.time() * 1000)
+    for sampler in samplers:
+        for seed in seeds:
+            study = optuna.load_study(study_name=study_name(sampler, seed), storage=storage)
+            run = client.create_run(exp_id, run_name=study.study_name, tags={"compframe.optuna_storage": storage})
+            values = [t.value if t.state.name == "COMPLETE" else None for t in study.trials]
+            best = np.maximum.accumulate([-np.inf if v is None else v for v in values])
+            metrics = [Metric("value", v, now, i) for i, v in enumerate(values) if v is not None]
+            metrics += [Metric("best_so_far", float(b), now, i) for i, b in enumerate(best) if np.isfinite(b)]
+            metrics += [Metric(f"best_at_{k}", float(best[k - 1]), now, 0) for k in budgets if k <= len(best)]
+            params = [Param("sampler", sampler), Param("seed", str(seed)), Param("trials", str(len(values)))]
+            for i in range(0, len(metrics), 500):
+                client.log_batch(run.info.run_id, metrics=metrics[i:i + 500], params=params if i == 0 else [])
+            client.set_terminated(run.info.run_id)
 
 
 def summary(best: dict[str, np.ndarray], at: list[int]) -> dict[str, dict[str, dict[str, float]]]:
@@ -108,6 +185,7 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--trials", type=int, default=50)
     p.add_argument("--storage", default=STORAGE)
+    p.add_argument("--mlflow", default="sqlite:///outputs/mlflow.db")
     p.add_argument("--out", default="docs/searches")
     p.add_argument("--plot-only", action="store_true")
     a = p.parse_args()
@@ -121,6 +199,8 @@ def main() -> None:
                 print(f"{sampler} seed {seed}: {seconds[f'{sampler}-s{seed}']:.0f} s", flush=True)
     best = curves(samplers, seeds, a.storage)
     budgets = sorted({min(20, a.trials), a.trials})
+    if not a.plot_only:
+        log_studies(samplers, seeds, a.storage, budgets, a.mlflow)
     table = summary(best, budgets)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

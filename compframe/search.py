@@ -64,8 +64,11 @@ def read_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
     from omegaconf import OmegaConf
 
     jobs = []
-    for path in sweep_dir.glob("*/results.json"):
+    # a job folder is named after its overrides, so one holding a path ('a=/x/y') is nested deeper
+    for path in sweep_dir.rglob("results.json"):
         hydra_dir = path.parent / ".hydra"
+        if not hydra_dir.is_dir():
+            continue
         try:
             doc = json.loads(path.read_text())
             overrides = list(OmegaConf.load(hydra_dir / "overrides.yaml"))
@@ -119,6 +122,7 @@ class SearchReport(Callback):
         """Write the report files into ``sweep_dir``; returns them (none if the sweep has no job)."""
         jobs = read_jobs(sweep_dir)
         if not jobs:
+            log.warning("search report: no job folder with results.json under %s", sweep_dir)
             return []
         swept, rows = report_rows(jobs, self.x, self.y, self.columns)
         done = [r for r in rows if r["status"] == "finished"]
