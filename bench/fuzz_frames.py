@@ -4,6 +4,7 @@ CRCs recomputed, decoded in guarded worker processes (``compframe.fuzz``).
     python bench/fuzz_frames.py                          # 10^5 mutants, markdown to stdout
     python bench/fuzz_frames.py --write-docs             # ... and into docs/benchmarks.md ("Frame fuzzing")
     python bench/fuzz_frames.py --mutants 20000 --boundscheck 20000   # plus a run with numba's index checks
+    python bench/fuzz_frames.py --decode-speed           # what the checks cost: cf.decompress on normal frames
 
 Frames: the 48 small frames of ``fuzz.sample_frames()`` (24 x 16 float32; 6 quantizers x 8 CPU
 encoder configurations) and 12 large ones (512 x 256 float32, 6 quantizers x zstd and huffman;
@@ -57,6 +58,37 @@ def table(title: str, report: fuzz.Report, max_bytes: int, frames: dict[str, byt
             f"| {report.total} | {counts} | {report.peak_bytes / 2**20:.1f} MiB | {max_bytes / 2**20:.0f} MiB |", ""]
 
 
+def decode_speed(repeat: int = 5) -> list[str]:
+    """``cf.decompress`` throughput on 8 fields of 2048 x 64 float32 (MB/s of float32) and its time on
+    one 24 x 16 field (us), best of ``repeat``, in CPU time: what the checks cost on the normal path."""
+    import compframe as cf
+
+    rng = np.random.default_rng(0)
+    fields = [rng.laplace(0, 1, (2048, 64)).astype(np.float32) for _ in range(8)]
+    small = fuzz.sample_field()
+    lines = ["| pipeline | decompress MB/s (2048 x 64 fields) | decompress of a 24 x 16 field (us) |",
+             "|---|---:|---:|"]
+    for q, e, b in (("int8", "ans", "rel:1e-2"), ("int8", "huffman", "rel:1e-2"), ("int8", "zstd", "rel:1e-2"),
+                    ("int8", "none", "rel:1e-2"), ("bf16", "zstd", None), ("mxint8", "huffman", None)):
+        frames = [cf.compress(x, quantizer=q, encoder=e, bound=b) for x in fields]
+        one = cf.compress(small, quantizer=q, encoder=e, bound=b)
+        cf.decompress(one)
+        for f in frames:
+            cf.decompress(f)
+        big = min(_timed(lambda: [cf.decompress(f) for f in frames]) for _ in range(repeat))
+        tiny = min(_timed(lambda: [cf.decompress(one) for _ in range(100)]) for _ in range(repeat)) / 100
+        lines.append(f"| {q} + {e} | {sum(x.nbytes for x in fields) / 1e6 / big:.0f} | {1e6 * tiny:.0f} |")
+    return lines + [""]
+
+
+def _timed(fn) -> float:
+    """CPU seconds of this process (the fields are small enough to decode on one thread): steadier
+    than wall time on a machine that other jobs load."""
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mutants", type=int, default=100_000)
@@ -66,7 +98,11 @@ def main(argv=None):
     ap.add_argument("--max-bytes", type=int, default=8 << 20)
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument("--decode-speed", action="store_true", help="only time cf.decompress on normal frames")
     args = ap.parse_args(argv)
+    if args.decode_speed:
+        print("\n".join(decode_speed()))
+        return
 
     import compframe as cf
 

@@ -379,6 +379,8 @@ def _worker(conn, max_bytes: int | None, measure_memory: bool, boundscheck: str 
     import compframe as cf
     from compframe.decoding import UNEXPECTED
 
+    if measure_memory:  # a frame of a tensor decodes to torch: its one-time import is not a decode's memory
+        import torch  # noqa: F401
     conn.send("ready")
     while True:
         try:
