@@ -138,7 +138,7 @@ def main() -> None:
     if "sweep" not in a.skip:
         sweep = out / "sweep"
         t0 = time.perf_counter()
-        cli(["-m", *common, "task.compress.mode=real", "schedule=constant,step,linear,log",
+        cli(["-m", *[c for c in common if not c.startswith("tracking.artifacts=")], "task.compress.mode=real", "schedule=constant,step,linear,log",
              f"task.iterations={a.sweep_iterations}", f"schedule.S={max(1, round(a.decay_fraction * a.sweep_iterations))}",
              f"task.eval_every={max(1, a.sweep_iterations // 4)}", "task.log_every=25", f"hydra.sweep.dir={sweep}"],
             out, out / "sweep.log")

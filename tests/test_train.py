@@ -201,3 +201,24 @@ def test_a_killed_rank_fails_the_job_within_the_timeout(tmp_path):
     assert doc["status"] == "failed" and "rank 1" in doc["error"]
     assert len(doc["results"]["losses"]) >= 3 and doc["results"]["checkpoint"]["iteration"] == 2
     assert (tmp_path / "dead" / "checkpoint.pt").exists()
+
+
+@pytest.mark.slow
+def test_a_schedule_sweep_has_one_parent_run_and_one_comparison_plot(cli):
+    from mlflow.tracking import MlflowClient
+
+    run_cli, folder = cli
+    tiny = [f"task.{k}={json.dumps(v).replace(' ', '')}" for k, v in TINY.items()]
+    res = run_cli(["-m", "task=train", "schedule=constant,step", "task.world_size=1", "task.iterations=4", *tiny,
+                   "data.max_ind_range=200", "data.train_samples=8192", "data.test_samples=4096", "progress=false",
+                   "hydra.sweep.dir=sweep", "hydra.sweep.subdir=${hydra.job.num}"], timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    sweep = folder / "sweep"
+    assert (sweep / "train_comparison.png").stat().st_size > 0
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder}/outputs/mlflow.db")
+    parent = (sweep / "mlflow_parent_run_id").read_text().strip()
+    assert "train_comparison.png" in [a.path for a in client.list_artifacts(parent)]
+    children = client.search_runs([client.get_run(parent).info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent}'")
+    assert len(children) == 2 and all(c.data.metrics["auc"] > 0 for c in children)
+    assert all(len(client.get_metric_history(c.info.run_id, "loss")) == 4 for c in children)

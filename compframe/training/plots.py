@@ -103,7 +103,7 @@ def plot_comparison(runs: dict[str, dict], path: Path) -> Path:
 def sweep_runs(sweep_dir: Path) -> dict[str, dict]:
     """The results of the ``task=train`` jobs of a multirun folder, by job name (override dirname)."""
     runs = {}
-    for f in sorted(Path(sweep_dir).glob("*/results.json")):
+    for f in sorted(Path(sweep_dir).rglob("results.json")):  # an override holding '/' nests the job folder
         doc = json.loads(f.read_text())
         if (doc.get("config", {}).get("task") or {}).get("id") == "train":
             runs[doc.get("name") or f.parent.name] = doc.get("results", {})
