@@ -220,6 +220,7 @@ def test_synthetic_click_rate_and_shapes():
         assert np.array_equal(b.offsets[t], np.arange(0, 192, 3)) and 0 <= b.indices[t].min() and b.indices[t].max() < rows
 
 
+@pytest.mark.slow
 def test_synthetic_signal_is_learnable_and_oracle_is_the_ceiling():
     """A one-hot logistic regression learns well above chance, and below the planted model's AUC."""
     import scipy.sparse as sp
