@@ -36,7 +36,7 @@ from scipy.special import expit
 from ...base import ClickBatch, ClickData
 from ...registry import register
 
-# Rows of the 26 categorical features of Criteo Kaggle (REFERENCES §1, facebookresearch/dlrm counts).
+# Rows of the 26 categorical features of Criteo Kaggle (as counted by facebookresearch/dlrm, used by allenfengjr/dlrm_comp).
 KAGGLE_ROWS = [
     1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27, 14992,
     5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572,
