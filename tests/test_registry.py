@@ -115,6 +115,7 @@ def test_every_plugin_has_a_yaml_and_every_yaml_a_plugin(kind):
     assert _yaml_ids(kind) == set(registry.available(kind))
 
 
+@pytest.mark.slow  # a Hydra composition per plugin: about half a minute in all
 @pytest.mark.parametrize("kind,pid", ALL + UNAVAILABLE)
 def test_every_yaml_composes_and_builds(kind, pid):
     text = (ROOT / "conf" / kind / f"{pid}.yaml").read_text()
@@ -128,6 +129,7 @@ def test_every_yaml_composes_and_builds(kind, pid):
     assert create_from_config(kind, node) == registry.create(kind, pid)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")))
 def test_experiments_compose_and_build(name):
     """Each experiment composes, changes the default config, and builds plugins that hold exactly
