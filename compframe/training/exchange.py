@@ -81,9 +81,6 @@ class TableStats:
     abs_bound: float = math.nan  # the bound in the data's units at the last iteration
     max_error_over_bound: float = 0.0  # only measured with verify=True
 
-    def ratio(self) -> float:
-        return self.raw_bytes / self.sent_bytes if self.sent_bytes else math.nan
-
 
 def batch_splits(batch: int, world: int) -> list[tuple[int, int]]:
     """Rows ``[lo, hi)`` of each rank's share of a global batch (sizes differ by at most one)."""

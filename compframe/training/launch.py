@@ -29,7 +29,6 @@ import torch
 import torch.distributed as dist
 
 EVENTS = "train_events.jsonl"
-SPAWNED = "COMPFRAME_TRAIN_SPAWNED"
 
 
 class RankFailure(RuntimeError):
@@ -139,7 +138,7 @@ def spawn(config: dict[str, Any], out_dir: Path, world: int, sink: RecorderSink,
     for rank in range(world):
         env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
                "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-               "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", SPAWNED: "1"}
+               "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         log = open(out_dir / f"rank{rank}.log", "w")
         logs.append(log)
         procs.append(subprocess.Popen([sys.executable, "-m", "compframe.training.worker", str(spec)],
