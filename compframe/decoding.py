@@ -11,6 +11,7 @@ type that a check missed is turned into one too (its message says so), so caller
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -68,10 +69,24 @@ def plugins(header: dict[str, Any], device: str = "cpu") -> tuple[Quantizer, Enc
     """The quantizer and a decoder for the encoder named in ``header``; ``device`` is the decoder's
     (``decode_device``). A header never selects a device or triggers an import: ids are looked up in
     the registry, and an encoder whose streams decode only on a GPU (nvCOMP) is refused unless the
-    caller asked for ``cuda``."""
+    caller asked for ``cuda``. Plugins are immutable once built, so the last ones built are reused
+    for the same configuration (a frame stream repeats its header)."""
+    try:
+        key = json.dumps([header.get("quantizer"), header.get("encoder"), device], sort_keys=True)
+    except (TypeError, ValueError):
+        key = None
+    if key is not None and key in _recent:
+        return _recent[key]
     quantizer = _build("quantizer", header.get("quantizer"), lambda cls, params: cls(**params))
     encoder = _build("encoder", header.get("encoder"), lambda cls, params: _encoder(cls, params, device))
+    if key is not None:
+        if len(_recent) >= 64:
+            _recent.pop(next(iter(_recent)))
+        _recent[key] = (quantizer, encoder)
     return quantizer, encoder
+
+
+_recent: dict[str, tuple[Quantizer, Encoder]] = {}
 
 
 def header_quantized(f: container.Frame, quantizer: Quantizer) -> Quantized:
