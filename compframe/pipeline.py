@@ -20,7 +20,6 @@ import numpy as np
 from . import container, decoding, metrics
 from .base import Encoder, ErrorBound, Quantized, Quantizer
 from .kernels.targets import cpu_threads_for
-from .registry import resolve
 
 
 def _header(quantizer: Quantizer, encoder: Encoder, bound: ErrorBound | None, q: Quantized) -> dict[str, Any]:
@@ -69,11 +68,11 @@ def decode_quantized(f: container.Frame, encoder: Encoder, quantizer: Quantizer 
 
 def decompress_frame(frame: bytes, max_bytes: int | None = None, device: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
     """The array rebuilt from a frame's bytes alone (numpy, on the host), and the frame's header.
+
     Any frame that cannot be decoded raises ``FrameError``; decoding allocates at most ``max_bytes``
     (default ``limits.default_max_bytes(len(frame))``) for the arrays the frame decides.
     """
     return decoding.decode(frame, max_bytes, device)
-
 
 
 def decompress(frame: bytes, max_bytes: int | None = None) -> np.ndarray:
