@@ -25,12 +25,16 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _uid() -> str:
+    return UID
+
+
 def register_resolvers() -> None:
     """Register ``cf_uid`` with OmegaConf (cached, so every use in a process gives the same token)."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("cf_uid"):
-        OmegaConf.register_new_resolver("cf_uid", lambda: UID, use_cache=True)
+        OmegaConf.register_resolver("cf_uid", _uid, use_cache=True)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
