@@ -37,7 +37,10 @@ def label(results: dict) -> str:
         by_label.setdefault(_params(row["quantizer"]), []).append(row["name"])
     if len(by_label) == 1:
         return next(iter(by_label))
-    return "; ".join(f"{', '.join(names)}: {lab}" for lab, names in by_label.items())
+    groups = sorted(by_label.items(), key=lambda item: len(item[1]))
+    parts = [f"{', '.join(names)}: {lab}" for lab, names in groups[:-1]]
+    lab, names = groups[-1]
+    return "; ".join([*parts, f"{'rest' if len(names) > 3 else ', '.join(names)}: {lab}"])
 
 
 def load(paths: list[str]) -> list[dict]:
