@@ -51,8 +51,7 @@ def test_weights_are_the_frames_round_trip_and_sizes_are_the_frames(cache, tmp_p
     assert rows["fc2"]["bound"] == "rel:0.01"
     for name, row in rows.items():
         w = fp32[f"{name}.weight"].detach().numpy()
-        bound = None if row["bound"] is None else row["bound"]
-        frame = cf.compress(w, quantizer=row["quantizer"], encoder="zstd", bound=bound)
+        frame = cf.compress(w, quantizer=row["quantizer"], encoder="zstd", bound=row["bound"])
         assert np.array_equal(compressed[f"{name}.weight"].detach().numpy(), cf.decompress(frame))
         assert row["frame_bytes"] == len(frame)
         assert row["format_bits"] == format_bits(frame)

@@ -165,14 +165,15 @@ class CompressModel(Task):
                                                self.config.finetune_lr, recorder.log_metrics)
             recorder.flush()
 
-        rows = self._compress(model, compressed, specs, seeds, encoder, schedule, recorder, progress)
+        rows = self._compress(compressed, specs, seeds, encoder, schedule, recorder, progress)
         scores = source.evaluate(model)
         results["totals"] = _totals(source, scores, fp32_scores, rows, model, results.get("metric_before_finetune"))
         recorder.flush()
         return model
 
-    def _compress(self, model, compressed, specs, seeds, encoder, schedule, recorder, progress):
-        """Write each layer's decompressed weight into ``model``; one result row per layer."""
+    def _compress(self, compressed, specs, seeds, encoder, schedule, recorder, progress):
+        """Write each layer's weight, compressed and rebuilt from its frame, into the layer (the
+        model's own module); one result row per layer."""
         import torch
 
         weights = {n: m.weight.detach().cpu().numpy().copy() for n, m in compressed.items()}
