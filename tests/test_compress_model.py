@@ -152,3 +152,15 @@ def test_a_format_that_refuses_a_layer_names_it(cache, tmp_path):
     layers = {"fc1": {"quantizer": "lplr", "prune": {"sparsity": 0.5}}}  # lplr needs a matrix, prune gives it 1-D survivors
     with pytest.raises(ValueError, match="layer 'fc1': quantizer 'prune' cannot represent its values"):
         _compress(cache, tmp_path, {"layers": layers})
+
+
+def test_conv_kernels_are_compressed_as_fan_in_matrices(cache, tmp_path):
+    parts = _parts(cache, {"layers": {"conv2": {"quantizer": "mxfp4"}}})
+    parts["model"] = registry.create("model", "cnn_digits", channels=[4, 8], epochs=2, cache_dir=cache)
+    recorder = Recorder(tmp_path / "results.json", "test", {})
+    model = parts.pop("task").compressed_model(parts, recorder, progress=False)
+    w = parts["model"].load().conv2.weight.detach().numpy()  # (8, 4, 3, 3): rows of 36 values
+    expect = cf.decompress(cf.compress(w.reshape(8, 36), quantizer="mxfp4", encoder="zstd", bound=None))
+    assert np.array_equal(model.conv2.weight.detach().numpy(), expect.reshape(w.shape))
+    (row,) = recorder.results["layers"]
+    assert row["shape"] == [8, 4, 3, 3] and row["bits_per_weight"] == pytest.approx(4 + 8 * 2 / 36)  # 2 blocks a row

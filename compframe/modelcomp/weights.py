@@ -21,6 +21,13 @@ from ..base import ErrorBound, Quantizer
 from ..registry import resolve
 
 
+def as_matrix(w: np.ndarray) -> np.ndarray:
+    """The weight as the quantizer sees it: conv kernels ``(out, in, *k)`` as ``(out, in·prod(k))``
+    matrices (a view), so that block formats block along the whole fan-in rather than along a
+    kernel row of 3 and matrix quantizers get one row per output channel; 1-D and 2-D unchanged."""
+    return w.reshape(w.shape[0], -1) if w.ndim > 2 else w
+
+
 def build(config: dict[str, Any], schedule) -> tuple[Quantizer, ErrorBound | None]:
     """The quantizer of ``config`` and its bound: the schedule's (``table=None``, ``iteration=None``)
     for error-bounded quantizers, None for bit-budget ones."""
@@ -43,9 +50,10 @@ def fake_quantize(name: str, w: np.ndarray, quantizer: Quantizer, bound: ErrorBo
 
 def compress_weight(name: str, w: np.ndarray, quantizer: Quantizer, bound: ErrorBound | None,
                     encoder) -> tuple[bytes, np.ndarray]:
-    """The frame of ``w`` (``cf.compress``) and the weight rebuilt from its bytes (``cf.decompress``)."""
+    """The frame of ``as_matrix(w)`` (``cf.compress``) and the weight rebuilt from its bytes
+    (``cf.decompress``), in ``w``'s shape."""
     try:
-        frame = compress(w, quantizer=quantizer, encoder=encoder, bound=bound)
+        frame = compress(as_matrix(w), quantizer=quantizer, encoder=encoder, bound=bound)
     except (ValueError, TypeError) as e:
         raise _refusal(name, quantizer, e) from None
     return frame, np.asarray(decompress(frame)).reshape(w.shape)

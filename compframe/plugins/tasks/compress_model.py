@@ -22,7 +22,7 @@ from ...base import Task
 from ...errors import ConfigError
 from ...modelcomp import plan as P
 from ...modelcomp import ste
-from ...modelcomp.weights import build, compress_weight, fake_quantize, format_bits, pruned_fraction
+from ...modelcomp.weights import as_matrix, build, compress_weight, fake_quantize, format_bits, pruned_fraction
 from ...registry import register
 from ...report import progress_bar, stdout_console
 
@@ -156,7 +156,8 @@ class CompressModel(Task):
 
         def fake(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             configs = self._configs(specs, weights, seeds)
-            return {n: fake_quantize(n, w, *build(configs[n], schedule)) for n, w in weights.items()}
+            return {n: fake_quantize(n, as_matrix(w), *build(configs[n], schedule)).reshape(w.shape)
+                    for n, w in weights.items()}
 
         if self.config.finetune_epochs:
             with ste.CompressedWeights(compressed, fake):
