@@ -104,6 +104,27 @@ def test_every_exchanged_element_holds_its_bound(mode):
         assert sent == raw
 
 
+@pytest.mark.parametrize("gradients", [False, True])
+def test_gradient_exchange_is_float32_unless_asked(gradients):
+    """Backward: the gradients of the pooled lookups come back exact by default; with
+    ``gradients=True`` they are compressed with the table's bound, relative to the gradient's range."""
+    q, enc = create("quantizer", "int8"), create("encoder", "zstd")
+    sched = create("schedule", "constant", base=0.02, E=1.0)
+    ex = Exchange([0, 0], 0, 1, "real", q, enc, sched, gradients=gradients)
+    rng = np.random.default_rng(1)
+    xs = {t: torch.from_numpy(rng.normal(size=(40, 16)).astype(np.float32)).requires_grad_() for t in range(2)}
+    ws = [torch.from_numpy(rng.normal(size=(40, 16)).astype(np.float32)) for _ in range(2)]
+    out = ex(xs, 40, 5)
+    sum((o * w).sum() for o, w in zip(out, ws)).backward()
+    for t in range(2):
+        g, w = xs[t].grad.numpy(), ws[t].numpy()
+        if gradients:
+            assert 0 < np.abs(g - w).max() <= 0.02 * float(w.max() - w.min())
+        else:
+            assert np.array_equal(g, w)
+    assert (ex.grad_bytes[1] < ex.grad_bytes[0]) == gradients
+
+
 def test_throttle_holds_for_the_remote_bytes():
     assert hold_seconds([100, 4000], [100, 1000], rank=0, gbps=1e-6) == pytest.approx(4.0)
     assert hold_seconds([7, 0], [9, 0], rank=0, gbps=1.0) == 0.0
