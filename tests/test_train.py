@@ -243,3 +243,13 @@ def test_a_schedule_sweep_has_one_parent_run_and_one_comparison_plot(cli):
                                   filter_string=f"tags.mlflow.parentRunId = '{parent}'")
     assert len(children) == 2 and all(c.data.metrics["auc"] > 0 for c in children)
     assert all(len(client.get_metric_history(c.info.run_id, "loss")) == 4 for c in children)
+
+
+@pytest.mark.slow
+def test_a_one_process_checkpoint_resumes_on_two_ranks(tmp_path):
+    full = run(tmp_path, "full", compress={"mode": "none"})
+    with pytest.raises(RuntimeError, match="injected crash"):
+        run(tmp_path, "crashed", compress={"mode": "none"}, checkpoint_every=4, crash_at=6)
+    two = run(tmp_path, "two", compress={"mode": "none"}, world_size=2, resume=str(tmp_path / "crashed"))
+    assert two["resumed_from"]["iteration"] == 4
+    assert np.allclose(two["losses"], full["losses"][4:], rtol=1e-5, atol=1e-6)
