@@ -158,22 +158,29 @@ def summary(best: dict[str, np.ndarray], at: list[int]) -> dict[str, dict[str, d
 
 
 def plot(best: dict[str, np.ndarray], path: Path, title: str) -> None:
+    """Mean best-so-far per sampler with the seeds' min-max band: the whole range, and zoomed on the top."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for k, (sampler, c) in enumerate(best.items()):
-        trials = np.arange(1, c.shape[1] + 1)
-        shown = np.where(np.isfinite(c), c, np.nan)
-        ax.plot(trials, np.nanmean(shown, axis=0), color=f"C{k}", label=f"{sampler} (mean of {c.shape[0]} seeds)")
-        ax.fill_between(trials, np.nanmin(shown, axis=0), np.nanmax(shown, axis=0), color=f"C{k}", alpha=0.15)
-    ax.set_xlabel("trial")
-    ax.set_ylabel("best test accuracy so far")
-    ax.set_title(title, fontsize="medium")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="lower right")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    top = max(float(np.nanmax(np.where(np.isfinite(c), c, np.nan))) for c in best.values())
+    for ax, zoom in zip(axes, (False, True)):
+        for k, (sampler, c) in enumerate(best.items()):
+            trials = np.arange(1, c.shape[1] + 1)
+            shown = np.where(np.isfinite(c), c, np.nan)
+            ax.plot(trials, np.nanmean(shown, axis=0), color=f"C{k}", label=f"{sampler} (mean of {c.shape[0]} seeds)")
+            ax.fill_between(trials, np.nanmin(shown, axis=0), np.nanmax(shown, axis=0), color=f"C{k}", alpha=0.12)
+        ax.set_xlabel("trial")
+        ax.set_ylabel("best test accuracy so far")
+        ax.grid(alpha=0.3)
+        if zoom:
+            ax.set_ylim(top - 0.03, top + 0.003)
+            ax.set_title("zoom: the top 0.03 of accuracy", fontsize="medium")
+        else:
+            ax.legend(fontsize="small", loc="lower right")
+    fig.suptitle(title, fontsize="medium")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -204,6 +211,8 @@ def main() -> None:
     table = summary(best, budgets)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    if a.plot_only and (out / "sampler_comparison.json").exists():  # keep the timings of the runs
+        seconds = json.loads((out / "sampler_comparison.json").read_text()).get("seconds", {})
     title = f"3-bit fixed point on mlp_digits, frac width per layer: {len(seeds)} seeds x {a.trials} trials"
     plot(best, out / "sampler_comparison.png", title)
     (out / "sampler_comparison.json").write_text(json.dumps(
