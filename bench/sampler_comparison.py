@@ -6,12 +6,13 @@ in the Optuna storage ``outputs/sampler_comparison.db``. The search's config is 
 Hydra's compose API (the sampler from ``hydra/sweeper/sampler``, the space from
 ``hydra.sweeper.params``, both built as the Optuna sweeper builds them) and the trials run in this
 process through ``compframe.job.run``, the same job the command line runs, without Hydra's per-job
-composition and folders (on a shared 2-core machine that overhead is most of a trial). Each study then becomes one MLflow run (experiment
-``sampler_comparison`` in ``outputs/mlflow.db``: params sampler, seed, trials; step metrics ``value``
-and ``best_so_far`` per trial; ``best_at_20``, ``best_at_<trials>``), jobs are not tracked one by one
-(``hparams_search=sampler_comparison`` on the command line tracks every job). The best value so far of each study is
-drawn per sampler as the mean over seeds with the min-max band; a table gives the best accuracy at 20
-trials and at the full budget.
+composition and folders (on a shared 2-core machine that overhead is most of a trial). Each study
+then becomes one MLflow run (experiment ``sampler_comparison`` in ``outputs/mlflow.db``: params
+sampler, seed, trials; step metrics ``value`` and ``best_so_far`` per trial; ``best_at_20``,
+``best_at_<trials>``); jobs are not tracked one by one (``hparams_search=sampler_comparison`` on the
+command line tracks every job). The best value so far of each study is drawn per sampler as the
+mean over seeds with the min-max band; a table gives the best accuracy at 20 trials and at the full
+budget.
 
     python bench/sampler_comparison.py                         # grid random tpe nsgaii gp, seeds 0 1 2, 50 trials
     python bench/sampler_comparison.py --samplers tpe,random --seeds 0 --trials 10

@@ -30,7 +30,6 @@ from hydra.experimental.callback import Callback
 
 log = logging.getLogger("compframe.search")
 
-PARENT_FILE = "mlflow_parent_run_id"  # written by tracking.SweepCallback when the sweep opens
 REPORT = "search_report"
 IGNORED_OVERRIDES = ("hparams_search",)
 
@@ -193,6 +192,8 @@ class SearchReport(Callback):
         """Log the report to the MLflow parent run that ``tracking.SweepCallback`` opened (still open:
         Hydra ends callbacks in reverse order, and this one is configured after ``mlflow``)."""
         from omegaconf import OmegaConf
+
+        from .tracking import PARENT_FILE  # the parent run's id, written when the sweep opened
 
         tracking = OmegaConf.to_container(config.tracking, resolve=True)
         parent = sweep_dir / PARENT_FILE

@@ -157,7 +157,7 @@ class LearnCodes(Task):
             "side_bits_per_sample": 8 * stored.side_nbytes / n,
             "rmse": float(np.sqrt(np.mean((x_hat - x.reshape(n, -1)) ** 2))),
             "accuracy_codes": accuracy(feats), "accuracy_decoded": accuracy(x_hat),
-            "compress_seconds": seconds,
+            "codec_seconds": seconds,
         }
 
 
