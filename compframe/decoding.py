@@ -1,6 +1,6 @@
 """Decoding a frame safely: the header's plugins, shapes and streams checked before any data is decoded.
 
-A frame is data, not code (DESIGN "Frames are data, not code"): its header names a quantizer and an
+A frame is data, not code (docs/format.md, "What a frame promises"): its header names a quantizer and an
 encoder by id, which are looked up in the registry (never imported by name), built from the header's
 parameters (only the encoder's format parameters: ``Encoder.format_params``), and asked what the
 frame must hold (``Quantizer.code_layout``). Each code stream's own dtype and shape must match that

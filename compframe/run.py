@@ -61,6 +61,8 @@ def main(cfg: DictConfig):
                          parent_dir=Path(hc.sweep.dir) if multirun else None)
     results = job.run(config, out_dir, name=name, progress=config.get("progress", True), tracker=tracker)
     print(f"results: {out_dir / 'results.json'}")
+    if not multirun:  # only a sweeper reads the objectives; a single run of any task needs none
+        return None
     return job.objectives(results, list(config.get("optimized_metrics") or []))
 
 

@@ -1,9 +1,9 @@
 """Straight-through estimators: quantized activations through forward hooks, and compression-aware
 fine-tuning of the fp32 weights.
 
-The straight-through estimator (Bengio, Léonard & Courville 2013; the backward pass of every mase
-quantizer, REFERENCES §6) uses the quantized value forward and passes the gradient unchanged to the
-value before quantization: ``x + (q(x) - x).detach()`` for activations; for weights, the forward
+The straight-through estimator (Bengio, Léonard & Courville 2013; the backward pass of every
+quantizer in DeepWok/mase, src/chop/nn/quantizers) uses the quantized value forward and passes the
+gradient unchanged to the value before quantization: ``x + (q(x) - x).detach()`` for activations; for weights, the forward
 and backward passes run on the compressed weights and the optimizer step updates the fp32 master
 weights, which are compressed again at the next step.
 """

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-#: The study's two shapes (REFERENCES §1, dlrm_comp run scripts): embedding dim, bottom MLP after
+#: The study's two shapes (allenfengjr/dlrm_comp run scripts, SC_ADAE_scripts): embedding dim, bottom MLP after
 #: the dense input (its last width is the dim), top MLP after the interaction (ends in 1), batch.
 PRESETS = {
     "kaggle": {"dim": 32, "bottom_mlp": [512, 256, 64, 32], "top_mlp": [512, 256, 1], "batch_size": 128,

@@ -8,8 +8,8 @@ a slice depends on ``mode``:
 
 - ``none``: the float32 bytes of the slice;
 - ``simulate``: the pooled lookup is quantized and dequantized in place with the run's quantizer
-  and ``bound = schedule(table, iteration)`` (as dlrm_comp's training script does,
-  REFERENCES §1), and the float32 bytes of the result travel;
+  and ``bound = schedule(table, iteration)`` (as the study's training script
+  does: allenfengjr/dlrm_comp, dlrm_s_with_compress_quan.py), and the float32 bytes of the result travel;
 - ``real``: each slice goes through the registry's pipeline (``compframe.pipeline``: quantize,
   encode, frame) and the frame's bytes travel; the receiver parses the frame, decodes and
   dequantizes. A ``rel`` bound is taken over the whole pooled lookup ``[B, dim]`` of the table

@@ -132,7 +132,7 @@ class Trainer:
             return
         folder = self.out_dir / "dumps"
         folder.mkdir(parents=True, exist_ok=True)
-        for t, x in pooled.items():  # REFERENCES §1: raw float32, C order, [batch, dim], no header
+        for t, x in pooled.items():  # dlrm_comp dump layout: raw float32, C order, [batch, dim], no header
             np.ascontiguousarray(x.detach().cpu().numpy(), dtype="<f4").tofile(folder / f"EMB_{t}_iter_{it // every}.bin")
 
     # -- evaluation ----------------------------------------------------------------------------
