@@ -106,6 +106,31 @@ class ResumableImpl(OptunaSweeperImpl):
 
     def _configure_trials(self, trials, *args, **kwargs):
         self.asked = list(trials)
+        if isinstance(self.sampler, optuna.samplers.GridSampler):
+            _tolerate_grid_stop(self.sampler)
         return super()._configure_trials(trials, *args, **kwargs)
+
+
+def _tolerate_grid_stop(sampler: optuna.samplers.GridSampler) -> None:
+    """Let the grid's last trial be told FAIL without ending the sweep in a RuntimeError.
+
+    GridSampler's ``after_trial`` calls ``study.stop()`` once the grid is used up, and Optuna refuses
+    ``stop()`` outside ``optimize``. hydra-optuna-sweeper 1.4.0rc3 tolerates that after a COMPLETE
+    trial but not after ``tell(FAIL)``, so a failing last grid point crashed the sweep. The sweeper
+    already caps a grid sweep at the grid's size, so the stop request has nothing left to stop.
+    """
+    if getattr(sampler, "_compframe_tolerates_stop", False):
+        return
+    after_trial = sampler.after_trial
+
+    def tolerant_after_trial(study, trial, state, values):
+        try:
+            after_trial(study, trial, state, values)
+        except RuntimeError as e:
+            if "Study.stop" not in str(e):
+                raise
+
+    sampler.after_trial = tolerant_after_trial
+    sampler._compframe_tolerates_stop = True
 
 

@@ -92,11 +92,27 @@ def test_search_runs_end_to_end_into_mlflow(cli, model_cache, name):
 
 
 @pytest.mark.slow
+def test_grid_sweep_survives_failing_last_point(cli, model_cache):
+    """The grid's last point fails (sparsity 2.0, out of range): it is FAIL and the sweep exits 0.
+
+    hydra-optuna-sweeper 1.4.0rc3 alone ends such a sweep with a RuntimeError from GridSampler's
+    ``study.stop()``; compframe's sweeper tolerates it (``sweeper_impl._tolerate_grid_stop``).
+    """
+    run, folder = cli
+    p = run(["-m", "hparams_search=lab1_grid", "progress=false", "model.epochs=3", f"model.cache_dir={model_cache}",
+             "quantizer.width=choice(4)", "task.sparsity=choice(0.5,2.0)", "hydra.sweeper.sampler.seed=1"], timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    import optuna
+
+    study = optuna.load_study(study_name="lab1_grid", storage=f"sqlite:///{folder / 'outputs' / 'optuna.db'}")
+    assert [(t.params["task.sparsity"], t.state.name) for t in study.trials] == [(0.5, "COMPLETE"), (2.0, "FAIL")]
+
+
+@pytest.mark.slow
 def test_failing_trial_is_recorded_and_the_search_goes_on(cli, model_cache):
     """A fractional width of 5000 fails in the task's check: those trials are FAIL, the others complete.
 
-    (Not on the grid: with hydra-optuna-sweeper 1.4.0rc3 a FAIL on the grid's last point makes
-    GridSampler call ``study.stop()`` outside an objective and the sweep ends with a RuntimeError.)
+    (The grid's case is ``test_grid_sweep_survives_failing_last_point``.)
     """
     study, parent, children, rows, _, _ = search(cli, model_cache, "sampler_comparison",
                                                  "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=1",
