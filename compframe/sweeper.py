@@ -77,4 +77,4 @@ def register() -> None:
 
     Plugins.instance().register(ResumableOptunaSweeper)
     ConfigStore.instance().store(group="hydra/sweeper", name="compframe_optuna", node=ResumableOptunaSweeperConf,
-                                 provider="compframe")
+                                 provider="compframe", replace=True)
