@@ -417,6 +417,16 @@ def test_dedup_references_are_checked(pid):
             enc.decode(bytes(bad))
 
 
+@pytest.mark.parametrize("dedup", [True, False])
+@pytest.mark.parametrize("row", [[51, 38, 31], [1, 8, 30], [0, 255, 7, 9]])
+def test_ans_constant_columns_round_trip(row, dedup):
+    """Columns that each hold one value give per-column tables of one symbol; its frequency must stay
+    below 2**R (found by hypothesis: such streams were refused as damaged)."""
+    codes = np.tile(np.array(row, np.uint8), (8, 1))
+    enc = make("ans", context="column", dedup=dedup)
+    assert np.array_equal(enc.decode(enc.encode(codes)), codes)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=st.integers(1, 60),

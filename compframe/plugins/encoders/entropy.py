@@ -432,7 +432,7 @@ class Ans(ChunkedEntropyCoder):
         # whose decoding tables (2**R entries each) would otherwise take tables * 512 KiB
         auto = max(12, bits + (4 if len(counts) == 1 else 1))
         precision = max(min(self.config.precision or auto, self.MAX_PRECISION), bits)
-        freq = frequency_tables(counts.astype(np.int64), precision)
+        freq = _below_full(frequency_tables(counts.astype(np.int64), precision), precision)
         cum = np.cumsum(freq, axis=1) - freq
         with np.errstate(divide="ignore", invalid="ignore"):
             bits = float(np.where(counts > 0, counts * (precision - np.log2(np.maximum(freq, 1))), 0).sum())
@@ -454,6 +454,27 @@ class Ans(ChunkedEntropyCoder):
         limits.charge(tables.shape[0] * (1 << param) * (4 + out.itemsize), f"ans decoding tables ({tables.shape[0]} x 2**{param})")
         return ans_kernels.decode(self.config.device, data, offsets, out, starts, ends, table_of, base, mask,
                                   tables, param)
+
+
+def _below_full(freq: np.ndarray, precision: int) -> np.ndarray:
+    """Frequencies below ``2**precision``: a table whose one symbol would take every slot (a constant
+    column under ``context=column``) gives one slot to a neighbouring symbol.
+
+    The coder keeps states in ``[2**16, 2**32)`` and renormalises against ``freq * 2**(32 - R)``,
+    which is ``2**32`` for a symbol of frequency ``2**R`` and did not fit the encoder's packed
+    table (``ans_kernels.encoder_tables``): such streams could not be decoded. One slot costs
+    ``log2(2**R / (2**R - 1))`` bits per symbol, about 0.0004 at R = 12.
+    """
+    full = np.argwhere(freq == 1 << precision)
+    if full.size:
+        freq = freq.copy()
+        for t, s in full:
+            neighbour = s + 1 if s + 1 < freq.shape[1] else s - 1
+            if neighbour < 0:
+                raise ValueError("an ans table of one symbol needs an alphabet of two (a constant stream has its own mode)")
+            freq[t, s] -= 1
+            freq[t, neighbour] += 1
+    return freq
 
 
 def quantize_frequencies(counts: np.ndarray, precision: int) -> np.ndarray:
