@@ -262,6 +262,9 @@ OPTION_FRAMES = sorted(DATA.glob("golden_options_*.cfrm"))
 
 def test_option_frames_exist():
     assert len(OPTION_FRAMES) == 6, "tests/data/golden_options_* are missing (make_golden.py options)"
+    for path in OPTION_FRAMES:
+        expected = np.load(path.with_suffix(".npy"))
+        assert np.array_equal(cf.decompress(path.read_bytes()).view(np.uint8), expected.view(np.uint8)), path.stem
 
 
 @pytest.mark.parametrize("path", OPTION_FRAMES, ids=lambda p: p.stem)
