@@ -5,7 +5,8 @@ one compiled kernel serves signed and unsigned codes. Codes are written MSB-firs
 starts on a byte boundary and ends with zero padding.
 
 Encoding looks up ``code << 5 | length`` per symbol, gathers as many codes as fit in 55 bits
-(``group = 55 // max_len``, so that with the fewer than 8 bits left over they stay below 2**62), then writes 8 bytes at once and moves on by the whole bytes among them; each chunk is
+(``group = 55 // max_len``, so that with the fewer than 8 bits left over they stay below 2**62),
+then writes 8 bytes at once and moves on by the whole bytes among them; each chunk is
 written into its own scratch area (of the most bytes it can take) and the areas are then gathered,
 so that one pass both sizes and writes the chunks.
 
