@@ -108,10 +108,10 @@ def _timed(fn, *args):
     return out, time.perf_counter() - t0
 
 
-def _parse_and_decode(frame: bytes) -> tuple[Quantized, Quantizer]:
+def _parse_and_decode(frame: bytes) -> tuple[Quantized, Quantizer, container.Frame]:
     """What ``decompress`` does before dequantizing: parse the frame, rebuild the plugins, decode."""
     f, quantizer, encoder = parse(frame)
-    return decode_quantized(f, encoder), quantizer
+    return decode_quantized(f, encoder, quantizer), quantizer, f
 
 
 def measure(x: np.ndarray, quantizer: Quantizer, encoders: Encoder | list[Encoder], bound: ErrorBound | None,
@@ -138,13 +138,13 @@ def _measure(x, quantizer, encoders, bound, bandwidths_gbps):
     results = []
     for encoder in encoders:
         frame, t_e = _timed(encode_quantized, dataclasses.replace(q, codes=dict(q.codes)), quantizer, encoder, bound)
-        (q2, quantizer2), t_d = _timed(_parse_and_decode, frame)
+        (q2, quantizer2, parsed), t_d = _timed(_parse_and_decode, frame)
         for name, codes in q.codes.items():
             if not np.array_equal(codes, q2.codes[name]):
                 raise AssertionError(f"encoder '{encoder.plugin_id}' did not round-trip code array '{name}'")
         x_hat, t_dq = _timed(quantizer2.dequantize, q2)
         stats = metrics.error_stats(x, x_hat)
-        code_stream = sum(s.nbytes for s in container.loads(frame).code_streams().values())
+        code_stream = sum(s.nbytes for s in parsed.code_streams().values())
         result = {
             "encoder": encoder.plugin_id,
             "n_values": n,
