@@ -28,6 +28,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..job import _json_default
+
 EVENTS = "train_events.jsonl"
 
 
@@ -104,7 +106,7 @@ class FileSink:
         self.file = open(path, "a", encoding="utf-8")
 
     def emit(self, kind: str, data: dict[str, Any]) -> None:
-        self.file.write(json.dumps({"kind": kind, "data": data}, default=_jsonable) + "\n")
+        self.file.write(json.dumps({"kind": kind, "data": data}, default=_json_default) + "\n")
         self.file.flush()
 
     def close(self) -> None:
@@ -116,20 +118,12 @@ class NullSink:
         pass
 
 
-def _jsonable(v):
-    if hasattr(v, "item"):
-        return v.item()
-    if isinstance(v, Path):
-        return str(v)
-    raise TypeError(f"not JSON-able: {type(v).__name__}")
-
-
 def spawn(config: dict[str, Any], out_dir: Path, world: int, sink: RecorderSink, timeout_s: float,
           grace_s: float = 3.0) -> None:
     """Start ``world`` ranks on loopback and supervise them until all finish (or one fails)."""
     out_dir = Path(out_dir)
     spec = out_dir / "train_spec.json"
-    spec.write_text(json.dumps({"config": config, "out_dir": str(out_dir)}, default=_jsonable))
+    spec.write_text(json.dumps({"config": config, "out_dir": str(out_dir)}, default=_json_default))
     events = out_dir / EVENTS
     events.unlink(missing_ok=True)
     events.touch()
