@@ -4,8 +4,9 @@
 built, and the data source validated, before any data is read, so a bad parameter fails at once.
 ``results.json`` (``{status, error, name, config, results}``) is written into the job's folder as
 the job goes and in every case, failed runs included (atomically; on a full disk or a read-only
-folder the job still ends ``failed`` wherever that can be recorded, see ``Recorder.fail``); the job's MLflow run is opened once the
-parts are built (tagged with what runs) and gets the metrics and artifacts from it at the end.
+folder the job still ends ``failed`` wherever that can be recorded, see ``Recorder.fail``); the
+job's MLflow run is opened once the parts are built (tagged with what runs) and gets the metrics
+and artifacts from it at the end.
 """
 
 from __future__ import annotations
@@ -48,10 +49,6 @@ class Recorder:
         """
         if self.tracker is not None:
             self.tracker.log_metrics(metrics, step)
-
-    def document(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "error": self.error, "config": self.config,
-                "results": self.results}
 
     def flush(self) -> None:
         """Write results.json atomically (a temporary file of this process's own, then a rename).
