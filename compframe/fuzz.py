@@ -4,8 +4,10 @@
 tests cover. ``mutants(frames, n, seed)`` edits them where a decoder reads a number, a dtype, a
 shape, an id or an offset: a JSON value of the header (nested meta and section entries too), a
 field of a code stream's dtype/shape header, an integer at some offset of a stream's payload, the
-values of a side array, or whole sections (swapped, retyped, dropped); every mutant's section and
-header CRC-32s are then recomputed, so it passes the container's checksums and reaches the decoders.
+values of a side array, whole sections (swapped, renamed, dropped, duplicated), or the row count
+(the header's, every stream's and the entropy coders' own, claimed k times larger together); every
+mutant's section and header CRC-32s are then recomputed, so it passes the container's checksums and
+reaches the decoders.
 
 ``run(mutants, workers, timeout)`` decodes them in a pool of worker processes, each decoding many
 mutants in turn; the parent is the watchdog: a worker that dies (a crash) or runs past ``timeout``
