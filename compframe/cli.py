@@ -188,7 +188,7 @@ def plugins_text(spec: str | None) -> str:
         for pid in available(kind):
             cls = plugin_class(kind, pid)
             reason = cls.unavailable()
-            summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+            summary = next(iter((cls.__doc__ or "").strip().splitlines()), "")
             lines.append(f"{pid:<18} {summary}" + (f"  [unavailable: {reason}]" if reason else ""))
         return "\n".join(lines)
     return describe(kind, plugin_id)
