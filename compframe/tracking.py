@@ -215,7 +215,7 @@ class JobTracker:
 
         now = int(time.time() * 1000)
         batch = [Metric(mlflow_metric_name(k), float(v), now, int(step)) for k, v in metrics.items()
-                 if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None]
+                 if isinstance(v, (int, float)) and not isinstance(v, bool)]
         for i in range(0, len(batch), 500):
             self.client.log_batch(self.run_id, metrics=batch[i:i + 500])
 
