@@ -49,10 +49,10 @@ def large_frames(shape=(512, 256)) -> dict[str, bytes]:
     return frames
 
 
-def table(title: str, report: fuzz.Report, max_bytes: int, frames: dict[str, bytes]) -> list[str]:
+def table(title: str, report: fuzz.Report, max_bytes: int, frames: dict[str, bytes], workers: int) -> list[str]:
     counts = " | ".join(str(report.counts.get(k, 0)) for k in OUTCOMES)
     return [f"**{title}**: {report.total} mutants of {len(frames)} frames ({min(map(len, frames.values()))} to "
-            f"{max(map(len, frames.values()))} bytes) in {report.seconds:.0f} s on 2 worker processes", "",
+            f"{max(map(len, frames.values()))} bytes) in {report.seconds:.0f} s on {workers} worker processes", "",
             "| mutants | " + " | ".join(OUTCOMES) + " | peak memory of a decode | max_bytes |",
             "|---:|" + "---:|" * (len(OUTCOMES) + 2),
             f"| {report.total} | {counts} | {report.peak_bytes / 2**20:.1f} MiB | {max_bytes / 2**20:.0f} MiB |", ""]
@@ -121,12 +121,10 @@ def main(argv=None):
     import compframe as cf
 
     frames = {**fuzz.sample_frames(), **large_frames()}
-    reference = {}
     for name, frame in frames.items():  # compile every kernel once here; the workers load them
         cf.decompress(frame, max_bytes=args.max_bytes)
     ref = fuzz.run([(n, "none", f) for n, f in frames.items()], workers=1, max_bytes=args.max_bytes,
                    measure_memory=True, warmup=list(frames.values()))
-    reference["peak"] = ref.peak_bytes
     lines = [f"Command: `python bench/fuzz_frames.py --mutants {args.mutants}"
              + (f" --boundscheck {args.boundscheck}" if args.boundscheck else "") + "`", ""]
     runs = [("Mutants", args.mutants, None)]
@@ -140,12 +138,12 @@ def main(argv=None):
                           measure_memory=True, warmup=list(frames.values()), boundscheck=boundscheck)
         print(f"{title}: {dict(report.counts)} in {time.perf_counter() - t0:.0f} s; peak {report.peak_bytes} "
               f"bytes ({report.peak_case})", file=sys.stderr)
-        lines += table(title, report, args.max_bytes, frames)
+        lines += table(title, report, args.max_bytes, frames, args.workers)
         bad_all += report.bad
     ops = Counter(op for _, ops, _ in fuzz.mutants(frames, min(args.mutants, 20_000), seed=args.seed)
                   for op in ops.split("+"))
     lines += [f"Edits per mutant: 1 to 3, drawn from {', '.join(f'{k} {v / sum(ops.values()):.0%}' for k, v in ops.most_common())}. "
-              f"Decoding the unmutated frames peaks at {reference['peak'] / 2**20:.1f} MiB.", ""]
+              f"Decoding the unmutated frames peaks at {ref.peak_bytes / 2**20:.1f} MiB.", ""]
     for b in bad_all[:20]:
         lines.append(f"- {b['outcome']}: {b['frame']} ({b['ops']}): {b['message'][:160]}")
     text = "\n".join(lines)
