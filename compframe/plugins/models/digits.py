@@ -45,7 +45,15 @@ class DigitsNet(ModelSource):
     """Common part of the digits nets: data, training, cache, accuracy and cross-entropy loss."""
 
     metric: ClassVar[str] = "accuracy"
-    higher_is_better: ClassVar[bool] = True
+
+    @dataclass
+    class Config:
+        """The training parameters every digits net has (the nets add their shape)."""
+        epochs: int = 60
+        lr: float = 1e-3
+        batch_size: int = 64
+        seed: int = 0
+        cache_dir: str = "outputs/cache/models"
 
     def check(self):
         c = self.config
@@ -140,13 +148,8 @@ class MLPDigits(DigitsNet):
     """A ReLU MLP on the 64 pixels: ``fc1`` ... ``fc<k>`` (``hidden`` widths, then 10 classes)."""
 
     @dataclass
-    class Config:
+    class Config(DigitsNet.Config):
         hidden: list[int] = field(default_factory=lambda: [256, 128])
-        epochs: int = 60
-        lr: float = 1e-3
-        batch_size: int = 64
-        seed: int = 0
-        cache_dir: str = "outputs/cache/models"
 
     def check(self):
         super().check()
@@ -170,13 +173,10 @@ class CNNDigits(DigitsNet):
     """Two 3x3 convolutions (``conv1``, ``conv2``, ReLU, padding 1), 2x2 max pooling, then ``fc`` to 10 classes."""
 
     @dataclass
-    class Config:
+    class Config(DigitsNet.Config):
         channels: list[int] = field(default_factory=lambda: [16, 32])
         epochs: int = 40
         lr: float = 2e-3
-        batch_size: int = 64
-        seed: int = 0
-        cache_dir: str = "outputs/cache/models"
 
     def check(self):
         super().check()
