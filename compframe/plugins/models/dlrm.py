@@ -33,7 +33,6 @@ class DLRMCheckpoint(ModelSource):
     """The DLRM of a ``task=train`` checkpoint; metric ``auc`` on its test split."""
 
     metric: ClassVar[str] = "auc"
-    higher_is_better: ClassVar[bool] = True
 
     @dataclass
     class Config:

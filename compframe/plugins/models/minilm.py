@@ -61,7 +61,6 @@ class MiniLM(ModelSource):
     """all-MiniLM-L6-v2 (22.7 M parameters, 384-d embeddings); metric ``cosine`` to the fp32 embeddings."""
 
     metric: ClassVar[str] = "cosine"
-    higher_is_better: ClassVar[bool] = True
 
     @dataclass
     class Config:
