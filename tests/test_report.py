@@ -3,6 +3,7 @@ shown for what it is) and the cross-job comparison at the end of a multirun."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -23,7 +24,7 @@ def results(tmp_path_factory):
 
 
 def _render(results, by="pipeline", width=60):
-    console = Console(width=width, record=True, file=open("/dev/null", "w"))
+    console = Console(width=width, record=True, file=io.StringIO())
     summary_table(results, [5.0], console=console, by=by)
     return console.export_text()
 
@@ -68,7 +69,7 @@ def test_cross_job_comparison(results, tmp_path):
     assert [(r["job"], r["pipeline"]) for r in rows] == [
         ("encoder=lz4", "int8+zstd#1"), ("encoder=lz4", "int8+zstd#2"),
         ("encoder=zstd", "int8+zstd#1"), ("encoder=zstd", "int8+zstd#2"), ("encoder=ans", "-")]
-    console = Console(width=400, record=True, file=open("/dev/null", "w"))
+    console = Console(width=400, record=True, file=io.StringIO())
     console.print(comparison_table(rows))
     text = console.export_text()
     assert "3 jobs compared" in text and "failed" in text
