@@ -23,6 +23,7 @@ from .errors import DataError
 
 DATASETS = ("digits", "patches")
 FEATURES = ("ordinal", "onehot", "histogram")
+CLASSIFIERS = ("logreg", "mlp")
 MAX_FEATURES = 1 << 17
 
 
@@ -102,5 +103,5 @@ def classifier(kind: str, seed: int):
     elif kind == "mlp":
         model = MLPClassifier((64,), max_iter=300, early_stopping=True, random_state=seed)
     else:
-        raise DataError(f"classifier '{kind}' is unknown; choose logreg or mlp")
+        raise DataError(f"classifier '{kind}' is unknown; choose from {', '.join(CLASSIFIERS)}")
     return make_pipeline(StandardScaler(), model)

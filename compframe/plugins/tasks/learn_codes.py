@@ -1,13 +1,13 @@
 """``learn_codes``: train a classifier on compressed codes of its inputs, and on the decoded inputs.
 
-The question of the lossy-compression-and-learning notes: can a model learn directly from the
-codes a compressor stores, and at how many bits per sample? For each representation (a registry
-quantizer with a feature kind) the whole dataset is compressed into one frame through the pipeline
-with the run's encoder (the compressor is unsupervised: it sees every sample, never a label, as a
-dataset stored compressed would); the codes are read back from the frame's bytes; a classifier is
-trained on features of the codes of the training split and scored on the test split, and the same
-classifier is trained and scored on the decoded inputs. Bits per sample are the frame's bytes x 8 /
-number of samples (codes, side data such as codebooks or bases, and the header).
+Can a model learn directly from the codes a compressor stores, and at how many bits per sample? For
+each representation (a registry quantizer with a feature kind) the whole dataset is compressed into
+one frame through the pipeline with the run's encoder (the compressor is unsupervised: it sees every
+sample, never a label, as a dataset stored compressed would); the codes are read back from the
+frame's bytes; a classifier is trained on features of the codes of the training split and scored on
+the test split, and the same classifier is trained and scored on the decoded inputs. Bits per sample
+are the frame's bytes x 8 / number of samples (codes, side data such as codebooks or bases, and the
+header).
 
 How samples reach the quantizer: as one ``(n h, w)`` array of stacked images for ``vq`` (its 2 x 2
 tiles are image tiles and its codes one index per tile), otherwise as an ``(n, h w)`` matrix, one row
@@ -62,7 +62,7 @@ class LearnCodes(Task):
     def check(self):
         c = self.config
         self.require("dataset", choices=cl.DATASETS)
-        self.require("classifier", choices=("logreg", "mlp"))
+        self.require("classifier", choices=cl.CLASSIFIERS)
         self.require("patch", low=2, high=512)
         self.require("test_fraction", low=0.0, high=0.9, open_low=True)
         self.require("seed", low=0)
