@@ -132,5 +132,3 @@ def _tolerate_grid_stop(sampler: optuna.samplers.GridSampler) -> None:
 
     sampler.after_trial = tolerant_after_trial
     sampler._compframe_tolerates_stop = True
-
-
