@@ -384,10 +384,10 @@ class Huffman(ChunkedEntropyCoder):
         per_table = out.size // lengths.shape[0]
         bits = min(huffman_kernels.FAST_BITS, max(8, per_table.bit_length() - 3)) if lengths.shape[0] > 1 else \
             huffman_kernels.FAST_BITS
-        fast = (lengths.shape[0], 1 << bits)
-        limits.charge(fast[0] * (fast[1] * (4 if mask == 0xFF else 8) + 16 * (param + 1) + 4 * lengths.shape[1]),
-                      f"huffman decoding tables ({fast[0]} x 2**{bits})")
-        fast = np.empty(fast, np.uint32 if mask == 0xFF else np.int64)
+        ntables, entry = lengths.shape[0], np.dtype(np.uint32 if mask == 0xFF else np.int64)
+        limits.charge(ntables * ((entry.itemsize << bits) + 16 * (param + 1) + 4 * lengths.shape[1]),
+                      f"huffman decoding tables ({ntables} x 2**{bits})")
+        fast = np.empty((ntables, 1 << bits), entry)
         ok, limit, first_index, syms = huffman_kernels.decoder_tables(lengths, param, base, mask, fast)
         if not ok:
             raise StreamError("huffman stream: code lengths violate the Kraft inequality")
