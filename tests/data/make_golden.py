@@ -12,6 +12,7 @@ checks that today's compframe still decodes the frame to exactly that array. The
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,7 @@ def write_streams(rng) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
-    write_option_frames() if sys.argv[1:] == ["options"] else main()
+    if sys.argv[1:] == ["options"]:
+        write_option_frames()
+    else:
+        main()
