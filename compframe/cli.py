@@ -24,7 +24,9 @@ from .errors import ConfigError, DataError, RegistryError
 from .registry import KINDS, available, config_packages, plugin_class
 
 USAGE_ERROR = 2
-# Hydra flags after which no run is composed (they print or exit on their own).
+# Hydra flags that turn the early validation off: those that print or exit on their own, and those
+# that change where the config comes from or what it is (-cp, -cn, -cd, --experimental-rerun), which
+# ``compose`` below does not follow; Hydra itself then composes the run and reports its errors.
 HYDRA_INFO_FLAGS = ("--cfg", "-c", "--info", "-i", "--hydra-help", "--shell-completion", "-sc", "--resolve",
                     "--package", "-p", "--version", "--config-path", "-cp", "--config-name", "-cn",
                     "--config-dir", "-cd", "--experimental-rerun")
