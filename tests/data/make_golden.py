@@ -6,7 +6,8 @@
 Each golden frame comes with the decoded array (.npy) and the plugin configs (.json); the test
 checks that today's compframe still decodes the frame to exactly that array. The golden streams
 (``golden_stream_*``) do the same for the formats of compframe's own encoders, one per mode, and
-``golden_options_*`` for headers that record run-time options (``device=cuda``, levels, threads).
+``golden_options_*`` (tests/test_frame_safety.py) for headers that record run-time options
+(``device=cuda``, levels, threads).
 """
 
 from __future__ import annotations
