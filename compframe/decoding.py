@@ -116,7 +116,7 @@ def decode(frame: bytes, max_bytes: int | None = None, device: Any = None) -> tu
     from .kernels.targets import cpu_threads_for
 
     try:
-        with limits.budget(max_bytes, len(memoryview(frame).cast("B")) if _bytes_like(frame) else 0):
+        with limits.budget(max_bytes, _nbytes(frame)):
             f = container.loads(frame)
             quantizer, encoder = plugins(f.header, decode_device(device))
             q = header_quantized(f, quantizer)
@@ -135,9 +135,9 @@ def decode(frame: bytes, max_bytes: int | None = None, device: Any = None) -> tu
     return x, f.header
 
 
-def _bytes_like(frame: Any) -> bool:
+def _nbytes(frame: Any) -> int:
+    """The size of a bytes-like frame (0 for anything else: ``container.loads`` refuses it)."""
     try:
-        memoryview(frame)
+        return memoryview(frame).nbytes
     except TypeError:
-        return False
-    return True
+        return 0
