@@ -11,7 +11,6 @@ The library face (the command line is ``python -m compframe.run``)::
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -41,10 +40,12 @@ KINDS = ("numpy", "torch", "cupy")
 def _output_kind(recorded: Any, like: Any, device: Any) -> tuple[str, str]:
     """(kind, device) of the result: the caller's ``like``/``device`` if given, else what the frame
     records (``meta['array']``), limited to numpy and CPU torch; the recorded value is only checked."""
+    from .decoding import CUDA_DEVICE
+
     recorded = {} if recorded is None else recorded
+    where = recorded.get("device") if isinstance(recorded, dict) else None
     if not isinstance(recorded, dict) or recorded.get("kind", "numpy") not in KINDS or not (
-            recorded.get("device") is None or (isinstance(recorded["device"], str)
-                                               and re.fullmatch(r"cpu|cuda(:\d{1,3})?", recorded["device"]))):
+            where is None or (isinstance(where, str) and (where == "cpu" or CUDA_DEVICE.fullmatch(where)))):
         raise FrameError(f"frame header: meta.array {recorded!r:.80} is not a known array kind "
                          f"({', '.join(KINDS)}) and device (cpu, cuda[:n])")
     if like is None:
