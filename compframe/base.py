@@ -333,9 +333,14 @@ class ClickData(DataSource):
 
 
 class Task(Plugin):
-    """A job: ``run(parts, out_dir) -> results dict``, where ``parts`` holds the built plugins."""
+    """A job: ``run(parts, recorder, progress) -> results dict``.
 
-    def run(self, parts: dict[str, Plugin], out_dir, progress: bool = True) -> dict[str, Any]:
+    ``parts`` holds the built plugins by kind; ``recorder`` (``compframe.job.Recorder``) is the job's
+    ``results.json`` (``recorder.results``, ``flush()``), its folder (``out_dir``) and its step-wise
+    MLflow metrics (``log_metrics``).
+    """
+
+    def run(self, parts: dict[str, Plugin], recorder, progress: bool = True) -> dict[str, Any]:
         raise NotImplementedError
 
 
