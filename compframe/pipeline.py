@@ -75,6 +75,20 @@ def decompress_frame(frame: bytes, max_bytes: int | None = None, device: Any = N
     return decoding.decode(frame, max_bytes, device)
 
 
+def roundtrip(x: np.ndarray, quantizer: Quantizer, bound: ErrorBound | None) -> tuple[Quantized, np.ndarray]:
+    """``x`` quantized and dequantized at once (no encoding), on the threads ``compress`` would use."""
+    with cpu_threads_for(np.size(x)):
+        q = quantizer.quantize(x, bound)
+        return q, quantizer.dequantize(q)
+
+
+def dequantize_frame(f: container.Frame, encoder: Encoder, quantizer: Quantizer) -> np.ndarray:
+    """A parsed frame's array, decoded with plugins the caller already holds (none rebuilt from the
+    header), on the threads ``decompress`` would use for the frame's shape."""
+    with cpu_threads_for(int(np.prod(f.header["shape"]))):
+        return quantizer.dequantize(decode_quantized(f, encoder, quantizer))
+
+
 def decompress(frame: bytes, max_bytes: int | None = None) -> np.ndarray:
     """Rebuild the array from a frame's bytes alone (a damaged frame raises ``FrameError``)."""
     return decompress_frame(frame, max_bytes)[0]

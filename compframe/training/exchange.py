@@ -43,9 +43,8 @@ import torch.distributed as dist
 
 from .. import container
 from ..base import ErrorBound
-from ..kernels.targets import cpu_threads_for
 from ..pipeline import compress as compress_frame
-from ..pipeline import decode_quantized
+from ..pipeline import dequantize_frame, roundtrip
 
 MODES = ("none", "simulate", "real")
 
@@ -165,11 +164,10 @@ class Exchange:
         st, tot = self.stats[t], self.totals[t]
         bound = None
         if mode == "simulate":
-            with self.timer("compress"), cpu_threads_for(x.size):
+            with self.timer("compress"):
                 bound = self._bound(t, iteration)
-                q = self.quantizer.quantize(x, bound)
+                q, x_hat = roundtrip(x, self.quantizer, bound)
                 abs_bound = q.meta.get("abs_bound", math.nan)
-                x_hat = self.quantizer.dequantize(q)
             self._check(t, x, x_hat, abs_bound)
             items = [x_hat[lo:hi].reshape(-1).view(np.uint8) for lo, hi in self.splits]
         elif mode == "real":
@@ -211,9 +209,7 @@ class Exchange:
     def _decode(self, buf: np.ndarray, shape, raw: bool) -> torch.Tensor:
         if raw:
             return torch.from_numpy(np.frombuffer(buf, dtype=np.float32).reshape(shape))
-        f = container.loads(buf.tobytes())
-        with cpu_threads_for(int(np.prod(f.header["shape"]))):
-            x_hat = self.quantizer.dequantize(decode_quantized(f, self.encoder, self.quantizer))
+        x_hat = dequantize_frame(container.loads(buf.tobytes()), self.encoder, self.quantizer)
         return torch.from_numpy(np.ascontiguousarray(x_hat, dtype=np.float32).reshape(shape))
 
     # -- backward ------------------------------------------------------------------------------
@@ -244,11 +240,11 @@ class Exchange:
     def _encode_grad(self, t: int, g: np.ndarray, iteration: int, mode: str) -> np.ndarray:
         if mode == "none":
             return g.reshape(-1).view(np.uint8)
-        with self.timer("compress_bwd"), cpu_threads_for(g.size):
+        with self.timer("compress_bwd"):
             bound = self._bound(t, iteration)
             if mode == "real":
                 return np.frombuffer(compress_frame(g, self.quantizer, self.encoder, bound), dtype=np.uint8)
-            x_hat = self.quantizer.dequantize(self.quantizer.quantize(g, bound))
+            x_hat = roundtrip(g, self.quantizer, bound)[1]
             return np.ascontiguousarray(x_hat, dtype=np.float32).reshape(-1).view(np.uint8)
 
     # -- the collectives -------------------------------------------------------------------------
