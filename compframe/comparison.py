@@ -15,7 +15,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from rich.table import Table
 
-from .report import _fmt, _promise, print_table
+from .console import _fmt, _promise, print_table
 
 COLUMNS = ("ratio", "bits/value", "promise", "kept", "max rel err", "rel L2 err", "quant GB/s", "enc GB/s",
            "dec GB/s", "dequant GB/s")

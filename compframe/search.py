@@ -173,7 +173,7 @@ class SearchReport(Callback):
     def _print(self, swept, rows, best) -> None:
         from rich.table import Table
 
-        from .report import stdout_console
+        from .console import stdout_console
 
         on_front = {r["job"] for r in best}
         table = Table(title=f"search: {self.y} vs {self.x} ({len(rows)} jobs, "

@@ -352,7 +352,7 @@ def pareto_front(config, sweep_dir: Path) -> list[dict[str, Any]] | None:
     (sweep_dir / "pareto_front.json").write_text(json.dumps(front, indent=1))
     from rich.table import Table
 
-    from .report import stdout_console
+    from .console import stdout_console
 
     states = [t.state.name for t in study.trials]
     table = Table(title=f"Pareto front of study '{study_name}' ({len(front)} of {len(states)} trials; "

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from compframe import job
 from compframe.comparison import comparison_rows, comparison_table
-from compframe.report import summary_table
+from compframe.console import summary_table
 
 from test_job import config
 

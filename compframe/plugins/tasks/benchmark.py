@@ -20,7 +20,7 @@ from ...base import Task
 from ...kernels.targets import PARALLEL_MIN, compilations
 from ...pipeline import measure
 from ...registry import register, resolve
-from ...report import VIEWS, plot_by_table, progress_bar, summary_table
+from ...console import VIEWS, plot_by_table, progress_bar, summary_table
 
 
 @register("task", "benchmark")

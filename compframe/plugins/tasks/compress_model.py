@@ -24,7 +24,7 @@ from ...modelcomp import plan as P
 from ...modelcomp import ste
 from ...modelcomp.weights import as_matrix, build, compress_weight, fake_quantize, format_bits, pruned_fraction
 from ...registry import register
-from ...report import progress_bar, stdout_console
+from ...console import progress_bar, stdout_console
 
 FP32_BITS = 32
 

@@ -27,7 +27,7 @@ from ... import codes_learning as cl
 from ... import compress, pipeline
 from ...base import ErrorBound, Task
 from ...registry import register, resolve
-from ...report import progress_bar, stdout_console
+from ...console import progress_bar, stdout_console
 
 REPRESENTATION_KEYS = ("quantizer", "features", "codes", "bound", "label")
 
