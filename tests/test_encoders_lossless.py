@@ -104,7 +104,7 @@ def test_column_context_pays_off_and_falls_back(pid):
     # columns with very different distributions: per-column tables win
     varied = np.stack([rng.integers(-60, 60, rows) if c % 2 else rng.geometric(0.5, rows) for c in range(cols)], 1)
     varied = varied.astype(np.int8)
-    none, column = make(pid), make(pid, context="column")
+    none, column = make(pid, context="none"), make(pid, context="column")
     a, b = none.encode(varied), column.encode(varied)
     assert _tables(b, 2) == cols and len(b) < 0.95 * len(a)
     assert np.array_equal(column.decode(b), varied)
@@ -115,6 +115,32 @@ def test_column_context_pays_off_and_falls_back(pid):
     # 1-D data: nothing to split
     flat = iid.reshape(-1)
     assert column.encode(flat) == none.encode(flat)
+
+
+@pytest.mark.parametrize("pid", ["huffman", "ans"])
+@pytest.mark.parametrize("dtype", [np.int8, np.int16])
+def test_auto_context_picks_the_smallest(pid, dtype):
+    """context=auto (the default) writes the smallest of the none, block and column streams, on fields
+    built so that each of the three wins: i.i.d. codes (one table), columns of different spreads
+    (a table per column) and i.i.d. columns whose spread changes half-way down (a table per block)."""
+    rng = np.random.default_rng(13)
+    rows, cols = 4096, 16
+    scale = 20 if dtype == np.int8 else 300
+    fields = {
+        "none": rng.laplace(0, scale / 4, (rows, cols)),
+        "column": rng.laplace(0, 1, (rows, cols)) * np.geomspace(0.3, scale, cols),
+        "block": rng.laplace(0, 1, (rows, cols)) * np.repeat([0.3, scale], rows // 2)[:, None],
+    }
+    for winner, values in fields.items():
+        codes = np.rint(values).clip(np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
+        streams = {ctx: make(pid, context=ctx, **({"block": 1 << 14} if ctx == "block" else {})).encode(codes)
+                   for ctx in ("none", "column", "block")}
+        auto = make(pid, block=1 << 14).encode(codes)
+        sizes = {ctx: len(s) for ctx, s in streams.items()}
+        assert min(sizes, key=sizes.get) == winner and auto == streams[winner], (winner, sizes)
+        if winner != "none":
+            assert sizes[winner] < 0.97 * sizes["none"], (winner, sizes)
+        assert np.array_equal(make(pid).decode(auto), codes)
 
 
 def entropy_bytes(codes):

@@ -63,3 +63,25 @@ def _histograms(x, tables, base, mask, alphabet, split, lanes, rows):
             c[np.uint64((np.int64(x[np.uint64(i)]) - base) & mask)] += 1
             i += 1
     return counts.reshape(tables, split * lanes, alphabet).sum(axis=1)
+
+
+def column_histograms(x, columns, base, mask, alphabet):
+    """Counts of ``(x - base) & mask`` in each column of ``x`` taken as ``rows x columns`` (row-major,
+    ``x.size % columns == 0``), without transposing it: int64 ``[columns, alphabet]``."""
+    rows = x.size // columns
+    split = max(1, min(numba.get_num_threads(), rows // 256, (1 << 22) // max(columns * alphabet, 1)))
+    return _column_histograms(x, columns, base, mask, alphabet, split)
+
+
+@numba.njit(parallel=True, cache=True)
+def _column_histograms(x, columns, base, mask, alphabet, split):
+    rows = x.size // columns
+    counts = np.zeros((split, columns * alphabet), np.int32)  # a column's count never exceeds rows < 2**31
+    step = -(-rows // split)
+    for p in numba.prange(split):
+        c = counts[p]
+        for r in range(p * step, min((p + 1) * step, rows)):
+            row = r * columns
+            for j in range(columns):  # neighbouring symbols go to different tables: no chain of increments
+                c[np.uint64(j * alphabet + ((np.int64(x[np.uint64(row + j)]) - base) & mask))] += 1
+    return counts.sum(axis=0, dtype=np.int64).reshape(columns, alphabet)

@@ -92,6 +92,16 @@ def chunk_layout(count: int, tables: int, chunk: int, blocks: bool = False):
     return starts, ends, np.repeat(col, per)
 
 
+def entropy_bytes(counts: np.ndarray) -> float:
+    """Order-0 entropy in bytes of the symbols counted in each row of ``counts``, summed over the rows,
+    less a relative 1e-9 for rounding: no code for those symbols with those tables is shorter."""
+    c = counts.astype(np.float64)
+    totals = c.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bits = np.where(c > 0, c * np.log2(np.maximum(totals, 1) / np.maximum(c, 1)), 0.0).sum()
+    return float(bits) / 8 * (1 - 1e-9)
+
+
 def pack_blob(values: np.ndarray, planes: int) -> bytes:
     """zlib (level 6: level 9 is 5x slower for 3% less) of the little-endian byte planes of
     non-negative ``values`` (the low bytes of all values first)."""
@@ -133,9 +143,9 @@ class ChunkedEntropyCoder(Encoder):
 
     def check(self):
         self.require("chunk", low=64, high=1 << 22)
-        self.require("context", choices=("none", "column", "block"))
+        self.require("context", choices=("auto", "none", "column", "block"))
         self.require("block", low=1 << 10, high=1 << 30)
-        self.unused_unless("block", self.config.context == "block", "context=block")
+        self.unused_unless("block", self.config.context in ("block", "auto"), "context=block or auto")
         self.require("device", choices=("cpu", "cuda"))
         if self.config.device == "cuda":
             reason = cuda_status()
@@ -157,8 +167,8 @@ class ChunkedEntropyCoder(Encoder):
 
     # --- shared encode/decode ---
     def _encode(self, flat: np.ndarray, shape: tuple[int, ...]) -> bytes:
-        """With ``context='column'`` the last axis of the codes is the column (one table each)."""
-        columns = shape[-1] if self.config.context == "column" and len(shape) >= 2 else 1
+        """With ``context`` 'column' or 'auto' the last axis of the codes is the column (one table each)."""
+        columns = shape[-1] if self.config.context in ("column", "auto") and len(shape) >= 2 else 1
         if self.config.dedup and len(shape) >= 2 and shape[-1] >= self.DEDUP_MIN_ROW and flat.size:
             parts = self._encode_dedup(flat, int(shape[-1]), max(int(columns), 1))
             if parts is not None:
@@ -226,24 +236,18 @@ class ChunkedEntropyCoder(Encoder):
         mask = (1 << (8 * flat.dtype.itemsize)) - 1
         base = lo & mask
         u = flat.view(unsigned(flat.dtype))
-        chunk = self.config.chunk
-        plans = [(1, u, False, 0)]  # (tables, codes in coding order, block layout, values per table)
-        if columns > 1 and count % columns == 0 and count // columns > 0:
-            plans.append((columns, np.ascontiguousarray(u.reshape(-1, columns).T).reshape(-1), False, 0))
-        if self.config.context == "block":
-            nchunks = -(-count // chunk)
-            blocks = -(-nchunks // max(1, self.config.block // chunk))
-            if blocks > 1:  # the layout the decoder derives: ceil(chunks / blocks) chunks to a table
-                plans.append((blocks, u, True, -(-nchunks // blocks) * chunk))
         best = None
-        for tables, x, in_blocks, span in plans:
-            counts = histogram.histograms(x, tables, base, mask, alphabet, span)
+        for cost_floor, tables, in_blocks, counts in self._plans(u, columns, base, mask, alphabet):
+            if best is not None and cost_floor >= best[0]:
+                continue  # even free tables coding at the entropy would not be cheaper
             model = self._build_model(counts)
-            nchunks = -(-count // chunk) if in_blocks else tables * -(-(count // tables) // chunk)
+            nchunks = -(-count // self.config.chunk) if in_blocks else tables * -(-(count // tables) // self.config.chunk)
             cost = model.bits / 8 + len(model.blob) + 4 * nchunks
             if best is None or cost < best[0]:
-                best = (cost, tables, x, in_blocks, model)
-        _, tables, x, in_blocks, model = best
+                best = (cost, tables, in_blocks, model)
+        _, tables, in_blocks, model = best
+        x = u if tables == 1 or in_blocks else np.ascontiguousarray(u.reshape(-1, tables).T).reshape(-1)
+        chunk = self.config.chunk
         starts, ends, table_of = chunk_layout(count, tables, chunk, in_blocks)
         data, sizes, sums = self._encode_chunks(x, starts, ends, table_of, base, mask, model)
         fields = (lo, alphabet, chunk, tables, model.param, len(model.blob))
@@ -251,6 +255,35 @@ class ChunkedEntropyCoder(Encoder):
         tail = sizes.astype("<u4").tobytes() + model.blob
         checksum = combine_checksums(sums, flat.dtype.str.encode(), head, tail)
         return b"".join((head, struct.pack("<I", checksum), tail, data.tobytes()))
+
+    def _plans(self, u, columns, base, mask, alphabet):
+        """The models ``context`` allows, as (lower bound of the stream's cost in bytes, tables, block
+        layout, histograms ``[tables, alphabet]``), one table first: ``none`` one table; ``column``
+        one table per column (2-D codes); ``block`` one table per ``block`` symbols; ``auto`` all three.
+        The bound (order-0 entropy of each table's symbols plus the chunk table) lets the caller skip
+        building a model that cannot beat a cheaper one already priced."""
+        context, chunk, count = self.config.context, self.config.chunk, u.size
+        rows = count // columns
+        by_column = by_block = None
+        if context in ("column", "auto") and columns > 1 and rows * columns == count and 0 < rows < 1 << 31 \
+                and columns * alphabet <= 1 << 24:
+            by_column = histogram.column_histograms(u, columns, base, mask, alphabet)
+        nchunks = -(-count // chunk)
+        blocks = -(-nchunks // max(1, self.config.block // chunk))
+        if context in ("block", "auto") and blocks > 1:  # the layout the decoder derives: ceil(chunks / blocks) chunks to a table
+            by_block = histogram.histograms(u, blocks, base, mask, alphabet, -(-nchunks // blocks) * chunk)
+        if by_column is not None:
+            one = by_column.sum(axis=0, keepdims=True)
+        elif by_block is not None:
+            one = by_block.sum(axis=0, keepdims=True)
+        else:
+            one = histogram.histograms(u, 1, base, mask, alphabet)
+        plans = [(0.0, 1, False, one)]
+        if by_column is not None:
+            plans.append((entropy_bytes(by_column) + 4 * columns * -(-rows // chunk), columns, False, by_column))
+        if by_block is not None:
+            plans.append((entropy_bytes(by_block) + 4 * nchunks, blocks, True, by_block))
+        return plans
 
     def _decode_flat(self, payload: memoryview, dtype: np.dtype, count: int, nested: bool = False) -> np.ndarray:
         name = self.plugin_id
@@ -332,7 +365,7 @@ class ChunkedEntropyCoder(Encoder):
 class HuffmanConfig:
     chunk: int = 8192
     max_length: int = 24
-    context: str = "block"
+    context: str = "auto"
     block: int = 1 << 18
     dedup: bool = True
     device: str = "cpu"
@@ -399,7 +432,7 @@ class Huffman(ChunkedEntropyCoder):
 class AnsConfig:
     chunk: int = 16384
     precision: int = 0
-    context: str = "block"
+    context: str = "auto"
     block: int = 1 << 18
     dedup: bool = True
     device: str = "cpu"
