@@ -7,6 +7,9 @@ The library face (the command line is ``python -m compframe.run``)::
     x_hat = cf.decompress(frame)          # needs nothing but the bytes
     enc = cf.create("encoder", "zstd", level=19)
     cf.available("quantizer")
+
+``cf.Codec`` (numcodecs) and ``cf.ZarrCodec`` (zarr v3) are imported on first use: they need the
+``zarr`` extra, which ``import compframe`` does not.
 """
 
 from __future__ import annotations
@@ -22,6 +25,17 @@ from .registry import available, create, resolve
 __all__ = ["compress", "decompress", "create", "available", "ErrorBound", "Field", "Quantized",
            "FrameError", "StreamError", "DataError", "ConfigError", "RegistryError"]
 __version__ = "0.1.0"
+
+_LAZY = {"Codec": "codec", "ZarrCodec": "zarr_codec"}
+
+
+def __getattr__(name: str) -> Any:
+    """``Codec`` and ``ZarrCodec``, imported when first asked for (numcodecs and zarr are optional)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _to_numpy(x: Any) -> tuple[np.ndarray, dict[str, str]]:
