@@ -237,3 +237,19 @@ def test_stored_chunks_are_ordinary_frames(zarr_arrays, name, key):
             assert isinstance(chunk, np.ndarray) and chunk.shape == CHUNKS and chunk.dtype == x.dtype
             part = tuple(slice(0, s.stop - s.start) for s in region(index))
             assert chunk[part].tobytes() == z[region(index)].tobytes()
+
+
+def test_a_damaged_chunk_file_fails_the_read_with_frame_error(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        z = zarr.create_array(zarr.storage.LocalStore(tmp_path / "a.zarr"), shape=(64,), chunks=(32,),
+                              dtype="float32", serializer=cf.ZarrCodec(), compressors=None)
+        z[:] = np.linspace(0, 1, 64, dtype=np.float32)
+        chunk = tmp_path / "a.zarr" / "c" / "1"
+        damaged = bytearray(chunk.read_bytes())
+        damaged[-3] ^= 0x01
+        chunk.write_bytes(bytes(damaged))
+        z = zarr.open(zarr.storage.LocalStore(tmp_path / "a.zarr"), mode="r")
+        assert np.abs(z[:32] - np.linspace(0, 1, 64, dtype=np.float32)[:32]).max() <= 1e-2
+        with pytest.raises(cf.FrameError, match="damaged"):
+            z[32:]
