@@ -12,13 +12,13 @@ zarr v3 array-to-bytes codec. Needs the ``zarr`` extra (numcodecs and zarr).
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
 from numcodecs.abc import Codec as NumcodecsCodec
-from numcodecs.compat import ensure_contiguous_ndarray, ensure_ndarray_like, ndarray_copy
+from numcodecs.compat import ensure_ndarray_like, ndarray_copy
 
+from . import compress, pipeline
 from .base import ErrorBound
 from .errors import ConfigError
 from .registry import resolve
@@ -86,26 +86,20 @@ class Codec(NumcodecsCodec):
         b = self._bound
         return {
             "id": self.codec_id,
-            "quantizer": copy.deepcopy(self._quantizer.get_config()),
-            "encoder": copy.deepcopy(self._encoder.get_config()),
+            "quantizer": self._quantizer.get_config(),
+            "encoder": self._encoder.get_config(),
             "bound": None if b is None else f"{b.mode}:{b.value!r}",
         }
 
     def encode(self, buf: Any) -> bytes:
         """The frame of one chunk: a float32/float64 array (any shape) or a buffer of such values."""
-        import compframe as cf
-
-        chunk = ensure_ndarray_like(buf)
-        if not isinstance(chunk, np.ndarray):
-            chunk = np.asarray(chunk)
-        return cf.compress(chunk, quantizer=self._quantizer, encoder=self._encoder, bound=self._bound)
+        return compress(ensure_ndarray_like(buf), quantizer=self._quantizer, encoder=self._encoder, bound=self._bound)
 
     def decode(self, buf: Any, out: Any = None) -> np.ndarray:
         """The chunk of a frame, as an array of the dtype and shape that were encoded; with ``out``
-        (numcodecs' contract: a writeable buffer of exactly the decoded size), written into it."""
-        from . import pipeline
-
-        chunk, _ = pipeline.decompress_frame(ensure_contiguous_ndarray(buf))
+        (numcodecs' contract: a writeable buffer of exactly the decoded size), written into it.
+        ``buf`` is any C-contiguous buffer; anything that is not a valid frame raises ``FrameError``."""
+        chunk, _ = pipeline.decompress_frame(buf)
         return ndarray_copy(chunk, out)
 
     def __repr__(self) -> str:
