@@ -84,3 +84,9 @@ def test_bad_representations_fail_before_data(reps, message):
     with pytest.raises(ConfigError, match="representations") as e:
         cf.create("task", "learn_codes", representations=reps)
     assert message in str(e.value)
+
+
+def test_unknown_code_array_names_the_representation_and_the_arrays(tmp_path):
+    reps = [{"quantizer": {"id": "lsvd", "rank": 4}, "features": "ordinal", "codes": "nosuch"}]
+    with pytest.raises(ConfigError, match=r"code array 'nosuch' is not in the frame; it holds \["):
+        run_task(tmp_path, representations=reps)

@@ -26,6 +26,7 @@ import numpy as np
 from ... import codes_learning as cl
 from ... import compress, pipeline
 from ...base import ErrorBound, Task
+from ...errors import ConfigError
 from ...registry import register, resolve
 from ...console import progress_bar, stdout_console
 
@@ -142,8 +143,9 @@ class LearnCodes(Task):
         stored = pipeline.decode_quantized(parsed, stored_encoder)
         name = rep["codes"] or next(iter(stored.codes))
         if name not in stored.codes:
-            raise KeyError(f"representation '{rep['label']}': code array '{name}' not in the frame; "
-                           f"it holds {sorted(stored.codes)}")
+            raise ConfigError("task", "learn_codes", "representations",
+                              f"entry '{rep['label']}': code array '{name}' is not in the frame; "
+                              f"it holds {sorted(stored.codes)}")
         codes = cl.per_sample(stored.codes[name], n, name)
         feats = cl.features(codes, rep["features"])
         x_hat = np.asarray(stored_quantizer.dequantize(stored)).reshape(n, -1)
