@@ -51,7 +51,9 @@ def main(cfg: DictConfig):
 
     from . import job
     from .tracking import JobTracker
+    from .workers import limit_threads
 
+    limit_threads()  # a launcher's worker (joblib, SLURM) keeps to its share of the CPUs
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)

@@ -9,6 +9,9 @@ layer over the plugin's own implementation (same parameters, same search-space s
 
 - reseeds the sampler when the study already holds trials: seed ``SeedSequence([seed,
   n_trials_stored])``, so a resumed sweep continues with new draws (a fresh study keeps ``seed``);
+- seeds each trial's draws from ``SeedSequence([seed, trial number])`` (``sweeper_impl.seed_per_trial``):
+  several sweepers sharing one study (PostgreSQL storage) with the same seed would otherwise draw
+  the same parameters in every process;
 - keeps a heartbeat for every running trial (``storage.record_heartbeat`` every
   ``heartbeat_interval`` s, on an ``RDBStorage`` with ``grace_period``) and, when a sweep starts,
   marks FAIL the trials whose heartbeat stopped more than ``grace_period`` s ago
@@ -45,6 +48,7 @@ class ResumableOptunaSweeper(Sweeper):
         from .sweeper_impl import ResumableImpl, resumed_seed, stored_trials
 
         sampler = OmegaConf.create(OmegaConf.to_container(sampler, resolve=True))
+        seed = sampler.get("seed")
         n_stored = stored_trials(storage if isinstance(storage, str) else None, study_name)
         if "seed" in sampler:
             sampler.seed = resumed_seed(sampler.seed, n_stored)
@@ -53,7 +57,7 @@ class ResumableOptunaSweeper(Sweeper):
         sampler = instantiate(sampler, _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*"))
         self.sweeper = ResumableImpl(sampler, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,
                                       custom_search_space, params, heartbeat_interval=heartbeat_interval,
-                                      grace_period=grace_period)
+                                      grace_period=grace_period, seed=seed)
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)

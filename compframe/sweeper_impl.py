@@ -8,21 +8,63 @@ import threading
 import numpy as np
 import optuna
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
+from optuna.samplers._lazy_random_state import LazyRandomState  # the random state of every Optuna sampler
+
+from .dblock import schema_lock
 
 log = logging.getLogger("compframe.sweeper")
 
 
 def stored_trials(storage: str | None, study_name: str | None) -> int:
-    """How many trials the stored study holds (0 if there is no storage or no such study)."""
+    """How many trials the stored study holds (0 if there is no storage or no such study).
+
+    The first process to open an empty database creates Optuna's tables under ``schema_lock``, so
+    sweepers starting together on one PostgreSQL (or sqlite) database do not race the creation."""
     if not storage or not study_name:
         return 0
     try:
+        with schema_lock(storage):
+            storage = optuna.storages.RDBStorage(storage)
         return len(optuna.load_study(study_name=study_name, storage=storage).trials)
     except KeyError:  # no study of that name yet
         return 0
     except Exception as e:  # noqa: BLE001 - an unreadable storage: the sweep itself will say why
         log.warning("could not count the stored trials of study '%s' (%s); the sampler keeps its seed", study_name, e)
         return 0
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """The seed of trial ``number``'s draws: ``SeedSequence([seed, number])``, distinct per trial."""
+    return int(np.random.SeedSequence([int(seed), int(number)]).generate_state(1)[0])
+
+
+def seed_per_trial(sampler: optuna.samplers.BaseSampler, seed: int | None) -> None:
+    """Reseed ``sampler`` from ``trial_seed(seed, trial.number)`` before each trial (``before_trial``
+    runs before any draw of the trial, relative or independent).
+
+    Trial numbers are handed out by the storage, so sweepers sharing one study draw differently
+    even with the same configured seed (one sampler stream per process drew the same parameters in
+    every process), and a trial's draws depend only on the seed, its number and the study so far.
+    """
+    if seed is None or getattr(sampler, "_compframe_seeded", False):
+        return
+    before_trial = sampler.before_trial
+
+    def seeded_before_trial(study, trial):
+        _reseed(sampler, trial_seed(seed, trial.number))
+        before_trial(study, trial)
+
+    sampler.before_trial = seeded_before_trial
+    sampler._compframe_seeded = True
+
+
+def _reseed(sampler: optuna.samplers.BaseSampler, seed: int) -> None:
+    """Seed every random state the sampler holds, its own and those of the samplers it wraps."""
+    for value in vars(sampler).values():
+        if isinstance(value, LazyRandomState):
+            value.rng.seed(seed)
+        elif isinstance(value, optuna.samplers.BaseSampler):
+            _reseed(value, seed)
 
 
 def resumed_seed(seed: int | None, n_stored: int) -> int | None:
@@ -75,14 +117,16 @@ class _TrialLauncher:
 
 
 class ResumableImpl(OptunaSweeperImpl):
-    def __init__(self, *args, heartbeat_interval: int, grace_period: int, **kwargs):
+    def __init__(self, *args, heartbeat_interval: int, grace_period: int, seed: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        seed_per_trial(self.sampler, seed)
         self.heartbeat_interval = heartbeat_interval
         self.asked: list[optuna.trial.Trial] = []
         self.heartbeat = isinstance(self.storage, str) and heartbeat_interval > 0
         if self.heartbeat:
-            self.storage = optuna.storages.RDBStorage(self.storage, heartbeat_interval=heartbeat_interval,
-                                                      grace_period=grace_period)
+            with schema_lock(self.storage):
+                self.storage = optuna.storages.RDBStorage(self.storage, heartbeat_interval=heartbeat_interval,
+                                                          grace_period=grace_period)
 
     def setup(self, **kwargs) -> None:
         super().setup(**kwargs)

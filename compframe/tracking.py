@@ -18,12 +18,15 @@ writers use PostgreSQL or a tracking server (docs/tracking.md).
 
 Every run is tagged with its host and process (``compframe.host``, ``compframe.process``). When a
 run or a sweep starts, RUNNING runs of this host whose process is gone (a killed job or sweep) are
-closed as KILLED, so a resumed sweep leaves no run of the killed one RUNNING.
+closed as KILLED, so a resumed sweep leaves no run of the killed one RUNNING. A job's run also
+records the numba threads it ran with (``compframe.threads``, see ``compframe.workers``).
+
+A launcher that pickles the callbacks to its workers (joblib, submitit) gets ``SweepCallback``
+without its parent run; each job finds the parent's id in the sweep folder.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -34,6 +37,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from .dblock import schema_lock
+from .dblock import sqlite_file as _sqlite_file  # noqa: F401 - compframe.report reads sqlite stores through it
 from .outputs import hostname, process_alive, process_token, write_atomic
 
 log = logging.getLogger("compframe.tracking")
@@ -46,11 +51,6 @@ def _mlflow_env(tracking: dict[str, Any]) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(tracking.get("retries", 1)))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(tracking.get("timeout_s", 10)))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-
-
-def _sqlite_file(uri: str) -> Path | None:
-    """The db file of a ``sqlite:///relative`` or ``sqlite:////absolute`` URI, else None."""
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
 
 
 def _locked(error: BaseException) -> bool:
@@ -85,21 +85,15 @@ class _Retrying:
 
 
 def _open_store(tracking: dict[str, Any]):
-    """A (retrying) client and the experiment id; a sqlite store is created and the experiment
-    created or found under a file lock, so concurrent first runs do not race MLflow's migrations."""
+    """A (retrying) client and the experiment id; the store is created and the experiment created
+    or found under ``dblock.schema_lock`` (a file lock for sqlite, an advisory lock for PostgreSQL),
+    so concurrent first runs do not race MLflow's migrations."""
     _mlflow_env(tracking)
     from mlflow.tracking import MlflowClient
 
-    uri = tracking["uri"]
-    db = _sqlite_file(uri)
-    lock = contextlib.nullcontext()
-    if db is not None:
-        from filelock import FileLock
-
-        db.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(f"{db}.lock", timeout=float(tracking.get("lock_timeout_s", 60)))
-    with lock:  # MlflowClient creates (and migrates) the store at once
-        client = _Retrying(MlflowClient(tracking_uri=uri), float(tracking.get("lock_timeout_s", 60)))
+    uri, timeout = tracking["uri"], float(tracking.get("lock_timeout_s", 60))
+    with schema_lock(uri, timeout):  # MlflowClient creates (and migrates) the store at once
+        client = _Retrying(MlflowClient(tracking_uri=uri), timeout)
         return client, _experiment_id(client, tracking)
 
 
@@ -123,6 +117,12 @@ def _experiment_id(client, tracking: dict[str, Any]) -> str:
 def process_tags() -> dict[str, str]:
     """Host and process of the run, to tell later whether it is still alive."""
     return {"compframe.host": hostname(), "compframe.process": process_token() or str(os.getpid())}
+
+
+def _numba_threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
 
 
 def close_orphans(client, experiment_id: str) -> int:
@@ -192,6 +192,7 @@ class JobTracker:
                 if isinstance(config.get(k), dict) and "id" in config[k]}
         tags.update(extra_tags)
         tags.update(process_tags())
+        tags["compframe.threads"] = str(_numba_threads())  # the job's share of the CPUs (compframe.workers)
         parent = None
         if self.parent_dir is not None and (self.parent_dir / PARENT_FILE).exists():
             parent = (self.parent_dir / PARENT_FILE).read_text().strip()
@@ -265,6 +266,11 @@ class SweepCallback(Callback):
 
     def __init__(self) -> None:
         self.parent: JobTracker | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the parent run: a launcher's workers (joblib, submitit) receive the
+        callbacks with each job, and a job finds its parent through the sweep folder, not a client."""
+        return {**self.__dict__, "parent": None}
 
     @staticmethod
     def _tracking(config) -> dict[str, Any]:
