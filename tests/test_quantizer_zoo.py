@@ -21,7 +21,6 @@ import compframe as cf
 from compframe import registry
 from compframe.base import ErrorBound, Quantized
 from compframe.pipeline import measure, promise_ok
-from compframe.plugins.data.image import scaled, shepp_logan
 from compframe.registry import ConfigError
 
 BUDGET = [pid for pid in registry.available("quantizer")
@@ -421,44 +420,7 @@ def test_lowrank_rank_budget_and_shapes():
     assert not np.array_equal(first.codes["Z"], make("lplr", seed=4).quantize(a, None).codes["Z"])
 
 
-PAPER = {"lplr": {"b1": 8, "b2": 4, "b0": 1, "normalize_and_shift": True},
-         "lsvd": {"b1": 8, "b2": 4, "b0": 1, "normalize_and_shift": True},
-         "dsvd": {"b1": 8, "b2": 4, "b0": 1, "normalize_and_shift": True},
-         "nq": {"b0": 1}}
-
-
-def phantom_errors(size: int, seed: int = 0) -> dict[str, float]:
-    a = scaled(shepp_logan(size))  # as data=image yields it: float32 in [0, 1]
-    out = {}
-    for pid, params in PAPER.items():
-        q = make(pid, **({**params, "seed": seed} if pid != "nq" else params))
-        y = q.dequantize(q.quantize(a, None)).astype(np.float64)
-        out[pid] = float(np.linalg.norm(y - a) / np.linalg.norm(a))
-    return out
-
-
-def test_phantom_ordering_small():
-    """At 200x200 (rank 16) LPLR and LSVD beat NQ, but DSVD beats LPLR: the paper's full order needs more rank.
-
-    From 500x500 (rank 41) on, LPLR < DSVD < NQ as in the paper (measured for seeds 0..4 at 500..1000).
-    """
-    small = phantom_errors(200)
-    assert small["lplr"] < small["nq"] and small["lsvd"] < small["nq"]
-    medium = phantom_errors(500)
-    assert medium["lplr"] < medium["dsvd"] < medium["nq"]
-
-
-@pytest.mark.slow
-def test_phantom_1000_against_paper():
-    """LPLR paper's image row (pilancilab/matrix-compressor): repo 0.240 / 0.497 / 0.532, numpy reimplementation 0.27-0.32
-    across seeds / 0.480 / 0.532. DSVD and NQ are deterministic (one SVD, one rounding), so they must match
-    the reimplementation closely; LPLR depends on the Gaussian sketch, so the band is the seed range
-    widened by 0.04 on each side (it includes the repo's single-seed 0.240)."""
-    errors = phantom_errors(1000)
-    assert 0.23 <= errors["lplr"] <= 0.36
-    assert errors["dsvd"] == pytest.approx(0.480, abs=0.02)
-    assert errors["nq"] == pytest.approx(0.532, abs=0.005)
-    assert errors["lplr"] < errors["dsvd"] < errors["nq"]
+# The LPLR options and the paper's phantom row: tests/test_lplr.py.
 
 
 # --- prune --------------------------------------------------------------------------------------------

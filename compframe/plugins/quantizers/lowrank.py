@@ -5,7 +5,8 @@ Factorization" (NeurIPS 2023), Algorithm 1, and its code (pilancilab/matrix-comp
 
 - ``Q_B(M)``: the whole matrix mapped affinely onto [-1, 1] by its min and max, rounded to the nearest
   of ``2^B`` evenly spaced points, mapped back; codes are the point indices, min and max are side data.
-- ``lplr``: ``S ~ N(0, 1/r)`` (d x r), ``Z = Q_B1(A S)``, ``W = Q_B2(pinv(Z) A)``, ``Â = Z W``.
+- ``lplr``: ``S ~ N(0, 1/r)`` (d x r), ``Z = Q_B1(A S)``, ``W = Q_B2(pinv(Z) A)``, ``Â = Z W``; the repository's
+  options: a sparse JL sketch instead of the Gaussian one and ``q`` power iterations (``(A Aᵀ)^q A S``).
 - ``lsvd``: as lplr with ``A S`` replaced by ``U_r Σ_r`` (the top-r singular subspace).
 - ``dsvd``: ``Â = Q_B1(U_r) Q_B2(Σ_r V_rᵀ)``.
 - ``nq``: ``Â = Q_B0(A)``.
@@ -194,13 +195,55 @@ def _top_svd(a: np.ndarray, r: int):
     return u[:, :r], s[:r], vt[:r]
 
 
+def _orthonormal(y: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of ``y``'s columns (reduced QR)."""
+    return np.linalg.qr(y)[0]
+
+
+SKETCHES = ("gaussian", "sparse_jl")
+
+
 @register("quantizer", "lplr")
 class LPLR(LowRank):
-    """LPLR: Gaussian sketch ``Z = Q_B1(A S)``, ``S ~ N(0, 1/r)`` seeded by ``seed``; ``W = Q_B2(pinv(Z) A)``."""
+    """LPLR: ``Z = Q_B1(Y)``, ``W = Q_B2(pinv(Z) A)``, with ``Y = (A Aᵀ)^q A S`` for a d x r sketch ``S`` seeded by ``seed``.
+
+    ``sketch``: ``gaussian``, ``S ~ N(0, 1/r)`` (the paper's Algorithm 1), or ``sparse_jl``, exactly ``sketch_nnz``
+    nonzeros ``±1/sqrt(sketch_nnz)`` per row of ``S`` in random columns (the repository's ``sparse_jl_transform``).
+    ``power_iters`` = q: randomized subspace iteration with an orthonormal basis taken before each product
+    (Halko, Martinsson & Tropp 2011, Alg. 4.4); in exact arithmetic the range of ``(A Aᵀ)^q A S``, as the
+    repository's plain products, whose columns all tend to the top singular vector as q grows.
+    """
+
+    @dataclass
+    class Config(LowRank.Config):
+        sketch: str = "gaussian"
+        sketch_nnz: int = 1
+        power_iters: int = 0
+
+    def check(self):
+        super().check()
+        self.require("sketch", choices=SKETCHES)
+        self.require("sketch_nnz", low=1)
+        self.unused_unless("sketch_nnz", self.config.sketch == "sparse_jl", "sketch=sparse_jl")
+        self.require("power_iters", low=0)
+
+    def sketch_matrix(self, d: int, r: int) -> np.ndarray:
+        """The d x r sketch ``S`` (float64), a function of ``seed``, ``sketch`` and ``sketch_nnz`` only."""
+        c, rng = self.config, np.random.default_rng(self.config.seed)
+        if c.sketch == "gaussian":
+            return rng.normal(0.0, 1.0 / np.sqrt(r), size=(d, r))
+        if c.sketch_nnz > r:
+            self.fail("sketch_nnz", f"is {c.sketch_nnz}; at most the sketch's {r} columns (the rank) for a {d}-column matrix")
+        columns = np.argsort(rng.random((d, r)), axis=1)[:, :c.sketch_nnz]  # distinct, uniformly random
+        s = np.zeros((d, r))
+        np.put_along_axis(s, columns, rng.choice([-1.0, 1.0], size=columns.shape) / np.sqrt(c.sketch_nnz), axis=1)
+        return s
 
     def factors(self, a, r):
-        sketch = np.random.default_rng(self.config.seed).normal(0.0, 1.0 / np.sqrt(r), size=(a.shape[1], r))
-        return a @ sketch, lambda z: _solve_right(z, a)
+        y = a @ self.sketch_matrix(a.shape[1], r)
+        for _ in range(self.config.power_iters):
+            y = a @ _orthonormal(a.T @ _orthonormal(y))
+        return y, lambda z: _solve_right(z, a)
 
 
 @register("quantizer", "lsvd")
