@@ -2,6 +2,7 @@
 
     compframe [group=id ...] [key=value ...] [-m]   compose a run (Hydra) and run it
     compframe plugins [kind | kind/id]              the plugins, or one plugin's parameters and ranges
+    compframe report [--experiment|--run|--filter|--results ...]   figures comparing runs (docs/report.md)
     compframe --help                                what compframe does, every group with its ids
 
 A single run is composed and its parts built and validated here, before Hydra creates an output
@@ -38,6 +39,10 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] == ["plugins"]:
         sys.exit(_guarded(args, lambda: print(plugins_text(args[1] if len(args) > 1 else None))))
+    if args[:1] == ["report"]:
+        from .report import main as report_main
+
+        sys.exit(_guarded(args, lambda: report_main(args[1:])))
     run(args)
 
 
@@ -151,6 +156,7 @@ def help_text() -> str:
         "",
         "usage: compframe [group=id ...] [key=value ...] [-m]   (or: python -m compframe.run ...)",
         "       compframe plugins [kind | kind/id]              plugins, or one plugin's parameters and ranges",
+        "       compframe report [--experiment|--run|--filter|--results ...]  figures and an HTML page comparing runs",
         "",
         "groups (group=id; the default in [brackets]; * = cannot run here, see 'compframe plugins <kind>'):",
     ]
