@@ -24,7 +24,8 @@ from .codec import Codec
 
 
 class ZarrCodec(_NumcodecsArrayBytesCodec, codec_name=Codec.codec_id):
-    """``compframe.Codec(quantizer, encoder, bound)`` as a zarr v3 serializer (same parameters).
+    """``compframe.Codec(quantizer=..., encoder=..., bound=...)`` as a zarr v3 serializer (the same
+    parameters, as keywords).
 
     The parameters are checked when the codec is made (a bad one raises as ``compframe.Codec`` does)
     and stored in their full form, every plugin parameter included; an array whose dtype the
