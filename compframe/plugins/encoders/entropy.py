@@ -461,9 +461,11 @@ class Ans(ChunkedEntropyCoder):
     def _build_model(self, counts):
         used = int((counts > 0).sum(axis=1).max())
         bits = math.ceil(math.log2(used))
-        # automatic: 4 bits of headroom over the alphabet for one table; 1 bit for per-column tables,
-        # whose decoding tables (2**R entries each) would otherwise take tables * 512 KiB
-        auto = max(12, bits + (4 if len(counts) == 1 else 1))
+        # automatic: 4 bits of headroom over the alphabet for one table; for several tables 1 bit, and
+        # 2**R at most a quarter of a table's symbols: the frequencies cost less to store, and the
+        # decoding tables (2**R entries each) stay small next to the symbols they decode
+        per_table = int(counts.sum(axis=1).max())
+        auto = max(12, bits + 4) if len(counts) == 1 else max(bits + 1, min(12, max(8, per_table.bit_length() - 3)))
         precision = max(min(self.config.precision or auto, self.MAX_PRECISION), bits)
         freq = _below_full(frequency_tables(counts.astype(np.int64), precision), precision)
         cum = np.cumsum(freq, axis=1) - freq
