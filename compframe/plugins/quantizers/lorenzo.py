@@ -1,7 +1,8 @@
 """``lorenzo``: error-bounded Lorenzo prediction quantizer (SZ's predictor on cuSZ's dual quantization).
 
 Every value is put on the grid of the uniform quantizer, ``q = round((x - c) / (2 eb_abs))`` around
-the midrange ``c`` (``eb_abs`` as for ``int8``/``int16``), whose points ``T(c + q·2eb_abs)`` are the
+the midrange ``c`` (``eb_abs`` as for ``int8``/``int16``; if the int32 grid cannot span the whole
+range, ``c`` is the median of a sample instead, so that one huge value costs one outlier), whose points ``T(c + q·2eb_abs)`` are the
 reconstructed values, and the code is the Lorenzo residual of ``q``: ``q[i] - q[i-1]`` in 1-D,
 ``q - (a + b - c)`` in 2-D, the seven-neighbour prediction in 3-D (Ibarria et al., Eurographics 2003;
 SZ, Tao et al., IPDPS 2017), predicted from already-reconstructed neighbours as in SZ, in integers as
@@ -42,6 +43,13 @@ def lattice(shape: tuple[int, ...], dims: int | str) -> tuple[int, int, int]:
     return (p, r, w) if n else (0, 0, 0)
 
 
+def _sample_median(flat: np.ndarray, default: float) -> float:
+    """The (lower) median of at most 4097 evenly spaced finite values of ``flat`` (``default`` if none)."""
+    sample = flat[::max(1, flat.size // 4096)].astype(np.float64)
+    sample = np.sort(sample[np.isfinite(sample)])
+    return float(sample[(sample.size - 1) // 2]) if sample.size else default
+
+
 def _index_dtype(n: int) -> type:
     return np.uint32 if n < 2**32 else np.uint64
 
@@ -68,8 +76,10 @@ class Lorenzo(Quantizer):
         lo, hi, _ = finite_range(flat)
         value_range = hi - lo  # may overflow to inf for float64 data spanning the whole range
         eb = bound.absolute(value_range)
-        centre = lo / 2 + hi / 2
         step = 2.0 * eb if np.isfinite(2.0 * eb) else 0.0  # an infinite bound: one grid point, the centre
+        centre = lo / 2 + hi / 2
+        if step > 0 and value_range / step > K.GRID:  # the grid cannot span the range: centre it on the bulk
+            centre = _sample_median(flat, centre)
         n = flat.size
         codes = np.zeros(x.shape, self.config.code_dtype)
         side = {"outlier_index": np.empty(0, _index_dtype(n)), "outlier_bits": np.empty(0, f"u{x.itemsize}"),
