@@ -205,13 +205,15 @@ SKETCHES = ("gaussian", "sparse_jl")
 
 @register("quantizer", "lplr")
 class LPLR(LowRank):
-    """LPLR: ``Z = Q_B1(Y)``, ``W = Q_B2(pinv(Z) A)``, with ``Y = (A Aᵀ)^q A S`` for a d x r sketch ``S`` seeded by ``seed``.
+    """LPLR: ``Z = Q_B1(Y)``, ``W = Q_B2(pinv(Z) A)``, ``Y = (A Aᵀ)^q A S`` for a d x r sketch ``S`` seeded by ``seed``.
 
     ``sketch``: ``gaussian``, ``S ~ N(0, 1/r)`` (the paper's Algorithm 1), or ``sparse_jl``, exactly ``sketch_nnz``
-    nonzeros ``±1/sqrt(sketch_nnz)`` per row of ``S`` in random columns (the repository's ``sparse_jl_transform``).
-    ``power_iters`` = q: randomized subspace iteration with an orthonormal basis taken before each product
-    (Halko, Martinsson & Tropp 2011, Alg. 4.4); in exact arithmetic the range of ``(A Aᵀ)^q A S``, as the
-    repository's plain products, whose columns all tend to the top singular vector as q grows.
+    nonzeros ``±1/sqrt(sketch_nnz)`` per row of ``S`` in random columns (the repository's ``sparse_jl_transform``;
+    Kane & Nelson, JACM 2014; one nonzero is CountSketch, Clarkson & Woodruff, STOC 2013).
+    ``power_iters`` = q: randomized subspace iteration, an orthonormal basis taken before each product (Halko,
+    Martinsson & Tropp 2011, Alg. 4.4). It spans the range of the repository's plain products ``(A Aᵀ)^q A S``
+    (in exact arithmetic), but the basis rounded into ``Z`` is ``A Q`` with ``Q`` orthonormal, not the plain
+    products, whose columns all tend to the top singular vector as q grows.
     """
 
     @dataclass
@@ -228,12 +230,13 @@ class LPLR(LowRank):
         self.require("power_iters", low=0)
 
     def sketch_matrix(self, d: int, r: int) -> np.ndarray:
-        """The d x r sketch ``S`` (float64), a function of ``seed``, ``sketch`` and ``sketch_nnz`` only."""
+        """The d x r sketch ``S`` (float64), a function of d, r, ``seed``, ``sketch`` and ``sketch_nnz`` only."""
         c, rng = self.config, np.random.default_rng(self.config.seed)
         if c.sketch == "gaussian":
             return rng.normal(0.0, 1.0 / np.sqrt(r), size=(d, r))
         if c.sketch_nnz > r:
-            self.fail("sketch_nnz", f"is {c.sketch_nnz}; at most the sketch's {r} columns (the rank) for a {d}-column matrix")
+            self.fail("sketch_nnz", f"is {c.sketch_nnz}; at most the sketch's {r} columns (the rank) "
+                                    f"for a {d}-column matrix")
         columns = np.argsort(rng.random((d, r)), axis=1)[:, :c.sketch_nnz]  # distinct, uniformly random
         s = np.zeros((d, r))
         np.put_along_axis(s, columns, rng.choice([-1.0, 1.0], size=columns.shape) / np.sqrt(c.sketch_nnz), axis=1)
