@@ -38,9 +38,9 @@ class Codec(NumcodecsCodec):
     ``quantizer`` and ``encoder`` are registry ids or config dicts (``{"id": "zstd", "level": 19}``),
     as for ``cf.compress``. ``bound`` (``"abs:1e-3"``, ``"rel:1e-2"`` or an ``ErrorBound``) is what
     an error-bounded quantizer (``int8``, ``int16``, ``lorenzo``) promises for every finite element
-    of each chunk, non-finite elements coming back bit-identical; ``rel`` is relative to the range (max - min of
-    the finite values) of each chunk on its own. It defaults to ``rel:1e-2`` for those and must be
-    None for quantizers that promise a bit budget instead (``fp16``, ``mxint8``, ...).
+    of each chunk, non-finite elements coming back bit-identical; ``rel`` is relative to the range
+    (max - min of the finite values) of each chunk on its own. It defaults to ``rel:1e-2`` for those
+    and must be None for quantizers that promise a bit budget instead (``fp16``, ``mxint8``, ...).
 
     ``encode`` returns one compframe frame per chunk, with the chunk's dtype and shape in its
     header; ``decode`` rebuilds the chunk from the frame alone (any compframe frame, whatever codec
