@@ -61,7 +61,7 @@ class Run:
 
     @property
     def label(self) -> str:
-        """What a legend calls this run: the train pipeline (or 'uncompressed'), else the run name."""
+        """What a legend or table calls this run: its name, else the start of its id."""
         return self.name or self.id[:8]
 
     @property
@@ -69,8 +69,8 @@ class Run:
         """The pipeline that compressed a training run's exchange ('uncompressed' for mode none)."""
         if self.params.get("task.compress.mode") == "none":
             return "uncompressed"
-        q, e = self.tags.get("compframe.quantizer") or self.params.get("quantizer.id"), \
-            self.tags.get("compframe.encoder") or self.params.get("encoder.id")
+        q = self.tags.get("compframe.quantizer") or self.params.get("quantizer.id")
+        e = self.tags.get("compframe.encoder") or self.params.get("encoder.id")
         return f"{q}+{e}" if q and e else "uncompressed"
 
 
@@ -88,7 +88,13 @@ def from_folder(folder: Path) -> list[Run]:
     paths = sorted(folder.rglob("results.json"), key=lambda p: (-p.stat().st_mtime, str(p)))
     if not paths:
         raise DataError(f"no results.json under '{folder}'")
-    return [_from_doc(_read_results(p), str(p.parent.relative_to(folder)) or p.parent.name, str(p)) for p in paths]
+    return [_from_doc(_read_results(p), _name(p.parent, folder), str(p)) for p in paths]
+
+
+def _name(job_dir: Path, folder: Path) -> str:
+    """A folder run's name: its job folder relative to ``folder`` (the folder's own name at the top)."""
+    relative = job_dir.relative_to(folder)
+    return job_dir.name if relative == Path(".") else str(relative)
 
 
 def _read_results(path: Path) -> dict[str, Any]:
@@ -198,6 +204,9 @@ def _from_mlflow(client, r) -> Run:
     tags, metrics, params = dict(r.data.tags), _numbers(dict(r.data.metrics)), dict(r.data.params)
     task = tags.get("compframe.task") or params.get("task.id", "")
     names = [p for p in tags.get("compframe.pipelines", "").split(",") if p]
+    quantizer, encoder = tags.get("compframe.quantizer"), tags.get("compframe.encoder")
+    if not names and task == "benchmark" and quantizer and encoder:  # a job tagged before compframe.pipelines
+        names = [f"{quantizer}+{encoder}"]
     if len(names) == 1:
         pipelines = {names[0]: metrics}
     else:
