@@ -6,7 +6,8 @@ Saha, Srivastava & Pilanci (NeurIPS 2023), repository pilancilab/matrix-compress
 scaled to [0, 1], B0 = 1 (rank 83 at cr = 1), LPLR, LSVD and DSVD with normalize_and_shift, NQ without.
 The repository's notebook (``example.ipynb``) sets B1 = 8, B2 = 4; its committed rank-83 images
 (``artifacts/images/shepp-logan-rank-83_b1-4_b2-8_b0-1``) are B1 = 4, B2 = 8. Both splits run here, LPLR
-with the Gaussian sketch, the sparse JL sketch (1 nonzero per row) and one power iteration, over the seeds.
+with the Gaussian sketch, the sparse JL sketch (1 and 4 nonzeros per row) and one power iteration, over
+the seeds.
 Writes ``lplr_phantom.md`` (relative Frobenius errors ``‖Â - A‖_F / ‖A‖_F``, mean [min, max] over the
 seeds for seeded methods), ``lplr_phantom.json`` and ``lplr_phantom.png``.
 """
@@ -26,6 +27,7 @@ SPLITS = {"B1=4, B2=8 (repo images)": {"b1": 4, "b2": 8}, "B1=8, B2=4 (repo note
 # (label, quantizer id, extra params, seeded): the sketch options apply to lplr only
 METHODS = [("lplr gaussian", "lplr", {}, True),
            ("lplr sparse_jl s=1", "lplr", {"sketch": "sparse_jl", "sketch_nnz": 1}, True),
+           ("lplr sparse_jl s=4", "lplr", {"sketch": "sparse_jl", "sketch_nnz": 4}, True),
            ("lplr gaussian q=1", "lplr", {"power_iters": 1}, True),
            ("lsvd", "lsvd", {}, False),
            ("dsvd", "dsvd", {}, False)]
