@@ -76,30 +76,41 @@ def unsigned(dtype: np.dtype) -> np.dtype:
     return np.dtype(f"<u{dtype.itemsize}")
 
 
+@numba.njit(cache=True)
 def chunk_layout(count: int, tables: int, chunk: int, blocks: bool = False):
-    """Start, end and table of every chunk: each of ``tables`` equal column runs cut into chunks; or,
-    with ``blocks``, the codes cut into chunks in order, ``ceil(chunks / tables)`` consecutive chunks
-    to a table."""
+    """Start, end and table of every chunk (int64 arrays): each of ``tables`` equal column runs cut into
+    chunks; or, with ``blocks``, the codes cut into chunks in order, ``ceil(chunks / tables)``
+    consecutive chunks to a table."""
     if blocks:
-        starts = np.arange(0, count, chunk, dtype=np.int64)
-        return starts, np.minimum(starts + chunk, count), np.arange(starts.size) // -(-starts.size // tables)
+        n = -(-count // chunk)
+        per_table = -(-n // tables)
+        starts = np.arange(n) * chunk
+        return starts, np.minimum(starts + chunk, count), np.arange(n) // per_table
     rows = count // tables
     per = -(-rows // chunk)
-    k = np.arange(per, dtype=np.int64)
-    col = np.arange(tables, dtype=np.int64)
-    starts = (col[:, None] * rows + k[None, :] * chunk).reshape(-1)
-    ends = np.minimum(starts + chunk, np.repeat(col * rows + rows, per))
-    return starts, ends, np.repeat(col, per)
+    starts = np.empty(tables * per, np.int64)
+    ends = np.empty(tables * per, np.int64)
+    table_of = np.empty(tables * per, np.int64)
+    for t in range(tables):
+        for k in range(per):
+            starts[t * per + k] = t * rows + k * chunk
+            ends[t * per + k] = min(t * rows + (k + 1) * chunk, (t + 1) * rows)
+            table_of[t * per + k] = t
+    return starts, ends, table_of
 
 
-def entropy_bytes(counts: np.ndarray) -> float:
-    """Order-0 entropy in bytes of the symbols counted in each row of ``counts``, summed over the rows,
-    less a relative 1e-9 for rounding: no code for those symbols with those tables is shorter."""
-    c = counts.astype(np.float64)
+def model_estimate(counts: np.ndarray) -> float:
+    """Expected bytes of the symbols counted in each row of ``counts`` coded with a table per row fitted
+    to them: their order-0 entropy plus ``(k - 1) / 2 * log2(n)`` bits per table of ``k`` symbols
+    used ``n`` times, the cost of describing a model fitted to the data (Rissanen, "Universal coding,
+    information, prediction, and estimation", IEEE Trans. IT 30(4), 1984). Tables fitted to few
+    symbols each look cheap by their entropy alone; this term prices what fitting them costs."""
+    c = counts[counts.sum(axis=1) > 0].astype(np.float64)
     totals = c.sum(axis=1, keepdims=True)
+    used = (c > 0).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        bits = np.where(c > 0, c * np.log2(np.maximum(totals, 1) / np.maximum(c, 1)), 0.0).sum()
-    return float(bits) / 8 * (1 - 1e-9)
+        bits = np.where(c > 0, c * np.log2(totals / np.maximum(c, 1)), 0.0).sum()
+    return float(bits + ((used - 1) / 2 * np.log2(totals[:, 0])).sum()) / 8
 
 
 def pack_blob(values: np.ndarray, planes: int) -> bytes:
@@ -239,7 +250,7 @@ class ChunkedEntropyCoder(Encoder):
         best = None
         for cost_floor, tables, in_blocks, counts in self._plans(u, columns, base, mask, alphabet):
             if best is not None and cost_floor >= best[0]:
-                continue  # even free tables coding at the entropy would not be cheaper
+                continue  # not expected to pay for its tables
             model = self._build_model(counts)
             nchunks = -(-count // self.config.chunk) if in_blocks else tables * -(-(count // tables) // self.config.chunk)
             cost = model.bits / 8 + len(model.blob) + 4 * nchunks
@@ -257,11 +268,12 @@ class ChunkedEntropyCoder(Encoder):
         return b"".join((head, struct.pack("<I", checksum), tail, data.tobytes()))
 
     def _plans(self, u, columns, base, mask, alphabet):
-        """The models ``context`` allows, as (lower bound of the stream's cost in bytes, tables, block
+        """The models ``context`` allows, as (estimate of the stream's cost in bytes, tables, block
         layout, histograms ``[tables, alphabet]``), one table first: ``none`` one table; ``column``
         one table per column (2-D codes); ``block`` one table per ``block`` symbols; ``auto`` all three.
-        The bound (order-0 entropy of each table's symbols plus the chunk table) lets the caller skip
-        building a model that cannot beat a cheaper one already priced."""
+        The estimate (``model_estimate``: the tables' order-0 entropy, what adapting them to the data
+        costs, and the chunk table) lets the caller skip building a model that will not beat a cheaper
+        one already priced."""
         context, chunk, count = self.config.context, self.config.chunk, u.size
         rows = count // columns
         by_column = by_block = None
@@ -280,9 +292,9 @@ class ChunkedEntropyCoder(Encoder):
             one = histogram.histograms(u, 1, base, mask, alphabet)
         plans = [(0.0, 1, False, one)]
         if by_column is not None:
-            plans.append((entropy_bytes(by_column) + 4 * columns * -(-rows // chunk), columns, False, by_column))
+            plans.append((model_estimate(by_column) + 4 * columns * -(-rows // chunk), columns, False, by_column))
         if by_block is not None:
-            plans.append((entropy_bytes(by_block) + 4 * nchunks, blocks, True, by_block))
+            plans.append((model_estimate(by_block) + 4 * nchunks, blocks, True, by_block))
         return plans
 
     def _decode_flat(self, payload: memoryview, dtype: np.dtype, count: int, nested: bool = False) -> np.ndarray:
