@@ -25,6 +25,8 @@ from numba.extending import overload
 
 CHUNK = 1 << 16
 """Values per parallel work item of the element-wise passes, and per segment of a long row."""
+BLOCK = 1024
+"""Columns per parallel work item of the prefix sums across rows and planes."""
 GRID = float(2**31 - 1)
 """The largest ``|q|``: grid points are int32."""
 MISS = np.int32(-2**31)
@@ -269,32 +271,47 @@ def integrate_rows(codes, wide_index, wide_values, t):
                 tr[j] += carry
 
 
+@njit(cache=True)
+def _accumulate(prev, cur, out, centre, step, last):
+    """``cur += prev`` (int32, modulo 2^32); if ``last``, also ``out = T(centre + cur·step)``."""
+    if last:
+        for j in range(cur.size):
+            v = cur[j] + prev[j]
+            cur[j] = v
+            out[j] = centre + np.float64(np.int32(v)) * step
+    else:
+        for j in range(cur.size):
+            cur[j] += prev[j]
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def integrate_columns(t):
-    """``t[p, r] += t[p, r - 1]`` for r = 1..R-1 in every plane: the prefix sum along axis 1."""
+def integrate_columns(t, out, centre, step, last):
+    """``t[p, r] += t[p, r - 1]`` for r = 1..R-1 in every plane (the prefix sum along axis 1), in
+    blocks of ``BLOCK`` columns; if ``last``, ``out`` (the shape of ``t``) gets the rebuilt values."""
     P, R, W = t.shape
-    nb = (W + CHUNK - 1) // CHUNK
+    nb = (W + BLOCK - 1) // BLOCK
     for item in prange(P * nb):
         p = np.int64(item) // nb
-        b = np.int64(item) - p * nb
-        s, e = b * CHUNK, min(W, (b + 1) * CHUNK)
+        s = (np.int64(item) - p * nb) * BLOCK
+        e = min(W, s + BLOCK)
+        if last:
+            _rebuild_chunk(t[p, 0, s:e], out[p, 0, s:e], centre, step)
         for r in range(1, R):
-            prev, cur = t[p, r - 1], t[p, r]
-            for j in range(s, e):
-                cur[j] += prev[j]
+            _accumulate(t[p, r - 1, s:e], t[p, r, s:e], out[p, r, s:e], centre, step, last)
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def integrate_planes(t):
-    """``t[p] += t[p - 1]`` for p = 1..P-1 (``t`` as (P, R·W)): the prefix sum along axis 0."""
+def integrate_planes(t, out, centre, step):
+    """``t[p] += t[p - 1]`` for p = 1..P-1 (``t`` and ``out`` as (P, R·W)): the prefix sum along
+    axis 0, in blocks of ``BLOCK``; ``out`` gets the rebuilt values."""
     P, n = t.shape
-    nb = (n + CHUNK - 1) // CHUNK
+    nb = (n + BLOCK - 1) // BLOCK
     for b in prange(nb):
-        s, e = b * CHUNK, min(n, (b + 1) * CHUNK)
+        s = np.int64(b) * BLOCK
+        e = min(n, s + BLOCK)
+        _rebuild_chunk(t[0, s:e], out[0, s:e], centre, step)
         for p in range(1, P):
-            prev, cur = t[p - 1], t[p]
-            for j in range(s, e):
-                cur[j] += prev[j]
+            _accumulate(t[p - 1, s:e], t[p, s:e], out[p, s:e], centre, step, True)
 
 
 @njit(cache=True)

@@ -148,11 +148,13 @@ class Lorenzo(Quantizer):
             view = lattice(q.shape, self.config.dims)
             grid = np.empty(view, np.int32)
             K.integrate_rows(np.ascontiguousarray(codes).reshape(view), wide, values, grid)
-            if view[1] > 1:
-                K.integrate_columns(grid)
-            if view[0] > 1:
-                K.integrate_planes(grid.reshape(view[0], -1))
-            K.rebuild(grid.reshape(-1), out, centre, step)
+            planes, rows = view[0] > 1, view[1] > 1
+            if rows:
+                K.integrate_columns(grid, out.reshape(view), centre, step, not planes)
+            if planes:
+                K.integrate_planes(grid.reshape(view[0], -1), out.reshape(view[0], -1), centre, step)
+            if not (rows or planes):
+                K.rebuild(grid.reshape(-1), out, centre, step)
             if index.size:
                 scatter_bits(out.view(bits.dtype), index, bits)
         return out.reshape(q.shape)

@@ -1,0 +1,163 @@
+"""Benchmark of the ``lorenzo`` quantizer with gpulz/ans/huffman against SZ3 and LZ4-64K on smooth fields (run by hand).
+
+    PYTHONPATH=. python bench/bench_lorenzo.py               # all fields, rel 1e-3 and 1e-4, markdown to stdout
+    PYTHONPATH=. python bench/bench_lorenzo.py --quick       # smaller fields, 3 repeats
+
+GPULZ's 1.23x over nvCOMP's LZ4 (ICS'23, arXiv 2304.07342) was measured on cuSZ's quantization codes:
+Lorenzo residuals of smooth scientific fields. Fields here (float32): a smooth 2-D Gaussian random
+field (power spectrum ``k^-4``, 2048 x 2048), a 3-D one with Kolmogorov's spectrum
+(``k^-11/3``, 128 x 192 x 192), both made from a seed by filtering white noise in Fourier space, and
+the ``image`` data source's two images (Shepp-Logan phantom 1024 x 1024, scikit-image's camera
+photograph 512 x 512), all scaled to [0, 1].
+
+Per field and bound: whole pipelines through ``cf.compress``/``cf.decompress`` (frame bytes, so side
+data and headers count): ``lorenzo`` (int8 and int16 codes) + gpulz/ans/huffman/zstd and
++ ``lz4`` with 64 KiB independent blocks (what nvCOMP's LZ4 does; the project's ``lz4`` encoder with
+``block: 65536``), the raw ``int8``/``int16`` uniform codes + gpulz and + LZ4-64K, and SZ3 (pysz,
+default algorithm, ABS mode at the same absolute bound, serial). Ratio = float32 bytes / compressed
+bytes; ``code ratio`` = code bytes / code stream bytes; speeds in MB/s of float32, best of
+``--repeat``. Then the goals: gpulz's code stream vs LZ4-64K's on the same codes, and the best
+lorenzo pipeline vs SZ3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import time
+
+import numpy as np
+
+import compframe as cf
+from compframe import container, registry
+from compframe.base import ErrorBound
+
+LZ4_64K = {"id": "lz4", "block": 65536}
+ENCODERS = {"gpulz": "gpulz", "ans": "ans", "huffman": "huffman", "zstd": "zstd", "LZ4-64K": LZ4_64K}
+
+
+def gaussian_field(shape: tuple[int, ...], slope: float, seed: int) -> np.ndarray:
+    """A Gaussian random field with power spectrum ``|k|^-slope``: white noise filtered in Fourier
+    space, scaled to [0, 1], float32."""
+    rng = np.random.default_rng(seed)
+    freqs = np.meshgrid(*[np.fft.fftfreq(n) * n for n in shape[:-1]], np.fft.rfftfreq(shape[-1]) * shape[-1],
+                        indexing="ij")
+    k2 = sum(f * f for f in freqs)
+    k2.flat[0] = 1.0
+    spectrum = np.fft.rfftn(rng.standard_normal(shape)) * k2 ** (-slope / 4)
+    spectrum.flat[0] = 0.0
+    x = np.fft.irfftn(spectrum, s=shape)
+    return ((x - x.min()) / np.ptp(x)).astype(np.float32)
+
+
+def fields(quick: bool) -> dict[str, np.ndarray]:
+    s = 2 if quick else 1
+    out = {
+        f"grf2d k^-4 {2048 // s}x{2048 // s}": gaussian_field((2048 // s, 2048 // s), 4.0, 0),
+        f"grf3d k^-11/3 {128 // s}x{192 // s}x{192 // s}": gaussian_field((128 // s, 192 // s, 192 // s), 11 / 3, 1),
+    }
+    source = registry.create("data", "image", size=1024 // s)
+    for f in source.fields():
+        out[f"{f.name} {'x'.join(map(str, f.data.shape))}"] = f.data
+    return out
+
+
+def best_time(fn, repeat: int):
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def code_stream_bytes(frame: bytes) -> int:
+    return sum(s.nbytes for s in container.loads(frame).code_streams().values())
+
+
+def pipeline(x, quantizer, encoder, bound, repeat):
+    """(ratio, code ratio, compress MB/s, decompress MB/s, max error / bound) of one cf pipeline."""
+    q = registry.create_from_config("quantizer", quantizer) if isinstance(quantizer, dict) else \
+        registry.create("quantizer", quantizer)
+    e = registry.create_from_config("encoder", encoder) if isinstance(encoder, dict) else registry.create("encoder", encoder)
+    tc, frame = best_time(lambda: cf.compress(x, quantizer=q, encoder=e, bound=bound), repeat)
+    td, y = best_time(lambda: cf.decompress(frame), repeat)
+    codes = q.quantize(x, bound).codes["codes"].nbytes
+    eb = bound.absolute(float(x.max()) - float(x.min()))
+    err = float(np.abs(y.astype(np.float64) - x).max()) / eb
+    mb = x.nbytes / 1e6
+    return x.nbytes / len(frame), codes / code_stream_bytes(frame), mb / tc, mb / td, err
+
+
+def sz3(x, bound, repeat):
+    from pysz import sz, szConfig, szErrorBoundMode
+
+    eb = bound.absolute(float(x.max()) - float(x.min()))
+    conf = szConfig()
+    conf.errorBoundMode = szErrorBoundMode.ABS
+    conf.absErrorBound = eb
+    tc, (blob, _) = best_time(lambda: sz.compress(x, conf), repeat)
+    td, (y, _) = best_time(lambda: sz.decompress(blob, np.float32, x.shape), repeat)
+    mb = x.nbytes / 1e6
+    return x.nbytes / blob.nbytes, float("nan"), mb / tc, mb / td, float(np.abs(y.astype(np.float64) - x).max()) / eb
+
+
+def run(name, x, rel, repeat) -> tuple[list[str], dict]:
+    bound = ErrorBound("rel", rel)
+    uniform = "int8" if rel >= 1e-3 else "int16"
+    rows = {}
+    for dtype in ("int8", "int16"):
+        for ename, enc in ENCODERS.items():
+            rows[f"lorenzo/{dtype} + {ename}"] = pipeline(x, {"id": "lorenzo", "code_dtype": dtype}, enc, bound, repeat)
+    for ename in ("gpulz", "LZ4-64K"):
+        rows[f"{uniform} (raw codes) + {ename}"] = pipeline(x, uniform, ENCODERS[ename], bound, repeat)
+    rows["SZ3 (pysz, ABS, serial)"] = sz3(x, bound, repeat)
+    lines = [f"#### {name}, rel {rel:g}", "",
+             "| pipeline | ratio | code ratio | compress MB/s | decompress MB/s | max err / eb |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for label, (ratio, cratio, c, d, err) in rows.items():
+        lines.append(f"| {label} | {ratio:.2f} | {'' if np.isnan(cratio) else f'{cratio:.2f}'} | {c:.0f} | {d:.0f} "
+                     f"| {err:.3f} |")
+    return lines + [""], rows
+
+
+def summary(results) -> list[str]:
+    lines = ["#### Goals", "",
+             "| field | rel | gpulz / LZ4-64K (code streams): lorenzo/int8, lorenzo/int16, raw codes "
+             "| best lorenzo pipeline | its ratio / SZ3's | compress vs SZ3 | decompress vs SZ3 |",
+             "|---|---|---|---|---:|---:|---:|"]
+    for (name, rel), rows in results.items():
+        uniform = "int8" if rel >= 1e-3 else "int16"
+        gl = [rows[f"{p} + gpulz"][1] / rows[f"{p} + LZ4-64K"][1]
+              for p in ("lorenzo/int8", "lorenzo/int16", f"{uniform} (raw codes)")]
+        best = max((k for k in rows if k.startswith("lorenzo")), key=lambda k: rows[k][0])
+        ref = rows["SZ3 (pysz, ABS, serial)"]
+        lines.append(f"| {name} | {rel:g} | {', '.join(f'{g:.2f}x' for g in gl)} | {best} | {rows[best][0] / ref[0]:.2f}x "
+                     f"| {rows[best][2] / ref[2]:.1f}x | {rows[best][3] / ref[3]:.1f}x |")
+    return lines + [""]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fields of half the side, 3 repeats")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--rel", type=float, nargs="+", default=[1e-3, 1e-4])
+    args = ap.parse_args(argv)
+    repeat = 3 if args.quick else args.repeat
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    out = [f"`uptime` before: {load}; numba threads: {os.environ.get('NUMBA_NUM_THREADS', 'default')}", ""]
+    results = {}
+    for name, x in fields(args.quick).items():
+        for rel in args.rel:
+            lines, rows = run(name, x, rel, repeat)
+            out += lines
+            results[(name, rel)] = rows
+    out += summary(results)
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    out.append(f"`uptime` after: {load}")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
