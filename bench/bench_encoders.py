@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python bench/bench_encoders.py                 # all data sets, markdown to stdout
     PYTHONPATH=. python bench/bench_encoders.py --quick         # fewer tables / rows
+    PYTHONPATH=. python bench/bench_encoders.py --contexts      # huffman/ans per context on single fields
 
 Data: (a) pooled embedding lookups made here (26 tables, rows uniform(-1/sqrt(n), 1/sqrt(n)), each
 lookup the sum of a bag of 1..10 rows drawn with Zipf popularity, 2048 x 64 float32 per table);
@@ -9,9 +10,9 @@ lookup the sum of a bag of 1..10 rows drawn with Zipf popularity, 2048 x 64 floa
 from its safetensors file, offline), if installed; (c) skewed synthetic codes (two-sided geometric).
 Floats are quantized as ``code = round((x - c) / (2 eb (max - min)))`` with ``c`` the midrange.
 
-``huffman`` and ``ans`` run with their defaults (``context=block``: one table per 2**18 symbols
-where cheaper; ``dedup``: repeated rows of 2-D codes as references) and alone (``context=none,
-dedup=False``: one order-0 table).
+``huffman`` and ``ans`` run with their defaults (``context=auto``: one table, a table per column
+or a table per 2**18 symbols, whichever is cheapest; ``dedup``: repeated rows of 2-D codes as
+references) and alone (``context=none, dedup=False``: one order-0 table).
 
 Per encoder: compression ratio (code bytes / stream bytes), the order-0 entropy bound as a ratio,
 encode and decode speed in MB/s of code bytes and of the float32 bytes they stand for (best of
@@ -308,13 +309,56 @@ def entropy_bounds(lookups, cases=((1e-2, "int8"), (1e-3, "int16"))) -> list[str
     return lines + [""]
 
 
+def context_fields():
+    """The fields of issue 13's goals: 2048 x 64 and 4096 x 384, int8 (rel 1e-2) and int16 (rel 1e-3)
+    codes of pooled lookups (table 1 of ``pooled_lookups``), of the same lookups with column scales
+    spread over 20x (columns that differ), and of MiniLM's first 4096 rows (if installed)."""
+    x = pooled_lookups(2)[1][1]
+    spread = x * np.geomspace(0.05, 1, x.shape[1], dtype=np.float32)
+    floats = [("pooled 2048x64", x), ("pooled, column scales 0.05-1", spread)]
+    table = minilm_table()
+    if table is not None:
+        floats.append(("MiniLM 4096x384", np.ascontiguousarray(table[:4096])))
+    return [(f"{name}, {dtype} rel {eb:g}", quantize(f, eb, dtype)[0])
+            for name, f in floats for eb, dtype in ((1e-2, "int8"), (1e-3, "int16"))]
+
+
+def run_contexts(repeat: int) -> list[str]:
+    """``huffman`` and ``ans`` (dedup off) in each ``context`` on each of ``context_fields``, one field
+    at a time under compframe's thread policy, with zlib's Huffman-only mode beside them."""
+    from compframe.errors import ConfigError
+
+    lines = ["| field | encoder | context | ratio | enc MB/s | dec MB/s |", "|---|---|---|---:|---:|---:|"]
+    for name, codes in context_fields():
+        items = [(pid, ctx) for pid in ("huffman", "ans") for ctx in ("none", "block", "column", "auto")]
+        for pid, ctx in items + [("zlib", "Huffman-only")]:
+            try:
+                enc = ZlibHuffman() if pid == "zlib" else Plugin(pid, context=ctx, dedup=False)
+            except ConfigError:
+                continue  # a compframe without context=auto
+            with cpu_threads_for(codes.size):
+                enc.decode(enc.encode(codes))
+                te, blob = best_time(lambda: enc.encode(codes), repeat)
+                td, back = best_time(lambda: enc.decode(blob), repeat)
+            if not np.array_equal(back, codes):
+                raise AssertionError(f"{pid} {ctx} does not round-trip")
+            mb = codes.nbytes / 1e6
+            lines.append(f"| {name} | {pid} | {ctx} | {codes.nbytes / enc.size(blob):.3f} | {mb / te:.0f} | {mb / td:.0f} |")
+    return lines + [""]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="8 tables, 4096 MiniLM rows")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--bounds", action="store_true",
                     help="only the entropy bounds of the pooled lookups' codes (with repeats removed, per column)")
+    ap.add_argument("--contexts", action="store_true",
+                    help="only huffman/ans in each context (none, block, column, auto) on single fields")
     args = ap.parse_args(argv)
+    if args.contexts:
+        print("\n".join(run_contexts(args.repeat)))
+        return 0
     if args.bounds:
         print("\n".join(entropy_bounds([x for _, x in pooled_lookups(8 if args.quick else 26)])))
         return 0

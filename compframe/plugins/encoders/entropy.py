@@ -35,7 +35,7 @@ base class's dtype/shape header (all integers little-endian)::
 
 With ``tables == 1`` the chunks cut the flat codes in order; with ``tables == C`` (context=column)
 the codes are taken as ``rows x C`` (the last axis is the column), stored column by column, and
-each column's chunks use that column's table. With ``context=block`` (mode 4) the chunks follow
+each column's chunks use that column's table. With a table per block (mode 4) the chunks follow
 the codes in order and each run of about ``block`` symbols (whole chunks) has its own table, as
 deflate's blocks adapt to statistics that drift along the array. The encoder keeps several tables
 only when they cost less than one shared table (counting the tables' bytes).
@@ -388,8 +388,8 @@ class Huffman(ChunkedEntropyCoder):
     """Canonical Huffman coding, chunked as in cuSZ: one code book per stream, per column or per block.
 
     ``chunk`` symbols per independently decodable chunk; codes no longer than ``max_length`` bits
-    (raised to ``ceil(log2(#symbols))`` when the alphabet needs it); ``context`` none|column|block
-    (block: one table per ``block`` symbols where that is cheaper, the default);
+    (raised to ``ceil(log2(#symbols))`` when the alphabet needs it); ``context`` auto|none|column|block
+    (one table, a table per column, a table per ``block`` symbols; auto, the default: the cheapest);
     ``dedup`` (2-D codes: rows that repeat an earlier row are stored as references);
     ``device`` cpu|cuda (the same kernels, compiled for either). Costs at most 1 bit per symbol
     over the order-0 entropy, plus the code book and 4 bytes per chunk.
@@ -455,10 +455,10 @@ class Ans(ChunkedEntropyCoder):
     """rANS with a static order-0 model (Duda 2013), one coder state per chunk.
 
     Frequencies are quantized to a sum of ``2**precision`` (``precision`` 10..16; 0 picks it from
-    the alphabet: at least 12 bits, 4 more than the alphabet needs for one table, 1 more for
-    per-column tables; never less than the alphabet needs); ``chunk`` symbols per independently
-    decodable chunk; ``context`` none|column|block (one table per ``block`` symbols where that is
-    cheaper, the default); ``dedup`` (2-D codes: rows that repeat an earlier
+    the alphabet: at least 12 bits, 4 more than the alphabet needs for one table; for several tables
+    1 more, and 2**R at most about a quarter of a table's symbols (8..12 bits); never less than the
+    alphabet needs); ``chunk`` symbols per independently decodable chunk; ``context``
+    auto|none|column|block (as ``huffman``); ``dedup`` (2-D codes: rows that repeat an earlier
     row are stored as references); ``device`` cpu|cuda.
     """
 
