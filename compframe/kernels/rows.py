@@ -122,15 +122,16 @@ def join_rows(kept, gaps, refs, out):
 
 @numba.njit(cache=True, nogil=True)
 def transpose(a):
-    """``a.T`` as a new C-contiguous array, in 32 x 32 tiles: 2.5-4x faster than numpy's strided copy
-    when ``a`` has few rows (64 x 2048 int8/int16), slower when both sides are long."""
+    """``a.T`` as a new C-contiguous array, in 8 x 8 tiles read down the columns: at most 8 rows of
+    ``a`` are live at a time, so a row length that is a multiple of 4 KiB (4096 int8 codes per column)
+    does not evict them from one cache set. 384 x 4096 int8: about 1.5 ms where numpy's strided copy
+    takes 18 ms and 32 x 32 tiles 9 ms; 64 x 2048: about 0.14 ms (numpy 0.3 ms), one thread."""
     n, m = a.shape
     out = np.empty((m, n), a.dtype)
-    for i0 in range(0, n, 32):
-        i1 = min(i0 + 32, n)
-        for j0 in range(0, m, 32):
-            j1 = min(j0 + 32, m)
-            for i in range(i0, i1):
-                for j in range(j0, j1):
+    for i0 in range(0, n, 8):
+        i1 = min(i0 + 8, n)
+        for j0 in range(0, m, 8):
+            for j in range(j0, min(j0 + 8, m)):
+                for i in range(i0, i1):
                     out[j, i] = a[i, j]
     return out
