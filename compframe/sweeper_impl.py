@@ -1,4 +1,5 @@
-"""The heavy half of ``compframe.sweeper`` (imports optuna): reseeding, heartbeats, trial-numbered jobs."""
+"""The heavy half of ``compframe.sweeper`` (imports optuna): reseeding, per-trial seeds, heartbeats,
+trial-numbered jobs."""
 
 from __future__ import annotations
 
@@ -109,11 +110,23 @@ class _TrialLauncher:
 
     def launch(self, job_overrides, initial_job_idx: int):
         trials = self.impl.asked
-        first = trials[0].number if trials else initial_job_idx
         if not self.impl.heartbeat:
-            return self.launcher.launch(job_overrides, initial_job_idx=first)
+            return self._launch(job_overrides, initial_job_idx)
         with _Heartbeat(self.impl.storage, [t._trial_id for t in trials], self.impl.heartbeat_interval):
-            return self.launcher.launch(job_overrides, initial_job_idx=first)
+            return self._launch(job_overrides, initial_job_idx)
+
+    def _launch(self, job_overrides, initial_job_idx: int) -> list:
+        """Launchers number a batch's jobs from its first index on: a batch whose trial numbers have
+        gaps (another sweeper on the study asked in between) goes out in runs of consecutive numbers."""
+        numbers = [t.number for t in self.impl.asked]
+        if not numbers:
+            return self.launcher.launch(job_overrides, initial_job_idx=initial_job_idx)
+        returns, start = [], 0
+        for i in range(1, len(numbers) + 1):
+            if i == len(numbers) or numbers[i] != numbers[i - 1] + 1:
+                returns += self.launcher.launch(job_overrides[start:i], initial_job_idx=numbers[start])
+                start = i
+        return returns
 
 
 class ResumableImpl(OptunaSweeperImpl):

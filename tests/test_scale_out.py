@@ -51,7 +51,8 @@ def split_runs(runs):
 
 def job_folders(folder: Path) -> dict[str, dict]:
     """Every job folder of every sweep under ``folder``/outputs/multirun: name -> results.json."""
-    return {p.parent.name: json.loads(p.read_text()) for p in (folder / "outputs" / "multirun").glob("*/*/*/results.json")}
+    files = (folder / "outputs" / "multirun").glob("*/*/*/results.json")
+    return {p.parent.name: json.loads(p.read_text()) for p in files}
 
 
 # --- threads per job, seeds per trial (fast) ---
@@ -89,7 +90,8 @@ def test_sweepers_sharing_a_study_draw_different_parameters(tmp_path):
 
     from compframe.sweeper_impl import seed_per_trial
 
-    space = {"encoder": CategoricalDistribution(["none", "lz4", "zstd"]), "base": FloatDistribution(1e-4, 0.1, log=True)}
+    space = {"encoder": CategoricalDistribution(["none", "lz4", "zstd"]),
+             "base": FloatDistribution(1e-4, 0.1, log=True)}
 
     def sampler(per_trial: bool):
         s = optuna.samplers.RandomSampler(seed=0)
@@ -121,6 +123,21 @@ def test_sweepers_sharing_a_study_draw_different_parameters(tmp_path):
     assert alone == shared   # the same draws, trial by trial, as the two processes together
 
 
+def test_a_batch_with_gaps_in_its_trial_numbers_is_launched_by_trial_number():
+    """Another sweeper asked trial 5 between this one's 4 and 6: jobs 4, 6, 7, never 4, 5, 6."""
+    from types import SimpleNamespace
+
+    from compframe.sweeper_impl import _TrialLauncher
+
+    calls = []
+    launcher = SimpleNamespace(launch=lambda overrides, initial_job_idx: calls.append((overrides, initial_job_idx))
+                               or [f"job {initial_job_idx + i}" for i in range(len(overrides))])
+    impl = SimpleNamespace(asked=[SimpleNamespace(number=n) for n in (4, 6, 7)], heartbeat=False)
+    returns = _TrialLauncher(launcher, impl).launch([["a"], ["b"], ["c"]], initial_job_idx=0)
+    assert calls == [([["a"]], 4), ([["b"], ["c"]], 6)]
+    assert returns == ["job 4", "job 6", "job 7"]
+
+
 # --- launchers ---
 
 @pytest.mark.slow
@@ -130,7 +147,7 @@ def test_joblib_launcher_runs_jobs_in_parallel_worker_processes(cli):
     assert p.returncode == 0, p.stderr[-3000:]
     jobs = job_folders(folder)
     assert sorted(name.split("_")[0] for name in jobs) == ["0", "1"]
-    assert all(doc["status"] == "finished" and doc["results"]["totals"]["compression_ratio"] > 1 for doc in jobs.values())
+    assert all(d["status"] == "finished" and d["results"]["totals"]["compression_ratio"] > 1 for d in jobs.values())
     _, runs = mlflow_runs(f"sqlite:///{folder / 'outputs' / 'mlflow.db'}")
     parents, children = split_runs(runs)
     assert len(parents) == 1 and len(children) == 2
@@ -168,7 +185,7 @@ def test_two_sweepers_share_one_postgres_study(postgres, tmp_path):
 
     study_url, mlflow_url = postgres.create_database("optuna"), postgres.create_database("mlflow_sweeps")
     args = [sys.executable, "-m", "compframe.run", "-m", "hparams_search=pareto", "hydra.sweeper.n_trials=10",
-            f"hydra.sweeper.storage={study_url}", "hydra.sweeper.study_name=shared", *TINY,
+            "hydra.sweeper.n_jobs=2", f"hydra.sweeper.storage={study_url}", "hydra.sweeper.study_name=shared", *TINY,
             f"tracking.uri={mlflow_url}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "1"}
     procs = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
