@@ -225,25 +225,26 @@ def gather_wide(q, lo, hi, counts, index, values):
 
 
 @njit(cache=True)
+def _prefix(codes, t, acc):
+    """``t[i] = acc + codes[0] + ... + codes[i]``; returns the last sum."""
+    for i in range(codes.size):
+        acc += codes[i]
+        t[i] = acc
+    return acc
+
+
+@njit(cache=True)
 def _prefix_segment(codes, t, base, s, e, wide_index, wide_values):
     """Running sum of ``codes[s:e]`` into ``t``, wide residuals (flat index ``base + j``) substituted."""
     k = np.searchsorted(wide_index, base + s)
     acc = np.int64(0)
-    j = s
-    while j < e:
-        stop = e
-        if k < wide_index.size and wide_index[k] < base + e:
-            stop = wide_index[k] - base
-        for i in range(j, stop):
-            acc += codes[i]
-            t[i] = acc
-        if stop == e:
-            break
-        acc += wide_values[k]
+    while k < wide_index.size and wide_index[k] < base + e:
+        stop = wide_index[k] - base
+        acc = _prefix(codes[s:stop], t[s:stop], acc) + wide_values[k]
         t[stop] = acc
+        s = stop + 1
         k += 1
-        j = stop + 1
-    return acc
+    return _prefix(codes[s:e], t[s:e], acc)
 
 
 @njit(parallel=True, cache=True, nogil=True)
