@@ -14,13 +14,16 @@ from hypothesis.extra import numpy as hnp
 
 from compframe import registry
 from compframe.base import ErrorBound
+from compframe.kernels import uniform as K
 
 BOUNDED = [pid for pid in registry.available("quantizer") if registry.plugin_class("quantizer", pid).guarantee == "error_bound"]
 
 
-def check_bound(pid: str, x: np.ndarray, bound: ErrorBound) -> dict:
+def check_bound(pid: str, x: np.ndarray, bound: ErrorBound, **options) -> dict:
+    """Quantize and dequantize ``x``, check the promise on every element; ``options`` go to ``quantize``
+    (with a ``value_range`` hint a ``rel`` bound may be tighter than the field's own, never looser)."""
     q = registry.create("quantizer", pid)
-    quantized = q.quantize(x, bound)
+    quantized = q.quantize(x, bound, **options)
     y = q.dequantize(quantized)
     assert y.shape == x.shape and y.dtype == x.dtype
     finite = np.isfinite(x)
@@ -30,7 +33,11 @@ def check_bound(pid: str, x: np.ndarray, bound: ErrorBound) -> dict:
         err = np.abs(finite_vals - y[finite].astype(np.float64))
         assert err.max() <= eb, f"{pid}: max error {err.max()!r} > bound {eb!r}"
         if bound.mode == "rel":
-            assert eb == pytest.approx(bound.value * (finite_vals.max() - finite_vals.min()), rel=1e-12)
+            own = bound.value * (finite_vals.max() - finite_vals.min())
+            if "value_range" in options:
+                assert eb <= own * (1 + 1e-12), f"{pid}: bound {eb!r} looser than the field's own {own!r}"
+            else:
+                assert eb == pytest.approx(own, rel=1e-12)
         else:
             assert eb == bound.value
     bits = f"u{x.itemsize}"
@@ -149,3 +156,108 @@ def test_reused_buffers_give_the_same_result(pid):
     assert np.shares_memory(y, out) and np.array_equal(y, q.dequantize(fresh))
     with pytest.raises(ValueError, match="out must be a C-contiguous"):
         q.quantize(x, b, out=np.empty(3, q.code_dtype))
+
+
+def edges(dtype) -> dict[str, np.ndarray]:
+    """Values at and next to ``±eb`` from reconstruction points (the half-way points between two of
+    them), for a field pinned to [-1, 1] (centre 0) at ``abs:1e-3`` / ``rel:5e-4`` (step 2e-3)."""
+    k = np.arange(-600, 601, dtype=np.float64)
+    half = np.concatenate([k * 2e-3 + 1e-3, k * 2e-3 - 1e-3]).astype(dtype)
+    near = np.concatenate([half, np.nextafter(half, dtype(np.inf)), np.nextafter(half, dtype(-np.inf))])
+    pinned = np.concatenate([np.array([-1.0, 1.0], dtype), near[np.abs(near) <= 1]])
+    offset = (pinned + dtype(3.0)).astype(dtype)  # the same away from zero: the centre is 3
+    return {"half_way": pinned, "half_way_offset": offset}
+
+
+UNIFORM = ["int8", "int16"]
+FAST_BOUNDS = ["rel:1e-2", "rel:5e-4", "rel:1e-4", "abs:1e-3", "abs:1e-30", "abs:1e30"]
+
+
+def reference_codes(pid: str, x: np.ndarray, meta: dict) -> np.ndarray:
+    """The codes of the per-element float64 kernels (``quantize_into`` + ``repair``) for ``meta``."""
+    info = np.iinfo(registry.plugin_class("quantizer", pid).code_dtype)
+    flat = x.reshape(-1)
+    codes = np.empty(flat.size, info.dtype)
+    args = (meta["centre"], meta["step"], meta["abs_bound"], float(info.min), float(info.max))
+    counts = K.quantize_into(flat, codes, *args)
+    if counts.any():
+        K.repair(flat, codes, *args, counts)
+    return codes.reshape(x.shape)
+
+
+def fast_path_cases() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(11)
+    return {**adversarial(np.float32), **edges(np.float32),
+            # sizes that are not multiples of the block or of the chunk, over several chunks
+            "embedding_odd": (rng.standard_normal(3 * K.CHUNK + 45) * 0.05).astype(np.float32)}
+
+
+@pytest.mark.parametrize("pid", UNIFORM)
+@pytest.mark.parametrize("bound", FAST_BOUNDS)
+def test_fast_path_gives_the_reference_codes(pid, bound):
+    """The float32 path accepts a code without rebuilding the value only where its margin proves
+    the bound: its codes equal the per-element kernels' everywhere, and the bound holds."""
+    b = ErrorBound.parse(bound)
+    q = registry.create("quantizer", pid)
+    for name, x in fast_path_cases().items():
+        meta = check_bound(pid, x, b)
+        assert np.array_equal(q.quantize(x, b).codes["codes"], reference_codes(pid, x, meta)), f"case '{name}'"
+
+
+def test_fast_path_is_taken_on_ordinary_fields():
+    meta = registry.create("quantizer", "int16").quantize(np.linspace(-1, 1, 1000, dtype=np.float32),
+                                                          ErrorBound("rel", 1e-4)).meta
+    fast = K.fast_params(meta["centre"], meta["step"], meta["abs_bound"], 1.0, -32768.0, 32767.0)
+    assert fast is not None and 0.49 < fast[2] < 0.5  # theta: a margin of about 1e-3 below 1/2
+    assert K.fast_params(1e6, 1e-3, 5e-4, 1.0, -128.0, 127.0) is None  # float32 cannot resolve the step
+    assert K.fast_params(0.0, 0.0, 0.0, 0.0, -128.0, 127.0) is None  # a constant field
+
+
+def hints(x: np.ndarray) -> dict[str, tuple[float, float]]:
+    """Ranges a caller might pass: right, too narrow, too wide, shifted off, far off, a point."""
+    finite = x[np.isfinite(x)].astype(np.float64)
+    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
+    w = hi - lo
+    return {"exact": (lo, hi), "narrow": (lo + w / 4, hi - w / 4), "wide": (lo - w, hi + w),
+            "shifted": (lo + w / 2, hi + w / 2), "far_off": (1e6, 2e6), "point": (lo, lo)}
+
+
+@pytest.mark.parametrize("pid", UNIFORM)
+@pytest.mark.parametrize("bound", ["rel:1e-2", "rel:1e-4", "abs:1e-3", "abs:1e-30"])
+def test_value_range_hint_keeps_the_bound(pid, bound):
+    """A wrong range from the caller (the data outside it, or narrower) never loosens the bound:
+    every adversarial case holds it; a right range gives the two-pass result exactly."""
+    b = ErrorBound.parse(bound)
+    q = registry.create("quantizer", pid)
+    for name, x in {**adversarial(np.float32), **edges(np.float32)}.items():
+        plain = q.quantize(x, b)
+        for hname, hint in hints(x).items():
+            try:
+                meta = check_bound(pid, x, b, value_range=hint)
+            except AssertionError as e:
+                raise AssertionError(f"case '{name}', hint '{hname}' {hint}: {e}") from None
+            if hname == "exact":
+                hinted = q.quantize(x, b, value_range=hint)
+                assert np.array_equal(hinted.codes["codes"], plain.codes["codes"]) and meta == plain.meta, name
+
+
+def test_value_range_hint_is_one_pass_when_it_holds():
+    """A range the data fills (the previous iteration's, slightly narrower) is kept: the bound is the
+    hint's, tighter than the field's own; a range the field is narrower than is redone."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(50_000) * 0.05).astype(np.float32)
+    q = registry.create("quantizer", "int16")
+    b = ErrorBound("rel", 1e-4)
+    lo, hi = q.quantize(x, b).meta["range"]
+    kept = q.quantize(x, b, value_range=(0.99 * lo, 0.99 * hi)).meta
+    assert kept["abs_bound"] == pytest.approx(0.99 * b.value * (hi - lo), rel=1e-12) and kept["range"] == [lo, hi]
+    redone = q.quantize(x, b, value_range=(1.01 * lo, 1.01 * hi)).meta
+    assert redone["abs_bound"] == b.value * (hi - lo)
+
+
+@pytest.mark.parametrize("value_range,err", [((1.0,), "pair"), ((2.0, 1.0), "min <= max"),
+                                             ((0.0, np.inf), "finite"), ("ab", "pair")])
+def test_value_range_validation(value_range, err):
+    with pytest.raises(ValueError, match=err):
+        registry.create("quantizer", "int8").quantize(np.ones(3, np.float32), ErrorBound("rel", 1e-2),
+                                                      value_range=value_range)

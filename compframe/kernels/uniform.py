@@ -12,6 +12,12 @@ and rounded once to the data type T; the check is ``|float64(x) - float64(x̂)| 
 
 The hot loops are plain per-chunk functions over contiguous slices, driven by a ``prange`` over
 chunks: that shape is what LLVM vectorizes (a loop nested directly in the ``prange`` body is not).
+
+``quantize_fast_into`` is the float32 path: the code is found in float32 arithmetic (16 lanes), and
+an element is accepted without rebuilding it when its distance from the nearest integer is at most
+``theta``, a threshold below 1/2 by a margin that covers every rounding of both computations (see
+``fast_params``); the few others are settled by ``_code`` in the arithmetic above. The codes are the
+ones ``quantize_into`` + ``repair`` give, element for element.
 """
 
 from __future__ import annotations
@@ -21,9 +27,14 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 CHUNK = 1 << 16
+BLOCK = 32  # the fast path's settling granularity: a block with no unsettled element is skipped
 # Adding and subtracting 1.5 * 2**52 rounds a float64 |t| < 2**51 to the nearest integer, ties to
 # even, in two vectorizable instructions (IEEE 754 round-to-nearest).
 _ROUND = 6755399441055744.0
+_ROUND32 = np.float32(12582912.0)  # 1.5 * 2**23: the same for a float32 |t| < 2**22
+_U32 = 2.0**-24  # unit roundoff of float32 and float64
+_U64 = 2.0**-53
+_TINY = 2.0**-149  # float32's smallest subnormal: bounds an underflowing rounding's absolute error
 
 
 def _rebuild(proto, value):
@@ -109,9 +120,132 @@ def finite_range(x: np.ndarray) -> tuple[float, float, int]:
     lo, hi, n = key_range(x.view(itype), itype(exp_mask), itype(shift), itype(mag), itype(info.max), itype(info.min))
     if n == 0:
         return 0.0, 0.0, 0
+    return (*_key_values(lo, hi, x.dtype), int(n))
+
+
+def _key_values(lo, hi, dtype) -> tuple[float, float]:
+    """The float values of two order keys (the key map is its own inverse)."""
+    itype, _, shift, mag = _KEYS[np.dtype(dtype).itemsize]
     keys = np.array([lo, hi], dtype=itype)
-    values = (keys ^ ((keys >> shift) & itype(mag))).view(x.dtype)
-    return float(values[0]), float(values[1]), int(n)
+    values = (keys ^ ((keys >> shift) & itype(mag))).view(dtype)
+    return float(values[0]), float(values[1])
+
+
+def fast_params(centre: float, step: float, eb: float, reach: float, lo: float, hi: float):
+    """The float32 fast path's constants ``(c, inv, theta, qlo, qhi, mark)`` (float32), or None where it
+    does not apply (a zero or extreme step, a centre or reciprocal float32 cannot hold).
+
+    ``reach`` is how far from ``centre`` the data is expected to lie (the range's half-width; data
+    past it is only slower): codes are accepted in ``[qlo, qhi]``, at most ``ceil(reach/step + 1/2)``
+    in magnitude and strictly above ``lo``, whose value marks an unsettled element. With ``t`` the
+    float32 code estimate and ``q = rint(t)``, ``|t - q| <= theta`` implies ``|x - x̂| <= eb`` in the
+    float64 check. The bound (standard model, |δ| <= u per operation, Higham, *Accuracy and
+    Stability of Numerical Algorithms*, §2.2; plus an absolute 2**-149 per float32 underflow):
+    ``t = (x - f32(c))·f32(1/step)`` is off from ``(x - c)/step`` by at most
+    ``E_t = 3.001u(T + τ) + τ + 2**-149`` with ``T = Q + 1/2`` and ``τ = 1.0001(u|c|/step + 2**-149/step)``;
+    the rebuild ``f32(c + q·step)`` is off from ``c + q·step`` by ``E_y <= u|c + q·step| + 2**-149 +
+    4·2**-53(|q|·step + |c + q·step|)``, so ``theta = eb/step - 2(E_t + E_y/step) - 2**-50`` (twice the
+    margin, for safety) suffices.
+    """
+    if not (np.isfinite(centre) and np.isfinite(step) and step >= 2.0**-100 and np.isfinite(eb)):
+        return None
+    inv = np.float32(1.0 / step)
+    c32 = np.float32(centre)
+    if not (np.isfinite(inv) and inv >= np.finfo(np.float32).tiny and np.isfinite(c32)):
+        return None
+    q_max = hi if not np.isfinite(reach) else min(hi, float(np.ceil(reach / step + 0.5)))
+    a = abs(centre) / step
+    tau = 1.0001 * (_U32 * a + _TINY / step)
+    e_t = 3.001 * _U32 * (q_max + 0.5 + tau) + tau + _TINY
+    e_y = 1.001 * _U32 * (a + q_max) + _TINY / step + 4 * _U64 * (2 * q_max + a)
+    theta = eb / step - 2 * (e_t + e_y) - 2.0**-50
+    if not theta > 0.25:
+        return None
+    t32 = np.float32(theta)
+    if float(t32) > theta:
+        t32 = np.nextafter(t32, np.float32(0))
+    return c32, inv, t32, np.float32(max(lo + 1, -q_max)), np.float32(q_max), np.float32(lo)
+
+
+@njit(inline="always", cache=True)
+def _fast_code(x_i, c, inv, theta, qlo, qhi):
+    """The float32 code estimate rounded, and whether it is certain (see ``fast_params``)."""
+    t = (x_i - c) * inv
+    q = (t + _ROUND32) - _ROUND32
+    return q, (np.abs(t - q) <= theta) & (q >= qlo) & (q <= qhi)
+
+
+@njit(inline="always", cache=True)
+def _fast_block(x, codes, s, fast, lows, highs, track):
+    """Fast codes for the ``BLOCK`` elements from ``s`` (``lo`` marks an unsettled one), folding the
+    finite values into the per-lane ``lows``/``highs`` with ``track``; returns how many are unsettled."""
+    c, inv, theta, qlo, qhi, mark = fast
+    unsettled = 0
+    for j in range(BLOCK):
+        x_i = x[s + j]
+        q, ok = _fast_code(x_i, c, inv, theta, qlo, qhi)
+        codes[s + j] = q if ok else mark
+        unsettled += not ok
+        if track:  # a loop-invariant branch: LLVM keeps the untracked loop as it is
+            lows[j] = x_i if x_i < lows[j] else lows[j]  # NaN never compares; ±inf is kept (see _quantize_fast)
+            highs[j] = x_i if x_i > highs[j] else highs[j]
+    return unsettled
+
+
+@njit(cache=True)
+def _settle(x, codes, s, e, centre, inv, step, eb, lo, hi, only_marked):
+    """Exact codes for ``x[s:e]`` (``only_marked``: for the elements left at ``lo``); returns how many
+    of them are outliers (code 0)."""
+    bad = 0
+    for i in range(s, e):
+        if only_marked and codes[i] != lo:
+            continue
+        q, ok = _code(x[i], centre, inv, step, eb, lo, hi)
+        codes[i] = q
+        bad += not ok
+    return bad
+
+
+@njit(cache=True)
+def _fast_chunk(x, codes, fast, centre, inv, step, eb, lo, hi, track):
+    lows = np.full(BLOCK, np.float32(np.inf))
+    highs = np.full(BLOCK, np.float32(-np.inf))
+    bad = 0
+    full = x.size - x.size % BLOCK
+    for s in range(0, full, BLOCK):
+        if _fast_block(x, codes, s, fast, lows, highs, track):
+            bad += _settle(x, codes, s, s + BLOCK, centre, inv, step, eb, lo, hi, True)
+    bad += _settle(x, codes, full, x.size, centre, inv, step, eb, lo, hi, False)
+    for i in range(full, x.size):
+        if track:
+            lows[0] = x[i] if x[i] < lows[0] else lows[0]
+            highs[0] = x[i] if x[i] > highs[0] else highs[0]
+    return bad, lows.min(), highs.max()
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _quantize_fast(x, codes, fast, centre, step, eb, lo, hi, track):
+    nc = (x.size + CHUNK - 1) // CHUNK
+    counts = np.zeros(nc, np.int64)
+    lows = np.full(max(nc, 1), np.float32(np.inf))
+    highs = np.full(max(nc, 1), np.float32(-np.inf))
+    inv = 1.0 / step
+    for c in prange(nc):
+        s = c * CHUNK
+        counts[c], lows[c], highs[c] = _fast_chunk(x[s:s + CHUNK], codes[s:s + CHUNK], fast, centre, inv, step,
+                                                   eb, lo, hi, track)
+    return counts, lows.min(), highs.max()
+
+
+def quantize_fast_into(x, codes, fast, centre, step, eb, lo, hi, track=False):
+    """``quantize_into`` + ``repair`` for float32 ``x`` with ``fast = fast_params(...)``: the same
+    codes (outliers at 0), per-chunk outlier counts for ``gather_outliers``, and, with ``track``,
+    the ``(min, max)`` of the non-NaN values of ``x`` found in the same pass (±inf included, so it is
+    the finite range only when there are no infinities; None if every value is NaN)."""
+    counts, low, high = _quantize_fast(x, codes, fast, centre, step, eb, lo, hi, track)
+    if not track or low > high:
+        return counts, None
+    return counts, (float(low), float(high))
 
 
 @njit(cache=True)

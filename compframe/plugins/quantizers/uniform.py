@@ -32,39 +32,76 @@ class UniformQuantizer(Quantizer):
     class Config:
         pass
 
-    def quantize(self, x: np.ndarray, bound: ErrorBound | None, out: np.ndarray | None = None) -> Quantized:
+    def quantize(self, x: np.ndarray, bound: ErrorBound | None, out: np.ndarray | None = None,
+                 value_range: tuple[float, float] | None = None) -> Quantized:
         """Quantize ``x``; ``out`` (optional, C-contiguous, ``x.size`` elements of the code dtype)
-        receives the codes, so a caller in a loop can reuse one buffer instead of fresh pages."""
+        receives the codes, so a caller in a loop can reuse one buffer instead of fresh pages.
+
+        ``value_range`` (optional ``(min, max)`` the caller expects, e.g. the previous iteration's
+        ``meta["range"]``) saves the pass that finds the range of a float32 field: the codes are
+        taken with the bound and centre of the given range while the field's own range is found in
+        the same pass. That result is kept only if it keeps every promise of the two-pass one: the
+        bound it holds is at most the bound of the field's own range (``rel``: the given range is not
+        wider than the field's), and, if there are outliers, no value lacked a code because of the
+        given centre (the field's range has codes around it, or lies within the given range).
+        Otherwise the field is quantized again from its own range, exactly as without the hint.
+        """
         if bound is None:
             raise ValueError(f"quantizer '{self.plugin_id}' is error-bounded and needs a bound, e.g. 'rel:1e-2'")
+        hint = None if value_range is None else _hint(value_range)
         x = self.check_input(x)
         flat = x.reshape(-1)
-        lo, hi, _ = K.finite_range(flat)
-        value_range = hi - lo  # may overflow to inf for float64 data spanning the whole range
-        eb = bound.absolute(value_range)
-        centre = lo / 2 + hi / 2
-        # A step too large to represent (an infinite bound) means one code, 0, for every value.
-        step = 2.0 * eb if np.isfinite(2.0 * eb) else 0.0
-        info = np.iinfo(self.code_dtype)
         codes = np.empty(flat.size, dtype=self.code_dtype) if out is None else _buffer(out, flat.size, self.code_dtype)
-        lo_code, hi_code = float(info.min), float(info.max)
-        counts = K.quantize_into(flat, codes, centre, step, eb, lo_code, hi_code)
-        if counts.any():
-            counts = K.repair(flat, codes, centre, step, eb, lo_code, hi_code, counts)
+        kept = None
+        if hint is not None and x.dtype == np.float32 and flat.size:
+            plan = _plan(bound, *hint)
+            counts, found = self._code_pass(flat, codes, plan, *hint, track=True)
+            if found is not None and plan[0] <= bound.absolute(found[1] - found[0]) \
+                    and (not counts.any() or self._fits(plan, *found) or hint[0] <= found[0] and found[1] <= hint[1]):
+                kept = plan, counts, found
+        if kept is None:
+            lo, hi, _ = K.finite_range(flat)
+            plan = _plan(bound, lo, hi)
+            kept = plan, self._code_pass(flat, codes, plan, lo, hi)[0], (lo, hi)
+        (eb, centre, step), counts, (lo, hi) = kept
         n_out = int(counts.sum())
         bits_dtype = np.uint32 if x.dtype == np.float32 else np.uint64
         index = np.empty(n_out, dtype=np.uint32 if flat.size < 2**32 else np.uint64)
         bits = np.empty(n_out, dtype=bits_dtype)
         if n_out:
-            K.gather_outliers(flat, codes, centre, step, eb, lo_code, hi_code, counts, index, bits)
+            info = np.iinfo(self.code_dtype)
+            K.gather_outliers(flat, codes, centre, step, eb, float(info.min), float(info.max), counts, index, bits)
         return Quantized(
             codes={"codes": codes.reshape(x.shape)},
             side={"outlier_index": index, "outlier_bits": bits},
-            meta={"centre": centre, "step": step, "abs_bound": eb, "value_range": value_range,
+            meta={"centre": centre, "step": step, "abs_bound": eb, "value_range": hi - lo, "range": [lo, hi],
                   "outliers": n_out},
             shape=tuple(x.shape),
             dtype=x.dtype.name,
         )
+
+    def _fits(self, plan: tuple[float, float, float], lo: float, hi: float) -> bool:
+        """Whether every value in ``[lo, hi]`` has a code (one to spare) with ``plan``'s centre and step."""
+        _, centre, step = plan
+        return step > 0 and max(hi - centre, centre - lo) / step <= np.iinfo(self.code_dtype).max - 1
+
+    def _code_pass(self, flat: np.ndarray, codes: np.ndarray, plan: tuple[float, float, float], lo: float, hi: float,
+                   track: bool = False) -> tuple[np.ndarray, tuple[float, float] | None]:
+        """Codes of ``flat`` for ``plan = (eb, centre, step)`` fitted to the range ``[lo, hi]``: per-chunk
+        outlier counts, and with ``track`` (float32 only) the field's finite (min, max) or None."""
+        eb, centre, step = plan
+        info = np.iinfo(self.code_dtype)
+        lo_code, hi_code = float(info.min), float(info.max)
+        fast = K.fast_params(centre, step, eb, max(hi - centre, centre - lo), lo_code, hi_code) \
+            if flat.dtype == np.float32 else None
+        if fast is not None:
+            return K.quantize_fast_into(flat, codes, fast, centre, step, eb, lo_code, hi_code, track)
+        if track:  # the one-pass path needs the fast kernel; report nothing found so the caller redoes it
+            return np.zeros(1, np.int64), None
+        counts = K.quantize_into(flat, codes, centre, step, eb, lo_code, hi_code)
+        if counts.any():
+            counts = K.repair(flat, codes, centre, step, eb, lo_code, hi_code, counts)
+        return counts, None
 
     def code_layout(self, q: Quantized) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
         self._outliers(q)
@@ -100,6 +137,23 @@ class UniformQuantizer(Quantizer):
                 raise FrameError(f"{self.plugin_id}: outlier index {int(index.max())} is outside the field of {out.size} values")
             K.scatter_bits(out.view(bits.dtype), index, bits)
         return out.reshape(q.shape)
+
+
+def _plan(bound: ErrorBound, lo: float, hi: float) -> tuple[float, float, float]:
+    """``(eb, centre, step)`` for a field whose finite values span ``[lo, hi]``."""
+    eb = bound.absolute(hi - lo)  # the range may overflow to inf for float64 data spanning the whole range
+    # A step too large to represent (an infinite bound) means one code, 0, for every value.
+    return eb, lo / 2 + hi / 2, 2.0 * eb if np.isfinite(2.0 * eb) else 0.0
+
+
+def _hint(value_range) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"value_range must be a pair (min, max) of numbers, got {value_range!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+        raise ValueError(f"value_range must be finite with min <= max, got {value_range!r}")
+    return lo, hi
 
 
 def _buffer(out: np.ndarray, size: int, dtype) -> np.ndarray:
