@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -67,8 +68,11 @@ def default_tracking() -> dict[str, str]:
 
 def parser() -> argparse.ArgumentParser:
     defaults = default_tracking()
-    p = argparse.ArgumentParser(prog="compframe report", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    examples = textwrap.dedent(__doc__.split("\n\n")[1])
+    p = argparse.ArgumentParser(prog="compframe report", formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="Figures comparing runs (from MLflow or results.json files): a PNG "
+                                            "per figure and one self-contained HTML page. Docs: docs/report.md.",
+                                epilog=f"examples:\n{examples}")
     p.add_argument("--experiment", action="append", default=[], metavar="NAME|ID",
                    help=f"MLflow experiment (repeatable); default '{defaults['experiment']}' when no input is given")
     p.add_argument("--run", metavar="RUN_ID", help="a parent (sweep) run: report its child runs, log the report to it")

@@ -22,6 +22,8 @@ from .runs import Run
 BANDWIDTHS_GBPS = np.geomspace(1.0, 400.0, 81)
 """The speed-up figure's bandwidth axis: 1 to 400 GB/s (the DLRM study's range of interconnects)."""
 SPEEDUP_AT = (1.0, 10.0, 100.0, 400.0)
+MAX_LINE_POINTS = 60
+"""A pipeline with more rate-distortion points than this is drawn as points, not joined by a line."""
 MAX_SERIES = 12
 """At most this many curves in the per-table and training figures (the newest runs; the caption says)."""
 DISTORTIONS = (("max_abs_error", "max |error| (data units)", True), ("psnr", "PSNR (dB)", False),
@@ -116,8 +118,10 @@ def rate_distortion(runs: list[Run], colour: dict) -> Figure | str:
         for pipeline in sorted({p for _, p, _ in points}):
             pts = sorted((t["bits_per_value"], t[key]) for _, p, t in points
                          if p == pipeline and _finite(t.get(key)) and (not log or t[key] > 0))
-            if pts:
-                ax.plot(*zip(*pts), "o-", ms=4, lw=1.2, color=colour[pipeline], label=pipeline)
+            if pts:  # a curve through a bound sweep; a cloud where many runs share the bounds
+                dense = len(pts) > MAX_LINE_POINTS
+                ax.plot(*zip(*pts), "o" if dense else "o-", ms=2.5 if dense else 4, lw=1.2, alpha=0.5 if dense else 1,
+                        color=colour[pipeline], label=pipeline)
         ax.set(xlabel="frame bits per value (bits)", ylabel=label)
         if log:
             _log_scale(ax, [t[key] for _, _, t in points if _finite(t.get(key)) and t[key] > 0], wide=3.0)
