@@ -206,7 +206,9 @@ def test_two_ranks_real_mode_bounds_bytes_and_throttle(tmp_path):
     assert none_b["exchange_ms"] + none_b["exchange_bwd_ms"] >= none_b["throttle_ms"] >= none_b["throttle_target_ms"]
     assert none_b["throttle_target_ms"] >= 2e3 * remote / 0.002e9
     # compressed, the forward frames are held for their own (smaller) size
-    assert 1e3 * remote / 0.002e9 < real_b["throttle_ms"] < none_b["throttle_ms"]
+    # (targets, not measured holds: a loaded machine oversleeps either by more than their difference)
+    assert 1e3 * remote / 0.002e9 < real_b["throttle_target_ms"] < none_b["throttle_target_ms"]
+    assert real_b["throttle_ms"] >= real_b["throttle_target_ms"]
     for key in ("speedup_loopback", "speedup_model@0.002GBps", "speedup_throttled@0.002GBps"):
         assert math.isfinite(t[key]) and t[key] > 0
 

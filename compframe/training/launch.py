@@ -190,11 +190,18 @@ def _supervise(procs, events: Path, sink, out_dir: Path, timeout_s: float, grace
         raise RankFailure(f"training made no progress for {stalled:.0f} s (task.timeout_s={timeout_s:g}); "
                           f"ranks killed; logs in {out_dir}/rank*.log")
     rank, code, _ = first_failure
-    how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-    others = [f"rank {r} {'exited ' + str(p.returncode) if p.returncode else 'was stopped'}"
-              for r, p in enumerate(procs) if r != rank]
-    raise RankFailure(f"rank {rank} {how}{_tail(out_dir / f'rank{rank}.log')}; {', '.join(others)}; "
+    others = [f"rank {r} {_ended(p.returncode)}" for r, p in enumerate(procs) if r != rank]
+    raise RankFailure(f"rank {rank} {_ended(code)}{_tail(out_dir / f'rank{rank}.log')}; {', '.join(others)}; "
                       f"logs in {out_dir}/rank*.log")
+
+
+def _ended(code: int | None) -> str:
+    """How a rank ended, from its return code (None: still running when the supervisor stopped it)."""
+    if code is None:
+        return "was stopped"
+    if code == 0:
+        return "had finished"
+    return f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
 
 
 def _tail(path: Path) -> str:
