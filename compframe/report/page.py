@@ -16,7 +16,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; 
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
 img { max-width: 100%; height: auto; display: block; margin: 0.5em 0; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em; }
-th, td { border: 1px solid #ddd; padding: 2px 8px; text-align: right; }
+th, td { border: 1px solid #ddd; padding: 2px 8px; text-align: right; white-space: nowrap; }
 th { background: #f3f3f3; } td:first-child, td:nth-child(2) { text-align: left; }
 details { margin-bottom: 1em; } .numbers { overflow-x: auto; } .caption { color: #555; } .skipped li { color: #555; }
 """
