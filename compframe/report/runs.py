@@ -15,6 +15,7 @@ import contextlib
 import gc
 import json
 import math
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -238,16 +239,15 @@ def _from_mlflow(client, r) -> Run:
 
 
 def _artifact_tables(client, r, run: Run) -> list[dict[str, Any]]:
-    """The per-table rows of the run's results.json artifact ([] when the run has none)."""
+    """The per-table rows of the run's results.json artifact ([] when the run has none): read in
+    place from a local artifact store, else downloaded into a temporary folder."""
     uri = r.info.artifact_uri or ""
-    try:
-        if uri.startswith("file:") or "://" not in uri:
-            path = Path(unquote(urlparse(uri).path) if uri.startswith("file:") else uri) / "results.json"
-            if not path.is_file():
-                return []
-        else:
-            path = Path(client.download_artifacts(r.info.run_id, "results.json"))
-    except Exception:  # noqa: BLE001 - a run without the artifact has no per-table results
-        return []
-    doc = _read_results(path)
-    return _tables_of(doc["results"], run)
+    if uri.startswith("file:") or "://" not in uri:
+        path = Path(unquote(urlparse(uri).path) if uri.startswith("file:") else uri) / "results.json"
+        return _tables_of(_read_results(path)["results"], run) if path.is_file() else []
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = Path(client.download_artifacts(r.info.run_id, "results.json", tmp))
+        except Exception:  # noqa: BLE001 - a run without the artifact has no per-table results
+            return []
+        return _tables_of(_read_results(path)["results"], run)
