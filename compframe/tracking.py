@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -152,10 +153,14 @@ def flatten(config: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
+_NOT_IN_METRIC_NAMES = re.compile(r"[^A-Za-z0-9_\-. /:]")
+
+
 def mlflow_metric_name(name: str) -> str:
-    """MLflow metric names cannot hold '@' or '+': ``speedup@5GBps`` is logged as ``speedup_at_5GBps``
-    and the pipeline ``int8+lz4`` as ``int8_lz4``."""
-    return name.replace("@", "_at_").replace("+", "_")
+    """MLflow metric names hold letters, digits and ``_-. /:`` only: ``speedup@5GBps`` is logged as
+    ``speedup_at_5GBps``, the pipeline ``int8+lz4`` as ``int8_lz4``, a repeated quantizer ``lplr#2``
+    as ``lplr_2`` (any other character becomes ``_``)."""
+    return _NOT_IN_METRIC_NAMES.sub("_", name.replace("@", "_at_").replace("+", "_"))
 
 
 class JobTracker:

@@ -286,3 +286,16 @@ def test_killed_sweep_resumes_cleanly(tmp_path):
     runs = {r.info.run_id: r.info.status for r in mlflow_runs(tmp_path / "outputs")}
     assert all(runs[r] == "KILLED" for r in running_runs)
     assert "RUNNING" not in runs.values()
+
+
+def test_a_repeated_quantizer_is_tracked_under_an_mlflow_safe_name(tmp_path):
+    """``int8`` twice gets the labels ``int8#1`` and ``int8#2``; MLflow refuses '#', which once
+    dropped the job's whole MLflow record. Every pipeline's metrics are there, as ``int8_1_lz4.*``."""
+    config = {**CONFIG, "task": {"id": "benchmark", "quantizers": ["int8", "int8"]}}
+    tracker = JobTracker(tracking(tmp_path / "mlflow"), "repeated")
+    job.run(config, tmp_path / "job", progress=False, tracker=tracker)
+    assert tracker.error is None
+    (run,) = mlflow_runs(tmp_path / "mlflow")
+    assert run.info.status == "FINISHED"
+    for pipeline in ("int8_1_lz4", "int8_2_lz4"):
+        assert run.data.metrics[f"{pipeline}.compression_ratio"] > 1
