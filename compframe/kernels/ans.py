@@ -12,7 +12,8 @@ Encoding divides by a symbol's frequency through a multiply by a precomputed rec
 ``encoder_tables``); ``encode_chunks`` encodes two chunks at once (four independent state chains)
 with branch-free renormalization. Decoding looks up, per table and slot, ``(freq - 1) | (slot -
 cum) << 16`` (uint32) and the symbol already shifted by ``base`` (in the codes' width);
-``decode_chunks`` decodes two chunks at once (four independent state chains), in runs of symbols
+``decode_chunks`` decodes two chunks at once (four independent state chains; each chunk with its
+own table, so that a table per column pairs chunks too), in runs of symbols
 that cannot pass either chunk's end (checked once per run), with branch-free renormalization; the
 drivers pass an absent second chunk to decode one alone. The CUDA kernels run the same two-chunk
 functions, one GPU thread per pair of chunks.
@@ -154,10 +155,10 @@ def encode_chunks(x, base, mask, precision, out, nbytes, rcp0, info0, lo0, hi0, 
         nbytes[kk] = end - p
 
 
-def decode_chunks(data, out, fb, sym, precision, start0, end0, lo0, hi0, start1, end1, lo1, hi1):
-    """Decode chunk 0 (``hi0 - lo0`` symbols from ``data[start0:end0]`` into ``out[lo0:hi0]``) and
-    chunk 1 likewise, both with the same tables (``fb``, ``sym``: see ``decoder_tables``); chunk 1
-    may be absent (``lo1 == hi1`` and ``start1 == end1``).
+def decode_chunks(data, out, fb0, sym0, fb1, sym1, precision, start0, end0, lo0, hi0, start1, end1, lo1, hi1):
+    """Decode chunk 0 (``hi0 - lo0`` symbols from ``data[start0:end0]`` into ``out[lo0:hi0]``, with
+    the tables ``fb0``, ``sym0``: a row of ``decoder_tables``) and chunk 1 likewise (``fb1``, ``sym1``,
+    the same or another table); chunk 1 may be absent (``lo1 == hi1`` and ``start1 == end1``).
 
     Returns a bit mask of the damaged chunks (1: chunk 0, 2: chunk 1): those whose words are not
     consumed exactly or whose states do not both return to their initial value. Never reads
@@ -213,14 +214,14 @@ def decode_chunks(data, out, fb, sym, precision, start0, end0, lo0, hi0, start1,
             ka1 = np.uint64(a1 & smask)
             kb0 = np.uint64(b0 & smask)
             kb1 = np.uint64(b1 & smask)
-            ea0 = np.int64(fb[ka0])
-            ea1 = np.int64(fb[ka1])
-            eb0 = np.int64(fb[kb0])
-            eb1 = np.int64(fb[kb1])
-            out[np.uint64(ia)] = sym[ka0]
-            out[np.uint64(ia + 1)] = sym[ka1]
-            out[np.uint64(ia + d)] = sym[kb0]
-            out[np.uint64(ia + d + 1)] = sym[kb1]
+            ea0 = np.int64(fb0[ka0])
+            ea1 = np.int64(fb0[ka1])
+            eb0 = np.int64(fb1[kb0])
+            eb1 = np.int64(fb1[kb1])
+            out[np.uint64(ia)] = sym0[ka0]
+            out[np.uint64(ia + 1)] = sym0[ka1]
+            out[np.uint64(ia + d)] = sym1[kb0]
+            out[np.uint64(ia + d + 1)] = sym1[kb1]
             # freq * (state >> R) + slot - cum, with freq - 1 stored (a frequency of 2**16 fits)
             h = a0 >> precision
             a0 = (ea0 & 0xFFFF) * h + (h + (ea0 >> 16))
@@ -252,9 +253,9 @@ def decode_chunks(data, out, fb, sym, precision, start0, end0, lo0, hi0, start1,
     # each chunk's rest alone: the same runs, then symbol by symbol with checked reads
     for k in range(2):
         if k == 0:
-            s0, s1, p, i, end, hi = a0, a1, pa, ia, end0, hi0
+            s0, s1, p, i, end, hi, fb, sym = a0, a1, pa, ia, end0, hi0, fb0, sym0
         else:
-            s0, s1, p, i, end, hi = b0, b1, pb, ib, end1, hi1
+            s0, s1, p, i, end, hi, fb, sym = b0, b1, pb, ib, end1, hi1, fb1, sym1
         if bad & (1 << k):
             continue
         while True:
@@ -336,20 +337,17 @@ def encode_cpu(x, starts, ends, table_of, base, mask, rcp, info, precision, scra
 @numba.njit(parallel=True, cache=True)
 def decode_cpu(data, offsets, out, starts, ends, table_of, fb, sym, precision, sums):
     n = starts.size
-    for j in numba.prange((n + 1) // 2):  # chunks in pairs, decoded together when they share a table
+    for j in numba.prange((n + 1) // 2):  # chunks in pairs, each with its own table
         a = 2 * j
         b = a + 1
         ta = table_of[a]
-        if b < n and table_of[b] == ta:
-            status = _decode_cpu(data, out, fb[ta], sym[ta], precision, offsets[a], offsets[a + 1], starts[a],
-                                 ends[a], offsets[b], offsets[b + 1], starts[b], ends[b])
-        else:  # alone (with an absent partner), and the next chunk alone too if there is one
-            status = _decode_cpu(data, out, fb[ta], sym[ta], precision, offsets[a], offsets[a + 1], starts[a],
-                                 ends[a], offsets[a + 1], offsets[a + 1], ends[a], ends[a])
-            if b < n:
-                tb = table_of[b]
-                status |= 2 * _decode_cpu(data, out, fb[tb], sym[tb], precision, offsets[b], offsets[b + 1],
-                                          starts[b], ends[b], offsets[b + 1], offsets[b + 1], ends[b], ends[b])
+        if b < n:
+            tb = table_of[b]
+            status = _decode_cpu(data, out, fb[ta], sym[ta], fb[tb], sym[tb], precision, offsets[a], offsets[a + 1],
+                                 starts[a], ends[a], offsets[b], offsets[b + 1], starts[b], ends[b])
+        else:  # alone, with an absent partner
+            status = _decode_cpu(data, out, fb[ta], sym[ta], fb[ta], sym[ta], precision, offsets[a], offsets[a + 1],
+                                 starts[a], ends[a], offsets[a + 1], offsets[a + 1], ends[a], ends[a])
         record_pair(out, starts, ends, a, b, status, sums)
 
 
@@ -441,16 +439,13 @@ def _cuda_kernels():
         b = a + 1
         if a < n:
             ta = table_of[a]
-            if b < n and table_of[b] == ta:
-                status = decode_dev(data, out, fb[ta], sym[ta], precision, offsets[a], offsets[a + 1], starts[a],
-                                    ends[a], offsets[b], offsets[b + 1], starts[b], ends[b])
+            if b < n:
+                tb = table_of[b]
+                status = decode_dev(data, out, fb[ta], sym[ta], fb[tb], sym[tb], precision, offsets[a],
+                                    offsets[a + 1], starts[a], ends[a], offsets[b], offsets[b + 1], starts[b], ends[b])
             else:
-                status = decode_dev(data, out, fb[ta], sym[ta], precision, offsets[a], offsets[a + 1], starts[a],
-                                    ends[a], offsets[a + 1], offsets[a + 1], ends[a], ends[a])
-                if b < n:
-                    tb = table_of[b]
-                    status |= 2 * decode_dev(data, out, fb[tb], sym[tb], precision, offsets[b], offsets[b + 1],
-                                             starts[b], ends[b], offsets[b + 1], offsets[b + 1], ends[b], ends[b])
+                status = decode_dev(data, out, fb[ta], sym[ta], fb[ta], sym[ta], precision, offsets[a],
+                                    offsets[a + 1], starts[a], ends[a], offsets[a + 1], offsets[a + 1], ends[a], ends[a])
             if b < n:
                 checksums_dev(out, starts[a], ends[a], starts[b], ends[b], sums, a, b)
                 if status & 2:

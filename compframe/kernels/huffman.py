@@ -14,8 +14,9 @@ Decoding reads the first ``FAST_BITS`` bits through a direct table (up to three 
 look-up, already shifted by ``base``) and longer codes through the canonical limits (left-justified
 to ``L`` bits). The bit reader refills 32 bits at a time while 4 bytes of the chunk are left, byte
 by byte (zero beyond the chunk's end) after that. ``decode_chunks`` decodes two chunks at once with
-two independent bit readers, so that the CPU overlaps their dependency chains; a kernel passes an
-empty second chunk to decode one alone.
+two independent bit readers, each with its own tables (a table per column pairs chunks too), so
+that the CPU overlaps their dependency chains; a kernel passes an empty second chunk to decode one
+alone.
 """
 
 from __future__ import annotations
@@ -75,10 +76,12 @@ def encode_chunk(x, lo, hi, base, mask, table, group, out, pos):
     return p - pos + ((nbits + 7) >> 3)
 
 
-def decode_chunks(data, out, max_len, fast, limit, first, syms, start0, end0, lo0, hi0, start1, end1, lo1, hi1):
-    """Decode chunk 0 (``hi0 - lo0`` symbols from ``data[start0:end0]`` into ``out[lo0:hi0]``) and
-    chunk 1 likewise, both with the same tables; chunk 1 may be empty (``lo1 == hi1``, ``start1 ==
-    end1``). The symbol width is ``out``'s.
+def decode_chunks(data, out, max_len, fast0, limit0, first0, syms0, fast1, limit1, first1, syms1, start0, end0, lo0,
+                  hi0, start1, end1, lo1, hi1):
+    """Decode chunk 0 (``hi0 - lo0`` symbols from ``data[start0:end0]`` into ``out[lo0:hi0]``, with the
+    tables ``fast0``, ``limit0``, ``first0``, ``syms0``: a row of each of ``decoder_tables``) and chunk
+    1 likewise (its own tables, the same or another); chunk 1 may be empty (``lo1 == hi1``,
+    ``start1 == end1``). The symbol width is ``out``'s; both direct tables have the same width.
 
     Returns a bit mask of the damaged chunks (1: chunk 0, 2: chunk 1): those whose bits do not form
     valid codes or do not end exactly in the chunk's last byte with zero padding. Never reads
@@ -86,7 +89,7 @@ def decode_chunks(data, out, max_len, fast, limit, first, syms, start0, end0, lo
     """
     wbits = 8 * out.itemsize
     fast_bits = 0  # the direct table has 2**fast_bits entries (fast_bits, or fewer for many small tables)
-    while (1 << fast_bits) < fast.size:
+    while (1 << fast_bits) < fast0.size:
         fast_bits += 1
     fmask = (1 << fast_bits) - 1
     mask = (1 << wbits) - 1
@@ -121,26 +124,26 @@ def decode_chunks(data, out, max_len, fast, limit, first, syms, start0, end0, lo
                 acc1 = ((acc1 << 32) | word) & _M56
                 p1 += 4
                 n1 += 32
-            e0 = np.int64(fast[np.uint64((acc0 >> (n0 - fast_bits)) & fmask)])
-            e1 = np.int64(fast[np.uint64((acc1 >> (n1 - fast_bits)) & fmask)])
+            e0 = np.int64(fast0[np.uint64((acc0 >> (n0 - fast_bits)) & fmask)])
+            e1 = np.int64(fast1[np.uint64((acc1 >> (n1 - fast_bits)) & fmask)])
             if (e0 & 3) == 0:  # a code longer than fast_bits: one symbol through the canonical limits
                 w = (acc0 >> (n0 - max_len)) & lmask
                 n = fast_bits + 1
-                while n <= max_len and w >= limit[n]:
+                while n <= max_len and w >= limit0[n]:
                     n += 1
                 if n > max_len:
                     bad = 1
                     break
-                e0 = 1 | (n << 2) | (np.int64(syms[np.uint64(first[n] + (w >> (max_len - n)))]) << 7)
+                e0 = 1 | (n << 2) | (np.int64(syms0[np.uint64(first0[n] + (w >> (max_len - n)))]) << 7)
             if (e1 & 3) == 0:
                 w = (acc1 >> (n1 - max_len)) & lmask
                 n = fast_bits + 1
-                while n <= max_len and w >= limit[n]:
+                while n <= max_len and w >= limit1[n]:
                     n += 1
                 if n > max_len:
                     bad = 2
                     break
-                e1 = 1 | (n << 2) | (np.int64(syms[np.uint64(first[n] + (w >> (max_len - n)))]) << 7)
+                e1 = 1 | (n << 2) | (np.int64(syms1[np.uint64(first1[n] + (w >> (max_len - n)))]) << 7)
             # branch-free on the symbol count: writes past it are overwritten by the next look-up
             out[np.uint64(i0)] = (e0 >> 7) & mask
             out[np.uint64(i0 + 1)] = (e0 >> sh1) & mask
@@ -156,8 +159,10 @@ def decode_chunks(data, out, max_len, fast, limit, first, syms, start0, end0, lo
     for k in range(2):
         if k == 0:
             acc, nbits, p, i, start, end, hi = acc0, n0, p0, i0, start0, end0, hi0
+            fast, limit, first, syms = fast0, limit0, first0, syms0
         else:
             acc, nbits, p, i, start, end, hi = acc1, n1, p1, i1, start1, end1, hi1
+            fast, limit, first, syms = fast1, limit1, first1, syms1
         if bad & (1 << k):
             continue
         while (bad & (1 << k)) == 0:
@@ -242,23 +247,19 @@ def encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scr
 @numba.njit(parallel=True, cache=True)
 def decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, sums):
     n = starts.size
-    for j in numba.prange((n + 1) // 2):
+    for j in numba.prange((n + 1) // 2):  # chunks in pairs, each with its own table
         a = 2 * j
         b = a + 1
         ta = table_of[a]
-        if b < n and table_of[b] == ta:
-            status = _decode_cpu(data, out, max_len, fast[ta], limit[ta], first_index[ta], syms[ta],
-                                 offsets[a], offsets[a + 1], starts[a], ends[a], offsets[b], offsets[b + 1], starts[b],
-                                 ends[b])
-        else:  # alone (with an empty partner), and the next chunk alone too if there is one
-            status = _decode_cpu(data, out, max_len, fast[ta], limit[ta], first_index[ta], syms[ta],
-                                 offsets[a], offsets[a + 1], starts[a], ends[a], offsets[a + 1], offsets[a + 1],
-                                 ends[a], ends[a])
-            if b < n:
-                tb = table_of[b]
-                status |= 2 * _decode_cpu(data, out, max_len, fast[tb], limit[tb], first_index[tb],
-                                          syms[tb], offsets[b], offsets[b + 1], starts[b], ends[b], offsets[b + 1],
-                                          offsets[b + 1], ends[b], ends[b])
+        if b < n:
+            tb = table_of[b]
+            status = _decode_cpu(data, out, max_len, fast[ta], limit[ta], first_index[ta], syms[ta], fast[tb],
+                                 limit[tb], first_index[tb], syms[tb], offsets[a], offsets[a + 1], starts[a], ends[a],
+                                 offsets[b], offsets[b + 1], starts[b], ends[b])
+        else:  # alone, with an empty partner
+            status = _decode_cpu(data, out, max_len, fast[ta], limit[ta], first_index[ta], syms[ta], fast[ta],
+                                 limit[ta], first_index[ta], syms[ta], offsets[a], offsets[a + 1], starts[a], ends[a],
+                                 offsets[a + 1], offsets[a + 1], ends[a], ends[a])
         record_pair(out, starts, ends, a, b, status, sums)
 
 
@@ -297,19 +298,15 @@ def _cuda_kernels():
         b = a + 1
         if a < n:
             ta = table_of[a]
-            if b < n and table_of[b] == ta:
-                status = decode_dev(data, out, max_len, fast[ta], limit[ta], first_index[ta], syms[ta],
-                                    offsets[a], offsets[a + 1], starts[a], ends[a], offsets[b], offsets[b + 1],
-                                    starts[b], ends[b])
+            if b < n:
+                tb = table_of[b]
+                status = decode_dev(data, out, max_len, fast[ta], limit[ta], first_index[ta], syms[ta], fast[tb],
+                                    limit[tb], first_index[tb], syms[tb], offsets[a], offsets[a + 1], starts[a],
+                                    ends[a], offsets[b], offsets[b + 1], starts[b], ends[b])
             else:
-                status = decode_dev(data, out, max_len, fast[ta], limit[ta], first_index[ta], syms[ta],
-                                    offsets[a], offsets[a + 1], starts[a], ends[a], offsets[a + 1], offsets[a + 1],
-                                    ends[a], ends[a])
-                if b < n:
-                    tb = table_of[b]
-                    status |= 2 * decode_dev(data, out, max_len, fast[tb], limit[tb], first_index[tb],
-                                             syms[tb], offsets[b], offsets[b + 1], starts[b], ends[b], offsets[b + 1],
-                                             offsets[b + 1], ends[b], ends[b])
+                status = decode_dev(data, out, max_len, fast[ta], limit[ta], first_index[ta], syms[ta], fast[ta],
+                                    limit[ta], first_index[ta], syms[ta], offsets[a], offsets[a + 1], starts[a],
+                                    ends[a], offsets[a + 1], offsets[a + 1], ends[a], ends[a])
             if b < n:
                 checksums_dev(out, starts[a], ends[a], starts[b], ends[b], sums, a, b)
                 if status & 2:
