@@ -230,7 +230,7 @@ SAMPLER_VALUES = {("tpe", 0): [0.2, 0.5, 0.4, 0.9], ("tpe", 1): [0.3, 0.3, 0.8, 
 def compress_model_config(width: int, cache: Path) -> dict:
     return {"model": {"id": "mlp_digits", "hidden": [16], "epochs": 5, "cache_dir": str(cache)},
             "quantizer": {"id": "fixed", "width": width, "frac_width": width - 1}, "encoder": {"id": "zstd"},
-            "schedule": {"id": "constant", "base": 1e-2}, "task": {"id": "compress_model"}}
+            "schedule": {"id": "constant", "base": 1e-2}, "task": {"id": "compress_model"}, "optimized_metrics": ["metric"]}
 
 
 def log_sampler_studies(client, experiment_id: str) -> None:
@@ -258,9 +258,14 @@ def test_every_figure_from_real_jobs_and_the_page_in_headless_chromium(sweep, tm
     for base in BOUNDS:
         run_job(tracking, jobs, f"bench-{base:g}", benchmark_config(base))
     run_job(tracking, jobs, "train", TRAIN)
-    for width in (3, 6):
-        run_job(tracking, jobs, f"fixed{width}", compress_model_config(width, tmp_path / "cache"))
     exp = client.get_experiment_by_name("report-all").experiment_id
+    # the model compressions as a command-line Optuna sweep would run them: a parent naming its sampler
+    overrides = "hparams_search=sampler_comparison hydra/sweeper/sampler=qmc hydra.sweeper.sampler.seed=3"
+    parent = client.create_run(exp, run_name="sweep", tags={"compframe.sweep": "true", "compframe.overrides": overrides})
+    (jobs / PARENT_FILE).write_text(parent.info.run_id)
+    for width in (3, 6):
+        run_job(tracking, jobs, f"fixed{width}", compress_model_config(width, tmp_path / "cache"), parent_dir=jobs)
+    client.set_terminated(parent.info.run_id)
     log_sampler_studies(client, exp)
     result = report(["--tracking-uri", tracking["uri"], "--experiment", "report-all", "--out", str(tmp_path / "out")])
     assert len(result.pngs) == len(figures.BUILDERS) and not result.skipped
@@ -276,10 +281,17 @@ def test_every_figure_from_real_jobs_and_the_page_in_headless_chromium(sweep, tm
         m = runs[f"fixed{width}"].data.metrics
         assert acc[f"fixed{width}"]["bits/weight"] == g4(m["bits_per_weight"]) == g4(float(width))
         assert acc[f"fixed{width}"]["accuracy"] == g4(m["accuracy"])
-    for r in table(page, "sampler_comparison"):
+    samplers = table(page, "sampler_comparison")
+    for r in samplers:
+        if r["sampler"] == "qmc":  # the sweep: the best metric of its two jobs, in the order they ran
+            first = runs["fixed3"].data.metrics["metric"]
+            best = max(first, runs["fixed6"].data.metrics["metric"]) if r["after trials"] == "2" else first
+            assert r["seeds"] == "1" and r["mean best"] == r["min"] == r["max"] == g4(best)
+            continue
         curves = np.array([np.maximum.accumulate(v) for (s, _), v in SAMPLER_VALUES.items() if s == r["sampler"]])
         k = int(r["after trials"])
         assert (r["mean best"], r["min"], r["max"]) == tuple(g4(f(curves[:, k - 1])) for f in (np.mean, np.min, np.max))
+    assert {r["sampler"] for r in samplers} == {"qmc", "random", "tpe"}
     assert {r["task"] for r in table(page, "ratio_per_table")} == {"benchmark", "train"}
 
     executable = chromium()

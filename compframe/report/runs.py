@@ -15,6 +15,7 @@ import contextlib
 import gc
 import json
 import math
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,7 +153,9 @@ def from_mlflow(uri: str, experiments: list[str] = (), run_id: str | None = None
                 filter_string: str = "") -> list[Run]:
     """The runs of ``experiments`` (names or ids), the children of ``run_id`` (the run itself when it
     has none) and/or those matching ``filter_string`` (MLflow's search syntax), newest first.
-    Sweep parent runs (tag ``compframe.sweep``) are left out: their children are the jobs."""
+    Sweep parent runs (tag ``compframe.sweep``) are left out: their children are the jobs; a sweep
+    run with an explicit ``hydra/sweeper/sampler=<id>`` in its overrides adds one search study
+    (``sweep_study``)."""
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
@@ -184,6 +187,11 @@ def from_mlflow(uri: str, experiments: list[str] = (), run_id: str | None = None
     if parent is not None and not found and not filter_string:
         found = [parent]  # a single job: the run itself
     runs = [_from_mlflow(client, r) for r in found if r.data.tags.get("compframe.sweep") != "true"]
+    started = {r.info.run_id: r.info.start_time or 0 for r in found}
+    parents = {r.info.run_id: r for r in [*found, *([parent] if parent is not None else [])]
+               if r.data.tags.get("compframe.sweep") == "true"}
+    runs += [s for s in (sweep_study(p, [r for r in runs if r.tags.get("mlflow.parentRunId") == i], started)
+                         for i, p in parents.items()) if s is not None]
     if not runs:
         what = ", ".join([*(f"experiment '{e}'" for e in experiments), *([f"run '{run_id}'"] if run_id else []),
                           *([f"filter {filter_string!r}"] if filter_string else [])]) or "every experiment"
@@ -203,6 +211,32 @@ def _collector_paused():
     finally:
         if enabled:
             gc.enable()
+
+
+SAMPLER_OVERRIDE = re.compile(r"(?:^|\s)hydra/sweeper/sampler=(\S+)")
+SEED_OVERRIDE = re.compile(r"(?:^|\s)hydra\.sweeper\.sampler\.seed=(\S+)")
+
+
+def sweep_study(parent, jobs: list[Run], started: dict[str, int]) -> Run | None:
+    """A command-line Optuna sweep as one search study (params sampler and seed from the parent's
+    overrides; step metric ``best_so_far``: the running maximum of the jobs' single optimized metric,
+    by start time; compframe's single-objective searches all maximize). None when the sweep names no
+    sampler on its command line or has not one optimized metric."""
+    overrides = parent.data.tags.get("compframe.overrides", "")
+    sampler, seed = SAMPLER_OVERRIDE.search(overrides), SEED_OVERRIDE.search(overrides)
+    objective = json.loads(jobs[0].params.get("optimized_metrics", "[]")) if jobs else []
+    if sampler is None or len(objective) != 1:
+        return None
+    best, curve = -math.inf, []
+    for step, job in enumerate(sorted(jobs, key=lambda j: (started[j.id], j.id))):
+        best = max(best, job.metrics.get(objective[0], -math.inf) if job.status == "FINISHED" else -math.inf)
+        if math.isfinite(best):
+            curve.append((float(step), best))
+    study = Run(id=parent.info.run_id, name=parent.info.run_name or "", task="search", status=parent.info.status,
+                params={"sampler": sampler.group(1), "seed": seed.group(1) if seed else "default"},
+                tags=dict(parent.data.tags), metrics={}, pipelines={})
+    study._curve = lambda key: curve if key == "best_so_far" else []
+    return study
 
 
 def _experiment_id(client, name_or_id: str, uri: str) -> str:
