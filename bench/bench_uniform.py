@@ -2,11 +2,19 @@
 
     python bench/bench_uniform.py                 # throughput table, 256 MiB float32
     python bench/bench_uniform.py --memory        # + peak resident memory on a 1 GiB field
+    python bench/bench_uniform.py --vs-copy       # quantize into a reused buffer vs np.copyto only
 
 The bandwidth limit is ``np.copyto(dst, x)`` of the same array into a preallocated buffer. Each
 figure is the best of ``--repeat`` runs after one warm-up (numba compiles on the first call), in
 GB/s of float32 input (1e9 bytes per second). The whole compress/decompress path is timed stage by
 stage (quantize, encode, frame, parse + decode, dequantize) for each general-purpose encoder.
+
+``--vs-copy`` (issue 13) times, in one interleaved loop (each repeat runs every contender once, the
+figure is each one's best), ``np.copyto`` and int8/int16 quantization into a reused buffer: the
+default two passes (finite range, then codes) and the one-pass ``value_range`` hint (the field's own
+range minus 1 %, as a training loop would pass the previous iteration's), each on one numba thread
+and on the threads of compframe's policy (``cpu_threads_for``: all threads from 512 Ki values).
+``np.copyto`` runs on one thread either way.
 
 Memory: each of compress and decompress runs in a fresh process that first holds only its input
 (the 1 GiB field, or the frame read from disk); the figure is that process's peak resident set
@@ -83,6 +91,60 @@ def throughput(mib: int, repeat: int, bound: str) -> list[dict]:
     return rows
 
 
+def race(fns: dict, repeat: int) -> dict[str, float]:
+    """Best time of each callable, all warmed up and then run in turn ``repeat`` times (so that a
+    burst of load on the shared machine hits every contender alike)."""
+    for fn in fns.values():
+        fn()
+    out = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            out[name] = min(out[name], time.perf_counter() - t0)
+    return out
+
+
+def vs_copy(mib: int, repeat: int, bounds: list[str]) -> list[dict]:
+    """Quantization into a reused buffer against ``np.copyto`` of the same field (see the module doc)."""
+    import numba
+
+    from compframe.kernels.targets import cpu_threads_for
+
+    x = embedding_like(mib * 2**20 // 4)
+    dst = np.empty_like(x)
+    threads = numba.get_num_threads()
+    rows = []
+    for bound in bounds:
+        b = cf.ErrorBound.parse(bound)
+        fns = {"np.copyto": lambda: np.copyto(dst, x)}
+        outliers = {}
+        for qid in ("int8", "int16"):
+            q = create("quantizer", qid)
+            buf = np.empty(x.size, q.code_dtype)
+            meta = q.quantize(x, b).meta
+            hint = (meta["range"][0] * 0.99, meta["range"][1] * 0.99)
+            outliers[qid] = meta["outliers"]
+            fns[f"{qid} two-pass"] = lambda q=q, buf=buf: q.quantize(x, b, out=buf)
+            fns[f"{qid} one-pass (value_range)"] = lambda q=q, buf=buf, hint=hint: q.quantize(x, b, out=buf, value_range=hint)
+        with cpu_threads_for(x.size):
+            policy = numba.get_num_threads()
+            many = race(fns, repeat)
+        numba.set_num_threads(1)
+        try:
+            one = race(fns, repeat)
+        finally:
+            numba.set_num_threads(threads)
+        for name in fns:
+            qid = name.split()[0]
+            rows.append({"bound": bound, "stage": name, "outliers": outliers.get(qid),
+                         "gbps_1_thread": x.nbytes / one[name] / 1e9,
+                         "vs_copy_1_thread": one["np.copyto"] / one[name],
+                         f"gbps_{policy}_threads": x.nbytes / many[name] / 1e9,
+                         f"vs_copy_{policy}_threads": many["np.copyto"] / many[name]})
+    return rows
+
+
 def _hwm_kib() -> int:
     """This process's peak resident set (VmHWM, KiB). Unlike ru_maxrss it is not carried over
     from the parent across fork and exec, so it measures this process alone."""
@@ -130,12 +192,20 @@ def main() -> None:
     ap.add_argument("--bound", default="rel:1e-2")
     ap.add_argument("--memory", action="store_true", help="also measure peak RSS on a 1 GiB field")
     ap.add_argument("--memory-gib", type=float, default=1.0)
+    ap.add_argument("--vs-copy", action="store_true", help="only quantization into a reused buffer vs np.copyto")
+    ap.add_argument("--bounds", default="rel:1e-2,rel:1e-4", help="comma-separated bounds for --vs-copy")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         _peak_child(*args.child)
         return
     import numba
+
+    if args.vs_copy:
+        print(f"# {args.mib} MiB float32, best of {args.repeat} interleaved, numba threads {numba.get_num_threads()}")
+        for row in vs_copy(args.mib, args.repeat, args.bounds.split(",")):
+            print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
+        return
 
     print(f"# {args.mib} MiB float32, bound {args.bound}, best of {args.repeat}, numba threads {numba.get_num_threads()}")
     for row in throughput(args.mib, args.repeat, args.bound):

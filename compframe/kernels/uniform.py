@@ -193,16 +193,16 @@ def _fast_block(x, codes, s, fast, lows, highs, track):
 
 
 @njit(cache=True)
-def _settle(x, codes, s, e, centre, inv, step, eb, lo, hi, only_marked):
-    """Exact codes for ``x[s:e]`` (``only_marked``: for the elements left at ``lo``); returns how many
-    of them are outliers (code 0)."""
+def _settle(x, codes, s, e, centre, inv, step, eb, lo, hi):
+    """Exact codes for the elements of ``x[s:e]`` left at ``lo``; returns how many are outliers (code 0)."""
     bad = 0
-    for i in range(s, e):
-        if only_marked and codes[i] != lo:
-            continue
-        q, ok = _code(x[i], centre, inv, step, eb, lo, hi)
-        codes[i] = q
-        bad += not ok
+    xs = x[s:e]
+    cs = codes[s:e]
+    for i in range(xs.size):  # over slices: a loop from s to e ran 10x slower (numba 0.61, LLVM's choice)
+        if cs[i] == lo:
+            q, ok = _code(xs[i], centre, inv, step, eb, lo, hi)
+            cs[i] = q
+            bad += not ok
     return bad
 
 
@@ -214,8 +214,9 @@ def _fast_chunk(x, codes, fast, centre, inv, step, eb, lo, hi, track):
     full = x.size - x.size % BLOCK
     for s in range(0, full, BLOCK):
         if _fast_block(x, codes, s, fast, lows, highs, track):
-            bad += _settle(x, codes, s, s + BLOCK, centre, inv, step, eb, lo, hi, True)
-    bad += _settle(x, codes, full, x.size, centre, inv, step, eb, lo, hi, False)
+            bad += _settle(x, codes, s, s + BLOCK, centre, inv, step, eb, lo, hi)
+    codes[full:] = lo  # the last partial block goes to the exact kernel
+    bad += _settle(x, codes, full, x.size, centre, inv, step, eb, lo, hi)
     for i in range(full, x.size):
         if track:
             lows[0] = x[i] if x[i] < lows[0] else lows[0]
@@ -299,14 +300,19 @@ def gather_outliers(x, codes, centre, step, eb, lo, hi, counts, index, bits):
     raw = x.view(bits.dtype)
     inv = 1.0 / step if step > 0.0 else 0.0
     for c in prange(nc):
-        if counts[c] == 0:
-            continue
-        k = starts[c]
-        for i in range(c * CHUNK, min(x.size, (c + 1) * CHUNK)):
-            if codes[i] == 0 and not _code(x[i], centre, inv, step, eb, lo, hi)[1]:  # outliers have code 0
-                index[k] = i
-                bits[k] = raw[i]
-                k += 1
+        if counts[c]:
+            s = c * CHUNK
+            _gather_chunk(x[s:s + CHUNK], codes[s:s + CHUNK], raw[s:s + CHUNK], s, centre, inv, step, eb, lo, hi,
+                          index, bits, starts[c])
+
+
+@njit(cache=True)
+def _gather_chunk(x, codes, raw, first, centre, inv, step, eb, lo, hi, index, bits, k):
+    for i in range(x.size):
+        if codes[i] == 0 and not _code(x[i], centre, inv, step, eb, lo, hi)[1]:  # outliers have code 0
+            index[k] = first + i
+            bits[k] = raw[i]
+            k += 1
 
 
 @njit(cache=True)
