@@ -367,12 +367,21 @@ def encoder_tables(freq, cum, precision):
     below ``2**64 + (freq - 1) * 2**(32 - R) - 2**(32 + R) / freq < 2**64``, so it is exact in uint64
     (and in Python integers under the CUDA simulator).
     """
-    f = freq.astype(np.int64)
-    c = cum.astype(np.int64)
-    t = 32 + precision
-    rcp = np.where(f > 0, ((1 << t) + f - 1) // np.maximum(f, 1), 0).astype(np.uint64)
-    info = np.where(f > 0, c | (((1 << precision) - f) << 16), 0).astype(np.uint64)
-    info |= np.where(f > 0, f << (32 - precision), 0).astype(np.uint64) << np.uint64(32)
+    return _encoder_tables(freq.astype(np.int64), cum.astype(np.int64), precision)
+
+
+@numba.njit(cache=True)
+def _encoder_tables(freq, cum, precision):
+    rcp = np.zeros(freq.shape, np.uint64)
+    info = np.zeros(freq.shape, np.uint64)
+    one = np.int64(1) << (32 + precision)
+    for t in range(freq.shape[0]):
+        for s in range(freq.shape[1]):
+            f = freq[t, s]
+            if f > 0:
+                rcp[t, s] = np.uint64((one + f - 1) // f)
+                info[t, s] = (np.uint64(cum[t, s] | (((1 << precision) - f) << 16))
+                              | (np.uint64(f << (32 - precision)) << np.uint64(32)))
     return rcp, info
 
 

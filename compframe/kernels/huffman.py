@@ -536,3 +536,12 @@ def code_lengths(counts, max_len):
     for k in range(n):
         lengths[order[k]] = a[k]
     return lengths
+
+
+@numba.njit(cache=True)
+def code_lengths_tables(counts, max_len):
+    """``code_lengths`` of every row of ``counts`` ``[tables, K]``, in one call: int64 ``[tables, K]``."""
+    out = np.zeros(counts.shape, np.int64)
+    for t in range(counts.shape[0]):
+        out[t] = code_lengths(counts[t], max_len)
+    return out

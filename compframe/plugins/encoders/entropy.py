@@ -105,12 +105,12 @@ def model_estimate(counts: np.ndarray) -> float:
     used ``n`` times, the cost of describing a model fitted to the data (Rissanen, "Universal coding,
     information, prediction, and estimation", IEEE Trans. IT 30(4), 1984). Tables fitted to few
     symbols each look cheap by their entropy alone; this term prices what fitting them costs."""
-    c = counts[counts.sum(axis=1) > 0].astype(np.float64)
-    totals = c.sum(axis=1, keepdims=True)
-    used = (c > 0).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bits = np.where(c > 0, c * np.log2(totals / np.maximum(c, 1)), 0.0).sum()
-    return float(bits + ((used - 1) / 2 * np.log2(totals[:, 0])).sum()) / 8
+    rows, cols = np.nonzero(counts)
+    c = counts[rows, cols].astype(np.float64)
+    totals = counts.sum(axis=1).astype(np.float64)
+    used = np.bincount(rows, minlength=len(counts))[totals > 0]
+    bits = (c * np.log2(totals[rows] / c)).sum()
+    return float(bits + ((used - 1) / 2 * np.log2(totals[totals > 0])).sum()) / 8
 
 
 def pack_blob(values: np.ndarray, planes: int) -> bytes:
@@ -404,7 +404,7 @@ class Huffman(ChunkedEntropyCoder):
     def _build_model(self, counts):
         used = int((counts > 0).sum(axis=1).max())
         max_len = max(self.config.max_length, math.ceil(math.log2(used)))
-        lengths = np.stack([huffman_kernels.code_lengths(c, max_len) for c in counts])
+        lengths = huffman_kernels.code_lengths_tables(counts, max_len)
         param = max(int(lengths.max()), 1)
         table = huffman_kernels.encoder_table(lengths, param)
         return Model(param, pack_blob(lengths, 1), float((counts * lengths).sum()), (table,))
@@ -480,8 +480,8 @@ class Ans(ChunkedEntropyCoder):
         precision = max(min(self.config.precision or auto, self.MAX_PRECISION), bits)
         freq = _below_full(frequency_tables(counts.astype(np.int64), precision), precision)
         cum = np.cumsum(freq, axis=1) - freq
-        with np.errstate(divide="ignore", invalid="ignore"):
-            bits = float(np.where(counts > 0, counts * (precision - np.log2(np.maximum(freq, 1))), 0).sum())
+        present = counts > 0
+        bits = float((counts[present] * (precision - np.log2(freq[present]))).sum())
         return Model(precision, pack_blob(freq, 3), bits, (freq.astype(np.uint32), cum.astype(np.uint32)))
 
     def _read_model(self, blob, tables, alphabet, param):
@@ -540,21 +540,17 @@ def frequency_tables(counts, precision):
     tables, alphabet = counts.shape
     total_slots = 1 << precision
     freq = np.zeros((tables, alphabet), np.int64)
-    score = np.empty(alphabet, np.float64)
     for t in range(tables):
-        c = counts[t]
-        f = freq[t]
-        total = c.sum()
-        present = 0
-        for j in range(alphabet):
-            if c[j] > 0:
-                f[j] = max(1, c[j] * total_slots // total)
-                present += 1
+        used = np.nonzero(counts[t])[0]  # absent symbols keep 0 and never move: only the present ones are scored
+        c = counts[t][used]
+        present = used.size
+        f = np.maximum(1, c * total_slots // c.sum())
+        score = np.empty(present, np.float64)
         diff = total_slots - f.sum()
         while diff != 0:
             if diff > 0:  # add a unit where it gains the most bits
-                for j in range(alphabet):
-                    score[j] = -c[j] * np.log2((f[j] + 1) / f[j]) if c[j] > 0 else np.inf
+                for j in range(present):
+                    score[j] = -c[j] * np.log2((f[j] + 1) / f[j])
                 k = min(diff, present)
                 order = np.argsort(score, kind="mergesort")
                 for i in range(k):
@@ -562,7 +558,7 @@ def frequency_tables(counts, precision):
                 diff -= k
             else:  # take a unit where it costs the fewest bits
                 movable = 0
-                for j in range(alphabet):
+                for j in range(present):
                     if f[j] > 1:
                         score[j] = c[j] * np.log2(f[j] / (f[j] - 1))
                         movable += 1
@@ -573,4 +569,5 @@ def frequency_tables(counts, precision):
                 for i in range(k):
                     f[order[i]] -= 1
                 diff += k
+        freq[t][used] = f
     return freq
