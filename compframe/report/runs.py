@@ -267,9 +267,20 @@ def _from_mlflow(client, r) -> Run:
     run = Run(id=r.info.run_id, name=r.info.run_name or "", task=task, status=r.info.status, params=params,
               tags=tags, metrics=metrics, pipelines={p: t for p, t in pipelines.items() if t})
     run._by_table = lambda: _artifact_tables(client, r, run)
-    run._curve = lambda key: [(float(m.step), float(m.value)) for m in client.get_metric_history(r.info.run_id, key)
-                              if math.isfinite(m.value)]
+    run._curve = lambda key: _history(client, r.info.run_id, key)
     return run
+
+
+def _history(client, run_id: str, key: str) -> list[tuple[float, float]]:
+    """A step metric's ``(step, value)`` points. A job's totals are logged after its steps, at step 0
+    (``tracking.JobTracker._log_results``), under the same names as step metrics (``auc``): a step-0
+    point logged after every other point of a curve that has later steps is the final value again,
+    not a measurement at step 0, and is left out."""
+    points = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.timestamp, m.step == 0))
+    if (len(points) > 1 and points[-1].step == 0 and any(m.step > 0 for m in points)
+            and points[-1].timestamp > max(m.timestamp for m in points[:-1])):
+        points = points[:-1]
+    return [(float(m.step), float(m.value)) for m in points if math.isfinite(m.value)]
 
 
 def _artifact_tables(client, r, run: Run) -> list[dict[str, Any]]:
