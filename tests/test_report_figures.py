@@ -196,6 +196,7 @@ def test_bad_mlflow_input_is_one_line_naming_it(sweep, tmp_path, capsys):
     missing = tmp_path / "none.db"
     assert f"no MLflow store at '{missing}'" in bad(["--tracking-uri", f"sqlite:///{missing}"], capsys)
     assert not missing.exists()  # reading never creates a store
+    assert "MLflow at http://127.0.0.1:9 failed" in bad(["--tracking-uri", "http://127.0.0.1:9"], capsys)  # no server
     assert "cannot be combined" in bad(["--results", str(tmp_path), "--run", "x"], capsys)
 
 

@@ -23,7 +23,7 @@ from typing import Any, Callable
 from urllib.parse import unquote, urlparse
 
 from ..errors import DataError
-from ..tracking import _sqlite_file, flatten, mlflow_metric_name
+from ..tracking import _mlflow_env, _sqlite_file, flatten, mlflow_metric_name
 
 CURVES = ("loss_avg", "auc", "best_so_far")
 """Step metrics a report draws: training loss (interval mean) and test AUC per iteration (task=train),
@@ -155,7 +155,18 @@ def from_mlflow(uri: str, experiments: list[str] = (), run_id: str | None = None
     has none) and/or those matching ``filter_string`` (MLflow's search syntax), newest first.
     Sweep parent runs (tag ``compframe.sweep``) are left out: their children are the jobs; a sweep
     run with an explicit ``hydra/sweeper/sampler=<id>`` in its overrides adds one search study
-    (``sweep_study``)."""
+    (``sweep_study``). Any other MLflow failure (a server that does not answer) is a ``DataError``
+    too; a server is given one retry and 10 s per request, as jobs give it (``tracking``)."""
+    from mlflow.exceptions import MlflowException
+
+    _mlflow_env({})
+    try:
+        return _search(uri, experiments, run_id, filter_string)
+    except MlflowException as e:
+        raise DataError(f"MLflow at {uri} failed: {' '.join(e.message.split())[:500]}") from None
+
+
+def _search(uri: str, experiments: list[str], run_id: str | None, filter_string: str) -> list[Run]:
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
@@ -224,8 +235,11 @@ def sweep_study(parent, jobs: list[Run], started: dict[str, int]) -> Run | None:
     sampler on its command line or has not one optimized metric."""
     overrides = parent.data.tags.get("compframe.overrides", "")
     sampler, seed = SAMPLER_OVERRIDE.search(overrides), SEED_OVERRIDE.search(overrides)
-    objective = json.loads(jobs[0].params.get("optimized_metrics", "[]")) if jobs else []
-    if sampler is None or len(objective) != 1:
+    try:
+        objective = json.loads(jobs[0].params.get("optimized_metrics", "[]")) if jobs else []
+    except ValueError:
+        return None
+    if sampler is None or not isinstance(objective, list) or len(objective) != 1:
         return None
     best, curve = -math.inf, []
     for step, job in enumerate(sorted(jobs, key=lambda j: (started[j.id], j.id))):
