@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from .. import metrics
 from ..search import front as accuracy_front
@@ -43,6 +44,7 @@ class Figure:
 
 
 def plt():
+    """matplotlib's pyplot on the Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,8 +89,6 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 def _log_scale(ax, values: list[float], wide: float = 20.0) -> None:
     """A log y axis, with plain tick labels, when ``values`` span more than ``wide`` times."""
-    from matplotlib.ticker import FuncFormatter
-
     if values and min(values) > 0 and max(values) / min(values) > wide:
         ax.set_yscale("log")
         plain = FuncFormatter(lambda v, _: f"{v:g}")
@@ -271,7 +271,7 @@ def sampler_comparison(runs: list[Run], colour: dict) -> Figure | str:
         c = np.stack([x[:n] for x in cs])
         trials = np.arange(1, n + 1)
         for ax in axes:
-            ax.plot(trials, c.mean(axis=0), lw=1.6, color=colour[sampler], label=f"{sampler} (mean of {len(cs)} seeds)")
+            ax.plot(trials, c.mean(axis=0), lw=1.6, color=colour[sampler], label=f"{sampler} (mean of {len(cs)} seed{'s' if len(cs) > 1 else ''})")
             ax.fill_between(trials, c.min(axis=0), c.max(axis=0), color=colour[sampler], alpha=0.15)
         late.append(c[:, n // 4:])
         at = {k: c[:, k - 1] for k in sorted({min(10, n), min(20, n), n})}
@@ -280,6 +280,7 @@ def sampler_comparison(runs: list[Run], colour: dict) -> Figure | str:
     axes[1].set_ylim(low - 0.05 * (high - low or 1), high + 0.05 * (high - low or 1))
     for ax, title in zip(axes, ("sampler comparison", "zoom: from a quarter of the trials on")):
         ax.set(xlabel="trial", ylabel="best objective value so far", title=title)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize="small", loc="lower right")
     fig.tight_layout()
@@ -317,6 +318,7 @@ def training(runs: list[Run], colour: dict) -> Figure | str:
     a.set(xlabel="iteration", ylabel="training BCE loss (nats, mean over the log interval)", title="loss")
     b.set(xlabel="iteration", ylabel="test ROC AUC", title="test AUC")
     for ax in (a, b):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small")
     fig.tight_layout()
