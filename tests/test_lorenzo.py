@@ -114,7 +114,8 @@ def adversarial(dtype) -> dict[str, np.ndarray]:
     holes[3:9, 5:20] = np.nan
     holes[20, :] = np.inf
     holes[25, 7] = -np.inf
-    at_eb = np.array([[0.0, 0.5, 1.0], [0.25, 0.75, 0.125]], dtype)  # with abs 0.25: on and half-way between grid points
+    # with abs 0.25: values on grid points and half-way between two
+    at_eb = np.array([[0.0, 0.5, 1.0], [0.25, 0.75, 0.125]], dtype)
     return {
         "alternating_huge": alternating,
         "steps": steps,

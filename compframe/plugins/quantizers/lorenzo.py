@@ -2,12 +2,12 @@
 
 Every value is put on the grid of the uniform quantizer, ``q = round((x - c) / (2 eb_abs))`` around
 the midrange ``c`` (``eb_abs`` as for ``int8``/``int16``; if the int32 grid cannot span the whole
-range, ``c`` is the median of a sample instead, so that one huge value costs one outlier), whose points ``T(c + q·2eb_abs)`` are the
-reconstructed values, and the code is the Lorenzo residual of ``q``: ``q[i] - q[i-1]`` in 1-D,
-``q - (a + b - c)`` in 2-D, the seven-neighbour prediction in 3-D (Ibarria et al., Eurographics 2003;
-SZ, Tao et al., IPDPS 2017), predicted from already-reconstructed neighbours as in SZ, in integers as
-in cuSZ's dual quantization (Tian et al., PACT 2020). On smooth fields the residuals are small and
-repetitive, which is what the entropy and LZ coders exploit.
+range, ``c`` is the median of a sample instead, so that one huge value costs one outlier), whose
+points ``T(c + q·2eb_abs)`` are the reconstructed values, and the code is the Lorenzo residual of
+``q``: ``q[i] - q[i-1]`` in 1-D, ``q - (a + b - c)`` in 2-D, the seven-neighbour prediction in 3-D
+(Ibarria et al., Eurographics 2003; SZ, Tao et al., IPDPS 2017), predicted from already-reconstructed
+neighbours as in SZ, in integers as in cuSZ's dual quantization (Tian et al., PACT 2020). On smooth
+fields the residuals are small and repetitive, which is what the entropy and LZ coders exploit.
 
 Outliers, as in ``int8``/``int16``: values whose grid point does not hold the bound in the
 dequantizer's arithmetic (NaN, ±inf, beyond the int32 grid, rounding cases) keep their raw bits
