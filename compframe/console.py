@@ -53,10 +53,18 @@ def _promise(t: dict) -> tuple[str, str, str]:
     """(bound ok, promise, kept) of a total: error-bounded pipelines are checked against the bound;
     the others promise a bit budget, so "bound ok" is n/a and the budget is shown with whether it held."""
     kept = _fmt(t.get("bound_ok"))
-    if t.get("max_error_over_bound") is not None:
+    if t.get("max_error_over_bound") is not None or t.get("abs_bound") is not None:  # a total, or a field's row
         return kept, "max|e| <= bound", kept
     budget = t.get("budget_bits_per_value")
     return "n/a", "-" if budget is None else f"<= {budget:g} bits/value", kept
+
+
+def _error_over_bound(t: dict) -> float | None:
+    """A total's ``max_error_over_bound``; a field's row has the bound and the error it is made of."""
+    if t.get("max_error_over_bound") is not None:
+        return t["max_error_over_bound"]
+    bound, error = t.get("abs_bound"), t.get("max_abs_error")
+    return None if bound is None or error is None else error / bound if bound > 0 else math.inf
 
 
 VIEWS = ("pipeline", "table", "field")
@@ -90,7 +98,7 @@ def summary_table(results: dict, bandwidths_gbps, console: Console | None = None
     for names, t in rows:
         bound_ok, promise, kept = _promise(t)
         cells = [_fmt(t.get("compression_ratio")), _fmt(t.get("bits_per_value")), promise, kept, bound_ok,
-                 _fmt(t.get("max_error_over_bound")), _fmt(t.get("max_rel_error")), _fmt(t.get("rel_l2_error")),
+                 _fmt(_error_over_bound(t)), _fmt(t.get("max_rel_error")), _fmt(t.get("rel_l2_error")),
                  _fmt(t.get("quantize_gbps")), _fmt(t.get("encode_gbps")), _fmt(t.get("decode_gbps")),
                  _fmt(t.get("dequantize_gbps")), *([_fmt(t.get(speed))] if speed else [])]
         style = "bold" if "total" in names.values() else None

@@ -57,6 +57,21 @@ def test_bound_ok_is_na_without_a_bound_and_the_promise_is_shown(results):
     assert float(cell["nq+zstd#1"]["rel L2 err"]) > 0  # an error column for bit-budget quantizers
 
 
+def test_field_rows_show_the_promise_and_their_own_error_over_bound(results):
+    header = ["field", "ratio", "bits/value", "promise", "kept", "bound ok", "max err/bound"]
+    rows = [dict(zip(header, [c.strip() for c in line.split("│")[2:]]), pipeline=line.split("│")[1].strip())
+            for line in _render(results, "field", width=400).splitlines() if line.startswith("│")]
+    fields = [r for r in rows if r["field"] != "total"]
+    assert len(fields) == len(results["fields"])
+    for row, f in zip(fields, results["fields"]):
+        assert row["pipeline"] == f["pipeline"]
+        if f["pipeline"].startswith("int8"):
+            assert (row["promise"], row["bound ok"]) == ("max|e| <= bound", "yes")
+            assert float(row["max err/bound"]) == pytest.approx(f["max_abs_error"] / f["abs_bound"], rel=1e-2, abs=1e-3)
+        else:
+            assert row["bound ok"] == "n/a" and row["max err/bound"] == "-"
+
+
 def test_cross_job_comparison(results, tmp_path):
     for k, name in enumerate(["encoder=lz4", "encoder=zstd"]):
         (tmp_path / f"{k}_{name}").mkdir()
