@@ -64,8 +64,9 @@ def main() -> None:
     best = {name: min(t) for name, t in times.items()}
     print(f"# 8 jobs ({' '.join(SWEEP[:2] + DATA + args.extra)}), {os.cpu_count()} CPUs, best of {args.repeat}")
     (basic, basic_cpu), (joblib, joblib_cpu) = best["basic"], best["joblib"]
-    print(f"basic {basic:.1f} s ({basic_cpu:.1f} s CPU), joblib x{args.workers} {joblib:.1f} s ({joblib_cpu:.1f} s CPU): "
-          f"ratio {basic / joblib:.2f}; load average (1 min) {min(loads):.1f}-{max(loads):.1f}")
+    print(f"basic {basic:.1f} s ({basic_cpu:.1f} s CPU), "
+          f"joblib x{args.workers} {joblib:.1f} s ({joblib_cpu:.1f} s CPU): ratio {basic / joblib:.2f}; "
+          f"load average (1 min) {min(loads):.1f}-{max(loads):.1f}")
 
 
 if __name__ == "__main__":
