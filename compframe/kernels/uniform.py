@@ -247,6 +247,19 @@ def _settle(x, codes, s, e, centre, inv, step, eb, lo, hi):
     return bad
 
 
+@njit(inline="always", cache=True)
+def _recheck(x, codes, s, centre, inv, step, eb, lo, hi):
+    """The nearest code, checked exactly, for the elements of the block at ``s`` left at ``lo``
+    (branch-free, so it vectorizes); returns whether any of them still misses."""
+    missed = False
+    for j in range(BLOCK):
+        q, ok, _ = _nearest(x[s + j], centre, inv, step, eb, lo, hi)
+        marked = codes[s + j] == lo
+        codes[s + j] = q if marked & ok else codes[s + j]
+        missed |= marked & ~ok
+    return missed
+
+
 @njit(cache=True)
 def _fast_chunk(x, codes, fast, centre, inv, step, eb, lo, hi, track):
     lows = np.full(BLOCK, np.float32(np.inf))
@@ -254,7 +267,7 @@ def _fast_chunk(x, codes, fast, centre, inv, step, eb, lo, hi, track):
     bad = 0
     full = x.size - x.size % BLOCK
     for s in range(0, full, BLOCK):
-        if _fast_block(x, codes, s, fast, lows, highs, track):
+        if _fast_block(x, codes, s, fast, lows, highs, track) and _recheck(x, codes, s, centre, inv, step, eb, lo, hi):
             bad += _settle(x, codes, s, s + BLOCK, centre, inv, step, eb, lo, hi)
     codes[full:] = lo  # the last partial block goes to the exact kernel
     bad += _settle(x, codes, full, x.size, centre, inv, step, eb, lo, hi)
