@@ -3,6 +3,7 @@
     PYTHONPATH=. python bench/bench_encoders.py                 # all data sets, markdown to stdout
     PYTHONPATH=. python bench/bench_encoders.py --quick         # fewer tables / rows
     PYTHONPATH=. python bench/bench_encoders.py --contexts      # huffman/ans per context on single fields
+    PYTHONPATH=. python bench/bench_encoders.py --pipelines     # only the pipelines against SZ3 (pooled lookups)
 
 Data: (a) pooled embedding lookups made here (26 tables, rows uniform(-1/sqrt(n), 1/sqrt(n)), each
 lookup the sum of a bag of 1..10 rows drawn with Zipf popularity, 2048 x 64 float32 per table);
@@ -355,7 +356,15 @@ def main(argv=None):
                     help="only the entropy bounds of the pooled lookups' codes (with repeats removed, per column)")
     ap.add_argument("--contexts", action="store_true",
                     help="only huffman/ans in each context (none, block, column, auto) on single fields")
+    ap.add_argument("--pipelines", action="store_true",
+                    help="only the pipelines (huffman/ans per context, zstd) against SZ3 on the pooled lookups")
     args = ap.parse_args(argv)
+    if args.pipelines:
+        lookups = [x for _, x in pooled_lookups(8 if args.quick else 26)]
+        ids = [f"{pid}:{ctx}" for pid in ("huffman", "ans") for ctx in ("auto", "block", "column")] + ["zstd"]
+        for eb, dtype in ((1e-2, "int8"), (1e-3, "int16")):
+            print("\n".join(run_pipeline("Pipelines vs SZ3 on pooled lookups", lookups, eb, dtype, ids, args.repeat)))
+        return 0
     if args.contexts:
         print("\n".join(run_contexts(args.repeat)))
         return 0
