@@ -143,6 +143,25 @@ def test_auto_context_picks_the_smallest(pid, dtype):
         assert np.array_equal(make(pid).decode(auto), codes)
 
 
+def test_huffman_wide_alphabet_gets_a_wider_direct_table():
+    """One table of long codes (a wide int16 alphabet) decodes through a direct table wider than
+    FAST_BITS: the round trip holds and a damaged byte is still refused."""
+    from compframe.kernels import huffman as hk
+
+    rng = np.random.default_rng(14)
+    codes = np.rint(rng.laplace(0, 2000, 1 << 18)).clip(-32768, 32767).astype(np.int16)
+    lengths = hk.code_lengths(np.bincount(codes.astype(np.int64) - codes.min()), 24)
+    assert hk.direct_bits(lengths[None], codes.size) > hk.FAST_BITS
+    assert hk.direct_bits(lengths[None], 1000) == hk.FAST_BITS  # too few symbols to pay for a wider table
+    enc = make("huffman", context="none", dedup=False)
+    stream = enc.encode(codes)
+    assert np.array_equal(enc.decode(stream), codes)
+    damaged = bytearray(stream)
+    damaged[len(stream) // 2] ^= 0x10
+    with pytest.raises(StreamError):
+        enc.decode(bytes(damaged))
+
+
 def entropy_bytes(codes):
     counts = np.unique(codes, return_counts=True)[1]
     return float(-(counts * np.log2(counts / codes.size)).sum() / 8)

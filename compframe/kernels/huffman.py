@@ -37,6 +37,24 @@ the code width): ``count | total << 2 | s1 << 7 | s2 << 7 + W | s3 << 7 + 2W``, 
 the symbols (0: the code is longer, found through the canonical limits) and ``total`` their bits.
 Tables of 8-bit symbols fit in uint32 (16 KiB), those of 16-bit symbols take int64."""
 
+WIDE_BITS = 16
+"""The widest direct table ``direct_bits`` picks for one table of long codes (2**16 entries)."""
+
+
+def direct_bits(lengths: np.ndarray, symbols: int) -> int:
+    """Bits of the direct decoding table for the code lengths ``lengths`` (one table) decoding
+    ``symbols`` symbols: ``FAST_BITS``, widened (up to ``WIDE_BITS``) while the codes longer than
+    the table carry more than 5 % of the code space (``sum 2**-length``, about the share of symbols
+    that would take the slow path through the canonical limits) and the table has at most an eighth
+    as many entries as there are symbols to decode."""
+    used = lengths[lengths > 0].astype(np.float64)
+    bits = FAST_BITS
+    while bits < min(WIDE_BITS, used.max(initial=0)) and (8 << (bits + 1)) <= symbols \
+            and np.exp2(-used[used > bits]).sum() > 0.05:
+        bits += 1
+    return bits
+
+
 _REFILL = 24
 """The decoders keep at least this many bits in the reader before a look-up (the longest code)."""
 _M56 = (1 << 56) - 1

@@ -424,10 +424,11 @@ class Huffman(ChunkedEntropyCoder):
     def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param):
         lengths = tables
         # the direct tables cost 2**P entries each to build: with many tables (context=column) for few
-        # symbols each, P drops to 3 bits under the symbols per table (at least 8) so building them stays cheap
+        # symbols each, P drops to 3 bits under the symbols per table (at least 8) so building them stays
+        # cheap; one table of long codes (a wide alphabet) gets a wider one (direct_bits)
         per_table = out.size // lengths.shape[0]
         bits = min(huffman_kernels.FAST_BITS, max(8, per_table.bit_length() - 3)) if lengths.shape[0] > 1 else \
-            huffman_kernels.FAST_BITS
+            huffman_kernels.direct_bits(lengths, out.size)
         ntables, entry = lengths.shape[0], np.dtype(np.uint32 if mask == 0xFF else np.int64)
         limits.charge(ntables * ((entry.itemsize << bits) + 16 * (param + 1) + 4 * lengths.shape[1]),
                       f"huffman decoding tables ({ntables} x 2**{bits})")
