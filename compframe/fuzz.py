@@ -44,6 +44,7 @@ QUANTIZERS = {
     "mxint8": ({"id": "mxint8", "block_size": 8}, None),
     "vq": ({"id": "vq", "bits": 3, "iterations": 5}, None),
     "prune": ({"id": "prune", "fraction": 0.6, "then": "int8"}, "rel:1e-2"),
+    "lorenzo": ({"id": "lorenzo", "code_dtype": "int8"}, "abs:1e-2"),
 }
 ENCODERS = {
     "none": "none",
@@ -251,8 +252,9 @@ def mutate_side(rng: random.Random, header: dict, bodies: list[bytearray]):
                 arr[k] = rng.choice([np.nan, np.inf, -np.inf, 0.0, 1e300, -1e300, 5e-324])
         else:
             info = np.iinfo(arr.dtype)
-            arr[k] = rng.choice([info.max, info.min, 0, 1, int(info.max) // 2, k + 1000, 24 * 16, 24 * 16 - 1]) % (int(info.max) + 1) \
+            value = rng.choice([info.max, info.min, 0, 1, int(info.max) // 2, k + 1000, 24 * 16, 24 * 16 - 1]) % (int(info.max) + 1) \
                 if info.min == 0 else rng.choice([info.max, info.min, -1, 0, 24 * 16])
+            arr[k] = value if info.min == 0 else np.int64(value).astype(arr.dtype)  # wraps 384 in int8 side codes
         bodies[i] = bytearray(arr.tobytes())
     elif r < 0.8:
         new = rng.choice(["<u4", "<i4", "<u8", "<i8", "<u2", "|u1", "<f4", "<f8", "<i2", ">u4", "|b1"])
