@@ -4,6 +4,7 @@
     PYTHONPATH=. python bench/bench_encoders.py --quick         # fewer tables / rows
     PYTHONPATH=. python bench/bench_encoders.py --contexts      # huffman/ans per context on single fields
     PYTHONPATH=. python bench/bench_encoders.py --pipelines     # only the pipelines against SZ3 (pooled lookups)
+    PYTHONPATH=. python bench/bench_encoders.py --wide          # huffman/ans on a wide int16 alphabet
 
 Data: (a) pooled embedding lookups made here (26 tables, rows uniform(-1/sqrt(n), 1/sqrt(n)), each
 lookup the sum of a bag of 1..10 rows drawn with Zipf popularity, 2048 x 64 float32 per table);
@@ -348,6 +349,23 @@ def run_contexts(repeat: int) -> list[str]:
     return lines + [""]
 
 
+def run_wide(repeat: int) -> list[str]:
+    """``huffman`` and ``ans`` (defaults) on 512 x 512 int16 codes of a wide alphabet (Laplace, scale
+    2000: about 19 000 distinct values), where the model, not the symbols, dominates a call."""
+    codes = np.rint(np.random.default_rng(0).laplace(0, 2000, (512, 512))).clip(-32768, 32767).astype(np.int16)
+    lines = [f"512 x 512 int16, {np.unique(codes).size} distinct codes", "",
+             "| encoder | ratio | encode ms | decode ms |", "|---|---:|---:|---:|"]
+    for enc in (Plugin("huffman"), Plugin("ans"), ZlibHuffman()):
+        with cpu_threads_for(codes.size):
+            enc.decode(enc.encode(codes))
+            te, blob = best_time(lambda: enc.encode(codes), repeat)
+            td, back = best_time(lambda: enc.decode(blob), repeat)
+        if not np.array_equal(back, codes):
+            raise AssertionError(f"{enc.name} does not round-trip")
+        lines.append(f"| {enc.name} | {codes.nbytes / enc.size(blob):.3f} | {te * 1e3:.2f} | {td * 1e3:.2f} |")
+    return lines + [""]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="8 tables, 4096 MiniLM rows")
@@ -358,7 +376,11 @@ def main(argv=None):
                     help="only huffman/ans in each context (none, block, column, auto) on single fields")
     ap.add_argument("--pipelines", action="store_true",
                     help="only the pipelines (huffman/ans per context, zstd) against SZ3 on the pooled lookups")
+    ap.add_argument("--wide", action="store_true", help="only huffman/ans on a wide int16 alphabet")
     args = ap.parse_args(argv)
+    if args.wide:
+        print("\n".join(run_wide(args.repeat)))
+        return 0
     if args.pipelines:
         lookups = [x for _, x in pooled_lookups(8 if args.quick else 26)]
         ids = [f"{pid}:{ctx}" for pid in ("huffman", "ans") for ctx in ("auto", "block", "column")] + ["zstd"]
