@@ -345,7 +345,8 @@ def run_contexts(repeat: int) -> list[str]:
             if not np.array_equal(back, codes):
                 raise AssertionError(f"{pid} {ctx} does not round-trip")
             mb = codes.nbytes / 1e6
-            lines.append(f"| {name} | {pid} | {ctx} | {codes.nbytes / enc.size(blob):.3f} | {mb / te:.0f} | {mb / td:.0f} |")
+            ratio = codes.nbytes / enc.size(blob)
+            lines.append(f"| {name} | {pid} | {ctx} | {ratio:.3f} | {mb / te:.0f} | {mb / td:.0f} |")
     return lines + [""]
 
 

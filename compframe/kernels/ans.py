@@ -454,7 +454,8 @@ def _cuda_kernels():
                                     offsets[a + 1], starts[a], ends[a], offsets[b], offsets[b + 1], starts[b], ends[b])
             else:
                 status = decode_dev(data, out, fb[ta], sym[ta], fb[ta], sym[ta], precision, offsets[a],
-                                    offsets[a + 1], starts[a], ends[a], offsets[a + 1], offsets[a + 1], ends[a], ends[a])
+                                    offsets[a + 1], starts[a], ends[a], offsets[a + 1], offsets[a + 1], ends[a],
+                                    ends[a])
             if b < n:
                 checksums_dev(out, starts[a], ends[a], starts[b], ends[b], sums, a, b)
                 if status & 2:

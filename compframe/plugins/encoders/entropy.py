@@ -250,17 +250,17 @@ class ChunkedEntropyCoder(Encoder):
         base = lo & mask
         u = flat.view(unsigned(flat.dtype))
         best = None
+        chunk = self.config.chunk
         for cost_floor, tables, in_blocks, counts in self._plans(u, columns, base, mask, alphabet):
             if best is not None and cost_floor >= best[0]:
                 continue  # not expected to pay for its tables
             model = self._build_model(counts)
-            nchunks = -(-count // self.config.chunk) if in_blocks else tables * -(-(count // tables) // self.config.chunk)
+            nchunks = -(-count // chunk) if in_blocks else tables * -(-(count // tables) // chunk)
             cost = model.bits / 8 + len(model.blob) + 4 * nchunks
             if best is None or cost < best[0]:
                 best = (cost, tables, in_blocks, model)
         _, tables, in_blocks, model = best
         x = u if tables == 1 or in_blocks else np.ascontiguousarray(u.reshape(-1, tables).T).reshape(-1)
-        chunk = self.config.chunk
         starts, ends, table_of = chunk_layout(count, tables, chunk, in_blocks)
         data, sizes, sums = self._encode_chunks(x, starts, ends, table_of, base, mask, model)
         fields = (lo, alphabet, chunk, tables, model.param, len(model.blob))
@@ -284,7 +284,7 @@ class ChunkedEntropyCoder(Encoder):
             by_column = histogram.column_histograms(u, columns, base, mask, alphabet)
         nchunks = -(-count // chunk)
         blocks = -(-nchunks // max(1, self.config.block // chunk))
-        if context in ("block", "auto") and blocks > 1:  # the layout the decoder derives: ceil(chunks / blocks) chunks to a table
+        if context in ("block", "auto") and blocks > 1:  # as the decoder derives it: ceil(chunks / blocks) to a table
             by_block = histogram.histograms(u, blocks, base, mask, alphabet, -(-nchunks // blocks) * chunk)
         if by_column is not None:
             one = by_column.sum(axis=0, keepdims=True)
