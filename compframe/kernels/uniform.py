@@ -24,6 +24,8 @@ faster at ``rel:1e-4``.)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
@@ -37,6 +39,8 @@ _ROUND32 = np.float32(12582912.0)  # 1.5 * 2**23: the same for a float32 |t| < 2
 _U32 = 2.0**-24  # unit roundoff of float32
 _U64 = 2.0**-53  # unit roundoff of float64
 _TINY = 2.0**-149  # float32's smallest subnormal: bounds an underflowing rounding's absolute error
+_F32_TINY = float(np.finfo(np.float32).tiny)
+_F32_MAX = float(np.finfo(np.float32).max)  # a little below the float32 overflow threshold: conservative
 
 
 def _rebuild(proto, value):
@@ -155,7 +159,7 @@ def finite_range(x: np.ndarray) -> tuple[float, float, int]:
     One vectorized min/max pass; a field holding NaN or ±inf takes a second, order-key pass that
     leaves them out and counts the rest."""
     if x.size:
-        lo, hi, clean = plain_range(x)
+        lo, hi, clean = _plain_range(x) if x.size <= CHUNK else plain_range(x)  # one chunk: no parallel start-up
         if clean and np.isfinite(lo) and np.isfinite(hi):
             return float(lo), float(hi), int(x.size)
     itype, exp_mask, shift, mag = _KEYS[x.dtype.itemsize]
@@ -190,13 +194,12 @@ def fast_params(centre: float, step: float, eb: float, reach: float, lo: float, 
     4·2**-53(|q|·step + |c + q·step|)``, so ``theta = eb/step - 2(E_t + E_y/step) - 2**-50`` (twice the
     margin, for safety) suffices.
     """
-    if not (np.isfinite(centre) and np.isfinite(step) and step >= 2.0**-100 and np.isfinite(eb)):
+    if not (math.isfinite(centre) and math.isfinite(step) and step >= 2.0**-100 and math.isfinite(eb)):
         return None
-    inv = np.float32(1.0 / step)
-    c32 = np.float32(centre)
-    if not (np.isfinite(inv) and inv >= np.finfo(np.float32).tiny and np.isfinite(c32)):
+    inv, c32 = 1.0 / step, centre
+    if not (_F32_TINY <= inv <= _F32_MAX and abs(c32) <= _F32_MAX):  # both held by float32, inv normal
         return None
-    q_max = hi if not np.isfinite(reach) else min(hi, float(np.ceil(reach / step + 0.5)))
+    q_max = hi if not math.isfinite(reach) else min(hi, math.ceil(reach / step + 0.5))
     a = abs(centre) / step
     tau = 1.0001 * (_U32 * a + _TINY / step)
     e_t = 3.001 * _U32 * (q_max + 0.5 + tau) + tau + _TINY
@@ -207,7 +210,7 @@ def fast_params(centre: float, step: float, eb: float, reach: float, lo: float, 
     t32 = np.float32(theta)
     if float(t32) > theta:
         t32 = np.nextafter(t32, np.float32(0))
-    return c32, inv, t32, np.float32(max(lo + 1, -q_max)), np.float32(q_max), np.float32(lo)
+    return np.float32(c32), np.float32(inv), t32, np.float32(max(lo + 1, -q_max)), np.float32(q_max), np.float32(lo)
 
 
 @njit(inline="always", cache=True)
@@ -300,7 +303,11 @@ def quantize_fast_into(x, codes, fast, centre, step, eb, lo, hi, track=False):
     codes (outliers at 0), per-chunk outlier counts for ``gather_outliers``, and, with ``track``,
     the ``(min, max)`` of the non-NaN values of ``x`` found in the same pass (±inf included, so it is
     the finite range only when there are no infinities; None if every value is NaN)."""
-    counts, low, high = _quantize_fast(x, codes, fast, centre, step, eb, lo, hi, track)
+    if x.size <= CHUNK:  # one chunk: no parallel region to start (about 4 µs)
+        bad, low, high = _fast_chunk(x, codes, fast, centre, 1.0 / step, step, eb, lo, hi, track)
+        counts = np.array([bad], np.int64)
+    else:
+        counts, low, high = _quantize_fast(x, codes, fast, centre, step, eb, lo, hi, track)
     if not track or low > high:
         return counts, None
     return counts, (float(low), float(high))

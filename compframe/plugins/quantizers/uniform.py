@@ -10,6 +10,7 @@ code type. Values whose code does not fit, NaN and infinities are kept exactly a
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import ClassVar
@@ -69,8 +70,7 @@ class UniformQuantizer(Quantizer):
         index = np.empty(n_out, dtype=np.uint32 if flat.size < 2**32 else np.uint64)
         bits = np.empty(n_out, dtype=bits_dtype)
         if n_out:
-            info = np.iinfo(self.code_dtype)
-            K.gather_outliers(flat, codes, centre, step, eb, float(info.min), float(info.max), counts, index, bits)
+            K.gather_outliers(flat, codes, centre, step, eb, *_limits(self.code_dtype), counts, index, bits)
         return Quantized(
             codes={"codes": codes.reshape(x.shape)},
             side={"outlier_index": index, "outlier_bits": bits},
@@ -83,15 +83,14 @@ class UniformQuantizer(Quantizer):
     def _fits(self, plan: tuple[float, float, float], lo: float, hi: float) -> bool:
         """Whether every value in ``[lo, hi]`` has a code (one to spare) with ``plan``'s centre and step."""
         _, centre, step = plan
-        return step > 0 and max(hi - centre, centre - lo) / step <= np.iinfo(self.code_dtype).max - 1
+        return step > 0 and max(hi - centre, centre - lo) / step <= _limits(self.code_dtype)[1] - 1
 
     def _code_pass(self, flat: np.ndarray, codes: np.ndarray, plan: tuple[float, float, float], lo: float, hi: float,
                    track: bool = False) -> tuple[np.ndarray, tuple[float, float] | None]:
         """Codes of ``flat`` for ``plan = (eb, centre, step)`` fitted to the range ``[lo, hi]``: per-chunk
         outlier counts, and with ``track`` (float32 only) the field's finite (min, max) or None."""
         eb, centre, step = plan
-        info = np.iinfo(self.code_dtype)
-        lo_code, hi_code = float(info.min), float(info.max)
+        lo_code, hi_code = _limits(self.code_dtype)
         fast = K.fast_params(centre, step, eb, max(hi - centre, centre - lo), lo_code, hi_code) \
             if flat.dtype == np.float32 else None
         if fast is not None:
@@ -139,11 +138,18 @@ class UniformQuantizer(Quantizer):
         return out.reshape(q.shape)
 
 
+@functools.cache
+def _limits(code_dtype: str) -> tuple[float, float]:
+    """The smallest and largest code of ``code_dtype``, as floats (the kernels' ``lo``, ``hi``)."""
+    info = np.iinfo(code_dtype)
+    return float(info.min), float(info.max)
+
+
 def _plan(bound: ErrorBound, lo: float, hi: float) -> tuple[float, float, float]:
     """``(eb, centre, step)`` for a field whose finite values span ``[lo, hi]``."""
     eb = bound.absolute(hi - lo)  # the range may overflow to inf for float64 data spanning the whole range
     # A step too large to represent (an infinite bound) means one code, 0, for every value.
-    return eb, lo / 2 + hi / 2, 2.0 * eb if np.isfinite(2.0 * eb) else 0.0
+    return eb, lo / 2 + hi / 2, 2.0 * eb if math.isfinite(2.0 * eb) else 0.0
 
 
 def _hint(value_range) -> tuple[float, float]:
