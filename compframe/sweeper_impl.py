@@ -46,8 +46,11 @@ def seed_per_trial(sampler: optuna.samplers.BaseSampler, seed: int | None) -> No
     Trial numbers are handed out by the storage, so sweepers sharing one study draw differently
     even with the same configured seed (one sampler stream per process drew the same parameters in
     every process), and a trial's draws depend only on the seed, its number and the study so far.
+    The grid sampler, built only when the sweep starts (the plugin defers it), keeps its own seed:
+    it skips the grid points the study already ran or is running, whichever sweeper asked them.
     """
-    if seed is None or getattr(sampler, "_compframe_seeded", False):
+    built = isinstance(sampler, optuna.samplers.BaseSampler)
+    if seed is None or not built or getattr(sampler, "_compframe_seeded", False):
         return
     before_trial = sampler.before_trial
 
