@@ -10,7 +10,7 @@ residual is an exact integer, ``Δ_j Δ_r Δ_p q`` (backward differences along t
 directions run in parallel. Integer sums are exact modulo 2^32; since every true ``q`` fits an
 int32, wrapping intermediate sums give the exact ``q`` back.
 
-Arithmetic of the reconstruction (the contract ``grid_into`` checks and ``rebuild`` applies):
+Arithmetic of the reconstruction (the contract ``grid_into`` checks and ``kernels.uniform.dequantize_into`` applies):
 ``x̂ = T(c + q·step)`` evaluated in float64 and rounded once to the data type T; a value is on the
 grid only if ``|float64(x) - float64(x̂)| <= eb`` in float64. A value that misses with the nearest
 grid point and with its neighbour (NaN, ±inf, beyond the grid, rounding cases) is a raw outlier:
@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
+
+from .uniform import _dequantize_chunk as _rebuild_chunk  # one reconstruction for int8/int16 and lorenzo
 
 CHUNK = 1 << 16
 """Values per parallel work item of the element-wise passes, and per segment of a long row."""
@@ -313,18 +315,3 @@ def integrate_planes(t, out, centre, step):
         _rebuild_chunk(t[0, s:e], out[0, s:e], centre, step)
         for p in range(1, P):
             _accumulate(t[p - 1, s:e], t[p, s:e], out[p, s:e], centre, step, True)
-
-
-@njit(cache=True)
-def _rebuild_chunk(q, out, centre, step):
-    for i in range(q.size):
-        out[i] = centre + np.float64(q[i]) * step
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def rebuild(q, out, centre, step):
-    """``out[i] = T(centre + q[i]·step)`` (float64, rounded once to T): the values ``grid_into`` checked."""
-    nc = (q.size + CHUNK - 1) // CHUNK
-    for c in prange(nc):
-        s = c * CHUNK
-        _rebuild_chunk(q[s:s + CHUNK], out[s:s + CHUNK], centre, step)

@@ -26,7 +26,7 @@ from ... import limits
 from ...base import ErrorBound, Quantized, Quantizer
 from ...errors import FrameError
 from ...kernels import lorenzo as K
-from ...kernels.uniform import finite_range, scatter_bits
+from ...kernels.uniform import dequantize_into, finite_range, scatter_bits
 from ...registry import register
 
 SIDE = ("outlier_index", "outlier_bits", "wide_index", "wide_codes")
@@ -154,7 +154,7 @@ class Lorenzo(Quantizer):
             if planes:
                 K.integrate_planes(grid.reshape(view[0], -1), out.reshape(view[0], -1), centre, step)
             if not (rows or planes):
-                K.rebuild(grid.reshape(-1), out, centre, step)
+                dequantize_into(grid.reshape(-1), out, centre, step)
             if index.size:
                 scatter_bits(out.view(bits.dtype), index, bits)
         return out.reshape(q.shape)
