@@ -298,7 +298,8 @@ def mutate_grow(rng: random.Random, header: dict, bodies: list[bytearray]):
     and the value count of the entropy coders' streams, so that the claims agree with each other
     and only the data (or the byte budget) can refuse them."""
     k = rng.choice([2, 16, 1024, 1 << 20, 1 << 32])
-    if not header.get("shape"):
+    shape = header.get("shape")
+    if not isinstance(shape, list) or not shape or type(shape[0]) is not int:  # an earlier edit retyped it
         return header, bodies
     header["shape"][0] *= k
     for i, e in enumerate(header["sections"]):
