@@ -112,6 +112,8 @@ class Quantizer(Plugin):
 
     guarantee: ClassVar[str] = "error_bound"
     float_dtypes: ClassVar[tuple[str, ...]] = ("float32", "float64")
+    takes_value_range: ClassVar[bool] = False
+    """Whether ``quantize`` accepts ``value_range=(min, max)``, the caller's expected finite range."""
 
     def check_input(self, x: np.ndarray) -> np.ndarray:
         """``x`` as a C-contiguous array in native byte order, of its own shape (0-d stays 0-d)."""

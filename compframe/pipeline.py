@@ -43,10 +43,12 @@ def encode_quantized(q: Quantized, quantizer: Quantizer, encoder: Encoder, bound
 
 
 def compress(x: np.ndarray, quantizer: Quantizer, encoder: Encoder, bound: ErrorBound | None,
-             meta: dict[str, Any] | None = None) -> bytes:
-    """Compress ``x`` into a self-describing frame (``meta``: extra JSON-able header entries)."""
+             meta: dict[str, Any] | None = None, quantize_kwargs: dict[str, Any] | None = None) -> bytes:
+    """Compress ``x`` into a self-describing frame (``meta``: extra JSON-able header entries;
+    ``quantize_kwargs``: run-time options of this quantizer's ``quantize``, e.g. ``value_range``
+    for one that declares ``takes_value_range``)."""
     with cpu_threads_for(np.size(x)):
-        q = quantizer.quantize(x, bound)
+        q = quantizer.quantize(x, bound, **(quantize_kwargs or {}))
         q.meta.update(meta or {})
         return encode_quantized(q, quantizer, encoder, bound)
 
@@ -75,10 +77,12 @@ def decompress_frame(frame: bytes, max_bytes: int | None = None, device: Any = N
     return decoding.decode(frame, max_bytes, device)
 
 
-def roundtrip(x: np.ndarray, quantizer: Quantizer, bound: ErrorBound | None) -> tuple[Quantized, np.ndarray]:
-    """``x`` quantized and dequantized at once (no encoding), on the threads ``compress`` would use."""
+def roundtrip(x: np.ndarray, quantizer: Quantizer, bound: ErrorBound | None,
+              quantize_kwargs: dict[str, Any] | None = None) -> tuple[Quantized, np.ndarray]:
+    """``x`` quantized and dequantized at once (no encoding), on the threads ``compress`` would use
+    (``quantize_kwargs`` as in ``compress``)."""
     with cpu_threads_for(np.size(x)):
-        q = quantizer.quantize(x, bound)
+        q = quantizer.quantize(x, bound, **(quantize_kwargs or {}))
         return q, quantizer.dequantize(q)
 
 

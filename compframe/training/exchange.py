@@ -14,7 +14,10 @@ a slice depends on ``mode``:
   encode, frame) and the frame's bytes travel; the receiver parses the frame, decodes and
   dequantizes. A ``rel`` bound is taken over the whole pooled lookup ``[B, dim]`` of the table
   (``eb_abs = eb * (max - min)``, as the study does), and every slice is compressed with that
-  ``abs`` bound, so the error does not depend on how many ranks share the batch.
+  ``abs`` bound, so the error does not depend on how many ranks share the batch. The table's range
+  is found slice by slice in one pass (``kernels.uniform.finite_range``); a quantizer that
+  ``takes_value_range`` (int8, int16) gets its slice's exact range, so it skips its own min/max pass
+  and its frame is byte-identical to the one it would build without it.
 
 The sizes are known in ``none`` and ``simulate`` (raw float32), so those skip the sizes message.
 
@@ -43,6 +46,7 @@ import torch.distributed as dist
 
 from .. import container
 from ..base import ErrorBound
+from ..kernels.uniform import finite_range
 from ..pipeline import compress as compress_frame
 from ..pipeline import dequantize_frame, roundtrip
 
@@ -173,10 +177,14 @@ class Exchange:
         elif mode == "real":
             with self.timer("compress"):
                 bound = self._bound(t, iteration)
-                abs_bound = _absolute(bound, x)
+                hint = self.quantizer.takes_value_range
+                need = hint or (bound is not None and bound.mode == "rel")
+                ranges = [finite_range(x[lo:hi].reshape(-1)) if need else (0.0, 0.0, 0) for lo, hi in self.splits]
+                abs_bound = _absolute(bound, ranges, x.dtype)
                 items = []
-                for lo, hi in self.splits:
-                    frame = compress_frame(x[lo:hi], self.quantizer, self.encoder, abs_bound)
+                for (lo, hi), (a, b, n) in zip(self.splits, ranges):
+                    kw = {"value_range": (a, b)} if hint and n else None
+                    frame = compress_frame(x[lo:hi], self.quantizer, self.encoder, abs_bound, quantize_kwargs=kw)
                     items.append(np.frombuffer(frame, dtype=np.uint8))
             if self.verify:
                 for (lo, hi), item in zip(self.splits, items):
@@ -314,12 +322,14 @@ def hold_seconds(sent: list[int], received: list[int], rank: int, gbps: float) -
     return remote / (gbps * 1e9)
 
 
-def _absolute(bound: ErrorBound | None, x: np.ndarray) -> ErrorBound | None:
-    """``bound`` in the data's units over the whole pooled lookup ``x`` (``rel``: times max - min)."""
+def _absolute(bound: ErrorBound | None, ranges: list[tuple[float, float, int]], dtype: np.dtype) -> ErrorBound | None:
+    """``bound`` in the data's units over a whole pooled lookup of ``dtype`` whose slices have the
+    finite ``(min, max, count)`` of ``ranges`` (``rel``: times max - min, subtracted in ``dtype``)."""
     if bound is None or bound.mode == "abs":
         return bound
-    finite = x[np.isfinite(x)]
-    value_range = float(finite.max() - finite.min()) if finite.size else 0.0
+    found = [(lo, hi) for lo, hi, n in ranges if n]
+    lo, hi = (min(f[0] for f in found), max(f[1] for f in found)) if found else (0.0, 0.0)
+    value_range = float(dtype.type(hi) - dtype.type(lo))
     return ErrorBound("abs", max(bound.value * value_range, float(np.finfo(np.float32).tiny)))
 
 

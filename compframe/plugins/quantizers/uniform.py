@@ -28,6 +28,7 @@ class UniformQuantizer(Quantizer):
     """Uniform scalar quantizer with step ``2·eb_abs`` around the midrange; see the module doc."""
 
     code_dtype: ClassVar[str]
+    takes_value_range = True
 
     @dataclass
     class Config:
