@@ -1,6 +1,7 @@
 """Scale-out on real engines (docs/scale-out.md): Hydra's joblib and submitit launchers, two sweepers
 sharing one Optuna study on a real PostgreSQL, and an MLflow tracking server with a PostgreSQL
-backend store and an artifact root that several jobs log to at once.
+backend store and an artifact root that several jobs log to at once, and ``compframe report`` reading
+from that server and logging to it.
 
 The PostgreSQL tests start Debian's server in a temporary folder (tests/pg.py) and are skipped,
 with the reason, where it is not installed or does not start.
@@ -270,3 +271,56 @@ def test_jobs_log_to_an_mlflow_server_with_postgres_backend_at_once(mlflow_serve
         stored = list(artifacts.glob(f"**/{r.info.run_id}/artifacts/results.json"))
         assert len(stored) == 1 and json.loads(stored[0].read_text())["status"] == "finished"
     assert not (folder / "outputs" / "mlflow.db").exists()   # nothing went to the local store
+
+
+@pytest.mark.slow
+def test_report_reads_and_logs_to_an_mlflow_server(mlflow_server, tmp_path):
+    """``compframe report --tracking-uri http://...`` over two real benchmark jobs (three tables, two
+    pipelines each) under a sweep's parent run on the server: per-table results come from each run's
+    results.json downloaded through the server, the rate-distortion numbers from the runs' metrics,
+    and with ``--run`` the PNGs and the page are logged to the parent run on the server."""
+    from mlflow.tracking import MlflowClient
+
+    from compframe.report import main as report
+    from compframe.tracking import PARENT_FILE, mlflow_metric_name
+    from test_report_figures import BENCH_DATA, BOUNDS, Tables, benchmark_config, g4, run_job, table
+
+    base, _ = mlflow_server
+    tracking = {"enabled": True, "uri": base, "experiment": "report_remote"}
+    client = MlflowClient(base)
+    exp = client.create_experiment("report_remote")
+    parent = client.create_run(exp, run_name="sweep", tags={"compframe.sweep": "true"}).info.run_id
+    (tmp_path / PARENT_FILE).write_text(parent)
+    for bound in BOUNDS:
+        run_job(tracking, tmp_path, f"base={bound:g}", benchmark_config(bound), parent_dir=tmp_path)
+    client.set_terminated(parent)
+    _, children = split_runs(mlflow_runs(base, "report_remote")[1])
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    assert all(c.info.artifact_uri.startswith("mlflow-artifacts:") for c in children)   # served, no local path
+
+    result = report(["--tracking-uri", base, "--run", parent, "--out", str(tmp_path / "report")])
+    assert {"rate_distortion.png", "ratio_per_table.png"} <= {png.name for png in result.pngs}
+    page = Tables(result.html.read_text())
+
+    rd = {(r["run"], r["pipeline"]): r for r in table(page, "rate_distortion")}
+    assert len(rd) == 4
+    for child in children:
+        for pipeline in ("int8+zstd", "int8+lz4"):
+            row, m, key = rd[(child.info.run_name, pipeline)], child.data.metrics, mlflow_metric_name(pipeline)
+            for column, metric in (("ratio", "compression_ratio"), ("bits/value", "bits_per_value"),
+                                   ("max |error|", "max_abs_error"), ("rel L2", "rel_l2_error")):
+                assert row[column] == g4(m[f"{key}.{metric}"])
+
+    # ratio per table: the newest run's, against that job's own results.json in its job folder
+    newest = max(children, key=lambda c: c.info.start_time).info.run_name
+    by_table = json.loads((tmp_path / newest / "results.json").read_text())["results"]["by_table"]
+    rows = table(page, "ratio_per_table")
+    assert sorted(r["pipeline"] for r in rows) == ["int8+lz4", "int8+zstd"]
+    for row in rows:
+        assert row["run"] == newest
+        for t in range(BENCH_DATA["tables"]):
+            [want] = [b for b in by_table if b["pipeline"] == row["pipeline"] and b["table"] == t]
+            assert row[f"table {t}"] == g4(want["compression_ratio"])
+
+    logged = {a.path for a in client.list_artifacts(parent, "report")}
+    assert logged == {f"report/{f.name}" for f in [result.html, *result.pngs]}

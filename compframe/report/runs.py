@@ -299,10 +299,12 @@ def _history(client, run_id: str, key: str) -> list[tuple[float, float]]:
 
 def _artifact_tables(client, r, run: Run) -> list[dict[str, Any]]:
     """The per-table rows of the run's results.json artifact ([] when the run has none): read in
-    place from a local artifact store, else downloaded into a temporary folder."""
+    place from a local artifact store (a path or a ``file:`` URI), else downloaded into a temporary folder
+    (a server's ``mlflow-artifacts:/...``, which has no ``//``, or any other scheme)."""
     uri = r.info.artifact_uri or ""
-    if uri.startswith("file:") or "://" not in uri:
-        path = Path(unquote(urlparse(uri).path) if uri.startswith("file:") else uri) / "results.json"
+    scheme = urlparse(uri).scheme
+    if scheme in ("", "file"):
+        path = Path(unquote(urlparse(uri).path) if scheme == "file" else uri) / "results.json"
         return _tables_of(_read_results(path)["results"], run) if path.is_file() else []
     with tempfile.TemporaryDirectory() as tmp:
         try:
