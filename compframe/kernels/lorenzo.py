@@ -20,10 +20,10 @@ its grid point is the nearest one (the centre for non-finite values), and its bi
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange, types
-from numba.extending import overload
+from numba import njit, prange
 
 from .uniform import _dequantize_chunk as _rebuild_chunk  # one reconstruction for int8/int16 and lorenzo
+from .uniform import _rebuild
 
 CHUNK = 1 << 16
 """Values per parallel work item of the element-wise passes, and per segment of a long row."""
@@ -36,17 +36,6 @@ MISS = np.int32(-2**31)
 _ROUND = 6755399441055744.0  # (t + 1.5·2^52) - 1.5·2^52 rounds |t| < 2^51 to the nearest integer, ties to even
 
 
-def _to_type(proto, value):
-    """``value`` (float64) rounded once to the type of ``proto``."""
-
-
-@overload(_to_type, inline="always")
-def _to_type_impl(proto, value):
-    if proto == types.float32:
-        return lambda proto, value: np.float64(np.float32(value))
-    return lambda proto, value: value
-
-
 @njit(inline="always", cache=True)
 def _nearest(x_i, centre, inv, step, eb):
     """The nearest grid point (non-finite ``t`` goes to 0, the centre), whether it holds, and ``t``."""
@@ -56,7 +45,7 @@ def _nearest(x_i, centre, inv, step, eb):
     t = t if t > -GRID else -GRID
     t = t if t < GRID else GRID
     q = (t + _ROUND) - _ROUND
-    d = v - _to_type(x_i, centre + q * step)
+    d = v - _rebuild(x_i, centre + q * step)
     return q, (d <= eb) & (d >= -eb), t
 
 
@@ -68,7 +57,7 @@ def _grid(x_i, centre, inv, step, eb):
         return q, True
     q2 = q + (1.0 if t > q else -1.0)
     if -GRID <= q2 <= GRID:
-        d = np.float64(x_i) - _to_type(x_i, centre + q2 * step)
+        d = np.float64(x_i) - _rebuild(x_i, centre + q2 * step)
         if (d <= eb) & (d >= -eb):
             return q2, True
     return q, False
