@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from conftest import SMALL
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import SMALL, mlflow_server
 
 
 def rest(url: str, payload: dict) -> dict:
@@ -31,22 +19,7 @@ def rest(url: str, payload: dict) -> dict:
 @pytest.mark.slow
 def test_multirun_to_mlflow_server(cli, tmp_path):
     run, folder = cli
-    port = free_port()
-    mlflow_bin = Path(sys.executable).parent / "mlflow"
-    cmd = [str(mlflow_bin) if mlflow_bin.exists() else shutil.which("mlflow"), "server", "--host", "127.0.0.1",
-           "--port", str(port), "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-           "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(1)
-        else:
-            pytest.fail("mlflow server did not come up in 120 s")
+    with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path) as base:
         p = run(["encoder=lz4,zstd", *SMALL, f"tracking.uri={base}", "-m"])
         assert p.returncode == 0, p.stderr[-3000:]
         assert "MLflow tracking failed" not in p.stderr
@@ -62,9 +35,3 @@ def test_multirun_to_mlflow_server(cli, tmp_path):
         metrics = [{m["key"] for m in r["data"].get("metrics", [])} for r in runs if r is not parents[0]]
         assert all("compression_ratio" in m for m in metrics)
         assert not (folder / "outputs" / "mlflow.db").exists()  # nothing went to the local store
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()

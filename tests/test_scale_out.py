@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
-from pg import PostgresUnavailable, free_port, postgres_server
+from conftest import mlflow_server as start_mlflow_server
+from pg import PostgresUnavailable, postgres_server
 
 TINY = ["data.tables=2", "data.iterations=1", "data.batch=128", "progress=false"]
 
@@ -222,30 +220,8 @@ def test_two_sweepers_share_one_postgres_study(postgres, tmp_path):
 def mlflow_server(postgres, tmp_path_factory):
     """``mlflow server`` on 127.0.0.1 with a PostgreSQL backend store and an artifact folder."""
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    mlflow_bin = Path(sys.executable).parent / "mlflow"
-    cmd = [str(mlflow_bin) if mlflow_bin.exists() else shutil.which("mlflow"), "server", "--host", "127.0.0.1",
-           "--port", str(port), "--backend-store-uri", postgres.create_database("mlflow_server"),
-           "--artifacts-destination", str(root / "artifacts"), "--workers", "1"]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"), cwd=root)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(180):
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2):
-                    break
-            except OSError:
-                assert server.poll() is None, (root / "server.log").read_text()[-3000:]
-                time.sleep(1)
-        else:
-            pytest.fail("mlflow server did not come up in 180 s")
+    with start_mlflow_server(postgres.create_database("mlflow_server"), root) as base:
         yield base, root / "artifacts"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 @pytest.mark.slow
