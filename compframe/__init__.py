@@ -91,17 +91,50 @@ def _from_numpy(x: np.ndarray, kind: str, device: str) -> Any:
     return x
 
 
-def compress(x: Any, quantizer: Any = "int8", encoder: Any = "zstd", bound: Any = "rel:1e-2") -> bytes:
+DEFAULT_BOUND = "rel:1e-2"
+"""The bound of an error-bounded quantizer when none is given (``cf.compress``, ``cf.Codec``)."""
+_UNSET: Any = object()
+
+
+def bound_for(quantizer: Any, bound: Any = _UNSET, *, kind: str = "quantizer", plugin_id: str | None = None
+              ) -> ErrorBound | None:
+    """The ``ErrorBound`` (or None) that ``quantizer`` (a built plugin) runs with, given ``bound``.
+
+    Error-bounded quantizers (``guarantee == "error_bound"``) need one (default ``DEFAULT_BOUND``);
+    quantizers that promise a bit budget take none, and a bound given to one is refused rather than
+    written into the frame's header as if it held. Errors are ``ConfigError`` naming the parameter
+    ``bound`` of ``kind`` ``plugin_id`` (default: the quantizer).
+    """
+    bounded = quantizer.guarantee == "error_bound"
+    q = quantizer.plugin_id
+    where = (kind, q if plugin_id is None else plugin_id, "bound")
+    if bound is _UNSET:
+        bound = DEFAULT_BOUND if bounded else None
+    if bound is None:
+        if bounded:
+            raise ConfigError(*where, f"is None, but quantizer '{q}' is error-bounded and needs one, e.g. 'rel:1e-2'")
+        return None
+    if not bounded:
+        raise ConfigError(*where, f"is {bound!r}, but quantizer '{q}' promises a bit budget, not an error bound; "
+                                  "pass bound=None")
+    try:
+        return ErrorBound.parse(bound)
+    except ValueError as e:
+        raise ConfigError(*where, f"is {bound!r}: {e}") from None
+
+
+def compress(x: Any, quantizer: Any = "int8", encoder: Any = "zstd", bound: Any = _UNSET) -> bytes:
     """Compress a numpy array, torch tensor or CuPy array into a self-describing frame.
 
     ``quantizer`` and ``encoder`` are registry ids, config dicts (``{"id": "zstd", "level": 19}``)
-    or plugin objects; ``bound`` is an ``ErrorBound``, a string like ``"rel:1e-2"``, or None for
-    quantizers that promise a bit budget instead of an error bound.
+    or plugin objects; ``bound`` is an ``ErrorBound`` or a string like ``"rel:1e-2"`` (the default)
+    for error-bounded quantizers, and None (the default) for quantizers that promise a bit budget
+    instead; a bound given to those is refused (``bound_for``).
     """
     from . import pipeline
 
     q, e = resolve("quantizer", quantizer), resolve("encoder", encoder)
-    b = None if bound is None else ErrorBound.parse(bound)
+    b = bound_for(q, bound)
     array, like = _to_numpy(x)
     return pipeline.compress(array, q, e, b, meta={"array": like})
 

@@ -18,14 +18,10 @@ import numpy as np
 from numcodecs.abc import Codec as NumcodecsCodec
 from numcodecs.compat import ensure_ndarray_like, ndarray_copy
 
-from . import compress, pipeline
-from .base import ErrorBound
+from . import _UNSET, bound_for, compress, pipeline
 from .errors import ConfigError
 from .registry import resolve
 
-DEFAULT_BOUND = "rel:1e-2"
-"""The bound of an error-bounded quantizer when none is given (as in ``cf.compress``)."""
-_UNSET = object()
 
 
 def _fail(param: str, message: str) -> ConfigError:
@@ -56,24 +52,7 @@ class Codec(NumcodecsCodec):
         if "cpu" not in self._encoder.devices or getattr(self._encoder.config, "device", "cpu") != "cpu":
             raise _fail("encoder", f"{self._encoder!r} does not encode on the host; the codec needs an "
                                    "encoder with device='cpu' (the frames it writes decode on any machine)")
-        self._bound = self._parse_bound(bound)
-
-    def _parse_bound(self, bound: Any) -> ErrorBound | None:
-        bounded = self._quantizer.guarantee == "error_bound"
-        q = self._quantizer.plugin_id
-        if bound is _UNSET:
-            bound = DEFAULT_BOUND if bounded else None
-        if bound is None:
-            if bounded:
-                raise _fail("bound", f"is None, but quantizer '{q}' is error-bounded and needs one, e.g. 'rel:1e-2'")
-            return None
-        if not bounded:
-            raise _fail("bound", f"is {bound!r}, but quantizer '{q}' promises a bit budget, not an error "
-                                 "bound; pass bound=None")
-        try:
-            return ErrorBound.parse(bound)
-        except ValueError as e:
-            raise _fail("bound", f"is {bound!r}: {e}") from None
+        self._bound = bound_for(self._quantizer, bound, kind="codec", plugin_id=self.codec_id)
 
     @property
     def float_dtypes(self) -> tuple[str, ...]:

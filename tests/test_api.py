@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import compframe as cf
+import compframe.pipeline
 
 
 def test_numpy_round_trip_within_bound():
@@ -32,6 +33,20 @@ def test_plugin_objects_and_config_dicts():
     assert np.abs(cf.decompress(frame) - x).max() <= 1e-4
     with pytest.raises(TypeError, match="expected a quantizer"):
         cf.compress(x, quantizer=cf.create("encoder", "lz4"))
+
+
+def test_bound_follows_the_quantizers_promise():
+    """Error-bounded quantizers default to rel:1e-2 and refuse None; bit-budget ones take no bound,
+    so a frame's header never records a bound that was not held."""
+    x = np.random.default_rng(2).standard_normal((64, 16)).astype(np.float32)
+    assert cf.pipeline.parse(cf.compress(x))[0].header["bound"] == {"mode": "rel", "value": 1e-2}
+    assert cf.pipeline.parse(cf.compress(x, quantizer="fixed"))[0].header["bound"] is None
+    with pytest.raises(cf.ConfigError, match="parameter 'bound' .*'fixed' promises a bit budget"):
+        cf.compress(x, quantizer="fixed", bound="rel:1e-2")
+    with pytest.raises(cf.ConfigError, match="parameter 'bound' is None, but quantizer 'int8' is error-bounded"):
+        cf.compress(x, quantizer="int8", bound=None)
+    with pytest.raises(cf.ConfigError, match="parameter 'bound' is 'rel:2x'"):
+        cf.compress(x, bound="rel:2x")
 
 
 def test_encoder_object_round_trip_and_available():
