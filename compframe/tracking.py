@@ -172,6 +172,7 @@ class JobTracker:
         self.parent_dir = parent_dir
         self.client = self.run_id = None
         self.error: str | None = None
+        self.last_step = 0  # the totals are logged at the last step a step metric was logged at
 
     def _guard(self, what: str, fn, *args, after_error: bool = False):
         """Run ``fn``; after a first MLflow error nothing more is tried, unless ``after_error``."""
@@ -220,6 +221,7 @@ class JobTracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
+        self.last_step = max(self.last_step, int(step))
         batch = [Metric(mlflow_metric_name(k), float(v), now, int(step)) for k, v in metrics.items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool)]
         for i in range(0, len(batch), 500):
@@ -245,16 +247,19 @@ class JobTracker:
         self.client.set_terminated(self.run_id, status="FINISHED" if ok else "FAILED")
 
     def _log_results(self, recorder, out_dir: Path) -> None:
+        """The totals (and per-pipeline totals) as metrics at the job's last step (0 for a job
+        without step metrics: a total named like a step metric, ``auc``, is its curve's last point,
+        not a measurement at step 0), then results.json, the Hydra config and the plots."""
         from mlflow.entities import Metric
 
-        now = int(time.time() * 1000)
+        now, step = int(time.time() * 1000), self.last_step
         totals = recorder.results.get("totals", {})
-        metrics = [Metric(mlflow_metric_name(k), float(v), now, 0) for k, v in totals.items()
+        metrics = [Metric(mlflow_metric_name(k), float(v), now, step) for k, v in totals.items()
                    if isinstance(v, (int, float)) and v is not None]
         by_pipeline = recorder.results.get("by_pipeline", {})
         if len(by_pipeline) > 1:
             for pipeline, t in by_pipeline.items():
-                metrics += [Metric(mlflow_metric_name(f"{pipeline}.{k}"), float(v), now, 0) for k, v in t.items()
+                metrics += [Metric(mlflow_metric_name(f"{pipeline}.{k}"), float(v), now, step) for k, v in t.items()
                             if isinstance(v, (int, float)) and v is not None]
         for i in range(0, len(metrics), 500):
             self.client.log_batch(self.run_id, metrics=metrics[i:i + 500])

@@ -276,8 +276,11 @@ def test_every_figure_from_real_jobs_and_the_page_in_headless_chromium(sweep, tm
     train = runs["train"].data.metrics
     (row,) = table(page, "training_curves")
     assert row["pipeline"] == "int8+zstd" and row["last iteration"] == "8" and row["last AUC"] == g4(train["auc"])
-    # logged every 2 iterations, evaluated at 4 and 8 (the totals' auc, logged at step 0 at the end, is no point)
+    # logged every 2 iterations, evaluated at 4 and 8; the totals' auc is logged at the last step (8), not at 0
     assert row["loss points"] == "4" and row["AUC points"] == "2"
+    history = client.get_metric_history(runs["train"].info.run_id, "auc")
+    assert sorted(m.step for m in history) == [4, 8, 8]
+    assert max(history, key=lambda m: (m.step, m.timestamp)).value == train["auc"]
     acc = {r["run"]: r for r in table(page, "accuracy_vs_bits")}
     for width in (3, 6):
         m = runs[f"fixed{width}"].data.metrics

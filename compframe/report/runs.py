@@ -286,15 +286,17 @@ def _from_mlflow(client, r) -> Run:
 
 
 def _history(client, run_id: str, key: str) -> list[tuple[float, float]]:
-    """A step metric's ``(step, value)`` points. A job's totals are logged after its steps, at step 0
-    (``tracking.JobTracker._log_results``), under the same names as step metrics (``auc``): a step-0
-    point logged after every other point of a curve that has later steps is the final value again,
-    not a measurement at step 0, and is left out."""
+    """A step metric's ``(step, value)`` points, one per step (the last logged). A job's totals are
+    logged after its steps under the same names as step metrics (``auc``), at its last step
+    (``tracking.JobTracker._log_results``), where the total is the value kept; runs logged before
+    that put them at step 0: a step-0 point logged after every other point of a curve that has later
+    steps is the final value again, not a measurement at step 0, and is left out."""
     points = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.timestamp, m.step == 0))
     if (len(points) > 1 and points[-1].step == 0 and any(m.step > 0 for m in points)
             and points[-1].timestamp > max(m.timestamp for m in points[:-1])):
         points = points[:-1]
-    return [(float(m.step), float(m.value)) for m in points if math.isfinite(m.value)]
+    last = {m.step: m.value for m in points}  # in logging order: the last value at each step stays
+    return [(float(step), float(value)) for step, value in sorted(last.items()) if math.isfinite(value)]
 
 
 def _artifact_tables(client, r, run: Run) -> list[dict[str, Any]]:
