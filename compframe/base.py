@@ -63,7 +63,9 @@ class ErrorBound:
         return ErrorBound(self.mode, self.value * factor)
 
     def __str__(self) -> str:
-        return f"{self.mode}:{self.value:g}"
+        """``mode:value``, which ``parse`` reads back to the same bound (``:g`` unless that rounds)."""
+        short = f"{self.value:g}"
+        return f"{self.mode}:{short if float(short) == self.value else repr(self.value)}"
 
 
 @dataclass

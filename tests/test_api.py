@@ -49,6 +49,14 @@ def test_bound_follows_the_quantizers_promise():
         cf.compress(x, bound="rel:2x")
 
 
+@pytest.mark.parametrize("value", [1e-2, 1e-3, 5e-7, 1.0, 1.234567891e-3, 123456789.0, 0.1 + 0.2])
+def test_error_bound_string_reads_back_to_the_same_bound(value):
+    for mode in ("abs", "rel"):
+        b = cf.ErrorBound(mode, value)
+        assert cf.ErrorBound.parse(str(b)) == b
+    assert str(cf.ErrorBound("rel", 1e-2)) == "rel:0.01"
+
+
 def test_encoder_object_round_trip_and_available():
     enc = cf.create("encoder", "zstd", level=5)
     codes = np.random.default_rng(1).integers(-100, 100, 10000).astype(np.int16)
