@@ -4,6 +4,11 @@ file, and a process identity that tells a live run from one whose process was ki
 - ``${cf_uid:}`` (an OmegaConf resolver, registered by ``register_resolvers``) is a random token
   drawn once per process: conf/config.yaml appends it to the run and sweep folders, so two jobs
   started in the same second never share a folder.
+- ``${cf_dirname:${hydra.job.override_dirname}}`` (registered with it) makes a job's overrides one
+  safe folder name: ``/`` becomes ``_``, and a name longer than ``DIRNAME_BYTES`` (file systems allow
+  255 bytes; a sweep of twenty parameters overflows them) is cut at an override and ends with a hash
+  of the whole, so jobs with different overrides keep different folders (each job's
+  ``.hydra/overrides.yaml`` holds them in full).
 - ``write_atomic(path, data)`` writes a temporary file of its own name (``.<name>.<random>.tmp`` in
   the same folder), then renames it over ``path``; on any error (a full disk, a read-only folder)
   the temporary file is removed and the error re-raised, so ``path`` is either the old or the new
@@ -14,6 +19,7 @@ file, and a process identity that tells a live run from one whose process was ki
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import socket
@@ -29,12 +35,33 @@ def _uid() -> str:
     return UID
 
 
+DIRNAME_BYTES = 200
+"""The longest ``dirname`` in UTF-8 bytes (under the usual 255-byte limit, with room for a prefix)."""
+
+
+def dirname(overrides: str) -> str:
+    """``overrides`` (Hydra's ``override_dirname``: ``k=v,k=v``) as one folder name of at most
+    ``DIRNAME_BYTES`` bytes: ``/`` (and NUL) replaced by ``_``; a longer name is cut after the last
+    whole override that fits and ends with ``~`` and 10 hex digits of the full name's SHA-256."""
+    name = str(overrides).replace("/", "_").replace("\0", "_")
+    raw = name.encode()
+    if len(raw) <= DIRNAME_BYTES:
+        return name
+    tag = "~" + hashlib.sha256(raw).hexdigest()[:10]
+    head = raw[:DIRNAME_BYTES - len(tag)].decode(errors="ignore")
+    cut = head.rfind(",")
+    return (head[:cut] if cut > 0 else head) + tag
+
+
 def register_resolvers() -> None:
-    """Register ``cf_uid`` with OmegaConf (cached, so every use in a process gives the same token)."""
+    """Register ``cf_uid`` (cached, so every use in a process gives the same token) and
+    ``cf_dirname`` with OmegaConf."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("cf_uid"):
         OmegaConf.register_resolver("cf_uid", _uid, use_cache=True)
+    if not OmegaConf.has_resolver("cf_dirname"):
+        OmegaConf.register_resolver("cf_dirname", dirname)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -102,7 +102,7 @@ class Plugin:
         default = default.default if default.default is not dataclasses.MISSING else default.default_factory()
         value = getattr(self.config, param)
         if value != default and not effective:
-            self.fail(param, f"is {value!r} but has no effect unless {when}; set {when} or leave it at {default!r}")
+            self.fail(param, f"is {value!r} but has no effect unless {when} (otherwise leave it at {default!r})")
 
     def get_config(self) -> dict[str, Any]:
         """JSON-able config with the plugin id; ``registry.create_from_config`` rebuilds the plugin."""

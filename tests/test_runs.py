@@ -299,3 +299,27 @@ def test_a_repeated_quantizer_is_tracked_under_an_mlflow_safe_name(tmp_path):
     assert run.info.status == "FINISHED"
     for pipeline in ("int8_1_lz4", "int8_2_lz4"):
         assert run.data.metrics[f"{pipeline}.compression_ratio"] > 1
+
+
+def test_job_folder_names_stay_within_the_file_systems_limit():
+    short = "data.seed=1,quantizer=int8"
+    assert outputs.dirname(short) == short and outputs.dirname("data.path=/a/b") == "data.path=_a_b"
+    long = ",".join(f"data.parameter_{i}={i}" for i in range(40))
+    names = {outputs.dirname(long), outputs.dirname(long.replace("=39", "=38"))}
+    assert len(names) == 2  # the hash tells apart overrides that differ only past the cut
+    for name in names:
+        assert len(name.encode()) <= outputs.DIRNAME_BYTES and name.startswith("data.parameter_0=0,")
+        assert name.split("~")[0].endswith(("=", *"0123456789")) and "/" not in name
+    assert len(outputs.dirname("x=" + "é" * 300).encode()) <= outputs.DIRNAME_BYTES  # cut on a character
+
+
+def test_multirun_with_many_overrides_runs(tmp_path):
+    """Twenty overrides made Hydra's job folder name longer than 255 bytes (OSError: File name too long)."""
+    many = ["data.max_rows=1000", "data.bag_size=3", "data.zipf=1.2", "data.dump_interval=4096", "data.drift=0.02",
+            "schedule.base=0.02", "schedule.loose=0.04", "schedule.loose_tables=[0]", "schedule.E=3.0", "schedule.S=1000", "encoder.mode=fast", "encoder.acceleration=2",
+            "encoder.block=65536", "encoder.threads=1", "task.bandwidths_gbps=[5.0,10.0,25.0]",
+            "task.warmup=false", "data.seed=1,2"]
+    p = run_cli([*SMALL, "data.tables=1", "tracking.enabled=false", *many, "-m"], tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    jobs = sorted(tmp_path.glob("outputs/multirun/*/*/*/results.json"))
+    assert len(jobs) == 2 and all("~" in j.parent.name and len(j.parent.name.encode()) < 255 for j in jobs)
