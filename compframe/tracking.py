@@ -194,7 +194,7 @@ class JobTracker:
         self.client, exp = _open_store(self.tracking)
         if self.parent_dir is None:  # a sweep's callback does this once for all its jobs
             close_orphans(self.client, exp)
-        tags = {f"compframe.{k}": str(config[k]["id"]) for k in ("data", "schedule", "quantizer", "encoder", "task")
+        tags = {f"compframe.{k}": str(config[k]["id"]) for k in ("data", "schedule", "quantizer", "encoder", "model", "task")
                 if isinstance(config.get(k), dict) and "id" in config[k]}
         tags.update(extra_tags)
         tags.update(process_tags())

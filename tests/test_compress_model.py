@@ -134,6 +134,7 @@ def test_cli_run_into_mlflow(tmp_path):
                  "compressed_layers"):
         assert run.data.metrics[name] == pytest.approx(results["results"]["totals"][name])
     assert run.data.metrics["compressed_layers"] == 1
+    assert run.data.tags["compframe.model"] == "mlp_digits" and run.data.tags["compframe.task"] == "compress_model"
 
 
 def test_activations_are_quantized_on_the_way_in(cache, tmp_path):
