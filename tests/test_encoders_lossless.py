@@ -120,21 +120,25 @@ def test_column_context_pays_off_and_falls_back(pid):
 @pytest.mark.parametrize("pid", ["huffman", "ans"])
 @pytest.mark.parametrize("dtype", [np.int8, np.int16])
 def test_auto_context_picks_the_smallest(pid, dtype):
-    """context=auto (the default) writes the smallest of the none, block and column streams, on fields
-    built so that each of the three wins: i.i.d. codes (one table), columns of different spreads
-    (a table per column) and i.i.d. columns whose spread changes half-way down (a table per block)."""
+    """context=auto (the default) writes the smallest of the none, block, column and classes streams, on
+    fields built so that each of the four wins: i.i.d. codes (one table), columns centred apart (a table
+    per column: no two columns share a table cheaply), 64 columns of four spreads shuffled (four
+    classes of columns) and i.i.d. columns whose spread changes half-way down (a table per block)."""
     rng = np.random.default_rng(13)
     rows, cols = 4096, 16
     scale = 20 if dtype == np.int8 else 300
+    spreads = np.repeat([0.3, 2, scale / 4, scale], 16)
+    rng.shuffle(spreads)
     fields = {
         "none": rng.laplace(0, scale / 4, (rows, cols)),
-        "column": rng.laplace(0, 1, (rows, cols)) * np.geomspace(0.3, scale, cols),
+        "column": rng.laplace(0, scale / 40, (rows, cols)) + np.arange(cols) * scale / 3,
+        "classes": rng.laplace(0, 1, (rows, 64)) * spreads,
         "block": rng.laplace(0, 1, (rows, cols)) * np.repeat([0.3, scale], rows // 2)[:, None],
     }
     for winner, values in fields.items():
         codes = np.rint(values).clip(np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
         streams = {ctx: make(pid, context=ctx, **({"block": 1 << 14} if ctx == "block" else {})).encode(codes)
-                   for ctx in ("none", "column", "block")}
+                   for ctx in ("none", "column", "classes", "block")}
         auto = make(pid, block=1 << 14).encode(codes)
         sizes = {ctx: len(s) for ctx, s in streams.items()}
         assert min(sizes, key=sizes.get) == winner and auto == streams[winner], (winner, sizes)

@@ -85,3 +85,67 @@ def _column_histograms(x, columns, base, mask, alphabet, split):
             for j in range(columns):  # neighbouring symbols go to different tables: no chain of increments
                 c[np.uint64(j * alphabet + ((np.int64(x[np.uint64(row + j)]) - base) & mask))] += 1
     return counts.sum(axis=0, dtype=np.int64).reshape(columns, alphabet)
+
+
+@numba.njit(cache=True)
+def row_costs(counts):
+    """For each row of ``counts`` ``[tables, K]``: its symbols' order-0 entropy in bits (the row's
+    counts coded with a table fitted to them), the number of symbols present and the row's total."""
+    tables, alphabet = counts.shape
+    bits = np.zeros(tables, np.float64)
+    used = np.zeros(tables, np.int64)
+    totals = np.zeros(tables, np.int64)
+    for t in range(tables):
+        n = 0
+        for s in range(alphabet):
+            n += counts[t, s]
+        acc = 0.0
+        k = 0
+        for s in range(alphabet):
+            c = counts[t, s]
+            if c > 0:
+                acc += c * np.log2(n / c)
+                k += 1
+        bits[t] = acc
+        used[t] = k
+        totals[t] = n
+    return bits, used, totals
+
+
+@numba.njit(cache=True)
+def nearest_classes(counts, members):
+    """Lloyd's step for grouping the rows of ``counts`` ``[columns, K]`` into classes that share a table:
+    the class tables are fitted to the rows ``members`` assigns to them (class ``c`` = rows with
+    ``members == c``, Krichevsky-Trofimov smoothed so that an absent symbol costs finite bits), and each
+    row goes to the class whose table codes it in the fewest bits. Returns the new ``members`` and the
+    total bits of that assignment."""
+    columns, alphabet = counts.shape
+    classes = members.max() + 1
+    pooled = np.zeros((classes, alphabet), np.int64)
+    for j in range(columns):
+        for s in range(alphabet):
+            pooled[members[j], s] += counts[j, s]
+    cost = np.empty((alphabet, classes), np.float64)  # -log2 p_c(s), symbol-major: a row reads one line per symbol
+    for c in range(classes):
+        total = 0
+        for s in range(alphabet):
+            total += pooled[c, s]
+        for s in range(alphabet):
+            cost[s, c] = np.log2((total + alphabet / 2) / (pooled[c, s] + 0.5))
+    out = np.empty(columns, np.int64)
+    bits = np.empty(classes, np.float64)
+    total_bits = 0.0
+    for j in range(columns):
+        bits[:] = 0.0
+        for s in range(alphabet):
+            n = counts[j, s]
+            if n > 0:
+                for c in range(classes):
+                    bits[c] += n * cost[s, c]
+        best = 0
+        for c in range(1, classes):
+            if bits[c] < bits[best]:
+                best = c
+        out[j] = best
+        total_bits += bits[best]
+    return out, total_bits

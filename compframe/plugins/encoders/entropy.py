@@ -5,7 +5,8 @@ thread per chunk, the kernels in ``compframe.kernels``) and share one stream lay
 base class's dtype/shape header (all integers little-endian)::
 
     u8  version (1)          u8  mode: 0 empty, 1 constant, 2 coded, 3 rows deduplicated,
-                                         4 coded with one table per block of chunks
+                                         4 coded with one table per block of chunks,
+                                         5 coded by column with a table per class of columns
     u64 count                (must equal the header's element count)
     mode 1: i64 value, u32 CRC-32 of the dtype string and the bytes above
     mode 2: i32 base         smallest code; symbol = code - base
@@ -32,13 +33,19 @@ base class's dtype/shape header (all integers little-endian)::
             inner            a whole mode 1, 2 or 4 stream (from its version byte) of the kept rows
     mode 4: as mode 2, but the chunks cut the codes in order and ``ceil(chunks / tables)``
             consecutive chunks share a table (context=block)
+    mode 5: as mode 2 with ``tables`` (2..min(columns, 256)) class tables, then after the checksum
+            u32 columns (count % columns == 0), the chunk sizes, u8 class[columns] (the table of
+            each column, < tables), the blob, the chunk streams; chunks as with one table per
+            column (context=classes); the checksum covers the column count and classes too
 
 With ``tables == 1`` the chunks cut the flat codes in order; with ``tables == C`` (context=column)
 the codes are taken as ``rows x C`` (the last axis is the column), stored column by column, and
 each column's chunks use that column's table. With a table per block (mode 4) the chunks follow
 the codes in order and each run of about ``block`` symbols (whole chunks) has its own table, as
-deflate's blocks adapt to statistics that drift along the array. The encoder keeps several tables
-only when they cost less than one shared table (counting the tables' bytes).
+deflate's blocks adapt to statistics that drift along the array. With classes (mode 5) the columns
+are stored and chunked as with a table per column, but share a few tables, one per class of
+columns of similar statistics. The encoder keeps several tables only when they cost less than one
+shared table (counting the tables' bytes).
 
 The column count and the rows for ``dedup`` come from the code array's shape, which the base class
 passes to ``_encode``; the stream stores the table count and the row length itself, so decoding
@@ -65,7 +72,7 @@ from ...kernels.targets import combine_checksums, cuda_status
 from ...registry import register
 
 VERSION = 1
-EMPTY, CONSTANT, CODED, DEDUP, BLOCKS = 0, 1, 2, 3, 4
+EMPTY, CONSTANT, CODED, DEDUP, BLOCKS, CLASSES = 0, 1, 2, 3, 4, 5
 _HEAD = struct.Struct("<BBQ")
 _DEDUP = struct.Struct("<III")
 _CONST = struct.Struct("<q")
@@ -105,12 +112,39 @@ def model_estimate(counts: np.ndarray) -> float:
     used ``n`` times, the cost of describing a model fitted to the data (Rissanen, "Universal coding,
     information, prediction, and estimation", IEEE Trans. IT 30(4), 1984). Tables fitted to few
     symbols each look cheap by their entropy alone; this term prices what fitting them costs."""
-    rows, cols = np.nonzero(counts)
-    c = counts[rows, cols].astype(np.float64)
-    totals = counts.sum(axis=1).astype(np.float64)
-    used = np.bincount(rows, minlength=len(counts))[totals > 0]
-    bits = (c * np.log2(totals[rows] / c)).sum()
-    return float(bits + ((used - 1) / 2 * np.log2(totals[totals > 0])).sum()) / 8
+    bits, used, totals = histogram.row_costs(counts)
+    fitted = totals > 0
+    return float(bits.sum() + ((used[fitted] - 1) / 2 * np.log2(totals[fitted])).sum()) / 8
+
+
+MAX_CLASSES = 16
+"""Most tables ``context=classes`` shares among the columns (the class index is one byte per column)."""
+
+
+def column_classes(by_column: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Groupings of the columns (their histograms ``by_column`` ``[columns, K]``) into 2, 4, 8 and 16
+    classes (fewer than half the columns) that share a table, as (class of each column, the classes'
+    histograms): the columns sorted by entropy and cut into equal runs, then two of Lloyd's steps
+    (each column to the class table that codes it in the fewest bits, ``histogram.nearest_classes``);
+    classes left empty are dropped. Columns of a real table differ mostly in scale, which the entropy
+    orders; the steps move the columns whose shape the order misjudged."""
+    columns = by_column.shape[0]
+    bits, _, totals = histogram.row_costs(by_column)
+    order = np.argsort(bits / np.maximum(totals, 1), kind="stable")
+    out = []
+    k = 2
+    while k <= min(MAX_CLASSES, columns // 2):
+        members = np.empty(columns, np.int64)
+        members[order] = np.arange(columns) * k // columns
+        for _ in range(2):
+            members = np.unique(histogram.nearest_classes(by_column, members)[0], return_inverse=True)[1]
+        if members.max() == 0:
+            break  # one class: the single table
+        ranked = np.argsort(members, kind="stable")
+        firsts = np.searchsorted(members[ranked], np.arange(members.max() + 1))
+        out.append((members.astype(np.uint8), np.add.reduceat(by_column[ranked], firsts, axis=0)))
+        k *= 2
+    return out
 
 
 def pack_blob(values: np.ndarray, planes: int) -> bytes:
@@ -155,7 +189,7 @@ class ChunkedEntropyCoder(Encoder):
 
     def check(self):
         self.require("chunk", low=64, high=1 << 22)
-        self.require("context", choices=("auto", "none", "column", "block"))
+        self.require("context", choices=("auto", "none", "column", "classes", "block"))
         self.require("block", low=1 << 10, high=1 << 30)
         self.unused_unless("block", self.config.context in ("block", "auto"), "context=block or auto")
         self.require("device", choices=("cpu", "cuda"))
@@ -179,8 +213,8 @@ class ChunkedEntropyCoder(Encoder):
 
     # --- shared encode/decode ---
     def _encode(self, flat: np.ndarray, shape: tuple[int, ...]) -> bytes:
-        """With ``context`` 'column' or 'auto' the last axis of the codes is the column (one table each)."""
-        columns = shape[-1] if self.config.context in ("column", "auto") and len(shape) >= 2 else 1
+        """With ``context`` 'column', 'classes' or 'auto' the last axis of the codes is the column."""
+        columns = shape[-1] if self.config.context in ("column", "classes", "auto") and len(shape) >= 2 else 1
         if self.config.dedup and len(shape) >= 2 and shape[-1] >= self.DEDUP_MIN_ROW and flat.size:
             parts = self._encode_dedup(flat, int(shape[-1]), max(int(columns), 1))
             if parts is not None:
@@ -249,37 +283,55 @@ class ChunkedEntropyCoder(Encoder):
         base = lo & mask
         u = flat.view(unsigned(flat.dtype))
         best = None
-        chunk = self.config.chunk
-        for cost_floor, tables, in_blocks, counts in self._plans(u, columns, base, mask, alphabet):
-            if best is not None and cost_floor >= best[0]:
+        for floor, mode, tables, classes, counts in self._plans(u, columns, base, mask, alphabet):
+            if best is not None and floor >= best[0]:
                 continue  # not expected to pay for its tables
             model = self._build_model(counts)
-            nchunks = -(-count // chunk) if in_blocks else tables * -(-(count // tables) // chunk)
-            cost = model.bits / 8 + len(model.blob) + 4 * nchunks
+            cost = model.bits / 8 + len(model.blob) + self._layout_bytes(count, mode, tables, columns)
             if best is None or cost < best[0]:
-                best = (cost, tables, in_blocks, model)
-        _, tables, in_blocks, model = best
-        x = u if tables == 1 or in_blocks else np.ascontiguousarray(u.reshape(-1, tables).T).reshape(-1)
-        starts, ends, table_of = chunk_layout(count, tables, chunk, in_blocks)
+                best = (cost, mode, tables, classes, model)
+        _, mode, tables, classes, model = best
+        by_column = mode == CLASSES or (mode == CODED and tables > 1)
+        x = rows_kernels.transpose(u.reshape(-1, columns)).reshape(-1) if by_column else u
+        starts, ends, table_of = chunk_layout(count, columns if mode == CLASSES else tables, self.config.chunk,
+                                              mode == BLOCKS)
+        if mode == CLASSES:
+            table_of = classes.astype(np.int64)[table_of]
         data, sizes, sums = self._encode_chunks(x, starts, ends, table_of, base, mask, model)
-        fields = (lo, alphabet, chunk, tables, model.param, len(model.blob))
-        head = _HEAD.pack(VERSION, BLOCKS if in_blocks else CODED, count) + _CODED.pack(*fields, 0)[:-4]
+        fields = (lo, alphabet, self.config.chunk, tables, model.param, len(model.blob))
+        head = _HEAD.pack(VERSION, mode, count) + _CODED.pack(*fields, 0)[:-4]
         tail = sizes.astype("<u4").tobytes() + model.blob
+        if mode == CLASSES:
+            tail = struct.pack("<I", columns) + sizes.astype("<u4").tobytes() + classes.tobytes() + model.blob
         checksum = combine_checksums(sums, flat.dtype.str.encode(), head, tail)
         return b"".join((head, struct.pack("<I", checksum), tail, data.tobytes()))
 
+    def _layout_bytes(self, count, mode, tables, columns):
+        """Bytes of a stream's layout besides the model: the chunk table, and for column classes the
+        column count and the class of each column."""
+        chunk = self.config.chunk
+        if mode == BLOCKS or tables == 1:
+            return 4 * -(-count // chunk)
+        chunks = 4 * columns * -(-(count // columns) // chunk)
+        return chunks + 4 + columns if mode == CLASSES else chunks
+
     def _plans(self, u, columns, base, mask, alphabet):
-        """The models ``context`` allows, as (estimate of the stream's cost in bytes, tables, block
-        layout, histograms ``[tables, alphabet]``), one table first: ``none`` one table; ``column``
-        one table per column (2-D codes); ``block`` one table per ``block`` symbols; ``auto`` all three.
-        The estimate (``model_estimate``: the tables' order-0 entropy, what adapting them to the data
-        costs, and the chunk table) lets the caller skip building a model that will not beat a cheaper
-        one already priced."""
+        """The models ``context`` allows, as (estimate of the stream's bytes, mode, tables, class of each
+        column or None, histograms ``[tables, alphabet]``), one table first, then the others by their
+        estimate: ``none`` one table; ``column`` a table per column (2-D codes); ``classes`` the columns
+        grouped into a few classes with a table each (``column_classes``); ``block`` a table per
+        ``block`` symbols; ``auto`` all four. Under ``auto`` the columns' histograms are counted only
+        when they hold at most 4 entries per code (a wide alphabet in short columns, where column tables
+        could hardly pay, costs no pass over a histogram many times larger than the data). The
+        estimate (``model_estimate``: the tables' order-0 entropy, what adapting them to the data costs,
+        and the layout) lets the caller skip building a model that will not beat a cheaper one already
+        priced."""
         context, chunk, count = self.config.context, self.config.chunk, u.size
         rows = count // columns
         by_column = by_block = None
-        if context in ("column", "auto") and columns > 1 and rows * columns == count and 0 < rows < 1 << 31 \
-                and columns * alphabet <= 1 << 24:
+        room = 1 << 24 if context != "auto" else max(4 * count, 1 << 16)
+        if context in ("column", "classes", "auto") and columns > 1 and rows * columns == count \
+                and 0 < rows < 1 << 31 and columns * alphabet <= room:
             by_column = histogram.column_histograms(u, columns, base, mask, alphabet)
         nchunks = -(-count // chunk)
         blocks = -(-nchunks // max(1, self.config.block // chunk))
@@ -291,12 +343,17 @@ class ChunkedEntropyCoder(Encoder):
             one = by_block.sum(axis=0, keepdims=True)
         else:
             one = histogram.histograms(u, 1, base, mask, alphabet)
-        plans = [(0.0, 1, False, one)]
-        if by_column is not None:
-            plans.append((model_estimate(by_column) + 4 * columns * -(-rows // chunk), columns, False, by_column))
+        plans = []
+        if by_column is not None and context in ("column", "auto"):
+            plans.append((model_estimate(by_column) + self._layout_bytes(count, CODED, columns, columns),
+                          CODED, columns, None, by_column))
+        if by_column is not None and context in ("classes", "auto"):
+            layout = self._layout_bytes(count, CLASSES, 2, columns)
+            plans += [(model_estimate(counts) + layout, CLASSES, len(counts), classes, counts)
+                      for classes, counts in column_classes(by_column)]
         if by_block is not None:
-            plans.append((model_estimate(by_block) + 4 * nchunks, blocks, True, by_block))
-        return plans
+            plans.append((model_estimate(by_block) + 4 * nchunks, BLOCKS, blocks, None, by_block))
+        return [(0.0, CODED, 1, None, one)] + sorted(plans, key=lambda plan: plan[0])
 
     def _decode_flat(self, payload: memoryview, dtype: np.dtype, count: int, nested: bool = False) -> np.ndarray:
         name = self.plugin_id
@@ -306,7 +363,7 @@ class ChunkedEntropyCoder(Encoder):
             version, mode, n = _HEAD.unpack_from(payload, 0)
         except struct.error:
             raise StreamError(f"{name} stream: payload header is truncated") from None
-        if version != VERSION or mode not in (EMPTY, CONSTANT, CODED, DEDUP, BLOCKS) or (nested and mode in (EMPTY, DEDUP)):
+        if version != VERSION or mode not in (EMPTY, CONSTANT, CODED, DEDUP, BLOCKS, CLASSES) or (nested and mode in (EMPTY, DEDUP)):
             raise StreamError(f"{name} stream: unknown version {version} or mode {mode}" + (" (inner stream)" if nested else ""))
         if n != count:
             raise StreamError(f"{name} stream: payload holds {n} values, header says {count}")
@@ -336,20 +393,32 @@ class ChunkedEntropyCoder(Encoder):
         if not (2 <= alphabet and info.min <= lo and lo + alphabet - 1 <= info.max):
             raise StreamError(f"{name} stream: alphabet [{lo}, {lo + alphabet - 1}] does not fit {dtype}")
         in_blocks = mode == BLOCKS
+        columns = tables
+        if mode == CLASSES:  # u32 columns, then (after the chunk sizes) one class byte per column
+            if pos + 4 > len(payload):
+                raise StreamError(f"{name} stream: payload header is truncated")
+            (columns,) = struct.unpack_from("<I", payload, pos)
+            pos += 4
         if in_blocks:  # ceil(chunks / tables) chunks to a table, every table used
             nchunks = -(-count // max(chunk, 1))
             valid = chunk >= 1 and 2 <= tables <= nchunks and -(-nchunks // -(-nchunks // tables)) == tables
         else:
-            valid = chunk >= 1 and tables >= 1 and count % tables == 0
-            nchunks = tables * -(-(count // tables) // max(chunk, 1))
+            valid = chunk >= 1 and tables >= 1 and columns >= 1 and count % columns == 0
+            valid = valid and (mode == CODED or 2 <= tables <= min(columns, 256))
+            nchunks = columns * -(-(count // max(columns, 1)) // max(chunk, 1))
         if not valid:
-            raise StreamError(f"{name} stream: chunk {chunk} or table count {tables} is invalid for {count} values"
-                              + (" in blocks" if in_blocks else ""))
-        if pos + 4 * nchunks + blob_len > len(payload):
+            raise StreamError(f"{name} stream: chunk {chunk}, table count {tables} or column count {columns} is "
+                              f"invalid for {count} values" + (" in blocks" if in_blocks else ""))
+        extra = columns if mode == CLASSES else 0
+        if pos + 4 * nchunks + extra + blob_len > len(payload):
             raise StreamError(f"{name} stream: truncated ({len(payload)} bytes, chunk table and model need more)")
         limits.charge(6 * 8 * nchunks, f"the table of {nchunks} chunks")  # sizes, offsets, layout, checksums
         sizes = np.frombuffer(payload, "<u4", nchunks, pos).astype(np.int64)
         pos += 4 * nchunks
+        classes = np.frombuffer(payload, np.uint8, extra, pos)
+        pos += extra
+        if classes.size and classes.max() >= tables:
+            raise StreamError(f"{name} stream: a column's class {classes.max()} is not one of the {tables} tables")
         model_tables = self._read_model(payload[pos:pos + blob_len], tables, alphabet, param)
         pos += blob_len
         data = np.frombuffer(payload, np.uint8, offset=pos)
@@ -358,7 +427,9 @@ class ChunkedEntropyCoder(Encoder):
         if offsets[-1] != data.size:
             raise StreamError(f"{name} stream: chunks take {offsets[-1]} bytes, {data.size} are present")
         mask = (1 << (8 * dtype.itemsize)) - 1
-        starts, ends, table_of = chunk_layout(count, tables, chunk, in_blocks)
+        starts, ends, table_of = chunk_layout(count, columns, chunk, in_blocks)
+        if mode == CLASSES:
+            table_of = classes.astype(np.int64)[table_of]
         out = np.empty(count, unsigned(dtype))
         sums = self._decode_chunks(data, offsets, out, starts, ends, table_of, lo & mask, mask, model_tables, param)
         bad = np.flatnonzero(sums < 0)
@@ -367,9 +438,9 @@ class ChunkedEntropyCoder(Encoder):
         meta = (dtype.str.encode(), payload[:_HEAD.size + _CODED.size - 4], payload[_HEAD.size + _CODED.size:pos])
         if combine_checksums(sums, *meta) != checksum:
             raise StreamError(f"{name} stream: checksum mismatch, the decoded codes differ from the encoded ones")
-        if tables > 1 and not in_blocks:
+        if columns > 1 and not in_blocks:
             limits.charge(out.nbytes, "the columns transposed back to rows")
-            out = rows_kernels.transpose(out.reshape(tables, -1)).reshape(-1)  # 2-12x numpy's strided copy
+            out = rows_kernels.transpose(out.reshape(columns, -1)).reshape(-1)  # 2-12x numpy's strided copy
         return out.view(dtype)
 
 
