@@ -302,15 +302,22 @@ def _history(client, run_id: str, key: str) -> list[tuple[float, float]]:
 def _artifact_tables(client, r, run: Run) -> list[dict[str, Any]]:
     """The per-table rows of the run's results.json artifact ([] when the run has none): read in
     place from a local artifact store (a path or a ``file:`` URI), else downloaded into a temporary folder
-    (a server's ``mlflow-artifacts:/...``, which has no ``//``, or any other scheme)."""
+    (a server's ``mlflow-artifacts:/...``, which has no ``//``, or any other scheme). A remote run is
+    asked for its artifact list first, so that a failing server is an error, not a run without rows."""
     uri = r.info.artifact_uri or ""
     scheme = urlparse(uri).scheme
     if scheme in ("", "file"):
         path = Path(unquote(urlparse(uri).path) if scheme == "file" else uri) / "results.json"
         return _tables_of(_read_results(path)["results"], run) if path.is_file() else []
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = Path(client.download_artifacts(r.info.run_id, "results.json", tmp))
-        except Exception:  # noqa: BLE001 - a run without the artifact has no per-table results
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if "results.json" not in {a.path for a in client.list_artifacts(r.info.run_id)}:
             return []
-        return _tables_of(_read_results(path)["results"], run)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(client.download_artifacts(r.info.run_id, "results.json", tmp))
+            return _tables_of(_read_results(path)["results"], run)
+    except (MlflowException, OSError) as e:
+        message = e.message if isinstance(e, MlflowException) else str(e)
+        raise DataError(f"results.json of MLflow run '{r.info.run_id}' ({uri}) could not be read: "
+                        f"{' '.join(message.split())[:500]}") from None
