@@ -45,6 +45,7 @@ QUANTIZERS = {
     "vq": ({"id": "vq", "bits": 3, "iterations": 5}, None),
     "prune": ({"id": "prune", "fraction": 0.6, "then": "int8"}, "rel:1e-2"),
     "lorenzo": ({"id": "lorenzo", "code_dtype": "int8"}, "abs:1e-2"),
+    "interp": ({"id": "interp", "code_dtype": "int8"}, "abs:1e-2"),
 }
 ENCODERS = {
     "none": "none",

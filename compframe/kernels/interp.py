@@ -1,0 +1,194 @@
+"""Kernels of the ``interp`` quantizer: multilevel interpolation prediction on the reconstructed values.
+
+The field, viewed as ``(P, R, W)``, is predicted level by level from the coarsest stride
+``s = 2^(L-1)`` down to 1 (SZ3's interpolation decomposition, Zhao et al., ICDE 2021). Within a
+level the three axes are taken in turn (0, then 1, then 2); along axis ``a`` the targets are the
+points at odd multiples of ``s`` along ``a``, at multiples of ``s`` along the axes already taken in
+this level and of ``2s`` along the others. Each target is predicted from the reconstructed points at
+``±s`` and ``±3s`` along ``a`` (all of them known by then) and its code is the prediction error in
+steps of ``2 eb_l``; the point ``(0, 0, 0)`` comes first, predicted as the field's centre.
+
+Predictions (``b``, ``c`` at ``-s``, ``+s``; ``a``, ``d`` at ``-3s``, ``+3s``; ``e`` at ``-5s``),
+each the Lagrange polynomial through its points written as a mean plus a correction, so that a
+constant field is predicted exactly in float64:
+
+- cubic, interior: ``m + (m - (a + d)/2)/8`` with ``m = (b + c)/2``, i.e. ``(-a + 9b + 9c - d)/16``;
+- cubic near the start or end: the quadratics through ``(b, c, d)`` or ``(a, b, c)``;
+- linear: ``(b + c)/2``;
+- past the last point (no ``c``): the quadratic through ``(e, a, b)`` (cubic), else the line through
+  ``(a, b)``, else ``b`` (SZ3's edge rules).
+
+A prediction that is not finite (overflowing neighbours) is replaced by the field's centre. The
+reconstruction is ``x̂ = T(pred + code·step)`` in float64, rounded once to the data type T, and the
+code is ``kernels.uniform``'s ``_code`` with the prediction as its centre: the nearest step, else its
+neighbour, kept only if ``|x - x̂| <= eb_l`` in that arithmetic and within the code type. A value
+with no code gets code 0 (``x̂ = T(pred)``); whether ``x̂`` holds the field's bound is checked once
+more at the end (``count_misses``), and the values that miss are the outliers whose raw bits the
+quantizer keeps. Encoder and decoder run the same ``sweep``, so they see the same ``x̂`` bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .lorenzo import _starts
+from .uniform import CHUNK, _code
+
+AXES = (0, 1, 2)
+"""The order of the axes within a level (SZ3's default direction: the slowest axis first)."""
+
+
+@njit(inline="always", cache=True)
+def _predict(xh, f, off, i, s, n, cubic):
+    """Prediction of ``xh[f]``, coordinate ``i`` along an axis of ``n`` points; ``off`` = ``s`` in flat units."""
+    b = np.float64(xh[f - off])
+    if i + s < n:
+        c = np.float64(xh[f + off])
+        m = (b + c) * 0.5
+        if not cubic:
+            return m
+        left, right = i >= 3 * s, i + 3 * s < n
+        if left and right:
+            return m + (m - (np.float64(xh[f - 3 * off]) + np.float64(xh[f + 3 * off])) * 0.5) * 0.125
+        if right:  # quadratic through -s, +s, +3s: (3b + 6c - d) / 8
+            return m - (b - 2.0 * c + np.float64(xh[f + 3 * off])) * 0.125
+        if left:  # quadratic through -3s, -s, +s: (-a + 6b + 3c) / 8
+            return m - (np.float64(xh[f - 3 * off]) - 2.0 * b + c) * 0.125
+        return m
+    if i < 3 * s:
+        return b
+    a = np.float64(xh[f - 3 * off])
+    if cubic and i >= 5 * s:  # quadratic through -5s, -3s, -s: (3e - 10a + 15b) / 8
+        return b + (b - a) * 0.5 + (np.float64(xh[f - 5 * off]) - 2.0 * a + b) * 0.375
+    return b + (b - a) * 0.5  # the line through -3s, -s
+
+
+@njit(inline="always", cache=True)
+def _point(x, xh, codes, out, f, pred, centre, inv, step, eb, lo, hi, encode):
+    """Encode (code of ``x[f]`` into ``out[f]``) or decode (``codes[f]``, which may be read-only) one
+    point predicted as ``pred``; ``xh[f]`` = x̂."""
+    pred = pred if pred - pred == 0.0 else centre
+    if encode:
+        q = _code(x[f], pred, inv, step, eb, lo, hi)[0]  # 0 where no code holds the bound
+        out[f] = q
+    else:
+        q = np.float64(codes[f])
+    xh[f] = pred + q * step
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _step(x, xh, codes, out, P, R, W, axis, s, ap, ar, aw, cubic, centre, inv, step, eb, lo, hi, encode):
+    """One level's pass along ``axis``: targets at odd multiples of ``s`` along it, at multiples of
+    ``ap``, ``ar``, ``aw`` along the others; rows ``(p, r)`` in parallel."""
+    p0, dp, r0, dr, w0, dw = 0, ap, 0, ar, 0, aw
+    if axis == 0:
+        p0, dp, off, n = s, 2 * s, s * R * W, P
+    elif axis == 1:
+        r0, dr, off, n = s, 2 * s, s * W, R
+    else:
+        w0, dw, off, n = s, 2 * s, s, W
+    npl = (P - p0 + dp - 1) // dp if P > p0 else 0
+    nrw = (R - r0 + dr - 1) // dr if R > r0 else 0
+    for item in prange(npl * nrw):
+        p = p0 + (item // nrw) * dp
+        r = r0 + (item % nrw) * dr
+        base = (p * R + r) * W
+        if axis == 2:
+            for w in range(w0, W, dw):
+                _point(x, xh, codes, out, base + w, _predict(xh, base + w, off, w, s, n, cubic), centre, inv, step, eb,
+                       lo, hi, encode)
+        else:
+            i = p if axis == 0 else r
+            for w in range(w0, W, dw):
+                _point(x, xh, codes, out, base + w, _predict(xh, base + w, off, i, s, n, cubic), centre, inv, step, eb,
+                       lo, hi, encode)
+
+
+@njit(cache=True)
+def _first(x, xh, codes, out, centre, inv, step, eb, lo, hi, encode):
+    """The point ``(0, 0, 0)``, predicted as the centre."""
+    _point(x, xh, codes, out, 0, centre, centre, inv, step, eb, lo, hi, encode)
+
+
+def levels(view: tuple[int, int, int]) -> int:
+    """Number of levels ``L``: the coarsest stride ``2^(L-1)`` is below the longest axis."""
+    return max((math.ceil(math.log2(n)) for n in view if n > 1), default=0)
+
+
+def level_bound(eb: float, level: int, alpha: float, beta: float) -> float:
+    """The bound of a level: ``eb / min(alpha^(level-1), beta)`` (QoZ's level-wise bounds, Liu et al.,
+    SC 2022, as in SZ3): coarse points, which the finer levels are predicted from, are kept closer."""
+    return eb / min(alpha ** (level - 1), beta)
+
+
+def _grid(eb: float) -> tuple[float, float]:
+    """``(step, inv)`` of a bound: steps of ``2 eb`` (0 if that overflows: one code, 0, for every value)."""
+    step = 2.0 * eb if math.isfinite(2.0 * eb) else 0.0
+    return step, (1.0 / step if step > 0.0 else 0.0)
+
+
+def sweep(x, xh, codes, view, centre, eb, cubic, alpha, beta, lo, hi, encode):
+    """Run every level on the flat arrays: ``encode`` writes ``codes`` (from ``x``) and ``xh``;
+    decoding (``x`` unused, pass ``xh``) writes ``xh`` from ``codes``. ``xh`` is x̂ either way."""
+    out = codes if encode else np.empty(0, codes.dtype)  # decoding writes no code: codes may be read-only
+    P, R, W = view
+    if P * R * W == 0:
+        return
+    top = levels(view)
+    step, inv = _grid(level_bound(eb, max(top, 1), alpha, beta))
+    _first(x, xh, codes, out, centre, inv, step, eb, lo, hi, encode)
+    for level in range(top, 0, -1):
+        s = 1 << (level - 1)
+        e = level_bound(eb, level, alpha, beta)
+        step, inv = _grid(e)
+        align = [2 * s] * 3
+        for axis in AXES:
+            if view[axis] > s:
+                _step(x, xh, codes, out, P, R, W, axis, s, align[0], align[1], align[2], cubic, centre, inv, step, e,
+                      lo, hi, encode)
+            align[axis] = s
+
+
+@njit(inline="always", cache=True)
+def _holds(x_i, xh_i, eb):
+    """``|x - x̂| <= eb`` in float64 (false for NaN and ±inf ``x``)."""
+    d = np.float64(x_i) - np.float64(xh_i)
+    return (d <= eb) & (d >= -eb)
+
+
+@njit(cache=True)
+def _misses(x, xh, eb):
+    n = 0
+    for i in range(x.size):
+        n += not _holds(x[i], xh[i], eb)
+    return n
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def count_misses(x, xh, eb):
+    """Per chunk of ``CHUNK``: how many ``xh`` miss ``|x - x̂| <= eb`` (NaN and ±inf ``x`` always miss)."""
+    nc = (x.size + CHUNK - 1) // CHUNK
+    counts = np.zeros(nc, np.int64)
+    for c in prange(nc):
+        s = c * CHUNK
+        counts[c] = _misses(x[s:s + CHUNK], xh[s:s + CHUNK], eb)
+    return counts
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def gather_misses(x, xh, eb, counts, index, bits):
+    """The misses ``count_misses`` counted: flat indices (ascending) and the raw bits of ``x``."""
+    starts = _starts(counts)
+    raw = x.view(bits.dtype)
+    for c in prange(counts.size):
+        if counts[c] == 0:
+            continue
+        k = starts[c]
+        for i in range(c * CHUNK, min(x.size, (c + 1) * CHUNK)):
+            if not _holds(x[i], xh[i], eb):
+                index[k] = i
+                bits[k] = raw[i]
+                k += 1

@@ -1,0 +1,126 @@
+"""``interp``: error-bounded multilevel interpolation prediction quantizer (SZ3's predictor for smooth fields).
+
+The field is predicted level by level, from a coarse lattice of stride ``2^(L-1)`` down to stride 1,
+one axis at a time, each point from already-reconstructed points along that axis by cubic (or
+linear) interpolation (Zhao et al., "Optimizing Error-Bounded Lossy Compression for Scientific Data
+by Dynamic Spline Interpolation", ICDE 2021; SZ3). The code is the prediction error in steps of
+``2 eb_l``, where ``eb_l = eb_abs / min(alpha^(l-1), beta)`` is the bound of level ``l`` (QoZ's
+level-wise bounds, Liu et al., SC 2022; ``alpha = 1``: one bound). ``eb_abs`` is as for
+``int8``/``int16``. On smooth fields most codes of the fine levels, which hold most points, are 0.
+
+Outliers, as in ``int8``/``int16``: values whose reconstruction misses ``eb_abs`` (NaN, ±inf, errors
+past the code type, rounding cases) keep their raw bits (``outlier_index``, ``outlier_bits``); their
+code is 0 and they are predicted onwards as ``x̂ = T(pred)``. The first point is predicted as the
+midrange of the finite values, or their sample median where no code reaches the range's ends (one
+huge value must not make the first point an outlier). See ``compframe.kernels.interp``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ... import limits
+from ...base import ErrorBound, Quantized, Quantizer
+from ...errors import FrameError
+from ...kernels import interp as K
+from ...kernels.uniform import finite_range, scatter_bits
+from ...registry import register
+from .lorenzo import _index_dtype, _sample_median, lattice
+from .uniform import _limits
+
+SIDE = ("outlier_index", "outlier_bits")
+
+
+@register("quantizer", "interp")
+class Interp(Quantizer):
+    """Multilevel interpolation prediction with the error bound exact on every element; codes
+    ``code_dtype`` (int8/int16) of the field's shape. See the module doc."""
+
+    @dataclass
+    class Config:
+        dims: int | str = "auto"
+        code_dtype: str = "int16"
+        method: str = "cubic"
+        alpha: float = 1.25
+        beta: float = 2.0
+
+    def check(self):
+        self.require("dims", choices=("auto", 1, 2, 3))
+        self.require("code_dtype", choices=("int8", "int16"))
+        self.require("method", choices=("cubic", "linear"))
+        self.require("alpha", low=1.0, high=16.0)
+        self.require("beta", low=1.0, high=1024.0)
+
+    def _sweep(self, x, xh, codes, shape, centre, eb, encode):
+        lo, hi = _limits(self.config.code_dtype)
+        K.sweep(x, xh, codes, lattice(shape, self.config.dims), centre, eb, self.config.method == "cubic",
+                float(self.config.alpha), float(self.config.beta), lo, hi, encode)
+
+    def quantize(self, x: np.ndarray, bound: ErrorBound | None) -> Quantized:
+        if bound is None:
+            raise ValueError(f"quantizer '{self.plugin_id}' is error-bounded and needs a bound, e.g. 'rel:1e-2'")
+        x = self.check_input(x)
+        flat = x.reshape(-1)
+        lo, hi, _ = finite_range(flat)
+        value_range = hi - lo  # may overflow to inf for float64 data spanning the whole range
+        eb = bound.absolute(value_range)
+        centre = lo / 2 + hi / 2  # the first point's prediction: the median if a code cannot reach the range
+        if 2.0 * eb * _limits(self.config.code_dtype)[1] < value_range / 2:
+            centre = _sample_median(flat, centre)
+        n = flat.size
+        codes = np.zeros(x.shape, self.config.code_dtype)
+        index, bits = np.empty(0, _index_dtype(n)), np.empty(0, f"u{x.itemsize}")
+        if n:
+            xh = np.empty_like(flat)
+            self._sweep(flat, xh, codes.reshape(-1), x.shape, centre, eb, True)
+            counts = K.count_misses(flat, xh, eb)
+            if counts.any():
+                index, bits = np.empty(int(counts.sum()), _index_dtype(n)), np.empty(int(counts.sum()), bits.dtype)
+                K.gather_misses(flat, xh, eb, counts, index, bits)
+        return Quantized(
+            codes={"codes": codes},
+            side={"outlier_index": index, "outlier_bits": bits},
+            meta={"centre": centre, "abs_bound": eb, "value_range": value_range, "levels": K.levels(
+                lattice(x.shape, self.config.dims)), "outliers": int(index.size)},
+            shape=tuple(x.shape),
+            dtype=x.dtype.name,
+        )
+
+    def code_layout(self, q: Quantized) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+        self._side(q)
+        return {"codes": (np.dtype(self.config.code_dtype), tuple(q.shape))}
+
+    def _side(self, q: Quantized) -> tuple[np.ndarray, np.ndarray]:
+        """The outlier index and bits, checked against each other and the field."""
+        n = math.prod(q.shape)
+        if set(q.side) != set(SIDE):
+            raise FrameError(f"{self.plugin_id}: side arrays {sorted(q.side)}, expected {', '.join(SIDE)}")
+        index, bits = (q.side[k] for k in SIDE)
+        if index.ndim != 1 or index.dtype not in (np.uint32, np.uint64) or bits.shape != index.shape \
+                or bits.dtype != np.dtype(f"u{np.dtype(q.dtype).itemsize}") or index.size > n:
+            raise FrameError(f"{self.plugin_id}: outlier side data ({index.shape} of {index.dtype}, {bits.shape} of "
+                             f"{bits.dtype}) does not fit a {q.dtype} field of {n} values")
+        if index.size and int(index.max()) >= n:
+            raise FrameError(f"{self.plugin_id}: outlier index {int(index.max())} is outside the field of {n} values")
+        return index, bits
+
+    def dequantize(self, q: Quantized) -> np.ndarray:
+        """Rebuild the field level by level from the codes (the encoder's own sweep), then put the
+        outliers' raw bits back. Codes or side data that do not fit raise ``FrameError``."""
+        index, bits = self._side(q)
+        centre = limits.number(q.meta.get("centre"), "meta.centre")
+        eb = limits.number(q.meta.get("abs_bound"), "meta.abs_bound")
+        codes = q.codes["codes"]
+        n = math.prod(q.shape)
+        if codes.dtype != np.dtype(self.config.code_dtype) or codes.size != n:
+            raise FrameError(f"{self.plugin_id}: codes are {codes.shape} of {codes.dtype}, the field is "
+                             f"{list(q.shape)} ({self.config.code_dtype} codes)")
+        out = np.empty(n, np.dtype(q.dtype))
+        if n:
+            self._sweep(out, out, np.ascontiguousarray(codes).reshape(-1), q.shape, centre, eb, False)
+            if index.size:
+                scatter_bits(out.view(bits.dtype), index, bits)
+        return out.reshape(q.shape)

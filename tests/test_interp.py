@@ -1,0 +1,210 @@
+"""The ``interp`` quantizer: SZ3's multilevel interpolation on the reconstructed values, against a
+reference written out point by point; the bound on every element of adversarial fields; frames that
+round-trip and damaged ones that are refused.
+
+The generic bound checks of ``tests/test_quantizers_bound.py`` run on it too (it is error-bounded).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from test_lorenzo import adversarial, smooth
+
+import compframe as cf
+from compframe import fuzz, registry
+from compframe.base import ErrorBound, Quantized
+from compframe.errors import ConfigError, FrameError
+from compframe.metrics import entropy_bits
+
+
+def make(**params):
+    return registry.create("quantizer", "interp", **params)
+
+
+def check(q, x, bound) -> Quantized:
+    """Quantize and dequantize ``x``: every finite element within the bound in float64, non-finite bit-identical."""
+    quantized = q.quantize(x, ErrorBound.parse(bound))
+    y = q.dequantize(quantized)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    finite = np.isfinite(x)
+    err = np.abs(x[finite].astype(np.float64) - y[finite].astype(np.float64))
+    assert err.size == 0 or err.max() <= quantized.meta["abs_bound"], (err.max(), quantized.meta)
+    bits = f"u{x.itemsize}"
+    assert np.array_equal(x[~finite].view(bits), y[~finite].view(bits))
+    return quantized
+
+
+def reference(x: np.ndarray, eb: float, centre: float, cubic: bool, alpha: float, beta: float, code_max: int):
+    """Codes and reconstruction of SZ3's interpolation, one point at a time (x 1-, 2- or 3-D, finite).
+
+    Levels from stride 2^(L-1) down; in a level, axis 0, 1, 2 in turn; targets at odd multiples of s
+    along the axis, multiples of s along the axes done and 2s along the others; Lagrange weights
+    (cubic -1/16, 9/16, 9/16, -1/16; quadratics at the ends; the line through the last two past the
+    end, or the last point); code = round((x - pred) / 2eb_l), 0 if it does not fit or hold.
+    """
+    shape = x.shape
+    xh = np.full(shape, np.nan)
+    codes = np.zeros(shape, np.int64)
+
+    def put(idx, pred, e):
+        step = 2 * e
+        q = int(np.rint((x[idx] - pred) / step)) if step else 0
+        if abs(q) > code_max or abs(np.float32(pred + q * step) - x[idx]) > e:
+            q = 0
+        codes[idx], xh[idx] = q, np.float32(pred + q * step)
+
+    put((0,) * x.ndim, centre, eb / min(alpha ** (max(1, max(math.ceil(math.log2(n)) for n in shape)) - 1), beta))
+    top = max(math.ceil(math.log2(n)) if n > 1 else 0 for n in shape)
+    for level in range(top, 0, -1):
+        s, e = 2 ** (level - 1), eb / min(alpha ** (level - 1), beta)
+        for axis in range(x.ndim):
+            ranges = [range(0, n, s if a < axis else 2 * s) for a, n in enumerate(shape)]
+            ranges[axis] = range(s, shape[axis], 2 * s)
+            for idx in np.ndindex(*map(len, ranges)):
+                idx = tuple(r[k] for r, k in zip(ranges, idx))
+                i, n = idx[axis], shape[axis]
+
+                def at(k):
+                    return xh[idx[:axis] + (i + k * s,) + idx[axis + 1:]]
+
+                if i + s < n and cubic and i >= 3 * s and i + 3 * s < n:
+                    pred = -at(-3) / 16 + 9 * at(-1) / 16 + 9 * at(1) / 16 - at(3) / 16
+                elif i + s < n and cubic and i + 3 * s < n:
+                    pred = 3 * at(-1) / 8 + 6 * at(1) / 8 - at(3) / 8
+                elif i + s < n and cubic and i >= 3 * s:
+                    pred = -at(-3) / 8 + 6 * at(-1) / 8 + 3 * at(1) / 8
+                elif i + s < n:
+                    pred = (at(-1) + at(1)) / 2
+                elif cubic and i >= 5 * s:
+                    pred = 3 * at(-5) / 8 - 10 * at(-3) / 8 + 15 * at(-1) / 8
+                elif i >= 3 * s:
+                    pred = 1.5 * at(-1) - 0.5 * at(-3)
+                else:
+                    pred = at(-1)
+                put(idx, pred, e)
+    return codes, xh
+
+
+@pytest.mark.parametrize("method", ["cubic", "linear"])
+@pytest.mark.parametrize("shape", [(1,), (2,), (3,), (37,), (2, 3), (11, 20), (1, 9), (5, 1, 7), (9, 6, 13)])
+def test_codes_are_the_interpolation_errors_of_the_reconstruction(method, shape):
+    """Codes and reconstruction equal the point-by-point reference (every point visited once, the
+    level/axis order, the edge rules, the level-wise bounds), on sizes 1, 2, 3 and odd sizes."""
+    x = smooth(shape) if len(shape) > 1 else np.cumsum(np.random.default_rng(3).standard_normal(shape)).astype(
+        np.float32)
+    q = make(method=method)
+    quantized = check(q, x, "rel:1e-3")
+    assert quantized.meta["outliers"] == 0
+    codes, xh = reference(x.astype(np.float64), quantized.meta["abs_bound"], quantized.meta["centre"],
+                          method == "cubic", 1.25, 2.0, 32767)
+    assert np.array_equal(quantized.codes["codes"], codes)
+    np.testing.assert_allclose(q.dequantize(quantized), xh, rtol=0, atol=1e-6 * quantized.meta["abs_bound"])
+
+
+@pytest.mark.parametrize("dims", ["auto", 1, 2, 3])
+def test_dims_choose_the_view(dims):
+    """``dims`` predicts over the last ``dims`` axes with leading axes merged, like ``lorenzo``."""
+    x = smooth((6, 40, 50))
+    quantized = check(make(dims=dims, alpha=1.0), x, "rel:1e-3")
+    d = 3 if dims == "auto" else dims
+    view = {1: (-1,), 2: (-1, 50), 3: (6, 40, 50)}[d]
+    codes, _ = reference(x.reshape(view).astype(np.float64), quantized.meta["abs_bound"], quantized.meta["centre"],
+                         True, 1.0, 1.0, 32767)
+    assert np.array_equal(quantized.codes["codes"].reshape(view), codes)
+
+
+def test_smooth_fields_code_to_less_than_lorenzo():
+    """The point of it: on a smooth field at a loose bound most codes are 0, fewer than half the
+    bits of Lorenzo's residuals of the same bound."""
+    x = smooth((128, 128))
+    bound = ErrorBound("rel", 1e-2)
+    interp = make().quantize(x, bound).codes["codes"]
+    lor = registry.create("quantizer", "lorenzo").quantize(x, bound).codes["codes"]
+    assert entropy_bits(interp) < 0.5 * entropy_bits(lor)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("code_dtype", ["int8", "int16"])
+@pytest.mark.parametrize("bound", ["rel:1e-2", "rel:1e-5", "abs:0.25", "abs:1e-40", "abs:1e30"])
+def test_bound_on_adversarial_fields(dtype, code_dtype, bound):
+    """``lorenzo``'s adversarial fields (spikes, steps, NaN/inf regions, values on and half-way between
+    steps, denormals, single, empty, constant, strided, Fortran-order, 4-D, long rows) plus sizes 1,
+    2 and 3 along each axis, for both methods."""
+    rng = np.random.default_rng(5)
+    cases = dict(adversarial(dtype))
+    for shape in [(1, 2, 3), (3, 1, 2), (2, 3, 1), (3, 3, 3), (2, 2, 2), (5, 7, 3)]:
+        cases[f"shape {shape}"] = (rng.standard_normal(shape) * 10).astype(dtype)
+    for method in ("cubic", "linear"):
+        q = make(code_dtype=code_dtype, method=method)
+        for name, x in cases.items():
+            try:
+                check(q, x, bound)
+            except AssertionError as e:
+                raise AssertionError(f"{method}, case '{name}': {e}") from None
+
+
+def test_outliers_are_the_values_off_the_bound():
+    """NaN, inf and a spike are the outliers; the spike's neighbours stay codes (it is predicted as
+    its interpolation, not its value)."""
+    x = smooth((50, 60))
+    x[10, 10], x[20, 30], x[40, 1] = np.nan, np.inf, 1e30
+    quantized = check(make(), x, "abs:1e-3")
+    assert sorted(quantized.side["outlier_index"]) == [10 * 60 + 10, 20 * 60 + 30, 40 * 60 + 1]
+
+
+@pytest.mark.parametrize("encoder", ["zstd", "gpulz", "ans", "huffman", "none"])
+def test_frames_round_trip(encoder):
+    x = smooth((64, 48, 8))
+    x[1, 2, 3] = np.nan
+    q = make(code_dtype="int8")
+    frame = cf.compress(x, quantizer=q, encoder=encoder, bound="rel:1e-4")
+    expected = q.dequantize(q.quantize(x, ErrorBound("rel", 1e-4)))
+    assert np.array_equal(cf.decompress(frame).view(np.uint32), expected.view(np.uint32))
+
+
+def test_damaged_side_data_is_refused():
+    q = make()
+    x = smooth((30, 40))
+    x[5, 5] = np.nan
+    good = q.quantize(x, ErrorBound("rel", 1e-3))
+    assert good.meta["outliers"] == 1
+
+    def edited(**side):
+        return Quantized(codes=dict(good.codes), side={**good.side, **side}, meta=good.meta, shape=good.shape,
+                         dtype=good.dtype)
+
+    with pytest.raises(FrameError, match="outside the field"):
+        q.dequantize(edited(outlier_index=np.array([x.size + 3], np.uint32)))
+    with pytest.raises(FrameError, match="does not fit"):
+        q.dequantize(edited(outlier_bits=good.side["outlier_bits"].astype(np.uint64)))
+    with pytest.raises(FrameError, match="side arrays"):
+        q.code_layout(Quantized(codes=dict(good.codes), side={"outlier_index": good.side["outlier_index"]},
+                                meta=good.meta, shape=good.shape, dtype=good.dtype))
+    with pytest.raises(FrameError, match="codes are"):
+        q.dequantize(Quantized(codes={"codes": good.codes["codes"].astype(np.int8)}, side=good.side,
+                               meta=good.meta, shape=good.shape, dtype=good.dtype))
+    with pytest.raises(FrameError, match="abs_bound"):
+        q.dequantize(Quantized(codes=dict(good.codes), side=good.side, meta={**good.meta, "abs_bound": "x"},
+                               shape=good.shape, dtype=good.dtype))
+
+
+@pytest.mark.parametrize("param, value", [("dims", 4), ("code_dtype", "int32"), ("method", "spline"),
+                                          ("alpha", 0.5), ("beta", 0.9)])
+def test_bad_parameters(param, value):
+    with pytest.raises(ConfigError) as info:
+        make(**{param: value})
+    assert param in str(info.value)
+
+
+def test_missing_bound_is_an_error():
+    with pytest.raises(ValueError, match="'interp' is error-bounded"):
+        make().quantize(np.ones(3, np.float32), None)
+
+
+def test_in_the_fuzz_corpus():
+    assert fuzz.QUANTIZERS["interp"][0]["id"] == "interp"
+    frame = cf.compress(fuzz.sample_field(), quantizer=fuzz.QUANTIZERS["interp"][0], encoder="zstd", bound="abs:1e-2")
+    assert cf.decompress(frame).shape == (24, 16)
