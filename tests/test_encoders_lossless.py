@@ -31,10 +31,12 @@ CONFIGS = [
     ("huffman", {"chunk": 64}, 64),
     ("huffman", {"chunk": 64, "max_length": 8}, 64),
     ("huffman", {"chunk": 100, "context": "column"}, 100),
+    ("huffman", {"chunk": 64, "context": "classes"}, 64),
     ("ans", {}, 16384),
     ("ans", {"chunk": 64}, 64),
     ("ans", {"chunk": 64, "precision": 10}, 64),
     ("ans", {"chunk": 100, "context": "column"}, 100),
+    ("ans", {"chunk": 64, "context": "classes"}, 64),
     ("gpulz", {}, None),
     ("gpulz", {"chunk": 64, "window": 16}, None),
     ("gpulz", {"chunk": 64, "symbol_bytes": 1}, None),
@@ -218,8 +220,10 @@ def _fuzz_cases():
     small = np.rint(rng.laplace(0, 3, 150)).astype(np.int8)
     pool = rng.integers(-300, 300, (4, 6)).astype(np.int16)
     drift = np.rint(rng.laplace(0, 1, 1100) * np.repeat([1.0, 40.0], 550)).clip(-127, 127).astype(np.int8)
+    classes = np.rint(rng.laplace(0, 1, (60, 8)) * np.tile([1.0, 30.0], 4)).clip(-127, 127).astype(np.int8)
     return {"int8": small, "int16-2d": (small.astype(np.int16) * 50).reshape(30, 5),
-            "int16-repeated-rows": pool[rng.integers(0, 4, 12)], "int8-drift": drift}
+            "int16-repeated-rows": pool[rng.integers(0, 4, 12)], "int8-drift": drift,
+            "int8-column-classes": classes}  # mode 5 under context=classes (only there: the others code it alike)
 
 
 FUZZED = [c for c in CONFIGS if c[0] in MINE and c[1].get("chunk") == 64] + [
@@ -236,7 +240,11 @@ FUZZED = [c for c in CONFIGS if c[0] in MINE and c[1].get("chunk") == 64] + [
 def test_every_flip_and_truncation_is_caught(pid, params, chunk):
     enc = make(pid, **params)
     for name, codes in _fuzz_cases().items():
+        if name == "int8-column-classes" and params.get("context") != "classes":
+            continue
         stream = enc.encode(codes)
+        if name == "int8-column-classes":
+            assert stream[1 + 3 + 1 + 16 + 1] == 5  # the mode byte after the base header
         for cut in range(len(stream)):
             with pytest.raises(StreamError):
                 enc.decode(stream[:cut])
@@ -483,7 +491,7 @@ def test_ans_constant_columns_round_trip(row, dedup):
     distinct=st.integers(1, 8),
     dtype=st.sampled_from(DTYPES),
     pid=st.sampled_from(["huffman", "ans"]),
-    context=st.sampled_from(["none", "column"]),
+    context=st.sampled_from(["none", "column", "classes"]),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_dedup_round_trip_hypothesis(rows, cols, distinct, dtype, pid, context, seed):
@@ -693,7 +701,8 @@ GOLDEN_STREAMS = sorted((ROOT / "tests" / "data").glob("golden_stream_*.bin"))
 
 def test_golden_streams_exist():
     """A golden stream for every stream mode of huffman and ans and every symbol size of gpulz."""
-    modes = {f"{pid}_{mode}" for pid in ("huffman", "ans") for mode in ("one_table", "columns", "blocks", "dedup")}
+    modes = {f"{pid}_{mode}" for pid in ("huffman", "ans")
+             for mode in ("one_table", "columns", "blocks", "dedup", "classes")}
     expected = modes | {"ans_constant", "gpulz_s1", "gpulz_s2", "gpulz_s4"}
     assert {p.stem.removeprefix("golden_stream_") for p in GOLDEN_STREAMS} == expected, "tests/data/make_golden.py"
     for path in GOLDEN_STREAMS:
@@ -716,6 +725,9 @@ def test_golden_streams_still_decode(path):
     assert out.dtype == expected.dtype and out.shape == expected.shape and np.array_equal(out, expected)
     if "columns" in path.stem:
         assert _tables(stream, expected.ndim) > 1
+    if "classes" in path.stem:  # mode 5, fewer tables than columns
+        assert stream[1 + 3 + 1 + 8 * expected.ndim + 1] == 5
+        assert 1 < _tables(stream, expected.ndim) < expected.shape[-1]
     assert enc.encode(expected) == stream, "the encoder now writes other bytes for the same codes"
 
 

@@ -2,6 +2,7 @@
 
     python tests/data/make_golden.py            # all of them (a new format version)
     python tests/data/make_golden.py options    # only golden_options_* (added with format version 1)
+    python tests/data/make_golden.py classes    # only the context=classes streams (stream mode 5)
 
 Each golden frame comes with the decoded array (.npy) and the plugin configs (.json); the test
 checks that today's compframe still decodes the frame to exactly that array. The golden streams
@@ -41,6 +42,7 @@ def main() -> None:
         (HERE / f"golden_{name}.json").write_text(json.dumps({"quantizer": header["quantizer"],
                                                               "encoder": header["encoder"]}, indent=1))
     write_streams(np.random.default_rng(2025))
+    write_class_streams(np.random.default_rng(2027))
     write_option_frames()
 
 
@@ -107,6 +109,22 @@ def write_streams(rng) -> None:
         "gpulz_s1": ("gpulz", {"chunk": 64, "symbol_bytes": 1, "window": 8}, rng.integers(0, 4, 500).astype(np.uint8)),
         "gpulz_s4": ("gpulz", {"chunk": 64, "symbol_bytes": 4}, np.repeat(rng.integers(0, 3, 90), 4).astype(np.uint16)),
     }
+    save_streams(cases)
+
+
+def write_class_streams(rng) -> None:
+    """The streams of ``context=classes`` (mode 5, added after the others): 16 columns of two spreads."""
+    spreads = np.tile([0.5, 12.0], 8)
+    cases = {
+        "huffman_classes": ("huffman", {"chunk": 64, "context": "classes"},
+                            (rng.laplace(0, 1, (300, 16)) * spreads * 20).round().astype(np.int16)),
+        "ans_classes": ("ans", {"chunk": 64, "context": "classes", "precision": 12},
+                        (rng.laplace(0, 1, (300, 16)) * spreads).round().astype(np.int8)),
+    }
+    save_streams(cases)
+
+
+def save_streams(cases) -> None:
     for name, (pid, params, codes) in cases.items():
         stream = cf.create("encoder", pid, **params).encode(codes)
         (HERE / f"golden_stream_{name}.bin").write_bytes(stream)
@@ -117,5 +135,7 @@ def write_streams(rng) -> None:
 if __name__ == "__main__":
     if sys.argv[1:] == ["options"]:
         write_option_frames()
+    elif sys.argv[1:] == ["classes"]:
+        write_class_streams(np.random.default_rng(2027))
     else:
         main()
