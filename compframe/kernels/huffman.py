@@ -10,9 +10,10 @@ then writes 8 bytes at once and moves on by the whole bytes among them; each chu
 written into its own scratch area (of the most bytes it can take) and the areas are then gathered,
 so that one pass both sizes and writes the chunks.
 
-Decoding reads the first ``FAST_BITS`` bits through a direct table (up to three symbols per
-look-up, already shifted by ``base``) and longer codes through the canonical limits (left-justified
-to ``L`` bits). The bit reader refills 32 bits at a time while 4 bytes of the chunk are left, byte
+Decoding reads the first ``FAST_BITS`` bits through a direct table (as many symbols per look-up as
+fit in those bits, up to six 8-bit or three 16-bit ones, already shifted by ``base``) and longer
+codes through the canonical limits (left-justified to ``L`` bits), from the length the direct entry
+names. The bit reader refills 32 bits at a time while 4 bytes of the chunk are left, byte
 by byte (zero beyond the chunk's end) after that. ``decode_chunks`` decodes two chunks at once with
 two independent bit readers, each with its own tables (a table per column pairs chunks too), so
 that the CPU overlaps their dependency chains; a kernel passes an empty second chunk to decode one
@@ -31,11 +32,12 @@ from .targets import (checksum_chunk, checksum_chunks, checksum_cpu, checksums_c
 
 FAST_BITS = 12
 """Bits resolved by the direct decoding table (at most 2**12 entries per table; the caller may give
-fewer when there are many tables for few symbols each: the table's width sets the bits). An entry holds up to three
-symbols whose codes fit in those bits, already shifted by ``base``, each ``W`` bits wide (8 or 16,
-the code width): ``count | total << 2 | s1 << 7 | s2 << 7 + W | s3 << 7 + 2W``, with ``count``
-the symbols (0: the code is longer, found through the canonical limits) and ``total`` their bits.
-Tables of 8-bit symbols fit in uint32 (16 KiB), those of 16-bit symbols take int64."""
+fewer when there are many tables for few symbols each: the table's width sets the bits). An int64
+entry holds the symbols whose codes follow one another within those bits, already shifted by
+``base``, up to ``48 // W`` of them (``W`` = 8 or 16, the code width):
+``count | total << 3 | s1 << 8 | s2 << 8 + W | ...``, with ``count`` the symbols and ``total``
+their bits; ``count`` 0 marks a prefix of a longer code, and ``total`` is then the length of the
+first code at or after the prefix (where the search through the canonical limits starts)."""
 
 WIDE_BITS = 16
 """The widest direct table ``direct_bits`` picks for one table of long codes (2**16 entries)."""
@@ -111,8 +113,6 @@ def decode_chunks(data, out, max_len, fast0, limit0, first0, syms0, fast1, limit
         fast_bits += 1
     fmask = (1 << fast_bits) - 1
     mask = (1 << wbits) - 1
-    sh1 = 7 + wbits
-    sh2 = 7 + 2 * wbits
     lmask = (1 << max_len) - 1
     acc0 = 0
     n0 = 0
@@ -123,10 +123,10 @@ def decode_chunks(data, out, max_len, fast0, limit0, first0, syms0, fast1, limit
     p1 = start1
     i1 = lo1
     bad = 0
-    # Both chunks in runs of look-ups that cannot pass either chunk's end: a look-up writes three
-    # symbols (and moves on by at most three) and refills at most four bytes.
+    # Both chunks in runs of look-ups that cannot pass either chunk's end: a look-up writes 48 / wbits
+    # symbols (and moves on by at most that many) and refills at most four bytes.
     while bad == 0:
-        run = min(min(hi0 - i0, hi1 - i1) // 3, min(end0 - p0, end1 - p1) // 4)
+        run = min(min(hi0 - i0, hi1 - i1) * wbits // 48, min(end0 - p0, end1 - p1) // 4)
         if run <= 0:
             break
         for _ in range(run):
@@ -144,101 +144,91 @@ def decode_chunks(data, out, max_len, fast0, limit0, first0, syms0, fast1, limit
                 n1 += 32
             e0 = np.int64(fast0[np.uint64((acc0 >> (n0 - fast_bits)) & fmask)])
             e1 = np.int64(fast1[np.uint64((acc1 >> (n1 - fast_bits)) & fmask)])
-            if (e0 & 3) == 0:  # a code longer than fast_bits: one symbol through the canonical limits
-                w = (acc0 >> (n0 - max_len)) & lmask
-                n = fast_bits + 1
-                while n <= max_len and w >= limit0[n]:
+            if (e0 & 7) == 0:  # a code longer than fast_bits: one symbol through the canonical limits
+                v = (acc0 >> (n0 - max_len)) & lmask
+                n = (e0 >> 3) & 31
+                while n <= max_len and v >= limit0[n]:
                     n += 1
                 if n > max_len:
                     bad = 1
                     break
-                e0 = 1 | (n << 2) | (np.int64(syms0[np.uint64(first0[n] + (w >> (max_len - n)))]) << 7)
-            if (e1 & 3) == 0:
-                w = (acc1 >> (n1 - max_len)) & lmask
-                n = fast_bits + 1
-                while n <= max_len and w >= limit1[n]:
+                e0 = 1 | (n << 3) | (np.int64(syms0[np.uint64(first0[n] + (v >> (max_len - n)))]) << 8)
+            if (e1 & 7) == 0:
+                v = (acc1 >> (n1 - max_len)) & lmask
+                n = (e1 >> 3) & 31
+                while n <= max_len and v >= limit1[n]:
                     n += 1
                 if n > max_len:
                     bad = 2
                     break
-                e1 = 1 | (n << 2) | (np.int64(syms1[np.uint64(first1[n] + (w >> (max_len - n)))]) << 7)
+                e1 = 1 | (n << 3) | (np.int64(syms1[np.uint64(first1[n] + (v >> (max_len - n)))]) << 8)
             # branch-free on the symbol count: writes past it are overwritten by the next look-up
-            out[np.uint64(i0)] = (e0 >> 7) & mask
-            out[np.uint64(i0 + 1)] = (e0 >> sh1) & mask
-            out[np.uint64(i0 + 2)] = (e0 >> sh2) & mask
-            out[np.uint64(i1)] = (e1 >> 7) & mask
-            out[np.uint64(i1 + 1)] = (e1 >> sh1) & mask
-            out[np.uint64(i1 + 2)] = (e1 >> sh2) & mask
-            i0 += e0 & 3
-            n0 -= (e0 >> 2) & 31
-            i1 += e1 & 3
-            n1 -= (e1 >> 2) & 31
-    # each chunk's rest alone: the same runs, then symbol by symbol with byte refills near the ends
-    for k in range(2):
-        if k == 0:
+            out[np.uint64(i0)] = (e0 >> 8) & mask
+            out[np.uint64(i0 + 1)] = (e0 >> (8 + wbits)) & mask
+            out[np.uint64(i0 + 2)] = (e0 >> (8 + 2 * wbits)) & mask
+            out[np.uint64(i1)] = (e1 >> 8) & mask
+            out[np.uint64(i1 + 1)] = (e1 >> (8 + wbits)) & mask
+            out[np.uint64(i1 + 2)] = (e1 >> (8 + 2 * wbits)) & mask
+            if wbits == 8:
+                out[np.uint64(i0 + 3)] = (e0 >> 32) & mask
+                out[np.uint64(i0 + 4)] = (e0 >> 40) & mask
+                out[np.uint64(i0 + 5)] = (e0 >> 48) & mask
+                out[np.uint64(i1 + 3)] = (e1 >> 32) & mask
+                out[np.uint64(i1 + 4)] = (e1 >> 40) & mask
+                out[np.uint64(i1 + 5)] = (e1 >> 48) & mask
+            i0 += e0 & 7
+            n0 -= (e0 >> 3) & 31
+            i1 += e1 & 7
+            n1 -= (e1 >> 3) & 31
+    # each chunk's rest alone, one symbol at a time through the limits where a look-up would write past hi
+    for c in range(2):
+        if c == 0:
             acc, nbits, p, i, start, end, hi = acc0, n0, p0, i0, start0, end0, hi0
             fast, limit, first, syms = fast0, limit0, first0, syms0
         else:
             acc, nbits, p, i, start, end, hi = acc1, n1, p1, i1, start1, end1, hi1
             fast, limit, first, syms = fast1, limit1, first1, syms1
-        if bad & (1 << k):
-            continue
-        while (bad & (1 << k)) == 0:
-            run = min((hi - i) // 3, (end - p) // 4)
-            if run <= 0:
-                break
-            for _ in range(run):
-                if nbits < _REFILL:
-                    word = ((np.int64(data[np.uint64(p)]) << 24) | (np.int64(data[np.uint64(p + 1)]) << 16)
-                            | (np.int64(data[np.uint64(p + 2)]) << 8) | np.int64(data[np.uint64(p + 3)]))
-                    acc = ((acc << 32) | word) & _M56
-                    p += 4
-                    nbits += 32
-                e = np.int64(fast[np.uint64((acc >> (nbits - fast_bits)) & fmask)])
-                if (e & 3) == 0:
-                    w = (acc >> (nbits - max_len)) & lmask
-                    n = fast_bits + 1
-                    while n <= max_len and w >= limit[n]:
-                        n += 1
-                    if n > max_len:
-                        bad |= 1 << k
-                        break
-                    e = 1 | (n << 2) | (np.int64(syms[np.uint64(first[n] + (w >> (max_len - n)))]) << 7)
-                out[np.uint64(i)] = (e >> 7) & mask
-                out[np.uint64(i + 1)] = (e >> sh1) & mask
-                out[np.uint64(i + 2)] = (e >> sh2) & mask
-                i += e & 3
-                nbits -= (e >> 2) & 31
-        while i < hi and (bad & (1 << k)) == 0:
-            while nbits < _REFILL:  # acc keeps only its low 56 bits; zeros beyond the chunk's end
+        while (bad & (1 << c)) == 0 and i < hi:
+            if nbits < _REFILL and end - p >= 4:  # as in the runs
+                word = ((np.int64(data[np.uint64(p)]) << 24) | (np.int64(data[np.uint64(p + 1)]) << 16)
+                        | (np.int64(data[np.uint64(p + 2)]) << 8) | np.int64(data[np.uint64(p + 3)]))
+                acc = ((acc << 32) | word) & _M56
+                p += 4
+                nbits += 32
+            while nbits < _REFILL:  # near the end, byte by byte: zeros beyond it; acc keeps its low 56 bits
                 acc = ((acc << 8) | (np.int64(data[np.uint64(p)]) if p < end else 0)) & _M56
                 p += 1
                 nbits += 8
+            room = (hi - i) * wbits >= 48  # a look-up writes 48 / wbits symbols
             e = np.int64(fast[np.uint64((acc >> (nbits - fast_bits)) & fmask)])
-            if (e & 3) != 0 and i + 3 <= hi:
-                out[np.uint64(i)] = (e >> 7) & mask
-                out[np.uint64(i + 1)] = (e >> sh1) & mask
-                out[np.uint64(i + 2)] = (e >> sh2) & mask
-                i += e & 3
-                nbits -= (e >> 2) & 31
-            else:  # one symbol through the canonical limits
-                w = (acc >> (nbits - max_len)) & lmask
+            if (e & 7) == 0 or not room:  # one symbol through the canonical limits
+                v = (acc >> (nbits - max_len)) & lmask
                 n = 1
-                while n <= max_len and w >= limit[n]:
+                while n <= max_len and v >= limit[n]:
                     n += 1
                 if n > max_len:
-                    bad |= 1 << k
-                else:
-                    out[np.uint64(i)] = syms[np.uint64(first[n] + (w >> (max_len - n)))]
-                    i += 1
-                    nbits -= n
-        if (bad & (1 << k)) == 0:
+                    bad |= 1 << c
+                    break
+                out[np.uint64(i)] = syms[np.uint64(first[n] + (v >> (max_len - n)))]
+                i += 1
+                nbits -= n
+            else:
+                out[np.uint64(i)] = (e >> 8) & mask
+                out[np.uint64(i + 1)] = (e >> (8 + wbits)) & mask
+                out[np.uint64(i + 2)] = (e >> (8 + 2 * wbits)) & mask
+                if wbits == 8:
+                    out[np.uint64(i + 3)] = (e >> 32) & mask
+                    out[np.uint64(i + 4)] = (e >> 40) & mask
+                    out[np.uint64(i + 5)] = (e >> 48) & mask
+                i += e & 7
+                nbits -= (e >> 3) & 31
+        if (bad & (1 << c)) == 0:
             used = (p - start) * 8 - nbits
             avail = (end - start) * 8
             if used > avail or used + 8 <= avail:
-                bad |= 1 << k
+                bad |= 1 << c
             elif used < avail and ((np.int64(data[np.uint64(end - 1)]) << (used - avail + 8)) & 0xFF) != 0:
-                bad |= 1 << k
+                bad |= 1 << c
     return bad
 
 
@@ -403,13 +393,13 @@ def encoder_table(lengths, max_len):
 def decoder_tables(lengths, max_len, base, mask, fast):
     """The decoding tables of the canonical codes with code lengths ``lengths`` ``[tables, K]`` (each
     at most ``max_len``), symbols shifted by ``base``: fills ``fast`` ``[tables, 2**P]`` (P <= FAST_BITS)
-    (layout in ``FAST_BITS``; uint32 for 8-bit symbols) and returns (ok, limit, first_index, syms).
+    (int64, layout in ``FAST_BITS``) and returns (ok, limit, first_index, syms).
 
     ``limit[t, n]``: the codes of at most ``n`` bits end there (left-justified to ``max_len`` bits);
     ``syms[t, first_index[t, n] + code]``: the symbol of an ``n``-bit code. ``ok`` is False (and the
     tables unusable) when the lengths violate the Kraft inequality. A prefix of ``FAST_BITS`` bits
-    gets a second (third) symbol when the bits left after the first (second) code hold a whole code
-    (the zero-filled bits beyond them cannot matter then).
+    gets a next symbol while the bits left after the codes so far hold a whole code (the
+    zero-filled bits beyond them cannot matter then).
     """
     tables, alphabet = lengths.shape
     wbits = 8 if mask == 0xFF else 16
@@ -455,22 +445,26 @@ def decoder_tables(lengths, max_len, base, mask, fast):
                 sym[pos:pos + span] = syms[t, j]
                 length[pos:pos + span] = n
                 pos += span
+        per = 48 // wbits
         for w in range(size):
-            n1 = length[w]
-            if n1 == 0:
-                fast[t, w] = 0
-                continue
-            e = 1 | (n1 << 2) | (sym[w] << 7)
-            r = (w << n1) & (size - 1)
-            n2 = length[r]
-            if 0 < n2 <= fast_bits - n1:
-                e = 2 | ((n1 + n2) << 2) | (sym[w] << 7) | (sym[r] << (7 + wbits))
-                r = (r << n2) & (size - 1)
-                n3 = length[r]
-                if 0 < n3 <= fast_bits - n1 - n2:
-                    e = (3 | ((n1 + n2 + n3) << 2) | (sym[w] << 7) | (sym[(w << n1) & (size - 1)] << (7 + wbits))
-                         | (sym[r] << (7 + 2 * wbits)))
-            fast[t, w] = e
+            e = 0
+            held = 0
+            total = 0
+            r = w
+            while held < per:
+                n = length[r]
+                if n == 0 or total + n > fast_bits:
+                    break
+                e |= sym[r] << (8 + wbits * held)
+                total += n
+                held += 1
+                r = (w << total) & (size - 1)
+            if held == 0:  # a longer code: the length of the first code at or after this prefix
+                n = fast_bits + 1
+                while n < max_len and (w << (max_len - fast_bits)) >= limit[t, n]:
+                    n += 1
+                total = n
+            fast[t, w] = e | held | (total << 3)
     return True, limit, first_index, syms
 
 

@@ -501,7 +501,7 @@ class Huffman(ChunkedEntropyCoder):
         per_table = out.size // lengths.shape[0]
         bits = min(huffman_kernels.FAST_BITS, max(8, per_table.bit_length() - 3)) if lengths.shape[0] > 1 else \
             huffman_kernels.direct_bits(lengths, out.size)
-        ntables, entry = lengths.shape[0], np.dtype(np.uint32 if mask == 0xFF else np.int64)
+        ntables, entry = lengths.shape[0], np.dtype(np.int64)
         limits.charge(ntables * ((entry.itemsize << bits) + 16 * (param + 1) + 4 * lengths.shape[1]),
                       f"huffman decoding tables ({ntables} x 2**{bits})")
         fast = np.empty((ntables, 1 << bits), entry)
