@@ -26,7 +26,8 @@ import functools
 import numba
 import numpy as np
 
-from .targets import (checksum_chunk, checksum_chunks, checksum_cpu, checksums_cpu, cpu, cuda_device, launch,
+from . import simd
+from .targets import (FNV_OFFSET, FNV_PRIME, checksum_chunk, checksum_chunks, checksum_cpu, checksums_cpu, cpu, cuda_device, launch,
                       record_pair, to_device)
 
 STATE_LOW = 1 << 16
@@ -410,6 +411,201 @@ def gather_cpu(scratch, scratch_end, nbytes, offsets, out):
         out[offsets[i]:offsets[i] + nbytes[i]] = scratch[scratch_end[i] - nbytes[i]:scratch_end[i]]
 
 
+LANES = (2, 16, 32, 64)
+"""State chains per chunk: 2 is the pair mode above (``encode_chunks``/``decode_chunks``); 16, 32
+and 64 the lane mode (``encode_lanes``/``decode_lanes_tail`` and ``simd.decode_groups``).
+
+Lane mode: symbol ``i`` of a chunk is coded by lane ``i % lanes`` (Giesen, arXiv 1402.3392, §3),
+all lanes share one 16-bit word stream, and a decoder reads each lane's word right after decoding
+its symbol, in symbol order, so that a decoder may decode a whole group of ``lanes`` symbols (one
+vector step per 16 lanes) and then refill the lanes in lane order. A chunk's stream is its
+``lanes`` final states (u32, lane 0 first) followed by its words (u16) in decoding order."""
+
+
+def encode_lanes(x, base, mask, precision, out, rcp, info, lo, hi, end, lanes, st):
+    """Encode ``x[lo:hi]`` with ``lanes`` lanes into ``out[..end]`` (filled backwards, at most
+    ``2 * (hi - lo) + 4 * lanes`` bytes); ``st`` is scratch for ``lanes`` states (int64). Returns
+    the bytes written. The step is ``encode_chunks``'s (same tables, same branch-free renormalization)."""
+    tshift = np.uint64(32 + precision)
+    for j in range(lanes):
+        st[j] = STATE_LOW
+    p = end
+    j = (hi - lo - 1) & (lanes - 1)
+    for i in range(hi - 1, lo - 1, -1):  # backwards: the decoder reads the words in symbol order
+        c = np.uint64((np.int64(x[np.uint64(i)]) - base) & mask)
+        e = info[c]
+        s = st[j]
+        out[np.uint64(p - 2)] = s & 0xFF
+        out[np.uint64(p - 1)] = (s >> 8) & 0xFF
+        f = s >= np.int64(e >> np.uint64(32))
+        s = (s >> 16) if f else s
+        p = (p - 2) if f else p
+        q = np.int64((np.uint64(s) * rcp[c]) >> tshift)
+        st[j] = s + np.int64(e & np.uint64(0xFFFF)) + q * np.int64((e >> np.uint64(16)) & np.uint64(0xFFFF))
+        j = (j - 1) & (lanes - 1)
+    p -= 4 * lanes
+    for j in range(lanes):
+        for k in range(4):
+            out[np.uint64(p + 4 * j + k)] = (st[j] >> (8 * k)) & 0xFF
+    return end - p
+
+
+def hash_lanes(x, lo, hi, lanes, hs):
+    """The lane mode's checksum of ``x[lo:hi]`` before folding: ``targets.checksum_chunk``'s step
+    with ``lanes`` lanes, value ``i`` into lane ``(i - lo) % lanes`` (``hs``: ``lanes`` uint32 or
+    int64, overwritten). A decoder updates the same lanes as it writes the symbols."""
+    for j in range(lanes):
+        hs[j] = FNV_OFFSET ^ j
+    j = 0
+    for i in range(lo, hi):
+        h = ((np.int64(hs[j]) ^ np.int64(x[np.uint64(i)])) * FNV_PRIME) & 0xFFFFFFFF
+        hs[j] = h ^ (h >> 13)
+        j = (j + 1) & (lanes - 1)
+
+
+def fold_lanes(hs, lanes):
+    """One 32-bit checksum from the lanes of ``hash_lanes`` (folded as ``targets.checksum_chunk`` folds its four)."""
+    h = np.int64(hs[0])
+    for j in range(1, lanes):
+        h = ((h ^ np.int64(hs[j])) * FNV_PRIME) & 0xFFFFFFFF
+        h ^= h >> 13
+    return h
+
+
+def start_lanes(data, start, end, lanes, st, hs):
+    """Read the ``lanes`` initial states of the chunk ``data[start:end]`` into ``st`` (uint32) and
+    start the lanes' checksums ``hs``; returns where its words begin, or -1 if the chunk is too
+    short or a state is below ``2**16``."""
+    for j in range(lanes):
+        hs[j] = FNV_OFFSET ^ j
+    if end - start < 4 * lanes:
+        return -1
+    bad = False
+    for j in range(lanes):
+        s = 0
+        for k in range(4):
+            s |= np.int64(data[np.uint64(start + 4 * j + k)]) << (8 * k)
+        st[j] = s
+        bad = bad or s < STATE_LOW
+    return -1 if bad else start + 4 * lanes
+
+
+def decode_lanes_tail(data, out, table, precision, shift, p, end, i, lo, hi, lanes, st, hs):
+    """Decode the symbols ``i..hi`` of the chunk that starts at ``out[lo]`` from the words at
+    ``data[p:end]`` with the states ``st`` (uint32, lane ``(i - lo) % lanes`` first), one symbol at a
+    time with checked reads, and hash them into the lanes' checksums ``hs``; ``table`` from
+    ``lane_entries``. Returns 1 if the chunk is damaged (its words are not consumed exactly, or its
+    states do not all return to ``2**16``), else 0. Never
+    reads outside ``data[p:end]``: it is the reference of ``simd.decode_groups``, which does the same
+    by groups where the bounds are known to hold."""
+    smask = (1 << precision) - 1
+    j = (i - lo) & (lanes - 1)
+    while i < hi:
+        s = np.int64(st[j])
+        e = np.int64(table[np.uint64(s & smask)])
+        v = e >> (2 * shift)
+        out[np.uint64(i)] = v
+        v = ((np.int64(hs[j]) ^ v) * FNV_PRIME) & 0xFFFFFFFF
+        hs[j] = v ^ (v >> 13)
+        h = s >> precision
+        s = (e & smask) * h + h + ((e >> shift) & smask)
+        if s < STATE_LOW:
+            if p + 2 > end:
+                return 1
+            s = (s << 16) | np.int64(data[np.uint64(p)]) | (np.int64(data[np.uint64(p + 1)]) << 8)
+            p += 2
+        st[j] = s
+        j = (j + 1) & (lanes - 1)
+        i += 1
+    if p != end:
+        return 1
+    for j in range(lanes):
+        if st[j] != STATE_LOW:
+            return 1
+    return 0
+
+
+def lane_shift(precision, width):
+    """Where ``lane_entries`` puts the slot offset: ``R`` when an entry fits 32 bits (``2R`` bits and
+    the symbol's ``8 * width``), else 16 (64-bit entries)."""
+    return precision if 2 * precision + 8 * width <= 32 else 16
+
+
+def lane_entries(freq, precision, base, mask, width):
+    """Per table and slot ``(freq - 1) | (slot - cum) << S | ((s + base) & mask) << 2S`` for the lane
+    decoders, ``S = lane_shift(precision, width)``: one gathered value gives the whole step. uint32
+    when it fits, else uint64; frequencies ``[tables, K]`` summing to ``2**precision`` per row."""
+    shift = lane_shift(precision, width)
+    table = np.empty((freq.shape[0], 1 << precision), np.uint32 if 2 * shift + 8 * width <= 32 else np.uint64)
+    _lane_entries(freq, base, mask, shift, table)
+    return table
+
+
+@numba.njit(cache=True)
+def _lane_entries(freq, base, mask, shift, table):
+    for t in range(freq.shape[0]):
+        pos = 0
+        for s in range(freq.shape[1]):
+            f = freq[t, s]
+            v = ((s + base) & mask) << (2 * shift)
+            for k in range(f):
+                table[t, pos + k] = (f - 1) | (k << shift) | v
+            pos += f
+
+
+_encode_lanes_cpu = cpu(encode_lanes)
+_hash_lanes_cpu = cpu(hash_lanes)
+_fold_lanes_cpu = cpu(fold_lanes)
+_start_lanes_cpu = cpu(start_lanes)
+_decode_lanes_tail_cpu = cpu(decode_lanes_tail)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _decode_lanes_cpu(data, out, table, precision, shift, start, end, lo, hi, lanes):
+    """One chunk of the lane mode: ``simd.decode_groups`` while whole groups and their words surely
+    fit, then ``decode_lanes_tail``. Returns the chunk's checksum, or -1 if it is damaged."""
+    st = np.empty(lanes, np.uint32)
+    hs = np.empty(lanes, np.uint32)
+    p = _start_lanes_cpu(data, start, end, lanes, st, hs)
+    if p < 0:
+        return -1
+    i = lo
+    whole = lo + (hi - lo) // lanes * lanes
+    while True:
+        run = min((whole - i) // lanes, (end - p) // (2 * lanes))  # a group reads at most a word per lane
+        if run <= 0:
+            break
+        if lanes == 16:
+            p = simd.decode_groups(st, hs, table, out, i, run, data, p, precision, shift, 16)
+        elif lanes == 32:
+            p = simd.decode_groups(st, hs, table, out, i, run, data, p, precision, shift, 32)
+        else:
+            p = simd.decode_groups(st, hs, table, out, i, run, data, p, precision, shift, 64)
+        i += run * lanes
+    if _decode_lanes_tail_cpu(data, out, table, precision, shift, p, end, i, lo, hi, lanes, st, hs):
+        return -1
+    return _fold_lanes_cpu(hs, lanes)
+
+
+@numba.njit(parallel=True, cache=True)
+def encode_lanes_cpu(x, starts, ends, table_of, base, mask, rcp, info, precision, lanes, scratch, scratch_end,
+                     nbytes, sums):
+    for k in numba.prange(starts.size):
+        st = np.empty(lanes, np.int64)
+        t = table_of[k]
+        nbytes[k] = _encode_lanes_cpu(x, base, mask, precision, scratch, rcp[t], info[t], starts[k], ends[k],
+                                      scratch_end[k], lanes, st)
+        _hash_lanes_cpu(x, starts[k], ends[k], lanes, st)
+        sums[k] = _fold_lanes_cpu(st, lanes)
+
+
+@numba.njit(parallel=True, cache=True)
+def decode_lanes_cpu(data, offsets, out, starts, ends, table_of, table, precision, shift, lanes, sums):
+    for k in numba.prange(starts.size):
+        sums[k] = _decode_lanes_cpu(data, out, table[table_of[k]], precision, shift, offsets[k], offsets[k + 1],
+                                    starts[k], ends[k], lanes)
+
+
 cuda = None
 """numba.cuda, bound on first GPU use; a module global so that the CUDA simulator can swap it."""
 
@@ -465,24 +661,60 @@ def _cuda_kernels():
             if status & 1:
                 sums[a] = -1
 
-    return encode, decode
+    encode_lanes_dev, hash_lanes_dev, fold_lanes_dev, start_lanes_dev, decode_lanes_tail_dev = (
+        cuda_device(f) for f in (encode_lanes, hash_lanes, fold_lanes, start_lanes, decode_lanes_tail))
+
+    @cuda.jit
+    def encode_lanes_kernel(x, starts, ends, table_of, base, mask, rcp, info, precision, lanes, scratch, scratch_end,
+                            nbytes, sums):
+        k = cuda.grid(1)  # one thread per chunk
+        if k < starts.size:
+            st = cuda.local.array(64, numba.int64)
+            t = table_of[k]
+            nbytes[k] = encode_lanes_dev(x, base, mask, precision, scratch, rcp[t], info[t], starts[k], ends[k],
+                                         scratch_end[k], lanes, st)
+            hash_lanes_dev(x, starts[k], ends[k], lanes, st)
+            sums[k] = fold_lanes_dev(st, lanes)
+
+    @cuda.jit
+    def decode_lanes_kernel(data, offsets, out, starts, ends, table_of, table, precision, shift, lanes, sums):
+        k = cuda.grid(1)  # one thread per chunk, one symbol at a time
+        if k < starts.size:
+            st = cuda.local.array(64, numba.uint32)
+            hs = cuda.local.array(64, numba.uint32)
+            p = start_lanes_dev(data, offsets[k], offsets[k + 1], lanes, st, hs)
+            if p < 0 or decode_lanes_tail_dev(data, out, table[table_of[k]], precision, shift, p, offsets[k + 1],
+                                              starts[k], starts[k], ends[k], lanes, st, hs):
+                sums[k] = -1
+            else:
+                sums[k] = fold_lanes_dev(hs, lanes)
+
+    return encode, decode, encode_lanes_kernel, decode_lanes_kernel
 
 
-def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision):
-    """Encode every chunk; returns (concatenated streams uint8, bytes per chunk, checksums)."""
+def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision, lanes=2):
+    """Encode every chunk with ``lanes`` state chains (``LANES``); returns (concatenated streams
+    uint8, bytes per chunk, checksums)."""
     rcp, info = encoder_tables(freq, cum, precision)
-    cap = 2 * (ends - starts) + 8
+    cap = 2 * (ends - starts) + 4 * lanes
     scratch_end = np.cumsum(cap)
     scratch = np.zeros(int(scratch_end[-1]) if cap.size else 0, np.uint8)
     nbytes = np.zeros(starts.size, np.int64)
     sums = np.zeros(starts.size, np.int64)
-    if device == "cpu":
+    if device == "cpu" and lanes == 2:
         encode_cpu(x, starts, ends, table_of, base, mask, rcp, info, precision, scratch, scratch_end, nbytes, sums)
+    elif device == "cpu":
+        encode_lanes_cpu(x, starts, ends, table_of, base, mask, rcp, info, precision, lanes, scratch, scratch_end,
+                         nbytes, sums)
     else:
-        enc, _ = _cuda_kernels()
+        kernels = _cuda_kernels()
         d = to_device(x, starts, ends, table_of, rcp, info, scratch, scratch_end, nbytes, sums)
-        launch(enc, (starts.size + 1) // 2, d[0], d[1], d[2], d[3], base, mask, d[4], d[5], precision, d[6], d[7],
-               d[8], d[9])
+        if lanes == 2:
+            launch(kernels[0], (starts.size + 1) // 2, d[0], d[1], d[2], d[3], base, mask, d[4], d[5], precision,
+                   d[6], d[7], d[8], d[9])
+        else:
+            launch(kernels[2], starts.size, d[0], d[1], d[2], d[3], base, mask, d[4], d[5], precision, lanes,
+                   d[6], d[7], d[8], d[9])
         scratch, nbytes, sums = d[6].copy_to_host(), d[8].copy_to_host(), d[9].copy_to_host()
     offsets = np.zeros(starts.size + 1, np.int64)
     np.cumsum(nbytes, out=offsets[1:])
@@ -491,17 +723,28 @@ def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision):
     return out, nbytes, sums
 
 
-def decode(device, data, offsets, out, starts, ends, table_of, base, mask, freq, precision):
+def decode(device, data, offsets, out, starts, ends, table_of, base, mask, freq, precision, lanes=2):
     """Decode every chunk into ``out`` with the frequencies ``freq`` ``[tables, K]`` (each row summing
-    to ``2**precision``); returns the per-chunk checksums (-1 marks a damaged chunk)."""
+    to ``2**precision``) and ``lanes`` state chains; returns the per-chunk checksums (-1 marks a
+    damaged chunk)."""
     sums = np.zeros(starts.size, np.int64)
-    sym = np.empty((freq.shape[0], 1 << precision), out.dtype)
-    fb = decoder_tables(freq, precision, base, mask, sym)
-    if device == "cpu":
-        decode_cpu(data, offsets, out, starts, ends, table_of, fb, sym, precision, sums)
+    if lanes == 2:
+        sym = np.empty((freq.shape[0], 1 << precision), out.dtype)
+        tables = (decoder_tables(freq, precision, base, mask, sym), sym)
+    else:
+        tables = (lane_entries(freq, precision, base, mask, out.itemsize),)
+    shift = lane_shift(precision, out.itemsize)
+    if device == "cpu" and lanes == 2:
+        decode_cpu(data, offsets, out, starts, ends, table_of, *tables, precision, sums)
         return sums
-    _, dec = _cuda_kernels()
-    d = to_device(data, offsets, out, starts, ends, table_of, fb, sym, sums)
-    launch(dec, (starts.size + 1) // 2, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], precision, d[8])
+    if device == "cpu":
+        decode_lanes_cpu(data, offsets, out, starts, ends, table_of, tables[0], precision, shift, lanes, sums)
+        return sums
+    kernels = _cuda_kernels()
+    d = to_device(data, offsets, out, starts, ends, table_of, sums, *tables)
+    if lanes == 2:
+        launch(kernels[1], (starts.size + 1) // 2, d[0], d[1], d[2], d[3], d[4], d[5], d[7], d[8], precision, d[6])
+    else:
+        launch(kernels[3], starts.size, d[0], d[1], d[2], d[3], d[4], d[5], d[7], precision, shift, lanes, d[6])
     out[...] = d[2].copy_to_host()
-    return d[8].copy_to_host()
+    return d[6].copy_to_host()

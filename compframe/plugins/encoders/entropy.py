@@ -520,6 +520,7 @@ class AnsConfig:
     block: int = 1 << 18
     dedup: bool = True
     device: str = "cpu"
+    lanes: int = 2
 
 
 @register("encoder", "ans")
@@ -531,7 +532,9 @@ class Ans(ChunkedEntropyCoder):
     1 more, and 2**R at most about a quarter of a table's symbols (8..12 bits); never less than the
     alphabet needs); ``chunk`` symbols per independently decodable chunk; ``context``
     auto|none|column|block (as ``huffman``); ``dedup`` (2-D codes: rows that repeat an earlier
-    row are stored as references); ``device`` cpu|cuda.
+    row are stored as references); ``device`` cpu|cuda; ``lanes`` 2|16|32|64, the interleaved coder
+    states per chunk (2: the pair mode; 16-64: the lane mode, decoded 16 lanes per vector step,
+    which costs about ``2 * lanes`` bytes per chunk in final states; see ``ans_kernels.LANES``).
     """
 
     Config = AnsConfig
@@ -541,6 +544,16 @@ class Ans(ChunkedEntropyCoder):
         super().check()
         if self.config.precision != 0:
             self.require("precision", low=10, high=self.MAX_PRECISION)
+        self.require("lanes", choices=ans_kernels.LANES)
+
+    @staticmethod
+    def _split_param(param: int) -> tuple[int, int]:
+        """The stream's ``param`` byte: the precision R in bits 0-4, the index of the lane count in
+        ``ans_kernels.LANES`` in bits 5-7 (0, two lanes, is the byte streams had before lanes existed)."""
+        code = param >> 5
+        if code >= len(ans_kernels.LANES):
+            raise StreamError(f"ans stream: lane code {code} is outside [0, {len(ans_kernels.LANES) - 1}]")
+        return param & 31, ans_kernels.LANES[code]
 
     def _build_model(self, counts):
         used = int((counts > 0).sum(axis=1).max())
@@ -555,9 +568,14 @@ class Ans(ChunkedEntropyCoder):
         cum = np.cumsum(freq, axis=1) - freq
         present = counts > 0
         bits = float((counts[present] * (precision - np.log2(freq[present]))).sum())
-        return Model(precision, pack_blob(freq, 3), bits, (freq.astype(np.uint32), cum.astype(np.uint32)))
+        lanes = self.config.lanes
+        if lanes != 2:  # the lanes' final states, about 2 bytes each over what they hold, in every chunk
+            bits += 16 * lanes * float(-(-counts.sum(axis=1) // self.config.chunk).sum())
+        param = precision | ans_kernels.LANES.index(lanes) << 5
+        return Model(param, pack_blob(freq, 3), bits, (freq.astype(np.uint32), cum.astype(np.uint32)))
 
     def _read_model(self, blob, tables, alphabet, param):
+        param, _ = self._split_param(param)
         if not 1 <= param <= self.MAX_PRECISION:
             raise StreamError(f"ans stream: precision {param} is outside [1, {self.MAX_PRECISION}]")
         freq = unpack_blob(blob, tables * alphabet, 3).reshape(tables, alphabet)
@@ -567,12 +585,15 @@ class Ans(ChunkedEntropyCoder):
 
     def _encode_chunks(self, x, starts, ends, table_of, base, mask, model):
         freq, cum = model.tables
-        return ans_kernels.encode(self.config.device, x, starts, ends, table_of, base, mask, freq, cum, model.param)
+        precision, lanes = self._split_param(model.param)
+        return ans_kernels.encode(self.config.device, x, starts, ends, table_of, base, mask, freq, cum, precision,
+                                  lanes)
 
     def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param):
-        limits.charge(tables.shape[0] * (1 << param) * (4 + out.itemsize), f"ans decoding tables ({tables.shape[0]} x 2**{param})")
+        param, lanes = self._split_param(param)
+        limits.charge(tables.shape[0] * (1 << param) * 8, f"ans decoding tables ({tables.shape[0]} x 2**{param})")
         return ans_kernels.decode(self.config.device, data, offsets, out, starts, ends, table_of, base, mask,
-                                  tables, param)
+                                  tables, param, lanes)
 
 
 def _below_full(freq: np.ndarray, precision: int) -> np.ndarray:

@@ -1,0 +1,168 @@
+"""A vectorized rANS decoding loop for ``ans``'s lane mode, written as LLVM IR (a numba intrinsic).
+
+numba's scalar code does not get vectorized here: LLVM cannot prove the state array and the
+output free of aliasing with the table a gather reads, and its cost model rejects generic gathers
+on AMD Zen. This intrinsic states the vector code directly: the states of 16 lanes are one
+``<16 x i32>`` vector, kept in registers over a whole run of symbol groups (Giesen, "Interleaved
+entropy coders", arXiv 1402.3392, §3, the SIMD layout; the expand-load refill is the one of
+Lemire et al.'s and F. Giesen's SIMD rANS decoders).
+
+Per group of ``lanes`` symbols and per vector of 16 lanes: ``slot = x & (2**R - 1)``; gather the
+packed table entry ``e = (freq - 1) | (slot - cum) << S | symbol << 2S`` (``lane_entries``);
+``x = (freq - 1) * (x >> R) + (x >> R) + (slot - cum)``; store the 16 symbols; then the lanes whose
+state fell below ``2**16`` take the next 16-bit words of the shared word stream in lane order
+(``llvm.masked.expandload``: one ``vpexpandw`` with AVX-512 VBMI2) and the word pointer moves by
+their count. Symbol groups and word order are those of ``ans.decode_lanes_tail``, which decodes
+the same stream one lane at a time and is the reference (and the CUDA and tail code).
+
+On a CPU with AVX-512F the gather is ``vpgatherdd``/``vpgatherdq`` (LLVM's x86 intrinsics, not
+subject to the cost model); elsewhere LLVM's generic masked gather, which it lowers to scalar loads.
+The caller guarantees the bounds (the intrinsic checks nothing): ``groups * lanes`` symbols fit
+``out`` from ``i``, the stream holds ``2 * groups * lanes`` bytes from ``p`` (a group reads at most
+one word per lane), and the table has ``2**R`` entries (every slot is masked to ``R`` bits).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import llvmlite.binding as llvm
+import numba
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from .targets import FNV_PRIME
+
+W = 16
+"""Lanes per vector (32-bit states in a 512-bit register)."""
+
+_I1, _I16, _I32, _I64 = ir.IntType(1), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+
+
+@functools.cache
+def avx512() -> bool:
+    """True when the host CPU has AVX-512F (hardware gathers of 16 x 32 bits)."""
+    return bool(llvm.get_host_cpu_features().get("avx512f", False))
+
+
+def _splat(builder, value, n=W):
+    vt = ir.VectorType(value.type, n)
+    one = builder.insert_element(ir.Constant(vt, ir.Undefined), value, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(one, ir.Constant(vt, ir.Undefined), ir.Constant(ir.VectorType(_I32, n), [0] * n))
+
+
+def _function(module, name, ret, args):
+    return module.globals.get(name) or ir.Function(module, ir.FunctionType(ret, args), name)
+
+
+def _gather(builder, table, index, wide):
+    """The table entries at ``index`` (``<16 x i32>``): ``<16 x i32>``, or ``<16 x i64>`` if ``wide``."""
+    module = builder.module
+    mask = ir.Constant(ir.VectorType(_I1, W), [1] * W)
+    if not wide:
+        vt = ir.VectorType(_I32, W)
+        if avx512():
+            fn = _function(module, "llvm.x86.avx512.mask.gather.dpi.512", vt,
+                           [vt, _I32.as_pointer(), vt, mask.type, _I32])
+            return builder.call(fn, [ir.Constant(vt, None), builder.bitcast(table, _I32.as_pointer()), index, mask,
+                                     ir.Constant(_I32, 4)])
+    elif avx512():  # two gathers of 8 x 64 bits, indices from each half
+        vt, it, half = ir.VectorType(_I64, 8), ir.VectorType(_I32, 8), ir.Constant(ir.VectorType(_I1, 8), [1] * 8)
+        fn = _function(module, "llvm.x86.avx512.mask.gather.dpq.512", vt, [vt, _I64.as_pointer(), it, half.type, _I32])
+        base = builder.bitcast(table, _I64.as_pointer())
+        parts = [builder.call(fn, [ir.Constant(vt, None), base,
+                                   builder.shuffle_vector(index, ir.Constant(index.type, ir.Undefined),
+                                                          ir.Constant(it, list(range(8 * h, 8 * h + 8)))),
+                                   half, ir.Constant(_I32, 8)]) for h in range(2)]
+        return builder.shuffle_vector(parts[0], parts[1], ir.Constant(ir.VectorType(_I32, W), list(range(W))))
+    entry = _I64 if wide else _I32
+    vt = ir.VectorType(entry, W)
+    addr = builder.add(_splat(builder, builder.ptrtoint(table, _I64)),
+                       builder.mul(builder.zext(index, ir.VectorType(_I64, W)),
+                                   _splat(builder, ir.Constant(_I64, entry.width // 8))))
+    pt = ir.VectorType(entry.as_pointer(), W)
+    fn = _function(module, f"llvm.masked.gather.v{W}i{entry.width}.v{W}p0", vt, [pt, _I32, mask.type, vt])
+    return builder.call(fn, [builder.inttoptr(addr, pt), ir.Constant(_I32, entry.width // 8), mask,
+                             ir.Constant(vt, ir.Undefined)])
+
+
+@intrinsic
+def decode_groups(typingctx, x, hashes, table, out, i, groups, data, p, precision, shift, lanes):
+    """Decode ``groups`` groups of ``lanes`` symbols (a literal multiple of 16) into ``out[i:]`` from
+    the words at ``data[p:]``, updating the states ``x[:lanes]`` and the lanes' checksums
+    ``hashes[:lanes]`` (uint32, ``ans.hash_lanes``'s step); returns the new ``p``. ``table`` holds
+    uint32 or uint64 entries ``(freq - 1) | (slot - cum) << shift | sym << 2 shift``."""
+    if not isinstance(lanes, types.IntegerLiteral):
+        raise numba.core.errors.RequireLiteralValue("lanes must be a compile-time constant")
+    if x.dtype != types.uint32 or hashes.dtype != types.uint32 or table.dtype not in (types.uint32, types.uint64) or lanes.literal_value % W:
+        return None
+    wide = table.dtype == types.uint64
+    vectors = lanes.literal_value // W
+    sig = types.int64(x, hashes, table, out, i, groups, data, p, precision, shift, lanes)
+
+    def codegen(context, builder, signature, args):
+        xa, ha, ta, oa, da = (context.make_array(t)(context, builder, a)
+                              for t, a in zip((x, hashes, table, out, data), (args[0], args[1], args[2], args[3], args[6])))
+        i0, count, p0, r64, s64 = args[4], args[5], args[7], args[8], args[9]
+        vt, mt, wt = ir.VectorType(_I32, W), ir.VectorType(_I1, W), ir.VectorType(_I16, W)
+        st = ir.VectorType(context.get_data_type(out.dtype), W)
+        r = builder.trunc(r64, _I32)
+        narrow = (lambda v: builder.trunc(v, vt)) if wide else (lambda v: v)
+        rv = _splat(builder, r)
+        sv = _splat(builder, s64 if wide else builder.trunc(s64, _I32))
+        ssv = builder.add(sv, sv)
+        mv = _splat(builder, builder.sub(builder.shl(ir.Constant(_I32, 1), r), ir.Constant(_I32, 1)))
+        low_bound, sixteen = _splat(builder, ir.Constant(_I32, 1 << 16)), _splat(builder, ir.Constant(_I32, 16))
+        expand = _function(builder.module, f"llvm.masked.expandload.v{W}i16", wt, [_I16.as_pointer(), mt, wt])
+        popcount = _function(builder.module, f"llvm.ctpop.i{W}", ir.IntType(W), [ir.IntType(W)])
+        xptrs = [builder.bitcast(builder.gep(xa.data, [ir.Constant(_I64, W * k)]), vt.as_pointer())
+                 for k in range(vectors)]
+        hptrs = [builder.bitcast(builder.gep(ha.data, [ir.Constant(_I64, W * k)]), vt.as_pointer())
+                 for k in range(vectors)]
+        first = [builder.load(ptr, align=4) for ptr in xptrs + hptrs]
+        prime, thirteen = _splat(builder, ir.Constant(_I32, FNV_PRIME)), _splat(builder, ir.Constant(_I32, 13))
+        entry = builder.block
+        head = builder.append_basic_block("groups")
+        body = builder.append_basic_block("groups.body")
+        done = builder.append_basic_block("groups.done")
+        builder.branch(head)
+        builder.position_at_end(head)
+        g, pg = builder.phi(_I64), builder.phi(_I64)
+        states = [builder.phi(vt) for _ in range(2 * vectors)]  # states and hashes stay in registers
+        g.add_incoming(ir.Constant(_I64, 0), entry)
+        pg.add_incoming(p0, entry)
+        for phi, value in zip(states, first):
+            phi.add_incoming(value, entry)
+        builder.cbranch(builder.icmp_signed("<", g, count), body, done)
+        builder.position_at_end(body)
+        at = builder.add(i0, builder.mul(g, ir.Constant(_I64, W * vectors)))
+        entries = [_gather(builder, ta.data, builder.and_(state, mv), wide) for state in states[:vectors]]
+        pnext, updated, hashed = pg, [], []
+        for k, (state, e) in enumerate(zip(states, entries)):
+            f1 = builder.and_(narrow(e), mv)
+            bias = builder.and_(narrow(builder.lshr(e, sv)), mv)
+            h = builder.lshr(state, rv)
+            state = builder.add(builder.mul(f1, h), builder.add(h, bias))
+            target = builder.gep(oa.data, [builder.add(at, ir.Constant(_I64, W * k))])
+            symbol = narrow(builder.lshr(e, ssv))
+            builder.store(builder.trunc(symbol, st), builder.bitcast(target, st.as_pointer()), align=1)
+            digest = builder.mul(builder.xor(states[vectors + k], symbol), prime)
+            hashed.append(builder.xor(digest, builder.lshr(digest, thirteen)))
+            low = builder.icmp_unsigned("<", state, low_bound)
+            words = builder.call(expand, [builder.bitcast(builder.gep(da.data, [pnext]), _I16.as_pointer()), low,
+                                          ir.Constant(wt, None)])
+            updated.append(builder.select(low, builder.or_(builder.shl(state, sixteen), builder.zext(words, vt)), state))
+            taken = builder.zext(builder.call(popcount, [builder.bitcast(low, ir.IntType(W))]), _I64)
+            pnext = builder.add(pnext, builder.add(taken, taken))
+        g.add_incoming(builder.add(g, ir.Constant(_I64, 1)), body)
+        pg.add_incoming(pnext, body)
+        for phi, value in zip(states, updated + hashed):
+            phi.add_incoming(value, body)
+        builder.branch(head)
+        builder.position_at_end(done)
+        for ptr, state in zip(xptrs + hptrs, states):
+            builder.store(state, ptr, align=4)
+        return pg
+
+    return sig, codegen
