@@ -1,7 +1,8 @@
-"""Benchmark of the ``lorenzo`` quantizer with gpulz/ans/huffman against SZ3 and LZ4-64K on smooth fields (run by hand).
+"""Benchmark of the ``lorenzo`` and ``interp`` quantizers with gpulz/ans/huffman against SZ3 and LZ4-64K on smooth fields (run by hand).
 
     PYTHONPATH=. python bench/bench_lorenzo.py               # all fields, rel 1e-2, 1e-3, 1e-4; markdown to stdout
     PYTHONPATH=. python bench/bench_lorenzo.py --quick       # smaller fields, 3 repeats
+    PYTHONPATH=. python bench/bench_lorenzo.py --predictors interp   # only the interp pipelines (and SZ3)
 
 GPULZ's 1.23x over nvCOMP's LZ4 (ICS'23, arXiv 2304.07342) was measured on cuSZ's quantization codes:
 Lorenzo residuals of smooth scientific fields. Fields here (float32): Gaussian random fields made
@@ -19,7 +20,9 @@ serial, ABS mode at the same absolute bound) with its default algorithm (spline 
 Lorenzo, chosen per field) and with Lorenzo + regression only. Ratio = float32 bytes / compressed
 bytes; ``code ratio`` = code bytes / code stream bytes; speeds in MB/s of float32, best of
 ``--repeat``. Then the goals: gpulz's code stream vs LZ4-64K's on the same codes, and the best
-lorenzo pipeline vs SZ3.
+lorenzo pipeline vs SZ3. ``interp`` (SZ3's multilevel interpolation predictor, int16 codes) runs
+with ans/huffman/zstd/gpulz; its goals table sets SZ3's bits per value beside the order-0 entropy
+of interp's codes (no order-0 coder goes below it), the share of zero codes and their mean run.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ LZ4_64K = {"id": "lz4", "block": 65536}
 ENCODERS = {"gpulz": "gpulz", "ans": "ans", "huffman": "huffman", "zstd": "zstd", "LZ4-64K": LZ4_64K}
 SZ3 = "SZ3 (pysz, default: interpolation or Lorenzo)"
 H0 = "order-0 entropy of the lorenzo codes, bits/value"
+INTERP_ENCODERS = ("ans", "huffman", "zstd", "gpulz")
+INTERP_STATS = "interp codes: order-0 entropy bits/value, share of zeros, mean run of zeros"
 
 
 def raw_codes(rel: float) -> str:
@@ -119,28 +124,66 @@ def sz3(x, bound, repeat, algorithm=None):
     return x.nbytes / blob.nbytes, float("nan"), mb / tc, mb / td, float(np.abs(y.astype(np.float64) - x).max()) / eb
 
 
-def run(name, x, rel, repeat) -> tuple[list[str], dict]:
+def zero_runs(codes: np.ndarray) -> tuple[float, float, float]:
+    """(order-0 entropy bits/value, share of zeros, mean length of the runs of zeros) of row-major codes."""
+    zero = np.concatenate([[False], codes.reshape(-1) == 0, [False]])
+    starts = np.flatnonzero(zero[1:] & ~zero[:-1])
+    ends = np.flatnonzero(~zero[1:] & zero[:-1])
+    return entropy_bits(codes), float(zero.mean() * zero.size / codes.size), float(np.mean(ends - starts)) \
+        if starts.size else 0.0
+
+
+def run(name, x, rel, repeat, predictors) -> tuple[list[str], dict]:
     bound = ErrorBound("rel", rel)
     uniform = raw_codes(rel)
     rows = {}
-    for dtype in ("int8", "int16"):
-        for ename, enc in ENCODERS.items():
-            rows[f"lorenzo/{dtype} + {ename}"] = pipeline(x, {"id": "lorenzo", "code_dtype": dtype}, enc, bound, repeat)
-    for ename in ("gpulz", "LZ4-64K"):
-        rows[f"{uniform} (raw codes) + {ename}"] = pipeline(x, uniform, ENCODERS[ename], bound, repeat)
+    if "lorenzo" in predictors:
+        for dtype in ("int8", "int16"):
+            for ename, enc in ENCODERS.items():
+                rows[f"lorenzo/{dtype} + {ename}"] = pipeline(x, {"id": "lorenzo", "code_dtype": dtype}, enc, bound,
+                                                              repeat)
+        for ename in ("gpulz", "LZ4-64K"):
+            rows[f"{uniform} (raw codes) + {ename}"] = pipeline(x, uniform, ENCODERS[ename], bound, repeat)
+        rows[H0] = entropy_bits(registry.create("quantizer", "lorenzo").quantize(x, bound).codes["codes"])
+    if "interp" in predictors:
+        for ename in INTERP_ENCODERS:
+            rows[f"interp/int16 + {ename}"] = pipeline(x, "interp", ENCODERS[ename], bound, repeat)
+        rows[INTERP_STATS] = zero_runs(registry.create("quantizer", "interp").quantize(x, bound).codes["codes"])
     rows[SZ3] = sz3(x, bound, repeat)
     rows["SZ3, Lorenzo + regression only"] = sz3(x, bound, repeat, "LORENZO_REG")
-    rows[H0] = entropy_bits(registry.create("quantizer", "lorenzo").quantize(x, bound).codes["codes"])
     lines = [f"#### {name}, rel {rel:g}", "",
              "| pipeline | ratio | code ratio | compress MB/s | decompress MB/s | max err / eb |",
              "|---|---:|---:|---:|---:|---:|"]
-    for label, (ratio, cratio, c, d, err) in ((k, v) for k, v in rows.items() if k != H0):
+    for label, (ratio, cratio, c, d, err) in ((k, v) for k, v in rows.items() if k not in (H0, INTERP_STATS)):
         lines.append(f"| {label} | {ratio:.2f} | {'' if np.isnan(cratio) else f'{cratio:.2f}'} | {c:.0f} | {d:.0f} "
                      f"| {err:.3f} |")
     return lines + [""], rows
 
 
-def summary(results) -> list[str]:
+def summary(results, predictors) -> list[str]:
+    return (lorenzo_summary(results) if "lorenzo" in predictors else []) + \
+        (interp_summary(results) if "interp" in predictors else [])
+
+
+def interp_summary(results) -> list[str]:
+    lines = ["#### Goals (interp)", "",
+             "| field | rel | SZ3 bits/value | interp codes: H0 bits/value, zeros, mean zero run "
+             "| best interp pipeline | its ratio / SZ3's | compress vs SZ3 | decompress vs SZ3 "
+             "| interp pipelines >= SZ3's ratio at >= 1.8x its speed both ways |",
+             "|---|---|---:|---|---|---:|---:|---:|---|"]
+    for (name, rel), rows in results.items():
+        best = max((k for k in rows if k.startswith("interp/")), key=lambda k: rows[k][0])
+        ref = rows[SZ3]
+        met = [k for k in rows if k.startswith("interp/") and rows[k][0] >= ref[0]
+               and rows[k][2] >= 1.8 * ref[2] and rows[k][3] >= 1.8 * ref[3]]
+        h0, zeros, run_length = rows[INTERP_STATS]
+        lines.append(f"| {name} | {rel:g} | {32 / ref[0]:.3f} | {h0:.3f}, {zeros:.3f}, {run_length:.1f} | {best} "
+                     f"| {rows[best][0] / ref[0]:.2f}x | {rows[best][2] / ref[2]:.1f}x | {rows[best][3] / ref[3]:.1f}x "
+                     f"| {', '.join(met) or 'none'} |")
+    return lines + [""]
+
+
+def lorenzo_summary(results) -> list[str]:
     lines = ["#### Goals", "",
              "| field | rel | lorenzo codes' H0 bits/value "
              "| gpulz / LZ4-64K (code streams): lorenzo/int8, lorenzo/int16, raw codes "
@@ -166,6 +209,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="fields of half the side, 3 repeats")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--rel", type=float, nargs="+", default=[1e-2, 1e-3, 1e-4])
+    ap.add_argument("--predictors", nargs="+", choices=("lorenzo", "interp"), default=["lorenzo", "interp"])
     args = ap.parse_args(argv)
     repeat = 3 if args.quick else args.repeat
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -173,10 +217,10 @@ def main(argv=None):
     results = {}
     for name, x in fields(args.quick).items():
         for rel in args.rel:
-            lines, rows = run(name, x, rel, repeat)
+            lines, rows = run(name, x, rel, repeat, args.predictors)
             out += lines
             results[(name, rel)] = rows
-    out += summary(results)
+    out += summary(results, args.predictors)
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     out.append(f"`uptime` after: {load}")
     print("\n".join(out))

@@ -48,8 +48,10 @@ def reference(x: np.ndarray, eb: float, centre: float, cubic: bool, alpha: float
     shape = x.shape
     xh = np.full(shape, np.nan)
     codes = np.zeros(shape, np.int64)
+    order = []  # flat indices in the order of prediction
 
     def put(idx, pred, e):
+        order.append(np.ravel_multi_index(idx, shape))
         step = 2 * e
         q = int(np.rint((x[idx] - pred) / step)) if step else 0
         if abs(q) > code_max or abs(np.float32(pred + q * step) - x[idx]) > e:
@@ -85,33 +87,37 @@ def reference(x: np.ndarray, eb: float, centre: float, cubic: bool, alpha: float
                 else:
                     pred = at(-1)
                 put(idx, pred, e)
-    return codes, xh
+    return codes, xh, np.array(order)
 
 
 @pytest.mark.parametrize("method", ["cubic", "linear"])
 @pytest.mark.parametrize("shape", [(1,), (2,), (3,), (37,), (2, 3), (11, 20), (1, 9), (5, 1, 7), (9, 6, 13)])
 def test_codes_are_the_interpolation_errors_of_the_reconstruction(method, shape):
     """Codes and reconstruction equal the point-by-point reference (every point visited once, the
-    level/axis order, the edge rules, the level-wise bounds), on sizes 1, 2, 3 and odd sizes."""
+    level/axis order, the edge rules, the level-wise bounds), on sizes 1, 2, 3 and odd sizes; with
+    ``layout: levels`` the same codes in the order of prediction."""
     x = smooth(shape) if len(shape) > 1 else np.cumsum(np.random.default_rng(3).standard_normal(shape)).astype(
         np.float32)
-    q = make(method=method)
+    q = make(method=method, layout="field")
     quantized = check(q, x, "rel:1e-3")
     assert quantized.meta["outliers"] == 0
-    codes, xh = reference(x.astype(np.float64), quantized.meta["abs_bound"], quantized.meta["centre"],
+    codes, xh, order = reference(x.astype(np.float64), quantized.meta["abs_bound"], quantized.meta["centre"],
                           method == "cubic", 1.25, 2.0, 32767)
     assert np.array_equal(quantized.codes["codes"], codes)
     np.testing.assert_allclose(q.dequantize(quantized), xh, rtol=0, atol=1e-6 * quantized.meta["abs_bound"])
+    assert sorted(order) == list(range(x.size))
+    ranked = check(make(method=method), x, "rel:1e-3")
+    assert np.array_equal(ranked.codes["codes"], codes.reshape(-1)[order])
 
 
 @pytest.mark.parametrize("dims", ["auto", 1, 2, 3])
 def test_dims_choose_the_view(dims):
     """``dims`` predicts over the last ``dims`` axes with leading axes merged, like ``lorenzo``."""
     x = smooth((6, 40, 50))
-    quantized = check(make(dims=dims, alpha=1.0), x, "rel:1e-3")
+    quantized = check(make(dims=dims, alpha=1.0, layout="field"), x, "rel:1e-3")
     d = 3 if dims == "auto" else dims
     view = {1: (-1,), 2: (-1, 50), 3: (6, 40, 50)}[d]
-    codes, _ = reference(x.reshape(view).astype(np.float64), quantized.meta["abs_bound"], quantized.meta["centre"],
+    codes, _, _ = reference(x.reshape(view).astype(np.float64), quantized.meta["abs_bound"], quantized.meta["centre"],
                          True, 1.0, 1.0, 32767)
     assert np.array_equal(quantized.codes["codes"].reshape(view), codes)
 
@@ -137,8 +143,8 @@ def test_bound_on_adversarial_fields(dtype, code_dtype, bound):
     cases = dict(adversarial(dtype))
     for shape in [(1, 2, 3), (3, 1, 2), (2, 3, 1), (3, 3, 3), (2, 2, 2), (5, 7, 3)]:
         cases[f"shape {shape}"] = (rng.standard_normal(shape) * 10).astype(dtype)
-    for method in ("cubic", "linear"):
-        q = make(code_dtype=code_dtype, method=method)
+    for method, layout in (("cubic", "levels"), ("linear", "field")):
+        q = make(code_dtype=code_dtype, method=method, layout=layout)
         for name, x in cases.items():
             try:
                 check(q, x, bound)
@@ -159,10 +165,11 @@ def test_outliers_are_the_values_off_the_bound():
 def test_frames_round_trip(encoder):
     x = smooth((64, 48, 8))
     x[1, 2, 3] = np.nan
-    q = make(code_dtype="int8")
-    frame = cf.compress(x, quantizer=q, encoder=encoder, bound="rel:1e-4")
-    expected = q.dequantize(q.quantize(x, ErrorBound("rel", 1e-4)))
-    assert np.array_equal(cf.decompress(frame).view(np.uint32), expected.view(np.uint32))
+    for layout in ("levels", "field"):
+        q = make(code_dtype="int8", layout=layout)
+        frame = cf.compress(x, quantizer=q, encoder=encoder, bound="rel:1e-4")
+        expected = q.dequantize(q.quantize(x, ErrorBound("rel", 1e-4)))
+        assert np.array_equal(cf.decompress(frame).view(np.uint32), expected.view(np.uint32))
 
 
 def test_damaged_side_data_is_refused():
@@ -192,7 +199,7 @@ def test_damaged_side_data_is_refused():
 
 
 @pytest.mark.parametrize("param, value", [("dims", 4), ("code_dtype", "int32"), ("method", "spline"),
-                                          ("alpha", 0.5), ("beta", 0.9)])
+                                          ("alpha", 0.5), ("beta", 0.9), ("layout", "rows")])
 def test_bad_parameters(param, value):
     with pytest.raises(ConfigError) as info:
         make(**{param: value})

@@ -67,50 +67,45 @@ def _predict(xh, f, off, i, s, n, cubic):
 
 
 @njit(inline="always", cache=True)
-def _point(x, xh, codes, out, f, pred, centre, inv, step, eb, lo, hi, encode):
-    """Encode (code of ``x[f]`` into ``out[f]``) or decode (``codes[f]``, which may be read-only) one
+def _point(x, xh, codes, out, f, k, pred, centre, inv, step, eb, lo, hi, encode):
+    """Encode (code of ``x[f]`` into ``out[k]``) or decode (``codes[k]``, which may be read-only) one
     point predicted as ``pred``; ``xh[f]`` = x̂."""
     pred = pred if pred - pred == 0.0 else centre
     if encode:
         q = _code(x[f], pred, inv, step, eb, lo, hi)[0]  # 0 where no code holds the bound
-        out[f] = q
+        out[k] = q
     else:
-        q = np.float64(codes[f])
+        q = np.float64(codes[k])
     xh[f] = pred + q * step
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _step(x, xh, codes, out, P, R, W, axis, s, ap, ar, aw, cubic, centre, inv, step, eb, lo, hi, encode):
-    """One level's pass along ``axis``: targets at odd multiples of ``s`` along it, at multiples of
-    ``ap``, ``ar``, ``aw`` along the others; rows ``(p, r)`` in parallel."""
-    p0, dp, r0, dr, w0, dw = 0, ap, 0, ar, 0, aw
-    if axis == 0:
-        p0, dp, off, n = s, 2 * s, s * R * W, P
-    elif axis == 1:
-        r0, dr, off, n = s, 2 * s, s * W, R
-    else:
-        w0, dw, off, n = s, 2 * s, s, W
-    npl = (P - p0 + dp - 1) // dp if P > p0 else 0
-    nrw = (R - r0 + dr - 1) // dr if R > r0 else 0
+def _step(x, xh, codes, out, R, W, axis, s, p0, dp, npl, r0, dr, nrw, w0, dw, nw, off, n, cubic, k0, ranked,
+          centre, inv, step, eb, lo, hi, encode):
+    """One level's pass along ``axis`` (``s``, ``off``, ``n``: its stride, in flat units, and length):
+    the targets ``(p0 + a·dp, r0 + b·dr, w0 + c·dw)``, rows ``(a, b)`` in parallel. Codes are at the
+    targets' flat indices, or (``ranked``) at ``k0`` + their rank in this pass."""
     for item in prange(npl * nrw):
         p = p0 + (item // nrw) * dp
         r = r0 + (item % nrw) * dr
         base = (p * R + r) * W
-        if axis == 2:
-            for w in range(w0, W, dw):
-                _point(x, xh, codes, out, base + w, _predict(xh, base + w, off, w, s, n, cubic), centre, inv, step, eb,
-                       lo, hi, encode)
-        else:
-            i = p if axis == 0 else r
-            for w in range(w0, W, dw):
-                _point(x, xh, codes, out, base + w, _predict(xh, base + w, off, i, s, n, cubic), centre, inv, step, eb,
-                       lo, hi, encode)
+        k = k0 + item * nw
+        for j in range(nw):
+            w = w0 + j * dw
+            f = base + w
+            i = w if axis == 2 else (p if axis == 0 else r)
+            _point(x, xh, codes, out, f, k + j if ranked else f, _predict(xh, f, off, i, s, n, cubic), centre, inv,
+                   step, eb, lo, hi, encode)
 
 
 @njit(cache=True)
 def _first(x, xh, codes, out, centre, inv, step, eb, lo, hi, encode):
-    """The point ``(0, 0, 0)``, predicted as the centre."""
-    _point(x, xh, codes, out, 0, centre, centre, inv, step, eb, lo, hi, encode)
+    """The point ``(0, 0, 0)``, predicted as the centre; its code is the first either way."""
+    _point(x, xh, codes, out, 0, 0, centre, centre, inv, step, eb, lo, hi, encode)
+
+
+def _count(n: int, start: int, stride: int) -> int:
+    return len(range(start, n, stride))
 
 
 def levels(view: tuple[int, int, int]) -> int:
@@ -130,9 +125,10 @@ def _grid(eb: float) -> tuple[float, float]:
     return step, (1.0 / step if step > 0.0 else 0.0)
 
 
-def sweep(x, xh, codes, view, centre, eb, cubic, alpha, beta, lo, hi, encode):
+def sweep(x, xh, codes, view, centre, eb, cubic, alpha, beta, lo, hi, encode, ranked=False):
     """Run every level on the flat arrays: ``encode`` writes ``codes`` (from ``x``) and ``xh``;
-    decoding (``x`` unused, pass ``xh``) writes ``xh`` from ``codes``. ``xh`` is x̂ either way."""
+    decoding (``x`` unused, pass ``xh``) writes ``xh`` from ``codes``. ``xh`` is x̂ either way.
+    ``ranked``: the codes in the order the points are predicted (level by level, SZ3's order)."""
     out = codes if encode else np.empty(0, codes.dtype)  # decoding writes no code: codes may be read-only
     P, R, W = view
     if P * R * W == 0:
@@ -140,6 +136,7 @@ def sweep(x, xh, codes, view, centre, eb, cubic, alpha, beta, lo, hi, encode):
     top = levels(view)
     step, inv = _grid(level_bound(eb, max(top, 1), alpha, beta))
     _first(x, xh, codes, out, centre, inv, step, eb, lo, hi, encode)
+    k0 = 1
     for level in range(top, 0, -1):
         s = 1 << (level - 1)
         e = level_bound(eb, level, alpha, beta)
@@ -147,8 +144,13 @@ def sweep(x, xh, codes, view, centre, eb, cubic, alpha, beta, lo, hi, encode):
         align = [2 * s] * 3
         for axis in AXES:
             if view[axis] > s:
-                _step(x, xh, codes, out, P, R, W, axis, s, align[0], align[1], align[2], cubic, centre, inv, step, e,
-                      lo, hi, encode)
+                start = [0, 0, 0]
+                start[axis], align[axis] = s, 2 * s
+                counts = [_count(m, a, d) for m, a, d in zip(view, start, align)]
+                _step(x, xh, codes, out, R, W, axis, s, start[0], align[0], counts[0], start[1], align[1], counts[1],
+                      start[2], align[2], counts[2], s * (R * W, W, 1)[axis], view[axis], cubic, k0, ranked, centre,
+                      inv, step, e, lo, hi, encode)
+                k0 += counts[0] * counts[1] * counts[2]
             align[axis] = s
 
 

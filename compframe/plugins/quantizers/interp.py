@@ -46,6 +46,7 @@ class Interp(Quantizer):
         method: str = "cubic"
         alpha: float = 1.25
         beta: float = 2.0
+        layout: str = "levels"
 
     def check(self):
         self.require("dims", choices=("auto", 1, 2, 3))
@@ -53,11 +54,16 @@ class Interp(Quantizer):
         self.require("method", choices=("cubic", "linear"))
         self.require("alpha", low=1.0, high=16.0)
         self.require("beta", low=1.0, high=1024.0)
+        self.require("layout", choices=("levels", "field"))
 
     def _sweep(self, x, xh, codes, shape, centre, eb, encode):
         lo, hi = _limits(self.config.code_dtype)
         K.sweep(x, xh, codes, lattice(shape, self.config.dims), centre, eb, self.config.method == "cubic",
-                float(self.config.alpha), float(self.config.beta), lo, hi, encode)
+                float(self.config.alpha), float(self.config.beta), lo, hi, encode, self.config.layout == "levels")
+
+    def _code_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The codes' shape: the field's, or (``layout: levels``) one row in the order of prediction."""
+        return (math.prod(shape),) if self.config.layout == "levels" else tuple(shape)
 
     def quantize(self, x: np.ndarray, bound: ErrorBound | None) -> Quantized:
         if bound is None:
@@ -71,7 +77,7 @@ class Interp(Quantizer):
         if 2.0 * eb * _limits(self.config.code_dtype)[1] < value_range / 2:
             centre = _sample_median(flat, centre)
         n = flat.size
-        codes = np.zeros(x.shape, self.config.code_dtype)
+        codes = np.zeros(self._code_shape(x.shape), self.config.code_dtype)
         index, bits = np.empty(0, _index_dtype(n)), np.empty(0, f"u{x.itemsize}")
         if n:
             xh = np.empty_like(flat)
@@ -91,7 +97,7 @@ class Interp(Quantizer):
 
     def code_layout(self, q: Quantized) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
         self._side(q)
-        return {"codes": (np.dtype(self.config.code_dtype), tuple(q.shape))}
+        return {"codes": (np.dtype(self.config.code_dtype), self._code_shape(q.shape))}
 
     def _side(self, q: Quantized) -> tuple[np.ndarray, np.ndarray]:
         """The outlier index and bits, checked against each other and the field."""
