@@ -104,10 +104,6 @@ def _first(x, xh, codes, out, centre, inv, step, eb, lo, hi, encode):
     _point(x, xh, codes, out, 0, 0, centre, centre, inv, step, eb, lo, hi, encode)
 
 
-def _count(n: int, start: int, stride: int) -> int:
-    return len(range(start, n, stride))
-
-
 def levels(view: tuple[int, int, int]) -> int:
     """Number of levels ``L``: the coarsest stride ``2^(L-1)`` is below the longest axis."""
     return max((math.ceil(math.log2(n)) for n in view if n > 1), default=0)
@@ -125,6 +121,20 @@ def _grid(eb: float) -> tuple[float, float]:
     return step, (1.0 / step if step > 0.0 else 0.0)
 
 
+def passes(view: tuple[int, int, int]):
+    """The passes of a sweep in order: ``(level, s, axis, start, align, counts)``, the targets being
+    ``start[a] + j·align[a]`` for ``j < counts[a]`` along each axis ``a`` (after the point ``(0, 0, 0)``)."""
+    for level in range(levels(view), 0, -1):
+        s = 1 << (level - 1)
+        align = [2 * s] * 3
+        for axis in AXES:
+            if view[axis] > s:
+                start = [0, 0, 0]
+                start[axis] = s
+                yield level, s, axis, tuple(start), tuple(align), tuple(len(range(*t)) for t in zip(start, view, align))
+            align[axis] = s
+
+
 def sweep(x, xh, codes, view, centre, eb, cubic, alpha, beta, lo, hi, encode, ranked=False):
     """Run every level on the flat arrays: ``encode`` writes ``codes`` (from ``x``) and ``xh``;
     decoding (``x`` unused, pass ``xh``) writes ``xh`` from ``codes``. ``xh`` is x̂ either way.
@@ -133,25 +143,16 @@ def sweep(x, xh, codes, view, centre, eb, cubic, alpha, beta, lo, hi, encode, ra
     P, R, W = view
     if P * R * W == 0:
         return
-    top = levels(view)
-    step, inv = _grid(level_bound(eb, max(top, 1), alpha, beta))
+    step, inv = _grid(level_bound(eb, max(levels(view), 1), alpha, beta))
     _first(x, xh, codes, out, centre, inv, step, eb, lo, hi, encode)
     k0 = 1
-    for level in range(top, 0, -1):
-        s = 1 << (level - 1)
+    for level, s, axis, start, align, counts in passes(view):
         e = level_bound(eb, level, alpha, beta)
         step, inv = _grid(e)
-        align = [2 * s] * 3
-        for axis in AXES:
-            if view[axis] > s:
-                start = [0, 0, 0]
-                start[axis], align[axis] = s, 2 * s
-                counts = [_count(m, a, d) for m, a, d in zip(view, start, align)]
-                _step(x, xh, codes, out, R, W, axis, s, start[0], align[0], counts[0], start[1], align[1], counts[1],
-                      start[2], align[2], counts[2], s * (R * W, W, 1)[axis], view[axis], cubic, k0, ranked, centre,
-                      inv, step, e, lo, hi, encode)
-                k0 += counts[0] * counts[1] * counts[2]
-            align[axis] = s
+        _step(x, xh, codes, out, R, W, axis, s, start[0], align[0], counts[0], start[1], align[1], counts[1],
+              start[2], align[2], counts[2], s * (R * W, W, 1)[axis], view[axis], cubic, k0, ranked, centre, inv,
+              step, e, lo, hi, encode)
+        k0 += counts[0] * counts[1] * counts[2]
 
 
 @njit(inline="always", cache=True)
