@@ -27,8 +27,8 @@ import functools
 import numba
 import numpy as np
 
-from .targets import (checksum_chunk, checksum_chunks, checksum_cpu, checksums_cpu, cpu, cuda_device, launch,
-                      record_pair, to_device)
+from .fnv import checksums as checksums_cpu
+from .targets import checksum_chunk, checksum_chunks, checksum_cpu, cpu, cuda_device, launch, to_device
 
 FAST_BITS = 12
 """Bits resolved by the direct decoding table (at most 2**12 entries per table; the caller may give
@@ -268,7 +268,14 @@ def decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_in
             status = _decode_cpu(data, out, max_len, fast[ta], limit[ta], first_index[ta], syms[ta], fast[ta],
                                  limit[ta], first_index[ta], syms[ta], offsets[a], offsets[a + 1], starts[a], ends[a],
                                  offsets[a + 1], offsets[a + 1], ends[a], ends[a])
-        record_pair(out, starts, ends, a, b, status, sums)
+        if b < n:  # the checksums of what was decoded, -1 for a chunk the decoder flagged
+            checksums_cpu(out, starts[a], ends[a], starts[b], ends[b], sums, a, b)
+            if status & 2:
+                sums[b] = -1
+        else:
+            sums[a] = checksum_cpu(out, starts[a], ends[a])
+        if status & 1:
+            sums[a] = -1
 
 
 @numba.njit(parallel=True, cache=True)
