@@ -3,6 +3,7 @@
     python bench/bench_uniform.py                 # throughput table, 256 MiB float32
     python bench/bench_uniform.py --memory        # + peak resident memory on a 1 GiB field
     python bench/bench_uniform.py --vs-copy       # quantize into a reused buffer vs np.copyto only
+    python bench/bench_uniform.py --ratio         # what the default's one-pass path costs in ratio
 
 The bandwidth limit is ``np.copyto(dst, x)`` of the same array into a preallocated buffer. Each
 figure is the best of ``--repeat`` runs after one warm-up (numba compiles on the first call), in
@@ -10,11 +11,16 @@ GB/s of float32 input (1e9 bytes per second). The whole compress/decompress path
 stage (quantize, encode, frame, parse + decode, dequantize) for each general-purpose encoder.
 
 ``--vs-copy`` (issue 13) times, in one interleaved loop (each repeat runs every contender once, the
-figure is each one's best), ``np.copyto`` and int8/int16 quantization into a reused buffer: the
-default two passes (finite range, then codes) and the one-pass ``value_range`` hint (the field's own
-range minus 1 %, as a training loop would pass the previous iteration's), each on one numba thread
-and on the threads of compframe's policy (``cpu_threads_for``: all threads from 512 Ki values).
-``np.copyto`` runs on one thread either way.
+figure is each one's best), ``np.copyto`` and int8/int16 quantization into a reused buffer for each
+``--cases`` entry (quantizer:bound): the default (one pass for float32 fields from
+``ONE_PASS_MIN`` values, see ``compframe.plugins.quantizers.uniform``), the two-pass path (the range,
+then the codes: the default of smaller fields, and of every field before the one-pass path) and the
+``value_range`` hint (the field's own range minus 1 %, as a training loop would pass the previous
+iteration's), each on one numba thread and on the threads of compframe's policy
+(``cpu_threads_for``: all threads from 512 Ki values). ``np.copyto`` runs on one thread either way.
+
+``--ratio`` compares the default's codes with the two-pass codes of the same field: order-0 code
+entropy, outliers, side bytes (the per-chunk centres and steps) and the frame ratio per encoder.
 
 Memory: each of compress and decompress runs in a fresh process that first holds only its input
 (the 1 GiB field, or the frame read from disk); the figure is that process's peak resident set
@@ -24,6 +30,7 @@ Memory: each of compress and decompress runs in a fresh process that first holds
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -37,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import compframe as cf  # noqa: E402
 from compframe import container  # noqa: E402
+from compframe.plugins.quantizers import uniform as U  # noqa: E402
 from compframe.registry import create  # noqa: E402
 
 
@@ -105,7 +113,18 @@ def race(fns: dict, repeat: int) -> dict[str, float]:
     return out
 
 
-def vs_copy(mib: int, repeat: int, bounds: list[str]) -> list[dict]:
+@contextlib.contextmanager
+def two_pass():
+    """The two-pass default of fields below ``ONE_PASS_MIN`` for a field of any size (the range, then
+    the codes: what every field got before the one-pass path)."""
+    saved, U.ONE_PASS_MIN = U.ONE_PASS_MIN, 1 << 62
+    try:
+        yield
+    finally:
+        U.ONE_PASS_MIN = saved
+
+
+def vs_copy(mib: int, repeat: int, cases: list[str]) -> list[dict]:
     """Quantization into a reused buffer against ``np.copyto`` of the same field (see the module doc)."""
     import numba
 
@@ -115,33 +134,65 @@ def vs_copy(mib: int, repeat: int, bounds: list[str]) -> list[dict]:
     dst = np.empty_like(x)
     threads = numba.get_num_threads()
     rows = []
-    for bound in bounds:
+    fns = {"np.copyto": lambda: np.copyto(dst, x)}
+    for case in cases:
+        qid, bound = case.split(":", 1)
         b = cf.ErrorBound.parse(bound)
-        fns = {"np.copyto": lambda: np.copyto(dst, x)}
-        outliers = {}
-        for qid in ("int8", "int16"):
-            q = create("quantizer", qid)
-            buf = np.empty(x.size, q.code_dtype)
-            meta = q.quantize(x, b).meta
-            hint = (meta["range"][0] * 0.99, meta["range"][1] * 0.99)
-            outliers[qid] = meta["outliers"]
-            fns[f"{qid} two-pass"] = lambda q=q, buf=buf: q.quantize(x, b, out=buf)
-            fns[f"{qid} one-pass (value_range)"] = lambda q=q, buf=buf, hint=hint: q.quantize(x, b, out=buf, value_range=hint)
-        with cpu_threads_for(x.size):
-            policy = numba.get_num_threads()
-            many = race(fns, repeat)
-        numba.set_num_threads(1)
-        try:
-            one = race(fns, repeat)
-        finally:
-            numba.set_num_threads(threads)
-        for name in fns:
-            qid = name.split()[0]
-            rows.append({"bound": bound, "stage": name, "outliers": outliers.get(qid),
-                         "gbps_1_thread": x.nbytes / one[name] / 1e9,
-                         "vs_copy_1_thread": one["np.copyto"] / one[name],
-                         f"gbps_{policy}_threads": x.nbytes / many[name] / 1e9,
-                         f"vs_copy_{policy}_threads": many["np.copyto"] / many[name]})
+        q = create("quantizer", qid)
+        buf = np.empty(x.size, q.code_dtype)
+        meta = q.quantize(x, b).meta
+        hint = (meta["range"][0] * 0.99, meta["range"][1] * 0.99)
+
+        def plain(q=q, b=b, buf=buf):
+            with two_pass():
+                q.quantize(x, b, out=buf)
+
+        fns[f"{case} default"] = lambda q=q, b=b, buf=buf: q.quantize(x, b, out=buf)
+        fns[f"{case} two-pass"] = plain
+        fns[f"{case} value_range"] = lambda q=q, b=b, buf=buf, hint=hint: q.quantize(x, b, out=buf, value_range=hint)
+    with cpu_threads_for(x.size):
+        policy = numba.get_num_threads()
+        many = race(fns, repeat)
+    numba.set_num_threads(1)
+    try:
+        one = race(fns, repeat)
+    finally:
+        numba.set_num_threads(threads)
+    for name in fns:
+        rows.append({"stage": name, "gbps_1_thread": x.nbytes / one[name] / 1e9,
+                     "vs_copy_1_thread": one["np.copyto"] / one[name],
+                     f"gbps_{policy}_threads": x.nbytes / many[name] / 1e9,
+                     f"vs_copy_{policy}_threads": many["np.copyto"] / many[name]})
+    return rows
+
+
+def entropy_bits(codes: np.ndarray) -> float:
+    """Order-0 entropy of the codes, bits per value."""
+    counts = np.bincount(codes.reshape(-1).astype(np.int64) - int(np.iinfo(codes.dtype).min))
+    p = counts[counts > 0] / codes.size
+    return float(-(p * np.log2(p)).sum())
+
+
+def ratio_cost(mib: int, cases: list[str], encoders: list[str]) -> list[dict]:
+    """What the default's one-pass path costs in ratio against the two-pass codes of the same field:
+    order-0 code entropy, outliers, per-chunk side bytes and the frame ratio with each encoder."""
+    x = embedding_like(mib * 2**20 // 4)
+    rows = []
+    for case in cases:
+        qid, bound = case.split(":", 1)
+        b = cf.ErrorBound.parse(bound)
+        q = create("quantizer", qid)
+        for path in ("two-pass", "default"):
+            with two_pass() if path == "two-pass" else contextlib.nullcontext():
+                quantized = q.quantize(x, b)
+                row = {"case": case, "path": path, "entropy_bits": entropy_bits(quantized.codes["codes"]),
+                       "outliers": quantized.meta["outliers"], "side_bytes": quantized.side_nbytes}
+                if "chunk_step" in quantized.side:
+                    row["chunks_own_step"] = int((quantized.side["chunk_step"] != quantized.meta["step"]).sum())
+                    row["chunks"] = int(quantized.side["chunk_step"].size)
+                for eid in encoders:
+                    row[f"ratio_{eid}"] = x.nbytes / len(cf.compress(x, quantizer=q, encoder=eid, bound=b))
+            rows.append(row)
     return rows
 
 
@@ -193,7 +244,10 @@ def main() -> None:
     ap.add_argument("--memory", action="store_true", help="also measure peak RSS on a 1 GiB field")
     ap.add_argument("--memory-gib", type=float, default=1.0)
     ap.add_argument("--vs-copy", action="store_true", help="only quantization into a reused buffer vs np.copyto")
-    ap.add_argument("--bounds", default="rel:1e-2,rel:1e-4", help="comma-separated bounds for --vs-copy")
+    ap.add_argument("--cases", default="int8:rel:1e-2,int16:rel:1e-3,int16:rel:1e-4",
+                    help="comma-separated quantizer:bound cases for --vs-copy and --ratio")
+    ap.add_argument("--ratio", action="store_true", help="only the one-pass path's ratio cost against the two-pass")
+    ap.add_argument("--encoders", default="huffman,ans", help="comma-separated encoders for --ratio")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -203,8 +257,13 @@ def main() -> None:
 
     if args.vs_copy:
         print(f"# {args.mib} MiB float32, best of {args.repeat} interleaved, numba threads {numba.get_num_threads()}")
-        for row in vs_copy(args.mib, args.repeat, args.bounds.split(",")):
+        for row in vs_copy(args.mib, args.repeat, args.cases.split(",")):
             print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
+        return
+    if args.ratio:
+        print(f"# {args.mib} MiB float32: the default (one-pass from {U.ONE_PASS_MIN} values) against the two-pass")
+        for row in ratio_cost(args.mib, args.cases.split(","), args.encoders.split(",")):
+            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
         return
 
     print(f"# {args.mib} MiB float32, bound {args.bound}, best of {args.repeat}, numba threads {numba.get_num_threads()}")

@@ -194,23 +194,32 @@ def fast_params(centre: float, step: float, eb: float, reach: float, lo: float, 
     4·2**-53(|q|·step + |c + q·step|)``, so ``theta = eb/step - 2(E_t + E_y/step) - 2**-50`` (twice the
     margin, for safety) suffices.
     """
+    ok, *fast = _fast_params(float(centre), float(step), float(eb), float(reach), float(lo), float(hi))
+    return tuple(np.float32(v) for v in fast) if ok else None  # numba returns them as Python floats
+
+
+@njit(cache=True)
+def _fast_params(centre, step, eb, reach, lo, hi):
+    """``fast_params`` as ``(applies, c, inv, theta, qlo, qhi, mark)``, callable from the kernels."""
+    zero = np.float32(0)
+    none = (False, zero, zero, zero, zero, zero, zero)
     if not (math.isfinite(centre) and math.isfinite(step) and step >= 2.0**-100 and math.isfinite(eb)):
-        return None
-    inv, c32 = 1.0 / step, centre
-    if not (_F32_TINY <= inv <= _F32_MAX and abs(c32) <= _F32_MAX):  # both held by float32, inv normal
-        return None
-    q_max = hi if not math.isfinite(reach) else min(hi, math.ceil(reach / step + 0.5))
+        return none
+    inv = 1.0 / step
+    if not (_F32_TINY <= inv <= _F32_MAX and abs(centre) <= _F32_MAX):  # both held by float32, inv normal
+        return none
+    q_max = hi if not math.isfinite(reach) else min(hi, np.ceil(reach / step + 0.5))
     a = abs(centre) / step
     tau = 1.0001 * (_U32 * a + _TINY / step)
     e_t = 3.001 * _U32 * (q_max + 0.5 + tau) + tau + _TINY
     e_y = 1.001 * _U32 * (a + q_max) + _TINY / step + 4 * _U64 * (2 * q_max + a)
     theta = eb / step - 2 * (e_t + e_y) - 2.0**-50
     if not theta > 0.25:
-        return None
+        return none
     t32 = np.float32(theta)
-    if float(t32) > theta:
-        t32 = np.nextafter(t32, np.float32(0))
-    return np.float32(c32), np.float32(inv), t32, np.float32(max(lo + 1, -q_max)), np.float32(q_max), np.float32(lo)
+    if np.float64(t32) > theta:
+        t32 = np.nextafter(t32, zero)
+    return True, np.float32(centre), np.float32(inv), t32, np.float32(max(lo + 1, -q_max)), np.float32(q_max), np.float32(lo)
 
 
 @njit(inline="always", cache=True)
@@ -284,6 +293,49 @@ def _fast_chunk(x, codes, fast, centre, inv, step, eb, lo, hi, track):
     return bad, lows.min(), highs.max()
 
 
+@njit(inline="always", cache=True)
+def _marked_outside(x, codes, s, n, mark, r_lo, r_hi):
+    """Whether an element of ``x[s:s + n]`` whose code is ``mark`` lies outside ``[r_lo, r_hi]`` (NaN
+    does not; branch-free, so it vectorizes)."""
+    out = False
+    for j in range(n):
+        v = np.float64(x[s + j])
+        out |= (codes[s + j] == mark) & ((v < r_lo) | (v > r_hi))
+    return out
+
+
+@njit(cache=True)
+def _marked_range(x, codes, s, n, mark, low, high):
+    """``low``/``high`` widened by the non-NaN elements of ``x[s:s + n]`` whose code is ``mark``."""
+    for j in range(n):
+        if codes[s + j] == mark:
+            v = np.float64(x[s + j])
+            low = v if v < low else low
+            high = v if v > high else high
+    return low, high
+
+
+@njit(cache=True)
+def _edge_chunk(x, codes, fast, centre, inv, step, eb, lo, hi, r_lo, r_hi):
+    """``_fast_chunk`` for a ``fast`` that accepts only codes strictly inside ``[r_lo, r_hi]``: the
+    outliers, and the range of ``[r_lo, r_hi]`` and the chunk's non-NaN values, found among the
+    elements the fast loop left (no tracking in the fast loop)."""
+    spare = np.empty(BLOCK, np.float32)
+    low, high = r_lo, r_hi
+    bad = 0
+    full = x.size - x.size % BLOCK
+    for s in range(0, full, BLOCK):
+        if _fast_block(x, codes, s, fast, spare, spare, False):
+            if _marked_outside(x, codes, s, BLOCK, lo, r_lo, r_hi):
+                low, high = _marked_range(x, codes, s, BLOCK, lo, low, high)
+            if _recheck(x, codes, s, centre, inv, step, eb, lo, hi):
+                bad += _settle(x, codes, s, s + BLOCK, centre, inv, step, eb, lo, hi)
+    codes[full:] = lo  # the last partial block goes to the exact kernel
+    low, high = _marked_range(x, codes, full, x.size - full, lo, low, high)
+    bad += _settle(x, codes, full, x.size, centre, inv, step, eb, lo, hi)
+    return bad, low, high
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _quantize_fast(x, codes, fast, centre, step, eb, lo, hi, track):
     nc = (x.size + CHUNK - 1) // CHUNK
@@ -355,19 +407,21 @@ def repair(x, codes, centre, step, eb, lo, hi, counts):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def gather_outliers(x, codes, centre, step, eb, lo, hi, counts, index, bits):
-    """Collect the outliers ``repair`` counted: their flat indices and raw bits."""
+def gather_outliers(x, codes, centres, steps, ebs, lo, hi, counts, index, bits):
+    """Collect the outliers ``repair`` counted: their flat indices and raw bits. ``centres``, ``steps``
+    and ``ebs`` hold each chunk's parameters (one value repeated for a field quantized as a whole)."""
     nc = counts.size
     starts = np.zeros(nc + 1, np.int64)
     for c in range(nc):
         starts[c + 1] = starts[c] + counts[c]
     raw = x.view(bits.dtype)
-    inv = 1.0 / step if step > 0.0 else 0.0
     for c in prange(nc):
         if counts[c]:
             s = c * CHUNK
-            _gather_chunk(x[s:s + CHUNK], codes[s:s + CHUNK], raw[s:s + CHUNK], s, centre, inv, step, eb, lo, hi,
-                          index, bits, starts[c])
+            step = steps[c]
+            inv = 1.0 / step if step > 0.0 else 0.0
+            _gather_chunk(x[s:s + CHUNK], codes[s:s + CHUNK], raw[s:s + CHUNK], s, centres[c], inv, step, ebs[c],
+                          lo, hi, index, bits, starts[c])
 
 
 @njit(cache=True)
@@ -395,7 +449,95 @@ def dequantize_into(codes, out, centre, step):
 
 
 @njit(parallel=True, cache=True, nogil=True)
+def dequantize_chunks_into(codes, out, centres, steps, chunk):
+    """``dequantize_into`` with the centre and step of each ``chunk`` values of its own."""
+    for c in prange(centres.size):
+        s = c * chunk
+        _dequantize_chunk(codes[s:s + chunk], out[s:s + chunk], centres[c], steps[c])
+
+
+@njit(parallel=True, cache=True, nogil=True)
 def scatter_bits(out_bits, index, bits):
     """Put outliers back: ``out_bits[index[k]] = bits[k]`` (raw bits, so NaN payloads survive)."""
     for k in prange(index.size):
         out_bits[index[k]] = bits[k]
+
+
+@njit(cache=True)
+def _fits(centre, step, r_lo, r_hi, hi):
+    """Whether every value in ``[r_lo, r_hi]`` has a code (one to spare) around ``centre`` with ``step``."""
+    return step > 0.0 and max(r_hi - centre, centre - r_lo) / step <= hi - 1.0
+
+
+@njit(cache=True)
+def _chunk_codes(xs, cs, centre, step, eb, r_lo, r_hi, lo, hi, edges):
+    """Codes of one chunk for ``(centre, step, eb)`` fitted to ``[r_lo, r_hi]`` (the fast path where it
+    applies, else ``_code`` per element): ``(outliers, min, max)``; with ``edges``, ``[min, max]`` is
+    the range of ``[r_lo, r_hi]`` and the chunk's non-NaN values (see ``_edge_chunk``)."""
+    ok, c32, inv32, theta, qlo, qhi, mark = _fast_params(centre, step, eb, max(r_hi - centre, centre - r_lo), lo, hi)
+    inv = 1.0 / step if step > 0.0 else 0.0
+    if ok and edges:  # accept only codes whose values lie strictly inside [r_lo, r_hi]
+        qlo = max(qlo, np.float32(np.ceil((r_lo - centre) * inv) + 1.0))
+        qhi = min(qhi, np.float32(np.floor((r_hi - centre) * inv) - 1.0))
+        return _edge_chunk(xs, cs, (c32, inv32, theta, qlo, qhi, mark), centre, inv, step, eb, lo, hi, r_lo, r_hi)
+    if ok:
+        return _fast_chunk(xs, cs, (c32, inv32, theta, qlo, qhi, mark), centre, inv, step, eb, lo, hi, False)[0], 0.0, 0.0
+    bad = 0
+    for i in range(xs.size):
+        q, good = _code(xs[i], centre, inv, step, eb, lo, hi)
+        cs[i] = q
+        bad += not good
+    low, high = r_lo, r_hi
+    if edges:
+        c_lo, c_hi, _ = _plain_range(xs)
+        low, high = min(low, np.float64(c_lo)), max(high, np.float64(c_hi))
+    return bad, low, high
+
+
+@njit(cache=True)
+def _running_plan(rel, eb_abs, r_lo, r_hi, centre, hi):
+    """``(eb, centre, step)`` for the range ``[r_lo, r_hi]`` seen so far: the bound of that range
+    (``rel > 0``) or ``eb_abs``, the centre kept while the range fits around it, else its midrange."""
+    eb = rel * (r_hi - r_lo) if rel > 0.0 else eb_abs
+    step = 2.0 * eb if math.isfinite(2.0 * eb) else 0.0
+    if not _fits(centre, step, r_lo, r_hi, hi):
+        centre = r_lo / 2 + r_hi / 2
+    return eb, centre, step
+
+
+@njit(cache=True, nogil=True)
+def quantize_running(x, codes, rel, eb_abs, lo, hi, centres, ebs, steps, counts):
+    """One pass over a float32 field, chunk by chunk: chunk ``c`` is quantized with the plan of the range
+    of chunks ``0..c-1`` (chunk 0: its own), whose bound is never looser than the field's, while its own
+    range is found in the same loop; a chunk whose values past that range missed their codes is redone
+    at once from the wider range (it is still in cache). Writes each chunk's centre, bound, step and
+    outlier count; returns ``(done, min, max)``: ``done`` is False (and the outputs are partial) if a
+    chunk holds ±inf, or chunk 0 no number, which the two-pass path handles."""
+    low, high, _ = _plain_range(x[:CHUNK])
+    r_lo, r_hi = np.float64(low), np.float64(high)
+    if not (math.isfinite(r_lo) and math.isfinite(r_hi)):
+        return False, 0.0, 0.0
+    centre = r_lo / 2 + r_hi / 2
+    for c in range(centres.size):
+        xs, cs = x[c * CHUNK:(c + 1) * CHUNK], codes[c * CHUNK:(c + 1) * CHUNK]
+        eb, centre, step = _running_plan(rel, eb_abs, r_lo, r_hi, centre, hi)
+        bad, c_lo, c_hi = _chunk_codes(xs, cs, centre, step, eb, r_lo, r_hi, lo, hi, True)
+        if c_lo == -np.inf or c_hi == np.inf:
+            return False, 0.0, 0.0
+        n_lo, n_hi = min(r_lo, c_lo), max(r_hi, c_hi)
+        if bad and (n_lo < r_lo or n_hi > r_hi):
+            eb, centre, step = _running_plan(rel, eb_abs, n_lo, n_hi, centre, hi)
+            bad = _chunk_codes(xs, cs, centre, step, eb, n_lo, n_hi, lo, hi, False)[0]
+        centres[c], ebs[c], steps[c], counts[c] = centre, eb, step, bad
+        r_lo, r_hi = n_lo, n_hi
+    return True, r_lo, r_hi
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def requantize_chunks(x, codes, chunks, centre, step, eb, r_lo, r_hi, lo, hi, counts):
+    """Quantize again the listed chunks with one plan fitted to ``[r_lo, r_hi]``; their outlier counts
+    go to ``counts``."""
+    for k in prange(chunks.size):
+        c = chunks[k]
+        s = c * CHUNK
+        counts[c] = _chunk_codes(x[s:s + CHUNK], codes[s:s + CHUNK], centre, step, eb, r_lo, r_hi, lo, hi, False)[0]

@@ -24,6 +24,16 @@ from ...kernels import uniform as K
 from ...registry import register
 
 
+ONE_PASS_MIN = 1 << 22
+"""Float32 fields of at least this many values (16 MiB) take the one-pass path by default: past the
+caches, where a second read of the field costs what the whole copy does."""
+REDO_BITS = 1 / 8
+"""A one-pass chunk whose bound came out tighter than the field's by more than this many bits (the
+codes it costs per value) is quantized again with the field's bound."""
+OUTLIER_SIDE = {"outlier_index", "outlier_bits"}
+CHUNK_SIDE = {"chunk_centre", "chunk_step"}
+
+
 class UniformQuantizer(Quantizer):
     """Uniform scalar quantizer with step ``2·eb_abs`` around the midrange; see the module doc."""
 
@@ -60,26 +70,51 @@ class UniformQuantizer(Quantizer):
             counts, found = self._code_pass(flat, codes, plan, *hint, track=True)
             if found is not None and plan[0] <= bound.absolute(found[1] - found[0]) \
                     and (not counts.any() or self._fits(plan, *found) or hint[0] <= found[0] and found[1] <= hint[1]):
-                kept = plan, counts, found
+                kept = plan, counts, found, None
+        elif x.dtype == np.float32 and flat.size >= ONE_PASS_MIN:
+            kept = self._one_pass(flat, codes, bound)
         if kept is None:
             lo, hi, _ = K.finite_range(flat)
             plan = _plan(bound, lo, hi)
-            kept = plan, self._code_pass(flat, codes, plan, lo, hi)[0], (lo, hi)
-        (eb, centre, step), counts, (lo, hi) = kept
+            kept = plan, self._code_pass(flat, codes, plan, lo, hi)[0], (lo, hi), None
+        (eb, centre, step), counts, (lo, hi), chunks = kept
+        nc = counts.size
+        centres, steps, ebs = chunks or (np.full(nc, centre), np.full(nc, step), np.full(nc, eb))
         n_out = int(counts.sum())
         bits_dtype = np.uint32 if x.dtype == np.float32 else np.uint64
         index = np.empty(n_out, dtype=np.uint32 if flat.size < 2**32 else np.uint64)
         bits = np.empty(n_out, dtype=bits_dtype)
         if n_out:
-            K.gather_outliers(flat, codes, centre, step, eb, *_limits(self.code_dtype), counts, index, bits)
-        return Quantized(
-            codes={"codes": codes.reshape(x.shape)},
-            side={"outlier_index": index, "outlier_bits": bits},
-            meta={"centre": centre, "step": step, "abs_bound": eb, "value_range": hi - lo, "range": [lo, hi],
-                  "outliers": n_out},
-            shape=tuple(x.shape),
-            dtype=x.dtype.name,
-        )
+            K.gather_outliers(flat, codes, centres, steps, ebs, *_limits(self.code_dtype), counts, index, bits)
+        side = {"outlier_index": index, "outlier_bits": bits}
+        meta = {"centre": centre, "step": step, "abs_bound": eb, "value_range": hi - lo, "range": [lo, hi],
+                "outliers": n_out}
+        if chunks:
+            side.update(chunk_centre=centres, chunk_step=steps)
+            meta["chunk"] = K.CHUNK
+        return Quantized(codes={"codes": codes.reshape(x.shape)}, side=side, meta=meta, shape=tuple(x.shape),
+                         dtype=x.dtype.name)
+
+    def _one_pass(self, flat: np.ndarray, codes: np.ndarray, bound: ErrorBound):
+        """The one-pass path (``kernels.uniform.quantize_running``) for a float32 field, then the chunks
+        whose bound came out more than ``REDO_BITS`` bits tighter than the field's again with the field's
+        plan. ``(plan, counts, (min, max), per-chunk (centres, steps, bounds) or None)``, or None where
+        the field needs the two-pass path (±inf, or no number in the first chunk)."""
+        lo_code, hi_code = _limits(self.code_dtype)
+        nc = -(-flat.size // K.CHUNK)
+        centres, ebs, steps = np.empty(nc), np.empty(nc), np.empty(nc)
+        counts = np.zeros(nc, np.int64)
+        rel = bound.value if bound.mode == "rel" else 0.0
+        done, lo, hi = K.quantize_running(flat, codes, rel, bound.value, lo_code, hi_code, centres, ebs, steps, counts)
+        if not done:
+            return None
+        eb, centre, step = plan = K._running_plan(rel, bound.value, lo, hi, centres[-1], hi_code)
+        redo = np.flatnonzero(ebs < eb * 2.0**-REDO_BITS)
+        if redo.size:
+            K.requantize_chunks(flat, codes, redo, centre, step, eb, lo, hi, lo_code, hi_code, counts)
+            centres[redo], ebs[redo], steps[redo] = centre, eb, step
+        same = (centres == centre).all() and (steps == step).all() and (ebs == eb).all()
+        return plan, counts, (lo, hi), None if same else (centres, steps, ebs)
 
     def _fits(self, plan: tuple[float, float, float], lo: float, hi: float) -> bool:
         """Whether every value in ``[lo, hi]`` has a code (one to spare) with ``plan``'s centre and step."""
@@ -110,8 +145,9 @@ class UniformQuantizer(Quantizer):
     def _outliers(self, q: Quantized) -> tuple[np.ndarray, np.ndarray, float, float]:
         """The outlier index and bits, centre and step, checked against each other and the field."""
         n = math.prod(q.shape)
-        if set(q.side) != {"outlier_index", "outlier_bits"}:
-            raise FrameError(f"{self.plugin_id}: side arrays {sorted(q.side)}, expected outlier_index and outlier_bits")
+        if set(q.side) not in (OUTLIER_SIDE, OUTLIER_SIDE | CHUNK_SIDE):
+            raise FrameError(f"{self.plugin_id}: side arrays {sorted(q.side)}, expected outlier_index and outlier_bits "
+                             f"(and chunk_centre with chunk_step)")
         index, bits = q.side["outlier_index"], q.side["outlier_bits"]
         width = np.dtype(q.dtype).itemsize
         if index.ndim != 1 or index.dtype not in (np.uint32, np.uint64) or bits.shape != index.shape \
@@ -120,10 +156,24 @@ class UniformQuantizer(Quantizer):
                              f"{bits.dtype}) does not fit a {q.dtype} field of {n} values")
         return index, bits, limits.number(q.meta.get("centre"), "meta.centre"), limits.number(q.meta.get("step"), "meta.step")
 
+    def _chunk_params(self, q: Quantized) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """Per-chunk centres and steps with the chunk length (a one-pass frame), or None (one plan)."""
+        if "chunk_centre" not in q.side:
+            return None
+        chunk = limits.integer(q.meta.get("chunk"), "meta.chunk", 1)
+        centres, steps = q.side["chunk_centre"], q.side["chunk_step"]
+        nc = -(-math.prod(q.shape) // chunk)
+        for name, a in (("chunk_centre", centres), ("chunk_step", steps)):
+            if a.dtype != np.float64 or a.shape != (nc,):
+                raise FrameError(f"{self.plugin_id}: {name} is {a.shape} of {a.dtype}, expected ({nc},) of float64 "
+                                 f"(one per {chunk} values)")
+        return centres, steps, chunk
+
     def dequantize(self, q: Quantized, out: np.ndarray | None = None) -> np.ndarray:
         """Rebuild the field; ``out`` (optional, C-contiguous, of the field's size and dtype) receives it.
         Codes or outliers that do not fit the field raise ``FrameError``."""
         index, bits, centre, step = self._outliers(q)
+        chunks = self._chunk_params(q)
         codes = q.codes["codes"]
         if codes.dtype != np.dtype(self.code_dtype) or codes.size != math.prod(q.shape):
             raise FrameError(f"{self.plugin_id}: codes are {codes.shape} of {codes.dtype}, the field is "
@@ -131,7 +181,10 @@ class UniformQuantizer(Quantizer):
         codes = codes.reshape(-1)
         dtype = np.dtype(q.dtype)
         out = np.empty(codes.size, dtype=dtype) if out is None else _buffer(out, codes.size, dtype)
-        K.dequantize_into(codes, out, centre, step)
+        if chunks is None:
+            K.dequantize_into(codes, out, centre, step)
+        else:
+            K.dequantize_chunks_into(codes, out, *chunks)
         if index.size:
             if int(index.max()) >= out.size:
                 raise FrameError(f"{self.plugin_id}: outlier index {int(index.max())} is outside the field of {out.size} values")
