@@ -326,13 +326,14 @@ def context_fields():
 
 
 def run_contexts(repeat: int) -> list[str]:
-    """``huffman`` and ``ans`` (dedup off) in each ``context`` on each of ``context_fields``, one field
-    at a time under compframe's thread policy, with zlib's Huffman-only mode beside them."""
+    """``huffman`` and ``ans`` (dedup off) in each ``context`` (a tree without ``classes`` skips it) on
+    each of ``context_fields``, one field at a time under compframe's thread policy, with zlib's
+    Huffman-only mode beside them."""
     from compframe.errors import ConfigError
 
     lines = ["| field | encoder | context | ratio | enc MB/s | dec MB/s |", "|---|---|---|---:|---:|---:|"]
     for name, codes in context_fields():
-        items = [(pid, ctx) for pid in ("huffman", "ans") for ctx in ("none", "block", "column", "auto")]
+        items = [(pid, ctx) for pid in ("huffman", "ans") for ctx in ("none", "block", "column", "classes", "auto")]
         for pid, ctx in items + [("zlib", "Huffman-only")]:
             try:
                 enc = ZlibHuffman() if pid == "zlib" else Plugin(pid, context=ctx, dedup=False)
@@ -374,7 +375,7 @@ def main(argv=None):
     ap.add_argument("--bounds", action="store_true",
                     help="only the entropy bounds of the pooled lookups' codes (with repeats removed, per column)")
     ap.add_argument("--contexts", action="store_true",
-                    help="only huffman/ans in each context (none, block, column, auto) on single fields")
+                    help="only huffman/ans in each context (none, block, column, classes, auto) on single fields")
     ap.add_argument("--pipelines", action="store_true",
                     help="only the pipelines (huffman/ans per context, zstd) against SZ3 on the pooled lookups")
     ap.add_argument("--wide", action="store_true", help="only huffman/ans on a wide int16 alphabet")

@@ -139,9 +139,9 @@ def test_auto_context_picks_the_smallest(pid, dtype):
     }
     for winner, values in fields.items():
         codes = np.rint(values).clip(np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
-        streams = {ctx: make(pid, context=ctx, **({"block": 1 << 14} if ctx == "block" else {})).encode(codes)
-                   for ctx in ("none", "column", "classes", "block")}
-        auto = make(pid, block=1 << 14).encode(codes)
+        streams = {ctx: make(pid, chunk=4096, context=ctx, **({"block": 1 << 14} if ctx == "block" else {}))
+                   .encode(codes) for ctx in ("none", "column", "classes", "block")}
+        auto = make(pid, chunk=4096, block=1 << 14).encode(codes)
         sizes = {ctx: len(s) for ctx, s in streams.items()}
         assert min(sizes, key=sizes.get) == winner and auto == streams[winner], (winner, sizes)
         if winner != "none":
@@ -220,7 +220,7 @@ def _fuzz_cases():
     small = np.rint(rng.laplace(0, 3, 150)).astype(np.int8)
     pool = rng.integers(-300, 300, (4, 6)).astype(np.int16)
     drift = np.rint(rng.laplace(0, 1, 1100) * np.repeat([1.0, 40.0], 550)).clip(-127, 127).astype(np.int8)
-    classes = np.rint(rng.laplace(0, 1, (60, 8)) * np.tile([1.0, 30.0], 4)).clip(-127, 127).astype(np.int8)
+    classes = np.rint(rng.laplace(0, 1, (100, 8)) * np.tile([1.0, 30.0], 4)).clip(-127, 127).astype(np.int8)
     return {"int8": small, "int16-2d": (small.astype(np.int16) * 50).reshape(30, 5),
             "int16-repeated-rows": pool[rng.integers(0, 4, 12)], "int8-drift": drift,
             "int8-column-classes": classes}  # mode 5 under context=classes (only there: the others code it alike)

@@ -87,65 +87,72 @@ def _column_histograms(x, columns, base, mask, alphabet, split):
     return counts.sum(axis=0, dtype=np.int64).reshape(columns, alphabet)
 
 
-@numba.njit(cache=True)
 def row_costs(counts):
-    """For each row of ``counts`` ``[tables, K]``: its symbols' order-0 entropy in bits (the row's
-    counts coded with a table fitted to them), the number of symbols present and the row's total."""
+    """For each row of ``counts`` ``[tables, K]`` (int64): its symbols' order-0 entropy in bits (the
+    row's counts coded with a table fitted to them), the number of symbols present and the row's total.
+    ``n log2 n - sum c log2 c`` with ``c log2 c`` looked up in a table built by one vectorised log over
+    ``0 .. max(counts)`` (a scalar log per entry was most of the cost) when that table is no longer
+    than ``counts``; else a log per non-zero entry."""
+    top = int(counts.max()) if counts.size else 0
+    if top > max(counts.size, 1 << 12):
+        return _row_costs(counts, np.empty(0))
+    c = np.arange(top + 1, dtype=np.float64)
+    c[0] = 1.0
+    return _row_costs(counts, c * np.log2(c))
+
+
+@numba.njit(cache=True)
+def _row_costs(counts, xlogx):
     tables, alphabet = counts.shape
     bits = np.zeros(tables, np.float64)
     used = np.zeros(tables, np.int64)
     totals = np.zeros(tables, np.int64)
+    direct = xlogx.size == 0
     for t in range(tables):
         n = 0
-        for s in range(alphabet):
-            n += counts[t, s]
-        acc = 0.0
         k = 0
+        acc = 0.0
         for s in range(alphabet):
             c = counts[t, s]
+            n += c
             if c > 0:
-                acc += c * np.log2(n / c)
                 k += 1
-        bits[t] = acc
+                acc += c * np.log2(c) if direct else xlogx[c]
+        bits[t] = n * np.log2(n) - acc if n > 0 else 0.0
         used[t] = k
         totals[t] = n
     return bits, used, totals
 
 
+def column_groups(counts, order, classes, steps):
+    """The rows of ``counts`` ``[columns, B]`` (a few bins: the products below are dense) grouped into
+    at most ``classes`` classes that share a table: the rows in ``order`` cut into equal runs, then
+    ``steps`` of Lloyd's algorithm, each fitting the class tables to the rows assigned to them
+    (Krichevsky-Trofimov smoothed, so that an absent bin costs finite bits) and moving every row to
+    the class whose table codes it in the fewest bits. Returns the class of each row (int64, empty
+    classes dropped, numbered by first appearance) and the number of classes."""
+    columns, bins = counts.shape
+    members = np.empty(columns, np.int64)
+    members[order] = np.arange(columns) * classes // columns
+    dense = counts.astype(np.float64)
+    for _ in range(steps):
+        onehot = np.zeros((classes, columns))
+        onehot[members, np.arange(columns)] = 1.0
+        pooled = onehot @ dense
+        cost = np.log2((pooled.sum(axis=1, keepdims=True) + bins / 2) / (pooled + 0.5))
+        members = np.argmin(dense @ cost.T, axis=1)
+    firsts, members = np.unique(members, return_index=True, return_inverse=True)[1:]
+    rank = np.empty(firsts.size, np.int64)
+    rank[np.argsort(firsts, kind="stable")] = np.arange(firsts.size)
+    return rank[members], firsts.size
+
+
 @numba.njit(cache=True)
-def nearest_classes(counts, members):
-    """Lloyd's step for grouping the rows of ``counts`` ``[columns, K]`` into classes that share a table:
-    the class tables are fitted to the rows ``members`` assigns to them (class ``c`` = rows with
-    ``members == c``, Krichevsky-Trofimov smoothed so that an absent symbol costs finite bits), and each
-    row goes to the class whose table codes it in the fewest bits. Returns the new ``members`` and the
-    total bits of that assignment."""
-    columns, alphabet = counts.shape
-    classes = members.max() + 1
+def pool_rows(counts, members, classes):
+    """The rows of ``counts`` ``[rows, K]`` summed by class (``members``): int64 ``[classes, K]``."""
+    rows, alphabet = counts.shape
     pooled = np.zeros((classes, alphabet), np.int64)
-    for j in range(columns):
+    for j in range(rows):
         for s in range(alphabet):
             pooled[members[j], s] += counts[j, s]
-    cost = np.empty((alphabet, classes), np.float64)  # -log2 p_c(s), symbol-major: a row reads one line per symbol
-    for c in range(classes):
-        total = 0
-        for s in range(alphabet):
-            total += pooled[c, s]
-        for s in range(alphabet):
-            cost[s, c] = np.log2((total + alphabet / 2) / (pooled[c, s] + 0.5))
-    out = np.empty(columns, np.int64)
-    bits = np.empty(classes, np.float64)
-    total_bits = 0.0
-    for j in range(columns):
-        bits[:] = 0.0
-        for s in range(alphabet):
-            n = counts[j, s]
-            if n > 0:
-                for c in range(classes):
-                    bits[c] += n * cost[s, c]
-        best = 0
-        for c in range(1, classes):
-            if bits[c] < bits[best]:
-                best = c
-        out[j] = best
-        total_bits += bits[best]
-    return out, total_bits
+    return pooled

@@ -118,7 +118,7 @@ def write_class_streams(rng) -> None:
     cases = {
         "huffman_classes": ("huffman", {"chunk": 64, "context": "classes"},
                             (rng.laplace(0, 1, (300, 16)) * spreads * 20).round().astype(np.int16)),
-        "ans_classes": ("ans", {"chunk": 64, "context": "classes", "precision": 12},
+        "ans_classes": ("ans", {"chunk": 64, "context": "classes", "precision": 12, "lanes": 2},
                         (rng.laplace(0, 1, (300, 16)) * spreads).round().astype(np.int8)),
     }
     save_streams(cases)

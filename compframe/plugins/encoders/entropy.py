@@ -121,30 +121,44 @@ MAX_CLASSES = 16
 """Most tables ``context=classes`` shares among the columns (the class index is one byte per column)."""
 
 
-def column_classes(by_column: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Groupings of the columns (their histograms ``by_column`` ``[columns, K]``) into 2, 4, 8 and 16
-    classes (fewer than half the columns) that share a table, as (class of each column, the classes'
-    histograms): the columns sorted by entropy and cut into equal runs, then two of Lloyd's steps
-    (each column to the class table that codes it in the fewest bits, ``histogram.nearest_classes``);
-    classes left empty are dropped. Columns of a real table differ mostly in scale, which the entropy
-    orders; the steps move the columns whose shape the order misjudged."""
-    columns = by_column.shape[0]
-    bits, _, totals = histogram.row_costs(by_column)
+CLASS_BINS = 64
+"""Bins of the symbols the column grouping looks at (the finer alphabet is only summed, not searched)."""
+
+
+def column_classes(by_column: np.ndarray) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """The best of the groupings of the columns (their histograms ``by_column`` ``[columns, K]``) into
+    2, 4, 8 and 16 classes (at most half the columns) that share a table, by ``model_estimate``, as
+    (estimate, class of each column, the classes' histograms); None if every grouping collapses to
+    one class; the doubling stops at the first count that does not pay. The grouping looks at the
+    columns' histograms over at most ``CLASS_BINS`` bins of consecutive symbols, each about an equal
+    share of all the codes (a symbol more frequent than that is a bin of its own), so that wide
+    alphabets cost no more to group than narrow ones. Each grouping (``histogram.column_groups``):
+    the columns sorted by entropy and cut into equal runs, then two of Lloyd's steps (each column to
+    the class table that codes it in the fewest bits); classes left empty are dropped. Columns of a
+    real table differ mostly in scale, which the entropy orders; the steps move the columns whose
+    shape the order misjudged."""
+    columns, alphabet = by_column.shape
+    coarse = by_column
+    if alphabet > CLASS_BINS:
+        cum = np.cumsum(by_column.sum(axis=0))
+        edges = np.searchsorted(cum, cum[-1] * np.arange(1, CLASS_BINS) / CLASS_BINS, side="right")
+        edges = np.unique(np.concatenate([[0], edges[edges < alphabet]]))
+        coarse = np.add.reduceat(by_column, edges, axis=1)
+    bits, _, totals = histogram.row_costs(coarse)
     order = np.argsort(bits / np.maximum(totals, 1), kind="stable")
-    out = []
+    best = None
     k = 2
     while k <= min(MAX_CLASSES, columns // 2):
-        members = np.empty(columns, np.int64)
-        members[order] = np.arange(columns) * k // columns
-        for _ in range(2):
-            members = np.unique(histogram.nearest_classes(by_column, members)[0], return_inverse=True)[1]
-        if members.max() == 0:
+        members, used = histogram.column_groups(coarse, order, k, 2)
+        if used < 2:
             break  # one class: the single table
-        ranked = np.argsort(members, kind="stable")
-        firsts = np.searchsorted(members[ranked], np.arange(members.max() + 1))
-        out.append((members.astype(np.uint8), np.add.reduceat(by_column[ranked], firsts, axis=0)))
+        counts = histogram.pool_rows(by_column, members, used)
+        estimate = model_estimate(counts) + columns  # the class bytes
+        if best is not None and estimate >= best[0]:
+            break  # more classes no longer pay for their tables
+        best = (estimate, members.astype(np.uint8), counts)
         k *= 2
-    return out
+    return best
 
 
 def pack_blob(values: np.ndarray, planes: int) -> bytes:
@@ -347,10 +361,11 @@ class ChunkedEntropyCoder(Encoder):
         if by_column is not None and context in ("column", "auto"):
             plans.append((model_estimate(by_column) + self._layout_bytes(count, CODED, columns, columns),
                           CODED, columns, None, by_column))
-        if by_column is not None and context in ("classes", "auto"):
-            layout = self._layout_bytes(count, CLASSES, 2, columns)
-            plans += [(model_estimate(counts) + layout, CLASSES, len(counts), classes, counts)
-                      for classes, counts in column_classes(by_column)]
+        grouped = column_classes(by_column) if by_column is not None and context in ("classes", "auto") else None
+        if grouped is not None:
+            estimate, classes, counts = grouped
+            layout = self._layout_bytes(count, CLASSES, 2, columns) - columns  # the estimate has the class bytes
+            plans.append((estimate + layout, CLASSES, len(counts), classes, counts))
         if by_block is not None:
             plans.append((model_estimate(by_block) + 4 * nchunks, BLOCKS, blocks, None, by_block))
         return [(0.0, CODED, 1, None, one)] + sorted(plans, key=lambda plan: plan[0])
