@@ -351,6 +351,26 @@ def run_contexts(repeat: int) -> list[str]:
     return lines + [""]
 
 
+def run_lanes(repeat: int, lanes=(2, 16, 32, 64), contexts=("none", "block", "column", "auto")) -> list[str]:
+    """``ans`` (dedup off) with each lane count (2: the pair mode) in each ``context`` on each of
+    ``context_fields``, under compframe's thread policy; the lane counts alternate field by field."""
+    lines = ["| field | context | lanes | ratio | enc MB/s | dec MB/s |", "|---|---|---:|---:|---:|---:|"]
+    for name, codes in context_fields():
+        for ctx in contexts:
+            for n in lanes:
+                enc = Plugin("ans", context=ctx, dedup=False, lanes=n)
+                with cpu_threads_for(codes.size):
+                    enc.decode(enc.encode(codes))
+                    te, blob = best_time(lambda: enc.encode(codes), repeat)
+                    td, back = best_time(lambda: enc.decode(blob), repeat)
+                if not np.array_equal(back, codes):
+                    raise AssertionError(f"ans {ctx} lanes={n} does not round-trip")
+                mb = codes.nbytes / 1e6
+                lines.append(f"| {name} | {ctx} | {n} | {codes.nbytes / enc.size(blob):.3f} | {mb / te:.0f} "
+                             f"| {mb / td:.0f} |")
+    return lines + [""]
+
+
 def run_wide(repeat: int) -> list[str]:
     """``huffman`` and ``ans`` (defaults) on 512 x 512 int16 codes of a wide alphabet (Laplace, scale
     2000: about 19 000 distinct values), where the model, not the symbols, dominates a call."""
@@ -379,7 +399,12 @@ def main(argv=None):
     ap.add_argument("--pipelines", action="store_true",
                     help="only the pipelines (huffman/ans per context, zstd) against SZ3 on the pooled lookups")
     ap.add_argument("--wide", action="store_true", help="only huffman/ans on a wide int16 alphabet")
+    ap.add_argument("--lanes", action="store_true",
+                    help="only ans with 2, 16, 32 and 64 lanes per chunk in each context on single fields")
     args = ap.parse_args(argv)
+    if args.lanes:
+        print("\n".join(run_lanes(args.repeat)))
+        return 0
     if args.wide:
         print("\n".join(run_wide(args.repeat)))
         return 0

@@ -6,7 +6,7 @@ CRCs recomputed, decoded in guarded worker processes (``compframe.fuzz``).
     python bench/fuzz_frames.py --mutants 20000 --boundscheck 20000   # plus a run with numba's index checks
     python bench/fuzz_frames.py --decode-speed           # what the checks cost: cf.decompress on normal frames
 
-Frames: the 64 small frames of ``fuzz.sample_frames()`` (24 x 16 float32; 8 quantizers x 8 CPU
+Frames: the 72 small frames of ``fuzz.sample_frames()`` (24 x 16 float32; 8 quantizers x 9 CPU
 encoder configurations) and 16 large ones (512 x 256 float32, 8 quantizers x zstd and huffman;
 45 KB to 260 KB each). Mutants are spread evenly over them. Each worker measures the peak resident
 memory a decode adds (Linux ``VmHWM`` after resetting it through ``/proc/self/clear_refs``), under

@@ -55,6 +55,7 @@ ENCODERS = {
     "huffman_column": {"id": "huffman", "chunk": 64, "context": "column"},
     "ans": {"id": "ans", "chunk": 64},
     "ans_column": {"id": "ans", "chunk": 64, "context": "column"},
+    "ans_lanes": {"id": "ans", "chunk": 256, "lanes": 16},
     "gpulz": {"id": "gpulz", "chunk": 64},
 }
 

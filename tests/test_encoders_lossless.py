@@ -32,7 +32,10 @@ CONFIGS = [
     ("huffman", {"chunk": 64, "max_length": 8}, 64),
     ("huffman", {"chunk": 100, "context": "column"}, 100),
     ("huffman", {"chunk": 64, "context": "classes"}, 64),
-    ("ans", {}, 16384),
+    ("ans", {}, 131072),
+    ("ans", {"chunk": 64, "lanes": 16}, 64),
+    ("ans", {"chunk": 100, "lanes": 32, "context": "column"}, 100),
+    ("ans", {"chunk": 64, "lanes": 64, "block": 1024}, 64),
     ("ans", {"chunk": 64}, 64),
     ("ans", {"chunk": 64, "precision": 10}, 64),
     ("ans", {"chunk": 100, "context": "column"}, 100),
@@ -697,13 +700,14 @@ def test_block_tables_follow_drifting_statistics(pid, dtype):
 
 
 GOLDEN_STREAMS = sorted((ROOT / "tests" / "data").glob("golden_stream_*.bin"))
+LANE_STREAMS = ("lanes16", "lanes32_columns", "lanes64_blocks")  # ans's lane mode (make_golden.py lanes)
 
 
 def test_golden_streams_exist():
     """A golden stream for every stream mode of huffman and ans and every symbol size of gpulz."""
     modes = {f"{pid}_{mode}" for pid in ("huffman", "ans")
              for mode in ("one_table", "columns", "blocks", "dedup", "classes")}
-    expected = modes | {"ans_constant", "gpulz_s1", "gpulz_s2", "gpulz_s4"}
+    expected = modes | {"ans_constant", "gpulz_s1", "gpulz_s2", "gpulz_s4"} | {f"ans_{m}" for m in LANE_STREAMS}
     assert {p.stem.removeprefix("golden_stream_") for p in GOLDEN_STREAMS} == expected, "tests/data/make_golden.py"
     for path in GOLDEN_STREAMS:
         assert path.with_suffix(".npy").is_file() and path.with_suffix(".json").is_file(), path

@@ -39,6 +39,8 @@ cases = [
     ("ans", {"chunk": 64, "context": "column", "precision": 10}),
     ("huffman", {"chunk": 64, "block": 1024}),
     ("ans", {"chunk": 64, "block": 1024}),
+    ("ans", {"chunk": 100, "lanes": 16}),
+    ("ans", {"chunk": 64, "lanes": 64, "block": 1024}),
     ("gpulz", {"chunk": 64}),
     ("gpulz", {"chunk": 64, "symbol_bytes": 1, "window": 8}),
     ("gpulz", {"chunk": 64, "symbol_bytes": 4}),
@@ -74,4 +76,4 @@ def test_cuda_kernels_match_cpu_in_simulator():
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
-    assert "SIMULATOR-OK 54 2 2" in done.stdout, done.stdout + done.stderr[-2000:]
+    assert "SIMULATOR-OK 66 2 3" in done.stdout, done.stdout + done.stderr[-2000:]

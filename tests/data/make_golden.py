@@ -3,6 +3,7 @@
     python tests/data/make_golden.py            # all of them (a new format version)
     python tests/data/make_golden.py options    # only golden_options_* (added with format version 1)
     python tests/data/make_golden.py classes    # only the context=classes streams (stream mode 5)
+    python tests/data/make_golden.py lanes      # only ans's lane-mode streams (lanes 16, 32, 64)
 
 Each golden frame comes with the decoded array (.npy) and the plugin configs (.json); the test
 checks that today's compframe still decodes the frame to exactly that array. The golden streams
@@ -43,6 +44,7 @@ def main() -> None:
                                                               "encoder": header["encoder"]}, indent=1))
     write_streams(np.random.default_rng(2025))
     write_class_streams(np.random.default_rng(2027))
+    write_lane_streams(np.random.default_rng(2028))
     write_option_frames()
 
 
@@ -124,6 +126,21 @@ def write_class_streams(rng) -> None:
     save_streams(cases)
 
 
+def write_lane_streams(rng) -> None:
+    """The streams of ``ans``'s lane mode (the ``lanes`` option, added after the others): one table,
+    a table per column with 64-bit decoding entries (int16), and a table per block; chunks long
+    enough for the vector decoder's runs, with tails shorter than a group."""
+    drift = np.rint(rng.laplace(0, 1, 2100) * np.repeat([1.0, 30.0], 1050)).clip(-127, 127).astype(np.int8)
+    cases = {
+        "ans_lanes16": ("ans", {"chunk": 500, "lanes": 16}, np.rint(rng.laplace(0, 4, 1503)).astype(np.int8)),
+        "ans_lanes32_columns": ("ans", {"chunk": 300, "lanes": 32, "context": "column", "precision": 12},
+                                (rng.laplace(0, 1, (700, 3)) * [0.3, 20, 300] + [0, 500, -900]).round()
+                                .astype(np.int16)),
+        "ans_lanes64_blocks": ("ans", {"chunk": 256, "lanes": 64, "block": 1024, "precision": 12}, drift),
+    }
+    save_streams(cases)
+
+
 def save_streams(cases) -> None:
     for name, (pid, params, codes) in cases.items():
         stream = cf.create("encoder", pid, **params).encode(codes)
@@ -137,5 +154,7 @@ if __name__ == "__main__":
         write_option_frames()
     elif sys.argv[1:] == ["classes"]:
         write_class_streams(np.random.default_rng(2027))
+    elif sys.argv[1:] == ["lanes"]:
+        write_lane_streams(np.random.default_rng(2028))
     else:
         main()

@@ -529,13 +529,13 @@ class Huffman(ChunkedEntropyCoder):
 
 @dataclass
 class AnsConfig:
-    chunk: int = 16384
+    chunk: int = 131072
     precision: int = 0
     context: str = "auto"
     block: int = 1 << 18
     dedup: bool = True
     device: str = "cpu"
-    lanes: int = 2
+    lanes: int = 0
 
 
 @register("encoder", "ans")
@@ -558,8 +558,13 @@ class Ans(ChunkedEntropyCoder):
     def check(self):
         super().check()
         if self.config.precision != 0:
+    AUTO_LANES = 32
+    """The lane count ``lanes=0`` picks: 64 lanes decode up to 1.3x faster than 32 but cost twice the
+    state bytes (docs/benchmarks.md, issue 13, lane mode)."""
+    AUTO_WASTE = 1 / 400
+    """The share of the coded symbols' bytes that ``lanes=0`` lets the lanes' final states take."""
             self.require("precision", low=10, high=self.MAX_PRECISION)
-        self.require("lanes", choices=ans_kernels.LANES)
+        self.require("lanes", choices=(0, *ans_kernels.LANES))
 
     @staticmethod
     def _split_param(param: int) -> tuple[int, int]:
@@ -583,16 +588,24 @@ class Ans(ChunkedEntropyCoder):
         cum = np.cumsum(freq, axis=1) - freq
         present = counts > 0
         bits = float((counts[present] * (precision - np.log2(freq[present]))).sum())
-        lanes = self.config.lanes
-        if lanes != 2:  # the lanes' final states, about 2 bytes each over what they hold, in every chunk
-            bits += 16 * lanes * float(-(-counts.sum(axis=1) // self.config.chunk).sum())
-        param = precision | ans_kernels.LANES.index(lanes) << 5
+        param = precision | ans_kernels.LANES.index(self.config.lanes or 2) << 5  # lanes=0: see _encode_chunks
         return Model(param, pack_blob(freq, 3), bits, (freq.astype(np.uint32), cum.astype(np.uint32)))
 
     def _read_model(self, blob, tables, alphabet, param):
         param, _ = self._split_param(param)
         if not 1 <= param <= self.MAX_PRECISION:
             raise StreamError(f"ans stream: precision {param} is outside [1, {self.MAX_PRECISION}]")
+    def _layout_bytes(self, count, mode, tables, columns):
+        """The chunk table and classes (``ChunkedEntropyCoder._layout_bytes``), and in the lane mode
+        the final states' waste: each lane starts at ``2**16`` and ends with 4 bytes, about 3 more
+        bytes per lane than its symbols need (measured: 90 bytes per chunk for 32 lanes over 2)."""
+        layout = super()._layout_bytes(count, mode, tables, columns)
+        if self.config.lanes in (0, 2):  # lanes=0 takes the lane mode only where it costs next to nothing
+            return layout
+        chunk = self.config.chunk
+        nchunks = -(-count // chunk) if mode == BLOCKS or tables == 1 else columns * -(-(count // columns) // chunk)
+        return layout + 3 * self.config.lanes * nchunks
+
         freq = unpack_blob(blob, tables * alphabet, 3).reshape(tables, alphabet)
         if np.any(freq.sum(axis=1) != 1 << param):
             raise StreamError(f"ans stream: frequencies do not sum to 2**{param}")
@@ -605,6 +618,10 @@ class Ans(ChunkedEntropyCoder):
                                   lanes)
 
     def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param):
+        waste = 3 * (self.AUTO_LANES - 2) * starts.size  # the final states over the pair mode's two
+        if self.config.lanes == 0 and waste <= self.AUTO_WASTE * model.bits / 8:
+            lanes = self.AUTO_LANES
+            model.param = precision | ans_kernels.LANES.index(lanes) << 5  # the header is written after this
         param, lanes = self._split_param(param)
         limits.charge(tables.shape[0] * (1 << param) * 8, f"ans decoding tables ({tables.shape[0]} x 2**{param})")
         return ans_kernels.decode(self.config.device, data, offsets, out, starts, ends, table_of, base, mask,

@@ -1,0 +1,149 @@
+"""``ans``'s lane mode (``lanes`` 16/32/64): round trips, the vector decoder against its scalar
+reference, the automatic choice, and damaged streams."""
+
+from __future__ import annotations
+
+import struct
+
+import numba
+import numpy as np
+import pytest
+
+from compframe import registry
+from compframe.errors import ConfigError, StreamError
+from compframe.kernels import ans as ans_kernels
+from compframe.kernels import simd
+
+
+def make(**params):
+    return registry.create("encoder", "ans", **params)
+
+
+def coded_fields(stream: bytes, ndim: int):
+    """(mode, tables, precision, lanes) of a coded huffman/ans stream (see entropy.py's layout)."""
+    head = 1 + 3 + 1 + 8 * ndim  # base header for '<i1', '|u1', '<i2', '<u2'
+    mode = stream[head + 1]
+    tables, param = struct.unpack_from("<iIIIBII", stream, head + 10)[3:5]
+    return mode, tables, param & 31, ans_kernels.LANES[param >> 5]
+
+
+@pytest.mark.parametrize("lanes", [16, 32, 64])
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16])
+def test_round_trip_sizes_and_contexts(lanes, dtype):
+    rng = np.random.default_rng(lanes)
+    info = np.iinfo(dtype)
+    centre = 0 if info.min < 0 else 100
+    for n in (1, 2, lanes - 1, lanes + 1, 3 * lanes + 5, 2 * 256 + 7, 1301):
+        for cols in (1, 3):
+            codes = np.clip(np.rint(rng.laplace(0, 3, (n, cols)) * [1, 9, 40][:cols]) + centre, info.min, info.max)
+            codes = codes.astype(dtype)
+            for context in ("none", "block", "column", "auto"):
+                blocks = {"block": 1024} if context in ("block", "auto") else {}
+                enc = make(chunk=256, lanes=lanes, context=context, dedup=False, **blocks)
+                stream = enc.encode(codes)
+                out = enc.decode(stream)
+                assert out.dtype == codes.dtype and np.array_equal(out, codes), (n, cols, context)
+                if np.unique(codes).size > 1:
+                    assert coded_fields(stream, 2)[3] == lanes
+    empty = make(lanes=lanes)
+    assert empty.decode(empty.encode(np.zeros(0, dtype))).size == 0
+
+
+@pytest.mark.parametrize("dtype,precision", [(np.int8, 10), (np.int8, 16), (np.int16, 10), (np.int16, 16)])
+def test_narrow_and_wide_table_entries(dtype, precision):
+    """uint32 decoding entries where (freq - 1, slot - cum, symbol) fit 32 bits, uint64 otherwise."""
+    rng = np.random.default_rng(precision)
+    codes = np.rint(rng.laplace(0, 20 if dtype == np.int8 else 200, 5000)).clip(-127, 127).astype(dtype)
+    enc = make(lanes=32, chunk=1024, precision=precision)
+    stream = enc.encode(codes)
+    assert coded_fields(stream, 1)[2] == precision and np.array_equal(enc.decode(stream), codes)
+    wide = 2 * precision + 8 * np.dtype(dtype).itemsize > 32
+    assert ans_kernels.lane_entries(np.full((1, 4), 1 << (precision - 2)), precision, 0, 255, codes.itemsize).dtype \
+        == (np.uint64 if wide else np.uint32)
+
+
+@pytest.mark.parametrize("lanes", [16, 32, 64])
+def test_vector_decoder_matches_the_scalar_reference(lanes):
+    """The CPU decoder (simd.decode_groups over whole groups, then the scalar tail) writes what
+    decode_lanes_tail alone writes, with the same checksums, chunk by chunk."""
+    rng = np.random.default_rng(3)
+    for dtype, scale in ((np.uint8, 4), (np.uint16, 300)):
+        x = (np.rint(rng.laplace(0, scale, 20011)) + (100 if dtype == np.uint8 else 3000)).astype(dtype)
+        base, k = int(x.min()), int(x.max()) - int(x.min()) + 1
+        counts = np.bincount(x.astype(np.int64) - base, minlength=k)[None]
+        from compframe.plugins.encoders.entropy import chunk_layout, frequency_tables
+
+        precision = 12
+        freq = frequency_tables(counts, precision)
+        cum = np.cumsum(freq, axis=1) - freq
+        starts, ends, table_of = chunk_layout(x.size, 1, 4096)
+        mask = (1 << (8 * x.itemsize)) - 1
+        data, sizes, sums = ans_kernels.encode("cpu", x, starts, ends, table_of, base, mask, freq, cum, precision,
+                                               lanes)
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        out = np.zeros_like(x)
+        assert np.array_equal(ans_kernels.decode("cpu", data, offsets, out, starts, ends, table_of, base, mask, freq,
+                                                 precision, lanes), sums)
+        assert np.array_equal(out, x)
+        table = ans_kernels.lane_entries(freq, precision, base, mask, x.itemsize)[0]
+        shift = ans_kernels.lane_shift(precision, x.itemsize)
+        ref = np.zeros_like(x)
+        for k in range(starts.size):
+            st, hs = np.empty(lanes, np.uint32), np.empty(lanes, np.uint32)
+            p = ans_kernels._start_lanes_cpu(data, offsets[k], offsets[k + 1], lanes, st, hs)
+            assert ans_kernels._decode_lanes_tail_cpu(data, ref, table, precision, shift, p, offsets[k + 1],
+                                                      starts[k], starts[k], ends[k], lanes, st, hs) == 0
+            assert ans_kernels._fold_lanes_cpu(hs, lanes) == sums[k]
+        assert np.array_equal(ref, x)
+
+
+@pytest.mark.skipif(not simd.avx512(), reason="the hardware gathers need AVX-512F")
+def test_the_decoder_is_vectorized():
+    """With 32-bit entries (uint8 symbols) and 64-bit ones (uint16, precision 12) the decoder's code
+    holds the AVX-512 gathers and the expand-load refill (compiled afresh: a cached one has no asm)."""
+    fresh = numba.njit(error_model="numpy")(ans_kernels._decode_lanes_cpu.py_func)
+    data = np.zeros(4 * 32, np.uint8)
+    for dtype, entry in ((np.uint8, np.uint32), (np.uint16, np.uint64)):
+        assert fresh(data, np.zeros(64, dtype), np.zeros(1 << 12, entry), 12, 12, 0, data.size, 0, 64, 32) == -1
+    asm = "".join(fresh.inspect_asm().values())
+    assert "vpgatherdd" in asm and "vpgatherdq" in asm and "vpexpandw" in asm and "zmm" in asm
+
+
+def test_automatic_lanes():
+    """lanes=0 (default): 32 lanes where their final states cost at most 1/400 of the coded bytes,
+    else the pair mode, whose bytes it then writes."""
+    rng = np.random.default_rng(4)
+    big = np.rint(rng.laplace(0, 3, (4096, 64))).astype(np.int8)
+    auto, pair = make(), make(lanes=2)
+    stream = auto.encode(big)
+    assert coded_fields(stream, 2)[3] == 32 and np.array_equal(auto.decode(stream), big)
+    assert len(stream) <= 1.0025 * len(pair.encode(big))
+    small = make(chunk=64, dedup=False)
+    assert small.encode(big[:50]) == make(chunk=64, lanes=2, dedup=False).encode(big[:50])
+    with pytest.raises(ConfigError, match="lanes"):
+        make(lanes=8)
+
+
+def test_damaged_lane_streams_are_refused():
+    """Every truncation and every flipped byte of a lane stream whose chunks go through the vector
+    decoder is refused or decodes exactly; states below 2**16 are refused."""
+    rng = np.random.default_rng(5)
+    codes = np.rint(rng.laplace(0, 3, 1500)).astype(np.int8)
+    enc = make(chunk=700, lanes=32)
+    stream = enc.encode(codes)
+    for cut in range(0, len(stream), 7):
+        with pytest.raises(StreamError):
+            enc.decode(stream[:cut])
+    for pos in range(len(stream)):
+        for flip in (0x01, 0x80):
+            bad = bytearray(stream)
+            bad[pos] ^= flip
+            try:
+                out = enc.decode(bytes(bad))
+            except StreamError:
+                continue
+            assert np.array_equal(out, codes), (pos, flip)
+    out = np.zeros(1500, np.uint8)
+    data = np.zeros(4 * 32 + 100, np.uint8)  # every state zero: below 2**16
+    assert ans_kernels._decode_lanes_cpu(data, out, np.zeros(1 << 12, np.uint32), 12, 12, 0, data.size, 0, 700, 32) \
+        == -1
