@@ -546,23 +546,25 @@ class Ans(ChunkedEntropyCoder):
     the alphabet: at least 12 bits, 4 more than the alphabet needs for one table; for several tables
     1 more, and 2**R at most about a quarter of a table's symbols (8..12 bits); never less than the
     alphabet needs); ``chunk`` symbols per independently decodable chunk; ``context``
-    auto|none|column|block (as ``huffman``); ``dedup`` (2-D codes: rows that repeat an earlier
-    row are stored as references); ``device`` cpu|cuda; ``lanes`` 2|16|32|64, the interleaved coder
-    states per chunk (2: the pair mode; 16-64: the lane mode, decoded 16 lanes per vector step,
-    which costs about ``2 * lanes`` bytes per chunk in final states; see ``ans_kernels.LANES``).
+    auto|none|column|classes|block (as ``huffman``); ``dedup`` (2-D codes: rows that repeat an earlier
+    row are stored as references); ``device`` cpu|cuda; ``lanes`` 0|2|16|32|64, the interleaved
+    coder states per chunk (2: the pair mode; 16-64: the lane mode, decoded 16 lanes per vector step,
+    which costs about ``3 * lanes`` bytes per chunk in final states; see ``ans_kernels.LANES``;
+    0, the default: ``AUTO_LANES`` where those bytes cost at most ``AUTO_WASTE`` of the coded
+    symbols, else 2).
     """
 
     Config = AnsConfig
     MAX_PRECISION = 16
-
-    def check(self):
-        super().check()
-        if self.config.precision != 0:
     AUTO_LANES = 32
     """The lane count ``lanes=0`` picks: 64 lanes decode up to 1.3x faster than 32 but cost twice the
     state bytes (docs/benchmarks.md, issue 13, lane mode)."""
     AUTO_WASTE = 1 / 400
     """The share of the coded symbols' bytes that ``lanes=0`` lets the lanes' final states take."""
+
+    def check(self):
+        super().check()
+        if self.config.precision != 0:
             self.require("precision", low=10, high=self.MAX_PRECISION)
         self.require("lanes", choices=(0, *ans_kernels.LANES))
 
@@ -591,10 +593,6 @@ class Ans(ChunkedEntropyCoder):
         param = precision | ans_kernels.LANES.index(self.config.lanes or 2) << 5  # lanes=0: see _encode_chunks
         return Model(param, pack_blob(freq, 3), bits, (freq.astype(np.uint32), cum.astype(np.uint32)))
 
-    def _read_model(self, blob, tables, alphabet, param):
-        param, _ = self._split_param(param)
-        if not 1 <= param <= self.MAX_PRECISION:
-            raise StreamError(f"ans stream: precision {param} is outside [1, {self.MAX_PRECISION}]")
     def _layout_bytes(self, count, mode, tables, columns):
         """The chunk table and classes (``ChunkedEntropyCoder._layout_bytes``), and in the lane mode
         the final states' waste: each lane starts at ``2**16`` and ends with 4 bytes, about 3 more
@@ -606,6 +604,10 @@ class Ans(ChunkedEntropyCoder):
         nchunks = -(-count // chunk) if mode == BLOCKS or tables == 1 else columns * -(-(count // columns) // chunk)
         return layout + 3 * self.config.lanes * nchunks
 
+    def _read_model(self, blob, tables, alphabet, param):
+        param, _ = self._split_param(param)
+        if not 1 <= param <= self.MAX_PRECISION:
+            raise StreamError(f"ans stream: precision {param} is outside [1, {self.MAX_PRECISION}]")
         freq = unpack_blob(blob, tables * alphabet, 3).reshape(tables, alphabet)
         if np.any(freq.sum(axis=1) != 1 << param):
             raise StreamError(f"ans stream: frequencies do not sum to 2**{param}")
@@ -614,14 +616,14 @@ class Ans(ChunkedEntropyCoder):
     def _encode_chunks(self, x, starts, ends, table_of, base, mask, model):
         freq, cum = model.tables
         precision, lanes = self._split_param(model.param)
-        return ans_kernels.encode(self.config.device, x, starts, ends, table_of, base, mask, freq, cum, precision,
-                                  lanes)
-
-    def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param):
         waste = 3 * (self.AUTO_LANES - 2) * starts.size  # the final states over the pair mode's two
         if self.config.lanes == 0 and waste <= self.AUTO_WASTE * model.bits / 8:
             lanes = self.AUTO_LANES
             model.param = precision | ans_kernels.LANES.index(lanes) << 5  # the header is written after this
+        return ans_kernels.encode(self.config.device, x, starts, ends, table_of, base, mask, freq, cum, precision,
+                                  lanes)
+
+    def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param):
         param, lanes = self._split_param(param)
         limits.charge(tables.shape[0] * (1 << param) * 8, f"ans decoding tables ({tables.shape[0]} x 2**{param})")
         return ans_kernels.decode(self.config.device, data, offsets, out, starts, ends, table_of, base, mask,
