@@ -351,22 +351,25 @@ def run_contexts(repeat: int) -> list[str]:
     return lines + [""]
 
 
-def run_lanes(repeat: int, lanes=(2, 16, 32, 64), contexts=("none", "block", "column", "auto")) -> list[str]:
-    """``ans`` (dedup off) with each lane count (2: the pair mode) in each ``context`` on each of
-    ``context_fields``, under compframe's thread policy; the lane counts alternate field by field."""
-    lines = ["| field | context | lanes | ratio | enc MB/s | dec MB/s |", "|---|---|---:|---:|---:|---:|"]
+def run_lanes(repeat: int, contexts=("none", "block", "auto")) -> list[str]:
+    """``ans`` (dedup off) in each ``context`` on each of ``context_fields``: the pair mode with the
+    chunks of before (16384 symbols) and of now, the default (``lanes=0``), and 16, 32 and 64 lanes,
+    under compframe's thread policy; the settings alternate field by field."""
+    settings = [("2, chunk 16384 (before)", {"lanes": 2, "chunk": 16384}), ("2", {"lanes": 2}), ("0 (default)", {}),
+                ("16", {"lanes": 16}), ("32", {"lanes": 32}), ("64", {"lanes": 64})]
+    lines = ["| field | context | lanes | ratio | enc MB/s | dec MB/s |", "|---|---|---|---:|---:|---:|"]
     for name, codes in context_fields():
         for ctx in contexts:
-            for n in lanes:
-                enc = Plugin("ans", context=ctx, dedup=False, lanes=n)
+            for label, params in settings:
+                enc = Plugin("ans", context=ctx, dedup=False, **params)
                 with cpu_threads_for(codes.size):
                     enc.decode(enc.encode(codes))
                     te, blob = best_time(lambda: enc.encode(codes), repeat)
                     td, back = best_time(lambda: enc.decode(blob), repeat)
                 if not np.array_equal(back, codes):
-                    raise AssertionError(f"ans {ctx} lanes={n} does not round-trip")
+                    raise AssertionError(f"ans {ctx} {params} does not round-trip")
                 mb = codes.nbytes / 1e6
-                lines.append(f"| {name} | {ctx} | {n} | {codes.nbytes / enc.size(blob):.3f} | {mb / te:.0f} "
+                lines.append(f"| {name} | {ctx} | {label} | {codes.nbytes / enc.size(blob):.3f} | {mb / te:.0f} "
                              f"| {mb / td:.0f} |")
     return lines + [""]
 
@@ -400,7 +403,7 @@ def main(argv=None):
                     help="only the pipelines (huffman/ans per context, zstd) against SZ3 on the pooled lookups")
     ap.add_argument("--wide", action="store_true", help="only huffman/ans on a wide int16 alphabet")
     ap.add_argument("--lanes", action="store_true",
-                    help="only ans with 2, 16, 32 and 64 lanes per chunk in each context on single fields")
+                    help="only ans's pair mode (before and now), default, 16, 32 and 64 lanes on single fields")
     args = ap.parse_args(argv)
     if args.lanes:
         print("\n".join(run_lanes(args.repeat)))
