@@ -35,7 +35,7 @@ FAST_BITS = 12
 fewer when there are many tables for few symbols each: the table's width sets the bits). An int64
 entry holds the symbols whose codes follow one another within those bits, already shifted by
 ``base``, up to ``48 // W`` of them (``W`` = 8 or 16, the code width):
-``count | total << 3 | s1 << 8 | s2 << 8 + W | ...``, with ``count`` the symbols and ``total``
+``s1 | s2 << W | ... | count << 48 | total << 56``, with ``count`` the symbols and ``total``
 their bits; ``count`` 0 marks a prefix of a longer code, and ``total`` is then the length of the
 first code at or after the prefix (where the search through the canonical limits starts)."""
 
@@ -43,18 +43,40 @@ WIDE_BITS = 16
 """The widest direct table ``direct_bits`` picks for one table of long codes (2**16 entries)."""
 
 
-def direct_bits(lengths: np.ndarray, symbols: int) -> int:
-    """Bits of the direct decoding table for the code lengths ``lengths`` (one table) decoding
-    ``symbols`` symbols: ``FAST_BITS``, widened (up to ``WIDE_BITS``) while the codes longer than
-    the table carry more than 5 % of the code space (``sum 2**-length``, about the share of symbols
-    that would take the slow path through the canonical limits) and the table has at most an eighth
-    as many entries as there are symbols to decode."""
-    used = lengths[lengths > 0].astype(np.float64)
+@numba.njit(cache=True)
+def direct_bits(lengths, symbols):
+    """Bits of the direct decoding table for the code lengths ``lengths`` (one table, ``[1, K]``)
+    decoding ``symbols`` symbols: ``FAST_BITS``, widened (up to ``WIDE_BITS``) while the codes longer
+    than the table carry more than 5 % of the code space (``sum 2**-length``, about the share of
+    symbols that would take the slow path through the canonical limits) and the table has at most an
+    eighth as many entries as there are symbols to decode."""
+    longest = 0
+    for s in range(lengths.shape[1]):
+        longest = max(longest, lengths[0, s])
     bits = FAST_BITS
-    while bits < min(WIDE_BITS, used.max(initial=0)) and (8 << (bits + 1)) <= symbols \
-            and np.exp2(-used[used > bits]).sum() > 0.05:
+    while bits < min(WIDE_BITS, longest) and (8 << (bits + 1)) <= symbols:
+        space = 0.0
+        for s in range(lengths.shape[1]):
+            if lengths[0, s] > bits:
+                space += 2.0 ** -lengths[0, s]
+        if space <= 0.05:
+            break
         bits += 1
     return bits
+
+
+@numba.njit(cache=True)
+def narrow_entries(lengths, bits):
+    """True when uint32 direct entries (up to three 8-bit symbols) lose little against int64 ones (up
+    to six) for the tables ``lengths``: a ``bits``-bit look-up holds fewer than three codes of the
+    mean length ``sum 2**-l * l`` (the length expected under the code's own model), so the narrower
+    table, which takes half the cache, is the faster."""
+    mean = 0.0
+    for t in range(lengths.shape[0]):
+        for s in range(lengths.shape[1]):
+            if lengths[t, s] > 0:
+                mean += 2.0 ** -lengths[t, s] * lengths[t, s]
+    return bits < 3 * mean / lengths.shape[0]
 
 
 _REFILL = 24
@@ -113,6 +135,7 @@ def decode_chunks(data, out, max_len, fast0, limit0, first0, syms0, fast1, limit
         fast_bits += 1
     fmask = (1 << fast_bits) - 1
     mask = (1 << wbits) - 1
+    hb = min(48, 8 * fast0.itemsize - 8)  # an entry's symbols are below bit hb (uint32 or int64 entries)
     lmask = (1 << max_len) - 1
     acc0 = 0
     n0 = 0
@@ -123,10 +146,10 @@ def decode_chunks(data, out, max_len, fast0, limit0, first0, syms0, fast1, limit
     p1 = start1
     i1 = lo1
     bad = 0
-    # Both chunks in runs of look-ups that cannot pass either chunk's end: a look-up writes 48 / wbits
-    # symbols (and moves on by at most that many) and refills at most four bytes.
+    # Both chunks in runs of look-ups that cannot pass either chunk's end: a look-up writes 64 bits of
+    # symbols (and moves on by at most 48 / wbits symbols) and refills at most four bytes.
     while bad == 0:
-        run = min(min(hi0 - i0, hi1 - i1) * wbits // 48, min(end0 - p0, end1 - p1) // 4)
+        run = min(min(hi0 - i0, hi1 - i1) * wbits // 64, min(end0 - p0, end1 - p1) // 4)
         if run <= 0:
             break
         for _ in range(run):
@@ -144,42 +167,56 @@ def decode_chunks(data, out, max_len, fast0, limit0, first0, syms0, fast1, limit
                 n1 += 32
             e0 = np.int64(fast0[np.uint64((acc0 >> (n0 - fast_bits)) & fmask)])
             e1 = np.int64(fast1[np.uint64((acc1 >> (n1 - fast_bits)) & fmask)])
-            if (e0 & 7) == 0:  # a code longer than fast_bits: one symbol through the canonical limits
+            if ((e0 >> hb) & 7) == 0:  # a code longer than fast_bits: one symbol through the canonical limits
                 v = (acc0 >> (n0 - max_len)) & lmask
-                n = (e0 >> 3) & 31
+                n = e0 >> (hb + 3)
                 while n <= max_len and v >= limit0[n]:
                     n += 1
                 if n > max_len:
                     bad = 1
                     break
-                e0 = 1 | (n << 3) | (np.int64(syms0[np.uint64(first0[n] + (v >> (max_len - n)))]) << 8)
-            if (e1 & 7) == 0:
+                e0 = np.int64(syms0[np.uint64(first0[n] + (v >> (max_len - n)))]) | (1 << hb) | (n << (hb + 3))
+            if ((e1 >> hb) & 7) == 0:
                 v = (acc1 >> (n1 - max_len)) & lmask
-                n = (e1 >> 3) & 31
+                n = e1 >> (hb + 3)
                 while n <= max_len and v >= limit1[n]:
                     n += 1
                 if n > max_len:
                     bad = 2
                     break
-                e1 = 1 | (n << 3) | (np.int64(syms1[np.uint64(first1[n] + (v >> (max_len - n)))]) << 8)
-            # branch-free on the symbol count: writes past it are overwritten by the next look-up
-            out[np.uint64(i0)] = (e0 >> 8) & mask
-            out[np.uint64(i0 + 1)] = (e0 >> (8 + wbits)) & mask
-            out[np.uint64(i0 + 2)] = (e0 >> (8 + 2 * wbits)) & mask
-            out[np.uint64(i1)] = (e1 >> 8) & mask
-            out[np.uint64(i1 + 1)] = (e1 >> (8 + wbits)) & mask
-            out[np.uint64(i1 + 2)] = (e1 >> (8 + 2 * wbits)) & mask
+                e1 = np.int64(syms1[np.uint64(first1[n] + (v >> (max_len - n)))]) | (1 << hb) | (n << (hb + 3))
+            # branch-free on the symbol count: the entry's 64 bits are written (the symbols, then bytes
+            # that the next look-ups overwrite); byte pieces of one value, which the compiler merges
             if wbits == 8:
-                out[np.uint64(i0 + 3)] = (e0 >> 32) & mask
-                out[np.uint64(i0 + 4)] = (e0 >> 40) & mask
-                out[np.uint64(i0 + 5)] = (e0 >> 48) & mask
-                out[np.uint64(i1 + 3)] = (e1 >> 32) & mask
-                out[np.uint64(i1 + 4)] = (e1 >> 40) & mask
-                out[np.uint64(i1 + 5)] = (e1 >> 48) & mask
-            i0 += e0 & 7
-            n0 -= (e0 >> 3) & 31
-            i1 += e1 & 7
-            n1 -= (e1 >> 3) & 31
+                out[np.uint64(i0)] = e0 & 0xFF
+                out[np.uint64(i0 + 1)] = (e0 >> 8) & 0xFF
+                out[np.uint64(i0 + 2)] = (e0 >> 16) & 0xFF
+                out[np.uint64(i0 + 3)] = (e0 >> 24) & 0xFF
+                out[np.uint64(i0 + 4)] = (e0 >> 32) & 0xFF
+                out[np.uint64(i0 + 5)] = (e0 >> 40) & 0xFF
+                out[np.uint64(i0 + 6)] = (e0 >> 48) & 0xFF
+                out[np.uint64(i0 + 7)] = (e0 >> 56) & 0xFF
+                out[np.uint64(i1)] = e1 & 0xFF
+                out[np.uint64(i1 + 1)] = (e1 >> 8) & 0xFF
+                out[np.uint64(i1 + 2)] = (e1 >> 16) & 0xFF
+                out[np.uint64(i1 + 3)] = (e1 >> 24) & 0xFF
+                out[np.uint64(i1 + 4)] = (e1 >> 32) & 0xFF
+                out[np.uint64(i1 + 5)] = (e1 >> 40) & 0xFF
+                out[np.uint64(i1 + 6)] = (e1 >> 48) & 0xFF
+                out[np.uint64(i1 + 7)] = (e1 >> 56) & 0xFF
+            else:
+                out[np.uint64(i0)] = e0 & 0xFFFF
+                out[np.uint64(i0 + 1)] = (e0 >> 16) & 0xFFFF
+                out[np.uint64(i0 + 2)] = (e0 >> 32) & 0xFFFF
+                out[np.uint64(i0 + 3)] = (e0 >> 48) & 0xFFFF
+                out[np.uint64(i1)] = e1 & 0xFFFF
+                out[np.uint64(i1 + 1)] = (e1 >> 16) & 0xFFFF
+                out[np.uint64(i1 + 2)] = (e1 >> 32) & 0xFFFF
+                out[np.uint64(i1 + 3)] = (e1 >> 48) & 0xFFFF
+            i0 += (e0 >> hb) & 7
+            n0 -= e0 >> (hb + 3)
+            i1 += (e1 >> hb) & 7
+            n1 -= e1 >> (hb + 3)
     # each chunk's rest alone, one symbol at a time through the limits where a look-up would write past hi
     for c in range(2):
         if c == 0:
@@ -199,9 +236,9 @@ def decode_chunks(data, out, max_len, fast0, limit0, first0, syms0, fast1, limit
                 acc = ((acc << 8) | (np.int64(data[np.uint64(p)]) if p < end else 0)) & _M56
                 p += 1
                 nbits += 8
-            room = (hi - i) * wbits >= 48  # a look-up writes 48 / wbits symbols
+            room = (hi - i) * wbits >= hb  # a look-up writes hb / wbits symbols
             e = np.int64(fast[np.uint64((acc >> (nbits - fast_bits)) & fmask)])
-            if (e & 7) == 0 or not room:  # one symbol through the canonical limits
+            if ((e >> hb) & 7) == 0 or not room:  # one symbol through the canonical limits
                 v = (acc >> (nbits - max_len)) & lmask
                 n = 1
                 while n <= max_len and v >= limit[n]:
@@ -213,15 +250,10 @@ def decode_chunks(data, out, max_len, fast0, limit0, first0, syms0, fast1, limit
                 i += 1
                 nbits -= n
             else:
-                out[np.uint64(i)] = (e >> 8) & mask
-                out[np.uint64(i + 1)] = (e >> (8 + wbits)) & mask
-                out[np.uint64(i + 2)] = (e >> (8 + 2 * wbits)) & mask
-                if wbits == 8:
-                    out[np.uint64(i + 3)] = (e >> 32) & mask
-                    out[np.uint64(i + 4)] = (e >> 40) & mask
-                    out[np.uint64(i + 5)] = (e >> 48) & mask
-                i += e & 7
-                nbits -= (e >> 3) & 31
+                for k in range(hb // wbits):
+                    out[np.uint64(i + k)] = (e >> (wbits * k)) & mask
+                i += (e >> hb) & 7
+                nbits -= e >> (hb + 3)
         if (bad & (1 << c)) == 0:
             used = (p - start) * 8 - nbits
             avail = (end - start) * 8
@@ -452,7 +484,8 @@ def decoder_tables(lengths, max_len, base, mask, fast):
                 sym[pos:pos + span] = syms[t, j]
                 length[pos:pos + span] = n
                 pos += span
-        per = 48 // wbits
+        hb = min(48, 8 * fast.itemsize - 8)  # symbols below bit hb, then the count and the length
+        per = hb // wbits
         for w in range(size):
             e = 0
             held = 0
@@ -462,7 +495,7 @@ def decoder_tables(lengths, max_len, base, mask, fast):
                 n = length[r]
                 if n == 0 or total + n > fast_bits:
                     break
-                e |= sym[r] << (8 + wbits * held)
+                e |= sym[r] << (wbits * held)
                 total += n
                 held += 1
                 r = (w << total) & (size - 1)
@@ -471,7 +504,7 @@ def decoder_tables(lengths, max_len, base, mask, fast):
                 while n < max_len and (w << (max_len - fast_bits)) >= limit[t, n]:
                     n += 1
                 total = n
-            fast[t, w] = e | held | (total << 3)
+            fast[t, w] = e | (held << hb) | (total << (hb + 3))
     return True, limit, first_index, syms
 
 

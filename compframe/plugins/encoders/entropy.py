@@ -474,8 +474,9 @@ class Huffman(ChunkedEntropyCoder):
     """Canonical Huffman coding, chunked as in cuSZ: one code book per stream, per column or per block.
 
     ``chunk`` symbols per independently decodable chunk; codes no longer than ``max_length`` bits
-    (raised to ``ceil(log2(#symbols))`` when the alphabet needs it); ``context`` auto|none|column|block
-    (one table, a table per column, a table per ``block`` symbols; auto, the default: the cheapest);
+    (raised to ``ceil(log2(#symbols))`` when the alphabet needs it); ``context``
+    auto|none|column|classes|block (one table, a table per column, a table per class of columns, a
+    table per ``block`` symbols; auto, the default: the cheapest);
     ``dedup`` (2-D codes: rows that repeat an earlier row are stored as references);
     ``device`` cpu|cuda (the same kernels, compiled for either). Costs at most 1 bit per symbol
     over the order-0 entropy, plus the code book and 4 bytes per chunk.
@@ -516,7 +517,8 @@ class Huffman(ChunkedEntropyCoder):
         per_table = out.size // lengths.shape[0]
         bits = min(huffman_kernels.FAST_BITS, max(8, per_table.bit_length() - 3)) if lengths.shape[0] > 1 else \
             huffman_kernels.direct_bits(lengths, out.size)
-        ntables, entry = lengths.shape[0], np.dtype(np.int64)
+        ntables = lengths.shape[0]
+        entry = np.dtype(np.uint32 if mask == 0xFF and huffman_kernels.narrow_entries(lengths, bits) else np.int64)
         limits.charge(ntables * ((entry.itemsize << bits) + 16 * (param + 1) + 4 * lengths.shape[1]),
                       f"huffman decoding tables ({ntables} x 2**{bits})")
         fast = np.empty((ntables, 1 << bits), entry)
