@@ -552,8 +552,8 @@ class Ans(ChunkedEntropyCoder):
     row are stored as references); ``device`` cpu|cuda; ``lanes`` 0|2|16|32|64, the interleaved
     coder states per chunk (2: the pair mode; 16-64: the lane mode, decoded 16 lanes per vector step,
     which costs about ``3 * lanes`` bytes per chunk in final states; see ``ans_kernels.LANES``;
-    0, the default: ``AUTO_LANES`` where those bytes cost at most ``AUTO_WASTE`` of the coded
-    symbols, else 2).
+    0, the default: the most lanes up to ``AUTO_LANES`` whose bytes cost at most ``AUTO_WASTE`` of
+    the coded symbols).
     """
 
     Config = AnsConfig
@@ -618,9 +618,9 @@ class Ans(ChunkedEntropyCoder):
     def _encode_chunks(self, x, starts, ends, table_of, base, mask, model):
         freq, cum = model.tables
         precision, lanes = self._split_param(model.param)
-        waste = 3 * (self.AUTO_LANES - 2) * starts.size  # the final states over the pair mode's two
-        if self.config.lanes == 0 and waste <= self.AUTO_WASTE * model.bits / 8:
-            lanes = self.AUTO_LANES
+        if self.config.lanes == 0:  # the most lanes up to AUTO_LANES whose final states cost little
+            budget = self.AUTO_WASTE * model.bits / 8
+            lanes = max(n for n in ans_kernels.LANES if n <= self.AUTO_LANES and 3 * (n - 2) * starts.size <= budget)
             model.param = precision | ans_kernels.LANES.index(lanes) << 5  # the header is written after this
         return ans_kernels.encode(self.config.device, x, starts, ends, table_of, base, mask, freq, cum, precision,
                                   lanes)
