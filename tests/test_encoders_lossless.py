@@ -152,6 +152,30 @@ def test_auto_context_picks_the_smallest(pid, dtype):
         assert np.array_equal(make(pid).decode(auto), codes)
 
 
+def test_column_kernels_and_class_layout():
+    """rows.transpose/gather_columns/scatter_columns against numpy (shapes around the 8-row step), and
+    class_layout: the columns stably by class, every class's run cut into whole chunks of its table."""
+    from compframe.kernels import rows as rk
+    from compframe.plugins.encoders.entropy import class_layout
+
+    rng = np.random.default_rng(15)
+    for shape in [(1, 1), (7, 3), (8, 8), (17, 9), (300, 64)]:
+        a = rng.integers(-99, 99, shape).astype(np.int16)
+        order = rng.permutation(shape[1])
+        assert np.array_equal(rk.transpose(a), a.T)
+        gathered = rk.gather_columns(a, order)
+        assert np.array_equal(gathered, a[:, order].T)
+        assert np.array_equal(rk.scatter_columns(gathered, order), a)
+    classes = np.array([2, 0, 2, 1, 0, 2], np.uint8)
+    order, starts, ends, table_of = class_layout(classes, 5, 4)
+    assert order.tolist() == [1, 4, 3, 0, 2, 5]
+    runs = {0: (0, 10), 1: (10, 15), 2: (15, 30)}
+    for t, (a, b) in runs.items():
+        mine = table_of == t
+        assert starts[mine].tolist() == list(range(a, b, 4))
+        assert ends[mine].tolist() == [min(s + 4, b) for s in range(a, b, 4)]
+
+
 def test_huffman_wide_alphabet_gets_a_wider_direct_table():
     """One table of long codes (a wide int16 alphabet) decodes through a direct table wider than
     FAST_BITS: the round trip holds and a damaged byte is still refused."""

@@ -140,3 +140,40 @@ def transpose(a):
         for j in range(m):
             out[j, i] = a[i, j]
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def gather_columns(a, order):
+    """The columns of ``a`` (rows x columns) in ``order``, each as a row of the result: ``out[k] =
+    a[:, order[k]]`` (``transpose`` with the columns permuted), 8 rows of ``a`` at a time."""
+    n, m = a.shape
+    out = np.empty((m, n), a.dtype)
+    i0 = 0
+    while i0 + 8 <= n:
+        for k in range(m):
+            j = order[k]
+            for i in range(8):
+                out[k, i0 + i] = a[i0 + i, j]
+        i0 += 8
+    for i in range(i0, n):
+        for k in range(m):
+            out[k, i] = a[i, order[k]]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def scatter_columns(a, order):
+    """Inverse of ``gather_columns``: the rows of ``a`` (columns x rows) back as the columns
+    ``order`` names, ``out[:, order[k]] = a[k]``, 8 rows of ``a`` at a time."""
+    m, n = a.shape
+    out = np.empty((n, m), a.dtype)
+    k0 = 0
+    while k0 + 8 <= m:
+        for i in range(n):
+            for k in range(8):
+                out[i, order[k0 + k]] = a[k0 + k, i]
+        k0 += 8
+    for k in range(k0, m):
+        for i in range(n):
+            out[i, order[k]] = a[k, i]
+    return out

@@ -34,17 +34,20 @@ base class's dtype/shape header (all integers little-endian)::
     mode 4: as mode 2, but the chunks cut the codes in order and ``ceil(chunks / tables)``
             consecutive chunks share a table (context=block)
     mode 5: as mode 2 with ``tables`` (2..min(columns, 256)) class tables, then after the checksum
-            u32 columns (count % columns == 0), the chunk sizes, u8 class[columns] (the table of
-            each column, < tables), the blob, the chunk streams; chunks as with one table per
-            column (context=classes); the checksum covers the column count and classes too
+            u32 columns (count % columns == 0), u8 class[columns] (the table of each column,
+            < tables), the chunk sizes, the blob, the chunk streams (context=classes): the columns
+            stored one after the other, ordered by class (stably), and each class's run of
+            columns cut into chunks of ``chunk`` codes (``class_layout``); the checksum covers
+            the column count and the classes too
 
 With ``tables == 1`` the chunks cut the flat codes in order; with ``tables == C`` (context=column)
 the codes are taken as ``rows x C`` (the last axis is the column), stored column by column, and
 each column's chunks use that column's table. With a table per block (mode 4) the chunks follow
 the codes in order and each run of about ``block`` symbols (whole chunks) has its own table, as
 deflate's blocks adapt to statistics that drift along the array. With classes (mode 5) the columns
-are stored and chunked as with a table per column, but share a few tables, one per class of
-columns of similar statistics. The encoder keeps several tables only when they cost less than one
+are stored one after the other as with a table per column, but grouped by class, one table per
+class of columns of similar statistics, and the chunks run across the columns of a class (long
+chunks, as with one table). The encoder keeps several tables only when they cost less than one
 shared table (counting the tables' bytes).
 
 The column count and the rows for ``dedup`` come from the code array's shape, which the base class
@@ -104,6 +107,42 @@ def chunk_layout(count: int, tables: int, chunk: int, blocks: bool = False):
             ends[t * per + k] = min(t * rows + (k + 1) * chunk, (t + 1) * rows)
             table_of[t * per + k] = t
     return starts, ends, table_of
+
+
+@numba.njit(cache=True)
+def class_layout(classes, rows: int, chunk: int):
+    """Column classes' chunk layout (mode 5): the columns ordered by class (stably), so that each
+    class's columns form one run of ``rows`` codes per column, and each run cut into chunks of
+    ``chunk`` codes; the run's chunks use its class's table. Returns the column order, and the
+    start, end and table of every chunk (int64 arrays)."""
+    tables = 0
+    for c in classes:
+        tables = max(tables, np.int64(c) + 1)
+    size = np.zeros(tables + 1, np.int64)
+    for c in classes:
+        size[np.int64(c) + 1] += 1
+    first = np.cumsum(size)  # first column of each class in the order
+    order = np.empty(classes.size, np.int64)
+    fill = first[:-1].copy()
+    for j in range(classes.size):
+        c = np.int64(classes[j])
+        order[fill[c]] = j
+        fill[c] += 1
+    n = 0
+    for t in range(tables):
+        n += -(-(size[t + 1] * rows) // chunk)
+    starts = np.empty(n, np.int64)
+    ends = np.empty(n, np.int64)
+    table_of = np.empty(n, np.int64)
+    k = 0
+    for t in range(tables):
+        a, b = first[t] * rows, first[t + 1] * rows
+        for s in range(a, b, chunk):
+            starts[k] = s
+            ends[k] = min(s + chunk, b)
+            table_of[k] = t
+            k += 1
+    return order, starts, ends, table_of
 
 
 def model_estimate(counts: np.ndarray) -> float:
@@ -305,29 +344,31 @@ class ChunkedEntropyCoder(Encoder):
             if best is None or cost < best[0]:
                 best = (cost, mode, tables, classes, model)
         _, mode, tables, classes, model = best
-        by_column = mode == CLASSES or (mode == CODED and tables > 1)
-        x = rows_kernels.transpose(u.reshape(-1, columns)).reshape(-1) if by_column else u
-        starts, ends, table_of = chunk_layout(count, columns if mode == CLASSES else tables, self.config.chunk,
-                                              mode == BLOCKS)
         if mode == CLASSES:
-            table_of = classes.astype(np.int64)[table_of]
+            order, starts, ends, table_of = class_layout(classes, count // columns, self.config.chunk)
+            x = rows_kernels.gather_columns(u.reshape(-1, columns), order).reshape(-1)
+        else:
+            x = rows_kernels.transpose(u.reshape(-1, columns)).reshape(-1) if mode == CODED and tables > 1 else u
+            starts, ends, table_of = chunk_layout(count, tables, self.config.chunk, mode == BLOCKS)
         data, sizes, sums = self._encode_chunks(x, starts, ends, table_of, base, mask, model)
         fields = (lo, alphabet, self.config.chunk, tables, model.param, len(model.blob))
         head = _HEAD.pack(VERSION, mode, count) + _CODED.pack(*fields, 0)[:-4]
         tail = sizes.astype("<u4").tobytes() + model.blob
         if mode == CLASSES:
-            tail = struct.pack("<I", columns) + sizes.astype("<u4").tobytes() + classes.tobytes() + model.blob
+            tail = struct.pack("<I", columns) + classes.tobytes() + tail
         checksum = combine_checksums(sums, flat.dtype.str.encode(), head, tail)
         return b"".join((head, struct.pack("<I", checksum), tail, data.tobytes()))
 
     def _layout_bytes(self, count, mode, tables, columns):
-        """Bytes of a stream's layout besides the model: the chunk table, and for column classes the
-        column count and the class of each column."""
+        """Bytes of a stream's layout besides the model: the chunk table (for column classes, at most
+        one chunk per class more than one table has), and for column classes the column count and
+        the class of each column."""
         chunk = self.config.chunk
         if mode == BLOCKS or tables == 1:
             return 4 * -(-count // chunk)
-        chunks = 4 * columns * -(-(count // columns) // chunk)
-        return chunks + 4 + columns if mode == CLASSES else chunks
+        if mode == CLASSES:
+            return 4 * (-(-count // chunk) + tables) + 4 + columns
+        return 4 * columns * -(-(count // columns) // chunk)
 
     def _plans(self, u, columns, base, mask, alphabet):
         """The models ``context`` allows, as (estimate of the stream's bytes, mode, tables, class of each
@@ -408,32 +449,38 @@ class ChunkedEntropyCoder(Encoder):
         if not (2 <= alphabet and info.min <= lo and lo + alphabet - 1 <= info.max):
             raise StreamError(f"{name} stream: alphabet [{lo}, {lo + alphabet - 1}] does not fit {dtype}")
         in_blocks = mode == BLOCKS
-        columns = tables
-        if mode == CLASSES:  # u32 columns, then (after the chunk sizes) one class byte per column
+        columns, order = tables, None
+        if mode == CLASSES:  # u32 columns, one class byte per column, then the chunk sizes
             if pos + 4 > len(payload):
                 raise StreamError(f"{name} stream: payload header is truncated")
             (columns,) = struct.unpack_from("<I", payload, pos)
             pos += 4
-        if in_blocks:  # ceil(chunks / tables) chunks to a table, every table used
+            if not (chunk >= 1 and columns >= 1 and count % columns == 0 and 2 <= tables <= min(columns, 256)):
+                raise StreamError(f"{name} stream: chunk {chunk}, {tables} class tables or {columns} columns are "
+                                  f"invalid for {count} values")
+            if pos + columns > len(payload):
+                raise StreamError(f"{name} stream: truncated in the columns' classes ({len(payload)} bytes)")
+            classes = np.frombuffer(payload, np.uint8, columns, pos)
+            pos += columns
+            if classes.max() >= tables:
+                raise StreamError(f"{name} stream: a column's class {classes.max()} is not one of the {tables} tables")
+            limits.charge(8 * columns + 3 * 8 * (count // chunk + tables), "the columns' order and chunk layout")
+            order, starts, ends, table_of = class_layout(classes, count // columns, chunk)
+            nchunks = starts.size
+        elif in_blocks:  # ceil(chunks / tables) chunks to a table, every table used
             nchunks = -(-count // max(chunk, 1))
-            valid = chunk >= 1 and 2 <= tables <= nchunks and -(-nchunks // -(-nchunks // tables)) == tables
+            if not (chunk >= 1 and 2 <= tables <= nchunks and -(-nchunks // -(-nchunks // tables)) == tables):
+                raise StreamError(f"{name} stream: chunk {chunk} or table count {tables} is invalid for {count} "
+                                  "values in blocks")
         else:
-            valid = chunk >= 1 and tables >= 1 and columns >= 1 and count % columns == 0
-            valid = valid and (mode == CODED or 2 <= tables <= min(columns, 256))
-            nchunks = columns * -(-(count // max(columns, 1)) // max(chunk, 1))
-        if not valid:
-            raise StreamError(f"{name} stream: chunk {chunk}, table count {tables} or column count {columns} is "
-                              f"invalid for {count} values" + (" in blocks" if in_blocks else ""))
-        extra = columns if mode == CLASSES else 0
-        if pos + 4 * nchunks + extra + blob_len > len(payload):
+            if not (chunk >= 1 and tables >= 1 and count % tables == 0):
+                raise StreamError(f"{name} stream: chunk {chunk} or table count {tables} is invalid for {count} values")
+            nchunks = tables * -(-(count // tables) // chunk)
+        if pos + 4 * nchunks + blob_len > len(payload):
             raise StreamError(f"{name} stream: truncated ({len(payload)} bytes, chunk table and model need more)")
         limits.charge(6 * 8 * nchunks, f"the table of {nchunks} chunks")  # sizes, offsets, layout, checksums
         sizes = np.frombuffer(payload, "<u4", nchunks, pos).astype(np.int64)
         pos += 4 * nchunks
-        classes = np.frombuffer(payload, np.uint8, extra, pos)
-        pos += extra
-        if classes.size and classes.max() >= tables:
-            raise StreamError(f"{name} stream: a column's class {classes.max()} is not one of the {tables} tables")
         model_tables = self._read_model(payload[pos:pos + blob_len], tables, alphabet, param)
         pos += blob_len
         data = np.frombuffer(payload, np.uint8, offset=pos)
@@ -442,9 +489,8 @@ class ChunkedEntropyCoder(Encoder):
         if offsets[-1] != data.size:
             raise StreamError(f"{name} stream: chunks take {offsets[-1]} bytes, {data.size} are present")
         mask = (1 << (8 * dtype.itemsize)) - 1
-        starts, ends, table_of = chunk_layout(count, columns, chunk, in_blocks)
-        if mode == CLASSES:
-            table_of = classes.astype(np.int64)[table_of]
+        if order is None:
+            starts, ends, table_of = chunk_layout(count, tables, chunk, in_blocks)
         out = np.empty(count, unsigned(dtype))
         sums = self._decode_chunks(data, offsets, out, starts, ends, table_of, lo & mask, mask, model_tables, param)
         bad = np.flatnonzero(sums < 0)
@@ -453,9 +499,12 @@ class ChunkedEntropyCoder(Encoder):
         meta = (dtype.str.encode(), payload[:_HEAD.size + _CODED.size - 4], payload[_HEAD.size + _CODED.size:pos])
         if combine_checksums(sums, *meta) != checksum:
             raise StreamError(f"{name} stream: checksum mismatch, the decoded codes differ from the encoded ones")
-        if columns > 1 and not in_blocks:
+        if order is not None:
+            limits.charge(out.nbytes, "the columns put back in rows")
+            out = rows_kernels.scatter_columns(out.reshape(columns, -1), order).reshape(-1)
+        elif tables > 1 and not in_blocks:
             limits.charge(out.nbytes, "the columns transposed back to rows")
-            out = rows_kernels.transpose(out.reshape(columns, -1)).reshape(-1)  # 2-12x numpy's strided copy
+            out = rows_kernels.transpose(out.reshape(tables, -1)).reshape(-1)  # 3-10x numpy's strided copy
         return out.view(dtype)
 
 
@@ -604,6 +653,8 @@ class Ans(ChunkedEntropyCoder):
             return layout
         chunk = self.config.chunk
         nchunks = -(-count // chunk) if mode == BLOCKS or tables == 1 else columns * -(-(count // columns) // chunk)
+        if mode == CLASSES:  # the chunks run across a class's columns: at most one more per class
+            nchunks = -(-count // chunk) + tables
         return layout + 3 * self.config.lanes * nchunks
 
     def _read_model(self, blob, tables, alphabet, param):
