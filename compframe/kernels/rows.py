@@ -164,16 +164,28 @@ def gather_columns(a, order):
 @numba.njit(cache=True, nogil=True)
 def scatter_columns(a, order):
     """Inverse of ``gather_columns``: the rows of ``a`` (columns x rows) back as the columns
-    ``order`` names, ``out[:, order[k]] = a[k]``, 8 rows of ``a`` at a time."""
+    ``order`` names, ``out[:, order[k]] = a[k]``: ``transpose`` with its source rows looked up through
+    the inverse of ``order`` (8 output columns at a time, written together)."""
     m, n = a.shape
+    row_of = np.empty(m, np.int64)
+    for k in range(m):
+        row_of[order[k]] = k
     out = np.empty((n, m), a.dtype)
-    k0 = 0
-    while k0 + 8 <= m:
+    c0 = 0
+    while c0 + 8 <= m:
+        r0, r1, r2, r3 = row_of[c0], row_of[c0 + 1], row_of[c0 + 2], row_of[c0 + 3]
+        r4, r5, r6, r7 = row_of[c0 + 4], row_of[c0 + 5], row_of[c0 + 6], row_of[c0 + 7]
         for i in range(n):
-            for k in range(8):
-                out[i, order[k0 + k]] = a[k0 + k, i]
-        k0 += 8
-    for k in range(k0, m):
+            out[i, c0] = a[r0, i]
+            out[i, c0 + 1] = a[r1, i]
+            out[i, c0 + 2] = a[r2, i]
+            out[i, c0 + 3] = a[r3, i]
+            out[i, c0 + 4] = a[r4, i]
+            out[i, c0 + 5] = a[r5, i]
+            out[i, c0 + 6] = a[r6, i]
+            out[i, c0 + 7] = a[r7, i]
+        c0 += 8
+    for c in range(c0, m):
         for i in range(n):
-            out[i, order[k]] = a[k, i]
+            out[i, c] = a[row_of[c], i]
     return out
