@@ -146,6 +146,8 @@ def decode_chunks(data, out, max_len, fast0, limit0, first0, syms0, fast1, limit
     p1 = start1
     i1 = lo1
     bad = 0
+    longer = 0
+    e0 = e1 = 0
     # Both chunks in runs of look-ups that cannot pass either chunk's end: a look-up writes 64 bits of
     # symbols (and moves on by at most 48 / wbits symbols) and refills at most four bytes.
     while bad == 0:
@@ -167,24 +169,9 @@ def decode_chunks(data, out, max_len, fast0, limit0, first0, syms0, fast1, limit
                 n1 += 32
             e0 = np.int64(fast0[np.uint64((acc0 >> (n0 - fast_bits)) & fmask)])
             e1 = np.int64(fast1[np.uint64((acc1 >> (n1 - fast_bits)) & fmask)])
-            if ((e0 >> hb) & 7) == 0:  # a code longer than fast_bits: one symbol through the canonical limits
-                v = (acc0 >> (n0 - max_len)) & lmask
-                n = e0 >> (hb + 3)
-                while n <= max_len and v >= limit0[n]:
-                    n += 1
-                if n > max_len:
-                    bad = 1
-                    break
-                e0 = np.int64(syms0[np.uint64(first0[n] + (v >> (max_len - n)))]) | (1 << hb) | (n << (hb + 3))
-            if ((e1 >> hb) & 7) == 0:
-                v = (acc1 >> (n1 - max_len)) & lmask
-                n = e1 >> (hb + 3)
-                while n <= max_len and v >= limit1[n]:
-                    n += 1
-                if n > max_len:
-                    bad = 2
-                    break
-                e1 = np.int64(syms1[np.uint64(first1[n] + (v >> (max_len - n)))]) | (1 << hb) | (n << (hb + 3))
+            if ((e0 >> hb) & 7) == 0 or ((e1 >> hb) & 7) == 0:
+                longer = 1  # a code longer than fast_bits: decoded below, outside the run
+                break
             # branch-free on the symbol count: the entry's 64 bits are written (the symbols, then bytes
             # that the next look-ups overwrite); byte pieces of one value, which the compiler merges
             if wbits == 8:
@@ -217,6 +204,31 @@ def decode_chunks(data, out, max_len, fast0, limit0, first0, syms0, fast1, limit
             n0 -= e0 >> (hb + 3)
             i1 += (e1 >> hb) & 7
             n1 -= e1 >> (hb + 3)
+        if longer == 0:
+            continue
+        longer = 0
+        for c in range(2):  # one symbol through the canonical limits, from the length the entry names
+            if c == 0:
+                acc, nbits, e, limit, first, syms = acc0, n0, e0, limit0, first0, syms0
+            else:
+                acc, nbits, e, limit, first, syms = acc1, n1, e1, limit1, first1, syms1
+            if ((e >> hb) & 7) != 0:
+                continue  # this chunk's look-up is made again in the next run
+            v = (acc >> (nbits - max_len)) & lmask
+            n = e >> (hb + 3)
+            while n <= max_len and v >= limit[n]:
+                n += 1
+            if n > max_len:
+                bad |= 1 << c
+                continue
+            if c == 0:
+                out[np.uint64(i0)] = syms[np.uint64(first[n] + (v >> (max_len - n)))]
+                i0 += 1
+                n0 -= n
+            else:
+                out[np.uint64(i1)] = syms[np.uint64(first[n] + (v >> (max_len - n)))]
+                i1 += 1
+                n1 -= n
     # each chunk's rest alone, one symbol at a time through the limits where a look-up would write past hi
     for c in range(2):
         if c == 0:
