@@ -20,6 +20,12 @@ an element is accepted without rebuilding it when its distance from the nearest 
 block, then ``_code``). The codes are the ones ``quantize_into`` + ``repair`` give, element for
 element. (A margin growing with ``|q|``, tighter near the centre, ran slower at ``rel:1e-2`` and no
 faster at ``rel:1e-4``.)
+
+``quantize_running`` is the one-pass path of a field whose range is not known: chunk by chunk, each
+with the plan of the range of the chunks before it (never looser than the field's), the fast loop
+accepting only codes strictly inside that range, so the elements that extend it are among the few
+it leaves to the exact check (no min/max in the fast loop); ``requantize_chunks`` redoes chunks
+with the field's plan, ``dequantize_chunks_into`` rebuilds with each chunk's centre and step.
 """
 
 from __future__ import annotations
@@ -426,8 +432,8 @@ def gather_outliers(x, codes, centres, steps, ebs, lo, hi, counts, index, bits):
 
 @njit(cache=True)
 def _gather_chunk(x, codes, raw, first, centre, inv, step, eb, lo, hi, index, bits, k):
-    for i in range(x.size):
-        if codes[i] == 0 and not _code(x[i], centre, inv, step, eb, lo, hi)[1]:  # outliers have code 0
+    for i in np.flatnonzero(codes == 0):  # outliers have code 0 (a vectorized scan finds the candidates)
+        if not _code(x[i], centre, inv, step, eb, lo, hi)[1]:
             index[k] = first + i
             bits[k] = raw[i]
             k += 1

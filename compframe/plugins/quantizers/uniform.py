@@ -6,6 +6,11 @@ As in the DLRM compression benchmark (allenfengjr/dlrm_comp, ``comp_benchmark/qu
 code type. Values whose code does not fit, NaN and infinities are kept exactly as outliers, so
 ``max|x - x̂| <= eb_abs`` holds for every finite element in the dequantizer's own arithmetic
 (see ``compframe.kernels.uniform``) and non-finite values come back bit-identical.
+
+Float32 fields of ``ONE_PASS_MIN`` values or more are quantized in one pass (``_one_pass``): each
+chunk of ``kernels.uniform.CHUNK`` values with the bound, centre and step of the range seen before
+it, which is never looser than the field's; the frame then carries each chunk's centre and step
+(side arrays ``chunk_centre``, ``chunk_step``), unless every chunk ends with the field's own.
 """
 
 from __future__ import annotations
@@ -57,6 +62,9 @@ class UniformQuantizer(Quantizer):
         wider than the field's), and, if there are outliers, no value lacked a code because of the
         given centre (the field's range has codes around it, or lies within the given range).
         Otherwise the field is quantized again from its own range, exactly as without the hint.
+
+        Without the hint, a float32 field of at least ``ONE_PASS_MIN`` values takes the one-pass path
+        (see the module doc and ``_one_pass``); ``meta["abs_bound"]`` is the field's own bound either way.
         """
         if bound is None:
             raise ValueError(f"quantizer '{self.plugin_id}' is error-bounded and needs a bound, e.g. 'rel:1e-2'")
