@@ -415,7 +415,7 @@ LANES = (2, 16, 32, 64)
 """State chains per chunk: 2 is the pair mode above (``encode_chunks``/``decode_chunks``); 16, 32
 and 64 the lane mode (``encode_lanes``/``decode_lanes_tail`` and ``simd.decode_groups``).
 
-Lane mode: symbol ``i`` of a chunk is coded by lane ``i % lanes`` (Giesen, arXiv 1402.3392, §3),
+Lane mode: symbol ``i`` of a chunk is coded by lane ``i % lanes`` (Giesen, arXiv 1402.3392),
 all lanes share one 16-bit word stream, and a decoder reads each lane's word right after decoding
 its symbol, in symbol order, so that a decoder may decode a whole group of ``lanes`` symbols (one
 vector step per 16 lanes) and then refill the lanes in lane order. A chunk's stream is its

@@ -3,16 +3,16 @@
 numba's scalar code does not get vectorized here: LLVM cannot prove the state array and the
 output free of aliasing with the table a gather reads, and its cost model rejects generic gathers
 on AMD Zen. This intrinsic states the vector code directly: the states of 16 lanes are one
-``<16 x i32>`` vector, kept in registers over a whole run of symbol groups (Giesen, "Interleaved
-entropy coders", arXiv 1402.3392, §3, the SIMD layout; the expand-load refill is the one of
-Lemire et al.'s and F. Giesen's SIMD rANS decoders).
+``<16 x i32>`` vector, kept in registers over a whole run of symbol groups (the interleaving of
+Giesen, "Interleaved entropy coders", arXiv 1402.3392, with one word stream shared by all lanes).
 
 Per group of ``lanes`` symbols and per vector of 16 lanes: ``slot = x & (2**R - 1)``; gather the
 packed table entry ``e = (freq - 1) | (slot - cum) << S | symbol << 2S`` (``lane_entries``);
 ``x = (freq - 1) * (x >> R) + (x >> R) + (slot - cum)``; store the 16 symbols; then the lanes whose
 state fell below ``2**16`` take the next 16-bit words of the shared word stream in lane order
 (``llvm.masked.expandload``: one ``vpexpandw`` with AVX-512 VBMI2) and the word pointer moves by
-their count. Symbol groups and word order are those of ``ans.decode_lanes_tail``, which decodes
+their count; each lane's checksum takes its symbol (``ans.hash_lanes``'s step, in registers
+too). Symbol groups and word order are those of ``ans.decode_lanes_tail``, which decodes
 the same stream one lane at a time and is the reference (and the CUDA and tail code).
 
 On a CPU with AVX-512F the gather is ``vpgatherdd``/``vpgatherdq`` (LLVM's x86 intrinsics, not
