@@ -200,8 +200,8 @@ def fast_params(centre: float, step: float, eb: float, reach: float, lo: float, 
     4·2**-53(|q|·step + |c + q·step|)``, so ``theta = eb/step - 2(E_t + E_y/step) - 2**-50`` (twice the
     margin, for safety) suffices.
     """
-    ok, *fast = _fast_params(float(centre), float(step), float(eb), float(reach), float(lo), float(hi))
-    return tuple(np.float32(v) for v in fast) if ok else None  # numba returns them as Python floats
+    ok, *fast = _fast_params.py_func(centre, step, eb, reach, lo, hi)
+    return tuple(fast) if ok else None  # the kernels' own code run by Python: float32 values, no dispatch
 
 
 @njit(cache=True)

@@ -86,19 +86,19 @@ class UniformQuantizer(Quantizer):
             plan = _plan(bound, lo, hi)
             kept = plan, self._code_pass(flat, codes, plan, lo, hi)[0], (lo, hi), None
         (eb, centre, step), counts, (lo, hi), chunks = kept
-        nc = counts.size
-        centres, steps, ebs = chunks or (np.full(nc, centre), np.full(nc, step), np.full(nc, eb))
         n_out = int(counts.sum())
         bits_dtype = np.uint32 if x.dtype == np.float32 else np.uint64
         index = np.empty(n_out, dtype=np.uint32 if flat.size < 2**32 else np.uint64)
         bits = np.empty(n_out, dtype=bits_dtype)
         if n_out:
+            nc = counts.size
+            centres, steps, ebs = chunks or (np.full(nc, centre), np.full(nc, step), np.full(nc, eb))
             K.gather_outliers(flat, codes, centres, steps, ebs, *_limits(self.code_dtype), counts, index, bits)
         side = {"outlier_index": index, "outlier_bits": bits}
         meta = {"centre": centre, "step": step, "abs_bound": eb, "value_range": hi - lo, "range": [lo, hi],
                 "outliers": n_out}
         if chunks:
-            side.update(chunk_centre=centres, chunk_step=steps)
+            side.update(chunk_centre=chunks[0], chunk_step=chunks[1])
             meta["chunk"] = K.CHUNK
         return Quantized(codes={"codes": codes.reshape(x.shape)}, side=side, meta=meta, shape=tuple(x.shape),
                          dtype=x.dtype.name)
