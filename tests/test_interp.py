@@ -17,6 +17,7 @@ import compframe as cf
 from compframe import fuzz, registry
 from compframe.base import ErrorBound, Quantized
 from compframe.errors import ConfigError, FrameError
+from compframe.kernels import interp as interp_kernels
 from compframe.metrics import entropy_bits
 
 
@@ -98,7 +99,7 @@ def test_codes_are_the_interpolation_errors_of_the_reconstruction(method, shape)
     ``layout: levels`` the same codes in the order of prediction."""
     x = smooth(shape) if len(shape) > 1 else np.cumsum(np.random.default_rng(3).standard_normal(shape)).astype(
         np.float32)
-    q = make(method=method, layout="field")
+    q = make(method=method, layout="field", tune=False)
     quantized = check(q, x, "rel:1e-3")
     assert quantized.meta["outliers"] == 0
     codes, xh, order = reference(x.astype(np.float64), quantized.meta["abs_bound"], quantized.meta["centre"],
@@ -106,7 +107,7 @@ def test_codes_are_the_interpolation_errors_of_the_reconstruction(method, shape)
     assert np.array_equal(quantized.codes["codes"], codes)
     np.testing.assert_allclose(q.dequantize(quantized), xh, rtol=0, atol=1e-6 * quantized.meta["abs_bound"])
     assert sorted(order) == list(range(x.size))
-    ranked = check(make(method=method), x, "rel:1e-3")
+    ranked = check(make(method=method, tune=False), x, "rel:1e-3")
     assert np.array_equal(ranked.codes["codes"], codes.reshape(-1)[order])
 
 
@@ -114,7 +115,7 @@ def test_codes_are_the_interpolation_errors_of_the_reconstruction(method, shape)
 def test_dims_choose_the_view(dims):
     """``dims`` predicts over the last ``dims`` axes with leading axes merged, like ``lorenzo``."""
     x = smooth((6, 40, 50))
-    quantized = check(make(dims=dims, alpha=1.0, layout="field"), x, "rel:1e-3")
+    quantized = check(make(dims=dims, alpha=1.0, beta=1.0, layout="field", tune=False), x, "rel:1e-3")
     d = 3 if dims == "auto" else dims
     view = {1: (-1,), 2: (-1, 50), 3: (6, 40, 50)}[d]
     codes, _, _ = reference(x.reshape(view).astype(np.float64), quantized.meta["abs_bound"], quantized.meta["centre"],
@@ -143,13 +144,13 @@ def test_bound_on_adversarial_fields(dtype, code_dtype, bound):
     cases = dict(adversarial(dtype))
     for shape in [(1, 2, 3), (3, 1, 2), (2, 3, 1), (3, 3, 3), (2, 2, 2), (5, 7, 3)]:
         cases[f"shape {shape}"] = (rng.standard_normal(shape) * 10).astype(dtype)
-    for method, layout in (("cubic", "levels"), ("linear", "field")):
-        q = make(code_dtype=code_dtype, method=method, layout=layout)
+    for options in ({}, {"method": "linear", "layout": "field", "tune": False}):
+        q = make(code_dtype=code_dtype, **options)
         for name, x in cases.items():
             try:
                 check(q, x, bound)
             except AssertionError as e:
-                raise AssertionError(f"{method}, case '{name}': {e}") from None
+                raise AssertionError(f"{options}, case '{name}': {e}") from None
 
 
 def test_outliers_are_the_values_off_the_bound():
@@ -199,11 +200,44 @@ def test_damaged_side_data_is_refused():
 
 
 @pytest.mark.parametrize("param, value", [("dims", 4), ("code_dtype", "int32"), ("method", "spline"),
-                                          ("alpha", 0.5), ("beta", 0.9), ("layout", "rows")])
+                                          ("alpha", 0.5), ("beta", 0.9), ("layout", "rows"), ("tune", "yes")])
 def test_bad_parameters(param, value):
     with pytest.raises(ConfigError) as info:
-        make(**{param: value})
+        make(**{param: value, **({"tune": False} if param in ("method", "alpha", "beta") else {})})
     assert param in str(info.value)
+
+
+def test_settings_without_tune_only():
+    """method/alpha/beta do nothing while ``tune`` picks them: setting one is an error."""
+    with pytest.raises(ConfigError, match="tune=false"):
+        make(method="linear")
+
+
+def test_tune_picks_the_cheapest_candidate():
+    """``tune`` keeps the candidate whose codes on the sampled block cost least; the frame records
+    it and decodes with it (the decoder reads the settings from the frame, not its config)."""
+    from compframe.plugins.quantizers.interp import CANDIDATES
+
+    x = smooth((96, 80))  # below TUNE_BLOCK values: the sample is the field
+    bound = ErrorBound("rel", 1e-2)
+    tuned = make().quantize(x, bound)
+    chosen = (tuned.meta["method"], tuned.meta["alpha"], tuned.meta["beta"])
+    assert chosen in CANDIDATES
+
+    def cost(q):
+        codes = q.codes["codes"]
+        edges = np.cumsum([0, 1] + [math.prod(c) for *_, c in interp_kernels.passes((1, 96, 80))])
+        return sum(entropy_bits(codes[a:b]) * (b - a) for a, b in zip(edges[:-1], edges[1:]))
+
+    costs = {c: cost(make(method=c[0], alpha=c[1], beta=c[2], tune=False).quantize(x, bound)) for c in CANDIDATES}
+    assert costs[chosen] == min(costs.values()) and max(costs.values()) > min(costs.values())
+    fixed = make(tune=False)
+    assert np.array_equal(fixed.dequantize(tuned), make().dequantize(tuned))
+    check(make(), x, "rel:1e-2")
+    for meta in ({"method": "spline"}, {"alpha": 0.5}, {"beta": "x"}):
+        with pytest.raises(FrameError, match="meta"):
+            fixed.dequantize(Quantized(codes=dict(tuned.codes), side=tuned.side, meta={**tuned.meta, **meta},
+                                       shape=tuned.shape, dtype=tuned.dtype))
 
 
 def test_missing_bound_is_an_error():

@@ -27,11 +27,17 @@ from ...base import ErrorBound, Quantized, Quantizer
 from ...errors import FrameError
 from ...kernels import interp as K
 from ...kernels.uniform import finite_range, scatter_bits
+from ...metrics import entropy_bits
 from ...registry import register
 from .lorenzo import _index_dtype, _sample_median, lattice
 from .uniform import _limits
 
 SIDE = ("outlier_index", "outlier_bits")
+CANDIDATES = tuple((method, alpha, beta) for method in ("cubic", "linear")
+                   for alpha, beta in ((1.0, 1.0), (1.25, 2.0), (1.5, 2.5), (2.0, 3.0)))
+"""The settings ``tune`` tries: SZ3's interpolations and its level-bound pairs ``(alpha, beta)``."""
+TUNE_BLOCK = 1 << 16
+"""Values in the block ``tune`` samples (the central block of this many values or fewer)."""
 
 
 @register("quantizer", "interp")
@@ -47,6 +53,7 @@ class Interp(Quantizer):
         alpha: float = 1.25
         beta: float = 2.0
         layout: str = "levels"
+        tune: bool = True
 
     def check(self):
         self.require("dims", choices=("auto", 1, 2, 3))
@@ -55,11 +62,34 @@ class Interp(Quantizer):
         self.require("alpha", low=1.0, high=16.0)
         self.require("beta", low=1.0, high=1024.0)
         self.require("layout", choices=("levels", "field"))
+        self.require("tune", choices=(True, False))
+        for param in ("method", "alpha", "beta"):
+            self.unused_unless(param, not self.config.tune, "tune=false")
 
-    def _sweep(self, x, xh, codes, shape, centre, eb, encode):
+    def _sweep(self, x, xh, codes, view, centre, eb, settings, encode, ranked):
+        """``kernels.interp.sweep`` with ``settings`` = (method, alpha, beta)."""
+        method, alpha, beta = settings
         lo, hi = _limits(self.config.code_dtype)
-        K.sweep(x, xh, codes, lattice(shape, self.config.dims), centre, eb, self.config.method == "cubic",
-                float(self.config.alpha), float(self.config.beta), lo, hi, encode, self.config.layout == "levels")
+        K.sweep(x, xh, codes, view, centre, eb, method == "cubic", alpha, beta, lo, hi, encode, ranked)
+
+    def _tune(self, x: np.ndarray, view: tuple[int, int, int], centre: float, eb: float) -> tuple[str, float, float]:
+        """SZ3's tuning (``SZAlgoInterp``: linear or cubic, then level-bound pairs) on a sample: the
+        settings of ``CANDIDATES`` whose codes on the central block of at most ``TUNE_BLOCK`` values
+        cost the fewest bits, counted as the order-0 entropy within each pass plus the raw bits of
+        the outliers."""
+        side = max(2, int(TUNE_BLOCK ** (1 / max(1, sum(n > 1 for n in view)))))
+        block = x.reshape(view)[tuple(slice(max(0, (n - side) // 2), max(0, (n - side) // 2) + side) for n in view)]
+        sample = np.ascontiguousarray(block).reshape(-1)
+        edges = np.cumsum([0, 1] + [math.prod(counts) for *_, counts in K.passes(block.shape)])
+        codes, xh = np.zeros(sample.size, self.config.code_dtype), np.empty_like(sample)
+        best = None
+        for settings in CANDIDATES:
+            self._sweep(sample, xh, codes, block.shape, centre, eb, settings, True, True)
+            cost = sum(entropy_bits(codes[a:b]) * (b - a) for a, b in zip(edges[:-1], edges[1:])) \
+                + 8 * sample.itemsize * int(K.count_misses(sample, xh, eb).sum())
+            if best is None or cost < best[0]:
+                best = (cost, settings)
+        return best[1]
 
     def _code_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The codes' shape: the field's, or (``layout: levels``) one row in the order of prediction."""
@@ -77,11 +107,15 @@ class Interp(Quantizer):
         if 2.0 * eb * _limits(self.config.code_dtype)[1] < value_range / 2:
             centre = _sample_median(flat, centre)
         n = flat.size
+        view = lattice(x.shape, self.config.dims)
+        settings = (self.config.method, float(self.config.alpha), float(self.config.beta))
+        if self.config.tune and n:
+            settings = self._tune(flat, view, centre, eb)
         codes = np.zeros(self._code_shape(x.shape), self.config.code_dtype)
         index, bits = np.empty(0, _index_dtype(n)), np.empty(0, f"u{x.itemsize}")
         if n:
             xh = np.empty_like(flat)
-            self._sweep(flat, xh, codes.reshape(-1), x.shape, centre, eb, True)
+            self._sweep(flat, xh, codes.reshape(-1), view, centre, eb, settings, True, self.config.layout == "levels")
             counts = K.count_misses(flat, xh, eb)
             if counts.any():
                 index, bits = np.empty(int(counts.sum()), _index_dtype(n)), np.empty(int(counts.sum()), bits.dtype)
@@ -89,8 +123,8 @@ class Interp(Quantizer):
         return Quantized(
             codes={"codes": codes},
             side={"outlier_index": index, "outlier_bits": bits},
-            meta={"centre": centre, "abs_bound": eb, "value_range": value_range, "levels": K.levels(
-                lattice(x.shape, self.config.dims)), "outliers": int(index.size)},
+            meta={"centre": centre, "abs_bound": eb, "value_range": value_range, "levels": K.levels(view),
+                  "method": settings[0], "alpha": settings[1], "beta": settings[2], "outliers": int(index.size)},
             shape=tuple(x.shape),
             dtype=x.dtype.name,
         )
@@ -119,6 +153,12 @@ class Interp(Quantizer):
         index, bits = self._side(q)
         centre = limits.number(q.meta.get("centre"), "meta.centre")
         eb = limits.number(q.meta.get("abs_bound"), "meta.abs_bound")
+        method = q.meta.get("method")
+        if method not in ("cubic", "linear"):
+            raise FrameError(f"frame header: meta.method must be 'cubic' or 'linear', got {method!r:.80}")
+        alpha, beta = (limits.number(q.meta.get(k), f"meta.{k}") for k in ("alpha", "beta"))
+        if not (1.0 <= alpha <= 16.0 and 1.0 <= beta <= 1024.0):
+            raise FrameError(f"frame header: meta.alpha = {alpha!r}, meta.beta = {beta!r} are outside [1, 16], [1, 1024]")
         codes = q.codes["codes"]
         n = math.prod(q.shape)
         if codes.dtype != np.dtype(self.config.code_dtype) or codes.size != n:
@@ -126,7 +166,8 @@ class Interp(Quantizer):
                              f"{list(q.shape)} ({self.config.code_dtype} codes)")
         out = np.empty(n, np.dtype(q.dtype))
         if n:
-            self._sweep(out, out, np.ascontiguousarray(codes).reshape(-1), q.shape, centre, eb, False)
+            self._sweep(out, out, np.ascontiguousarray(codes).reshape(-1), lattice(q.shape, self.config.dims), centre,
+                        eb, (method, alpha, beta), False, self.config.layout == "levels")
             if index.size:
                 scatter_bits(out.view(bits.dtype), index, bits)
         return out.reshape(q.shape)
