@@ -31,12 +31,15 @@ inputs = {
     "uint8-constant": np.full(70, 3, np.uint8),
     "int8-empty": np.zeros(0, np.int8),
     "int8-drift": np.rint(rng.laplace(0, 1, 2100) * np.repeat([1.0, 40.0], 1050)).clip(-127, 127).astype(np.int8),
+    "int8-classes": np.rint(rng.laplace(0, 1, (100, 8)) * np.tile([1.0, 30.0], 4)).clip(-127, 127).astype(np.int8),
 }
 cases = [
     ("huffman", {"chunk": 64}),
     ("huffman", {"chunk": 64, "context": "column", "max_length": 8}),
     ("ans", {"chunk": 64}),
     ("ans", {"chunk": 64, "context": "column", "precision": 10}),
+    ("huffman", {"chunk": 64, "context": "classes"}),
+    ("ans", {"chunk": 64, "context": "classes"}),
     ("huffman", {"chunk": 64, "block": 1024}),
     ("ans", {"chunk": 64, "block": 1024}),
     ("ans", {"chunk": 100, "lanes": 16}),
@@ -48,6 +51,7 @@ cases = [
 checked = 0
 multi_table = 0
 in_blocks = 0
+by_class = 0
 for pid, params in cases:
     cpu = registry.create("encoder", pid, **params)
     gpu = registry.create("encoder", pid, device="cuda", **params)
@@ -59,6 +63,8 @@ for pid, params in cases:
             multi_table += struct.unpack_from("<iIIIBII", a, 1 + 3 + 1 + 16 + 10)[3] > 1
         if pid != "gpulz" and name == "int8-drift" and "block" in params:
             in_blocks += a[1 + 3 + 1 + 8 + 1] == 4  # mode 4: one table per block of chunks
+        if name == "int8-classes" and params.get("context") == "classes":
+            by_class += a[1 + 3 + 1 + 16 + 1] == 5  # mode 5: a table per class of columns
         checked += 1
     stream = bytearray(cpu.encode(inputs["uint16"]))
     stream[-3] ^= 0x55
@@ -68,7 +74,7 @@ for pid, params in cases:
         pass
     else:
         raise AssertionError(f"{pid}: damaged stream decoded on the simulated GPU")
-print("SIMULATOR-OK", checked, multi_table, in_blocks)
+print("SIMULATOR-OK", checked, multi_table, in_blocks, by_class)
 """
 
 
@@ -76,4 +82,4 @@ def test_cuda_kernels_match_cpu_in_simulator():
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
-    assert "SIMULATOR-OK 66 2 3" in done.stdout, done.stdout + done.stderr[-2000:]
+    assert "SIMULATOR-OK 91 2 3 2" in done.stdout, done.stdout + done.stderr[-2000:]
