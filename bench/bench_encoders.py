@@ -325,16 +325,18 @@ def context_fields():
             for name, f in floats for eb, dtype in ((1e-2, "int8"), (1e-3, "int16"))]
 
 
-def run_contexts(repeat: int) -> list[str]:
+def run_contexts(repeat: int, only: str = "") -> list[str]:
     """``huffman`` and ``ans`` (dedup off) in each ``context`` (a tree without ``classes`` skips it) on
     each of ``context_fields``, one field at a time under compframe's thread policy, with zlib's
-    Huffman-only mode beside them."""
+    Huffman-only mode beside them; ``only`` (comma-separated ``coder:context`` or ``zlib``) keeps those."""
     from compframe.errors import ConfigError
 
     lines = ["| field | encoder | context | ratio | enc MB/s | dec MB/s |", "|---|---|---|---:|---:|---:|"]
     for name, codes in context_fields():
         items = [(pid, ctx) for pid in ("huffman", "ans") for ctx in ("none", "block", "column", "classes", "auto")]
         for pid, ctx in items + [("zlib", "Huffman-only")]:
+            if only and f"{pid}:{ctx}" not in only.split(",") and pid not in only.split(","):
+                continue
             try:
                 enc = ZlibHuffman() if pid == "zlib" else Plugin(pid, context=ctx, dedup=False)
             except ConfigError:
@@ -401,6 +403,8 @@ def main(argv=None):
                     help="only huffman/ans in each context (none, block, column, classes, auto) on single fields")
     ap.add_argument("--pipelines", action="store_true",
                     help="only the pipelines (huffman/ans per context, zstd) against SZ3 on the pooled lookups")
+    ap.add_argument("--only", default="", help="with --contexts: only these coder:context pairs, comma-separated "
+                    "(e.g. huffman:none,huffman:block,zlib)")
     ap.add_argument("--wide", action="store_true", help="only huffman/ans on a wide int16 alphabet")
     ap.add_argument("--lanes", action="store_true",
                     help="only ans's pair mode (before and now), default, 16, 32 and 64 lanes on single fields")
@@ -418,7 +422,7 @@ def main(argv=None):
             print("\n".join(run_pipeline("Pipelines vs SZ3 on pooled lookups", lookups, eb, dtype, ids, args.repeat)))
         return 0
     if args.contexts:
-        print("\n".join(run_contexts(args.repeat)))
+        print("\n".join(run_contexts(args.repeat, args.only)))
         return 0
     if args.bounds:
         print("\n".join(entropy_bounds([x for _, x in pooled_lookups(8 if args.quick else 26)])))
