@@ -213,27 +213,32 @@ def test_settings_without_tune_only():
         make(method="linear")
 
 
-def test_tune_picks_the_cheapest_candidate():
+def test_tune_picks_the_cheapest_candidate(monkeypatch):
     """``tune`` keeps the candidate whose codes on the sampled block cost least; the frame records
     it and decodes with it (the decoder reads the settings from the frame, not its config)."""
+    from compframe.plugins.quantizers import interp as interp_plugin
     from compframe.plugins.quantizers.interp import CANDIDATES
 
-    x = smooth((96, 80))  # below TUNE_BLOCK values: the sample is the field
+    x = smooth((64, 64))
     bound = ErrorBound("rel", 1e-2)
-    tuned = make().quantize(x, bound)
+    with monkeypatch.context() as m:  # the sample is the whole field
+        m.setattr(interp_plugin, "TUNE_SHARE", 1)
+        m.setattr(interp_plugin, "TUNE_MIN", 1)
+        tuned = make().quantize(x, bound)
+        check(make(), x, "rel:1e-2")
     chosen = (tuned.meta["method"], tuned.meta["alpha"], tuned.meta["beta"])
     assert chosen in CANDIDATES
 
     def cost(q):
         codes = q.codes["codes"]
-        edges = np.cumsum([0, 1] + [math.prod(c) for *_, c in interp_kernels.passes((1, 96, 80))])
+        edges = np.cumsum([0, 1] + [math.prod(c) for *_, c in interp_kernels.passes((1, 64, 64))])
         return sum(entropy_bits(codes[a:b]) * (b - a) for a, b in zip(edges[:-1], edges[1:]))
 
     costs = {c: cost(make(method=c[0], alpha=c[1], beta=c[2], tune=False).quantize(x, bound)) for c in CANDIDATES}
     assert costs[chosen] == min(costs.values()) and max(costs.values()) > min(costs.values())
     fixed = make(tune=False)
     assert np.array_equal(fixed.dequantize(tuned), make().dequantize(tuned))
-    check(make(), x, "rel:1e-2")
+    assert make().quantize(x, bound).meta["method"] == "cubic"  # a field below 2^18 values is not tuned
     for meta in ({"method": "spline"}, {"alpha": 0.5}, {"beta": "x"}):
         with pytest.raises(FrameError, match="meta"):
             fixed.dequantize(Quantized(codes=dict(tuned.codes), side=tuned.side, meta={**tuned.meta, **meta},

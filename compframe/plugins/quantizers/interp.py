@@ -37,7 +37,11 @@ CANDIDATES = tuple((method, alpha, beta) for method in ("cubic", "linear")
                    for alpha, beta in ((1.0, 1.0), (1.25, 2.0), (1.5, 2.5), (2.0, 3.0)))
 """The settings ``tune`` tries: SZ3's interpolations and its level-bound pairs ``(alpha, beta)``."""
 TUNE_BLOCK = 1 << 16
-"""Values in the block ``tune`` samples (the central block of this many values or fewer)."""
+"""Values in the block ``tune`` samples, at most: the central block of ``min(TUNE_BLOCK, n / TUNE_SHARE)``
+values or fewer (8 candidates on 1/64 of the field cost an eighth of its own sweep)."""
+TUNE_SHARE = 64
+TUNE_MIN = 1 << 12
+"""Fields whose sample would hold fewer values than this (below 2^18 values) keep the configured settings."""
 
 
 @register("quantizer", "interp")
@@ -74,10 +78,9 @@ class Interp(Quantizer):
 
     def _tune(self, x: np.ndarray, view: tuple[int, int, int], centre: float, eb: float) -> tuple[str, float, float]:
         """SZ3's tuning (``SZAlgoInterp``: linear or cubic, then level-bound pairs) on a sample: the
-        settings of ``CANDIDATES`` whose codes on the central block of at most ``TUNE_BLOCK`` values
-        cost the fewest bits, counted as the order-0 entropy within each pass plus the raw bits of
-        the outliers."""
-        side = max(2, int(TUNE_BLOCK ** (1 / max(1, sum(n > 1 for n in view)))))
+        settings of ``CANDIDATES`` whose codes on the central block (see ``TUNE_BLOCK``) cost the
+        fewest bits, counted as the order-0 entropy within each pass plus the raw bits of the outliers."""
+        side = max(2, int(min(TUNE_BLOCK, x.size // TUNE_SHARE) ** (1 / max(1, sum(n > 1 for n in view)))))
         block = x.reshape(view)[tuple(slice(max(0, (n - side) // 2), max(0, (n - side) // 2) + side) for n in view)]
         sample = np.ascontiguousarray(block).reshape(-1)
         edges = np.cumsum([0, 1] + [math.prod(counts) for *_, counts in K.passes(block.shape)])
@@ -109,7 +112,7 @@ class Interp(Quantizer):
         n = flat.size
         view = lattice(x.shape, self.config.dims)
         settings = (self.config.method, float(self.config.alpha), float(self.config.beta))
-        if self.config.tune and n:
+        if self.config.tune and n // TUNE_SHARE >= TUNE_MIN:
             settings = self._tune(flat, view, centre, eb)
         codes = np.zeros(self._code_shape(x.shape), self.config.code_dtype)
         index, bits = np.empty(0, _index_dtype(n)), np.empty(0, f"u{x.itemsize}")
