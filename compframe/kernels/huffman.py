@@ -17,7 +17,8 @@ names. The bit reader refills 32 bits at a time while 4 bytes of the chunk are l
 by byte (zero beyond the chunk's end) after that. ``decode_chunks`` decodes two chunks at once with
 two independent bit readers, each with its own tables (a table per column pairs chunks too), so
 that the CPU overlaps their dependency chains; a kernel passes an empty second chunk to decode one
-alone.
+alone. The CPU drivers compute the chunks' checksums with ``fnv.checksums`` (the same values as
+``targets.checksum_chunks``, which the CUDA kernels use).
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ from .targets import checksum_chunk, checksum_chunks, checksum_cpu, cpu, cuda_de
 
 FAST_BITS = 12
 """Bits resolved by the direct decoding table (at most 2**12 entries per table; the caller may give
-fewer when there are many tables for few symbols each: the table's width sets the bits). An int64
-entry holds the symbols whose codes follow one another within those bits, already shifted by
-``base``, up to ``48 // W`` of them (``W`` = 8 or 16, the code width):
-``s1 | s2 << W | ... | count << 48 | total << 56``, with ``count`` the symbols and ``total``
-their bits; ``count`` 0 marks a prefix of a longer code, and ``total`` is then the length of the
-first code at or after the prefix (where the search through the canonical limits starts)."""
+fewer when there are many tables for few symbols each: the table's width sets the bits). An entry
+holds the symbols whose codes follow one another within those bits, already shifted by ``base``:
+``s1 | s2 << W | ... | count << H | total << H + 3`` (``W`` = 8 or 16, the code width; ``H`` = 48
+in int64 entries, up to ``48 // W`` symbols, or 24 in uint32 entries, up to three 8-bit symbols),
+with ``count`` the symbols and ``total`` their bits; ``count`` 0 marks a prefix of a longer code,
+and ``total`` is then the length of the first code at or after the prefix (where the search
+through the canonical limits starts)."""
 
 WIDE_BITS = 16
 """The widest direct table ``direct_bits`` picks for one table of long codes (2**16 entries)."""
