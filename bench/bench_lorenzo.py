@@ -1,4 +1,4 @@
-"""Benchmark of the ``lorenzo`` and ``interp`` quantizers with gpulz/ans/huffman against SZ3 and LZ4-64K on smooth fields (run by hand).
+"""The ``lorenzo`` and ``interp`` quantizers with gpulz/ans/huffman against SZ3 and LZ4-64K on smooth fields (by hand).
 
     PYTHONPATH=. python bench/bench_lorenzo.py               # all fields, rel 1e-2, 1e-3, 1e-4; markdown to stdout
     PYTHONPATH=. python bench/bench_lorenzo.py --quick       # smaller fields, 3 repeats
@@ -137,7 +137,8 @@ def code_stats(x: np.ndarray, bound: ErrorBound) -> tuple[float, float, float, f
     per_pass = sum(entropy_bits(codes[a:b]) * (b - a) for a, b in zip(bounds[:-1], bounds[1:]) if b > a) / codes.size
     zero = np.concatenate([[False], codes == 0, [False]])
     starts, ends = np.flatnonzero(zero[1:] & ~zero[:-1]), np.flatnonzero(~zero[1:] & zero[:-1])
-    return entropy_bits(codes), per_pass, float(np.mean(codes == 0)), float(np.mean(ends - starts)) if starts.size else 0.0
+    runs = float(np.mean(ends - starts)) if starts.size else 0.0
+    return entropy_bits(codes), per_pass, float(np.mean(codes == 0)), runs
 
 
 def run(name, x, rel, repeat, predictors) -> tuple[list[str], dict]:
@@ -184,7 +185,8 @@ def interp_summary(results) -> list[str]:
         met = [k for k in rows if k.startswith("interp/") and rows[k][0] >= ref[0]
                and rows[k][2] >= 1.8 * ref[2] and rows[k][3] >= 1.8 * ref[3]]
         h0, per_pass, zeros, run_length = rows[INTERP_STATS]
-        lines.append(f"| {name} | {rel:g} | {32 / ref[0]:.3f} | {h0:.3f}, {per_pass:.3f}, {zeros:.3f}, {run_length:.1f} "
+        lines.append(f"| {name} | {rel:g} | {32 / ref[0]:.3f} | {h0:.3f}, {per_pass:.3f}, {zeros:.3f}, "
+                     f"{run_length:.1f} "
                      f"| {best} "
                      f"| {rows[best][0] / ref[0]:.2f}x | {rows[best][2] / ref[2]:.1f}x | {rows[best][3] / ref[3]:.1f}x "
                      f"| {', '.join(met) or 'none'} |")

@@ -161,7 +161,8 @@ class Interp(Quantizer):
             raise FrameError(f"frame header: meta.method must be 'cubic' or 'linear', got {method!r:.80}")
         alpha, beta = (limits.number(q.meta.get(k), f"meta.{k}") for k in ("alpha", "beta"))
         if not (1.0 <= alpha <= 16.0 and 1.0 <= beta <= 1024.0):
-            raise FrameError(f"frame header: meta.alpha = {alpha!r}, meta.beta = {beta!r} are outside [1, 16], [1, 1024]")
+            raise FrameError(f"frame header: meta.alpha = {alpha!r}, meta.beta = {beta!r} are outside "
+                             "[1, 16], [1, 1024]")
         codes = q.codes["codes"]
         n = math.prod(q.shape)
         if codes.dtype != np.dtype(self.config.code_dtype) or codes.size != n:
