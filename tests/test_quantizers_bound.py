@@ -293,10 +293,12 @@ def one_pass_cases() -> dict[str, np.ndarray]:
 
 @pytest.fixture
 def one_pass_everywhere(monkeypatch):
-    """The one-pass path for float32 fields of any size (by default only from 16 MiB)."""
+    """The one-pass path for float32 fields of any size and any bound (by default only from 16 MiB
+    and ``rel`` bounds from 2.5e-4)."""
     from compframe.plugins.quantizers import uniform as U
 
     monkeypatch.setattr(U, "ONE_PASS_MIN", 0)
+    monkeypatch.setattr(U, "ONE_PASS_REL_MIN", 0.0)
 
 
 def chunk_reference_codes(pid: str, x: np.ndarray, quantized) -> np.ndarray:

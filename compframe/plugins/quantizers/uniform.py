@@ -7,7 +7,8 @@ code type. Values whose code does not fit, NaN and infinities are kept exactly a
 ``max|x - x̂| <= eb_abs`` holds for every finite element in the dequantizer's own arithmetic
 (see ``compframe.kernels.uniform``) and non-finite values come back bit-identical.
 
-Float32 fields of ``ONE_PASS_MIN`` values or more are quantized in one pass (``_one_pass``): each
+Float32 fields of ``ONE_PASS_MIN`` values or more (``rel`` bounds from ``ONE_PASS_REL_MIN``; every
+``abs`` bound) are quantized in one pass (``_one_pass``): each
 chunk of ``kernels.uniform.CHUNK`` values with the bound, centre and step of the range seen before
 it, which is never looser than the field's; the frame then carries each chunk's centre and step
 (side arrays ``chunk_centre``, ``chunk_step``), unless every chunk ends with the field's own.
@@ -32,6 +33,10 @@ from ...registry import register
 ONE_PASS_MIN = 1 << 22
 """Float32 fields of at least this many values (16 MiB) take the one-pass path by default: past the
 caches, where a second read of the field costs what the whole copy does."""
+ONE_PASS_REL_MIN = 2.5e-4
+"""... and ``rel`` bounds of at least this (codes within about ±1000): at finer bounds the float32
+fast loop leaves more than 5 % of its blocks to the exact check, the codes pass is compute-bound,
+and one pass measured no faster than two (docs/benchmarks.md), so it would cost ratio for nothing."""
 REDO_BITS = 1 / 8
 """A one-pass chunk whose bound came out tighter than the field's by more than this many bits (the
 codes it costs per value) is quantized again with the field's bound."""
@@ -63,7 +68,8 @@ class UniformQuantizer(Quantizer):
         given centre (the field's range has codes around it, or lies within the given range).
         Otherwise the field is quantized again from its own range, exactly as without the hint.
 
-        Without the hint, a float32 field of at least ``ONE_PASS_MIN`` values takes the one-pass path
+        Without the hint, a float32 field of at least ``ONE_PASS_MIN`` values (and a ``rel`` bound of at
+        least ``ONE_PASS_REL_MIN``) takes the one-pass path
         (see the module doc and ``_one_pass``); ``meta["abs_bound"]`` is the field's own bound either way.
         """
         if bound is None:
@@ -79,7 +85,7 @@ class UniformQuantizer(Quantizer):
             if found is not None and plan[0] <= bound.absolute(found[1] - found[0]) \
                     and (not counts.any() or self._fits(plan, *found) or hint[0] <= found[0] and found[1] <= hint[1]):
                 kept = plan, counts, found, None
-        elif x.dtype == np.float32 and flat.size >= ONE_PASS_MIN:
+        elif x.dtype == np.float32 and flat.size >= ONE_PASS_MIN and (bound.mode == "abs" or bound.value >= ONE_PASS_REL_MIN):
             kept = self._one_pass(flat, codes, bound)
         if kept is None:
             lo, hi, _ = K.finite_range(flat)
