@@ -540,10 +540,20 @@ def quantize_running(x, codes, rel, eb_abs, lo, hi, centres, ebs, steps, counts)
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def requantize_chunks(x, codes, chunks, centre, step, eb, r_lo, r_hi, lo, hi, counts):
-    """Quantize again the listed chunks with one plan fitted to ``[r_lo, r_hi]``; their outlier counts
-    go to ``counts``."""
+def requantize_chunks(x, codes, chunks, centre, step, eb, r_lo, r_hi, lo, hi, counts, fewer):
+    """Quantize again the listed chunks with one plan fitted to ``[r_lo, r_hi]``, their outlier counts
+    into ``counts``; with ``fewer``, a chunk keeps the new codes only if they leave fewer outliers.
+    Returns which chunks took the new codes."""
+    took = np.zeros(chunks.size, np.bool_)
     for k in prange(chunks.size):
         c = chunks[k]
         s = c * CHUNK
-        counts[c] = _chunk_codes(x[s:s + CHUNK], codes[s:s + CHUNK], centre, step, eb, r_lo, r_hi, lo, hi, False)[0]
+        xs, cs = x[s:s + CHUNK], codes[s:s + CHUNK]
+        out = np.empty_like(cs) if fewer else cs
+        bad = _chunk_codes(xs, out, centre, step, eb, r_lo, r_hi, lo, hi, False)[0]
+        if not fewer or bad < counts[c]:
+            if fewer:
+                cs[:] = out
+            counts[c] = bad
+            took[k] = True
+    return took

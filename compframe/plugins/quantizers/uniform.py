@@ -112,7 +112,8 @@ class UniformQuantizer(Quantizer):
     def _one_pass(self, flat: np.ndarray, codes: np.ndarray, bound: ErrorBound):
         """The one-pass path (``kernels.uniform.quantize_running``) for a float32 field, then the chunks
         whose bound came out more than ``REDO_BITS`` bits tighter than the field's again with the field's
-        plan. ``(plan, counts, (min, max), per-chunk (centres, steps, bounds) or None)``, or None where
+        plan, and those with more than 1/64 outliers too, kept where that leaves fewer (a range that does
+        not fit the codes, centred on what was seen before the chunk, may miss the bulk). ``(plan, counts, (min, max), per-chunk (centres, steps, bounds) or None)``, or None where
         the field needs the two-pass path (±inf, or no number in the first chunk)."""
         lo_code, hi_code = _limits(self.code_dtype)
         nc = -(-flat.size // K.CHUNK)
@@ -123,10 +124,13 @@ class UniformQuantizer(Quantizer):
         if not done:
             return None
         eb, centre, step = plan = K._running_plan(rel, bound.value, lo, hi, centres[-1], hi_code)
-        redo = np.flatnonzero(ebs < eb * 2.0**-REDO_BITS)
-        if redo.size:
-            K.requantize_chunks(flat, codes, redo, centre, step, eb, lo, hi, lo_code, hi_code, counts)
-            centres[redo], ebs[redo], steps[redo] = centre, eb, step
+        tight = ebs < eb * 2.0**-REDO_BITS
+        retry = ~tight & (counts > K.CHUNK // 64) & ((centres != centre) | (steps != step))
+        for chunks, fewer in ((np.flatnonzero(tight), False), (np.flatnonzero(retry), True)):
+            if chunks.size:
+                chunks = chunks[K.requantize_chunks(flat, codes, chunks, centre, step, eb, lo, hi, lo_code, hi_code,
+                                                    counts, fewer)]
+                centres[chunks], ebs[chunks], steps[chunks] = centre, eb, step
         same = (centres == centre).all() and (steps == step).all() and (ebs == eb).all()
         return plan, counts, (lo, hi), None if same else (centres, steps, ebs)
 
