@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 
+import llvmlite.binding as llvm
 import numba
 import numpy as np
 import pytest
@@ -106,7 +107,9 @@ def test_the_decoder_is_vectorized():
     for dtype, entry in ((np.uint8, np.uint32), (np.uint16, np.uint64)):
         assert fresh(data, np.zeros(64, dtype), np.zeros(1 << 12, entry), 12, 12, 0, data.size, 0, 64, 32) == -1
     asm = "".join(fresh.inspect_asm().values())
-    assert "vpgatherdd" in asm and "vpgatherdq" in asm and "vpexpandw" in asm and "zmm" in asm
+    assert "vpgatherdd" in asm and "vpgatherdq" in asm and "zmm" in asm
+    if llvm.get_host_cpu_features().get("avx512vbmi2", False):  # Ice Lake, Zen 4 and later; not Skylake-X
+        assert "vpexpandw" in asm
 
 
 def test_automatic_lanes():
