@@ -152,6 +152,28 @@ def test_auto_context_picks_the_smallest(pid, dtype):
         assert np.array_equal(make(pid).decode(auto), codes)
 
 
+@pytest.mark.parametrize("pid", ["huffman", "ans"])
+def test_auto_keeps_one_table_where_column_tables_gain_little(pid):
+    """Column and class tables encode and decode slower than one table: ``auto`` keeps them only where
+    they make the stream at least ``auto_gain`` (default 2 %) smaller. Columns whose spreads differ by
+    a few percent: classes are the smallest stream, by less than that, so the default writes the
+    one-table stream and ``auto_gain=0`` the classes one; where the spreads differ fourfold the
+    default keeps the class tables."""
+    rng = np.random.default_rng(21)
+    near = np.rint(rng.laplace(0, 1, (4096, 64)) * np.linspace(10, 13, 64)).astype(np.int8)
+    far = np.rint(rng.laplace(0, 1, (4096, 64)) * np.repeat([3, 12], 32)).astype(np.int8)
+    for codes, gains in ((near, False), (far, True)):
+        none, classes = (make(pid, context=c, dedup=False).encode(codes) for c in ("none", "classes"))
+        pure = make(pid, dedup=False, auto_gain=0.0).encode(codes)
+        default = make(pid, dedup=False).encode(codes)
+        assert pure == classes and len(classes) < len(none)
+        assert (len(classes) < 0.98 * len(none)) == gains, (len(classes), len(none))
+        assert default == (classes if gains else none)
+        assert np.array_equal(make(pid).decode(default), codes)
+    with pytest.raises(ConfigError, match="'auto_gain' is 0.1 but has no effect unless context=auto"):
+        make(pid, context="block", auto_gain=0.1)
+
+
 def test_column_kernels_and_class_layout():
     """rows.transpose/gather_columns/scatter_columns against numpy (shapes around the 8-row step), and
     class_layout: the columns stably by class, every class's run cut into whole chunks of its table."""

@@ -245,6 +245,8 @@ class ChunkedEntropyCoder(Encoder):
         self.require("context", choices=("auto", "none", "column", "classes", "block"))
         self.require("block", low=1 << 10, high=1 << 30)
         self.unused_unless("block", self.config.context in ("block", "auto"), "context=block or auto")
+        self.require("auto_gain", low=0.0, high=0.5)
+        self.unused_unless("auto_gain", self.config.context == "auto", "context=auto")
         self.require("device", choices=("cpu", "cuda"))
         if self.config.device == "cuda":
             reason = cuda_status()
@@ -337,12 +339,13 @@ class ChunkedEntropyCoder(Encoder):
         u = flat.view(unsigned(flat.dtype))
         best = None
         for floor, mode, tables, classes, counts in self._plans(u, columns, base, mask, alphabet):
-            if best is not None and floor >= best[0]:
+            slow = self._slow(mode, tables)
+            if best is not None and floor * slow >= best[0]:
                 continue  # not expected to pay for its tables
             model = self._build_model(counts)
             cost = model.bits / 8 + len(model.blob) + self._layout_bytes(count, mode, tables, columns)
-            if best is None or cost < best[0]:
-                best = (cost, mode, tables, classes, model)
+            if best is None or cost * slow < best[0]:
+                best = (cost * slow, mode, tables, classes, model)
         _, mode, tables, classes, model = best
         if mode == CLASSES:
             order, starts, ends, table_of = class_layout(classes, count // columns, self.config.chunk)
@@ -358,6 +361,15 @@ class ChunkedEntropyCoder(Encoder):
             tail = struct.pack("<I", columns) + classes.tobytes() + tail
         checksum = combine_checksums(sums, flat.dtype.str.encode(), head, tail)
         return b"".join((head, struct.pack("<I", checksum), tail, data.tobytes()))
+
+    def _slow(self, mode, tables):
+        """The factor a model's bytes are weighed with when ``auto`` chooses: ``1 / (1 - auto_gain)``
+        for column and class tables, which encode and decode slower than one table or block tables
+        (column histograms, grouping, transposes, short chunks), so that they are kept only where
+        they make the stream at least ``auto_gain`` smaller; 1 otherwise."""
+        if self.config.context == "auto" and (mode == CLASSES or (mode == CODED and tables > 1)):
+            return 1.0 / (1.0 - self.config.auto_gain)
+        return 1.0
 
     def _layout_bytes(self, count, mode, tables, columns):
         """Bytes of a stream's layout besides the model: the chunk table (for column classes, at most
@@ -380,7 +392,8 @@ class ChunkedEntropyCoder(Encoder):
         could hardly pay, costs no pass over a histogram many times larger than the data). The
         estimate (``model_estimate``: the tables' order-0 entropy, what adapting them to the data costs,
         and the layout) lets the caller skip building a model that will not beat a cheaper one already
-        priced."""
+        priced. Under ``auto`` column models are left out, before any grouping, where the columns'
+        order-0 entropy with a free table each is not ``auto_gain`` below one table's (``_slow``)."""
         context, chunk, count = self.config.context, self.config.chunk, u.size
         rows = count // columns
         by_column = by_block = None
@@ -398,6 +411,9 @@ class ChunkedEntropyCoder(Encoder):
             one = by_block.sum(axis=0, keepdims=True)
         else:
             one = histogram.histograms(u, 1, base, mask, alphabet)
+        if context == "auto" and by_column is not None and histogram.row_costs(by_column)[0].sum() \
+                >= (1.0 - self.config.auto_gain) * histogram.row_costs(one)[0][0]:
+            by_column = None  # even free tables fitted to each column would not be auto_gain smaller
         plans = []
         if by_column is not None and context in ("column", "auto"):
             plans.append((model_estimate(by_column) + self._layout_bytes(count, CODED, columns, columns),
@@ -514,6 +530,7 @@ class HuffmanConfig:
     max_length: int = 24
     context: str = "auto"
     block: int = 1 << 18
+    auto_gain: float = 0.02
     dedup: bool = True
     device: str = "cpu"
 
@@ -584,6 +601,7 @@ class AnsConfig:
     precision: int = 0
     context: str = "auto"
     block: int = 1 << 18
+    auto_gain: float = 0.02
     dedup: bool = True
     device: str = "cpu"
     lanes: int = 0
