@@ -7,8 +7,9 @@ CRCs recomputed, decoded in guarded worker processes (``compframe.fuzz``).
     python bench/fuzz_frames.py --decode-speed           # what the checks cost: cf.decompress on normal frames
 
 Frames: the 72 small frames of ``fuzz.sample_frames()`` (24 x 16 float32; 8 quantizers x 9 CPU
-encoder configurations) and 16 large ones (512 x 256 float32, 8 quantizers x zstd and huffman;
-45 KB to 260 KB each). Mutants are spread evenly over them. Each worker measures the peak resident
+encoder configurations) and 24 large ones (512 x 256 float32, 8 quantizers x zstd, huffman and
+ans with their defaults, so the ans lane mode and class tables (mode 5) are among them; 9 KB to
+620 KB each). Mutants are spread evenly over them. Each worker measures the peak resident
 memory a decode adds (Linux ``VmHWM`` after resetting it through ``/proc/self/clear_refs``), under
 an explicit ``max_bytes`` (default 8 MiB) so that the cap is what limits a mutant, not the frame.
 """
@@ -31,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from compframe import fuzz  # noqa: E402
 
 OUTCOMES = ("ok", "frame_error", "unchecked", "other", "crash", "hang")
-LARGE_ENCODERS = ("zstd", "huffman")
+LARGE_ENCODERS = ("zstd", "huffman", "ans")
 
 
 def large_frames(shape=(512, 256)) -> dict[str, bytes]:
