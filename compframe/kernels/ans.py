@@ -27,8 +27,8 @@ import numba
 import numpy as np
 
 from . import simd
-from .targets import (FNV_OFFSET, FNV_PRIME, checksum_chunk, checksum_chunks, checksum_cpu, checksums_cpu, cpu, cuda_device, launch,
-                      record_pair, to_device)
+from .fnv import record_pair
+from .targets import FNV_OFFSET, FNV_PRIME, checksum_chunk, checksum_chunks, cpu, cuda_device, launch, to_device
 
 STATE_LOW = 1 << 16
 
@@ -328,11 +328,10 @@ def encode_cpu(x, starts, ends, table_of, base, mask, rcp, info, precision, scra
             tb = table_of[b]
             _encode_cpu(x, base, mask, precision, scratch, nbytes, rcp[ta], info[ta], starts[a], ends[a],
                         scratch_end[a], a, rcp[tb], info[tb], starts[b], ends[b], scratch_end[b], b)
-            checksums_cpu(x, starts[a], ends[a], starts[b], ends[b], sums, a, b)
         else:
             _encode_cpu(x, base, mask, precision, scratch, nbytes, rcp[ta], info[ta], starts[a], ends[a],
                         scratch_end[a], a, rcp[ta], info[ta], ends[a], ends[a], scratch_end[a], -1)
-            sums[a] = checksum_cpu(x, starts[a], ends[a])
+        record_pair(x, starts, ends, a, b, 0, sums)
 
 
 @numba.njit(parallel=True, cache=True)

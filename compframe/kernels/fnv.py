@@ -17,7 +17,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from .targets import FNV_OFFSET, FNV_PRIME
+from .targets import FNV_OFFSET, FNV_PRIME, checksum_cpu, checksum_rest
 
 _I32, _I64 = ir.IntType(32), ir.IntType(64)
 _V8 = ir.VectorType(_I32, 8)
@@ -83,27 +83,20 @@ def checksums(x, lo0, hi0, lo1, hi1, sums, k0, k1):
         h[4 + lane] = FNV_OFFSET ^ lane
     groups = max(0, min((hi0 - lo0) // 4, (hi1 - lo1) // 4))
     _paired_steps(x, h, lo0, lo1, groups)
-    for k in range(2):  # the rest of each alone, then the lanes folded (as in checksum_chunks)
-        i, hi = (lo0, hi0) if k == 0 else (lo1, hi1)
-        i += 4 * groups
-        h0, h1, h2, h3 = np.int64(h[4 * k]), np.int64(h[4 * k + 1]), np.int64(h[4 * k + 2]), np.int64(h[4 * k + 3])
-        while i + 4 <= hi:
-            h0 = ((h0 ^ np.int64(x[i])) * FNV_PRIME) & 0xFFFFFFFF
-            h1 = ((h1 ^ np.int64(x[i + 1])) * FNV_PRIME) & 0xFFFFFFFF
-            h2 = ((h2 ^ np.int64(x[i + 2])) * FNV_PRIME) & 0xFFFFFFFF
-            h3 = ((h3 ^ np.int64(x[i + 3])) * FNV_PRIME) & 0xFFFFFFFF
-            h0 ^= h0 >> 13
-            h1 ^= h1 >> 13
-            h2 ^= h2 >> 13
-            h3 ^= h3 >> 13
-            i += 4
-        while i < hi:
-            h0 = ((h0 ^ np.int64(x[i])) * FNV_PRIME) & 0xFFFFFFFF
-            h0 ^= h0 >> 13
-            i += 1
-        h0 = ((h0 ^ h1) * FNV_PRIME) & 0xFFFFFFFF
-        h0 ^= h0 >> 13
-        h0 = ((h0 ^ h2) * FNV_PRIME) & 0xFFFFFFFF
-        h0 ^= h0 >> 13
-        h0 = ((h0 ^ h3) * FNV_PRIME) & 0xFFFFFFFF
-        sums[k0 if k == 0 else k1] = h0 ^ (h0 >> 13)
+    i, j = lo0 + 4 * groups, lo1 + 4 * groups  # the rest of each alone, as in checksum_chunks
+    sums[k0] = checksum_rest(x, i, hi0, np.int64(h[0]), np.int64(h[1]), np.int64(h[2]), np.int64(h[3]))
+    sums[k1] = checksum_rest(x, j, hi1, np.int64(h[4]), np.int64(h[5]), np.int64(h[6]), np.int64(h[7]))
+
+
+@numba.njit(cache=True, nogil=True)
+def record_pair(out, starts, ends, a, b, status, sums):
+    """The CPU coders' bookkeeping for chunks ``a`` and ``b = a + 1`` (absent when past the end):
+    their checksums into ``sums``, or -1 for a chunk the decoder flagged (``status`` bit 1: a, 2: b)."""
+    if b < starts.size:
+        checksums(out, starts[a], ends[a], starts[b], ends[b], sums, a, b)
+        if status & 2:
+            sums[b] = -1
+    else:
+        sums[a] = checksum_cpu(out, starts[a], ends[a])
+    if status & 1:
+        sums[a] = -1

@@ -17,7 +17,7 @@ names. The bit reader refills 32 bits at a time while 4 bytes of the chunk are l
 by byte (zero beyond the chunk's end) after that. ``decode_chunks`` decodes two chunks at once with
 two independent bit readers, each with its own tables (a table per column pairs chunks too), so
 that the CPU overlaps their dependency chains; a kernel passes an empty second chunk to decode one
-alone. The CPU drivers compute the chunks' checksums with ``fnv.checksums`` (the same values as
+alone. The CPU drivers compute the chunks' checksums with ``fnv.record_pair`` (the same values as
 ``targets.checksum_chunks``, which the CUDA kernels use).
 """
 
@@ -28,8 +28,8 @@ import functools
 import numba
 import numpy as np
 
-from .fnv import checksums as checksums_cpu
-from .targets import checksum_chunk, checksum_chunks, checksum_cpu, cpu, cuda_device, launch, to_device
+from .fnv import record_pair
+from .targets import checksum_chunk, checksum_chunks, cpu, cuda_device, launch, to_device
 
 FAST_BITS = 12
 """Bits resolved by the direct decoding table (at most 2**12 entries per table; the caller may give
@@ -293,9 +293,7 @@ def encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scr
         if b < n:
             nbytes[b] = _encode_cpu(x, starts[b], ends[b], base, mask, table[table_of[b]], group, scratch,
                                     scratch_start[b])
-            checksums_cpu(x, starts[a], ends[a], starts[b], ends[b], sums, a, b)
-        else:
-            sums[a] = checksum_cpu(x, starts[a], ends[a])
+        record_pair(x, starts, ends, a, b, 0, sums)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -314,14 +312,7 @@ def decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_in
             status = _decode_cpu(data, out, max_len, fast[ta], limit[ta], first_index[ta], syms[ta], fast[ta],
                                  limit[ta], first_index[ta], syms[ta], offsets[a], offsets[a + 1], starts[a], ends[a],
                                  offsets[a + 1], offsets[a + 1], ends[a], ends[a])
-        if b < n:  # the checksums of what was decoded, -1 for a chunk the decoder flagged
-            checksums_cpu(out, starts[a], ends[a], starts[b], ends[b], sums, a, b)
-            if status & 2:
-                sums[b] = -1
-        else:
-            sums[a] = checksum_cpu(out, starts[a], ends[a])
-        if status & 1:
-            sums[a] = -1
+        record_pair(out, starts, ends, a, b, status, sums)  # -1 for a chunk the decoder flagged
 
 
 @numba.njit(parallel=True, cache=True)

@@ -13,6 +13,7 @@ import os
 
 import numba
 import numpy as np
+from numba.extending import register_jitable
 
 FNV_OFFSET = 2166136261
 FNV_PRIME = 16777619
@@ -31,31 +32,23 @@ def cuda_device(fn):
     return cuda.jit(device=True)(fn)
 
 
-def checksum_chunk(x, lo, hi):
-    """32-bit checksum of the values ``x[lo:hi]`` (non-negative, below 2**32).
-
-    Four lanes take every fourth value, each ``h = ((h ^ v) * FNV_PRIME) mod 2**32; h ^= h >> 13``
-    (FNV-1a's step on whole values, plus a shift that carries high bits down so that top-bit changes
-    cannot cancel in pairs); the lanes are then folded the same way. Four lanes keep the multiply
-    chains off the decoders' critical path.
-    """
-    h0 = FNV_OFFSET
-    h1 = FNV_OFFSET ^ 1
-    h2 = FNV_OFFSET ^ 2
-    h3 = FNV_OFFSET ^ 3
-    i = lo
+@register_jitable
+def checksum_rest(x, i, hi, h0, h1, h2, h3):
+    """The checksum of ``x[lo:hi]`` from its four lanes ``h0..h3`` after the values before ``i``
+    (``checksum_chunk``'s loop from ``i`` on, then the folding of the lanes). ``register_jitable``:
+    callable from CPU and CUDA code alike."""
     while i + 4 <= hi:
-        h0 = ((h0 ^ np.int64(x[i])) * FNV_PRIME) & 0xFFFFFFFF
-        h1 = ((h1 ^ np.int64(x[i + 1])) * FNV_PRIME) & 0xFFFFFFFF
-        h2 = ((h2 ^ np.int64(x[i + 2])) * FNV_PRIME) & 0xFFFFFFFF
-        h3 = ((h3 ^ np.int64(x[i + 3])) * FNV_PRIME) & 0xFFFFFFFF
+        h0 = ((h0 ^ np.int64(x[np.uint64(i)])) * FNV_PRIME) & 0xFFFFFFFF
+        h1 = ((h1 ^ np.int64(x[np.uint64(i + 1)])) * FNV_PRIME) & 0xFFFFFFFF
+        h2 = ((h2 ^ np.int64(x[np.uint64(i + 2)])) * FNV_PRIME) & 0xFFFFFFFF
+        h3 = ((h3 ^ np.int64(x[np.uint64(i + 3)])) * FNV_PRIME) & 0xFFFFFFFF
         h0 ^= h0 >> 13
         h1 ^= h1 >> 13
         h2 ^= h2 >> 13
         h3 ^= h3 >> 13
         i += 4
     while i < hi:
-        h0 = ((h0 ^ np.int64(x[i])) * FNV_PRIME) & 0xFFFFFFFF
+        h0 = ((h0 ^ np.int64(x[np.uint64(i)])) * FNV_PRIME) & 0xFFFFFFFF
         h0 ^= h0 >> 13
         i += 1
     h0 = ((h0 ^ h1) * FNV_PRIME) & 0xFFFFFFFF
@@ -64,6 +57,17 @@ def checksum_chunk(x, lo, hi):
     h0 ^= h0 >> 13
     h0 = ((h0 ^ h3) * FNV_PRIME) & 0xFFFFFFFF
     return h0 ^ (h0 >> 13)
+
+
+def checksum_chunk(x, lo, hi):
+    """32-bit checksum of the values ``x[lo:hi]`` (non-negative, below 2**32).
+
+    Four lanes take every fourth value, each ``h = ((h ^ v) * FNV_PRIME) mod 2**32; h ^= h >> 13``
+    (FNV-1a's step on whole values, plus a shift that carries high bits down so that top-bit changes
+    cannot cancel in pairs); the lanes are then folded the same way. Four lanes keep the multiply
+    chains off the decoders' critical path.
+    """
+    return checksum_rest(x, lo, hi, FNV_OFFSET, FNV_OFFSET ^ 1, FNV_OFFSET ^ 2, FNV_OFFSET ^ 3)
 
 
 checksum_cpu = cpu(checksum_chunk)
@@ -101,48 +105,13 @@ def checksum_chunks(x, lo0, hi0, lo1, hi1, sums, k0, k1):
         b3 ^= b3 >> 13
         i += 4
         j += 4
-    for k in range(2):  # the rest of each alone, then the lanes folded (as in checksum_chunk)
-        if k == 0:
-            h0, h1, h2, h3, i, hi = a0, a1, a2, a3, i, hi0
-        else:
-            h0, h1, h2, h3, i, hi = b0, b1, b2, b3, j, hi1
-        while i + 4 <= hi:
-            h0 = ((h0 ^ np.int64(x[np.uint64(i)])) * FNV_PRIME) & 0xFFFFFFFF
-            h1 = ((h1 ^ np.int64(x[np.uint64(i + 1)])) * FNV_PRIME) & 0xFFFFFFFF
-            h2 = ((h2 ^ np.int64(x[np.uint64(i + 2)])) * FNV_PRIME) & 0xFFFFFFFF
-            h3 = ((h3 ^ np.int64(x[np.uint64(i + 3)])) * FNV_PRIME) & 0xFFFFFFFF
-            h0 ^= h0 >> 13
-            h1 ^= h1 >> 13
-            h2 ^= h2 >> 13
-            h3 ^= h3 >> 13
-            i += 4
-        while i < hi:
-            h0 = ((h0 ^ np.int64(x[np.uint64(i)])) * FNV_PRIME) & 0xFFFFFFFF
-            h0 ^= h0 >> 13
-            i += 1
-        h0 = ((h0 ^ h1) * FNV_PRIME) & 0xFFFFFFFF
-        h0 ^= h0 >> 13
-        h0 = ((h0 ^ h2) * FNV_PRIME) & 0xFFFFFFFF
-        h0 ^= h0 >> 13
-        h0 = ((h0 ^ h3) * FNV_PRIME) & 0xFFFFFFFF
-        sums[k0 if k == 0 else k1] = h0 ^ (h0 >> 13)
+    sums[k0] = checksum_rest(x, i, hi0, a0, a1, a2, a3)  # the rest of each alone
+    sums[k1] = checksum_rest(x, j, hi1, b0, b1, b2, b3)
 
 
 checksums_cpu = cpu(checksum_chunks)
 
 
-@numba.njit(cache=True, nogil=True)
-def record_pair(out, starts, ends, a, b, status, sums):
-    """The CPU decoders' bookkeeping for chunks ``a`` and ``b = a + 1`` (absent when past the end):
-    their checksums into ``sums``, or -1 for a chunk the decoder flagged (``status`` bit 1: a, 2: b)."""
-    if b < starts.size:
-        checksums_cpu(out, starts[a], ends[a], starts[b], ends[b], sums, a, b)
-        if status & 2:
-            sums[b] = -1
-    else:
-        sums[a] = checksum_cpu(out, starts[a], ends[a])
-    if status & 1:
-        sums[a] = -1
 
 
 def simulated() -> bool:
