@@ -26,10 +26,10 @@ from ... import limits
 from ...base import ErrorBound, Quantized, Quantizer
 from ...errors import FrameError
 from ...kernels import interp as K
-from ...kernels.uniform import finite_range, scatter_bits
+from ...kernels.uniform import scatter_bits
 from ...metrics import entropy_bits
 from ...registry import register
-from .lorenzo import _index_dtype, _sample_median, lattice
+from .lorenzo import _index_dtype, _sample_median, bounded_field, lattice
 from .uniform import _limits
 
 SIDE = ("outlier_index", "outlier_bits")
@@ -99,13 +99,7 @@ class Interp(Quantizer):
         return (math.prod(shape),) if self.config.layout == "levels" else tuple(shape)
 
     def quantize(self, x: np.ndarray, bound: ErrorBound | None) -> Quantized:
-        if bound is None:
-            raise ValueError(f"quantizer '{self.plugin_id}' is error-bounded and needs a bound, e.g. 'rel:1e-2'")
-        x = self.check_input(x)
-        flat = x.reshape(-1)
-        lo, hi, _ = finite_range(flat)
-        value_range = hi - lo  # may overflow to inf for float64 data spanning the whole range
-        eb = bound.absolute(value_range)
+        x, flat, lo, hi, value_range, eb = bounded_field(self, x, bound)
         centre = lo / 2 + hi / 2  # the first point's prediction: the median if a code cannot reach the range
         if 2.0 * eb * _limits(self.config.code_dtype)[1] < value_range / 2:
             centre = _sample_median(flat, centre)

@@ -50,6 +50,19 @@ def _sample_median(flat: np.ndarray, default: float) -> float:
     return float(sample[(sample.size - 1) // 2]) if sample.size else default
 
 
+def bounded_field(q: Quantizer, x: np.ndarray, bound: ErrorBound | None):
+    """A prediction quantizer's start: ``x`` checked (``check_input``) and flattened, the finite
+    values' ``lo``, ``hi``, their range (inf where float64 data span the whole range) and the absolute
+    bound; ``ValueError`` without a bound."""
+    if bound is None:
+        raise ValueError(f"quantizer '{q.plugin_id}' is error-bounded and needs a bound, e.g. 'rel:1e-2'")
+    x = q.check_input(x)
+    flat = x.reshape(-1)
+    lo, hi, _ = finite_range(flat)
+    value_range = hi - lo
+    return x, flat, lo, hi, value_range, bound.absolute(value_range)
+
+
 def _index_dtype(n: int) -> type:
     return np.uint32 if n < 2**32 else np.uint64
 
@@ -69,13 +82,7 @@ class Lorenzo(Quantizer):
         self.require("code_dtype", choices=("int8", "int16"))
 
     def quantize(self, x: np.ndarray, bound: ErrorBound | None) -> Quantized:
-        if bound is None:
-            raise ValueError(f"quantizer '{self.plugin_id}' is error-bounded and needs a bound, e.g. 'rel:1e-2'")
-        x = self.check_input(x)
-        flat = x.reshape(-1)
-        lo, hi, _ = finite_range(flat)
-        value_range = hi - lo  # may overflow to inf for float64 data spanning the whole range
-        eb = bound.absolute(value_range)
+        x, flat, lo, hi, value_range, eb = bounded_field(self, x, bound)
         step = 2.0 * eb if np.isfinite(2.0 * eb) else 0.0  # an infinite bound: one grid point, the centre
         centre = lo / 2 + hi / 2
         if step > 0 and value_range / step > K.GRID:  # the grid cannot span the range: centre it on the bulk
