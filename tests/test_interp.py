@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from test_lorenzo import adversarial, smooth
+from test_lorenzo import adversarial, check, smooth
 
 import compframe as cf
 from compframe import fuzz, registry
@@ -23,19 +23,6 @@ from compframe.metrics import entropy_bits
 
 def make(**params):
     return registry.create("quantizer", "interp", **params)
-
-
-def check(q, x, bound) -> Quantized:
-    """Quantize and dequantize ``x``: every finite element within the bound in float64, non-finite bit-identical."""
-    quantized = q.quantize(x, ErrorBound.parse(bound))
-    y = q.dequantize(quantized)
-    assert y.shape == x.shape and y.dtype == x.dtype
-    finite = np.isfinite(x)
-    err = np.abs(x[finite].astype(np.float64) - y[finite].astype(np.float64))
-    assert err.size == 0 or err.max() <= quantized.meta["abs_bound"], (err.max(), quantized.meta)
-    bits = f"u{x.itemsize}"
-    assert np.array_equal(x[~finite].view(bits), y[~finite].view(bits))
-    return quantized
 
 
 def reference(x: np.ndarray, eb: float, centre: float, cubic: bool, alpha: float, beta: float, code_max: int):
