@@ -29,7 +29,7 @@ from ...kernels import interp as K
 from ...kernels.uniform import scatter_bits
 from ...metrics import entropy_bits
 from ...registry import register
-from .lorenzo import _index_dtype, _sample_median, bounded_field, lattice
+from .lorenzo import _index_dtype, _sample_median, bounded_field, field_codes, lattice
 from .uniform import _limits
 
 SIDE = ("outlier_index", "outlier_bits")
@@ -157,14 +157,10 @@ class Interp(Quantizer):
         if not (1.0 <= alpha <= 16.0 and 1.0 <= beta <= 1024.0):
             raise FrameError(f"frame header: meta.alpha = {alpha!r}, meta.beta = {beta!r} are outside "
                              "[1, 16], [1, 1024]")
-        codes = q.codes["codes"]
-        n = math.prod(q.shape)
-        if codes.dtype != np.dtype(self.config.code_dtype) or codes.size != n:
-            raise FrameError(f"{self.plugin_id}: codes are {codes.shape} of {codes.dtype}, the field is "
-                             f"{list(q.shape)} ({self.config.code_dtype} codes)")
+        codes, n = field_codes(self, q)
         out = np.empty(n, np.dtype(q.dtype))
         if n:
-            self._sweep(out, out, np.ascontiguousarray(codes).reshape(-1), lattice(q.shape, self.config.dims), centre,
+            self._sweep(out, out, codes, lattice(q.shape, self.config.dims), centre,
                         eb, (method, alpha, beta), False, self.config.layout == "levels")
             if index.size:
                 scatter_bits(out.view(bits.dtype), index, bits)

@@ -63,6 +63,16 @@ def bounded_field(q: Quantizer, x: np.ndarray, bound: ErrorBound | None):
     return x, flat, lo, hi, value_range, bound.absolute(value_range)
 
 
+def field_codes(quantizer: Quantizer, q: Quantized) -> tuple[np.ndarray, int]:
+    """A frame's ``codes`` as one contiguous run of the field's ``n`` values, and ``n``;
+    ``FrameError`` if they are not ``n`` codes of the quantizer's ``code_dtype``."""
+    codes, n, dtype = q.codes["codes"], math.prod(q.shape), quantizer.config.code_dtype
+    if codes.dtype != np.dtype(dtype) or codes.size != n:
+        raise FrameError(f"{quantizer.plugin_id}: codes are {codes.shape} of {codes.dtype}, the field is "
+                         f"{list(q.shape)} ({dtype} codes)")
+    return np.ascontiguousarray(codes).reshape(-1), n
+
+
 def _index_dtype(n: int) -> type:
     return np.uint32 if n < 2**32 else np.uint64
 
@@ -144,17 +154,13 @@ class Lorenzo(Quantizer):
         index, bits, wide, values = self._side(q)
         centre = limits.number(q.meta.get("centre"), "meta.centre")
         step = limits.number(q.meta.get("step"), "meta.step")
-        codes = q.codes["codes"]
-        n = math.prod(q.shape)
-        if codes.dtype != np.dtype(self.config.code_dtype) or codes.size != n:
-            raise FrameError(f"{self.plugin_id}: codes are {codes.shape} of {codes.dtype}, the field is "
-                             f"{list(q.shape)} ({self.config.code_dtype} codes)")
+        codes, n = field_codes(self, q)
         out = np.empty(n, np.dtype(q.dtype))
         if n:
             limits.charge(4 * n, f"{self.plugin_id}'s int32 grid")
             view = lattice(q.shape, self.config.dims)
             grid = np.empty(view, np.int32)
-            K.integrate_rows(np.ascontiguousarray(codes).reshape(view), wide, values, grid)
+            K.integrate_rows(codes.reshape(view), wide, values, grid)
             planes, rows = view[0] > 1, view[1] > 1
             if rows:
                 K.integrate_columns(grid, out.reshape(view), centre, step, not planes)
