@@ -41,9 +41,20 @@ _I1, _I16, _I32, _I64 = ir.IntType(1), ir.IntType(16), ir.IntType(32), ir.IntTyp
 
 
 @functools.cache
+def target_features() -> frozenset[str]:
+    """The CPU features numba compiles for: ``NUMBA_CPU_FEATURES`` where set (``NUMBA_CPU_NAME=generic``,
+    used for caches shared between machines, sets none), else the host's."""
+    from numba.core import config
+
+    if config.CPU_FEATURES is not None:
+        return frozenset(f[1:] for f in config.CPU_FEATURES.split(",") if f.startswith("+"))
+    return frozenset(name for name, on in llvm.get_host_cpu_features().items() if on)
+
+
 def avx512() -> bool:
-    """True when the host CPU has AVX-512F (hardware gathers of 16 x 32 bits)."""
-    return bool(llvm.get_host_cpu_features().get("avx512f", False))
+    """True when numba compiles for a CPU with AVX-512F (hardware gathers of 16 x 32 bits); the x86
+    gather intrinsics are emitted only then (LLVM cannot lower them for other targets)."""
+    return "avx512f" in target_features()
 
 
 def _splat(builder, value, n=W):
