@@ -800,3 +800,27 @@ def test_dedup_around_block_tables(pid):
     inner = head + 10 + 12 + 4 + struct.unpack_from("<I", stream, head + 10 + 8)[0]
     assert stream[inner + 1] == 4
     assert np.array_equal(enc.decode(stream), rows)
+
+
+def test_zstd_contexts_reused_per_thread_stay_clean():
+    """zstd keeps one compressor and decompressor per thread: a damaged or truncated stream leaves
+    nothing behind for the next, and threads coding at once get the bytes a fresh context writes."""
+    import zstandard
+    from concurrent.futures import ThreadPoolExecutor
+
+    enc = make("zstd")
+    rng = np.random.default_rng(8)
+    arrays = [rng.integers(-50, 50, 100_000).astype(np.int8), rng.integers(-3, 3, 50_000).astype(np.int16)]
+    streams = [enc.encode(a) for a in arrays]
+    bad = bytearray(streams[0])
+    bad[len(bad) // 2] ^= 0xFF
+    for damaged in (bytes(bad), streams[0][:len(streams[0]) // 2]):
+        with pytest.raises(StreamError):
+            enc.decode(damaged)
+        assert all(np.array_equal(enc.decode(s), a) for s, a in zip(streams, arrays))
+    fresh = zstandard.ZstdCompressor(level=3, write_content_size=True, write_checksum=True)
+    assert all(s.endswith(fresh.compress(a)) for s, a in zip(streams, arrays))
+    with ThreadPoolExecutor(4) as pool:
+        again = list(pool.map(lambda k: enc.encode(arrays[k % 2]), range(16)))
+        decoded = list(pool.map(lambda k: enc.decode(again[k]), range(16)))
+    assert all(again[k] == streams[k % 2] and np.array_equal(decoded[k], arrays[k % 2]) for k in range(16))
