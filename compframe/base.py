@@ -243,12 +243,17 @@ class Encoder(Plugin):
 
     def format_config(self) -> dict[str, Any]:
         """``{"id": ..., <format_params>}``: what a frame's header needs to decode this encoder's streams."""
-        config = self.get_config()
-        return {"id": config["id"], **{k: config[k] for k in self.format_params}}
+        return self.split_config()[0]
 
     def options_config(self) -> dict[str, Any]:
         """The run-time options: every parameter that is not a format parameter."""
-        return {k: v for k, v in self.get_config().items() if k != "id" and k not in self.format_params}
+        return self.split_config()[1]
+
+    def split_config(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(format_config(), options_config())`` from one ``get_config``."""
+        config = self.get_config()
+        return ({"id": config["id"], **{k: config[k] for k in self.format_params}},
+                {k: v for k, v in config.items() if k != "id" and k not in self.format_params})
 
     @classmethod
     def for_decoding(cls, params: dict[str, Any], device: str = "cpu") -> Encoder:

@@ -23,10 +23,11 @@ from .kernels.targets import cpu_threads_for
 
 
 def _header(quantizer: Quantizer, encoder: Encoder, bound: ErrorBound | None, q: Quantized) -> dict[str, Any]:
+    fmt, options = encoder.split_config()
     return {
         "quantizer": quantizer.get_config(),
-        "encoder": encoder.format_config(),  # what decoding needs; run-time options only for the record
-        "encoder_options": encoder.options_config(),
+        "encoder": fmt,  # what decoding needs; run-time options only for the record
+        "encoder_options": options,
         "shape": list(q.shape),
         "dtype": q.dtype,
         "bound": None if bound is None else {"mode": bound.mode, "value": bound.value},
