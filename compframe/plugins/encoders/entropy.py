@@ -371,16 +371,21 @@ class ChunkedEntropyCoder(Encoder):
             return 1.0 / (1.0 - self.config.auto_gain)
         return 1.0
 
-    def _layout_bytes(self, count, mode, tables, columns):
-        """Bytes of a stream's layout besides the model: the chunk table (for column classes, at most
-        one chunk per class more than one table has), and for column classes the column count and
-        the class of each column."""
+    def _chunks(self, count, mode, tables, columns):
+        """The chunks of a stream of ``count`` codes in ``mode`` with ``tables`` tables: one run of
+        codes cut into chunks (one table, a table per block), a run per column (a table per column),
+        or a run per class of columns (at most one chunk per class more than one table has)."""
         chunk = self.config.chunk
         if mode == BLOCKS or tables == 1:
-            return 4 * -(-count // chunk)
+            return -(-count // chunk)
         if mode == CLASSES:
-            return 4 * (-(-count // chunk) + tables) + 4 + columns
-        return 4 * columns * -(-(count // columns) // chunk)
+            return -(-count // chunk) + tables
+        return columns * -(-(count // columns) // chunk)
+
+    def _layout_bytes(self, count, mode, tables, columns):
+        """Bytes of a stream's layout besides the model: the chunk table, and for column classes the
+        column count and the class of each column."""
+        return 4 * self._chunks(count, mode, tables, columns) + (4 + columns if mode == CLASSES else 0)
 
     def _plans(self, u, columns, base, mask, alphabet):
         """The models ``context`` allows, as (estimate of the stream's bytes, mode, tables, class of each
@@ -542,7 +547,8 @@ class Huffman(ChunkedEntropyCoder):
     ``chunk`` symbols per independently decodable chunk; codes no longer than ``max_length`` bits
     (raised to ``ceil(log2(#symbols))`` when the alphabet needs it); ``context``
     auto|none|column|classes|block (one table, a table per column, a table per class of columns, a
-    table per ``block`` symbols; auto, the default: the cheapest);
+    table per ``block`` symbols; auto, the default: the cheapest, column and class tables only where
+    they save at least ``auto_gain`` of the stream);
     ``dedup`` (2-D codes: rows that repeat an earlier row are stored as references);
     ``device`` cpu|cuda (the same kernels, compiled for either). Costs at most 1 bit per symbol
     over the order-0 entropy, plus the code book and 4 bytes per chunk.
@@ -669,11 +675,7 @@ class Ans(ChunkedEntropyCoder):
         layout = super()._layout_bytes(count, mode, tables, columns)
         if self.config.lanes in (0, 2):  # lanes=0 takes the lane mode only where it costs next to nothing
             return layout
-        chunk = self.config.chunk
-        nchunks = -(-count // chunk) if mode == BLOCKS or tables == 1 else columns * -(-(count // columns) // chunk)
-        if mode == CLASSES:  # the chunks run across a class's columns: at most one more per class
-            nchunks = -(-count // chunk) + tables
-        return layout + 3 * self.config.lanes * nchunks
+        return layout + 3 * self.config.lanes * self._chunks(count, mode, tables, columns)
 
     def _read_model(self, blob, tables, alphabet, param):
         param, _ = self._split_param(param)
