@@ -180,6 +180,18 @@ def encoders(with_context: bool):
     return items + [ConstrictionANS(), ZlibHuffman()]
 
 
+def timed_round_trip(enc, codes: np.ndarray, repeat: int, label: str) -> tuple[float, float, float]:
+    """Encode and decode ``codes`` with ``enc`` under compframe's thread policy after one warm-up:
+    (ratio, best encode seconds, best decode seconds); raises if the codes do not come back."""
+    with cpu_threads_for(codes.size):
+        enc.decode(enc.encode(codes))
+        te, blob = best_time(lambda: enc.encode(codes), repeat)
+        td, back = best_time(lambda: enc.decode(blob), repeat)
+    if not np.array_equal(back, codes):
+        raise AssertionError(f"{label} does not round-trip")
+    return codes.nbytes / enc.size(blob), te, td
+
+
 def run_codes(title: str, fields: list[np.ndarray], float_bytes: int, repeat: int, with_context: bool) -> list[str]:
     """A markdown table: one row per encoder over all ``fields`` (code arrays)."""
     code_bytes = sum(f.nbytes for f in fields)
@@ -192,13 +204,9 @@ def run_codes(title: str, fields: list[np.ndarray], float_bytes: int, repeat: in
              "|---|---:|---:|---:|---:|---:|---:|"]
     for enc in encoders(with_context and fields[0].ndim == 2):
         size = tenc = tdec = 0.0
-        for f in fields:
-            with cpu_threads_for(f.size):  # compframe's thread policy, as its pipeline applies it
-                te, blob = best_time(lambda: enc.encode(f), repeat)
-                td, back = best_time(lambda: enc.decode(blob), repeat)
-            if not np.array_equal(back, f):
-                raise AssertionError(f"{enc.name} does not round-trip")
-            size += enc.size(blob)
+        for f in fields:  # compframe's thread policy, as its pipeline applies it
+            ratio, te, td = timed_round_trip(enc, f, repeat, enc.name)
+            size += f.nbytes / ratio
             tenc += te
             tdec += td
         ratio = code_bytes / size
@@ -341,14 +349,8 @@ def run_contexts(repeat: int, only: str = "") -> list[str]:
                 enc = ZlibHuffman() if pid == "zlib" else Plugin(pid, context=ctx, dedup=False)
             except ConfigError:
                 continue  # a compframe without context=auto
-            with cpu_threads_for(codes.size):
-                enc.decode(enc.encode(codes))
-                te, blob = best_time(lambda: enc.encode(codes), repeat)
-                td, back = best_time(lambda: enc.decode(blob), repeat)
-            if not np.array_equal(back, codes):
-                raise AssertionError(f"{pid} {ctx} does not round-trip")
+            ratio, te, td = timed_round_trip(enc, codes, repeat, f"{pid} {ctx}")
             mb = codes.nbytes / 1e6
-            ratio = codes.nbytes / enc.size(blob)
             lines.append(f"| {name} | {pid} | {ctx} | {ratio:.3f} | {mb / te:.0f} | {mb / td:.0f} |")
     return lines + [""]
 
@@ -364,15 +366,9 @@ def run_lanes(repeat: int, contexts=("none", "block", "auto")) -> list[str]:
         for ctx in contexts:
             for label, params in settings:
                 enc = Plugin("ans", context=ctx, dedup=False, **params)
-                with cpu_threads_for(codes.size):
-                    enc.decode(enc.encode(codes))
-                    te, blob = best_time(lambda: enc.encode(codes), repeat)
-                    td, back = best_time(lambda: enc.decode(blob), repeat)
-                if not np.array_equal(back, codes):
-                    raise AssertionError(f"ans {ctx} {params} does not round-trip")
+                ratio, te, td = timed_round_trip(enc, codes, repeat, f"ans {ctx} {params}")
                 mb = codes.nbytes / 1e6
-                lines.append(f"| {name} | {ctx} | {label} | {codes.nbytes / enc.size(blob):.3f} | {mb / te:.0f} "
-                             f"| {mb / td:.0f} |")
+                lines.append(f"| {name} | {ctx} | {label} | {ratio:.3f} | {mb / te:.0f} | {mb / td:.0f} |")
     return lines + [""]
 
 
@@ -383,13 +379,8 @@ def run_wide(repeat: int) -> list[str]:
     lines = [f"512 x 512 int16, {np.unique(codes).size} distinct codes", "",
              "| encoder | ratio | encode ms | decode ms |", "|---|---:|---:|---:|"]
     for enc in (Plugin("huffman"), Plugin("ans"), ZlibHuffman()):
-        with cpu_threads_for(codes.size):
-            enc.decode(enc.encode(codes))
-            te, blob = best_time(lambda: enc.encode(codes), repeat)
-            td, back = best_time(lambda: enc.decode(blob), repeat)
-        if not np.array_equal(back, codes):
-            raise AssertionError(f"{enc.name} does not round-trip")
-        lines.append(f"| {enc.name} | {codes.nbytes / enc.size(blob):.3f} | {te * 1e3:.2f} | {td * 1e3:.2f} |")
+        ratio, te, td = timed_round_trip(enc, codes, repeat, enc.name)
+        lines.append(f"| {enc.name} | {ratio:.3f} | {te * 1e3:.2f} | {td * 1e3:.2f} |")
     return lines + [""]
 
 
