@@ -1,4 +1,6 @@
-"""Range-variant ANS (rANS, Duda 2013, arXiv 1311.2540) over symbol chunks, two interleaved states per chunk.
+"""Range-variant ANS (rANS, Duda 2013, arXiv 1311.2540) over symbol chunks: two interleaved states
+per chunk (the pair mode, described here), or 16-64 (the lane mode, ``LANES``: ``encode_lanes``,
+``decode_lanes_tail`` and the vector decoder ``simd.decode_groups``).
 
 States are kept in ``[2**16, 2**32)`` and renormalized 16 bits at a time; frequencies sum to
 ``2**R`` (``R <= 16``), so each symbol moves at most one 16-bit word. Symbols at even offsets in
@@ -495,8 +497,8 @@ def start_lanes(data, start, end, lanes, st, hs):
 
 
 def decode_lanes_tail(data, out, table, precision, shift, p, end, i, lo, hi, lanes, st, hs):
-    """Decode the symbols ``i..hi`` of the chunk that starts at ``out[lo]`` from the words at
-    ``data[p:end]`` with the states ``st`` (uint32, lane ``(i - lo) % lanes`` first), one symbol at a
+    """Decode ``out[i:hi]`` of the chunk that starts at ``out[lo]`` from the words at ``data[p:end]``
+    with the states ``st`` (uint32, ``st[j]`` lane ``j``; symbol ``i`` is lane ``(i - lo) % lanes``'s), one symbol at a
     time with checked reads, and hash them into the lanes' checksums ``hs``; ``table`` from
     ``lane_entries``. Returns 1 if the chunk is damaged (its words are not consumed exactly, or its
     states do not all return to ``2**16``), else 0. Never
@@ -583,8 +585,10 @@ def _decode_lanes_cpu(data, out, table, precision, shift, start, end, lo, hi, la
             p = simd.decode_groups(st, hs, table, out, i, run, data, p, precision, shift, 16)
         elif lanes == 32:
             p = simd.decode_groups(st, hs, table, out, i, run, data, p, precision, shift, 32)
-        else:
+        elif lanes == 64:
             p = simd.decode_groups(st, hs, table, out, i, run, data, p, precision, shift, 64)
+        else:
+            return -1  # not a lane count of the format (LANES)
         i += run * lanes
     if _decode_lanes_tail_cpu(data, out, table, precision, shift, p, end, i, lo, hi, lanes, st, hs):
         return -1
@@ -701,6 +705,8 @@ def _cuda_kernels():
 def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision, lanes=2):
     """Encode every chunk with ``lanes`` state chains (``LANES``); returns (concatenated streams
     uint8, bytes per chunk, checksums)."""
+    if lanes not in LANES:
+        raise ValueError(f"lanes is {lanes}; allowed: {', '.join(map(str, LANES))}")
     rcp, info = encoder_tables(freq, cum, precision)
     cap = 2 * (ends - starts) + 4 * lanes
     scratch_end = np.cumsum(cap)
@@ -733,6 +739,8 @@ def decode(device, data, offsets, out, starts, ends, table_of, base, mask, freq,
     """Decode every chunk into ``out`` with the frequencies ``freq`` ``[tables, K]`` (each row summing
     to ``2**precision``) and ``lanes`` state chains; returns the per-chunk checksums (-1 marks a
     damaged chunk)."""
+    if lanes not in LANES:
+        raise ValueError(f"lanes is {lanes}; allowed: {', '.join(map(str, LANES))}")
     sums = np.zeros(starts.size, np.int64)
     if lanes == 2:
         sym = np.empty((freq.shape[0], 1 << precision), out.dtype)

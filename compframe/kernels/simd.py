@@ -150,7 +150,7 @@ def decode_groups(typingctx, x, hashes, table, out, i, groups, data, p, precisio
         at = builder.add(i0, builder.mul(g, ir.Constant(_I64, W * vectors)))
         entries = [_gather(builder, ta.data, builder.and_(state, mv), wide) for state in states[:vectors]]
         pnext, updated, hashed = pg, [], []
-        for k, (state, e) in enumerate(zip(states, entries)):
+        for k, (state, e) in enumerate(zip(states[:vectors], entries)):
             f1 = builder.and_(narrow(e), mv)
             bias = builder.and_(narrow(builder.lshr(e, sv)), mv)
             h = builder.lshr(state, rv)

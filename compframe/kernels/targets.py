@@ -34,9 +34,9 @@ def cuda_device(fn):
 
 @register_jitable
 def checksum_rest(x, i, hi, h0, h1, h2, h3):
-    """The checksum of ``x[lo:hi]`` from its four lanes ``h0..h3`` after the values before ``i``
-    (``checksum_chunk``'s loop from ``i`` on, then the folding of the lanes). ``register_jitable``:
-    callable from CPU and CUDA code alike."""
+    """The checksum of a chunk ending at ``hi``, given its four lanes ``h0..h3`` after its values
+    before ``i`` (``checksum_chunk``'s loop from ``i`` on, then the folding of the lanes).
+    ``register_jitable``: callable from CPU and CUDA code alike."""
     while i + 4 <= hi:
         h0 = ((h0 ^ np.int64(x[np.uint64(i)])) * FNV_PRIME) & 0xFFFFFFFF
         h1 = ((h1 ^ np.int64(x[np.uint64(i + 1)])) * FNV_PRIME) & 0xFFFFFFFF
@@ -110,8 +110,6 @@ def checksum_chunks(x, lo0, hi0, lo1, hi1, sums, k0, k1):
 
 
 checksums_cpu = cpu(checksum_chunks)
-
-
 
 
 def simulated() -> bool:
