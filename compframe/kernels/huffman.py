@@ -32,13 +32,14 @@ from .fnv import record_pair
 from .targets import checksum_chunk, checksum_chunks, cpu, cuda_device, launch, to_device
 
 FAST_BITS = 12
-"""Bits resolved by the direct decoding table (at most 2**12 entries per table; the caller may give
-fewer when there are many tables for few symbols each: the table's width sets the bits). An entry
+"""Bits resolved by the direct decoding table (2**12 entries per table by default; the caller may
+give fewer when there are many tables for few symbols each, and ``direct_bits`` up to ``WIDE_BITS``
+for one table of long codes: the table's width sets the bits). An entry
 holds the symbols whose codes follow one another within those bits, already shifted by ``base``:
 ``s1 | s2 << W | ... | count << H | total << H + 3`` (``W`` = 8 or 16, the code width; ``H`` = 48
 in int64 entries, up to ``48 // W`` symbols, or 24 in uint32 entries, up to three 8-bit symbols),
-with ``count`` the symbols and ``total`` their bits; ``count`` 0 marks a prefix of a longer code,
-and ``total`` is then the length of the first code at or after the prefix (where the search
+with ``count`` the symbols and ``total`` their bits; ``count`` 0 marks a prefix of a longer code
+(or of no code at all: the search then finds none and the chunk is flagged), and ``total`` is then the length of the first code at or after the prefix (where the search
 through the canonical limits starts)."""
 
 WIDE_BITS = 16
@@ -436,12 +437,12 @@ def encoder_table(lengths, max_len):
 @numba.njit(cache=True)
 def decoder_tables(lengths, max_len, base, mask, fast):
     """The decoding tables of the canonical codes with code lengths ``lengths`` ``[tables, K]`` (each
-    at most ``max_len``), symbols shifted by ``base``: fills ``fast`` ``[tables, 2**P]`` (P <= FAST_BITS)
-    (int64, layout in ``FAST_BITS``) and returns (ok, limit, first_index, syms).
+    at most ``max_len``), symbols shifted by ``base``: fills ``fast`` ``[tables, 2**P]`` (P <= WIDE_BITS;
+    uint32 or int64 entries, layout in ``FAST_BITS``) and returns (ok, limit, first_index, syms).
 
     ``limit[t, n]``: the codes of at most ``n`` bits end there (left-justified to ``max_len`` bits);
     ``syms[t, first_index[t, n] + code]``: the symbol of an ``n``-bit code. ``ok`` is False (and the
-    tables unusable) when the lengths violate the Kraft inequality. A prefix of ``FAST_BITS`` bits
+    tables unusable) when the lengths violate the Kraft inequality. A prefix of ``P`` bits
     gets a next symbol while the bits left after the codes so far hold a whole code (the
     zero-filled bits beyond them cannot matter then).
     """

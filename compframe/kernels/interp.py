@@ -5,7 +5,7 @@ The field, viewed as ``(P, R, W)``, is predicted level by level from the coarses
 level the three axes are taken in turn (0, then 1, then 2); along axis ``a`` the targets are the
 points at odd multiples of ``s`` along ``a``, at multiples of ``s`` along the axes already taken in
 this level and of ``2s`` along the others. Each target is predicted from the reconstructed points at
-``±s`` and ``±3s`` along ``a`` (all of them known by then) and its code is the prediction error in
+``±s`` and ``±3s`` along ``a`` (and ``-5s`` past the last point; all of them known by then) and its code is the prediction error in
 steps of ``2 eb_l``; the point ``(0, 0, 0)`` comes first, predicted as the field's centre.
 
 Predictions (``b``, ``c`` at ``-s``, ``+s``; ``a``, ``d`` at ``-3s``, ``+3s``; ``e`` at ``-5s``),

@@ -1,4 +1,5 @@
-"""Fused kernels of error-bounded uniform quantization: one pass over the data, no temporaries.
+"""Fused kernels of error-bounded uniform quantization: each element quantized, rebuilt and checked
+in one pass; the one-pass default for large fields (``quantize_running``) may code a chunk again.
 
 ``quantize_into`` computes each code, rebuilds the value exactly as ``dequantize_into`` will and
 keeps the code only if the rebuilt value is within the bound in that very arithmetic. Elements that

@@ -17,7 +17,8 @@ a slice depends on ``mode``:
   ``abs`` bound, so the error does not depend on how many ranks share the batch. The table's range
   is found slice by slice in one pass (``kernels.uniform.finite_range``); a quantizer that
   ``takes_value_range`` (int8, int16) gets its slice's exact range, so it skips its own min/max pass
-  and its frame is byte-identical to the one it would build without it.
+  and its frame is byte-identical to the two-pass frame it would build without it (slices below
+  ``kernels.uniform.ONE_PASS_MIN`` values, every slice in practice, build that frame either way).
 
 The sizes are known in ``none`` and ``simulate`` (raw float32), so those skip the sizes message.
 

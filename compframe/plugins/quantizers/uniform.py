@@ -45,7 +45,8 @@ CHUNK_SIDE = {"chunk_centre", "chunk_step"}
 
 
 class UniformQuantizer(Quantizer):
-    """Uniform scalar quantizer with step ``2·eb_abs`` around the midrange; see the module doc."""
+    """Uniform scalar quantizer with step ``2·eb_abs`` around a centre (the midrange with two passes;
+    one-pass frames keep the running plan's, per chunk where it differs); see the module doc."""
 
     code_dtype: ClassVar[str]
     takes_value_range = True
@@ -149,7 +150,7 @@ class UniformQuantizer(Quantizer):
             if flat.dtype == np.float32 else None
         if fast is not None:
             return K.quantize_fast_into(flat, codes, fast, centre, step, eb, lo_code, hi_code, track)
-        if track:  # the one-pass path needs the fast kernel; report nothing found so the caller redoes it
+        if track:  # the value_range path needs the fast kernel; report nothing found so the caller redoes it
             return np.zeros(1, np.int64), None
         counts = K.quantize_into(flat, codes, centre, step, eb, lo_code, hi_code)
         if counts.any():
@@ -178,7 +179,7 @@ class UniformQuantizer(Quantizer):
         """Per-chunk centres and steps with the chunk length (a one-pass frame), or None (one plan)."""
         if "chunk_centre" not in q.side:
             return None
-        chunk = limits.integer(q.meta.get("chunk"), "meta.chunk", 1)
+        chunk = limits.integer(q.meta.get("chunk"), "meta.chunk", 1, 1 << 40)
         centres, steps = q.side["chunk_centre"], q.side["chunk_step"]
         nc = -(-math.prod(q.shape) // chunk)
         for name, a in (("chunk_centre", centres), ("chunk_step", steps)):
