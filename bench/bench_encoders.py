@@ -384,6 +384,21 @@ def run_wide(repeat: int) -> list[str]:
     return lines + [""]
 
 
+def auto_gain_ratios(lookups) -> list[str]:
+    """Code ratio of all the pooled fields together, ``huffman`` and ``ans`` at their defaults
+    (``dedup`` on) with block tables, with ``auto_gain=0`` (choice by size alone) and with the
+    default ``auto_gain``."""
+    lines = ["| codes | coder | block | auto_gain=0 | default |", "|---|---|---:|---:|---:|"]
+    for eb, dtype in ((1e-2, "int8"), (1e-3, "int16")):
+        codes = [quantize(x, eb, dtype)[0] for x in lookups]
+        raw = sum(c.nbytes for c in codes)
+        for pid in ("huffman", "ans"):
+            ratios = [raw / sum(len(Plugin(pid, **kw).encode(c)) for c in codes)
+                      for kw in ({"context": "block"}, {"auto_gain": 0.0}, {})]
+            lines.append(f"| {dtype} rel {eb:g} | {pid} | " + " | ".join(f"{r:.3f}" for r in ratios) + " |")
+    return lines + [""]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="8 tables, 4096 MiniLM rows")
@@ -399,7 +414,12 @@ def main(argv=None):
     ap.add_argument("--wide", action="store_true", help="only huffman/ans on a wide int16 alphabet")
     ap.add_argument("--lanes", action="store_true",
                     help="only ans's pair mode (before and now), default, 16, 32 and 64 lanes on single fields")
+    ap.add_argument("--auto-gain", action="store_true",
+                    help="only the pooled fields' code ratios with block tables, auto_gain=0 and the default")
     args = ap.parse_args(argv)
+    if args.auto_gain:
+        print("\n".join(auto_gain_ratios([x for _, x in pooled_lookups(8 if args.quick else 26)])))
+        return 0
     if args.lanes:
         print("\n".join(run_lanes(args.repeat)))
         return 0
