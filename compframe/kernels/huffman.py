@@ -27,6 +27,7 @@ import functools
 
 import numba
 import numpy as np
+from numba.extending import register_jitable
 
 from .fnv import record_pair
 from .targets import checksum_chunk, checksum_chunks, cpu, cuda_device, launch, to_device
@@ -121,6 +122,122 @@ def encode_chunk(x, lo, hi, base, mask, table, group, out, pos):
     return p - pos + ((nbits + 7) >> 3)
 
 
+@register_jitable
+def refill(data, p, acc):
+    """The 32 bits at ``data[p:p + 4]`` (MSB-first) appended to ``acc``, which keeps its low 56 bits."""
+    word = ((np.int64(data[np.uint64(p)]) << 24) | (np.int64(data[np.uint64(p + 1)]) << 16)
+            | (np.int64(data[np.uint64(p + 2)]) << 8) | np.int64(data[np.uint64(p + 3)]))
+    return ((acc << 32) | word) & _M56
+
+
+@register_jitable
+def put_entry(out, i, e, wbits):
+    """Write a direct entry's 64 bits to ``out[i:]`` (its symbols, then bytes that later look-ups
+    overwrite): byte pieces of one value, which the compiler merges into one store."""
+    if wbits == 8:
+        out[np.uint64(i)] = e & 0xFF
+        out[np.uint64(i + 1)] = (e >> 8) & 0xFF
+        out[np.uint64(i + 2)] = (e >> 16) & 0xFF
+        out[np.uint64(i + 3)] = (e >> 24) & 0xFF
+        out[np.uint64(i + 4)] = (e >> 32) & 0xFF
+        out[np.uint64(i + 5)] = (e >> 40) & 0xFF
+        out[np.uint64(i + 6)] = (e >> 48) & 0xFF
+        out[np.uint64(i + 7)] = (e >> 56) & 0xFF
+    else:
+        out[np.uint64(i)] = e & 0xFFFF
+        out[np.uint64(i + 1)] = (e >> 16) & 0xFFFF
+        out[np.uint64(i + 2)] = (e >> 32) & 0xFFFF
+        out[np.uint64(i + 3)] = (e >> 48) & 0xFFFF
+
+
+@register_jitable
+def long_code(acc, nbits, n, max_len, limit):
+    """The length of the code at the top of the reader's ``nbits`` bits, searched through the
+    canonical limits from length ``n`` on; ``max_len + 1`` if no code starts there (damage)."""
+    v = (acc >> (nbits - max_len)) & ((1 << max_len) - 1)
+    while n <= max_len and v >= limit[n]:
+        n += 1
+    return n
+
+
+@register_jitable
+def long_symbol(acc, nbits, n, max_len, first, syms):
+    """The symbol of the ``n``-bit code at the top of the reader's bits (``long_code``'s length)."""
+    v = (acc >> (nbits - max_len)) & ((1 << max_len) - 1)
+    return syms[np.uint64(first[n] + (v >> (max_len - n)))]
+
+
+@register_jitable
+def decode_alone(data, out, max_len, fast, limit, first, syms, acc, nbits, p, i, start, end, hi):
+    """Decode the rest of one chunk (``data[start:end]`` into ``out[:hi]``) from a bit reader's state:
+    ``nbits`` unread bits in ``acc``, the next byte at ``p``, the next symbol at ``i``. Returns 1 if
+    the chunk is damaged (``decode_chunks``' test), else 0.
+
+    Runs of look-ups that cannot pass the chunk's end (as ``decode_chunks``' pair loop, one reader),
+    then symbol by symbol: through the canonical limits where a look-up would write past ``hi``,
+    with zero bytes past ``end``."""
+    wbits = 8 * out.itemsize
+    fast_bits = 0
+    while (1 << fast_bits) < fast.size:
+        fast_bits += 1
+    fmask = (1 << fast_bits) - 1
+    mask = (1 << wbits) - 1
+    hb = min(48, 8 * fast.itemsize - 8)
+    while True:
+        run = min((hi - i) * wbits // 64, (end - p) // 4)
+        if run <= 0:
+            break
+        e = 0
+        for _ in range(run):
+            if nbits < _REFILL:
+                acc = refill(data, p, acc)
+                p += 4
+                nbits += 32
+            e = np.int64(fast[np.uint64((acc >> (nbits - fast_bits)) & fmask)])
+            if ((e >> hb) & 7) == 0:
+                break
+            put_entry(out, i, e, wbits)
+            i += (e >> hb) & 7
+            nbits -= e >> (hb + 3)
+        if ((e >> hb) & 7) == 0:  # a code longer than the direct table, from the length its entry names
+            n = long_code(acc, nbits, e >> (hb + 3), max_len, limit)
+            if n > max_len:
+                return 1
+            out[np.uint64(i)] = long_symbol(acc, nbits, n, max_len, first, syms)
+            i += 1
+            nbits -= n
+    while i < hi:
+        if nbits < _REFILL and end - p >= 4:  # as in the runs
+            acc = refill(data, p, acc)
+            p += 4
+            nbits += 32
+        while nbits < _REFILL:  # near the end, byte by byte: zeros beyond it; acc keeps its low 56 bits
+            acc = ((acc << 8) | (np.int64(data[np.uint64(p)]) if p < end else 0)) & _M56
+            p += 1
+            nbits += 8
+        room = (hi - i) * wbits >= hb  # a look-up writes hb / wbits symbols
+        e = np.int64(fast[np.uint64((acc >> (nbits - fast_bits)) & fmask)])
+        if ((e >> hb) & 7) == 0 or not room:  # one symbol through the canonical limits
+            n = long_code(acc, nbits, 1, max_len, limit)
+            if n > max_len:
+                return 1
+            out[np.uint64(i)] = long_symbol(acc, nbits, n, max_len, first, syms)
+            i += 1
+            nbits -= n
+        else:
+            for k in range(hb // wbits):
+                out[np.uint64(i + k)] = (e >> (wbits * k)) & mask
+            i += (e >> hb) & 7
+            nbits -= e >> (hb + 3)
+    used = (p - start) * 8 - nbits
+    avail = (end - start) * 8
+    if used > avail or used + 8 <= avail:
+        return 1
+    if used < avail and ((np.int64(data[np.uint64(end - 1)]) << (used - avail + 8)) & 0xFF) != 0:
+        return 1
+    return 0
+
+
 def decode_chunks(data, out, max_len, fast0, limit0, first0, syms0, fast1, limit1, first1, syms1, start0, end0, lo0,
                   hi0, start1, end1, lo1, hi1):
     """Decode chunk 0 (``hi0 - lo0`` symbols from ``data[start0:end0]`` into ``out[lo0:hi0]``, with the
@@ -137,9 +254,7 @@ def decode_chunks(data, out, max_len, fast0, limit0, first0, syms0, fast1, limit
     while (1 << fast_bits) < fast0.size:
         fast_bits += 1
     fmask = (1 << fast_bits) - 1
-    mask = (1 << wbits) - 1
     hb = min(48, 8 * fast0.itemsize - 8)  # an entry's symbols are below bit hb (uint32 or int64 entries)
-    lmask = (1 << max_len) - 1
     acc0 = 0
     n0 = 0
     p0 = start0
@@ -159,15 +274,11 @@ def decode_chunks(data, out, max_len, fast0, limit0, first0, syms0, fast1, limit
             break
         for _ in range(run):
             if n0 < _REFILL:
-                word = ((np.int64(data[np.uint64(p0)]) << 24) | (np.int64(data[np.uint64(p0 + 1)]) << 16)
-                        | (np.int64(data[np.uint64(p0 + 2)]) << 8) | np.int64(data[np.uint64(p0 + 3)]))
-                acc0 = ((acc0 << 32) | word) & _M56
+                acc0 = refill(data, p0, acc0)
                 p0 += 4
                 n0 += 32
             if n1 < _REFILL:
-                word = ((np.int64(data[np.uint64(p1)]) << 24) | (np.int64(data[np.uint64(p1 + 1)]) << 16)
-                        | (np.int64(data[np.uint64(p1 + 2)]) << 8) | np.int64(data[np.uint64(p1 + 3)]))
-                acc1 = ((acc1 << 32) | word) & _M56
+                acc1 = refill(data, p1, acc1)
                 p1 += 4
                 n1 += 32
             e0 = np.int64(fast0[np.uint64((acc0 >> (n0 - fast_bits)) & fmask)])
@@ -175,34 +286,8 @@ def decode_chunks(data, out, max_len, fast0, limit0, first0, syms0, fast1, limit
             if ((e0 >> hb) & 7) == 0 or ((e1 >> hb) & 7) == 0:
                 longer = 1  # a code longer than fast_bits: decoded below, outside the run
                 break
-            # branch-free on the symbol count: the entry's 64 bits are written (the symbols, then bytes
-            # that the next look-ups overwrite); byte pieces of one value, which the compiler merges
-            if wbits == 8:
-                out[np.uint64(i0)] = e0 & 0xFF
-                out[np.uint64(i0 + 1)] = (e0 >> 8) & 0xFF
-                out[np.uint64(i0 + 2)] = (e0 >> 16) & 0xFF
-                out[np.uint64(i0 + 3)] = (e0 >> 24) & 0xFF
-                out[np.uint64(i0 + 4)] = (e0 >> 32) & 0xFF
-                out[np.uint64(i0 + 5)] = (e0 >> 40) & 0xFF
-                out[np.uint64(i0 + 6)] = (e0 >> 48) & 0xFF
-                out[np.uint64(i0 + 7)] = (e0 >> 56) & 0xFF
-                out[np.uint64(i1)] = e1 & 0xFF
-                out[np.uint64(i1 + 1)] = (e1 >> 8) & 0xFF
-                out[np.uint64(i1 + 2)] = (e1 >> 16) & 0xFF
-                out[np.uint64(i1 + 3)] = (e1 >> 24) & 0xFF
-                out[np.uint64(i1 + 4)] = (e1 >> 32) & 0xFF
-                out[np.uint64(i1 + 5)] = (e1 >> 40) & 0xFF
-                out[np.uint64(i1 + 6)] = (e1 >> 48) & 0xFF
-                out[np.uint64(i1 + 7)] = (e1 >> 56) & 0xFF
-            else:
-                out[np.uint64(i0)] = e0 & 0xFFFF
-                out[np.uint64(i0 + 1)] = (e0 >> 16) & 0xFFFF
-                out[np.uint64(i0 + 2)] = (e0 >> 32) & 0xFFFF
-                out[np.uint64(i0 + 3)] = (e0 >> 48) & 0xFFFF
-                out[np.uint64(i1)] = e1 & 0xFFFF
-                out[np.uint64(i1 + 1)] = (e1 >> 16) & 0xFFFF
-                out[np.uint64(i1 + 2)] = (e1 >> 32) & 0xFFFF
-                out[np.uint64(i1 + 3)] = (e1 >> 48) & 0xFFFF
+            put_entry(out, i0, e0, wbits)  # branch-free on the symbol count
+            put_entry(out, i1, e1, wbits)
             i0 += (e0 >> hb) & 7
             n0 -= e0 >> (hb + 3)
             i1 += (e1 >> hb) & 7
@@ -210,72 +295,29 @@ def decode_chunks(data, out, max_len, fast0, limit0, first0, syms0, fast1, limit
         if longer == 0:
             continue
         longer = 0
-        for c in range(2):  # one symbol through the canonical limits, from the length the entry names
-            if c == 0:
-                acc, nbits, e, limit, first, syms = acc0, n0, e0, limit0, first0, syms0
-            else:
-                acc, nbits, e, limit, first, syms = acc1, n1, e1, limit1, first1, syms1
-            if ((e >> hb) & 7) != 0:
-                continue  # this chunk's look-up is made again in the next run
-            v = (acc >> (nbits - max_len)) & lmask
-            n = e >> (hb + 3)
-            while n <= max_len and v >= limit[n]:
-                n += 1
+        # one symbol through the canonical limits for each chunk whose entry was a prefix, from the
+        # length the entry names; the other chunk's look-up is made again in the next run
+        if ((e0 >> hb) & 7) == 0:
+            n = long_code(acc0, n0, e0 >> (hb + 3), max_len, limit0)
             if n > max_len:
-                bad |= 1 << c
-                continue
-            if c == 0:
-                out[np.uint64(i0)] = syms[np.uint64(first[n] + (v >> (max_len - n)))]
+                bad |= 1
+            else:
+                out[np.uint64(i0)] = long_symbol(acc0, n0, n, max_len, first0, syms0)
                 i0 += 1
                 n0 -= n
+        if ((e1 >> hb) & 7) == 0:
+            n = long_code(acc1, n1, e1 >> (hb + 3), max_len, limit1)
+            if n > max_len:
+                bad |= 2
             else:
-                out[np.uint64(i1)] = syms[np.uint64(first[n] + (v >> (max_len - n)))]
+                out[np.uint64(i1)] = long_symbol(acc1, n1, n, max_len, first1, syms1)
                 i1 += 1
                 n1 -= n
-    # each chunk's rest alone, one symbol at a time through the limits where a look-up would write past hi
-    for c in range(2):
-        if c == 0:
-            acc, nbits, p, i, start, end, hi = acc0, n0, p0, i0, start0, end0, hi0
-            fast, limit, first, syms = fast0, limit0, first0, syms0
-        else:
-            acc, nbits, p, i, start, end, hi = acc1, n1, p1, i1, start1, end1, hi1
-            fast, limit, first, syms = fast1, limit1, first1, syms1
-        while (bad & (1 << c)) == 0 and i < hi:
-            if nbits < _REFILL and end - p >= 4:  # as in the runs
-                word = ((np.int64(data[np.uint64(p)]) << 24) | (np.int64(data[np.uint64(p + 1)]) << 16)
-                        | (np.int64(data[np.uint64(p + 2)]) << 8) | np.int64(data[np.uint64(p + 3)]))
-                acc = ((acc << 32) | word) & _M56
-                p += 4
-                nbits += 32
-            while nbits < _REFILL:  # near the end, byte by byte: zeros beyond it; acc keeps its low 56 bits
-                acc = ((acc << 8) | (np.int64(data[np.uint64(p)]) if p < end else 0)) & _M56
-                p += 1
-                nbits += 8
-            room = (hi - i) * wbits >= hb  # a look-up writes hb / wbits symbols
-            e = np.int64(fast[np.uint64((acc >> (nbits - fast_bits)) & fmask)])
-            if ((e >> hb) & 7) == 0 or not room:  # one symbol through the canonical limits
-                v = (acc >> (nbits - max_len)) & lmask
-                n = 1
-                while n <= max_len and v >= limit[n]:
-                    n += 1
-                if n > max_len:
-                    bad |= 1 << c
-                    break
-                out[np.uint64(i)] = syms[np.uint64(first[n] + (v >> (max_len - n)))]
-                i += 1
-                nbits -= n
-            else:
-                for k in range(hb // wbits):
-                    out[np.uint64(i + k)] = (e >> (wbits * k)) & mask
-                i += (e >> hb) & 7
-                nbits -= e >> (hb + 3)
-        if (bad & (1 << c)) == 0:
-            used = (p - start) * 8 - nbits
-            avail = (end - start) * 8
-            if used > avail or used + 8 <= avail:
-                bad |= 1 << c
-            elif used < avail and ((np.int64(data[np.uint64(end - 1)]) << (used - avail + 8)) & 0xFF) != 0:
-                bad |= 1 << c
+    # each chunk's rest alone
+    if (bad & 1) == 0:
+        bad |= decode_alone(data, out, max_len, fast0, limit0, first0, syms0, acc0, n0, p0, i0, start0, end0, hi0)
+    if (bad & 2) == 0:
+        bad |= 2 * decode_alone(data, out, max_len, fast1, limit1, first1, syms1, acc1, n1, p1, i1, start1, end1, hi1)
     return bad
 
 
