@@ -95,6 +95,9 @@ class Quantized:
     meta: dict[str, Any] = field(default_factory=dict)
     shape: tuple[int, ...] = ()
     dtype: str = "float32"
+    bound: ErrorBound | None = None
+    """The frame header's bound, set when a frame is decoded (None otherwise): a quantizer whose
+    ``meta`` derives from it (``abs_bound``) may check the two against each other."""
 
     @property
     def side_nbytes(self) -> int:

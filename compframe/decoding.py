@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import container, limits
-from .base import Encoder, Quantized, Quantizer
+from .base import Encoder, ErrorBound, Quantized, Quantizer
 from .errors import ConfigError, FrameError, RegistryError
 from .registry import plugin_class
 
@@ -95,7 +95,19 @@ def header_quantized(f: container.Frame, quantizer: Quantizer) -> Quantized:
     shape = limits.shape(h.get("shape"), "shape")
     dtype = limits.dtype(h.get("dtype"), "dtype", tuple(quantizer.float_dtypes))
     meta = limits.mapping(h.get("meta"), "meta")
-    return Quantized(codes={}, side=f.side_arrays(), meta=meta, shape=shape, dtype=dtype.name)
+    return Quantized(codes={}, side=f.side_arrays(), meta=meta, shape=shape, dtype=dtype.name, bound=_bound(h))
+
+
+def _bound(h: dict) -> ErrorBound | None:
+    """The header's ``bound`` (null or ``{mode, value}``) as an ``ErrorBound``; ``FrameError`` if it is not one."""
+    spec = h.get("bound")
+    if spec is None:
+        return None
+    spec = limits.mapping(spec, "bound")
+    try:
+        return ErrorBound(spec.get("mode"), limits.number(spec.get("value"), "bound.value"))
+    except ValueError as e:
+        raise FrameError(f"frame header: bound {spec!r:.80} is not an error bound ({e})") from None
 
 
 def decode_codes(f: container.Frame, quantizer: Quantizer, encoder: Encoder, q: Quantized) -> Quantized:

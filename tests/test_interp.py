@@ -11,10 +11,10 @@ import math
 
 import numpy as np
 import pytest
-from test_lorenzo import adversarial, check, smooth
+from test_lorenzo import adversarial, check, recrafted, smooth
 
 import compframe as cf
-from compframe import fuzz, registry
+from compframe import container, fuzz, registry
 from compframe.base import ErrorBound, Quantized
 from compframe.errors import ConfigError, FrameError
 from compframe.kernels import interp as interp_kernels
@@ -93,9 +93,44 @@ def test_codes_are_the_interpolation_errors_of_the_reconstruction(method, shape)
                           method == "cubic", 1.25, 2.0, 32767)
     assert np.array_equal(quantized.codes["codes"], codes)
     np.testing.assert_allclose(q.dequantize(quantized), xh, rtol=0, atol=1e-6 * quantized.meta["abs_bound"])
-    assert sorted(order) == list(range(x.size))
+    assert np.array_equal(order, order_by_level(shape))
     ranked = check(make(method=method, tune=False), x, "rel:1e-3")
-    assert np.array_equal(ranked.codes["codes"], codes.reshape(-1)[order])
+    assert np.array_equal(ranked.codes["codes"], codes.reshape(-1)[order_by_level(shape)])
+
+
+def order_by_level(shape: tuple[int, ...]) -> np.ndarray:
+    """SZ3's order of prediction, derived from each point's coordinates rather than by walking the
+    passes: a point whose coordinates' lowest set bit is ``2^v`` (0 counting as divisible by every
+    power) belongs to the level of stride ``s = 2^v`` and to the pass of the last axis whose coordinate
+    is an odd multiple of ``s``; passes come coarsest level first, axes in order, and points within a
+    pass in row-major order. The origin comes first."""
+    coords = np.indices(shape).reshape(len(shape), -1)
+    power = np.where(coords == 0, 64, np.log2(coords & -coords, where=coords > 0, out=np.zeros(coords.shape)))
+    v = power.min(axis=0)
+    axis = len(shape) - 1 - np.argmax((power == v)[::-1], axis=0)
+    flat = np.arange(coords.shape[1])
+    return np.lexsort((flat, axis, -v))
+
+
+def test_order_by_level_on_a_known_case():
+    """The order of a 5-point line and of a 3 x 3 grid written out by hand (SZ3: stride 4, then 2, then 1;
+    in 2-D at stride 1 the points of odd row and even column, then those of odd column, centre included)."""
+    assert order_by_level((5,)).tolist() == [0, 4, 2, 1, 3]
+    assert order_by_level((3, 3)).tolist() == [0, 6, 2, 8, 3, 5, 1, 4, 7]
+
+
+def test_first_point_holds_its_level_bound():
+    """The origin is coded like every other point of the coarsest level: a code that holds the field's
+    bound but not its level's (here ``eb / 2``) is refused, and the value is an outlier."""
+    eb, top = 1.0, 127
+    x = np.linspace(-150.0, 150.0, 64).astype(np.float32)  # centre 0, in reach of int8 codes (254 eb)
+    x[0], x[1] = np.float32(2 * top * eb / 2 + 0.8 * eb), x[0]  # code 127 (steps of 2 eb_L = eb) misses by 0.8 eb
+    q = make(code_dtype="int8", layout="field", tune=False)
+    quantized = check(q, x, f"abs:{eb}")
+    assert quantized.meta["levels"] == 6 and interp_kernels.level_bound(eb, 6, 1.25, 2.0) == eb / 2
+    codes, _, _ = reference(x.astype(np.float64), eb, quantized.meta["centre"], True, 1.25, 2.0, top)
+    assert codes[0] == 0 and np.array_equal(quantized.codes["codes"], codes)
+    assert quantized.side["outlier_index"].tolist() == [0]
 
 
 @pytest.mark.parametrize("dims", ["auto", 1, 2, 3])
@@ -186,6 +221,33 @@ def test_damaged_side_data_is_refused():
                                shape=good.shape, dtype=good.dtype))
 
 
+def test_header_values_that_disagree_are_refused():
+    """``meta.abs_bound`` (with ``value_range``) must be what the header's bound gives, ``meta.levels``
+    what the shape gives, ``meta.outliers`` the side data's count: a frame edited consistently
+    otherwise (CRCs recomputed) is refused naming the field, not decoded into another field."""
+    x = smooth((40, 50))
+    x[3, 4] = np.nan
+    frame = cf.compress(x, quantizer="interp", encoder="zstd", bound="rel:1e-3")
+    meta = container.loads(frame).header["meta"]
+    assert np.array_equal(cf.decompress(recrafted(frame)).view(np.uint32), cf.decompress(frame).view(np.uint32))
+    cases = {
+        "meta.abs_bound": {"abs_bound": 2 * meta["abs_bound"]},
+        "meta.value_range": {"value_range": float("nan")},
+        "meta.levels": {"levels": meta["levels"] + 1},
+        "meta.outliers": {"outliers": 2},
+    }
+    for field, edit in cases.items():
+        with pytest.raises(FrameError, match=field.replace(".", r"\.")):
+            cf.decompress(recrafted(frame, **edit))
+    header, bodies = fuzz.split(frame)
+    header["bound"] = {"mode": "abs", "value": meta["abs_bound"] * 2}
+    with pytest.raises(FrameError, match=r"meta\.abs_bound .* abs:"):
+        cf.decompress(fuzz.join(header, bodies))
+    header["bound"] = {"mode": "loose", "value": 1.0}
+    with pytest.raises(FrameError, match="frame header: bound"):
+        cf.decompress(fuzz.join(header, bodies))
+
+
 @pytest.mark.parametrize("param, value", [("dims", 4), ("code_dtype", "int32"), ("method", "spline"),
                                           ("alpha", 0.5), ("beta", 0.9), ("layout", "rows"), ("tune", "yes")])
 def test_bad_parameters(param, value):
@@ -207,12 +269,12 @@ def test_tune_picks_the_cheapest_candidate(monkeypatch):
     from compframe.plugins.quantizers.interp import CANDIDATES
 
     x = smooth((64, 64))
-    bound = ErrorBound("rel", 1e-2)
+    bound = ErrorBound("rel", 1e-3)  # where this field's cheapest candidate is not the default
     with monkeypatch.context() as m:  # the sample is the whole field
         m.setattr(interp_plugin, "TUNE_SHARE", 1)
         m.setattr(interp_plugin, "TUNE_MIN", 1)
         tuned = make().quantize(x, bound)
-        check(make(), x, "rel:1e-2")
+        check(make(), x, "rel:1e-3")
     chosen = (tuned.meta["method"], tuned.meta["alpha"], tuned.meta["beta"])
     assert chosen in CANDIDATES
 
@@ -225,7 +287,11 @@ def test_tune_picks_the_cheapest_candidate(monkeypatch):
     assert costs[chosen] == min(costs.values()) and max(costs.values()) > min(costs.values())
     fixed = make(tune=False)
     assert np.array_equal(fixed.dequantize(tuned), make().dequantize(tuned))
-    assert make().quantize(x, bound).meta["method"] == "cubic"  # a field below 2^18 values is not tuned
+    default = (fixed.config.method, fixed.config.alpha, fixed.config.beta)
+    assert chosen != default  # so the next line can fail: a field below 2^18 values is not tuned
+    untuned = make().quantize(x, bound)
+    assert (untuned.meta["method"], untuned.meta["alpha"], untuned.meta["beta"]) == default
+    assert np.array_equal(untuned.codes["codes"], make(tune=False).quantize(x, bound).codes["codes"])
     for meta in ({"method": "spline"}, {"alpha": 0.5}, {"beta": "x"}):
         with pytest.raises(FrameError, match="meta"):
             fixed.dequantize(Quantized(codes=dict(tuned.codes), side=tuned.side, meta={**tuned.meta, **meta},

@@ -204,6 +204,39 @@ def test_damaged_side_data_is_refused():
                                meta=good.meta, shape=good.shape, dtype=good.dtype))
 
 
+def recrafted(frame: bytes, **meta) -> bytes:
+    """``frame`` with its header's ``meta`` entries replaced and every CRC recomputed (a frame the
+    container accepts: only the quantizer can see that the values do not fit together)."""
+    header, bodies = fuzz.split(frame)
+    header["meta"].update(meta)
+    return fuzz.join(header, bodies)
+
+
+def test_header_values_that_disagree_are_refused():
+    """A bound, step or count in the header that disagrees with the frame's own bound or side data is
+    refused naming the field, not decoded into another field."""
+    x = smooth((40, 50))
+    x[3, 4] = np.nan
+    frame = cf.compress(x, quantizer="lorenzo", encoder="zstd", bound="rel:1e-3")
+    meta = container.loads(frame).header["meta"]
+    eb, step = meta["abs_bound"], meta["step"]
+    assert np.array_equal(cf.decompress(recrafted(frame)).view(np.uint32), cf.decompress(frame).view(np.uint32))
+    cases = {  # each edit keeps the others consistent: only the named field is wrong
+        "meta.abs_bound": {"abs_bound": 2 * eb, "step": 4 * eb},
+        "meta.value_range": {"value_range": -1.0},
+        "meta.step": {"step": 2 * step},
+        "meta.outliers": {"outliers": 0},
+        "meta.wide": {"wide": 3},
+    }
+    for field, edit in cases.items():
+        with pytest.raises(FrameError, match=field.replace(".", r"\.")):
+            cf.decompress(recrafted(frame, **edit))
+    header, bodies = fuzz.split(frame)
+    header["bound"] = {"mode": "rel", "value": 2e-3}
+    with pytest.raises(FrameError, match=r"meta\.abs_bound .* rel:0\.002"):
+        cf.decompress(fuzz.join(header, bodies))
+
+
 @pytest.mark.parametrize("param, value", [("dims", 4), ("dims", 0), ("dims", "2"), ("code_dtype", "int32")])
 def test_bad_parameters(param, value):
     with pytest.raises(ConfigError) as info:

@@ -143,8 +143,9 @@ def sweep(x, xh, codes, view, centre, eb, cubic, alpha, beta, lo, hi, encode, ra
     P, R, W = view
     if P * R * W == 0:
         return
-    step, inv = _grid(level_bound(eb, max(levels(view), 1), alpha, beta))
-    _first(x, xh, codes, out, centre, inv, step, eb, lo, hi, encode)
+    e = level_bound(eb, max(levels(view), 1), alpha, beta)  # the first point is of the coarsest level
+    step, inv = _grid(e)
+    _first(x, xh, codes, out, centre, inv, step, e, lo, hi, encode)
     k0 = 1
     for level, s, axis, start, align, counts in passes(view):
         e = level_bound(eb, level, alpha, beta)

@@ -29,7 +29,7 @@ from ...kernels import interp as K
 from ...kernels.uniform import scatter_bits
 from ...metrics import entropy_bits
 from ...registry import register
-from .lorenzo import _index_dtype, _sample_median, bounded_field, field_codes, lattice
+from .lorenzo import _index_dtype, _sample_median, bounded_field, field_codes, header_bound, lattice
 from .uniform import _limits
 
 SIDE = ("outlier_index", "outlier_bits")
@@ -148,8 +148,7 @@ class Interp(Quantizer):
         """Rebuild the field level by level from the codes (the encoder's own sweep), then put the
         outliers' raw bits back. Codes or side data that do not fit raise ``FrameError``."""
         index, bits = self._side(q)
-        centre = limits.number(q.meta.get("centre"), "meta.centre")
-        eb = limits.number(q.meta.get("abs_bound"), "meta.abs_bound")
+        centre, eb = limits.number(q.meta.get("centre"), "meta.centre"), header_bound(q)
         method = q.meta.get("method")
         if method not in ("cubic", "linear"):
             raise FrameError(f"frame header: meta.method must be 'cubic' or 'linear', got {method!r:.80}")
@@ -157,10 +156,16 @@ class Interp(Quantizer):
         if not (1.0 <= alpha <= 16.0 and 1.0 <= beta <= 1024.0):
             raise FrameError(f"frame header: meta.alpha = {alpha!r}, meta.beta = {beta!r} are outside "
                              "[1, 16], [1, 1024]")
+        view = lattice(q.shape, self.config.dims)
+        if limits.integer(q.meta.get("levels"), "meta.levels") != K.levels(view):
+            raise FrameError(f"frame header: meta.levels = {q.meta['levels']} but a field of shape {list(q.shape)} "
+                             f"(view {list(view)}) has {K.levels(view)}")
+        if limits.integer(q.meta.get("outliers"), "meta.outliers") != index.size:
+            raise FrameError(f"frame header: meta.outliers = {q.meta['outliers']} but the side data holds {index.size}")
         codes, n = field_codes(self, q)
         out = np.empty(n, np.dtype(q.dtype))
         if n:
-            self._sweep(out, out, codes, lattice(q.shape, self.config.dims), centre,
+            self._sweep(out, out, codes, view, centre,
                         eb, (method, alpha, beta), False, self.config.layout == "levels")
             if index.size:
                 scatter_bits(out.view(bits.dtype), index, bits)

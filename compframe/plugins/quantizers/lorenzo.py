@@ -73,6 +73,20 @@ def field_codes(quantizer: Quantizer, q: Quantized) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(codes).reshape(-1), n
 
 
+def header_bound(q: Quantized) -> float:
+    """``meta.abs_bound`` of a prediction quantizer's frame, checked: it must be what the frame header's
+    bound gives for ``meta.value_range`` (``bounded_field``'s rule; unchecked when ``q.bound`` is None, as
+    for a ``Quantized`` not read from a frame); ``FrameError`` naming the field otherwise."""
+    eb = limits.number(q.meta.get("abs_bound"), "meta.abs_bound")
+    value_range = limits.number(q.meta.get("value_range"), "meta.value_range")
+    if not value_range >= 0.0:
+        raise FrameError(f"frame header: meta.value_range = {value_range!r} is not a range (>= 0)")
+    if q.bound is not None and eb != q.bound.absolute(value_range):
+        raise FrameError(f"frame header: meta.abs_bound = {eb!r} is not the bound {q.bound} of meta.value_range = "
+                         f"{value_range!r} ({q.bound.absolute(value_range)!r})")
+    return eb
+
+
 def _index_dtype(n: int) -> type:
     return np.uint32 if n < 2**32 else np.uint64
 
@@ -153,7 +167,12 @@ class Lorenzo(Quantizer):
         ``T(c + q·step)``, then the raw outliers. Codes or side data that do not fit raise ``FrameError``."""
         index, bits, wide, values = self._side(q)
         centre = limits.number(q.meta.get("centre"), "meta.centre")
-        step = limits.number(q.meta.get("step"), "meta.step")
+        step, eb = limits.number(q.meta.get("step"), "meta.step"), header_bound(q)
+        if step != (2.0 * eb if math.isfinite(2.0 * eb) else 0.0):
+            raise FrameError(f"frame header: meta.step = {step!r} is not 2 * meta.abs_bound = {2.0 * eb!r}")
+        for key, side in (("outliers", index), ("wide", wide)):
+            if limits.integer(q.meta.get(key), f"meta.{key}") != side.size:
+                raise FrameError(f"frame header: meta.{key} = {q.meta.get(key)!r} but the side data holds {side.size}")
         codes, n = field_codes(self, q)
         out = np.empty(n, np.dtype(q.dtype))
         if n:
