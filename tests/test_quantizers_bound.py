@@ -300,7 +300,7 @@ def one_pass_everywhere(monkeypatch):
     from compframe.plugins.quantizers import uniform as U
 
     monkeypatch.setattr(U, "ONE_PASS_MIN", 0)
-    monkeypatch.setattr(U, "ONE_PASS_REL_MIN", 0.0)
+    monkeypatch.setattr(U, "ONE_PASS_REL_MIN", dict.fromkeys(U.ONE_PASS_REL_MIN, 0.0))
 
 
 def chunk_reference_codes(pid: str, x: np.ndarray, quantized) -> np.ndarray:

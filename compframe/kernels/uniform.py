@@ -414,30 +414,40 @@ def repair(x, codes, centre, step, eb, lo, hi, counts):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def gather_outliers(x, codes, centres, steps, ebs, lo, hi, counts, index, bits):
-    """Collect the outliers ``repair`` counted: their flat indices and raw bits. ``centres``, ``steps``
-    and ``ebs`` hold each chunk's parameters (one value repeated for a field quantized as a whole)."""
+def gather_outliers(x, codes, centres, steps, ebs, lo, hi, counts, chunk, index, bits):
+    """Collect the outliers the kernels counted per ``chunk`` values (``counts``): their flat indices
+    and raw bits, chunk ``c``'s into its own slots ``[sum(counts[:c]), sum(counts[:c + 1]))`` of
+    ``index`` and ``bits``. ``centres``, ``steps`` and ``ebs`` hold each chunk's parameters (one
+    value repeated for a field quantized as a whole). Returns how many each chunk holding any really
+    held: a chunk never writes past its slots, so a count that disagrees (a kernel bug) is reported
+    by the caller, not written over a neighbour's or past the arrays (chunks counted 0 are not read)."""
     nc = counts.size
     starts = np.zeros(nc + 1, np.int64)
     for c in range(nc):
         starts[c + 1] = starts[c] + counts[c]
     raw = x.view(bits.dtype)
+    found = np.zeros(nc, np.int64)
     for c in prange(nc):
         if counts[c]:
-            s = c * CHUNK
+            s = c * chunk
             step = steps[c]
             inv = 1.0 / step if step > 0.0 else 0.0
-            _gather_chunk(x[s:s + CHUNK], codes[s:s + CHUNK], raw[s:s + CHUNK], s, centres[c], inv, step, ebs[c],
-                          lo, hi, index, bits, starts[c])
+            found[c] = _gather_chunk(x[s:s + chunk], codes[s:s + chunk], raw[s:s + chunk], s, centres[c], inv, step,
+                                     ebs[c], lo, hi, index, bits, starts[c], starts[c + 1])
+    return found
 
 
 @njit(cache=True)
-def _gather_chunk(x, codes, raw, first, centre, inv, step, eb, lo, hi, index, bits, k):
+def _gather_chunk(x, codes, raw, first, centre, inv, step, eb, lo, hi, index, bits, k, end):
+    """Write the chunk's outliers into slots ``k..end - 1`` (no further); returns how many it holds."""
+    n = 0
     for i in np.flatnonzero(codes == 0):  # outliers have code 0 (a vectorized scan finds the candidates)
         if not _code(x[i], centre, inv, step, eb, lo, hi)[1]:
-            index[k] = first + i
-            bits[k] = raw[i]
-            k += 1
+            if k + n < end:
+                index[k + n] = first + i
+                bits[k + n] = raw[i]
+            n += 1
+    return n
 
 
 @njit(cache=True)
@@ -513,20 +523,20 @@ def _running_plan(rel, eb_abs, r_lo, r_hi, centre, hi):
 
 
 @njit(cache=True, nogil=True)
-def quantize_running(x, codes, rel, eb_abs, lo, hi, centres, ebs, steps, counts):
-    """One pass over a float32 field, chunk by chunk: chunk ``c`` is quantized with the plan of the range
-    of chunks ``0..c-1`` (chunk 0: its own), whose bound is never looser than the field's, while its own
+def quantize_running(x, codes, rel, eb_abs, lo, hi, centres, ebs, steps, counts, chunk):
+    """One pass over a float32 field, ``chunk`` values at a time: chunk ``c`` is quantized with the plan of the
+    range of chunks ``0..c-1`` (chunk 0: its own), whose bound is never looser than the field's, while its own
     range is found in the same loop; a chunk whose values past that range missed their codes is redone
     at once from the wider range (it is still in cache). Writes each chunk's centre, bound, step and
     outlier count; returns ``(done, min, max)``: ``done`` is False (and the outputs are partial) if a
     chunk holds ±inf, or chunk 0 no number, which the two-pass path handles."""
-    low, high, _ = _plain_range(x[:CHUNK])
+    low, high, _ = _plain_range(x[:chunk])
     r_lo, r_hi = np.float64(low), np.float64(high)
     if not (math.isfinite(r_lo) and math.isfinite(r_hi)):
         return False, 0.0, 0.0
     centre = r_lo / 2 + r_hi / 2
     for c in range(centres.size):
-        xs, cs = x[c * CHUNK:(c + 1) * CHUNK], codes[c * CHUNK:(c + 1) * CHUNK]
+        xs, cs = x[c * chunk:(c + 1) * chunk], codes[c * chunk:(c + 1) * chunk]
         eb, centre, step = _running_plan(rel, eb_abs, r_lo, r_hi, centre, hi)
         bad, c_lo, c_hi = _chunk_codes(xs, cs, centre, step, eb, r_lo, r_hi, lo, hi, True)
         if c_lo == -np.inf or c_hi == np.inf:
@@ -541,15 +551,15 @@ def quantize_running(x, codes, rel, eb_abs, lo, hi, centres, ebs, steps, counts)
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def requantize_chunks(x, codes, chunks, centre, step, eb, r_lo, r_hi, lo, hi, counts, fewer):
-    """Quantize again the listed chunks with one plan fitted to ``[r_lo, r_hi]``, their outlier counts
-    into ``counts``; with ``fewer``, a chunk keeps the new codes only if they leave fewer outliers.
+def requantize_chunks(x, codes, chunks, chunk, centre, step, eb, r_lo, r_hi, lo, hi, counts, fewer):
+    """Quantize again the listed chunks (of ``chunk`` values) with one plan fitted to ``[r_lo, r_hi]``, their
+    outlier counts into ``counts``; with ``fewer``, a chunk keeps the new codes only if they leave fewer outliers.
     Returns which chunks took the new codes."""
     took = np.zeros(chunks.size, np.bool_)
     for k in prange(chunks.size):
         c = chunks[k]
-        s = c * CHUNK
-        xs, cs = x[s:s + CHUNK], codes[s:s + CHUNK]
+        s = c * chunk
+        xs, cs = x[s:s + chunk], codes[s:s + chunk]
         out = np.empty_like(cs) if fewer else cs
         bad = _chunk_codes(xs, out, centre, step, eb, r_lo, r_hi, lo, hi, False)[0]
         if not fewer or bad < counts[c]:

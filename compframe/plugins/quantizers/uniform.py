@@ -7,11 +7,12 @@ code type. Values whose code does not fit, NaN and infinities are kept exactly a
 ``max|x - x̂| <= eb_abs`` holds for every finite element in the dequantizer's own arithmetic
 (see ``compframe.kernels.uniform``) and non-finite values come back bit-identical.
 
-Float32 fields of ``ONE_PASS_MIN`` values or more (``rel`` bounds from ``ONE_PASS_REL_MIN``; every
-``abs`` bound) are quantized in one pass (``_one_pass``): each
-chunk of ``kernels.uniform.CHUNK`` values with the bound, centre and step of the range seen before
-it, which is never looser than the field's; the frame then carries each chunk's centre and step
-(side arrays ``chunk_centre``, ``chunk_step``), unless every chunk ends with the field's own.
+Float32 fields of ``ONE_PASS_MIN`` values or more (``rel`` bounds from the code type's
+``ONE_PASS_REL_MIN``; every ``abs`` bound) are quantized in one pass (``_one_pass``; ``passes: 1``
+forces it, ``passes: 2`` refuses it): each chunk of ``chunk`` values with the bound, centre and step
+of the range seen before it, which is never looser than the field's; the frame then carries each
+chunk's centre and step (side arrays ``chunk_centre``, ``chunk_step``), unless every chunk ends with
+the field's own. Decoding refuses side data no quantizer writes (``_plan_params``, ``_chunk_params``).
 """
 
 from __future__ import annotations
@@ -33,10 +34,14 @@ from ...registry import register
 ONE_PASS_MIN = 1 << 22
 """Float32 fields of at least this many values (16 MiB) take the one-pass path by default: past the
 caches, where a second read of the field costs what the whole copy does."""
-ONE_PASS_REL_MIN = 2.5e-4
-"""... and ``rel`` bounds of at least this (codes within about ±1000): at finer bounds the float32
-fast loop leaves more than 5 % of its blocks to the exact check, the codes pass is compute-bound,
-and one pass measured no faster than two (docs/benchmarks.md), so it would cost ratio for nothing."""
+ONE_PASS_REL_MIN = {code: max(2.5e-4, 1 / (4 * (np.iinfo(code).max - 1))) for code in ("int8", "int16")}
+"""... and ``rel`` bounds of at least this, per code type: the larger of 2.5e-4 and the finest bound
+whose codes span the field's range around its midrange (``1 / (4 (max code - 1))``: 1.98e-3 for int8,
+7.6e-6 for int16). Finer int8 bounds leave the values past the codes as outliers, which the one-pass
+path finds chunk by chunk, with a plan centred on what came before, and retries: it measured slower
+than two passes there. Below 2.5e-4 (int16 codes beyond about ±1000) the float32 fast loop leaves
+more than 5 % of its blocks to the exact check, the codes pass is compute-bound, and one pass
+measured no faster than two (docs/benchmarks.md), so it would cost ratio for nothing."""
 REDO_BITS = 1 / 8
 """A one-pass chunk whose bound came out tighter than the field's by more than this many bits (the
 codes it costs per value) is quantized again with the field's bound."""
@@ -53,7 +58,17 @@ class UniformQuantizer(Quantizer):
 
     @dataclass
     class Config:
-        pass
+        passes: int | str = "auto"
+        """``auto``: one pass for float32 fields from ``ONE_PASS_MIN`` values and ``rel`` bounds from
+        ``ONE_PASS_REL_MIN``, else two; ``1``: one pass for every float32 field (a field holding ±inf
+        or no number in its first chunk, and float64 fields, still take two); ``2``: always two."""
+        chunk: int = K.CHUNK
+        """Values per chunk of the one-pass path (each chunk with its own centre and step)."""
+
+    def check(self):
+        self.require("passes", choices=("auto", 1, 2))
+        self.require("chunk", low=64, high=1 << 30)
+        self.unused_unless("chunk", self.config.passes != 2, "passes is auto or 1")
 
     def quantize(self, x: np.ndarray, bound: ErrorBound | None, out: np.ndarray | None = None,
                  value_range: tuple[float, float] | None = None) -> Quantized:
@@ -85,14 +100,14 @@ class UniformQuantizer(Quantizer):
             counts, found = self._code_pass(flat, codes, plan, *hint, track=True)
             if found is not None and plan[0] <= bound.absolute(found[1] - found[0]) \
                     and (not counts.any() or self._fits(plan, *found) or hint[0] <= found[0] and found[1] <= hint[1]):
-                kept = plan, counts, found, None
-        elif x.dtype == np.float32 and flat.size >= ONE_PASS_MIN and (bound.mode == "abs" or bound.value >= ONE_PASS_REL_MIN):
+                kept = plan, counts, found, None, K.CHUNK
+        elif x.dtype == np.float32 and flat.size and self._one_pass_pays(flat.size, bound):
             kept = self._one_pass(flat, codes, bound)
         if kept is None:
             lo, hi, _ = K.finite_range(flat)
             plan = _plan(bound, lo, hi)
-            kept = plan, self._code_pass(flat, codes, plan, lo, hi)[0], (lo, hi), None
-        (eb, centre, step), counts, (lo, hi), chunks = kept
+            kept = plan, self._code_pass(flat, codes, plan, lo, hi)[0], (lo, hi), None, K.CHUNK
+        (eb, centre, step), counts, (lo, hi), chunks, chunk = kept  # counts: outliers per chunk of `chunk` values
         n_out = int(counts.sum())
         bits_dtype = np.uint32 if x.dtype == np.float32 else np.uint64
         index = np.empty(n_out, dtype=np.uint32 if flat.size < 2**32 else np.uint64)
@@ -100,40 +115,53 @@ class UniformQuantizer(Quantizer):
         if n_out:
             nc = counts.size
             centres, steps, ebs = chunks or (np.full(nc, centre), np.full(nc, step), np.full(nc, eb))
-            K.gather_outliers(flat, codes, centres, steps, ebs, *_limits(self.code_dtype), counts, index, bits)
+            found = K.gather_outliers(flat, codes, centres, steps, ebs, *_limits(self.code_dtype), counts, chunk,
+                                      index, bits)
+            if not np.array_equal(found, counts):  # a kernel bug: stop before a frame with garbage outliers
+                raise RuntimeError(f"{self.plugin_id}: the outlier gather found {found.tolist()[:8]} per chunk where "
+                                   f"the codes pass counted {counts.tolist()[:8]} (first 8 chunks)")
         side = {"outlier_index": index, "outlier_bits": bits}
         meta = {"centre": centre, "step": step, "abs_bound": eb, "value_range": hi - lo, "range": [lo, hi],
                 "outliers": n_out}
         if chunks:
             side.update(chunk_centre=chunks[0], chunk_step=chunks[1])
-            meta["chunk"] = K.CHUNK
+            meta["chunk"] = chunk
         return Quantized(codes={"codes": codes.reshape(x.shape)}, side=side, meta=meta, shape=tuple(x.shape),
                          dtype=x.dtype.name)
+
+    def _one_pass_pays(self, n: int, bound: ErrorBound) -> bool:
+        """Whether a float32 field of ``n`` values takes the one-pass path (see ``Config.passes``)."""
+        if self.config.passes != "auto":
+            return self.config.passes == 1
+        return n >= ONE_PASS_MIN and (bound.mode == "abs" or bound.value >= ONE_PASS_REL_MIN[self.code_dtype])
 
     def _one_pass(self, flat: np.ndarray, codes: np.ndarray, bound: ErrorBound):
         """The one-pass path (``kernels.uniform.quantize_running``) for a float32 field, then the chunks
         whose bound came out more than ``REDO_BITS`` bits tighter than the field's again with the field's
         plan, and those with more than 1/64 outliers too, kept where that leaves fewer (a range that does
-        not fit the codes, centred on what was seen before the chunk, may miss the bulk). ``(plan, counts, (min, max), per-chunk (centres, steps, bounds) or None)``, or None where
-        the field needs the two-pass path (±inf, or no number in the first chunk)."""
+        not fit the codes, centred on what was seen before the chunk, may miss the bulk). ``(plan, counts,
+        (min, max), per-chunk (centres, steps, bounds) or None, chunk)``, or None where the field needs the
+        two-pass path (±inf, or no number in the first chunk)."""
         lo_code, hi_code = _limits(self.code_dtype)
-        nc = -(-flat.size // K.CHUNK)
+        chunk = self.config.chunk
+        nc = -(-flat.size // chunk)
         centres, ebs, steps = np.empty(nc), np.empty(nc), np.empty(nc)
         counts = np.zeros(nc, np.int64)
         rel = bound.value if bound.mode == "rel" else 0.0
-        done, lo, hi = K.quantize_running(flat, codes, rel, bound.value, lo_code, hi_code, centres, ebs, steps, counts)
+        done, lo, hi = K.quantize_running(flat, codes, rel, bound.value, lo_code, hi_code, centres, ebs, steps, counts,
+                                          chunk)
         if not done:
             return None
         eb, centre, step = plan = K._running_plan(rel, bound.value, lo, hi, centres[-1], hi_code)
         tight = ebs < eb * 2.0**-REDO_BITS
-        retry = ~tight & (counts > K.CHUNK // 64) & ((centres != centre) | (steps != step))
+        retry = ~tight & (counts > chunk // 64) & ((centres != centre) | (steps != step))
         for chunks, fewer in ((np.flatnonzero(tight), False), (np.flatnonzero(retry), True)):
             if chunks.size:
-                chunks = chunks[K.requantize_chunks(flat, codes, chunks, centre, step, eb, lo, hi, lo_code, hi_code,
-                                                    counts, fewer)]
+                chunks = chunks[K.requantize_chunks(flat, codes, chunks, chunk, centre, step, eb, lo, hi, lo_code,
+                                                    hi_code, counts, fewer)]
                 centres[chunks], ebs[chunks], steps[chunks] = centre, eb, step
         same = (centres == centre).all() and (steps == step).all() and (ebs == eb).all()
-        return plan, counts, (lo, hi), None if same else (centres, steps, ebs)
+        return plan, counts, (lo, hi), None if same else (centres, steps, ebs), chunk
 
     def _fits(self, plan: tuple[float, float, float], lo: float, hi: float) -> bool:
         """Whether every value in ``[lo, hi]`` has a code (one to spare) with ``plan``'s centre and step."""
@@ -161,8 +189,8 @@ class UniformQuantizer(Quantizer):
         self._outliers(q)
         return {"codes": (np.dtype(self.code_dtype), tuple(q.shape))}
 
-    def _outliers(self, q: Quantized) -> tuple[np.ndarray, np.ndarray, float, float]:
-        """The outlier index and bits, centre and step, checked against each other and the field."""
+    def _outliers(self, q: Quantized) -> tuple[np.ndarray, np.ndarray]:
+        """The outlier index and bits, checked against each other and the field."""
         n = math.prod(q.shape)
         if set(q.side) not in (OUTLIER_SIDE, OUTLIER_SIDE | CHUNK_SIDE):
             raise FrameError(f"{self.plugin_id}: side arrays {sorted(q.side)}, expected outlier_index and outlier_bits "
@@ -173,10 +201,30 @@ class UniformQuantizer(Quantizer):
                 or bits.dtype != np.dtype(f"u{width}") or index.size > n:
             raise FrameError(f"{self.plugin_id}: outlier side data ({index.shape} of {index.dtype}, {bits.shape} of "
                              f"{bits.dtype}) does not fit a {q.dtype} field of {n} values")
-        return index, bits, limits.number(q.meta.get("centre"), "meta.centre"), limits.number(q.meta.get("step"), "meta.step")
+        return index, bits
 
-    def _chunk_params(self, q: Quantized) -> tuple[np.ndarray, np.ndarray, int] | None:
-        """Per-chunk centres and steps with the chunk length (a one-pass frame), or None (one plan)."""
+    def _plan_params(self, q: Quantized) -> tuple[float, float]:
+        """The centre and step of the field's plan, refused (``FrameError`` naming the field) unless a
+        quantizer could have written them with ``meta.abs_bound``: a centre the field's dtype holds
+        (a midrange of its values), a bound >= 0 (inf for an unbounded one), a finite step of at most
+        twice the bound, 0 only where twice the bound is 0 or overflows (one code for every value)."""
+        centre = limits.number(q.meta.get("centre"), "meta.centre")
+        step = limits.number(q.meta.get("step"), "meta.step")
+        eb = limits.number(q.meta.get("abs_bound"), "meta.abs_bound")
+        top = float(np.finfo(q.dtype).max)
+        if not abs(centre) <= top:
+            raise FrameError(f"{self.plugin_id}: meta.centre = {centre!r} is not a finite {q.dtype} value")
+        if not eb >= 0:
+            raise FrameError(f"{self.plugin_id}: meta.abs_bound = {eb!r} must be >= 0")
+        if not (0 < step <= 2 * eb and math.isfinite(step) or step == 0 and not 0 < 2 * eb < math.inf):
+            raise FrameError(f"{self.plugin_id}: meta.step = {step!r} does not fit meta.abs_bound = {eb!r} (a finite "
+                             f"step in (0, 2 * abs_bound], or 0 where 2 * abs_bound is 0 or overflows)")
+        return centre, step
+
+    def _chunk_params(self, q: Quantized, step: float) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """Per-chunk centres and steps with the chunk length (a one-pass frame), or None (one plan).
+        Refused unless a quantizer could have written them: centres the field's dtype holds, steps
+        positive and never looser than the field's ``step`` (``meta.step``, checked by ``_plan_params``)."""
         if "chunk_centre" not in q.side:
             return None
         chunk = limits.integer(q.meta.get("chunk"), "meta.chunk", 1, 1 << 40)
@@ -186,13 +234,21 @@ class UniformQuantizer(Quantizer):
             if a.dtype != np.float64 or a.shape != (nc,):
                 raise FrameError(f"{self.plugin_id}: {name} is {a.shape} of {a.dtype}, expected ({nc},) of float64 "
                                  f"(one per {chunk} values)")
+        top = float(np.finfo(q.dtype).max)
+        for name, a, ok in (("chunk_centre", centres, np.abs(centres) <= top),
+                            ("chunk_step", steps, (steps > 0) & (steps <= step))):
+            if not ok.all():
+                c = int(np.flatnonzero(~ok)[0])
+                raise FrameError(f"{self.plugin_id}: {name}[{c}] = {a[c]!r} is impossible (centres: finite {q.dtype} "
+                                 f"values; steps: in (0, meta.step = {step!r}])")
         return centres, steps, chunk
 
     def dequantize(self, q: Quantized, out: np.ndarray | None = None) -> np.ndarray:
         """Rebuild the field; ``out`` (optional, C-contiguous, of the field's size and dtype) receives it.
         Codes or outliers that do not fit the field raise ``FrameError``."""
-        index, bits, centre, step = self._outliers(q)
-        chunks = self._chunk_params(q)
+        index, bits = self._outliers(q)
+        centre, step = self._plan_params(q)
+        chunks = self._chunk_params(q, step)
         codes = q.codes["codes"]
         if codes.dtype != np.dtype(self.code_dtype) or codes.size != math.prod(q.shape):
             raise FrameError(f"{self.plugin_id}: codes are {codes.shape} of {codes.dtype}, the field is "
