@@ -20,6 +20,15 @@ a slice depends on ``mode``:
   and its frame is byte-identical to the two-pass frame it would build without it (slices below
   ``kernels.uniform.ONE_PASS_MIN`` values, every slice in practice, build that frame either way).
 
+``pack`` (real mode): ``slice`` sends each (table, destination) slice as a frame of its own;
+``destination`` sends one frame per destination rank holding the slices of all the tables this
+rank owns (``compframe.training.packing``: each slice quantized exactly as in ``slice``, with its
+table's bound, and decoded to the same values bit for bit; the codes encoded once, the frame's
+fixed cost paid once). ``auto`` (the default) is ``destination`` for a quantizer whose frames can
+hold it (int8, int16) and ``slice`` otherwise. In a shared frame each table is charged its own side
+data and a share of the rest by the entropy of its codes (``packing``); the charges of a frame sum to
+its size, so the tables' bytes still sum to the bytes sent.
+
 The sizes are known in ``none`` and ``simulate`` (raw float32), so those skip the sizes message.
 
 Backward: the gradients of the pooled lookups go back to the tables' owners by the reverse
@@ -47,11 +56,13 @@ import torch.distributed as dist
 
 from .. import container
 from ..base import ErrorBound
+from . import packing
 from ..kernels.uniform import finite_range
 from ..pipeline import compress as compress_frame
 from ..pipeline import dequantize_frame, roundtrip
 
 MODES = ("none", "simulate", "real")
+PACKS = ("auto", "slice", "destination")
 
 
 class Timer:
@@ -110,12 +121,18 @@ class Exchange:
 
     def __init__(self, owners: list[int], rank: int, world: int, mode: str, quantizer=None, encoder=None,
                  schedule=None, gradients: bool = False, verify: bool = False, timer: Timer | None = None,
-                 device: torch.device | None = None):
+                 device: torch.device | None = None, pack: str = "auto"):
         if mode not in MODES:
             raise ValueError(f"compress.mode '{mode}' is unknown; allowed: {', '.join(MODES)}")
+        if pack not in PACKS:
+            raise ValueError(f"compress.pack '{pack}' is unknown; allowed: {', '.join(PACKS)}")
+        if pack == "destination" and not packing.packable(quantizer):
+            raise ValueError(f"compress.pack 'destination' needs a quantizer with per-slice plans (int8, int16), "
+                             f"got '{getattr(quantizer, 'plugin_id', None)}'; use pack=slice or auto")
         self.owners, self.rank, self.world, self.mode = owners, rank, world, mode
         self.quantizer, self.encoder, self.schedule = quantizer, encoder, schedule
         self.gradients, self.verify = gradients, verify
+        self.pack = "destination" if pack != "slice" and packing.packable(quantizer) else "slice"
         self.timer = timer or Timer()
         self.device = device or torch.device("cpu")
         self.by_rank = [[t for t, o in enumerate(owners) if o == r] for r in range(world)]
@@ -146,27 +163,59 @@ class Exchange:
 
     def forward(self, mine: list[torch.Tensor], iteration: int, compress: bool) -> list[torch.Tensor]:
         mode = self.mode if compress else "none"
+        packed = mode == "real" and self.pack == "destination"
         dim = mine[0].shape[1]
-        send: list[list[np.ndarray]] = [[] for _ in range(self.world)]
-        for t, tensor in zip(self.mine, mine):
-            x = np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=np.float32)
-            items = self._encode_table(t, x, iteration, mode, account=compress)
-            for r, item in enumerate(items):
-                send[r].append(item)
+        xs = [np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=np.float32) for tensor in mine]
+        if packed:
+            send = self._encode_packed(xs, iteration, account=compress)
+        else:
+            send = [[] for _ in range(self.world)]
+            for t, x in zip(self.mine, xs):
+                for r, item in enumerate(self._encode_table(t, x, iteration, mode, account=compress)):
+                    send[r].append(item)
         lo, hi = self.splits[self.rank]
         raw = mode != "real"
-        counts = [len(ts) for ts in self.by_rank]
+        counts = [min(len(ts), 1) if packed else len(ts) for ts in self.by_rank]
         recv = self._transfer(send, counts, [[(hi - lo) * dim * 4] * n for n in counts] if raw else None)
         out: list[torch.Tensor | None] = [None] * len(self.owners)
         with self.timer("decompress"):
             for s, items in enumerate(recv):
+                if packed and items:
+                    parts = packing.unpack(items[0], len(self.by_rank[s]), (hi - lo, dim), self.quantizer, self.encoder)
+                    for t, part in zip(self.by_rank[s], parts):
+                        out[t] = torch.from_numpy(part)
+                    continue
                 for t, buf in zip(self.by_rank[s], items):
                     out[t] = self._decode(buf, (hi - lo, -1), raw)
         return [o.to(self.device) for o in out]
 
+    def _encode_packed(self, xs: list[np.ndarray], iteration: int, account: bool) -> list[list[np.ndarray]]:
+        """One frame per destination rank holding the slices of all this rank's tables (``packing``),
+        each with its table's bound (``rel``: over the table's whole pooled lookup, as in ``slice``)."""
+        if not xs:
+            return [[] for _ in range(self.world)]
+        with self.timer("compress"):
+            bounds = [self._bound(t, iteration) for t in self.mine]
+            ranges = [[finite_range(x[lo:hi].reshape(-1)) for lo, hi in self.splits] for x in xs]
+            abs_bounds = [_absolute(b, r, x.dtype) for b, r, x in zip(bounds, ranges, xs)]
+            frames, charges = [], []
+            for d, (lo, hi) in enumerate(self.splits):
+                frame, charged = packing.pack([x[lo:hi] for x in xs], abs_bounds, [r[d] for r in ranges],
+                                              self.quantizer, self.encoder)
+                frames.append(np.frombuffer(frame, dtype=np.uint8))
+                charges.append(charged)
+        if self.verify:
+            for frame, (lo, hi) in zip(frames, self.splits):
+                parts = packing.unpack(frame, len(xs), (hi - lo, xs[0].shape[1]), self.quantizer, self.encoder)
+                for t, x, part, b in zip(self.mine, xs, parts, abs_bounds):
+                    self._check(t, x[lo:hi], part, b.value)
+        if account:
+            for j, (t, x) in enumerate(zip(self.mine, xs)):
+                self._account(t, x.shape[1], [c[j] for c in charges], bounds[j], abs_bounds[j].value)
+        return [[f] for f in frames]
+
     def _encode_table(self, t: int, x: np.ndarray, iteration: int, mode: str, account: bool) -> list[np.ndarray]:
         """This table's payload for each destination rank; ``account``: add it to the table's counts."""
-        st, tot = self.stats[t], self.totals[t]
         bound = None
         if mode == "simulate":
             with self.timer("compress"):
@@ -195,15 +244,20 @@ class Exchange:
         else:
             items = [x[lo:hi].reshape(-1).view(np.uint8) for lo, hi in self.splits]
             abs_bound = math.nan
-        raw = [(hi - lo) * x.shape[1] * 4 for lo, hi in self.splits]
-        for acc in (st, tot) if account else ():
+        if account:
+            self._account(t, x.shape[1], [i.size for i in items], bound, abs_bound)
+        return items
+
+    def _account(self, t: int, dim: int, sent: list[int], bound: ErrorBound | None, abs_bound: float) -> None:
+        """Add one iteration of table ``t`` to its counts: ``sent[r]`` bytes of its slice to rank ``r``."""
+        raw = [(hi - lo) * dim * 4 for lo, hi in self.splits]
+        for acc in (self.stats[t], self.totals[t]):
             acc.raw_bytes += sum(raw)
-            acc.sent_bytes += sum(i.size for i in items)
+            acc.sent_bytes += sum(sent)
             acc.wire_raw_bytes += sum(n for r, n in enumerate(raw) if r != self.rank)
-            acc.wire_bytes += sum(i.size for r, i in enumerate(items) if r != self.rank)
+            acc.wire_bytes += sum(n for r, n in enumerate(sent) if r != self.rank)
             acc.rel_bound = math.nan if bound is None else bound.value
             acc.abs_bound = abs_bound
-        return items
 
     def _check(self, t: int, x: np.ndarray, x_hat: np.ndarray, abs_bound: float) -> None:
         if not self.verify or math.isnan(abs_bound):

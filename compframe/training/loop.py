@@ -77,7 +77,7 @@ class Trainer:
         self.timer = Timer()
         self.exchange = Exchange(self.owners, rank, world, comp["mode"], parts.get("quantizer"), parts.get("encoder"),
                                  parts.get("schedule"), gradients=comp["gradients"], verify=comp["verify"],
-                                 timer=self.timer, device=self.device)
+                                 timer=self.timer, device=self.device, pack=comp.get("pack", "auto"))
         self.splits = batch_splits(self.batch, world)
         self.start = 0
         self.wall = 0.0

@@ -15,7 +15,8 @@ from typing import Any
 from ...base import ClickData, Task
 from ...registry import register
 
-COMPRESS_KEYS = {"mode": ("none", "simulate", "real"), "gradients": (True, False), "verify": (True, False)}
+COMPRESS_KEYS = {"mode": ("none", "simulate", "real"), "gradients": (True, False), "verify": (True, False),
+                 "pack": ("auto", "slice", "destination")}
 
 
 @register("task", "train")
@@ -25,7 +26,8 @@ class Train(Task):
 
     ``compress``: ``mode`` (none | simulate | real), ``gradients`` (also compress the backward
     exchange), ``verify`` (the sender decompresses what it sends and fails if any element is out
-    of bound). ``eval_every``/``log_every``/``checkpoint_every``/``dump_every``: iterations (0 =
+    of bound), ``pack`` (real mode: ``slice``, a frame per table and destination; ``destination``, one
+    frame per destination rank; ``auto``, destination where the quantizer allows it: int8, int16). ``eval_every``/``log_every``/``checkpoint_every``/``dump_every``: iterations (0 =
     only at the end / never for dumps). ``speedup_iters`` > 0 times that many iterations per phase
     (none and the run's mode, loopback and throttled to each of ``bandwidths_gbps``) after training.
     ``crash_at``/``crash_rank`` inject a fault (the rank dies at that iteration), for tests.
@@ -42,7 +44,8 @@ class Train(Task):
         iterations: int = 1000
         lr: float = 0.1
         seed: int = 0
-        compress: dict[str, Any] = field(default_factory=lambda: {"mode": "real", "gradients": False, "verify": False})
+        compress: dict[str, Any] = field(default_factory=lambda: {"mode": "real", "gradients": False, "verify": False,
+                                                                  "pack": "auto"})
         world_size: int = 2
         backend: str = "auto"
         timeout_s: float = 60.0
@@ -81,7 +84,7 @@ class Train(Task):
         unknown = sorted(set(c.compress) - set(COMPRESS_KEYS))
         if unknown:
             self.fail("compress", f"has unknown keys {unknown}; allowed: {', '.join(COMPRESS_KEYS)}")
-        merged = {"mode": "real", "gradients": False, "verify": False, **c.compress}
+        merged = {"mode": "real", "gradients": False, "verify": False, "pack": "auto", **c.compress}
         for key, allowed in COMPRESS_KEYS.items():
             if merged[key] not in allowed:
                 self.fail("compress", f"{key}={merged[key]!r}; allowed: {', '.join(map(str, allowed))}")
