@@ -3,6 +3,7 @@ reference, the automatic choice, and damaged streams."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 import subprocess
@@ -17,7 +18,8 @@ from test_encoders_lossless import assert_flips_refused_or_exact
 from compframe import registry
 from compframe.errors import ConfigError, StreamError
 from compframe.kernels import ans as ans_kernels
-from compframe.kernels import simd
+from compframe.kernels import simd, simd_encode
+from compframe.plugins.encoders.entropy import frequency_tables
 
 
 def make(**params):
@@ -140,6 +142,88 @@ def test_vector_groups_step_as_the_scalar_decoder(lanes):
             assert np.array_equal(out, ref) and np.array_equal(st, st2) and np.array_equal(hs, hs2), precision
 
 
+@numba.njit
+def _encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, lanes):
+    """``simd_encode.encode_groups`` with the lane count made a literal."""
+    if lanes == 16:
+        return simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 16)
+    if lanes == 32:
+        return simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 32)
+    return simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 64)
+
+
+@pytest.mark.parametrize("lanes", [16, 32, 64])
+def test_vector_encoder_steps_as_the_scalar_encoder(lanes):
+    """``simd_encode.encode_groups`` alone against ``encode_lanes_steps`` (the scalar encoder, also the
+    CUDA one) over the same symbols: random states in [2**16, 2**32) (the division's worst case is a
+    state near 2**32 over a frequency of 1 or near 2**R), every precision, symbols of frequency 1
+    and of almost 2**R, both widths, a base that wraps; the same words, states and word count."""
+    rng = np.random.default_rng(lanes)
+    for precision in (1, 5, 10, 12, 16):
+        for dtype in (np.uint8, np.uint16):
+            mask = np.iinfo(dtype).max
+            k = min(1 << precision, 200)
+            freq = np.ones((1, k), np.int64)
+            freq[0, 0] += (1 << precision) - k  # one symbol takes almost every slot, the rest have 1
+            if k > 2:
+                freq[0, 1] += freq[0, 0] // 3
+                freq[0, 0] -= freq[0, 0] // 3
+            cum = np.cumsum(freq, axis=1) - freq
+            rcp, info = ans_kernels.encoder_tables(freq, cum, precision)
+            base = mask - 5
+            groups = 41
+            x = ((rng.integers(0, k, lanes * groups) + base) & mask).astype(dtype)
+            states = rng.integers(1 << 16, 1 << 32, lanes).astype(np.uint32)
+            states[:4] = (1 << 32) - 1, (1 << 32) - 2, 1 << 16, (1 << 31) + 1
+            size = 2 * lanes * groups + 64
+            out, ref = np.zeros(size, np.uint8), np.zeros(size, np.uint8)
+            st, st2 = states.copy(), states.astype(np.int64)
+            p = _encode_groups(st, info.astype(np.uint32)[0], x, 0, groups, base, mask, out, size, precision, lanes)
+            p2 = ans_kernels._encode_lanes_steps_cpu(x, base, mask, precision, ref, rcp[0], info[0], 0, 0, x.size,
+                                                     size, lanes, st2)
+            assert p == p2 and np.array_equal(st, st2.astype(np.uint32)), precision
+            assert np.array_equal(out[p:], ref[p:]), precision  # below p: scratch of either
+
+
+@pytest.mark.parametrize("lanes", [16, 32, 64])
+def test_vector_encoder_writes_the_scalar_bytes(lanes):
+    """``ans_kernels.encode`` on the CPU (vector groups and a scalar partial group per chunk) writes,
+    chunk by chunk, the bytes of ``encode_lanes`` (the scalar encoder, which the CUDA kernel runs),
+    over chunk lengths around multiples of the lane count and several tables."""
+    rng = np.random.default_rng(100 + lanes)
+    for dtype, k, precision in ((np.uint8, 40, 10), (np.uint16, 900, 14), (np.uint8, 256, 16)):
+        mask = np.iinfo(dtype).max
+        n = 7 * lanes + 3 + lanes * 40
+        x = (rng.geometric(8 / k, n).clip(1, k) - 1).astype(dtype)
+        bounds = np.array([0, 1, lanes - 1, 2 * lanes + 1, 5 * lanes + 1, 7 * lanes + 3, n])
+        starts, ends = bounds[:-1], bounds[1:]
+        table_of = np.arange(starts.size) % 2
+        counts = np.stack([np.bincount(x, minlength=k), np.bincount(x, minlength=k) + 1]).astype(np.int64)
+        freq = frequency_tables(counts, precision)
+        cum = np.cumsum(freq, axis=1) - freq
+        data, nbytes, _ = ans_kernels.encode("cpu", x, starts, ends, table_of, 0, mask, freq, cum, precision, lanes)
+        rcp, info = ans_kernels.encoder_tables(freq, cum, precision)
+        pos = 0
+        for j in range(starts.size):
+            ref = np.zeros(2 * (ends[j] - starts[j]) + 4 * lanes, np.uint8)
+            size = ans_kernels._encode_lanes_cpu(x, 0, mask, precision, ref, rcp[table_of[j]], info[table_of[j]],
+                                                 starts[j], ends[j], ref.size, lanes, np.empty(lanes, np.int64))
+            assert nbytes[j] == size and np.array_equal(data[pos:pos + size], ref[ref.size - size:]), (dtype, j)
+            pos += size
+
+
+@pytest.mark.skipif(not simd.avx512(), reason="the hardware gathers need AVX-512F")
+def test_the_encoder_is_vectorized():
+    """The lane encoder's code holds the AVX-512 gather and the register compress (compiled afresh)."""
+    fresh = numba.njit(error_model="numpy")(ans_kernels._encode_lanes_vec_cpu.py_func)
+    table = np.zeros(256, np.uint32)
+    out = np.zeros(4 * 64 + 64, np.uint8)
+    fresh(np.zeros(64, np.uint8), 0, 255, 12, out, table.astype(np.uint64), table.astype(np.uint64), table, 0, 0,
+          out.size, 32)
+    asm = "".join(fresh.inspect_asm().values())
+    assert "vpgatherdd" in asm and "vpcompressd" in asm and "zmm" in asm
+
+
 @pytest.mark.skipif(not simd.avx512(), reason="the hardware gathers need AVX-512F")
 def test_the_decoder_is_vectorized():
     """With 32-bit entries (uint8 symbols) and 64-bit ones (uint16, precision 12) the decoder's code
@@ -189,17 +273,22 @@ def test_damaged_lane_streams_are_refused():
 @pytest.mark.slow
 def test_lane_streams_decode_when_numba_targets_a_generic_cpu(tmp_path):
     """NUMBA_CPU_NAME=generic (caches shared between machines) compiles without AVX-512: the decoder
-    must not emit the x86 gather intrinsics there (LLVM aborted the process on them)."""
+    must not emit the x86 gather intrinsics there (LLVM aborted the process on them), and the
+    encoder's generic code writes the bytes this machine's writes."""
     script = (
+        "import hashlib\n"
         "import numpy as np\n"
         "from compframe import registry\n"
         "from compframe.kernels import simd\n"
         "assert not simd.avx512()\n"
         "c = np.random.default_rng(0).integers(-9, 9, 300000).astype(np.int16)\n"
         "e = registry.create('encoder', 'ans', lanes=32)\n"
-        "assert np.array_equal(e.decode(e.encode(c)), c)\n"
-        "print('ok')\n")
+        "b = e.encode(c)\n"
+        "assert np.array_equal(e.decode(b), c)\n"
+        "print(hashlib.sha256(b).hexdigest())\n")
     env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
            "PYTHONPATH": str(ROOT)}
     p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
+    c = np.random.default_rng(0).integers(-9, 9, 300000).astype(np.int16)
+    here = hashlib.sha256(make(lanes=32).encode(c)).hexdigest()  # this machine's (vector) encoder
+    assert p.returncode == 0 and p.stdout.strip() == here, p.stderr[-2000:]

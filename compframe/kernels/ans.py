@@ -27,8 +27,9 @@ import functools
 
 import numba
 import numpy as np
+from numba.extending import register_jitable
 
-from . import simd
+from . import simd, simd_encode
 from .fnv import record_pair
 from .targets import FNV_OFFSET, FNV_PRIME, checksum_chunk, checksum_chunks, cpu, cuda_device, launch, to_device
 
@@ -425,17 +426,26 @@ vector step per 16 lanes) and then refill the lanes in lane order. A chunk's str
 
 def encode_lanes(x, base, mask, precision, out, rcp, info, lo, hi, end, lanes, st):
     """Encode ``x[lo:hi]`` with ``lanes`` lanes into ``out[..end]`` (filled backwards, at most
-    ``2 * (hi - lo) + 4 * lanes`` bytes); ``st`` is scratch for ``lanes`` states (int64). Returns
-    the bytes written. The step is ``encode_chunks``'s (same tables, same branch-free renormalization)."""
-    tshift = np.uint64(32 + precision)
+    ``2 * (hi - lo) + 4 * lanes`` bytes); ``st`` is scratch for ``lanes`` states (int64 or uint32).
+    Returns the bytes written. The step is ``encode_chunks``'s (same tables, same branch-free
+    renormalization)."""
     for j in range(lanes):
         st[j] = STATE_LOW
-    p = end
-    j = (hi - lo - 1) & (lanes - 1)
-    for i in range(hi - 1, lo - 1, -1):  # backwards: the decoder reads the words in symbol order
+    p = encode_lanes_steps(x, base, mask, precision, out, rcp, info, lo, lo, hi, end, lanes, st)
+    return finish_lanes(out, end, p, lanes, st)
+
+
+@register_jitable
+def encode_lanes_steps(x, base, mask, precision, out, rcp, info, lo, a, b, p, lanes, st):
+    """Encode ``x[a:b]`` of the chunk that starts at ``x[lo]`` (symbol ``i`` is lane ``(i - lo) %
+    lanes``'s), backwards, with the states ``st``, writing the words below ``out[p]``; returns the
+    new ``p``. Each lane's low word is written at ``p - 2`` and kept only if emitted."""
+    tshift = np.uint64(32 + precision)
+    j = (b - lo - 1) & (lanes - 1)
+    for i in range(b - 1, a - 1, -1):  # backwards: the decoder reads the words in symbol order
         c = np.uint64((np.int64(x[np.uint64(i)]) - base) & mask)
         e = info[c]
-        s = st[j]
+        s = np.int64(st[j])
         out[np.uint64(p - 2)] = s & 0xFF
         out[np.uint64(p - 1)] = (s >> 8) & 0xFF
         f = s >= np.int64(e >> np.uint64(32))
@@ -444,10 +454,18 @@ def encode_lanes(x, base, mask, precision, out, rcp, info, lo, hi, end, lanes, s
         q = np.int64((np.uint64(s) * rcp[c]) >> tshift)
         st[j] = s + np.int64(e & np.uint64(0xFFFF)) + q * np.int64((e >> np.uint64(16)) & np.uint64(0xFFFF))
         j = (j - 1) & (lanes - 1)
+    return p
+
+
+@register_jitable
+def finish_lanes(out, end, p, lanes, st):
+    """Write the ``lanes`` final states ``st`` (u32 each, lane 0 first) below ``out[p]``, the start of
+    the chunk's stream that ends at ``out[end]``; returns the chunk's bytes."""
     p -= 4 * lanes
     for j in range(lanes):
+        s = np.int64(st[j])
         for k in range(4):
-            out[np.uint64(p + 4 * j + k)] = (st[j] >> (8 * k)) & 0xFF
+            out[np.uint64(p + 4 * j + k)] = (s >> (8 * k)) & 0xFF
     return end - p
 
 
@@ -560,6 +578,8 @@ def _lane_entries(freq, base, mask, shift, table):
 
 
 _encode_lanes_cpu = cpu(encode_lanes)
+_encode_lanes_steps_cpu = cpu(encode_lanes_steps)
+_finish_lanes_cpu = cpu(finish_lanes)
 _hash_lanes_cpu = cpu(hash_lanes)
 _fold_lanes_cpu = cpu(fold_lanes)
 _start_lanes_cpu = cpu(start_lanes)
@@ -595,15 +615,34 @@ def _decode_lanes_cpu(data, out, table, precision, shift, start, end, lo, hi, la
     return _fold_lanes_cpu(hs, lanes)
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _encode_lanes_vec_cpu(x, base, mask, precision, out, rcp, info, packed, lo, hi, end, lanes):
+    """One chunk of the lane mode, the bytes of ``encode_lanes``: the last, partial group with its
+    scalar steps, then the whole groups with ``simd_encode.encode_groups`` (``packed``: the low 32
+    bits of ``info``). Returns the bytes written."""
+    st = np.empty(lanes, np.uint32)
+    for j in range(lanes):
+        st[j] = STATE_LOW
+    whole = lo + (hi - lo) // lanes * lanes
+    p = _encode_lanes_steps_cpu(x, base, mask, precision, out, rcp, info, lo, whole, hi, end, lanes, st)
+    groups = (whole - lo) // lanes
+    if lanes == 16:
+        p = simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 16)
+    elif lanes == 32:
+        p = simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 32)
+    else:
+        p = simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 64)
+    return _finish_lanes_cpu(out, end, p, lanes, st)
+
+
 @numba.njit(parallel=True, cache=True)
-def encode_lanes_cpu(x, starts, ends, table_of, base, mask, rcp, info, precision, lanes, scratch, scratch_end,
-                     nbytes, sums):
+def encode_lanes_cpu(x, starts, ends, table_of, base, mask, rcp, info, packed, precision, lanes, scratch,
+                     scratch_end, nbytes, sums):
     for k in numba.prange(starts.size):
-        st = np.empty(lanes, np.int64)
         hs = np.empty(lanes, np.uint32)
         t = table_of[k]
-        nbytes[k] = _encode_lanes_cpu(x, base, mask, precision, scratch, rcp[t], info[t], starts[k], ends[k],
-                                      scratch_end[k], lanes, st)
+        nbytes[k] = _encode_lanes_vec_cpu(x, base, mask, precision, scratch, rcp[t], info[t], packed[t], starts[k],
+                                          ends[k], scratch_end[k], lanes)
         _hash_lanes_cpu(x, starts[k], ends[k], lanes, hs)
         sums[k] = _fold_lanes_cpu(hs, lanes)
 
@@ -716,8 +755,9 @@ def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision, 
     if device == "cpu" and lanes == 2:
         encode_cpu(x, starts, ends, table_of, base, mask, rcp, info, precision, scratch, scratch_end, nbytes, sums)
     elif device == "cpu":
-        encode_lanes_cpu(x, starts, ends, table_of, base, mask, rcp, info, precision, lanes, scratch, scratch_end,
-                         nbytes, sums)
+        packed = info.astype(np.uint32)  # cum | (2**R - freq) << 16: the vector encoder's table
+        encode_lanes_cpu(x, starts, ends, table_of, base, mask, rcp, info, packed, precision, lanes, scratch,
+                         scratch_end, nbytes, sums)
     else:
         kernels = _cuda_kernels()
         d = to_device(x, starts, ends, table_of, rcp, info, scratch, scratch_end, nbytes, sums)

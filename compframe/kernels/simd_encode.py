@@ -1,0 +1,134 @@
+"""A vectorized rANS encoding loop for ``ans``'s lane mode, written as LLVM IR (a numba intrinsic):
+the encoder twin of ``simd.decode_groups``, writing the bytes of ``ans.encode_lanes``.
+
+The lanes of the lane mode are independent state chains (Giesen, "Interleaved entropy coders",
+arXiv 1402.3392), so 16 lanes' encoding steps are one ``<16 x i32>`` vector step. The encoder walks
+the symbols backwards, group by group (``lanes`` symbols, one per lane) and, within a group, from
+the last vector of 16 lanes to the first. Per vector of 16 symbols ``c`` (already minus ``base``):
+
+- gather ``e = cum | (2**R - freq) << 16`` (``ans.encoder_tables``' ``info``, low 32 bits);
+- the lanes whose state ``x >= freq << (32 - R)`` emit their low 16 bits: stored below the word
+  pointer in lane order (``llvm.masked.compressstore``: one ``vpcompressw`` with AVX-512 VBMI2),
+  the pointer moving down by their count, and take ``x >> 16``; the scalar encoder, which walks
+  the lanes downwards and writes each word below the previous one, leaves the same bytes;
+- ``x = x + cum + (x // freq) * (2**R - freq)`` (rANS's ``(x // f) << R + x % f + cum``, Duda
+  2013, arXiv 1311.2540), the quotient as ``floor((x + 1/2) / freq)`` in double precision: ``x + 1/2``
+  and ``freq`` are exact doubles, the correctly rounded quotient is off by less than
+  ``2**32 * 2**-53 = 2**-21``, while ``(x + 1/2) / freq`` lies at least ``1 / (2 freq) >= 2**-17``
+  from an integer, so the floor is exact (bit for bit the integer division of the scalar code).
+
+On a CPU with AVX-512F the gather is ``vpgatherdd`` (``simd._gather``); elsewhere LLVM lowers the
+generic gather and compress-store to scalar code. The caller guarantees the bounds (nothing is
+checked): ``groups * lanes`` symbols from ``i`` are in ``x``, ``out`` has room below ``p`` for
+their words (at most 2 bytes per symbol) and 32 bytes more (``_store_words``), every code minus ``base`` (masked) indexes the table, and the table
+entries of the coded symbols have ``freq >= 1``.
+"""
+
+from __future__ import annotations
+
+import numba
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from .simd import W, _function, _gather, _splat, avx512
+
+_I1, _I16, _I32, _I64 = ir.IntType(1), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+
+
+def _store_words(builder, out, p, below, state, emit):
+    """Store the low 16 bits of the lanes of ``state`` where ``emit`` is set, in lane order, at
+    ``out[below:p]`` (``below = p - 2 * count``). With AVX-512F: compressed in a register
+    (``vpcompressd``; its memory form takes over 100 cycles on Zen 4) with the lanes reversed, so that
+    reversed back the words sit at the top of 16 words stored whole at ``out[p - 32:p]``: the bytes
+    below ``below`` are scratch the following words and the final states overwrite. Elsewhere
+    LLVM's generic compress-store, exactly the words."""
+    vt, mt, wt = ir.VectorType(_I32, W), ir.VectorType(_I1, W), ir.VectorType(_I16, W)
+    if not avx512():
+        fn = _function(builder.module, f"llvm.masked.compressstore.v{W}i16", ir.VoidType(), [wt, _I16.as_pointer(), mt])
+        builder.call(fn, [builder.trunc(state, wt), builder.bitcast(builder.gep(out, [below]), _I16.as_pointer()), emit])
+        return
+    rev = ir.Constant(ir.VectorType(_I32, W), list(range(W - 1, -1, -1)))
+    fn = _function(builder.module, f"llvm.x86.avx512.mask.compress.v{W}i32", vt, [vt, vt, mt])
+    packed = builder.call(fn, [builder.shuffle_vector(state, ir.Constant(vt, ir.Undefined), rev), ir.Constant(vt, None),
+                               builder.shuffle_vector(emit, ir.Constant(mt, ir.Undefined), rev)])
+    words = builder.shuffle_vector(builder.trunc(packed, wt), ir.Constant(wt, ir.Undefined), rev)
+    target = builder.gep(out, [builder.sub(p, ir.Constant(_I64, 2 * W))])
+    builder.store(words, builder.bitcast(target, wt.as_pointer()), align=1)
+
+
+@intrinsic
+def encode_groups(typingctx, states, table, x, i, groups, base, mask, out, p, precision, lanes):
+    """Encode the ``groups`` groups of ``lanes`` symbols (a literal multiple of 16) at ``x[i:]``,
+    last group first, with the states ``states[:lanes]`` (uint32, updated), writing their words
+    below ``out[p]``; returns the new ``p``. ``table`` (uint32, per symbol): ``cum | (2**R - freq) << 16``."""
+    if not isinstance(lanes, types.IntegerLiteral):
+        raise numba.core.errors.RequireLiteralValue("lanes must be a compile-time constant")
+    if states.dtype != types.uint32 or table.dtype != types.uint32 or x.dtype not in (types.uint8, types.uint16) \
+            or out.dtype != types.uint8 or x.layout != "C" or lanes.literal_value % W:
+        return None
+    vectors = lanes.literal_value // W
+    sig = types.int64(states, table, x, i, groups, base, mask, out, p, precision, lanes)
+
+    def codegen(context, builder, signature, args):
+        sa, ta, xa, oa = (context.make_array(t)(context, builder, a)
+                          for t, a in zip((states, table, x, out), (args[0], args[1], args[2], args[7])))
+        i0, count, p0 = args[3], args[4], args[8]
+        vt, mt, wt = ir.VectorType(_I32, W), ir.VectorType(_I1, W), ir.VectorType(_I16, W)
+        dt = ir.VectorType(ir.DoubleType(), W)
+        xt = ir.VectorType(context.get_data_type(x.dtype), W)
+        r = builder.trunc(args[9], _I32)
+        basev = _splat(builder, builder.trunc(args[5], _I32))
+        maskv = _splat(builder, builder.trunc(args[6], _I32))
+        one = builder.shl(ir.Constant(_I32, 1), r)
+        onev = _splat(builder, one)
+        boundshift = _splat(builder, builder.sub(ir.Constant(_I32, 32), r))
+        low16, sixteen = _splat(builder, ir.Constant(_I32, 0xFFFF)), _splat(builder, ir.Constant(_I32, 16))
+        half = ir.Constant(dt, [0.5] * W)
+        popcount = _function(builder.module, f"llvm.ctpop.i{W}", ir.IntType(W), [ir.IntType(W)])
+        sptrs = [builder.bitcast(builder.gep(sa.data, [ir.Constant(_I64, W * k)]), vt.as_pointer())
+                 for k in range(vectors)]
+        first = [builder.load(ptr, align=4) for ptr in sptrs]
+        entry = builder.block
+        head = builder.append_basic_block("groups")
+        body = builder.append_basic_block("groups.body")
+        done = builder.append_basic_block("groups.done")
+        builder.branch(head)
+        builder.position_at_end(head)
+        g, pg = builder.phi(_I64), builder.phi(_I64)
+        phis = [builder.phi(vt) for _ in range(vectors)]  # the states stay in registers
+        g.add_incoming(count, entry)
+        pg.add_incoming(p0, entry)
+        for phi, value in zip(phis, first):
+            phi.add_incoming(value, entry)
+        builder.cbranch(builder.icmp_signed(">", g, ir.Constant(_I64, 0)), body, done)
+        builder.position_at_end(body)
+        gm = builder.sub(g, ir.Constant(_I64, 1))
+        at = builder.add(i0, builder.mul(gm, ir.Constant(_I64, W * vectors)))
+        pnext, updated = pg, list(phis)
+        for k in reversed(range(vectors)):
+            src = builder.bitcast(builder.gep(xa.data, [builder.add(at, ir.Constant(_I64, W * k))]), xt.as_pointer())
+            code = builder.and_(builder.sub(builder.zext(builder.load(src, align=1), vt), basev), maskv)
+            e = _gather(builder, ta.data, code, False)
+            rest = builder.lshr(e, sixteen)  # 2**R - freq
+            freq = builder.sub(onev, rest)
+            state = updated[k]
+            emit = builder.icmp_unsigned(">=", state, builder.shl(freq, boundshift))
+            taken = builder.zext(builder.call(popcount, [builder.bitcast(emit, ir.IntType(W))]), _I64)
+            above, pnext = pnext, builder.sub(pnext, builder.add(taken, taken))
+            _store_words(builder, oa.data, above, pnext, state, emit)
+            state = builder.select(emit, builder.lshr(state, sixteen), state)
+            q = builder.fptoui(builder.fdiv(builder.fadd(builder.uitofp(state, dt), half), builder.uitofp(freq, dt)),
+                               vt)
+            updated[k] = builder.add(builder.add(state, builder.and_(e, low16)), builder.mul(q, rest))
+        g.add_incoming(gm, body)
+        pg.add_incoming(pnext, body)
+        for phi, value in zip(phis, updated):
+            phi.add_incoming(value, body)
+        builder.branch(head)
+        builder.position_at_end(done)
+        for ptr, state in zip(sptrs, phis):
+            builder.store(state, ptr, align=4)
+        return pg
+
+    return sig, codegen
