@@ -15,8 +15,10 @@ def histograms(x, tables, base, mask, alphabet, span=0):
     """Counts of ``(x - base) & mask`` in each of ``tables`` consecutive runs of ``span`` values of ``x``
     (the last one cut at the end; ``span`` 0: ``x.size // tables``, equal runs): int64 ``[tables, alphabet]``."""
     split = max(1, numba.get_num_threads() // tables)
-    lanes = 4 if tables * split * alphabet <= 1 << 20 else 1  # bound the scratch to 32 MB
-    return _histograms(x, tables, base, mask, alphabet, split, lanes, span or x.size // tables)
+    lanes = 8 if tables * split * alphabet <= 1 << 20 else 1  # bound the scratch to 32 MB
+    counts = np.zeros((tables * split, lanes * alphabet), np.uint32 if x.size < 1 << 32 else np.int64)
+    _histograms(x, tables, base, mask, alphabet, split, lanes, span or x.size // tables, counts)
+    return counts.reshape(tables, split * lanes, alphabet).sum(axis=1, dtype=np.int64)
 
 
 # Indices are cast to unsigned integers: numba then adds no negative-index wraparound, and the loops vectorize.
@@ -42,10 +44,12 @@ def _value_range(x, step):
 
 
 @numba.njit(parallel=True, cache=True)
-def _histograms(x, tables, base, mask, alphabet, split, lanes, rows):
+def _histograms(x, tables, base, mask, alphabet, split, lanes, rows, counts):
+    """Into ``counts`` ``[tables * split, lanes * alphabet]`` (zeroed; uint32 where no part reaches
+    2**32 values): ``lanes`` interleaved sub-histograms per part, value ``i`` of a group of 8 into
+    sub-histogram ``i % lanes``, so that a repeated symbol does not wait on its own previous
+    increment (8 sub-histograms of 32-bit counts: 0.3 ns per int8 code here, 4 of 64 bits: 0.43)."""
     parts = tables * split
-    counts = np.zeros((parts, lanes * alphabet), np.int64)  # interleaved sub-histograms per part
-    lane1, lane2, lane3 = (1 % lanes) * alphabet, (2 % lanes) * alphabet, (3 % lanes) * alphabet
     step = -(-rows // split)
     for p in numba.prange(parts):
         t = p // split
@@ -53,16 +57,13 @@ def _histograms(x, tables, base, mask, alphabet, split, lanes, rows):
         b = min(a + step, (t + 1) * rows, x.size)
         c = counts[p]
         i = a
-        while i + 4 <= b:  # a repeated symbol would otherwise wait on its own previous increment
-            c[np.uint64((np.int64(x[np.uint64(i)]) - base) & mask)] += 1
-            c[np.uint64(lane1 + ((np.int64(x[np.uint64(i + 1)]) - base) & mask))] += 1
-            c[np.uint64(lane2 + ((np.int64(x[np.uint64(i + 2)]) - base) & mask))] += 1
-            c[np.uint64(lane3 + ((np.int64(x[np.uint64(i + 3)]) - base) & mask))] += 1
-            i += 4
+        while i + 8 <= b:
+            for k in range(8):
+                c[np.uint64((k % lanes) * alphabet + ((np.int64(x[np.uint64(i + k)]) - base) & mask))] += 1
+            i += 8
         while i < b:
             c[np.uint64((np.int64(x[np.uint64(i)]) - base) & mask)] += 1
             i += 1
-    return counts.reshape(tables, split * lanes, alphabet).sum(axis=1)
 
 
 def column_histograms(x, columns, base, mask, alphabet):
@@ -70,13 +71,17 @@ def column_histograms(x, columns, base, mask, alphabet):
     ``x.size % columns == 0``), without transposing it: int64 ``[columns, alphabet]``."""
     rows = x.size // columns
     split = max(1, min(numba.get_num_threads(), rows // 256, (1 << 22) // max(columns * alphabet, 1)))
-    return _column_histograms(x, columns, base, mask, alphabet, split)
+    # the narrowest counts a part's rows cannot overflow: half the cache footprint of int32 with uint16
+    # (384 x 501 int16 codes of 4096 rows: 1.0 -> 0.8 ms)
+    narrow = np.uint16 if -(-rows // split) < 1 << 16 else np.int32  # a column's count never exceeds rows < 2**31
+    counts = np.zeros((split, columns * alphabet), narrow)
+    _column_histograms(x, columns, base, mask, alphabet, split, counts)
+    return counts.sum(axis=0, dtype=np.int64).reshape(columns, alphabet)
 
 
 @numba.njit(parallel=True, cache=True)
-def _column_histograms(x, columns, base, mask, alphabet, split):
+def _column_histograms(x, columns, base, mask, alphabet, split, counts):
     rows = x.size // columns
-    counts = np.zeros((split, columns * alphabet), np.int32)  # a column's count never exceeds rows < 2**31
     step = -(-rows // split)
     for p in numba.prange(split):
         c = counts[p]
@@ -84,7 +89,6 @@ def _column_histograms(x, columns, base, mask, alphabet, split):
             row = r * columns
             for j in range(columns):  # neighbouring symbols go to different tables: no chain of increments
                 c[np.uint64(j * alphabet + ((np.int64(x[np.uint64(row + j)]) - base) & mask))] += 1
-    return counts.sum(axis=0, dtype=np.int64).reshape(columns, alphabet)
 
 
 def row_costs(counts):
