@@ -46,7 +46,13 @@ QUANTIZERS = {
     "prune": ({"id": "prune", "fraction": 0.6, "then": "int8"}, "rel:1e-2"),
     "lorenzo": ({"id": "lorenzo", "code_dtype": "int8"}, "abs:1e-2"),
     "interp": ({"id": "interp", "code_dtype": "int8"}, "abs:1e-2"),
+    "int8_one_pass": ({"id": "int8", "passes": 1, "chunk": 64}, "rel:1e-2"),
+    "int16_one_pass": ({"id": "int16", "passes": 1, "chunk": 64}, "rel:1e-3"),
 }
+ONE_PASS = {"int8_one_pass", "int16_one_pass"}
+"""The one-pass frames (per-chunk ``chunk_centre``/``chunk_step`` side arrays): their field has no
+infinities (which send a field to the two-pass path) and a range that grows a little in its last
+chunk (so that chunks keep their own plans)."""
 ENCODERS = {
     "none": "none",
     "lz4": "lz4",
@@ -70,14 +76,17 @@ def sample_field(seed: int = 0) -> np.ndarray:
 
 
 def sample_frames() -> dict[str, bytes]:
-    """One small frame per CPU encoder configuration x quantizer of ``ENCODERS`` x ``QUANTIZERS``."""
+    """One small frame per CPU encoder configuration x quantizer of ``ENCODERS`` x ``QUANTIZERS``
+    (the one-pass ones with their per-chunk side arrays: see ``ONE_PASS``)."""
     import compframe as cf
 
     x = sample_field()
     finite = np.nan_to_num(x, nan=0.0, posinf=5.0)
+    one_pass = np.where(np.isinf(x), np.float32(5.0), x)
+    one_pass[-1, -1] = 41.0
     frames = {}
     for qname, (quantizer, bound) in QUANTIZERS.items():
-        data = finite if qname == "vq" else x
+        data = finite if qname == "vq" else one_pass if qname in ONE_PASS else x
         for ename, encoder in ENCODERS.items():
             frames[f"{qname}+{ename}"] = cf.compress(data, quantizer=quantizer, encoder=encoder, bound=bound)
     return frames

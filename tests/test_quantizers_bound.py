@@ -265,24 +265,25 @@ def test_value_range_validation(value_range, err):
                                                       value_range=value_range)
 
 
-def one_pass_cases() -> dict[str, np.ndarray]:
-    """Fields of several chunks aimed at the one-pass path's range taken from the chunks before: the
-    range only at the end, a single spike, extremes that grow or alternate chunk by chunk, a constant
-    first chunk, NaN or inf where the range is taken, denormals."""
+def one_pass_cases(chunk: int = K.CHUNK, chunks: int = 4) -> dict[str, np.ndarray]:
+    """Fields of several chunks (``chunks`` of ``chunk`` values, and 45 more) aimed at the one-pass
+    path's range taken from the chunks before: the range only at the end, a single spike, extremes
+    that grow or alternate chunk by chunk, a constant first chunk, NaN or inf where the range is
+    taken, denormals."""
     rng = np.random.default_rng(13)
-    n = 4 * K.CHUNK + 45
+    n = chunks * chunk + 45
     noise = (rng.standard_normal(n) * 0.05).astype(np.float32)
     at_end = noise.copy()
-    at_end[-K.CHUNK // 2:] *= 1000
+    at_end[-chunk // 2:] *= 1000
     spike = noise.copy()
-    spike[2 * K.CHUNK + 17] = 3e4
-    growing = noise * np.repeat(4.0 ** np.arange(5), K.CHUNK)[:n].astype(np.float32)
+    spike[2 * chunk + 17] = 3e4
+    growing = noise * np.repeat(4.0 ** np.minimum(np.arange(chunks + 1), 4), chunk)[:n].astype(np.float32)
     alternating = noise.copy()
-    alternating[np.arange(0, n, K.CHUNK + 1)] = np.float32(1e3) * (-1.0) ** np.arange(0, n, K.CHUNK + 1)
+    alternating[np.arange(0, n, chunk + 1)] = np.float32(1e3) * (-1.0) ** np.arange(0, n, chunk + 1)
     constant_first = noise.copy()
-    constant_first[:K.CHUNK] = 0.25
+    constant_first[:chunk] = 0.25
     nan_first = noise.copy()
-    nan_first[:K.CHUNK] = np.nan
+    nan_first[:chunk] = np.nan
     nan_spread = noise.copy()
     nan_spread[::1001] = np.nan
     inf_late = noise.copy()
@@ -308,7 +309,8 @@ def chunk_reference_codes(pid: str, x: np.ndarray, quantized) -> np.ndarray:
     side, flat = quantized.side, x.reshape(-1)
     if "chunk_step" not in side:
         return reference_codes(pid, x, quantized.meta)
-    parts = [reference_codes(pid, flat[c * K.CHUNK:(c + 1) * K.CHUNK], {"centre": centre, "step": step, "abs_bound": step / 2})
+    chunk = quantized.meta["chunk"]
+    parts = [reference_codes(pid, flat[c * chunk:(c + 1) * chunk], {"centre": centre, "step": step, "abs_bound": step / 2})
              for c, (centre, step) in enumerate(zip(side["chunk_centre"], side["chunk_step"]))]
     return np.concatenate(parts).reshape(x.shape)
 

@@ -191,7 +191,8 @@ def fast_params(centre: float, step: float, eb: float, reach: float, lo: float, 
 
     ``reach`` is how far from ``centre`` the data is expected to lie (the range's half-width; data
     past it is only slower): codes are accepted in ``[qlo, qhi]``, at most ``ceil(reach/step + 1/2)``
-    in magnitude and strictly above ``lo``, whose value marks an unsettled element. With ``t`` the
+    in magnitude, strictly above ``lo``, whose value marks an unsettled element, and rebuilding at
+    least a step inside the float32 range (a rebuild rounded to ±inf is no value within the bound). With ``t`` the
     float32 code estimate and ``q = rint(t)``, ``|t - q| <= theta`` implies ``|x - x̂| <= eb`` in the
     float64 check. The bound (standard model, |δ| <= u per operation, Higham, *Accuracy and
     Stability of Numerical Algorithms*, §2.2; plus an absolute 2**-149 per float32 underflow):
@@ -226,7 +227,10 @@ def _fast_params(centre, step, eb, reach, lo, hi):
     t32 = np.float32(theta)
     if np.float64(t32) > theta:
         t32 = np.nextafter(t32, zero)
-    return True, np.float32(centre), np.float32(inv), t32, np.float32(max(lo + 1, -q_max)), np.float32(q_max), np.float32(lo)
+    # codes whose rebuild could round past the float32 range (to ±inf) are left to the exact check
+    q_top = min(q_max, np.floor((_F32_MAX - centre) / step) - 1.0)
+    q_bottom = max(lo + 1, -q_max, np.ceil((-_F32_MAX - centre) / step) + 1.0)
+    return True, np.float32(centre), np.float32(inv), t32, np.float32(q_bottom), np.float32(q_top), np.float32(lo)
 
 
 @njit(inline="always", cache=True)

@@ -205,7 +205,8 @@ class UniformQuantizer(Quantizer):
 
     def _plan_params(self, q: Quantized) -> tuple[float, float]:
         """The centre and step of the field's plan, refused (``FrameError`` naming the field) unless a
-        quantizer could have written them with ``meta.abs_bound``: a centre the field's dtype holds
+        quantizer could have written them with ``meta.abs_bound`` (itself at most the frame header's
+        bound of ``meta.value_range``, when the header is known): a centre the field's dtype holds
         (a midrange of its values), a bound >= 0 (inf for an unbounded one), a finite step of at most
         twice the bound, 0 only where twice the bound is 0 or overflows (one code for every value)."""
         centre = limits.number(q.meta.get("centre"), "meta.centre")
@@ -216,6 +217,11 @@ class UniformQuantizer(Quantizer):
             raise FrameError(f"{self.plugin_id}: meta.centre = {centre!r} is not a finite {q.dtype} value")
         if not eb >= 0:
             raise FrameError(f"{self.plugin_id}: meta.abs_bound = {eb!r} must be >= 0")
+        if q.bound is not None:  # a frame's: the bound of the field's range, or tighter (a value_range hint)
+            value_range = limits.number(q.meta.get("value_range"), "meta.value_range")
+            if not eb <= q.bound.absolute(value_range):
+                raise FrameError(f"{self.plugin_id}: meta.abs_bound = {eb!r} is looser than the frame's bound {q.bound} "
+                                 f"of meta.value_range = {value_range!r}")
         if not (0 < step <= 2 * eb and math.isfinite(step) or step == 0 and not 0 < 2 * eb < math.inf):
             raise FrameError(f"{self.plugin_id}: meta.step = {step!r} does not fit meta.abs_bound = {eb!r} (a finite "
                              f"step in (0, 2 * abs_bound], or 0 where 2 * abs_bound is 0 or overflows)")
