@@ -66,13 +66,16 @@ def main() -> None:
     ap.add_argument("--bandwidths", type=float, nargs="+", default=[1.0, 5.0])
     ap.add_argument("--sweep-iterations", type=int, default=500)
     ap.add_argument("--skip", nargs="*", default=[], choices=["accuracy", "speed", "sweep"])
+    ap.add_argument("--pack", choices=["auto", "slice", "destination"],
+                    help="task.compress.pack of the real-mode runs (default: the task's, auto)")
     a = ap.parse_args()
     out = a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     n = a.iterations
     common = ["experiment=dlrm_kaggle", "task=train", "quantizer=int8", f"encoder={a.encoder}",
               f"task.world_size={a.world_size}", "progress=false", "task.test_batches=8",
-              f"tracking.uri=sqlite:///{out}/mlflow.db", f"tracking.artifacts={out}/mlartifacts"]
+              f"tracking.uri=sqlite:///{out}/mlflow.db", f"tracking.artifacts={out}/mlartifacts",
+              *([f"task.compress.pack={a.pack}"] if a.pack else [])]
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
 
@@ -134,6 +137,7 @@ def main() -> None:
                                       "step_increase": simp["step_ms"] / base["step_ms"] - 1}
         summary["speed"] = speed
         save()
+        print_speed(speed)
 
     if "sweep" not in a.skip:
         sweep = out / "sweep"
@@ -148,6 +152,18 @@ def main() -> None:
                                      for k, v in runs.items()}}
         save()
     print(json.dumps(summary, indent=1))
+
+
+def print_speed(speed: dict) -> None:
+    """The per-iteration table (ms, rank 0) and the speed-up figures of docs/benchmarks.md."""
+    cols = ("step", "compress", "exchange", "decompress", "exchange_bwd", "allreduce")
+    for mode in ("real", "simulate"):
+        for p in speed[mode]["phases"]:
+            b = "loopback" if p["bandwidth_gbps"] is None else f"{p['bandwidth_gbps']:g}"
+            print(f"| {mode}: {p['mode']} | {b} | " + " | ".join(f"{p.get(f'{c}_ms', 0.0):.1f}" for c in cols)
+                  + f" | {p.get('throttle_target_ms', 0.0):.1f} / {p.get('throttle_ms', 0.0):.1f} | "
+                  f"{p['compression_ratio']:.2f} |")
+    print(json.dumps(speed["real"]["summary"], indent=1))
 
 
 if __name__ == "__main__":

@@ -22,9 +22,9 @@ a slice depends on ``mode``:
 
 ``pack`` (real mode): ``slice`` sends each (table, destination) slice as a frame of its own;
 ``destination`` sends one frame per destination rank holding the slices of all the tables this
-rank owns (``compframe.training.packing``: each slice quantized exactly as in ``slice``, with its
-table's bound, and decoded to the same values bit for bit; the codes encoded once, the frame's
-fixed cost paid once). ``auto`` (the default) is ``destination`` for a quantizer whose frames can
+rank owns (``compframe.training.packing``: each table's pooled lookup quantized once with its bound,
+as ``simulate`` does, and its rows sent in the frames of their ranks; the codes of a frame encoded
+once, its fixed cost paid once). ``auto`` (the default) is ``destination`` for a quantizer whose frames can
 hold it (int8, int16) and ``slice`` otherwise. In a shared frame each table is charged its own side
 data and a share of the rest by the entropy of its codes (``packing``); the charges of a frame sum to
 its size, so the tables' bytes still sum to the bytes sent.
@@ -190,28 +190,27 @@ class Exchange:
         return [o.to(self.device) for o in out]
 
     def _encode_packed(self, xs: list[np.ndarray], iteration: int, account: bool) -> list[list[np.ndarray]]:
-        """One frame per destination rank holding the slices of all this rank's tables (``packing``),
-        each with its table's bound (``rel``: over the table's whole pooled lookup, as in ``slice``)."""
+        """One frame per destination rank holding the slices of all this rank's tables (``packing``):
+        each table's pooled lookup quantized once with its bound (``rel``: over the whole lookup)."""
         if not xs:
             return [[] for _ in range(self.world)]
         with self.timer("compress"):
             bounds = [self._bound(t, iteration) for t in self.mine]
-            ranges = [[finite_range(x[lo:hi].reshape(-1)) for lo, hi in self.splits] for x in xs]
-            abs_bounds = [_absolute(b, r, x.dtype) for b, r, x in zip(bounds, ranges, xs)]
+            parts = packing.quantize_tables(xs, bounds, self.quantizer)
             frames, charges = [], []
-            for d, (lo, hi) in enumerate(self.splits):
-                frame, charged = packing.pack([x[lo:hi] for x in xs], abs_bounds, [r[d] for r in ranges],
-                                              self.quantizer, self.encoder)
+            for lo, hi in self.splits:
+                frame, charged = packing.pack(parts, lo, hi, self.quantizer, self.encoder)
                 frames.append(np.frombuffer(frame, dtype=np.uint8))
                 charges.append(charged)
+        abs_bounds = [p.meta["abs_bound"] for p in parts]
         if self.verify:
             for frame, (lo, hi) in zip(frames, self.splits):
-                parts = packing.unpack(frame, len(xs), (hi - lo, xs[0].shape[1]), self.quantizer, self.encoder)
-                for t, x, part, b in zip(self.mine, xs, parts, abs_bounds):
-                    self._check(t, x[lo:hi], part, b.value)
+                decoded = packing.unpack(frame, len(xs), (hi - lo, xs[0].shape[1]), self.quantizer, self.encoder)
+                for t, x, part, b in zip(self.mine, xs, decoded, abs_bounds):
+                    self._check(t, x[lo:hi], part, b)
         if account:
             for j, (t, x) in enumerate(zip(self.mine, xs)):
-                self._account(t, x.shape[1], [c[j] for c in charges], bounds[j], abs_bounds[j].value)
+                self._account(t, x.shape[1], [c[j] for c in charges], bounds[j], abs_bounds[j])
         return [[f] for f in frames]
 
     def _encode_table(self, t: int, x: np.ndarray, iteration: int, mode: str, account: bool) -> list[np.ndarray]:

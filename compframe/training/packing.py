@@ -1,43 +1,48 @@
-"""One frame per destination: several tables' slices, each with its own error bound, in one frame.
+"""One frame per destination: the slices of several tables, each with its own error bound, in one frame.
 
 The exchange's unit is a ``[rows, dim]`` slice of one table's pooled lookup; in ``pack=slice`` every
 slice is a frame of its own, whose fixed cost (header, checksums, plugin calls: tens of microseconds)
-outweighs the work on 8 KiB of data. ``pack`` puts the slices of ``n`` tables bound for one rank into
-one frame of shape ``[n, rows, dim]``:
+outweighs the work on 8 KiB of data. Here instead:
 
-- each slice is quantized by the run's quantizer exactly as in ``pack=slice`` (same bound, same
-  ``value_range``), into its own part of one code buffer, so its codes, centre, step and outliers
-  are the ones its own frame would hold;
-- the frame is an ordinary frame of that quantizer (int8, int16: ``compframe.plugins.quantizers.uniform``)
-  in its per-chunk form: ``meta.chunk`` = ``rows * dim`` and the side arrays ``chunk_centre`` and
-  ``chunk_step`` give each slice its own centre and step; the outliers' indices count from the
-  start of the buffer. ``cf.decompress`` reads it like any frame, and every slice decodes to the
-  values (bit for bit) that its own frame decodes to, hence within its own table's bound;
-- the codes are encoded once, as one stream.
+- ``quantize_tables``: each table's whole pooled lookup ``[B, dim]`` is quantized once by the run's
+  quantizer with its table's bound (``rel``: over the whole lookup, as the study does; its finite
+  range found in one pass and handed over as ``value_range``), so every slice of it has the table's
+  bound, centre and step;
+- ``pack``: the rows of one destination rank, ``[lo, hi)`` of every table, go into one frame of shape
+  ``[n, rows, dim]``: an ordinary frame of that quantizer (int8, int16:
+  ``compframe.plugins.quantizers.uniform``) in its per-chunk form, ``meta.chunk`` = ``rows * dim``,
+  the side arrays ``chunk_centre`` and ``chunk_step`` giving each table's slice its table's plan, the
+  outliers' indices counted from the start of the frame. ``cf.decompress`` reads it like any frame;
+  each slice decodes to the rows of its table's quantized lookup, bit for bit (the dequantizer's
+  arithmetic does not depend on the chunking), hence within its table's bound. The codes are
+  encoded once, as one stream.
 
-``meta.abs_bound`` is the largest of the slices' bounds (the frame's promise for every element);
-``meta.abs_bounds`` lists each slice's own, which is half its ``chunk_step``.
+``meta.abs_bound`` (and the header's ``abs`` bound) is the largest of the tables' bounds, the frame's
+promise for every element; ``meta.abs_bounds`` lists each table's own (half its ``chunk_step``).
 
 Bytes per table: each slice is charged its own side data (its outliers and its centre and step)
 exactly, and the shared bytes (frame prefix and header, the code stream) in proportion to the
 order-0 entropy of its codes (estimated from ``ENTROPY_SAMPLES`` of them, summed over the code bytes'
-positions: an upper bound of the codes' own entropy for int16), or equally where every slice's is zero. The charges sum to the frame's size.
+positions: an upper bound of the codes' own entropy for int16), or equally where every slice's is
+zero. The charges sum to the frame's size.
 """
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
 from ..base import Encoder, ErrorBound, Quantized, Quantizer
-from ..kernels.targets import cpu_threads_for
-from ..pipeline import dequantize_frame, encode_quantized
 from ..container import loads
-from ..plugins.quantizers.uniform import UniformQuantizer
+from ..kernels.targets import cpu_threads_for
+from ..kernels.uniform import finite_range
+from ..pipeline import dequantize_frame, encode_quantized
+from ..plugins.quantizers.uniform import OUTLIER_SIDE, UniformQuantizer
 
 CHUNK_SIDE_BYTES = 16
-"""The side bytes of one slice's plan: its centre and step (float64 each)."""
+"""The side bytes of one slice's plan: its table's centre and step (float64 each)."""
+TINY = float(np.finfo(np.float32).tiny)
+"""The least bound of a table (see ``quantize_tables``)."""
 ENTROPY_SAMPLES = 512
 """Codes per slice from which its share of the shared bytes is estimated."""
 
@@ -47,24 +52,46 @@ def packable(quantizer: Quantizer | None) -> bool:
     return isinstance(quantizer, UniformQuantizer)
 
 
-def pack(slices: list[np.ndarray], bounds: list[ErrorBound], ranges: list[tuple[float, float, int]],
-         quantizer: Quantizer, encoder: Encoder) -> tuple[bytes, list[int]]:
-    """The frame of ``slices`` (float arrays of one shape ``[rows, dim]``, each quantized with its
-    ``abs`` bound and, where its ``ranges`` entry counts finite values, that ``(min, max)`` as its
-    ``value_range``), and the bytes of the frame charged to each slice (see the module doc)."""
-    if not slices:
-        raise ValueError("pack needs at least one slice")
-    shape = slices[0].shape
-    if any(s.shape != shape for s in slices) or any(b.mode != "abs" for b in bounds):
-        raise ValueError(f"pack takes slices of one shape with abs bounds, got {[s.shape for s in slices]}, "
-                         f"{[str(b) for b in bounds]}")
-    n, size = len(slices), math.prod(shape)
-    codes = np.empty((n, *shape), dtype=quantizer.code_dtype)
+def quantize_tables(xs: list[np.ndarray], bounds: list[ErrorBound], quantizer: Quantizer) -> list[Quantized]:
+    """Each table's pooled lookup ``xs[j]`` (float, ``[B, dim]``) quantized with ``bounds[j]``, its
+    finite range found in one pass (``kernels.uniform.finite_range``) and passed as ``value_range``.
+
+    A ``rel`` bound becomes ``abs`` over that range, at least ``TINY`` (a constant or all-non-finite
+    lookup then keeps a positive step, which a chunk's plan needs; its values come back exact)."""
+    parts = []
+    for x, b in zip(xs, bounds, strict=True):
+        with cpu_threads_for(x.size):
+            lo, hi, n = finite_range(x.reshape(-1))
+            b = ErrorBound("abs", max(b.absolute(hi - lo), TINY))
+            parts.append(quantizer.quantize(x, b, value_range=(lo, hi) if n else None))
+    return parts
+
+
+def pack(parts: list[Quantized], lo: int, hi: int, quantizer: Quantizer, encoder: Encoder) -> tuple[bytes, list[int]]:
+    """The frame of rows ``[lo, hi)`` of each table's quantized lookup (``quantize_tables``: one shape
+    ``[B, dim]``, one plan each) and the bytes of the frame charged to each table (see the module doc)."""
+    if not parts:
+        raise ValueError("pack needs at least one table")
+    shape = parts[0].shape
+    if len(shape) != 2 or any(p.shape != shape or set(p.side) != OUTLIER_SIDE for p in parts):
+        raise ValueError(f"pack takes [B, dim] lookups of one shape, each quantized with one plan; got "
+                         f"{[(p.shape, sorted(p.side)) for p in parts]}")
+    n, dim = len(parts), shape[1]
+    size = (hi - lo) * dim
+    wide = n * size >= 2**32
+    codes = np.empty((n, hi - lo, dim), dtype=quantizer.code_dtype)
+    index, bits, own = [], [], []
+    for j, p in enumerate(parts):
+        codes[j] = p.codes["codes"][lo:hi]
+        i, b = p.side["outlier_index"], p.side["outlier_bits"]
+        if i.size:
+            keep = (i >= lo * dim) & (i < hi * dim)
+            i, b = i[keep].astype(np.int64) - lo * dim + j * size, b[keep]
+        index.append(i.astype(np.uint64 if wide else np.uint32))
+        bits.append(b)
+        own.append(i.size * (8 if wide else 4) + b.nbytes + (CHUNK_SIDE_BYTES if size else 0))
     with cpu_threads_for(n * size):
-        parts = [quantizer.quantize(s, b, out=codes[j], value_range=(r[0], r[1]) if r[2] else None)
-                 for j, (s, b, r) in enumerate(zip(slices, bounds, ranges, strict=True))]
-        q = _stack(parts, codes, size, [r[2] > 0 for r in ranges])
-        own = [p.side_nbytes + (CHUNK_SIDE_BYTES if size else 0) for p in parts]
+        q = _stack(parts, codes, np.concatenate(index), np.concatenate(bits), size)
         weights = _entropy_bits(codes.reshape(n, -1))
         frame = encode_quantized(q, quantizer, encoder, ErrorBound("abs", q.meta["abs_bound"]))
     return frame, _charge(len(frame), own, weights)
@@ -79,24 +106,16 @@ def unpack(buf, n: int, shape: tuple[int, ...], quantizer: Quantizer, encoder: E
     return dequantize_frame(f, encoder, quantizer)
 
 
-def _stack(parts: list[Quantized], codes: np.ndarray, size: int, found: list[bool]) -> Quantized:
-    """One ``Quantized`` of the parts' codes (already in ``codes``), in the per-chunk form (empty
-    slices: one plan); ``found``: whether each part has a finite value (its ``meta.range`` counts)."""
-    if any(set(p.side) != {"outlier_index", "outlier_bits"} for p in parts):
-        raise ValueError("pack: a slice was quantized in chunks of its own (a slice of >= ONE_PASS_MIN values "
-                         "without a finite value); use pack=slice")
-    total = codes.size
-    index = np.concatenate([p.side["outlier_index"].astype(np.uint64) + j * size for j, p in enumerate(parts)])
-    index = index.astype(np.uint32 if total < 2**32 else np.uint64)
-    bits = np.concatenate([p.side["outlier_bits"] for p in parts])
+def _stack(parts: list[Quantized], codes: np.ndarray, index: np.ndarray, bits: np.ndarray, size: int) -> Quantized:
+    """The frame's ``Quantized``: ``codes`` ``[n, rows, dim]`` with each table's plan per chunk of
+    ``size`` values (one plan where the slices are empty) and the outliers of all of them."""
     metas = [p.meta for p in parts]
-    ranges = [m["range"] for m, f in zip(metas, found) if f] or [[0.0, 0.0]]
-    lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
     ebs = [m["abs_bound"] for m in metas]
-    side = {"outlier_index": index, "outlier_bits": bits}
+    lo, hi = min(m["range"][0] for m in metas), max(m["range"][1] for m in metas)
     widest = max(range(len(metas)), key=lambda j: metas[j]["step"])  # the frame's plan: never tighter than a slice's
-    meta = {"centre": metas[widest]["centre"], "step": metas[widest]["step"], "abs_bound": max(ebs), "value_range": hi - lo,
-            "range": [lo, hi], "outliers": int(index.size), "abs_bounds": ebs}
+    side = {"outlier_index": index, "outlier_bits": bits}
+    meta = {"centre": metas[widest]["centre"], "step": metas[widest]["step"], "abs_bound": max(ebs),
+            "value_range": hi - lo, "range": [lo, hi], "outliers": int(index.size), "abs_bounds": ebs}
     if size:
         side.update(chunk_centre=np.array([m["centre"] for m in metas], np.float64),
                     chunk_step=np.array([m["step"] for m in metas], np.float64))
