@@ -338,7 +338,8 @@ class ChunkedEntropyCoder(Encoder):
         base = lo & mask
         u = flat.view(unsigned(flat.dtype))
         best = None
-        for floor, mode, tables, classes, counts in self._plans(u, columns, base, mask, alphabet):
+        plans = self._plans(u, columns, base, mask, alphabet, lambda: None if best is None else best[0])
+        for floor, mode, tables, classes, counts in plans:
             slow = self._slow(mode, tables)
             if best is not None and floor * slow >= best[0]:
                 continue  # not expected to pay for its tables
@@ -387,10 +388,11 @@ class ChunkedEntropyCoder(Encoder):
         column count and the class of each column."""
         return 4 * self._chunks(count, mode, tables, columns) + (4 + columns if mode == CLASSES else 0)
 
-    def _plans(self, u, columns, base, mask, alphabet):
+    def _plans(self, u, columns, base, mask, alphabet, best=lambda: None):
         """The models ``context`` allows, as (estimate of the stream's bytes, mode, tables, class of each
         column or None, histograms ``[tables, alphabet]``), one table first, then the others by their
-        estimate: ``none`` one table; ``column`` a table per column (2-D codes); ``classes`` the columns
+        estimate (yielded one at a time; ``best()``: the caller's best weighted cost so far, or None):
+        ``none`` one table; ``column`` a table per column (2-D codes); ``classes`` the columns
         grouped into a few classes with a table each (``column_classes``); ``block`` a table per
         ``block`` symbols; ``auto`` all four. Under ``auto`` the columns' histograms are counted only
         when they hold at most 4 entries per code (a wide alphabet in short columns, where column tables
@@ -416,21 +418,39 @@ class ChunkedEntropyCoder(Encoder):
             one = by_block.sum(axis=0, keepdims=True)
         else:
             one = histogram.histograms(u, 1, base, mask, alphabet)
-        if context == "auto" and by_column is not None and histogram.row_costs(by_column)[0].sum() \
-                >= (1.0 - self.config.auto_gain) * histogram.row_costs(one)[0][0]:
+        free = histogram.row_costs(by_column)[0].sum() if by_column is not None else 0.0  # bits, a free table each
+        if context == "auto" and by_column is not None \
+                and free >= (1.0 - self.config.auto_gain) * histogram.row_costs(one)[0][0]:
             by_column = None  # even free tables fitted to each column would not be auto_gain smaller
-        plans = []
+        yield 0.0, CODED, 1, None, one
+        plans = []  # (estimate, mode, tables, classes, counts, rank): rank orders equal estimates
         if by_column is not None and context in ("column", "auto"):
             plans.append((model_estimate(by_column) + self._layout_bytes(count, CODED, columns, columns),
-                          CODED, columns, None, by_column))
-        grouped = column_classes(by_column) if by_column is not None and context in ("classes", "auto") else None
-        if grouped is not None:
-            estimate, classes, counts = grouped
-            layout = self._layout_bytes(count, CLASSES, 2, columns) - columns  # the estimate has the class bytes
-            plans.append((estimate + layout, CLASSES, len(counts), classes, counts))
+                          CODED, columns, None, by_column, 0))
         if by_block is not None:
-            plans.append((model_estimate(by_block) + 4 * nchunks, BLOCKS, blocks, None, by_block))
-        return [(0.0, CODED, 1, None, one)] + sorted(plans, key=lambda plan: plan[0])
+            plans.append((model_estimate(by_block) + 4 * nchunks, BLOCKS, blocks, None, by_block, 2))
+        plans.sort(key=lambda plan: plan[::5])
+        # Class tables cost at least the columns' free entropy (a class's entropy is at least its
+        # columns', a coded size at least its entropy) plus their layout (1 byte of margin for
+        # rounding): the grouping is left out where that bound, weighted, cannot beat the best
+        # model already built, and is otherwise made only when the plans that come before it in
+        # the order of estimates (which it cannot undercut) have been tried. Same choice as
+        # grouping first, without the grouping's cost where it could not win.
+        bound = None
+        if by_column is not None and context in ("classes", "auto"):
+            bound = free / 8 - 1 + self._layout_bytes(count, CLASSES, 2, columns)
+        while plans or bound is not None:
+            if bound is not None and (not plans or plans[0][0] >= bound):
+                top = best()
+                grouped = None if top is not None and bound * self._slow(CLASSES, 2) >= top else column_classes(by_column)
+                bound = None
+                if grouped is not None:
+                    estimate, classes, counts = grouped
+                    layout = self._layout_bytes(count, CLASSES, 2, columns) - columns  # the estimate has the class bytes
+                    plans = sorted(plans + [(estimate + layout, CLASSES, len(counts), classes, counts, 1)],
+                                   key=lambda plan: plan[::5])
+                continue
+            yield plans.pop(0)[:5]
 
     def _decode_flat(self, payload: memoryview, dtype: np.dtype, count: int, nested: bool = False) -> np.ndarray:
         name = self.plugin_id
