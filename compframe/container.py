@@ -34,6 +34,8 @@ from .errors import FrameError
 MAGIC = b"CFRM"
 FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<4sHHII")
+_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=True)
+"""The header's encoder (what ``json.dumps`` with these options builds on every call)."""
 
 
 @dataclass
@@ -78,7 +80,7 @@ def dumps(header: dict[str, Any], codes: dict[str, bytes | tuple[bytes, ...]],
     names = [e["name"] for e in entries]
     if len(set(names)) != len(names):
         raise ValueError(f"section names must be unique, got {names}")
-    head = json.dumps({**header, "sections": entries}, separators=(",", ":"), allow_nan=True).encode()
+    head = _JSON.encode({**header, "sections": entries}).encode()
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(head), zlib.crc32(head))
     return b"".join([prefix, head, *payloads])
 

@@ -11,6 +11,7 @@ Thread policy: these functions are the only place where compframe sets numba's t
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from typing import Any
@@ -23,9 +24,9 @@ from .kernels.targets import cpu_threads_for
 
 
 def _header(quantizer: Quantizer, encoder: Encoder, bound: ErrorBound | None, q: Quantized) -> dict[str, Any]:
-    fmt, options = encoder.split_config()
+    fmt, options = _config(encoder, encoder.split_config)
     return {
-        "quantizer": quantizer.get_config(),
+        "quantizer": _config(quantizer, quantizer.get_config),
         "encoder": fmt,  # what decoding needs; run-time options only for the record
         "encoder_options": options,
         "shape": list(q.shape),
@@ -33,6 +34,24 @@ def _header(quantizer: Quantizer, encoder: Encoder, bound: ErrorBound | None, q:
         "bound": None if bound is None else {"mode": bound.mode, "value": bound.value},
         "meta": q.meta,
     }
+
+
+_CONFIGS: dict[int, tuple[Any, Any, Any]] = {}
+"""``id(plugin) -> (plugin, a deep copy of its config, its header config)``: the last plugins seen."""
+
+
+def _config(plugin: Quantizer | Encoder, build):
+    """``build()`` (the plugin's config for a header), rebuilt only when ``plugin`` is new or its
+    config differs from the copy kept (a small frame's header took about 10 us to rebuild each time).
+    The entry holds the plugin, so its id cannot be reused by another object meanwhile."""
+    hit = _CONFIGS.get(id(plugin))
+    if hit is not None and hit[0] is plugin and hit[1] == plugin.config:
+        return hit[2]
+    value = build()
+    if len(_CONFIGS) >= 32:
+        _CONFIGS.pop(next(iter(_CONFIGS)))
+    _CONFIGS[id(plugin)] = (plugin, copy.deepcopy(plugin.config), value)
+    return value
 
 
 def encode_quantized(q: Quantized, quantizer: Quantizer, encoder: Encoder, bound: ErrorBound | None) -> bytes:

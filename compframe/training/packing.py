@@ -78,18 +78,18 @@ def pack(parts: list[Quantized], lo: int, hi: int, quantizer: Quantizer, encoder
                          f"{[(p.shape, sorted(p.side)) for p in parts]}")
     n, dim = len(parts), shape[1]
     size = (hi - lo) * dim
-    wide = n * size >= 2**32
+    index_dtype = np.uint64 if n * size >= 2**32 else np.uint32
     codes = np.empty((n, hi - lo, dim), dtype=quantizer.code_dtype)
-    index, bits, own = [], [], []
+    index, bits = [np.empty(0, index_dtype)], [np.empty(0, parts[0].side["outlier_bits"].dtype)]
+    own = [CHUNK_SIDE_BYTES if size else 0] * n
     for j, p in enumerate(parts):
         codes[j] = p.codes["codes"][lo:hi]
-        i, b = p.side["outlier_index"], p.side["outlier_bits"]
+        i = p.side["outlier_index"]
         if i.size:
             keep = (i >= lo * dim) & (i < hi * dim)
-            i, b = i[keep].astype(np.int64) - lo * dim + j * size, b[keep]
-        index.append(i.astype(np.uint64 if wide else np.uint32))
-        bits.append(b)
-        own.append(i.size * (8 if wide else 4) + b.nbytes + (CHUNK_SIDE_BYTES if size else 0))
+            index.append((i[keep].astype(np.int64) - lo * dim + j * size).astype(index_dtype))
+            bits.append(p.side["outlier_bits"][keep])
+            own[j] += index[-1].nbytes + bits[-1].nbytes
     with cpu_threads_for(n * size):
         q = _stack(parts, codes, np.concatenate(index), np.concatenate(bits), size)
         weights = _entropy_bits(codes.reshape(n, -1))
@@ -138,12 +138,18 @@ def _entropy_bits(codes: np.ndarray) -> np.ndarray:
     return out
 
 
-def _charge(total: int, own: list[int], weights: np.ndarray) -> list[int]:
+def _charge(total: int, own: list[int], weights) -> list[int]:
     """``own[j]`` plus a share of ``total - sum(own)`` by ``weights`` (equal if they sum to 0), as
-    integers that sum to ``total``."""
+    integers that sum to ``total`` (each share the difference of two rounded cumulative shares)."""
     shared = total - sum(own)
-    w = np.asarray(weights, np.float64)
-    w = w if w.sum() > 0 else np.ones(len(own))
-    edges = np.floor(shared * np.cumsum(w) / w.sum() + 0.5).astype(np.int64)
-    edges[-1] = shared
-    return [o + int(s) for o, s in zip(own, np.diff(edges, prepend=0))]
+    w = [float(v) for v in weights]
+    if not sum(w) > 0:
+        w = [1.0] * len(own)
+    whole, acc, edge, out = sum(w), 0.0, 0, []
+    for o, v in zip(own, w):
+        acc += v
+        nxt = int(shared * acc / whole + 0.5)
+        out.append(o + nxt - edge)
+        edge = nxt
+    out[-1] += shared - edge
+    return out
