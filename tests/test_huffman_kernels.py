@@ -1,9 +1,16 @@
-"""``kernels.huffman``'s decoder with either direct-entry width, and codes longer than the direct table."""
+"""``kernels.huffman``'s decoder with either direct-entry width, and codes longer than the direct table;
+``kernels.simd_huffman``'s 16 chunks at once against it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from compframe.kernels import huffman as hk
+from compframe.kernels import simd_huffman as sh
 from compframe.plugins.encoders.entropy import chunk_layout
 
 
@@ -39,3 +46,71 @@ def test_decoder_entries_and_long_codes(dtype, entry):
     damaged[offsets[7] + 5] ^= 0x04
     sums = hk.decode("cpu", damaged, offsets, np.zeros_like(u), *layout, fast, limit, first_index, syms, param)
     assert sums[7] != expected[7] and np.array_equal(np.delete(sums, 7), np.delete(expected, 7))
+
+
+def _pairwise(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len):
+    """The reference: every chunk through ``decode_chunks`` alone (the pair loop with an empty partner)."""
+    status = np.zeros(starts.size, np.int64)
+    for c in range(starts.size):
+        t = table_of[c]
+        status[c] = sh._decode_pair(data, out, max_len, fast[t], limit[t], first_index[t], syms[t], fast[t], limit[t],
+                                    first_index[t], syms[t], offsets[c], offsets[c + 1], starts[c], ends[c],
+                                    offsets[c + 1], offsets[c + 1], ends[c], ends[c])
+    return status
+
+
+@pytest.mark.parametrize("dtype,entry", [(np.int8, np.uint32), (np.int16, np.int64)])
+def test_sixteen_chunks_at_once_match_the_pair_decoder(dtype, entry):
+    """``simd_huffman.decode_cpu`` (groups of 16 chunks as vectors, then pairs) decodes 37 chunks of
+    skewed codes with two alternating tables exactly (long codes inside the vector loop too), and on
+    damaged streams flags the same chunks as the scalar decoder: random bytes under an incomplete
+    code (bits that are no code stop the vector loop), and one flipped bit per chunk."""
+    rng = np.random.default_rng(5)
+    codes = (rng.geometric(0.25, 37 * 900) * rng.choice([-1, 1], 37 * 900)).astype(dtype)
+    u, lengths, param, base, mask, data, offsets, (starts, ends, _), expected = _streams(codes, 20, 900)
+    assert param > hk.FAST_BITS
+    table_of = np.arange(starts.size) % 2
+    lengths2 = np.concatenate([lengths, lengths])
+    fast = np.empty((2, 1 << hk.FAST_BITS), entry)
+    ok, limit, first_index, syms = hk.decoder_tables(lengths2, param, base, mask, fast)
+    assert ok
+    out = np.zeros_like(u)
+    sums = np.zeros(starts.size, np.int64)
+    sh.decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, param, sums)
+    assert np.array_equal(out, u) and np.array_equal(sums, expected)
+    damaged = data.copy()
+    damaged[offsets[:-1] + rng.integers(0, np.diff(offsets))] ^= np.uint8(1) << rng.integers(0, 8, starts.size).astype(np.uint8)
+    got = np.zeros(starts.size, np.int64)
+    sh.decode_cpu(damaged, offsets, np.zeros_like(u), starts, ends, table_of, fast, limit, first_index, syms, param, got)
+    status = _pairwise(damaged, offsets, np.zeros_like(u), starts, ends, table_of, fast, limit, first_index, syms, param)
+    assert np.array_equal(got < 0, status != 0) and np.all(got != expected)
+    # an incomplete code (lengths 1, 2, 3: the prefix 111 is no code) over random bytes
+    short = np.zeros((2, 4), np.int64)
+    short[:, :3] = [1, 2, 3]
+    fast = np.empty((2, 1 << hk.FAST_BITS), entry)
+    ok, limit, first_index, syms = hk.decoder_tables(short, 3, 0, mask, fast)
+    assert ok
+    noise = rng.integers(0, 256, data.size, dtype=np.uint8)
+    got = np.zeros(starts.size, np.int64)
+    sh.decode_cpu(noise, offsets, np.zeros_like(u), starts, ends, table_of, fast, limit, first_index, syms, 3, got)
+    status = _pairwise(noise, offsets, np.zeros_like(u), starts, ends, table_of, fast, limit, first_index, syms, 3)
+    assert np.all(status != 0) and np.all(got == -1)
+
+
+@pytest.mark.slow
+def test_sixteen_chunks_decode_when_numba_targets_a_generic_cpu(tmp_path):
+    """NUMBA_CPU_NAME=generic compiles without AVX-512: the vector decoder uses LLVM's generic gathers
+    there (no x86 intrinsic) and decodes the same codes."""
+    script = (
+        "import numpy as np\n"
+        "from compframe import registry\n"
+        "from compframe.kernels import simd\n"
+        "assert not simd.avx512()\n"
+        "c = (np.random.default_rng(0).geometric(0.2, 300000) - 3).astype(np.int16)\n"
+        "e = registry.create('encoder', 'huffman', chunk=4096)\n"
+        "assert np.array_equal(e.decode(e.encode(c)), c)\n"
+        "print('ok')\n")
+    env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]

@@ -16,8 +16,11 @@ codes through the canonical limits (left-justified to ``L`` bits), from the leng
 names. The bit reader refills 32 bits at a time while 4 bytes of the chunk are left, byte
 by byte (zero beyond the chunk's end) after that. ``decode_chunks`` decodes two chunks at once with
 two independent bit readers, each with its own tables (a table per column pairs chunks too), so
-that the CPU overlaps their dependency chains; a kernel passes an empty second chunk to decode one
-alone. The CPU drivers compute the chunks' checksums with ``fnv.record_pair`` (the same values as
+that the CPU overlaps their dependency chains, and the rest of each alone (``decode_alone``: runs
+of look-ups with one reader, ``decode_runs``, then symbol by symbol at the end); a kernel passes an
+empty second chunk to decode one alone. On the CPU, ``simd_huffman.decode_cpu`` decodes groups of
+16 chunks as vectors of bit readers first and the chunks left over with ``decode_chunks``. The CPU
+drivers compute the chunks' checksums with ``fnv.record_pair`` (the same values as
 ``targets.checksum_chunks``, which the CUDA kernels use).
 """
 
@@ -168,20 +171,16 @@ def long_symbol(acc, nbits, n, max_len, first, syms):
 
 
 @register_jitable
-def decode_alone(data, out, max_len, fast, limit, first, syms, acc, nbits, p, i, start, end, hi):
-    """Decode the rest of one chunk (``data[start:end]`` into ``out[:hi]``) from a bit reader's state:
-    ``nbits`` unread bits in ``acc``, the next byte at ``p``, the next symbol at ``i``. Returns 1 if
-    the chunk is damaged (``decode_chunks``' test), else 0.
-
-    Runs of look-ups that cannot pass the chunk's end (as ``decode_chunks``' pair loop, one reader),
-    then symbol by symbol: through the canonical limits where a look-up would write past ``hi``,
-    with zero bytes past ``end``."""
+def decode_runs(data, out, max_len, fast, limit, first, syms, acc, nbits, p, i, end, hi):
+    """Runs of look-ups of one bit reader (``decode_chunks``' run loop with one reader: ``nbits``
+    unread bits in ``acc``, the next byte at ``p``, the next symbol at ``i``) while they cannot pass
+    ``data[:end]`` or ``out[:hi]``; stops within ``64 / wbits`` symbols or 4 bytes of either end.
+    Returns the reader's state ``(acc, nbits, p, i)`` and 1 if its bits are no code (damage), else 0."""
     wbits = 8 * out.itemsize
     fast_bits = 0
     while (1 << fast_bits) < fast.size:
         fast_bits += 1
     fmask = (1 << fast_bits) - 1
-    mask = (1 << wbits) - 1
     hb = min(48, 8 * fast.itemsize - 8)
     while True:
         run = min((hi - i) * wbits // 64, (end - p) // 4)
@@ -202,10 +201,31 @@ def decode_alone(data, out, max_len, fast, limit, first, syms, acc, nbits, p, i,
         if ((e >> hb) & 7) == 0:  # a code longer than the direct table, from the length its entry names
             n = long_code(acc, nbits, e >> (hb + 3), max_len, limit)
             if n > max_len:
-                return 1
+                return acc, nbits, p, i, 1
             out[np.uint64(i)] = long_symbol(acc, nbits, n, max_len, first, syms)
             i += 1
             nbits -= n
+    return acc, nbits, p, i, 0
+
+
+@register_jitable
+def decode_alone(data, out, max_len, fast, limit, first, syms, acc, nbits, p, i, start, end, hi):
+    """Decode the rest of one chunk (``data[start:end]`` into ``out[:hi]``) from a bit reader's state:
+    ``nbits`` unread bits in ``acc``, the next byte at ``p``, the next symbol at ``i``. Returns 1 if
+    the chunk is damaged (``decode_chunks``' test), else 0.
+
+    ``decode_runs``, then symbol by symbol: through the canonical limits where a look-up would
+    write past ``hi``, with zero bytes past ``end``."""
+    acc, nbits, p, i, bad = decode_runs(data, out, max_len, fast, limit, first, syms, acc, nbits, p, i, end, hi)
+    if bad:
+        return 1
+    wbits = 8 * out.itemsize
+    fast_bits = 0
+    while (1 << fast_bits) < fast.size:
+        fast_bits += 1
+    fmask = (1 << fast_bits) - 1
+    mask = (1 << wbits) - 1
+    hb = min(48, 8 * fast.itemsize - 8)
     while i < hi:
         if nbits < _REFILL and end - p >= 4:  # as in the runs
             acc = refill(data, p, acc)
@@ -340,25 +360,6 @@ def encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scr
 
 
 @numba.njit(parallel=True, cache=True)
-def decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, sums):
-    n = starts.size
-    for j in numba.prange((n + 1) // 2):  # chunks in pairs, each with its own table
-        a = 2 * j
-        b = a + 1
-        ta = table_of[a]
-        if b < n:
-            tb = table_of[b]
-            status = _decode_cpu(data, out, max_len, fast[ta], limit[ta], first_index[ta], syms[ta], fast[tb],
-                                 limit[tb], first_index[tb], syms[tb], offsets[a], offsets[a + 1], starts[a], ends[a],
-                                 offsets[b], offsets[b + 1], starts[b], ends[b])
-        else:  # alone, with an empty partner
-            status = _decode_cpu(data, out, max_len, fast[ta], limit[ta], first_index[ta], syms[ta], fast[ta],
-                                 limit[ta], first_index[ta], syms[ta], offsets[a], offsets[a + 1], starts[a], ends[a],
-                                 offsets[a + 1], offsets[a + 1], ends[a], ends[a])
-        record_pair(out, starts, ends, a, b, status, sums)  # -1 for a chunk the decoder flagged
-
-
-@numba.njit(parallel=True, cache=True)
 def gather_cpu(scratch, scratch_end, cap, nbytes, offsets, out):
     for i in numba.prange(nbytes.size):
         a = scratch_end[i] - cap[i]
@@ -442,6 +443,8 @@ def decode(device, data, offsets, out, starts, ends, table_of, fast, limit, firs
     checksums (-1 marks a damaged chunk)."""
     sums = np.zeros(starts.size, np.int64)
     if device == "cpu":
+        from .simd_huffman import decode_cpu  # imports this module
+
         decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, sums)
         return sums
     _, dec = _cuda_kernels()

@@ -1,0 +1,277 @@
+"""Sixteen Huffman chunks decoded at once: the bit readers of 16 chunks as vectors (a numba intrinsic).
+
+``huffman.decode_chunks`` interleaves two bit readers (two chunks); a look-up costs 3-3.5 ns per
+reader there, the latency of one reader's chain (shift, table load, subtract), so one thread
+decodes 0.8-1 ns per int8 symbol and 2-3 ns per int16 one. The chunks of a stream are independent
+bit readers already (the stream format is unchanged): ``decode_steps`` keeps the state of 16 of
+them in vectors (``<16 x i64>`` accumulators, bit counts, byte and symbol positions), and per step
+refills every reader below ``huffman._REFILL`` bits with the next 32 bits of its own chunk (one
+gather of 16 words, byte-swapped), gathers the 16 direct entries (``vpgatherdd``/``vpgatherdq``
+with AVX-512F, as ``simd.decode_groups``; elsewhere LLVM's generic gather, lowered to scalar loads)
+and writes each entry's 64 bits at its reader's position, then moves every reader on by its
+entry's symbols and bits, exactly as the scalar run loop does.
+
+Readers whose entry is the prefix of a longer code search the canonical limits in the loop too
+(gathers of ``limit``, ``first_index`` and ``syms``, a branch taken on a few per cent of steps); a
+step stops short only where a reader's bits are no code (damage), which ``huffman.decode_alone``
+then finds and flags. The caller guarantees the bounds (the intrinsic checks nothing): for
+``steps`` steps every reader has 4 bytes per step, plus the 4 gathered ahead, left in its chunk
+and 64 bits of room per step before its chunk's end, as ``decode_chunks``' runs.
+
+Measured on one thread (docs/benchmarks.md, "huffman decode with 16 readers"): no faster with two
+vectors (32 chunks, two chains) or with 32-bit lanes for the counts and positions; the step is
+bound by its gathers and its 16 scalar stores, not by the chain's latency.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from . import simd
+from .fnv import record_pair
+from .huffman import _REFILL, decode_alone, decode_chunks, decode_runs
+from .targets import cpu
+
+W = simd.W
+"""Chunks decoded at once (one reader per chunk, 16 per vector)."""
+
+ACC, NBITS, POS, AT = range(4)
+"""Rows of ``decode_steps``' state array: accumulator, unread bits, next byte, next symbol."""
+
+_I8, _I32, _I64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
+
+
+def _vector(value, n=W, width=64):
+    return ir.Constant(ir.VectorType(ir.IntType(width), n), [value] * n)
+
+
+def _gather_words(builder, data, pos):
+    """The 32-bit words at the byte offsets ``pos`` (``<16 x i64>``) of ``data`` (i8*), unaligned."""
+    vt = ir.VectorType(_I32, W)
+    if simd.avx512():  # two gathers of 8 x 32 bits with 64-bit indices
+        it, ht = ir.VectorType(_I64, 8), ir.VectorType(_I32, 8)
+        mask = ir.Constant(ir.VectorType(ir.IntType(1), 8), [1] * 8)
+        fn = simd._function(builder.module, "llvm.x86.avx512.mask.gather.qpi.512", ht,
+                            [ht, _I8.as_pointer(), it, mask.type, _I32])
+        parts = [builder.call(fn, [ir.Constant(ht, None), data,
+                                   builder.shuffle_vector(pos, ir.Constant(pos.type, ir.Undefined),
+                                                          ir.Constant(ht, list(range(8 * h, 8 * h + 8)))),
+                                   mask, ir.Constant(_I32, 1)]) for h in range(2)]
+        return builder.shuffle_vector(parts[0], parts[1], ir.Constant(vt, list(range(W))))
+    pt = ir.VectorType(_I32.as_pointer(), W)
+    addr = builder.add(simd._splat(builder, builder.ptrtoint(data, _I64)), pos)
+    mask = ir.Constant(ir.VectorType(ir.IntType(1), W), [1] * W)
+    fn = simd._function(builder.module, f"llvm.masked.gather.v{W}i32.v{W}p0", vt, [pt, _I32, mask.type, vt])
+    return builder.call(fn, [builder.inttoptr(addr, pt), ir.Constant(_I32, 1), mask, ir.Constant(vt, ir.Undefined)])
+
+
+@intrinsic
+def decode_steps(typingctx, state, toff, fast, limit, first_index, syms, data, out, steps, fast_bits, max_len):
+    """``steps`` look-ups of each of 16 bit readers (``state[:, k]``: ``ACC``, ``NBITS``, ``POS``, ``AT``
+    of reader k, int64, updated) with ``huffman.decoder_tables``' tables (2-D; reader k's rows start
+    ``toff[0, k]`` entries into ``fast``, ``toff[1, k]`` into ``limit`` and ``first_index``,
+    ``toff[2, k]`` into ``syms``; ``fast_bits`` index bits, codes of at most ``max_len`` bits),
+    writing to ``out`` (uint8 or uint16) and reading ``data`` (uint8). Returns the steps done:
+    fewer only when a reader's bits are no code (a damaged chunk), with that step's refills kept."""
+    if state.dtype != types.int64 or toff.dtype != types.int64 or fast.dtype not in (types.uint32, types.int64) \
+            or limit.dtype != types.int64 or first_index.dtype != types.int64 or syms.dtype != types.int32 \
+            or data.dtype != types.uint8 or out.dtype not in (types.uint8, types.uint16):
+        return None
+    wide = fast.dtype == types.int64
+    hb = 48 if wide else 24  # an entry's symbols below bit hb, then count and length (huffman.FAST_BITS)
+    sig = types.int64(state, toff, fast, limit, first_index, syms, data, out, steps, fast_bits, max_len)
+
+    def codegen(context, builder, signature, args):
+        sa, ta, fa, la, ia, ya, da, oa = (
+            context.make_array(t)(context, builder, a)
+            for t, a in zip((state, toff, fast, limit, first_index, syms, data, out), args[:8]))
+        count, fb, top = args[8], args[9], args[10]
+        vt, it = ir.VectorType(_I64, W), ir.VectorType(_I32, W)
+        rows = [builder.bitcast(builder.gep(sa.data, [ir.Constant(_I64, W * r)]), vt.as_pointer()) for r in range(4)]
+        first = [builder.load(ptr, align=8) for ptr in rows]
+        foff, loff, yoff = (builder.trunc(builder.load(builder.bitcast(builder.gep(ta.data, [ir.Constant(_I64, W * r)]),
+                                                                        vt.as_pointer()), align=8), it)
+                            for r in range(3))
+        data8 = builder.bitcast(da.data, _I8.as_pointer())
+        fbv, topv = simd._splat(builder, fb), simd._splat(builder, top)
+        fmask = builder.sub(builder.shl(_vector(1), fbv), _vector(1))
+        lmask = builder.sub(builder.shl(_vector(1), topv), _vector(1))
+        bswap = simd._function(builder.module, f"llvm.bswap.v{W}i32", it, [it])
+
+        def word_at(pos):  # the 32 bits at each reader's next byte, MSB-first
+            return builder.zext(builder.call(bswap, [_gather_words(builder, data8, pos)]), vt)
+
+        def any_of(flags):
+            return builder.icmp_unsigned("!=", builder.bitcast(flags, ir.IntType(W)), ir.Constant(ir.IntType(W), 0))
+
+        pending0 = word_at(first[POS])
+        entry = builder.block
+        head = builder.append_basic_block("steps")
+        body = builder.append_basic_block("steps.body")
+        search = builder.append_basic_block("steps.long")
+        found = builder.append_basic_block("steps.found")
+        store = builder.append_basic_block("steps.store")
+        done = builder.append_basic_block("steps.done")
+        builder.branch(head)
+        builder.position_at_end(head)
+        g = builder.phi(_I64)
+        acc, nbits, pos, at, pending = (builder.phi(vt) for _ in range(5))
+        g.add_incoming(ir.Constant(_I64, 0), entry)
+        for phi, value in zip((acc, nbits, pos, at, pending), first + [pending0]):
+            phi.add_incoming(value, entry)
+        builder.cbranch(builder.icmp_signed("<", g, count), body, done)
+        # a step: refill the readers below _REFILL bits from the word gathered the step before (the
+        # next word's gather overlaps the table's), then one direct look-up per reader
+        builder.position_at_end(body)
+        need = builder.icmp_signed("<", nbits, _vector(_REFILL))
+        acc1 = builder.select(need, builder.and_(builder.or_(builder.shl(acc, _vector(32)), pending),
+                                                 _vector((1 << 56) - 1)), acc)
+        nbits1 = builder.add(nbits, builder.select(need, _vector(32), _vector(0)))
+        pos1 = builder.add(pos, builder.select(need, _vector(4), _vector(0)))
+        pending1 = word_at(pos1)
+        index = builder.and_(builder.lshr(acc1, builder.sub(nbits1, fbv)), fmask)
+        e = simd._gather(builder, fa.data, builder.add(builder.trunc(index, it), foff), wide)
+        e = e if wide else builder.zext(e, vt)
+        held = builder.and_(builder.lshr(e, _vector(hb)), _vector(7))
+        prefix = builder.icmp_unsigned("==", held, _vector(0))
+        named = builder.lshr(e, _vector(hb + 3))
+        builder.cbranch(any_of(prefix), search, store)
+        # rare: readers whose entry is the prefix of a longer code search the canonical limits from
+        # the length the entry names (huffman.long_code), the others keep their entry
+        builder.position_at_end(search)
+        length = builder.phi(vt)
+        length.add_incoming(named, body)
+        v = builder.and_(builder.lshr(acc1, builder.sub(nbits1, topv)), lmask)
+        inside = builder.icmp_signed("<=", length, topv)
+        bound = simd._gather(builder, la.data, builder.add(builder.trunc(builder.select(inside, length, topv), it), loff),
+                             True)
+        further = builder.and_(builder.and_(prefix, inside), builder.icmp_signed(">=", v, bound))
+        length.add_incoming(builder.add(length, builder.zext(further, vt)), search)
+        builder.cbranch(any_of(further), search, found)
+        builder.position_at_end(found)
+        bad = builder.and_(prefix, builder.icmp_signed(">", length, topv))
+        coded = builder.xor(prefix, bad)  # the readers whose search found a code
+        n = builder.select(coded, length, _vector(1))  # valid indices for the others' (unused) look-ups
+        start = simd._gather(builder, ia.data, builder.add(builder.trunc(n, it), loff), True)
+        at_sym = builder.select(coded, builder.add(start, builder.lshr(v, builder.sub(topv, n))), _vector(0))
+        symbol = builder.zext(simd._gather(builder, ya.data, builder.add(builder.trunc(at_sym, it), yoff), False), vt)
+        long_e = builder.or_(builder.or_(symbol, _vector(1 << hb)), builder.shl(n, _vector(hb + 3)))
+        e_long = builder.select(prefix, long_e, e)
+        builder.cbranch(any_of(bad), done, store)
+        builder.position_at_end(store)
+        e_all = builder.phi(vt)
+        e_all.add_incoming(e, body)
+        e_all.add_incoming(e_long, found)
+        for k in range(W):  # each reader's entry at its own position (64 bits: the symbols, then spare)
+            lane = ir.Constant(_I32, k)
+            target = builder.gep(oa.data, [builder.extract_element(at, lane)])
+            builder.store(builder.extract_element(e_all, lane), builder.bitcast(target, _I64.as_pointer()), align=1)
+        g.add_incoming(builder.add(g, ir.Constant(_I64, 1)), store)
+        moved = builder.add(at, builder.and_(builder.lshr(e_all, _vector(hb)), _vector(7)))
+        for phi, value in zip((acc, nbits, pos, at, pending),
+                              (acc1, builder.sub(nbits1, builder.lshr(e_all, _vector(hb + 3))), pos1, moved, pending1)):
+            phi.add_incoming(value, store)
+        builder.branch(head)
+        builder.position_at_end(done)
+        steps_done = builder.phi(_I64)
+        steps_done.add_incoming(g, head)
+        steps_done.add_incoming(g, found)
+        values = [builder.phi(vt) for _ in rows]
+        for value, last, kept in zip(values, (acc, nbits, pos, at), (acc1, nbits1, pos1, at)):
+            value.add_incoming(last, head)
+            value.add_incoming(kept, found)
+        for ptr, value in zip(rows, values):
+            builder.store(value, ptr, align=8)
+        return steps_done
+
+    return sig, codegen
+
+
+MIN_RUN = 8
+"""Below this many steps left for the nearest reader the chunks are finished one by one."""
+
+STAGGER = 64
+"""Bytes of output between the starting points of neighbouring readers of 16-bit codes (one cache
+line). Chunks start a multiple of 4 KiB apart, so readers that move in lockstep (about one 16-bit
+symbol per look-up, as on pooled int16 codes) store to the same L1 set, which has fewer ways (12 on
+Zen 4) than there are readers: 3.2 ns per symbol in step against 2.2 staggered. 8-bit readers
+drift apart (1-6 symbols per look-up) and pay more for the stagger (decoded one reader at a time,
+before and after the vector loop) than they gain."""
+
+
+@numba.njit(cache=True, nogil=True)
+def decode_group(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, a, sums):
+    """Decode chunks ``a .. a + 15`` (``decode_cpu``'s arguments) and record their checksums (-1 for a
+    damaged chunk): ``decode_steps`` while every reader is surely inside its chunk (a look-up writes
+    64 bits of symbols; a step reads at most 4 bytes, and the next 4 are gathered ahead), then each
+    chunk's rest with ``huffman.decode_alone``, which also makes the end checks and finds the damage
+    that stopped ``decode_steps``."""
+    wbits = 8 * out.itemsize
+    fast_bits = 0
+    while (1 << fast_bits) < fast.shape[1]:
+        fast_bits += 1
+    state = np.zeros((4, W), np.int64)
+    toff = np.empty((3, W), np.int64)
+    damaged = 0
+    for k in range(W):
+        c = a + k
+        t = table_of[c]
+        toff[0, k] = t * fast.shape[1]
+        toff[1, k] = t * limit.shape[1]
+        toff[2, k] = t * syms.shape[1]
+        # 16-bit codes: reader k starts about 64 k bytes of output into its chunk (decoded alone), so
+        # that readers in lockstep store to different cache sets (see STAGGER)
+        ahead = STAGGER * k // 2 if wbits == 16 else 0
+        acc, nbits, p, i, bad = decode_runs(data, out, max_len, fast[t], limit[t], first_index[t], syms[t], 0, 0,
+                                            offsets[c], starts[c], offsets[c + 1], min(ends[c], starts[c] + ahead))
+        state[ACC, k], state[NBITS, k], state[POS, k], state[AT, k] = acc, nbits, p, i
+        damaged |= bad
+    while damaged == 0:
+        run = MIN_RUN << 40
+        for k in range(W):
+            c = a + k
+            run = min(run, (ends[c] - state[AT, k]) * wbits // 64, (offsets[c + 1] - state[POS, k]) // 4 - 1)
+        if run < MIN_RUN or decode_steps(state, toff, fast, limit, first_index, syms, data, out, run, fast_bits,
+                                         max_len) < run:
+            break
+    status = 0
+    for k in range(W):
+        c = a + k
+        t = table_of[c]
+        bad = decode_alone(data, out, max_len, fast[t], limit[t], first_index[t], syms[t], state[ACC, k],
+                           state[NBITS, k], state[POS, k], state[AT, k], offsets[c], offsets[c + 1], ends[c])
+        status |= bad << (k & 1)
+        if k & 1:
+            record_pair(out, starts, ends, c - 1, c, status, sums)
+            status = 0
+
+
+_decode_pair = cpu(decode_chunks)
+
+
+@numba.njit(parallel=True, cache=True)
+def decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, sums):
+    """Decode every chunk (``huffman.decode``'s CPU side): groups of 16 chunks with ``decode_group``,
+    then the chunks left over in pairs with ``huffman.decode_chunks`` (an odd last one alone)."""
+    n = starts.size
+    groups = n // W
+    for g in numba.prange(groups):
+        decode_group(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, W * g, sums)
+    for j in numba.prange((n - W * groups + 1) // 2):
+        a = W * groups + 2 * j
+        b = a + 1
+        ta = table_of[a]
+        if b < n:
+            tb = table_of[b]
+            status = _decode_pair(data, out, max_len, fast[ta], limit[ta], first_index[ta], syms[ta], fast[tb],
+                                  limit[tb], first_index[tb], syms[tb], offsets[a], offsets[a + 1], starts[a], ends[a],
+                                  offsets[b], offsets[b + 1], starts[b], ends[b])
+        else:  # alone, with an empty partner
+            status = _decode_pair(data, out, max_len, fast[ta], limit[ta], first_index[ta], syms[ta], fast[ta],
+                                  limit[ta], first_index[ta], syms[ta], offsets[a], offsets[a + 1], starts[a], ends[a],
+                                  offsets[a + 1], offsets[a + 1], ends[a], ends[a])
+        record_pair(out, starts, ends, a, b, status, sums)  # -1 for a chunk the decoder flagged
