@@ -749,7 +749,7 @@ def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision, 
     rcp, info = encoder_tables(freq, cum, precision)
     cap = 2 * (ends - starts) + 4 * lanes
     scratch_end = np.cumsum(cap)
-    scratch = np.zeros(int(scratch_end[-1]) if cap.size else 0, np.uint8)
+    scratch = np.empty(int(scratch_end[-1]) if cap.size else 0, np.uint8)  # only the written tails are read
     nbytes = np.zeros(starts.size, np.int64)
     sums = np.zeros(starts.size, np.int64)
     if device == "cpu" and lanes == 2:

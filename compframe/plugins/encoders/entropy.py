@@ -361,7 +361,7 @@ class ChunkedEntropyCoder(Encoder):
         if mode == CLASSES:
             tail = struct.pack("<I", columns) + classes.tobytes() + tail
         checksum = combine_checksums(sums, flat.dtype.str.encode(), head, tail)
-        return b"".join((head, struct.pack("<I", checksum), tail, data.tobytes()))
+        return b"".join((head, struct.pack("<I", checksum), tail, data))  # the chunks joined without a copy of their own
 
     def _slow(self, mode, tables):
         """The factor a model's bytes are weighed with when ``auto`` chooses: ``1 / (1 - auto_gain)``
