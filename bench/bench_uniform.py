@@ -13,8 +13,10 @@ stage (quantize, encode, frame, parse + decode, dequantize) for each general-pur
 ``--vs-copy`` (issue 13) times, in one interleaved loop (each repeat runs every contender once, the
 figure is each one's best), ``np.copyto`` and int8/int16 quantization into a reused buffer for each
 ``--cases`` entry (quantizer:bound): the default (one pass for float32 fields from
-``ONE_PASS_MIN`` values, see ``compframe.plugins.quantizers.uniform``), the two-pass path (the range,
-then the codes: the default of smaller fields, and of every field before the one-pass path) and the
+``ONE_PASS_MIN`` values and ``rel`` bounds from the code type's ``ONE_PASS_REL_MIN``, see
+``compframe.plugins.quantizers.uniform``), the one-pass path forced (``passes: 1``; only where the
+default is the two-pass path), the two-pass path (``passes: 2``: the range, then the codes; the
+default of smaller fields, and of every field before the one-pass path) and the
 ``value_range`` hint (the field's own range minus 1 %, as a training loop would pass the previous
 iteration's), each on one numba thread and on the threads of compframe's policy
 (``cpu_threads_for``: all threads from 512 Ki values). ``np.copyto`` runs on one thread either way.
@@ -30,7 +32,6 @@ Memory: each of compress and decompress runs in a fresh process that first holds
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import subprocess
 import sys
@@ -45,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import compframe as cf  # noqa: E402
 from compframe import container  # noqa: E402
 from compframe.plugins.quantizers import uniform as U  # noqa: E402
-from compframe.registry import create  # noqa: E402
+from compframe.registry import create, create_from_config  # noqa: E402
 
 
 def best(fn, repeat: int) -> float:
@@ -113,17 +114,6 @@ def race(fns: dict, repeat: int) -> dict[str, float]:
     return out
 
 
-@contextlib.contextmanager
-def two_pass():
-    """The two-pass default of fields below ``ONE_PASS_MIN`` for a field of any size (the range, then
-    the codes: what every field got before the one-pass path)."""
-    saved, U.ONE_PASS_MIN = U.ONE_PASS_MIN, 1 << 62
-    try:
-        yield
-    finally:
-        U.ONE_PASS_MIN = saved
-
-
 def vs_copy(mib: int, repeat: int, cases: list[str]) -> list[dict]:
     """Quantization into a reused buffer against ``np.copyto`` of the same field (see the module doc)."""
     import numba
@@ -138,17 +128,14 @@ def vs_copy(mib: int, repeat: int, cases: list[str]) -> list[dict]:
     for case in cases:
         qid, bound = case.split(":", 1)
         b = cf.ErrorBound.parse(bound)
-        q = create("quantizer", qid)
+        q, one, two = (create_from_config("quantizer", {"id": qid, **p}) for p in ({}, {"passes": 1}, {"passes": 2}))
         buf = np.empty(x.size, q.code_dtype)
         meta = q.quantize(x, b).meta
         hint = (meta["range"][0] * 0.99, meta["range"][1] * 0.99)
-
-        def plain(q=q, b=b, buf=buf):
-            with two_pass():
-                q.quantize(x, b, out=buf)
-
         fns[f"{case} default"] = lambda q=q, b=b, buf=buf: q.quantize(x, b, out=buf)
-        fns[f"{case} two-pass"] = plain
+        if not q.takes_one_pass(x.size, b):
+            fns[f"{case} one-pass"] = lambda q=one, b=b, buf=buf: q.quantize(x, b, out=buf)
+        fns[f"{case} two-pass"] = lambda q=two, b=b, buf=buf: q.quantize(x, b, out=buf)
         fns[f"{case} value_range"] = lambda q=q, b=b, buf=buf, hint=hint: q.quantize(x, b, out=buf, value_range=hint)
     with cpu_threads_for(x.size):
         policy = numba.get_num_threads()
@@ -181,17 +168,15 @@ def ratio_cost(mib: int, cases: list[str], encoders: list[str]) -> list[dict]:
     for case in cases:
         qid, bound = case.split(":", 1)
         b = cf.ErrorBound.parse(bound)
-        q = create("quantizer", qid)
-        for path in ("two-pass", "default"):
-            with two_pass() if path == "two-pass" else contextlib.nullcontext():
-                quantized = q.quantize(x, b)
-                row = {"case": case, "path": path, "entropy_bits": entropy_bits(quantized.codes["codes"]),
-                       "outliers": quantized.meta["outliers"], "side_bytes": quantized.side_nbytes}
-                if "chunk_step" in quantized.side:
-                    row["chunks_own_step"] = int((quantized.side["chunk_step"] != quantized.meta["step"]).sum())
-                    row["chunks"] = int(quantized.side["chunk_step"].size)
-                for eid in encoders:
-                    row[f"ratio_{eid}"] = x.nbytes / len(cf.compress(x, quantizer=q, encoder=eid, bound=b))
+        for path, q in (("two-pass", {"id": qid, "passes": 2}), ("default", {"id": qid})):
+            quantized = create_from_config("quantizer", q).quantize(x, b)
+            row = {"case": case, "path": path, "entropy_bits": entropy_bits(quantized.codes["codes"]),
+                   "outliers": quantized.meta["outliers"], "side_bytes": quantized.side_nbytes}
+            if "chunk_step" in quantized.side:
+                row["chunks_own_step"] = int((quantized.side["chunk_step"] != quantized.meta["step"]).sum())
+                row["chunks"] = int(quantized.side["chunk_step"].size)
+            for eid in encoders:
+                row[f"ratio_{eid}"] = x.nbytes / len(cf.compress(x, quantizer=q, encoder=eid, bound=b))
             rows.append(row)
     return rows
 

@@ -101,7 +101,7 @@ class UniformQuantizer(Quantizer):
             if found is not None and plan[0] <= bound.absolute(found[1] - found[0]) \
                     and (not counts.any() or self._fits(plan, *found) or hint[0] <= found[0] and found[1] <= hint[1]):
                 kept = plan, counts, found, None, K.CHUNK
-        elif x.dtype == np.float32 and flat.size and self._one_pass_pays(flat.size, bound):
+        elif x.dtype == np.float32 and flat.size and self.takes_one_pass(flat.size, bound):
             kept = self._one_pass(flat, codes, bound)
         if kept is None:
             lo, hi, _ = K.finite_range(flat)
@@ -129,7 +129,7 @@ class UniformQuantizer(Quantizer):
         return Quantized(codes={"codes": codes.reshape(x.shape)}, side=side, meta=meta, shape=tuple(x.shape),
                          dtype=x.dtype.name)
 
-    def _one_pass_pays(self, n: int, bound: ErrorBound) -> bool:
+    def takes_one_pass(self, n: int, bound: ErrorBound) -> bool:
         """Whether a float32 field of ``n`` values takes the one-pass path (see ``Config.passes``)."""
         if self.config.passes != "auto":
             return self.config.passes == 1
