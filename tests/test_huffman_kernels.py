@@ -79,10 +79,12 @@ def test_sixteen_chunks_at_once_match_the_pair_decoder(dtype, entry):
     sh.decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, param, sums)
     assert np.array_equal(out, u) and np.array_equal(sums, expected)
     damaged = data.copy()
-    damaged[offsets[:-1] + rng.integers(0, np.diff(offsets))] ^= np.uint8(1) << rng.integers(0, 8, starts.size).astype(np.uint8)
+    bits = rng.integers(0, 8, starts.size).astype(np.uint8)
+    damaged[offsets[:-1] + rng.integers(0, np.diff(offsets))] ^= np.uint8(1) << bits  # one bit per chunk
     got = np.zeros(starts.size, np.int64)
-    sh.decode_cpu(damaged, offsets, np.zeros_like(u), starts, ends, table_of, fast, limit, first_index, syms, param, got)
-    status = _pairwise(damaged, offsets, np.zeros_like(u), starts, ends, table_of, fast, limit, first_index, syms, param)
+    tables = (fast, limit, first_index, syms, param)
+    sh.decode_cpu(damaged, offsets, np.zeros_like(u), starts, ends, table_of, *tables, got)
+    status = _pairwise(damaged, offsets, np.zeros_like(u), starts, ends, table_of, *tables)
     assert np.array_equal(got < 0, status != 0) and np.all(got != expected)
     # an incomplete code (lengths 1, 2, 3: the prefix 111 is no code) over random bytes
     short = np.zeros((2, 4), np.int64)

@@ -6,10 +6,11 @@ decodes 0.8-1 ns per int8 symbol and 2-3 ns per int16 one. The chunks of a strea
 bit readers already (the stream format is unchanged): ``decode_steps`` keeps the state of 16 of
 them in vectors (``<16 x i64>`` accumulators, bit counts, byte and symbol positions), and per step
 refills every reader below ``huffman._REFILL`` bits with the next 32 bits of its own chunk (one
-gather of 16 words, byte-swapped), gathers the 16 direct entries (``vpgatherdd``/``vpgatherdq``
-with AVX-512F, as ``simd.decode_groups``; elsewhere LLVM's generic gather, lowered to scalar loads)
-and writes each entry's 64 bits at its reader's position, then moves every reader on by its
-entry's symbols and bits, exactly as the scalar run loop does.
+gather of 16 words, byte-swapped, made a step ahead so that it overlaps the table's), gathers the
+16 direct entries (``vpgatherdd``/``vpgatherdq`` with AVX-512F, as ``simd.decode_groups``;
+elsewhere LLVM's generic gather, lowered to scalar loads) and writes each entry's 64 bits at its
+reader's position, then moves every reader on by its entry's symbols and bits, exactly as the
+scalar run loop does.
 
 Readers whose entry is the prefix of a longer code search the canonical limits in the loop too
 (gathers of ``limit``, ``first_index`` and ``syms``, a branch taken on a few per cent of steps); a
@@ -18,9 +19,10 @@ then finds and flags. The caller guarantees the bounds (the intrinsic checks not
 ``steps`` steps every reader has 4 bytes per step, plus the 4 gathered ahead, left in its chunk
 and 64 bits of room per step before its chunk's end, as ``decode_chunks``' runs.
 
-Measured on one thread (docs/benchmarks.md, "huffman decode with 16 readers"): no faster with two
-vectors (32 chunks, two chains) or with 32-bit lanes for the counts and positions; the step is
-bound by its gathers and its 16 scalar stores, not by the chain's latency.
+Measured on one thread (docs/benchmarks.md, "``huffman`` decode: one-reader runs and 16 chunks at
+once"): no faster with two vectors (32 chunks, two chains), with 32-bit lanes for the counts and
+positions, or with scatters for the stores; the step is bound by its gathers and its 16 stores,
+not by the chain's latency.
 """
 
 from __future__ import annotations
@@ -147,8 +149,8 @@ def decode_steps(typingctx, state, toff, fast, limit, first_index, syms, data, o
         length.add_incoming(named, body)
         v = builder.and_(builder.lshr(acc1, builder.sub(nbits1, topv)), lmask)
         inside = builder.icmp_signed("<=", length, topv)
-        bound = simd._gather(builder, la.data, builder.add(builder.trunc(builder.select(inside, length, topv), it), loff),
-                             True)
+        below = builder.trunc(builder.select(inside, length, topv), it)
+        bound = simd._gather(builder, la.data, builder.add(below, loff), True)
         further = builder.and_(builder.and_(prefix, inside), builder.icmp_signed(">=", v, bound))
         length.add_incoming(builder.add(length, builder.zext(further, vt)), search)
         builder.cbranch(any_of(further), search, found)
