@@ -257,10 +257,11 @@ _decode_pair = cpu(decode_chunks)
 
 @numba.njit(parallel=True, cache=True)
 def decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, sums):
-    """Decode every chunk (``huffman.decode``'s CPU side): groups of 16 chunks with ``decode_group``,
-    then the chunks left over in pairs with ``huffman.decode_chunks`` (an odd last one alone)."""
+    """Decode every chunk (``huffman.decode``'s CPU side): groups of 16 chunks with ``decode_group``
+    (unless the tables hold 2**31 entries or more), then the chunks left over in pairs with
+    ``huffman.decode_chunks`` (an odd last one alone)."""
     n = starts.size
-    groups = n // W
+    groups = n // W if max(fast.size, limit.size, syms.size) < 1 << 31 else 0  # decode_steps' 32-bit table indices
     for g in numba.prange(groups):
         decode_group(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, W * g, sums)
     for j in numba.prange((n - W * groups + 1) // 2):
