@@ -175,8 +175,9 @@ def test_auto_keeps_one_table_where_column_tables_gain_little(pid):
 
 
 def test_column_kernels_and_class_layout():
-    """rows.transpose/gather_columns/scatter_columns against numpy (shapes around the 8-row step), and
-    class_layout: the columns stably by class, every class's run cut into whole chunks of its table."""
+    """rows.transpose/gather_columns/scatter_columns/columns_first against numpy (shapes around the 8-
+    and 16-row steps), and class_layout: the columns stably by class, every class's run cut into
+    whole chunks of its table."""
     from compframe.kernels import rows as rk
     from compframe.plugins.encoders.entropy import class_layout
 
@@ -188,6 +189,10 @@ def test_column_kernels_and_class_layout():
         gathered = rk.gather_columns(a, order)
         assert np.array_equal(gathered, a[:, order].T)
         assert np.array_equal(rk.scatter_columns(gathered, order), a)
+    for shape, dtype in [((15, 3), np.uint8), ((16, 5), np.uint16), ((33, 100), np.uint8), ((40, 512), np.int16)]:
+        a = rng.integers(0, 99, shape).astype(dtype)  # bands of 16 rows; the last: rows of 1 KiB, 8 rows
+        order = rng.permutation(shape[1])
+        assert np.array_equal(rk.columns_first(a), a.T) and np.array_equal(rk.columns_first(a, order), a[:, order].T)
     classes = np.array([2, 0, 2, 1, 0, 2], np.uint8)
     order, starts, ends, table_of = class_layout(classes, 5, 4)
     assert order.tolist() == [1, 4, 3, 0, 2, 5]

