@@ -3,6 +3,7 @@
     PYTHONPATH=. python bench/bench_lorenzo.py               # all fields, rel 1e-2, 1e-3, 1e-4; markdown to stdout
     PYTHONPATH=. python bench/bench_lorenzo.py --quick       # smaller fields, 3 repeats
     PYTHONPATH=. python bench/bench_lorenzo.py --predictors interp   # only the interp pipelines (and SZ3)
+    NUMBA_NUM_THREADS=1 PYTHONPATH=. python bench/bench_lorenzo.py --sweep --repeat 7   # interp's own sweep, CPU ms
 
 GPULZ's 1.23x over nvCOMP's LZ4 (ICS'23, arXiv 2304.07342) was measured on cuSZ's quantization codes:
 Lorenzo residuals of smooth scientific fields. Fields here (float32): Gaussian random fields made
@@ -32,6 +33,7 @@ import argparse
 import os
 import subprocess
 import time
+import zlib
 
 import numpy as np
 
@@ -220,16 +222,44 @@ def lorenzo_summary(results) -> list[str]:
     return lines + [""]
 
 
+def sweep_times(quick: bool, repeat: int) -> list[str]:
+    """``interp`` alone (``tune: false``, int16 codes) on the two smooth random fields: quantize and
+    dequantize in ms of CPU time (``time.process_time``, steadier than wall time on a shared machine;
+    run with one thread), best of ``repeat``, and a CRC-32 of the codes and the reconstruction (the
+    same bytes from tree to tree)."""
+    lines = ["| field, bound | quantize ms (CPU) | dequantize ms (CPU) | CRC-32 codes, reconstruction |",
+             "|---|---:|---:|---|"]
+    for name, x in list(fields(quick).items())[:2]:
+        for rel in (1e-2, 1e-3, 1e-4):
+            q, bound = registry.create("quantizer", "interp", tune=False), ErrorBound("rel", rel)
+            quantized = q.quantize(x, bound)
+            times = []
+            for fn in (lambda: q.quantize(x, bound), lambda: q.dequantize(quantized)):
+                best = float("inf")
+                for _ in range(repeat):
+                    t0 = time.process_time()
+                    fn()
+                    best = min(best, time.process_time() - t0)
+                times.append(best * 1e3)
+            crc = (zlib.crc32(quantized.codes["codes"].tobytes()), zlib.crc32(q.dequantize(quantized).tobytes()))
+            lines.append(f"| {name}, rel {rel:g} | {times[0]:.1f} | {times[1]:.1f} | {crc[0]:08x}, {crc[1]:08x} |")
+    return lines
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fields of half the side, 3 repeats")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--rel", type=float, nargs="+", default=[1e-2, 1e-3, 1e-4])
     ap.add_argument("--predictors", nargs="+", choices=("lorenzo", "interp"), default=["lorenzo", "interp"])
+    ap.add_argument("--sweep", action="store_true", help="only interp's own quantize/dequantize times (CPU)")
     args = ap.parse_args(argv)
     repeat = 3 if args.quick else args.repeat
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     out = [f"`uptime` before: {load}; numba threads: {os.environ.get('NUMBA_NUM_THREADS', 'default')}", ""]
+    if args.sweep:
+        print("\n".join(out + sweep_times(args.quick, repeat)))
+        return
     results = {}
     for name, x in fields(args.quick).items():
         for rel in args.rel:
