@@ -10,9 +10,9 @@ a slice depends on ``mode``:
 - ``simulate``: the pooled lookup is quantized and dequantized in place with the run's quantizer
   and ``bound = schedule(table, iteration)`` (as the study's training script
   does: allenfengjr/dlrm_comp, dlrm_s_with_compress_quan.py), and the float32 bytes of the result travel;
-- ``real``: each slice goes through the registry's pipeline (``compframe.pipeline``: quantize,
-  encode, frame) and the frame's bytes travel; the receiver parses the frame, decodes and
-  dequantizes. A ``rel`` bound is taken over the whole pooled lookup ``[B, dim]`` of the table
+- ``real``: frames travel (how the slices go into frames: ``pack``, below); the receiver parses
+  them, decodes and dequantizes. With ``pack=slice`` each slice goes through the registry's pipeline
+  (``compframe.pipeline``: quantize, encode, frame). A ``rel`` bound is taken over the whole pooled lookup ``[B, dim]`` of the table
   (``eb_abs = eb * (max - min)``, as the study does), and every slice is compressed with that
   ``abs`` bound, so the error does not depend on how many ranks share the batch. The table's range
   is found slice by slice in one pass (``kernels.uniform.finite_range``); a quantizer that
@@ -25,7 +25,8 @@ a slice depends on ``mode``:
 rank owns (``compframe.training.packing``: each table's pooled lookup quantized once with its bound,
 as ``simulate`` does, and its rows sent in the frames of their ranks; the codes of a frame encoded
 once, its fixed cost paid once). ``auto`` (the default) is ``destination`` for a quantizer whose frames can
-hold it (int8, int16) and ``slice`` otherwise. In a shared frame each table is charged its own side
+hold it (int8, int16) and ``slice`` otherwise; ``destination`` with another quantizer is refused.
+Sizes message and payload then hold one item per destination. In a shared frame each table is charged its own side
 data and a share of the rest by the entropy of its codes (``packing``); the charges of a frame sum to
 its size, so the tables' bytes still sum to the bytes sent.
 
