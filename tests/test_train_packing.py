@@ -22,7 +22,8 @@ from compframe.training.exchange import Exchange, batch_splits
 def lookups(rows: int = 24, dim: int = 16) -> list[np.ndarray]:
     """Five pooled lookups of one shape: plain, NaN and -inf, one far value, constant, a wide scale."""
     rng = np.random.default_rng(7)
-    xs = [(rng.normal(size=(rows, dim)) * s + c).astype(np.float32) for s, c in ((1, 0), (3, 5), (1, -2), (0, 1.5), (40, 0))]
+    scales = ((1, 0), (3, 5), (1, -2), (0, 1.5), (40, 0))
+    xs = [(rng.normal(size=(rows, dim)) * s + c).astype(np.float32) for s, c in scales]
     xs[1][2, 3], xs[1][5, 0] = np.nan, -np.inf
     xs[2][7, 7] = 1e4  # a far value: the centre of the range is far from the others
     return xs
