@@ -15,9 +15,9 @@ a slice depends on ``mode``:
   (``compframe.pipeline``: quantize, encode, frame). A ``rel`` bound is taken over the whole pooled
   lookup ``[B, dim]`` of the table (``eb_abs = eb * (max - min)``, as the study does), and every
   slice is compressed with that ``abs`` bound, so the error does not depend on how many ranks share
-  the batch. With ``pack=slice`` the table's range is found slice by slice in one pass (``kernels.uniform.finite_range``); a quantizer that
-  ``takes_value_range`` (int8, int16) gets its slice's exact range, so it skips its own min/max pass
-  and its frame is byte-identical to the two-pass frame it would build without it (slices below
+  the batch. With ``pack=slice`` the table's range is found slice by slice in one pass
+  (``kernels.uniform.finite_range``); a quantizer that ``takes_value_range`` (int8, int16) gets its
+  slice's exact range, so it skips its own min/max pass and its frame is byte-identical to the two-pass frame it would build without it (slices below
   ``kernels.uniform.ONE_PASS_MIN`` values, every slice in practice, build that frame either way).
 
 ``pack`` (real mode): ``slice`` sends each (table, destination) slice as a frame of its own;
