@@ -17,8 +17,9 @@ a slice depends on ``mode``:
   slice is compressed with that ``abs`` bound, so the error does not depend on how many ranks share
   the batch. With ``pack=slice`` the table's range is found slice by slice in one pass
   (``kernels.uniform.finite_range``); a quantizer that ``takes_value_range`` (int8, int16) gets its
-  slice's exact range, so it skips its own min/max pass and its frame is byte-identical to the two-pass frame it would build without it (slices below
-  ``kernels.uniform.ONE_PASS_MIN`` values, every slice in practice, build that frame either way).
+  slice's exact range, so it skips its own min/max pass and its frame is byte-identical to the
+  two-pass frame it would build without it (slices below ``kernels.uniform.ONE_PASS_MIN`` values,
+  every slice in practice, build that frame either way).
 
 ``pack`` (real mode): ``slice`` sends each (table, destination) slice as a frame of its own;
 ``destination`` sends one frame per destination rank holding the slices of all the tables this
