@@ -297,7 +297,7 @@ def one_pass_cases(chunk: int = K.CHUNK, chunks: int = 4) -> dict[str, np.ndarra
 @pytest.fixture
 def one_pass_everywhere(monkeypatch):
     """The one-pass path for float32 fields of any size and any bound (by default only from 16 MiB
-    and ``rel`` bounds from 2.5e-4)."""
+    and ``rel`` bounds from the code type's ``ONE_PASS_REL_MIN``)."""
     from compframe.plugins.quantizers import uniform as U
 
     monkeypatch.setattr(U, "ONE_PASS_MIN", 0)

@@ -220,8 +220,8 @@ class UniformQuantizer(Quantizer):
         if q.bound is not None:  # a frame's: the bound of the field's range, or tighter (a value_range hint)
             value_range = limits.number(q.meta.get("value_range"), "meta.value_range")
             if not eb <= q.bound.absolute(value_range):
-                raise FrameError(f"{self.plugin_id}: meta.abs_bound = {eb!r} is looser than the frame's bound {q.bound} "
-                                 f"of meta.value_range = {value_range!r}")
+                raise FrameError(f"{self.plugin_id}: meta.abs_bound = {eb!r} is looser than the frame's bound "
+                                 f"{q.bound} of meta.value_range = {value_range!r}")
         if not (0 < step <= 2 * eb and math.isfinite(step) or step == 0 and not 0 < 2 * eb < math.inf):
             raise FrameError(f"{self.plugin_id}: meta.step = {step!r} does not fit meta.abs_bound = {eb!r} (a finite "
                              f"step in (0, 2 * abs_bound], or 0 where 2 * abs_bound is 0 or overflows)")
