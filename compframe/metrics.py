@@ -29,9 +29,8 @@ def entropy_bits(codes: np.ndarray) -> float:
     flat = np.asarray(codes).reshape(-1)
     if flat.size == 0:
         return 0.0
-    if flat.dtype.itemsize <= 2:
-        offset = np.iinfo(flat.dtype).min
-        counts = np.bincount((flat.astype(np.int64) - offset), minlength=1)
+    if flat.dtype.itemsize <= 2:  # bins over the codes' own range: the same non-zero counts in the same order
+        counts = np.bincount(flat.astype(np.int64) - int(flat.min()))
     else:
         _, counts = np.unique(flat, return_counts=True)
     p = counts[counts > 0] / flat.size
