@@ -119,6 +119,14 @@ class Quantizer(Plugin):
     float_dtypes: ClassVar[tuple[str, ...]] = ("float32", "float64")
     takes_value_range: ClassVar[bool] = False
     """Whether ``quantize`` accepts ``value_range=(min, max)``, the caller's expected finite range."""
+    options_params: ClassVar[tuple[str, ...]] = ()
+    """Parameters that only steer how ``quantize`` works (a frame's meta records what decoding needs):
+    left out of a frame's header (``format_config``), so they cost no header bytes and a frame's
+    bytes do not depend on them; decoding rebuilds the quantizer with their defaults."""
+
+    def format_config(self) -> dict[str, Any]:
+        """The config a frame's header holds: ``get_config()`` without ``options_params``."""
+        return {k: v for k, v in self.get_config().items() if k not in self.options_params}
 
     def check_input(self, x: np.ndarray) -> np.ndarray:
         """``x`` as a C-contiguous array in native byte order, of its own shape (0-d stays 0-d)."""

@@ -26,7 +26,7 @@ from .kernels.targets import cpu_threads_for
 def _header(quantizer: Quantizer, encoder: Encoder, bound: ErrorBound | None, q: Quantized) -> dict[str, Any]:
     fmt, options = _config(encoder, encoder.split_config)
     return {
-        "quantizer": _config(quantizer, quantizer.get_config),
+        "quantizer": _config(quantizer, quantizer.format_config),
         "encoder": fmt,  # what decoding needs; run-time options only for the record
         "encoder_options": options,
         "shape": list(q.shape),

@@ -168,6 +168,21 @@ def test_passes_two_never_writes_chunk_side_data(monkeypatch):
     assert "chunk_step" in auto.side
 
 
+@pytest.mark.parametrize("qid", ["int8", "int16"])
+def test_passes_and_chunk_stay_out_of_the_header(qid):
+    """They steer only how quantize runs (meta.chunk records a one-pass frame's chunking): a frame's
+    header holds the decoding config alone, so a two-pass frame's bytes do not depend on them."""
+    x = one_pass_field()
+    frames = [cf.compress(x, quantizer={"id": qid, **params}, encoder="zstd", bound="rel:1e-2")
+              for params in ({}, {"passes": 2}, {"passes": "auto", "chunk": 4096})]
+    assert frames[0] == frames[1] == frames[2]
+    assert container.loads(frames[0]).header["quantizer"] == {"id": qid}
+    one = cf.compress(x, quantizer={"id": qid, "passes": 1, "chunk": 256}, encoder="zstd", bound="rel:1e-2")
+    f = container.loads(one)
+    assert f.header["quantizer"] == {"id": qid} and f.header["meta"]["chunk"] == 256
+    assert np.abs(cf.decompress(one) - x)[~np.isnan(x)].max() <= f.header["meta"]["abs_bound"]
+
+
 @pytest.mark.parametrize("config,param", [({"passes": 3}, "passes"), ({"passes": "one"}, "passes"),
                                           ({"chunk": 10}, "chunk"), ({"chunk": 1 << 31}, "chunk"),
                                           ({"passes": 2, "chunk": 1024}, "chunk")])

@@ -56,6 +56,8 @@ class UniformQuantizer(Quantizer):
     code_dtype: ClassVar[str]
     takes_value_range = True
 
+    options_params = ("passes", "chunk")  # meta.chunk records a one-pass frame's chunking
+
     @dataclass
     class Config:
         passes: int | str = "auto"
