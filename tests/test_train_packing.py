@@ -84,6 +84,8 @@ def test_pack_refuses_what_it_cannot_hold():
         Exchange([0], 0, 1, "real", lorenzo, enc, create("schedule", "constant"), pack="destination")
     assert Exchange([0], 0, 1, "real", lorenzo, enc, create("schedule", "constant")).pack == "slice"
     assert Exchange([0], 0, 1, "real", q, enc, create("schedule", "constant")).pack == "destination"
+    with pytest.raises(ValueError, match="1 embedding tables on 2 ranks: every rank must hold at least one"):
+        Exchange([0], 0, 2, "real", q, enc, create("schedule", "constant"))
 
 
 # -- a real 2-rank gloo group ------------------------------------------------------------------------

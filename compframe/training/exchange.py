@@ -138,6 +138,9 @@ class Exchange:
         self.timer = timer or Timer()
         self.device = device or torch.device("cpu")
         self.by_rank = [[t for t, o in enumerate(owners) if o == r] for r in range(world)]
+        if not all(self.by_rank):
+            raise ValueError(f"{len(owners)} embedding tables on {world} ranks: every rank must hold at least one "
+                             f"table (allowed world_size: 1 to {len(owners)})")
         self.mine = self.by_rank[rank]
         self.stats: dict[int, TableStats] = {t: TableStats() for t in self.mine}
         self.totals: dict[int, TableStats] = {t: TableStats() for t in self.mine}
