@@ -268,6 +268,12 @@ def test_damaged_lane_streams_are_refused():
     data = np.zeros(4 * 32 + 100, np.uint8)  # every state zero: below 2**16
     assert ans_kernels._decode_lanes_cpu(data, out, np.zeros(1 << 12, np.uint32), 12, 12, 0, data.size, 0, 700, 32) \
         == -1
+    # a lane count the vector loops have no variant of: refused before writing, on both sides
+    x, written = np.zeros(64, np.uint8), np.full(100, 7, np.uint8)
+    rcp, info = ans_kernels.encoder_tables(np.array([[1 << 12] + [0] * 255]), np.zeros((1, 256), np.int64), 12)
+    assert ans_kernels._encode_lanes_vec_cpu(x, 0, 255, 12, written, rcp[0], info[0], info[0].astype(np.uint32), 0, 64,
+                                             100, 8) == -1
+    assert (written == 7).all()
 
 
 @pytest.mark.slow

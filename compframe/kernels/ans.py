@@ -619,7 +619,10 @@ def _decode_lanes_cpu(data, out, table, precision, shift, start, end, lo, hi, la
 def _encode_lanes_vec_cpu(x, base, mask, precision, out, rcp, info, packed, lo, hi, end, lanes):
     """One chunk of the lane mode, the bytes of ``encode_lanes``: the last, partial group with its
     scalar steps, then the whole groups with ``simd_encode.encode_groups`` (``packed``: the low 32
-    bits of ``info``). Returns the bytes written."""
+    bits of ``info``). Returns the bytes written, or -1 for a lane count the vector loop has no
+    variant of (16, 32, 64), before anything is written."""
+    if lanes != 16 and lanes != 32 and lanes != 64:
+        return -1
     st = np.empty(lanes, np.uint32)
     for j in range(lanes):
         st[j] = STATE_LOW
@@ -630,7 +633,7 @@ def _encode_lanes_vec_cpu(x, base, mask, precision, out, rcp, info, packed, lo, 
         p = simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 16)
     elif lanes == 32:
         p = simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 32)
-    else:
+    else:  # 64, the only lane count left
         p = simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 64)
     return _finish_lanes_cpu(out, end, p, lanes, st)
 
