@@ -242,6 +242,8 @@ class Encoder(Plugin):
             except FrameError as e:  # the byte budget: a stream's error to the stream's caller
                 raise StreamError(f"{self.plugin_id} stream: {e}") from None
             except Exception as e:  # a library's own error on damaged input
+                if type(e).__module__.startswith("numba"):  # a kernel that failed to compile: a bug, not the data's
+                    raise
                 raise StreamError(f"{self.plugin_id} stream: payload is damaged ({type(e).__name__}: {e})") from None
         if flat.dtype != dtype or flat.size != count:
             raise StreamError(f"{self.plugin_id} stream: decoded {flat.size} values of {flat.dtype}, header says {count} of {dtype}")

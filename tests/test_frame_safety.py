@@ -361,3 +361,26 @@ def test_golden_json_lists_the_encoder():
     for path in OPTION_FRAMES:
         config = json.loads(path.with_suffix(".json").read_text())
         assert "quantizer" in config and "encoder" in config, path.stem
+
+
+def test_a_kernel_that_fails_to_compile_is_not_reported_as_damage(monkeypatch):
+    """A library's error on damaged input is a StreamError; a numba compile error is a bug in the
+    decoder, and passes through as itself instead of blaming the payload."""
+    import numba
+    from numba.core.errors import TypingError
+
+    from compframe import registry
+    from compframe.errors import StreamError
+
+    @numba.njit
+    def broken(x):
+        return x.no_such_attribute
+
+    enc = registry.create_from_config("encoder", {"id": "zstd"})
+    stream = b"".join(enc.encode_parts(np.arange(100, dtype=np.int8)))
+    monkeypatch.setattr(type(enc), "_decode", lambda self, payload, dtype, count: broken(np.zeros(3)))
+    with pytest.raises(TypingError):
+        enc.decode(stream)
+    monkeypatch.setattr(type(enc), "_decode", lambda self, payload, dtype, count: 1 // 0)
+    with pytest.raises(StreamError, match="payload is damaged \\(ZeroDivisionError"):
+        enc.decode(stream)
