@@ -63,6 +63,28 @@ def test_each_packed_slice_is_its_rows_of_the_simulated_lookup(qid):
             assert charged[2] >= 8 * ((hi - lo) * 16 - 1)  # a u4 index and the u4 bits of each
 
 
+@pytest.mark.parametrize("qid", ["int8", "int16"])
+def test_stacked_quantize_equals_one_table_at_a_time(qid):
+    """``quantize_tables``' one kernel call over the stack of lookups gives, table by table, exactly
+    what ``quantizer.quantize`` with the table's range gives (codes, outliers, meta), across bounds with
+    no outliers, many outliers (int8 at rel 1e-4) and a tiny ``abs`` bound, on one chunk and on several
+    (3000 x 40 values > ``kernels.uniform.CHUNK``); the lookups holding NaN/inf take the plain path."""
+    q = create("quantizer", qid)
+    for rows, dim in ((24, 16), (3000, 40)):
+        xs = lookups(rows, dim)
+        for bounds in ([ErrorBound("rel", r) for r in REL], [ErrorBound("abs", 1e-6)] * 5):
+            stacked = packing._stacked(xs, bounds, q)
+            assert stacked[1] is None and sum(p is not None for p in stacked) >= 2
+            for part, x, b in zip(packing.quantize_tables(xs, bounds, q), xs, bounds):
+                ref = packing._one_table(x, b, q)
+                assert part.meta == ref.meta and part.shape == ref.shape and part.dtype == ref.dtype
+                assert np.array_equal(part.codes["codes"], ref.codes["codes"])
+                assert part.codes["codes"].dtype == ref.codes["codes"].dtype
+                assert set(part.side) == set(ref.side)
+                for k, v in part.side.items():
+                    assert v.dtype == ref.side[k].dtype and np.array_equal(v, ref.side[k])
+
+
 def test_empty_slices_pack_and_unpack():
     q, enc = create("quantizer", "int8"), create("encoder", "zstd")
     parts = packing.quantize_tables(lookups(), [ErrorBound("rel", 0.01)] * 5, q)

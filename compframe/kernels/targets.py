@@ -166,6 +166,9 @@ def cpu_threads_for(work: int):
         yield
         return
     previous = numba.get_num_threads()
+    if previous == 1:  # already one thread (a nested block, or a one-thread process): nothing to set
+        yield
+        return
     numba.set_num_threads(1)
     try:
         yield

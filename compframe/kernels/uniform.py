@@ -572,3 +572,62 @@ def requantize_chunks(x, codes, chunks, chunk, centre, step, eb, r_lo, r_hi, lo,
             counts[c] = bad
             took[k] = True
     return took
+
+
+@njit(inline="always", cache=True)
+def _stack_row(x, codes, counts, rel, eb_abs, tiny, lo, hi):
+    """One row of ``quantize_stack``: returns ``(done, min, max, eb, centre, step)``."""
+    low, high, clean = _plain_range(x)
+    r_lo, r_hi = np.float64(low), np.float64(high)
+    if not (clean and math.isfinite(r_lo) and math.isfinite(r_hi)) or x.size == 0:
+        return False, 0.0, 0.0, 0.0, 0.0, 0.0
+    eb = rel * (r_hi - r_lo) if rel > 0.0 else eb_abs
+    eb = eb if eb > tiny else tiny
+    centre = r_lo / 2 + r_hi / 2
+    step = 2.0 * eb if math.isfinite(2.0 * eb) else 0.0
+    ok, c32, inv32, theta, qlo, qhi, mark = _fast_params(centre, step, eb, max(r_hi - centre, centre - r_lo), lo, hi)
+    if not ok:
+        return False, 0.0, 0.0, 0.0, 0.0, 0.0
+    fast = (c32, inv32, theta, qlo, qhi, mark)
+    inv = 1.0 / step
+    for c in range(counts.size):
+        s = c * CHUNK
+        counts[c] = _fast_chunk(x[s:s + CHUNK], codes[s:s + CHUNK], fast, centre, inv, step, eb, lo, hi, False)[0]
+    return True, r_lo, r_hi, eb, centre, step
+
+
+@njit(inline="always", cache=True)
+def _put(plans, j, row):
+    done, r_lo, r_hi, eb, centre, step = row
+    plans[j, 0], plans[j, 1], plans[j, 2], plans[j, 3], plans[j, 4], plans[j, 5] = done, r_lo, r_hi, eb, centre, step
+
+
+@njit(cache=True, nogil=True)
+def _quantize_stack(x, codes, rels, ebs_abs, tiny, lo, hi, counts, plans):
+    for j in range(x.shape[0]):
+        _put(plans, j, _stack_row(x[j], codes[j], counts[j], rels[j], ebs_abs[j], tiny, lo, hi))
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _quantize_stack_parallel(x, codes, rels, ebs_abs, tiny, lo, hi, counts, plans):
+    for j in prange(x.shape[0]):
+        _put(plans, j, _stack_row(x[j], codes[j], counts[j], rels[j], ebs_abs[j], tiny, lo, hi))
+
+
+def quantize_stack(x, codes, rels, ebs_abs, tiny, lo, hi, threads=1):
+    """Quantize each row ``x[j]`` of a C-contiguous float32 ``[n, size]`` stack into ``codes[j]`` with
+    its own plan, in one call: the row's finite range ``[min, max]`` (one vectorized pass), its bound
+    ``eb = rels[j] * (max - min)`` if ``rels[j] > 0`` else ``ebs_abs[j]``, raised to at least ``tiny``,
+    centre ``min/2 + max/2``, step ``2 eb``; codes by the float32 fast path (``fast_params``,
+    ``_fast_chunk``: the codes ``quantize_into`` + ``repair`` give), per ``CHUNK`` values.
+
+    Returns ``plans`` (float64 ``[n, 6]``: done, min, max, eb, centre, step) and ``counts`` (int64
+    ``[n, chunks]``: outliers per chunk, code 0, for ``gather_outliers``). A row not done (holding
+    NaN or ±inf, empty, or a plan the fast path does not take) has unspecified codes: the caller
+    quantizes it another way. ``threads > 1``: rows in parallel."""
+    n, size = x.shape
+    counts = np.zeros((n, max(1, -(-size // CHUNK))), np.int64)
+    plans = np.zeros((n, 6))
+    run = _quantize_stack_parallel if threads > 1 and n > 1 else _quantize_stack
+    run(x, codes, rels, ebs_abs, tiny, lo, hi, counts, plans)
+    return plans, counts

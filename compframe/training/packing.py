@@ -30,14 +30,16 @@ zero. The charges sum to the frame's size.
 from __future__ import annotations
 
 
+import numba
 import numpy as np
 
 from ..base import Encoder, ErrorBound, Quantized, Quantizer
 from ..container import loads
 from ..kernels.targets import cpu_threads_for
-from ..kernels.uniform import finite_range
+from ..kernels.uniform import CHUNK, finite_range, gather_outliers, quantize_stack
 from ..pipeline import dequantize_frame, encode_quantized
 from ..plugins.quantizers.uniform import OUTLIER_SIDE, UniformQuantizer
+from ..plugins.quantizers.uniform import _limits as code_limits
 
 CHUNK_SIDE_BYTES = 16
 """The side bytes of one slice's plan: its table's centre and step (float64 each)."""
@@ -53,18 +55,65 @@ def packable(quantizer: Quantizer | None) -> bool:
 
 
 def quantize_tables(xs: list[np.ndarray], bounds: list[ErrorBound], quantizer: Quantizer) -> list[Quantized]:
-    """Each table's pooled lookup ``xs[j]`` (float, ``[B, dim]``) quantized with ``bounds[j]``, its
-    finite range found in one pass (``kernels.uniform.finite_range``) and passed as ``value_range``.
+    """Each table's pooled lookup ``xs[j]`` (float, ``[B, dim]``) quantized with ``bounds[j]`` over its
+    finite range, as ``quantizer.quantize(xs[j], abs bound, value_range=(min, max))`` does.
 
     A ``rel`` bound becomes ``abs`` over that range, at least ``TINY`` (a constant or all-non-finite
-    lookup then keeps a positive step, which a chunk's plan needs; its values come back exact)."""
-    parts = []
-    for x, b in zip(xs, bounds, strict=True):
-        with cpu_threads_for(x.size):
-            lo, hi, n = finite_range(x.reshape(-1))
-            b = ErrorBound("abs", max(b.absolute(hi - lo), TINY))
-            parts.append(quantizer.quantize(x, b, value_range=(lo, hi) if n else None))
-    return parts
+    lookup then keeps a positive step, which a chunk's plan needs; its values come back exact).
+    float32 lookups of one shape (the exchange's) are quantized in one kernel call over their stack
+    (``kernels.uniform.quantize_stack``; ``_stacked``), the others, and any lookup holding NaN or
+    ±inf, one by one (``_one_table``): the same codes, side data and meta either way."""
+    parts: list[Quantized | None] = [None] * len(xs)
+    if xs and all(x.dtype == np.float32 and x.shape == xs[0].shape for x in xs):
+        parts = _stacked(xs, bounds, quantizer)
+    return [p if p is not None else _one_table(x, b, quantizer) for p, x, b in zip(parts, xs, bounds, strict=True)]
+
+
+def _one_table(x: np.ndarray, bound: ErrorBound, quantizer: Quantizer) -> Quantized:
+    """One lookup through ``quantizer.quantize`` with its finite range as ``value_range``."""
+    with cpu_threads_for(x.size):
+        lo, hi, n = finite_range(x.reshape(-1))
+        b = ErrorBound("abs", max(bound.absolute(hi - lo), TINY))
+        return quantizer.quantize(x, b, value_range=(lo, hi) if n else None)
+
+
+def _stacked(xs: list[np.ndarray], bounds: list[ErrorBound], quantizer: Quantizer) -> list[Quantized | None]:
+    """``quantize_tables`` for float32 lookups of one shape in one ``quantize_stack`` call; None for a
+    lookup the kernel leaves (NaN or ±inf, empty, a plan without the fast path). Its result is
+    ``quantize``'s with the range hint: for finite data the hint is the exact range, so ``quantize``
+    keeps its one fast pass with the plan of that range and the bound given, which is this plan."""
+    shape, n = xs[0].shape, len(xs)
+    stack = np.stack([x.reshape(-1) for x in xs])
+    codes = np.empty(stack.shape, dtype=quantizer.code_dtype)
+    rels = np.array([b.value if b.mode == "rel" else 0.0 for b in bounds])
+    abss = np.array([b.value if b.mode == "abs" else 0.0 for b in bounds])
+    if any(b.mode not in ("rel", "abs") or not b.value > 0 for b in bounds):
+        return [None] * n
+    with cpu_threads_for(stack.size):
+        plans, counts = quantize_stack(stack, codes, rels, abss, TINY, *code_limits(quantizer.code_dtype),
+                                       threads=numba.get_num_threads())
+        return [_table(quantizer, stack[j], codes[j], plans[j], counts[j], shape) if plans[j, 0] else None
+                for j in range(n)]
+
+
+def _table(quantizer: Quantizer, flat: np.ndarray, codes: np.ndarray, plan: np.ndarray, counts: np.ndarray,
+           shape: tuple[int, ...]) -> Quantized:
+    """The ``Quantized`` of one row of ``quantize_stack`` (``plan``: done, min, max, eb, centre, step),
+    its outliers gathered as ``quantize`` gathers them."""
+    _, lo, hi, eb, centre, step = (float(v) for v in plan)
+    n_out = int(counts.sum())
+    index, bits = np.empty(n_out, np.uint32 if flat.size < 2**32 else np.uint64), np.empty(n_out, np.uint32)
+    if n_out:
+        nc = counts.size
+        found = gather_outliers(flat, codes, np.full(nc, centre), np.full(nc, step), np.full(nc, eb),
+                                *code_limits(quantizer.code_dtype), counts, CHUNK, index, bits)
+        if not np.array_equal(found, counts):
+            raise RuntimeError(f"pack: the outlier gather found {found.tolist()[:8]} per chunk where the codes pass "
+                               f"counted {counts.tolist()[:8]} (first 8 chunks)")
+    meta = {"centre": centre, "step": step, "abs_bound": eb, "value_range": hi - lo, "range": [lo, hi],
+            "outliers": n_out}
+    return Quantized(codes={"codes": codes.reshape(shape)}, side={"outlier_index": index, "outlier_bits": bits},
+                     meta=meta, shape=tuple(shape), dtype="float32")
 
 
 def pack(parts: list[Quantized], lo: int, hi: int, quantizer: Quantizer, encoder: Encoder) -> tuple[bytes, list[int]]:
