@@ -1,12 +1,17 @@
-"""``targets.checksum_chunks`` on the CPU with its paired loop vectorised: the same checksums, faster.
+"""``targets.checksum_chunks`` on the CPU with its loop vectorised over 2 or 16 chunks: the same checksums, faster.
 
 numba's scalar code of ``checksum_chunks`` keeps its eight FNV lanes (four per chunk) in eight
 registers and runs one 32-bit multiply per value (about 0.65 ns per value on the bench machine, a
 quarter of a Huffman decode); LLVM's SLP vectoriser does not pack the lanes because nothing is
-stored between the steps. ``_paired_steps`` states the loop in LLVM IR instead: the eight lanes are
-one ``<8 x i32>`` vector (chunk 0's four values, then chunk 1's), ``h = (h ^ v) * FNV_PRIME;
-h ^= h >> 13`` is three vector instructions per eight values. The chunks' rests and the folding of
-the lanes are ``checksum_chunks``' own steps, in scalar code.
+stored between the steps. ``_steps`` states the loop in LLVM IR instead: the four lanes of each of
+``chunks`` chunks sit in ``<4m x i32>`` vectors of m = 2 or 4 chunks (chunk 0's four lanes, then
+chunk 1's, ...), and ``h = (h ^ v) * FNV_PRIME; h ^= h >> 13`` is three vector instructions per
+vector of values. One vector of two chunks (``checksums``, as ``record_pair`` uses) is one
+dependency chain, about 6 cycles (the multiply's latency) per 8 values; 16 chunks
+(``record_group``, after ``simd_huffman``'s 16-chunk decode) are four independent chains of 16
+lanes, bound by the loads and shuffles instead. The chunks' rests and the folding of the lanes are
+``targets.checksum_rest``, in scalar code. Plain LLVM vector IR, no x86 intrinsic: it compiles for
+any target numba compiles for (``simd.target_features()``; tested with ``NUMBA_CPU_NAME=generic``).
 """
 
 from __future__ import annotations
@@ -17,32 +22,50 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from . import simd
 from .targets import FNV_OFFSET, FNV_PRIME, checksum_cpu, checksum_rest
 
 _I32, _I64 = ir.IntType(32), ir.IntType(64)
-_V8 = ir.VectorType(_I32, 8)
+
+GROUP = simd.W
+"""Chunks whose checksums ``record_group`` computes together (16, as ``simd_huffman`` decodes them)."""
 
 
-def _splat(value: int):
-    return ir.Constant(_V8, [value] * 8)
+def _joined(builder, parts):
+    """The vectors ``parts`` (2 or 4 of the same type) end to end, one vector."""
+    while len(parts) > 1:
+        n = parts[0].type.count
+        mask = ir.Constant(ir.VectorType(_I32, 2 * n), list(range(2 * n)))
+        parts = [builder.shuffle_vector(parts[k], parts[k + 1], mask) for k in range(0, len(parts), 2)]
+    return parts[0]
 
 
 @intrinsic
-def _paired_steps(typingctx, x, h, i, j, groups):
-    """``groups`` steps of ``checksum_chunks``' paired loop on the lanes ``h[:8]`` (uint32): lanes 0-3
-    take ``x[i + 4g:i + 4g + 4]``, lanes 4-7 ``x[j + 4g:j + 4g + 4]``. The caller keeps the reads
-    inside ``x`` (nothing is checked)."""
-    if h.dtype != types.uint32 or x.dtype not in (types.uint8, types.uint16):
+def _steps(typingctx, x, h, at, blocks, chunks):
+    """``4 * blocks`` steps of ``checksum_chunks``' loop on ``chunks`` chunks at once (a literal: 2 or
+    a multiple of 4): chunk k's lanes ``h[4k:4k + 4]`` (uint32) take ``x[at[k]:at[k] + 16 * blocks]``,
+    four values per step (``at`` int64). Per block of 16 values a chunk's values are one vector load,
+    spread over the four steps by shuffles. The caller keeps the reads inside ``x`` (nothing is
+    checked); ``at`` is not moved."""
+    if not isinstance(chunks, types.IntegerLiteral):
+        raise numba.core.errors.RequireLiteralValue("chunks must be a compile-time constant")
+    k_all = chunks.literal_value
+    if h.dtype != types.uint32 or at.dtype != types.int64 or x.dtype not in (types.uint8, types.uint16) \
+            or not (k_all == 2 or (k_all > 0 and k_all % 4 == 0)):
         return None
+    per = min(k_all, 4)  # chunks per vector
 
     def codegen(context, builder, signature, args):
-        xa = context.make_array(x)(context, builder, args[0])
-        ha = context.make_array(h)(context, builder, args[1])
-        i0, j0, count = args[2], args[3], args[4]
+        xa, ha, aa = (context.make_array(t)(context, builder, a) for t, a in zip((x, h, at), args[:3]))
+        count = args[3]
         elem = context.get_data_type(x.dtype)
-        quad = ir.VectorType(elem, 4)
-        hptr = builder.bitcast(ha.data, _V8.as_pointer())
-        start = builder.load(hptr, align=4)
+        row = ir.VectorType(elem, 16)
+        vt = ir.VectorType(_I32, 4 * per)
+        prime, thirteen = ir.Constant(vt, [FNV_PRIME] * vt.count), ir.Constant(vt, [13] * vt.count)
+        hptrs = [builder.bitcast(builder.gep(ha.data, [ir.Constant(_I64, 4 * k)]), vt.as_pointer())
+                 for k in range(0, k_all, per)]
+        starts = [builder.load(builder.gep(aa.data, [ir.Constant(_I64, k)])) for k in range(k_all)]
+        first = [builder.load(ptr, align=4) for ptr in hptrs]
         entry = builder.block
         head = builder.append_basic_block("fnv.head")
         body = builder.append_basic_block("fnv.body")
@@ -50,42 +73,92 @@ def _paired_steps(typingctx, x, h, i, j, groups):
         builder.branch(head)
         builder.position_at_end(head)
         g = builder.phi(_I64)
-        hv = builder.phi(_V8)
+        hs = [builder.phi(vt) for _ in hptrs]
         builder.cbranch(builder.icmp_signed("<", g, count), body, done)
         builder.position_at_end(body)
-        off = builder.shl(g, ir.Constant(_I64, 2))
-        a = builder.load(builder.bitcast(builder.gep(xa.data, [builder.add(i0, off)]), quad.as_pointer()),
-                         align=x.dtype.bitwidth // 8)
-        b = builder.load(builder.bitcast(builder.gep(xa.data, [builder.add(j0, off)]), quad.as_pointer()),
-                         align=x.dtype.bitwidth // 8)
-        v = builder.zext(builder.shuffle_vector(a, b, ir.Constant(_V8, list(range(8)))), _V8)
-        t = builder.mul(builder.xor(hv, v), _splat(FNV_PRIME))
-        nxt = builder.xor(t, builder.lshr(t, _splat(13)))
-        g1 = builder.add(g, ir.Constant(_I64, 1))
-        builder.branch(head)
+        off = builder.shl(g, ir.Constant(_I64, 4))
+        rows = [builder.load(builder.bitcast(builder.gep(xa.data, [builder.add(s, off)]), row.as_pointer()),
+                             align=x.dtype.bitwidth // 8) for s in starts]
+        nxt = list(hs)
+        for v in range(len(hs)):  # per vector: its chunks' 16 values, then four steps of four values each
+            block = _joined(builder, rows[per * v:per * v + per])
+            for step in range(4):
+                pick = ir.Constant(ir.VectorType(_I32, 4 * per), [16 * c + 4 * step + lane for c in range(per)
+                                                                    for lane in range(4)])
+                values = builder.zext(builder.shuffle_vector(block, ir.Constant(block.type, ir.Undefined), pick), vt)
+                t = builder.mul(builder.xor(nxt[v], values), prime)
+                nxt[v] = builder.xor(t, builder.lshr(t, thirteen))
         g.add_incoming(ir.Constant(_I64, 0), entry)
-        g.add_incoming(g1, body)
-        hv.add_incoming(start, entry)
-        hv.add_incoming(nxt, body)
+        g.add_incoming(builder.add(g, ir.Constant(_I64, 1)), body)
+        for phi, start, value in zip(hs, first, nxt):
+            phi.add_incoming(start, entry)
+            phi.add_incoming(value, body)
+        builder.branch(head)
         builder.position_at_end(done)
-        builder.store(hv, hptr, align=4)
+        for ptr, value in zip(hptrs, hs):
+            builder.store(value, ptr, align=4)
         return context.get_dummy_value()
 
-    return types.void(x, h, i, j, groups), codegen
+    return types.void(x, h, at, blocks, chunks), codegen
+
+
+@numba.njit(cache=True, nogil=True)
+def _start(h, at, starts, a, n):
+    """The lanes' start values ``h[:4n]`` and the positions ``at[:n] = starts[a:a + n]``."""
+    for k in range(n):
+        at[k] = starts[a + k]
+        for lane in range(4):
+            h[4 * k + lane] = FNV_OFFSET ^ lane
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair_on(x, h, at, k, ends, a):
+    """Chunks ``a + k`` and ``a + k + 1`` from ``at[k]``, ``at[k + 1]`` on as far as both have blocks
+    of 16 values left (lanes ``h[4k:4k + 8]``), ``at`` moved."""
+    blocks = max(0, min((ends[a + k] - at[k]) // 16, (ends[a + k + 1] - at[k + 1]) // 16))
+    _steps(x, h[4 * k:4 * k + 8], at[k:k + 2], blocks, 2)
+    at[k] += 16 * blocks
+    at[k + 1] += 16 * blocks
+
+
+@numba.njit(cache=True, nogil=True)
+def _finish(x, h, at, k, hi):
+    """Chunk k's checksum from its lanes ``h[4k:4k + 4]`` after its values before ``at[k]``."""
+    return checksum_rest(x, at[k], hi, np.int64(h[4 * k]), np.int64(h[4 * k + 1]), np.int64(h[4 * k + 2]),
+                         np.int64(h[4 * k + 3]))
 
 
 @numba.njit(cache=True, nogil=True)
 def checksums(x, lo0, hi0, lo1, hi1, sums, k0, k1):
     """``targets.checksum_chunks(x, lo0, hi0, lo1, hi1, sums, k0, k1)``, the same values (CPU only)."""
     h = np.empty(8, np.uint32)
-    for lane in range(4):
-        h[lane] = FNV_OFFSET ^ lane
-        h[4 + lane] = FNV_OFFSET ^ lane
-    groups = max(0, min((hi0 - lo0) // 4, (hi1 - lo1) // 4))
-    _paired_steps(x, h, lo0, lo1, groups)
-    i, j = lo0 + 4 * groups, lo1 + 4 * groups  # the rest of each alone, as in checksum_chunks
-    sums[k0] = checksum_rest(x, i, hi0, np.int64(h[0]), np.int64(h[1]), np.int64(h[2]), np.int64(h[3]))
-    sums[k1] = checksum_rest(x, j, hi1, np.int64(h[4]), np.int64(h[5]), np.int64(h[6]), np.int64(h[7]))
+    at = np.array([lo0, lo1], np.int64)
+    ends = np.array([hi0, hi1], np.int64)
+    _start(h, at, at.copy(), 0, 2)
+    _pair_on(x, h, at, 0, ends, 0)
+    sums[k0] = _finish(x, h, at, 0, hi0)  # the rest of each alone, as in checksum_chunks
+    sums[k1] = _finish(x, h, at, 1, hi1)
+
+
+@numba.njit(cache=True, nogil=True)
+def record_group(out, starts, ends, a, status, sums):
+    """``record_pair`` for the 16 chunks ``a .. a + 15`` (``GROUP``, all present in ``starts``; ``status`` bit k
+    flags chunk ``a + k``): the 16 chunks' lanes step together while each has blocks of 16 values
+    left, then pairs, then each chunk's rest alone. The same values as ``checksum_chunk``."""
+    h = np.empty(4 * GROUP, np.uint32)
+    at = np.empty(GROUP, np.int64)
+    _start(h, at, starts, a, GROUP)
+    blocks = ends[a] - at[0]
+    for k in range(GROUP):
+        blocks = min(blocks, (ends[a + k] - at[k]) // 16)
+    blocks = max(blocks, 0)
+    _steps(out, h, at, blocks, GROUP)
+    for k in range(GROUP):
+        at[k] += 16 * blocks
+    for k in range(0, GROUP, 2):
+        _pair_on(out, h, at, k, ends, a)
+    for k in range(GROUP):
+        sums[a + k] = -1 if status >> k & 1 else _finish(out, h, at, k, ends[a + k])
 
 
 @numba.njit(cache=True, nogil=True)

@@ -34,12 +34,13 @@ from numba import types
 from numba.extending import intrinsic
 
 from . import simd
-from .fnv import record_pair
+from .fnv import record_group, record_pair
 from .huffman import _REFILL, decode_alone, decode_chunks, decode_runs
 from .targets import cpu
 
 W = simd.W
-"""Chunks decoded at once (one reader per chunk, 16 per vector)."""
+"""Chunks decoded at once (one reader per chunk, 16 per vector); their checksums are computed
+together too (``fnv.record_group``: four vectors of four chunks' lanes)."""
 
 ACC, NBITS, POS, AT = range(4)
 """Rows of ``decode_steps``' state array: accumulator, unread bits, next byte, next symbol."""
@@ -246,10 +247,8 @@ def decode_group(data, offsets, out, starts, ends, table_of, fast, limit, first_
         t = table_of[c]
         bad = decode_alone(data, out, max_len, fast[t], limit[t], first_index[t], syms[t], state[ACC, k],
                            state[NBITS, k], state[POS, k], state[AT, k], offsets[c], offsets[c + 1], ends[c])
-        status |= bad << (k & 1)
-        if k & 1:
-            record_pair(out, starts, ends, c - 1, c, status, sums)
-            status = 0
+        status |= bad << k
+    record_group(out, starts, ends, a, status, sums)
 
 
 _decode_pair = cpu(decode_chunks)
