@@ -22,7 +22,7 @@ Lorenzo, chosen per field) and with Lorenzo + regression only. Ratio = float32 b
 bytes; ``code ratio`` = code bytes / code stream bytes; speeds in MB/s of float32, best of
 ``--repeat``. Then the goals: gpulz's code stream vs LZ4-64K's on the same codes, and the best
 lorenzo pipeline vs SZ3. ``interp`` (SZ3's multilevel interpolation predictor, int16 codes) runs
-with ans/huffman/zstd/gpulz; its goals table sets SZ3's bits per value beside the order-0 entropy
+with ans/huffman/zstd/gpulz/chain (huffman, then zstd); its goals table sets SZ3's bits per value beside the order-0 entropy
 of interp's codes (no order-0 coder goes below it), the share of zero codes and their mean run, and
 the ratio of interp's codes coded as SZ3 codes its own (``huffman``, then ``zstd`` over that stream).
 """
@@ -45,10 +45,11 @@ from compframe.metrics import entropy_bits
 from compframe.plugins.quantizers.lorenzo import lattice
 
 LZ4_64K = {"id": "lz4", "block": 65536}
-ENCODERS = {"gpulz": "gpulz", "ans": "ans", "huffman": "huffman", "zstd": "zstd", "LZ4-64K": LZ4_64K}
+ENCODERS = {"gpulz": "gpulz", "ans": "ans", "huffman": "huffman", "zstd": "zstd", "LZ4-64K": LZ4_64K,
+            "chain": "chain"}  # chain: huffman, then zstd level 3 over its stream (its defaults)
 SZ3 = "SZ3 (pysz, default: interpolation or Lorenzo)"
 H0 = "order-0 entropy of the lorenzo codes, bits/value"
-INTERP_ENCODERS = ("ans", "huffman", "zstd", "gpulz")
+INTERP_ENCODERS = ("ans", "huffman", "zstd", "gpulz", "chain")
 INTERP_STATS = "interp codes: order-0 entropy, the same per pass (level and axis), bits/value; share of zeros; mean run"
 
 
@@ -133,8 +134,8 @@ def code_stats(x: np.ndarray, bound: ErrorBound) -> tuple[float, float, float, f
     """Of interp's codes (layout levels): order-0 entropy, order-0 entropy within each pass (level and
     axis; what a coder with one table per pass could reach), bits/value; share of zeros; mean length
     of the runs of zeros; and the ratio (float32 bytes / bytes) of the ``huffman`` stream of the codes
-    put through ``zstd`` (level 3) once more, SZ3's two stages (a measurement, not a pipeline: no
-    encoder composes two stages; the frame's header and side data are not counted)."""
+    put through ``zstd`` (level 3) once more, SZ3's two stages (the codes only: the frame's header
+    and side data are not counted; the pipeline ``interp + chain`` counts them)."""
     codes = registry.create("quantizer", "interp").quantize(x, bound).codes["codes"]
     stream = np.frombuffer(build("encoder", "huffman").encode(codes), np.uint8)
     two_stages = x.nbytes / len(build("encoder", "zstd").encode(stream))

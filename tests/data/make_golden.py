@@ -4,6 +4,7 @@
     python tests/data/make_golden.py options    # only golden_options_* (added with format version 1)
     python tests/data/make_golden.py classes    # only the context=classes streams (stream mode 5)
     python tests/data/make_golden.py lanes      # only ans's lane-mode streams (lanes 16, 32, 64)
+    python tests/data/make_golden.py chain      # only the chain encoder's streams (golden_chain_*)
 
 Each golden frame comes with the decoded array (.npy) and the plugin configs (.json); the test
 checks that today's compframe still decodes the frame to exactly that array. The golden streams
@@ -45,6 +46,7 @@ def main() -> None:
     write_streams(np.random.default_rng(2025))
     write_class_streams(np.random.default_rng(2027))
     write_lane_streams(np.random.default_rng(2028))
+    write_chain_streams(np.random.default_rng(2029))
     write_option_frames()
 
 
@@ -141,12 +143,26 @@ def write_lane_streams(rng) -> None:
     save_streams(cases)
 
 
-def save_streams(cases) -> None:
+def write_chain_streams(rng) -> None:
+    """Streams of the ``chain`` encoder (tests/test_encoder_chain.py): ``golden_chain_<name>.bin``,
+    ``.npy`` and ``.json`` as for ``golden_stream_*``; run-heavy int16 codes through huffman then
+    zstd (the default), and int8 codes through three stages."""
+    runs = np.where(rng.random((60, 40)) < 0.9, 0, np.rint(rng.laplace(0, 3, (60, 40)))).astype(np.int16)
+    cases = {
+        "huffman_zstd": ("chain", {"stages": [{"id": "huffman", "chunk": 256}, {"id": "zstd", "level": 3}]}, runs),
+        "ans_huffman_lz4": ("chain", {"stages": [{"id": "ans", "chunk": 64}, {"id": "huffman", "chunk": 64},
+                                                 {"id": "lz4"}]},
+                            np.rint(rng.laplace(0, 2, 900)).astype(np.int8)),
+    }
+    save_streams(cases, "golden_chain")
+
+
+def save_streams(cases, prefix: str = "golden_stream") -> None:
     for name, (pid, params, codes) in cases.items():
         stream = cf.create("encoder", pid, **params).encode(codes)
-        (HERE / f"golden_stream_{name}.bin").write_bytes(stream)
-        np.save(HERE / f"golden_stream_{name}.npy", codes)
-        (HERE / f"golden_stream_{name}.json").write_text(json.dumps({"encoder": pid, "params": params}, indent=1))
+        (HERE / f"{prefix}_{name}.bin").write_bytes(stream)
+        np.save(HERE / f"{prefix}_{name}.npy", codes)
+        (HERE / f"{prefix}_{name}.json").write_text(json.dumps({"encoder": pid, "params": params}, indent=1))
 
 
 if __name__ == "__main__":
@@ -156,5 +172,7 @@ if __name__ == "__main__":
         write_class_streams(np.random.default_rng(2027))
     elif sys.argv[1:] == ["lanes"]:
         write_lane_streams(np.random.default_rng(2028))
+    elif sys.argv[1:] == ["chain"]:
+        write_chain_streams(np.random.default_rng(2029))
     else:
         main()
