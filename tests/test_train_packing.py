@@ -180,3 +180,30 @@ def test_packed_exchange_over_two_gloo_ranks(tmp_path):
             assert sum(s["raw_bytes"] - s["wire_raw_bytes"] for s in tables) == 2 * (hi - lo) * DIM * 4 * len(tables)
             assert all(math.isfinite(s["abs_bound"]) and s["abs_bound"] > 0 for s in tables)
         assert res[rank]["destination"]["payload"] < 0.9 * res[rank]["slice"]["payload"]
+
+
+def test_cpu_threads_for_sets_threads_only_when_they_change(monkeypatch):
+    """``cpu_threads_for`` (entered twice per packed frame) calls ``numba.set_num_threads`` only to go
+    from several threads to one and back, never when numba already runs one thread."""
+    import numba
+
+    from compframe.kernels import targets
+
+    calls = []
+    real = numba.set_num_threads
+    monkeypatch.setattr(numba, "set_num_threads", lambda n: (calls.append(n), real(n)))
+    before = numba.get_num_threads()
+    try:
+        real(1)
+        with targets.cpu_threads_for(10):
+            assert numba.get_num_threads() == 1
+        assert calls == []
+        if numba.config.NUMBA_NUM_THREADS > 1:
+            real(2)
+            with targets.cpu_threads_for(10):
+                assert numba.get_num_threads() == 1
+                with targets.cpu_threads_for(10):
+                    pass
+            assert calls == [1, 2] and numba.get_num_threads() == 2
+    finally:
+        real(before)
