@@ -63,6 +63,7 @@ ENCODERS = {
     "ans_column": {"id": "ans", "chunk": 64, "context": "column"},
     "ans_lanes": {"id": "ans", "chunk": 256, "lanes": 16},
     "gpulz": {"id": "gpulz", "chunk": 64},
+    "chain": {"id": "chain", "stages": [{"id": "huffman", "chunk": 64}, {"id": "zstd"}]},
 }
 
 
