@@ -116,3 +116,33 @@ def test_sixteen_chunks_decode_when_numba_targets_a_generic_cpu(tmp_path):
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
+
+
+def test_model_cache_keeps_every_stream_exact():
+    """Decoding through the cache of models read before (``entropy._DECODERS``) gives what a cold
+    decode gives: the same stream twice, a stream with the same code lengths but another base (its
+    tables hold other symbols), the same model for another symbol count; a damaged chunk is still
+    refused on a cache hit; the cache holds at most ``MODELS`` models."""
+    from compframe.errors import StreamError
+    from compframe.plugins.encoders import entropy
+    from compframe.registry import create
+
+    enc = create("encoder", "huffman", context="none", dedup=False, chunk=1024)
+    rng = np.random.default_rng(5)
+    codes = np.clip(rng.normal(0, 6, 8192), -100, 100).astype(np.int8)
+    shifted = (codes.astype(np.int16) + 7).astype(np.int8)  # same histogram shape, lo + 7: same lengths blob
+    entropy._DECODERS._items.clear()
+    for c in (codes, codes, shifted, codes[:4096], codes):
+        stream = enc.encode(c)
+        np.testing.assert_array_equal(enc.decode(stream), c)
+    # one model per length blob (codes and shifted share one, with tables for each base), one for the half
+    assert len(entropy._DECODERS._items) == 2
+    assert sorted(len(m.decoders) for m in entropy._DECODERS._items.values()) == [1, 2]
+    damaged = bytearray(enc.encode(codes))
+    damaged[-300] ^= 0x10  # inside the last chunks
+    with pytest.raises(StreamError):
+        enc.decode(bytes(damaged))
+    for k in range(entropy._ModelCache.MODELS + 4):
+        c = np.clip(rng.normal(0, 2 + k, 4096), -120, 120).astype(np.int8)
+        np.testing.assert_array_equal(enc.decode(enc.encode(c)), c)
+    assert len(entropy._DECODERS._items) <= entropy._ModelCache.MODELS
