@@ -42,7 +42,8 @@ def before_last(stream: bytes, enc) -> bytes:
 
 CHAINS = {
     "huffman_zstd": {},
-    "huffman_column_zstd19": {"stages": [{"id": "huffman", "context": "column", "chunk": 64}, {"id": "zstd", "level": 19}]},
+    "huffman_column_zstd19": {"stages": [{"id": "huffman", "context": "column", "chunk": 64},
+                                         {"id": "zstd", "level": 19}]},
     "ans_lz4": {"stages": [{"id": "ans", "chunk": 64}, {"id": "lz4"}]},
     "zstd_only": {"stages": [{"id": "zstd"}]},
     "three": {"stages": [{"id": "huffman", "chunk": 64}, {"id": "none"}, {"id": "gpulz", "chunk": 64}]},
@@ -65,7 +66,8 @@ def test_round_trips_bit_exact(name):
 
 
 def test_default_is_huffman_then_zstd_and_frames_keep_format_configs_only():
-    enc = cf.create("encoder", "chain", stages=[{"id": "huffman", "chunk": 1024}, {"id": "zstd", "level": 9, "threads": 2}])
+    enc = cf.create("encoder", "chain", stages=[{"id": "huffman", "chunk": 1024},
+                                                {"id": "zstd", "level": 9, "threads": 2}])
     fmt, options = enc.split_config()
     assert fmt == {"id": "chain", "stages": [{"id": "huffman"}, {"id": "zstd"}]}
     assert options["stage_options"][0]["chunk"] == 1024 and options["stage_options"][1]["level"] == 9

@@ -52,7 +52,7 @@ def _default_stages() -> list[dict[str, Any]]:
 
 @register("encoder", "chain")
 class Chain(Encoder):
-    """Up to ``MAX_STAGES`` encoders in a row (``stages``: a list of encoder configs ``{id, <params>}``);
+    """Up to 4 (``MAX_STAGES``) encoders in a row (``stages``: a list of encoder configs ``{id, <params>}``);
     the first takes the codes, each later one the bytes of the one before (as uint8 codes).
 
     Takes the code widths the first stage takes; runs on the CPU. A frame's header keeps each
@@ -105,11 +105,13 @@ class Chain(Encoder):
         (a header never chooses levels, threads or devices)."""
         stages = params.get("stages")
         if not isinstance(stages, list):
-            raise ConfigError("encoder", cls.plugin_id, "stages", f"must be a list of encoder configs, got {stages!r:.80}")
+            raise ConfigError("encoder", cls.plugin_id, "stages",
+                              f"must be a list of encoder configs, got {stages!r:.80}")
         kept = []
         for i, spec in enumerate(stages):
             if not isinstance(spec, dict) or not isinstance(spec.get("id"), str):
-                raise ConfigError("encoder", cls.plugin_id, f"stages[{i}]", f"must be an encoder config, got {spec!r:.80}")
+                raise ConfigError("encoder", cls.plugin_id, f"stages[{i}]",
+                                  f"must be an encoder config, got {spec!r:.80}")
             stage_cls = plugin_class("encoder", spec["id"])
             kept.append({"id": spec["id"], **{k: spec[k] for k in stage_cls.format_params if k in spec}})
         return cls(stages=kept)
