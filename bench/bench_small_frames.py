@@ -3,7 +3,8 @@ float32 slice (the training exchange's unit with ``pack=slice``: a pooled lookup
 rank), int8 + zstd at ``abs:0.05``, best of 5 rounds of ``--calls`` calls each, in microseconds per
 call; then one rank's forward exchange of the Kaggle DLRM on 2 ranks (13 tables of 128 x 32, rel
 bounds): ``pack=slice`` (26 frames) against ``pack=destination`` (``compframe.training.packing``,
-2 frames), encode and decode per iteration, and the bytes (run by hand)::
+2 frames), encode and decode per iteration, the bytes, and the quantization's share of the
+``destination`` encode (run by hand)::
 
     PYTHONPATH=. python bench/bench_small_frames.py
 """
@@ -70,6 +71,10 @@ def exchange(calls: int) -> None:
             nbytes = sum(i.size for per in items for i in per)
         print(f"exchange pack={pack}: encode {best_us(encode, calls):.0f} us, decode (one source) "
               f"{best_us(decode, calls):.0f} us per iteration, {nbytes} bytes")
+        if pack == "destination":
+            bounds = [ex._bound(t, 100) for t in ex.mine]
+            print(f"  of which quantize_tables (the 13 tables) "
+                  f"{best_us(lambda: packing.quantize_tables(arrays, bounds, q), calls):.0f} us")
 
 
 def main(argv=None) -> int:

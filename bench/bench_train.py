@@ -68,6 +68,8 @@ def main() -> None:
     ap.add_argument("--skip", nargs="*", default=[], choices=["accuracy", "speed", "sweep"])
     ap.add_argument("--pack", choices=["auto", "slice", "destination"],
                     help="task.compress.pack of the real-mode runs (default: the task's, auto)")
+    ap.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="further Hydra overrides for every run, e.g. encoder.level=1")
     a = ap.parse_args()
     out = a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -75,7 +77,7 @@ def main() -> None:
     common = ["experiment=dlrm_kaggle", "task=train", "quantizer=int8", f"encoder={a.encoder}",
               f"task.world_size={a.world_size}", "progress=false", "task.test_batches=8",
               f"tracking.uri=sqlite:///{out}/mlflow.db", f"tracking.artifacts={out}/mlartifacts",
-              *([f"task.compress.pack={a.pack}"] if a.pack else [])]
+              *([f"task.compress.pack={a.pack}"] if a.pack else []), *a.override]
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
 
