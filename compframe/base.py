@@ -235,7 +235,7 @@ class Encoder(Plugin):
         count = math.prod(shape)
         with limits.budget(max_bytes, view.nbytes):
             try:
-                limits.charge(count * dtype.itemsize, f"{self.plugin_id} codes {list(shape)} of {dtype}")
+                limits.charge(count * dtype.itemsize, lambda: f"{self.plugin_id} codes {list(shape)} of {dtype}")
                 flat = self._decode(view[start:], dtype, count)
             except StreamError:
                 raise

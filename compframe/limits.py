@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -39,9 +39,10 @@ class Budget:
     def __init__(self, limit: int):
         self.limit, self.used = int(limit), 0
 
-    def charge(self, nbytes: int, what: str) -> None:
+    def charge(self, nbytes: int, what: str | Callable[[], str]) -> None:
         nbytes = int(nbytes)
         if nbytes < 0 or self.used + nbytes > self.limit:
+            what = what() if callable(what) else what
             raise FrameError(
                 f"decoding this frame needs more than max_bytes={self.limit} bytes ({what}: {nbytes} bytes after "
                 f"{self.used}); a frame you trust decodes with cf.decompress(frame, max_bytes=<larger>)")
@@ -69,8 +70,9 @@ def budget(max_bytes: int | None, frame_nbytes: int) -> Iterator[Budget]:
         _active.reset(token)
 
 
-def charge(nbytes: int, what: str) -> None:
-    """Charge an allocation of ``nbytes`` to the active decode's budget (nothing outside a decode)."""
+def charge(nbytes: int, what: str | Callable[[], str]) -> None:
+    """Charge an allocation of ``nbytes`` to the active decode's budget (nothing outside a decode);
+    ``what`` names it in the error (a callable: built only then, as it costs microseconds per call)."""
     active = _active.get()
     if active is not None:
         active.charge(nbytes, what)

@@ -181,6 +181,9 @@ def test_max_bytes_caps_the_output(field):
         cf.decompress(frame, max_bytes=1000)
     assert cf.decompress(frame, max_bytes=need).shape == field.shape
     assert limits.default_max_bytes(10) == 256 << 20 and limits.default_max_bytes(1 << 30) == 256 << 30
+    stream = cf.registry.create_from_config("encoder", {"id": "zstd"}).encode_parts(np.zeros((30, 40), np.int8))
+    with pytest.raises(cf.FrameError, match=r"max_bytes=100 bytes \(zstd codes \[30, 40\] of int8: 1200 bytes"):
+        cf.registry.create_from_config("encoder", {"id": "zstd"}).decode(b"".join(stream), max_bytes=100)
     with pytest.raises(ValueError, match="max_bytes"):
         cf.decompress(frame, max_bytes=-1)
 
