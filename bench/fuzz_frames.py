@@ -6,10 +6,10 @@ CRCs recomputed, decoded in guarded worker processes (``compframe.fuzz``).
     python bench/fuzz_frames.py --mutants 20000 --boundscheck 20000   # plus a run with numba's index checks
     python bench/fuzz_frames.py --decode-speed           # what the checks cost: cf.decompress on normal frames
 
-Frames: the 72 small frames of ``fuzz.sample_frames()`` (24 x 16 float32; 8 quantizers x 9 CPU
-encoder configurations) and 24 large ones (512 x 256 float32, 8 quantizers x zstd, huffman and
-ans with their defaults, so the ans lane mode and class tables (mode 5) are among them; 9 KB to
-620 KB each). Mutants are spread evenly over them. Each worker measures the peak resident
+Frames: the 100 small frames of ``fuzz.sample_frames()`` (24 x 16 float32; 10 quantizers x 10 CPU
+encoder configurations) and 40 large ones (512 x 256 float32, 10 quantizers x zstd, huffman and
+ans with their defaults, so the ans lane mode and class tables (mode 5) are among them, and
+huffman in 32 chunks for its 16-chunk decoder; 9 KB to 620 KB each). Mutants are spread evenly over them. Each worker measures the peak resident
 memory a decode adds (Linux ``VmHWM`` after resetting it through ``/proc/self/clear_refs``), under
 an explicit ``max_bytes`` (default 8 MiB) so that the cap is what limits a mutant, not the frame.
 """
@@ -32,7 +32,10 @@ sys.path.insert(0, str(ROOT))
 from compframe import fuzz  # noqa: E402
 
 OUTCOMES = ("ok", "frame_error", "unchecked", "other", "crash", "hang")
-LARGE_ENCODERS = ("zstd", "huffman", "ans")
+LARGE_ENCODERS = {"zstd": "zstd", "huffman": "huffman", "ans": "ans",
+                  "huffman16": {"id": "huffman", "chunk": 4096}}
+"""The large frames' encoders: defaults, and huffman in 32 chunks, which its CPU decoder takes 16 at
+a time (``kernels/simd_huffman.py``; the small frames have at most 6 chunks)."""
 
 
 def large_frames(shape=(512, 256)) -> dict[str, bytes]:
@@ -45,8 +48,8 @@ def large_frames(shape=(512, 256)) -> dict[str, bytes]:
     frames = {}
     for qname, (quantizer, bound) in fuzz.QUANTIZERS.items():
         data = np.nan_to_num(x, nan=0.0, posinf=5.0) if qname == "vq" else x
-        for ename in LARGE_ENCODERS:
-            frames[f"large {qname}+{ename}"] = cf.compress(data, quantizer=quantizer, encoder=ename, bound=bound)
+        for ename, encoder in LARGE_ENCODERS.items():
+            frames[f"large {qname}+{ename}"] = cf.compress(data, quantizer=quantizer, encoder=encoder, bound=bound)
     return frames
 
 

@@ -336,7 +336,8 @@ def test_stream_shape_must_match_the_frame():
 
 @pytest.mark.slow
 def test_fuzzed_frames_raise_only_frame_error():
-    """10^4 mutants of 64 frames (8 quantizers x 8 CPU encoder configurations), CRCs recomputed,
+    """10^4 mutants of the 100 frames of ``fuzz.sample_frames`` (10 quantizers x 10 CPU encoder
+    configurations), CRCs recomputed,
     decoded by two guarded worker processes: no crash, no hang, no exception but FrameError, and
     none caught only by the decoder's safety net."""
     frames = fuzz.sample_frames()
