@@ -20,8 +20,9 @@ that the CPU overlaps their dependency chains, and the rest of each alone (``dec
 of look-ups with one reader, ``decode_runs``, then symbol by symbol at the end); a kernel passes an
 empty second chunk to decode one alone. On the CPU, ``simd_huffman.decode_cpu`` decodes groups of
 16 chunks as vectors of bit readers first and the chunks left over with ``decode_chunks``. The CPU
-drivers compute the chunks' checksums with ``fnv.record_pair`` (the same values as
-``targets.checksum_chunks``, which the CUDA kernels use).
+drivers compute the chunks' checksums with ``fnv.record_group`` (16 chunks, after a group's decode)
+and ``fnv.record_pair`` (the rest), the same values as ``targets.checksum_chunks``, which the CUDA
+kernels use.
 """
 
 from __future__ import annotations
