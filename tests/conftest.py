@@ -25,6 +25,14 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 600, env: dict | None =
                           timeout=timeout, env=full_env)
 
 
+def run_on_generic_cpu(script: str, cache: Path) -> subprocess.CompletedProcess:
+    """``python -c SCRIPT`` with numba compiling for a generic CPU (``NUMBA_CPU_NAME=generic``, its
+    setting for caches shared between machines: no x86 intrinsic may be emitted) and its own cache
+    folder ``cache``; never raises on failure."""
+    env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+
+
 @pytest.fixture
 def cli(tmp_path):
     """Run the CLI in a fresh folder; returns (runner, folder)."""

@@ -4,15 +4,12 @@ reference, the automatic choice, and damaged streams."""
 from __future__ import annotations
 
 import hashlib
-import os
 import struct
-import subprocess
-import sys
 
 import numba
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import run_on_generic_cpu
 from test_encoders_lossless import assert_flips_refused_or_exact
 
 from compframe import registry
@@ -292,9 +289,7 @@ def test_lane_streams_decode_when_numba_targets_a_generic_cpu(tmp_path):
         "b = e.encode(c)\n"
         "assert np.array_equal(e.decode(b), c)\n"
         "print(hashlib.sha256(b).hexdigest())\n")
-    env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
-           "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    p = run_on_generic_cpu(script, tmp_path / "cache")
     c = np.random.default_rng(0).integers(-9, 9, 300000).astype(np.int16)
     here = hashlib.sha256(make(lanes=32).encode(c)).hexdigest()  # this machine's (vector) encoder
     assert p.returncode == 0 and p.stdout.strip() == here, p.stderr[-2000:]

@@ -1,13 +1,9 @@
 """``kernels.fnv`` (the FNV chunk checksums as LLVM vector code, 2 or 16 chunks at once) gives
 ``checksum_chunk``'s values, on this machine's target and on a generic CPU."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import run_on_generic_cpu
 
 from compframe.kernels.fnv import GROUP, checksums, record_group
 from compframe.kernels.targets import checksum_cpu
@@ -73,7 +69,5 @@ def test_checksums_when_numba_targets_a_generic_cpu(tmp_path):
         "    checksums(x, 1, 999, 5, 4000, got, 0, 1)\n"
         "    assert got[0] == checksum_cpu(x, 1, 999) and got[1] == checksum_cpu(x, 5, 4000)\n"
         "print('ok')\n")
-    env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    p = run_on_generic_cpu(script, tmp_path / "cache")
     assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]

@@ -1,13 +1,9 @@
 """``kernels.huffman``'s decoder with either direct-entry width, and codes longer than the direct table;
 ``kernels.simd_huffman``'s 16 chunks at once against it."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import run_on_generic_cpu
 
 from compframe.kernels import huffman as hk
 from compframe.kernels import simd_huffman as sh
@@ -112,9 +108,7 @@ def test_sixteen_chunks_decode_when_numba_targets_a_generic_cpu(tmp_path):
         "e = registry.create('encoder', 'huffman', chunk=4096)\n"
         "assert np.array_equal(e.decode(e.encode(c)), c)\n"
         "print('ok')\n")
-    env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    p = run_on_generic_cpu(script, tmp_path / "cache")
     assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
 
 

@@ -1,0 +1,100 @@
+"""Kernel-level timings behind the `huffman` decode figures (run by hand; one thread, best of N).
+
+    python bench/bench_kernels.py --checksums        # µs per 16 chunks x 8192 values: 8 fnv.record_pair calls vs one fnv.record_group
+    python bench/bench_kernels.py --huffman-decode   # MiniLM 4096 x 384, huffman context=none: whole Encoder.decode,
+                                                     # the decode kernel alone (simd_huffman.decode_cpu) and its checksums alone
+
+docs/benchmarks.md ("`huffman` decode: one-reader runs and 16 chunks at once") quotes both; run
+them against another tree with ``PYTHONPATH=<tree>`` to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def best_ms(f, n: int) -> float:
+    f()
+    b = float("inf")
+    for _ in range(n):
+        t = time.perf_counter()
+        f()
+        b = min(b, time.perf_counter() - t)
+    return b * 1e3
+
+
+def checksums(repeat: int) -> None:
+    from compframe.kernels import fnv
+
+    rng = np.random.default_rng(0)
+    n, k = 8192, 16
+    for dt in (np.uint8, np.uint16):
+        x = rng.integers(0, 200, n * k + 64).astype(dt)
+        starts = np.arange(k, dtype=np.int64) * n
+        ends, sums = starts + n, np.zeros(k, np.int64)
+
+        def pairs():
+            for a in range(0, k, 2):
+                fnv.record_pair(x, starts, ends, a, a + 1, 0, sums)
+
+        for name, f in (("8 x record_pair", pairs), ("record_group", lambda: fnv.record_group(x, starts, ends, 0, 0, sums))):
+            ms = best_ms(f, repeat)
+            print(f"{np.dtype(dt).name} {name}: {ms * 1e3:.1f} us per {n * k} values ({ms * 1e6 / (n * k):.3f} ns/value)")
+
+
+def huffman_decode(repeat: int) -> None:
+    import bench_encoders as B
+
+    from compframe import registry
+    from compframe.kernels import fnv, simd_huffman
+
+    x = B.minilm_table()[:4096]
+    for dt, eb in (("int8", 0.01), ("int16", 0.001)):
+        codes = B.quantize(x, eb, dt)[0]
+        e = registry.create("encoder", "huffman", context="none")
+        blob = e.encode(codes)
+        captured, kernel = [], simd_huffman.decode_cpu
+        simd_huffman.decode_cpu = lambda *a: captured.append(a) or kernel(*a)
+        try:
+            e.decode(blob)
+        finally:
+            simd_huffman.decode_cpu = kernel
+        args = captured[0]
+        out, starts, ends, sums = args[2], args[3], args[4], args[11]
+
+        def checks():
+            for a in range(0, starts.size - starts.size % 16, 16):
+                fnv.record_group(out, starts, ends, a, 0, sums)
+
+        whole, alone, sums_ms = best_ms(lambda: e.decode(blob), repeat), best_ms(lambda: kernel(*args), repeat), \
+            best_ms(checks, repeat)
+        ns = 1e6 / codes.size
+        print(f"{dt}: {starts.size} chunks; decode {whole:.3f} ms ({codes.nbytes / whole / 1e3:.0f} MB/s of codes), "
+              f"kernel {alone:.3f} ms ({alone * ns:.3f} ns/symbol), checksums {sums_ms:.3f} ms ({sums_ms * ns:.3f} ns/symbol)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checksums", action="store_true")
+    ap.add_argument("--huffman-decode", action="store_true")
+    ap.add_argument("--repeat", type=int, default=100)
+    a = ap.parse_args()
+    numba.set_num_threads(1)
+    if a.checksums:
+        checksums(a.repeat)
+    if a.huffman_decode:
+        huffman_decode(a.repeat)
+    if not (a.checksums or a.huffman_decode):
+        ap.error("choose --checksums and/or --huffman-decode")
+
+
+if __name__ == "__main__":
+    main()
