@@ -30,7 +30,7 @@ def test_sixteen_chunk_checksums_equal_the_scalar_ones(dtype):
     at odd offsets, overlapping or not, in a longer array (``a`` > 0); flagged chunks get -1 and
     the others keep their values."""
     rng = np.random.default_rng(7)
-    x = _values(dtype, 40000, 8)
+    x = _values(dtype, 100000, 8)  # 48 equal chunks of up to 2003 values fit (the kernel checks no bounds)
     for trial in range(60):
         n = 3 * GROUP
         a = int(rng.integers(0, n - GROUP + 1))
