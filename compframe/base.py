@@ -96,8 +96,9 @@ class Quantized:
     shape: tuple[int, ...] = ()
     dtype: str = "float32"
     bound: ErrorBound | None = None
-    """The frame header's bound, set when a frame is decoded (None otherwise): a quantizer whose
-    ``meta`` derives from it (``abs_bound``) may check the two against each other."""
+    """The frame header's bound, set when a frame is decoded (and by ``quantize`` of the quantizers that
+    check it: ``lorenzo``, ``interp``; None otherwise): a quantizer whose ``meta`` derives from it
+    (``abs_bound``) may check the two against each other."""
 
     @property
     def side_nbytes(self) -> int:

@@ -227,7 +227,7 @@ def test_damaged_side_data_is_refused():
 
     def edited(**side):
         return Quantized(codes=dict(good.codes), side={**good.side, **side}, meta=good.meta, shape=good.shape,
-                         dtype=good.dtype)
+                         dtype=good.dtype, bound=good.bound)
 
     with pytest.raises(FrameError, match="outside the field"):
         q.dequantize(edited(outlier_index=np.array([x.size + 3], np.uint32)))
@@ -235,13 +235,13 @@ def test_damaged_side_data_is_refused():
         q.dequantize(edited(outlier_bits=good.side["outlier_bits"].astype(np.uint64)))
     with pytest.raises(FrameError, match="side arrays"):
         q.code_layout(Quantized(codes=dict(good.codes), side={"outlier_index": good.side["outlier_index"]},
-                                meta=good.meta, shape=good.shape, dtype=good.dtype))
+                                meta=good.meta, shape=good.shape, dtype=good.dtype, bound=good.bound))
     with pytest.raises(FrameError, match="codes are"):
         q.dequantize(Quantized(codes={"codes": good.codes["codes"].astype(np.int8)}, side=good.side,
-                               meta=good.meta, shape=good.shape, dtype=good.dtype))
+                               meta=good.meta, shape=good.shape, dtype=good.dtype, bound=good.bound))
     with pytest.raises(FrameError, match="abs_bound"):
         q.dequantize(Quantized(codes=dict(good.codes), side=good.side, meta={**good.meta, "abs_bound": "x"},
-                               shape=good.shape, dtype=good.dtype))
+                               shape=good.shape, dtype=good.dtype, bound=good.bound))
 
 
 def test_header_values_that_disagree_are_refused():
@@ -268,6 +268,9 @@ def test_header_values_that_disagree_are_refused():
         cf.decompress(fuzz.join(header, bodies))
     header["bound"] = {"mode": "loose", "value": 1.0}
     with pytest.raises(FrameError, match="frame header: bound"):
+        cf.decompress(fuzz.join(header, bodies))
+    header["bound"] = None  # without the bound, meta.abs_bound could not be checked: refused
+    with pytest.raises(FrameError, match=r"frame header: bound is null, but meta\.abs_bound"):
         cf.decompress(fuzz.join(header, bodies))
 
 
@@ -318,7 +321,7 @@ def test_tune_picks_the_cheapest_candidate(monkeypatch):
     for meta in ({"method": "spline"}, {"alpha": 0.5}, {"beta": "x"}):
         with pytest.raises(FrameError, match="meta"):
             fixed.dequantize(Quantized(codes=dict(tuned.codes), side=tuned.side, meta={**tuned.meta, **meta},
-                                       shape=tuned.shape, dtype=tuned.dtype))
+                                       shape=tuned.shape, dtype=tuned.dtype, bound=tuned.bound))
 
 
 def test_missing_bound_is_an_error():

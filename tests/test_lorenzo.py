@@ -183,7 +183,7 @@ def test_damaged_side_data_is_refused():
 
     def edited(**side):
         return Quantized(codes=dict(good.codes), side={**good.side, **side}, meta=good.meta, shape=good.shape,
-                         dtype=good.dtype)
+                         dtype=good.dtype, bound=good.bound)
 
     wide = good.side["wide_index"]
     cases = {
@@ -196,12 +196,12 @@ def test_damaged_side_data_is_refused():
         with pytest.raises(FrameError, match=match.strip()):
             q.dequantize(bad)
     missing = Quantized(codes=dict(good.codes), side={k: v for k, v in good.side.items() if k != "wide_codes"},
-                        meta=good.meta, shape=good.shape, dtype=good.dtype)
+                        meta=good.meta, shape=good.shape, dtype=good.dtype, bound=good.bound)
     with pytest.raises(FrameError, match="side arrays"):
         q.code_layout(missing)
     with pytest.raises(FrameError, match="codes are"):
         q.dequantize(Quantized(codes={"codes": good.codes["codes"].astype(np.int16)}, side=good.side,
-                               meta=good.meta, shape=good.shape, dtype=good.dtype))
+                               meta=good.meta, shape=good.shape, dtype=good.dtype, bound=good.bound))
 
 
 def recrafted(frame: bytes, **meta) -> bytes:
@@ -234,6 +234,9 @@ def test_header_values_that_disagree_are_refused():
     header, bodies = fuzz.split(frame)
     header["bound"] = {"mode": "rel", "value": 2e-3}
     with pytest.raises(FrameError, match=r"meta\.abs_bound .* rel:0\.002"):
+        cf.decompress(fuzz.join(header, bodies))
+    header["bound"] = None
+    with pytest.raises(FrameError, match=r"frame header: bound is null, but meta\.abs_bound"):
         cf.decompress(fuzz.join(header, bodies))
 
 

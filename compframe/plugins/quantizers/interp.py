@@ -124,6 +124,7 @@ class Interp(Quantizer):
                   "method": settings[0], "alpha": settings[1], "beta": settings[2], "outliers": int(index.size)},
             shape=tuple(x.shape),
             dtype=x.dtype.name,
+            bound=bound,
         )
 
     def code_layout(self, q: Quantized) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:

@@ -75,13 +75,17 @@ def field_codes(quantizer: Quantizer, q: Quantized) -> tuple[np.ndarray, int]:
 
 def header_bound(q: Quantized) -> float:
     """``meta.abs_bound`` of a prediction quantizer's frame, checked: it must be what the frame header's
-    bound gives for ``meta.value_range`` (``bounded_field``'s rule; unchecked when ``q.bound`` is None, as
-    for a ``Quantized`` not read from a frame); ``FrameError`` naming the field otherwise."""
+    bound gives for ``meta.value_range`` (``bounded_field``'s rule; ``quantize`` records its bound in the
+    ``Quantized`` too); ``FrameError`` naming the field otherwise, and for a header without a bound (the
+    quantizer never writes one, and ``meta.abs_bound`` could not be checked)."""
     eb = limits.number(q.meta.get("abs_bound"), "meta.abs_bound")
     value_range = limits.number(q.meta.get("value_range"), "meta.value_range")
     if not value_range >= 0.0:
         raise FrameError(f"frame header: meta.value_range = {value_range!r} is not a range (>= 0)")
-    if q.bound is not None and eb != q.bound.absolute(value_range):
+    if q.bound is None:
+        raise FrameError(f"frame header: bound is null, but meta.abs_bound = {eb!r} must be checked against the "
+                         "bound it was derived from (a prediction quantizer's frame always has one)")
+    if eb != q.bound.absolute(value_range):
         raise FrameError(f"frame header: meta.abs_bound = {eb!r} is not the bound {q.bound} of meta.value_range = "
                          f"{value_range!r} ({q.bound.absolute(value_range)!r})")
     return eb
@@ -137,6 +141,7 @@ class Lorenzo(Quantizer):
                   "outliers": int(side["outlier_index"].size), "wide": int(side["wide_index"].size)},
             shape=tuple(x.shape),
             dtype=x.dtype.name,
+            bound=bound,
         )
 
     def code_layout(self, q: Quantized) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
