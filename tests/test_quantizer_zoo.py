@@ -18,9 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import compframe as cf
-from compframe import registry
+from compframe import fuzz, registry
 from compframe.base import ErrorBound, Quantized
 from compframe.pipeline import measure, promise_ok
+from compframe.errors import FrameError
 from compframe.registry import ConfigError
 
 BUDGET = [pid for pid in registry.available("quantizer")
@@ -437,6 +438,21 @@ def test_prune_magnitude_then_error_bounded_int8():
     assert_promise(q, quantized, x, y)
     frame = cf.compress(x, quantizer={"id": "prune", "fraction": 0.75, "then": "int8"}, bound="abs:1e-2")
     assert np.array_equal(cf.decompress(frame), y)
+
+
+@pytest.mark.parametrize("then", ["int8", "interp"])
+def test_prune_checks_the_inner_bound_against_the_frames(then):
+    """The survivors' quantizer gets the frame's bound on decoding, as it got it on encoding: a header
+    whose inner ``abs_bound`` (and step) were doubled consistently is refused, not decoded 2x off."""
+    x = np.random.default_rng(10).standard_normal((64, 50)).astype(np.float32)
+    frame = cf.compress(x, quantizer={"id": "prune", "fraction": 0.75, "then": then}, bound="abs:1e-2")
+    assert np.array_equal(cf.decompress(frame), roundtrip(make("prune", fraction=0.75, then=then), x,
+                                                          ErrorBound("abs", 1e-2))[1])
+    header, bodies = fuzz.split(frame)
+    inner = header["meta"]["then"]
+    inner.update({k: 2 * inner[k] for k in ("abs_bound", "step") if k in inner})
+    with pytest.raises(FrameError, match=r"meta\.abs_bound = 0\.02"):
+        cf.decompress(fuzz.join(header, bodies))
 
 
 def test_prune_takes_over_an_error_bound():

@@ -98,10 +98,11 @@ class Prune(Quantizer):
         meta.update(budget_meta(x.size, codes, side, code_bits, 1.0))
         if self.guarantee == "error_bound":
             meta["abs_bound"] = max(meta["pruned_max"], meta["then"]["abs_bound"] if survivors.size else 0.0)
-        return Quantized(codes=codes, side=side, meta=meta, shape=x.shape, dtype=x.dtype.name)
+        return Quantized(codes=codes, side=side, meta=meta, shape=x.shape, dtype=x.dtype.name, bound=bound)
 
     def _inner(self, q: Quantized) -> Quantized | None:
-        """The survivors' ``Quantized`` (None when nothing was kept), its header values checked."""
+        """The survivors' ``Quantized`` (None when nothing was kept), its header values checked; it carries
+        the frame's bound, which the inner quantizer was given, so it checks its ``abs_bound`` against it."""
         n = math.prod(q.shape)
         kept = limits.integer(q.meta.get("kept"), "meta.kept", 0, n)
         codes = {k[len(PREFIX):]: v for k, v in q.codes.items() if k.startswith(PREFIX)}
@@ -114,7 +115,7 @@ class Prune(Quantizer):
             return None
         dtype = limits.dtype(q.meta.get("then_dtype"), "meta.then_dtype", tuple(self.inner.float_dtypes))
         meta = limits.mapping(q.meta.get("then"), "meta.then")
-        return Quantized(codes=codes, side=side, meta=meta, shape=(kept,), dtype=dtype.name)
+        return Quantized(codes=codes, side=side, meta=meta, shape=(kept,), dtype=dtype.name, bound=q.bound)
 
     def code_layout(self, q: Quantized) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
         layout = {"mask": (np.dtype(np.uint8), (-(-math.prod(q.shape) // 8),))}
