@@ -68,7 +68,8 @@ GOLDEN = sorted(DATA.glob("golden_*.cfrm"))
 def test_golden_frames_exist():
     """One golden frame per pipeline make_golden.py writes, each with its expected values and config."""
     names = {p.stem for p in GOLDEN if not p.stem.startswith("golden_options_")}
-    assert names == {"golden_int8_none", "golden_int8_lz4", "golden_int16_zstd"}, "run tests/data/make_golden.py"
+    assert names == {"golden_int8_none", "golden_int8_lz4", "golden_int16_zstd", "golden_interp_chain",
+                     "golden_interp_chain_b7dd09d"}, "run tests/data/make_golden.py"
     for path in GOLDEN:
         assert path.with_suffix(".npy").is_file() and path.with_suffix(".json").is_file(), path
 

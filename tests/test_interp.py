@@ -216,6 +216,9 @@ def test_frames_round_trip(encoder):
         frame = cf.compress(x, quantizer=q, encoder=encoder, bound="rel:1e-4")
         expected = q.dequantize(q.quantize(x, ErrorBound("rel", 1e-4)))
         assert np.array_equal(cf.decompress(frame).view(np.uint32), expected.view(np.uint32))
+        # tune's settings steer quantize only (meta records what the sweep used): not in the header
+        assert container.loads(frame).header["quantizer"] == {"id": "interp", "dims": "auto", "code_dtype": "int8",
+                                                              "layout": layout}
 
 
 def test_damaged_side_data_is_refused():

@@ -5,6 +5,7 @@
     python tests/data/make_golden.py classes    # only the context=classes streams (stream mode 5)
     python tests/data/make_golden.py lanes      # only ans's lane-mode streams (lanes 16, 32, 64)
     python tests/data/make_golden.py chain      # only the chain encoder's streams (golden_chain_*)
+    python tests/data/make_golden.py interp_chain   # only golden_interp_chain*.cfrm (interp + chain frames)
 
 Each golden frame comes with the decoded array (.npy) and the plugin configs (.json); the test
 checks that today's compframe still decodes the frame to exactly that array. The golden streams
@@ -23,6 +24,7 @@ import numpy as np
 
 import compframe as cf
 from compframe import container
+from compframe.plugins.encoders.chain import stage_library
 
 HERE = Path(__file__).parent
 
@@ -48,6 +50,7 @@ def main() -> None:
     write_lane_streams(np.random.default_rng(2028))
     write_chain_streams(np.random.default_rng(2029))
     write_option_frames()
+    write_interp_chain_frames()
 
 
 def with_encoder_header(frame: bytes, encoder: dict, options: dict | None) -> bytes:
@@ -155,6 +158,33 @@ def write_chain_streams(rng) -> None:
                             np.rint(rng.laplace(0, 2, 900)).astype(np.int8)),
     }
     save_streams(cases, "golden_chain")
+    for name, (_, params, _) in cases.items():  # the last stage's library: its bytes are pinned at that version
+        path = HERE / f"golden_chain_{name}.json"
+        meta = json.loads(path.read_text())
+        meta["last_stage_library"] = stage_library(params["stages"][-1]["id"])
+        path.write_text(json.dumps(meta, indent=1))
+
+
+def write_interp_chain_frames() -> None:
+    """``interp`` + ``chain`` (the defaults) on a smooth field with a NaN: ``golden_interp_chain`` as this
+    compframe writes it, and ``golden_interp_chain_b7dd09d`` with the header b7dd09d wrote for the same
+    streams (``interp``'s tune settings in the quantizer config, ``device`` in the chain's options)."""
+    t = np.linspace(0, 3, 48)
+    x = (np.sin(t)[:, None] * np.cos(2 * t[:40])[None, :] + 0.1 * t[:, None]).astype(np.float32)
+    x[7, 9] = np.nan
+    frame = cf.compress(x, quantizer="interp", encoder="chain", bound="rel:1e-3")
+    f = container.loads(frame)
+    header = {k: v for k, v in f.header.items() if k != "sections"}
+    old = {**header, "quantizer": cf.create("quantizer", "interp").get_config(),
+           "encoder_options": {"device": "cpu", "stage_options": [{**o, "device": "cpu"}
+                                                                  for o in header["encoder_options"]["stage_options"]]}}
+    codes = {name: bytes(stream) for name, stream in f.code_streams().items()}
+    for name, h in (("interp_chain", header), ("interp_chain_b7dd09d", old)):
+        frame = container.dumps(h, codes, f.side_arrays())
+        (HERE / f"golden_{name}.cfrm").write_bytes(frame)
+        np.save(HERE / f"golden_{name}.npy", cf.decompress(frame))
+        (HERE / f"golden_{name}.json").write_text(json.dumps({"quantizer": h["quantizer"], "encoder": h["encoder"]},
+                                                            indent=1))
 
 
 def save_streams(cases, prefix: str = "golden_stream") -> None:
@@ -174,5 +204,7 @@ if __name__ == "__main__":
         write_lane_streams(np.random.default_rng(2028))
     elif sys.argv[1:] == ["chain"]:
         write_chain_streams(np.random.default_rng(2029))
+    elif sys.argv[1:] == ["interp_chain"]:
+        write_interp_chain_frames()
     else:
         main()

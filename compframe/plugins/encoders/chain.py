@@ -32,7 +32,9 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import lz4
 import numpy as np
+import zstandard
 
 from ... import limits
 from ...base import Encoder, StreamError
@@ -56,8 +58,9 @@ class Chain(Encoder):
     the first takes the codes, each later one the bytes of the one before (as uint8 codes).
 
     Takes the code widths the first stage takes; runs on the CPU. A frame's header keeps each
-    stage's format config (``Encoder.format_config``); the stages' run-time options (levels,
-    threads) are kept under ``encoder_options`` for the record only.
+    stage's format config (``Encoder.format_config``); the stages' other options (levels, chunk
+    sizes, threads) are kept under ``encoder_options`` for the record only, without ``device``
+    (always ``cpu`` in a chain: it would say nothing).
     """
 
     format_params = ("stages",)
@@ -95,9 +98,10 @@ class Chain(Encoder):
         return stage
 
     def split_config(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The stages' format configs (what decoding needs) and, for the record, their options."""
+        """The stages' format configs (what decoding needs) and, for the record, their options but ``device``."""
         fmt, opts = zip(*(s.split_config() for s in self.stages))
-        return {"id": self.plugin_id, "stages": list(fmt)}, {"device": self.config.device, "stage_options": list(opts)}
+        return ({"id": self.plugin_id, "stages": list(fmt)},
+                {"stage_options": [{k: v for k, v in o.items() if k != "device"} for o in opts]})
 
     @classmethod
     def for_decoding(cls, params: dict[str, Any], device: str = "cpu") -> Chain:
@@ -154,6 +158,14 @@ class Chain(Encoder):
             raise StreamError(f"chain stream: stage {k + 1} ('{self.stages[k].plugin_id}') decoded {out.size} "
                               f"values of {out.dtype}, expected {count} of {dtype}")
         return np.ascontiguousarray(out)
+
+
+def stage_library(stage_id: str) -> str | None:
+    """The version of the library whose bytes a stage writes (``zstd``: libzstd, ``lz4``: liblz4), None
+    for compframe's own formats: a chain's last-stage bytes are pinned only against the same version."""
+    if stage_id == "zstd":
+        return ".".join(map(str, zstandard.ZSTD_VERSION))
+    return lz4.library_version_string() if stage_id == "lz4" else None
 
 
 def _parts(payload) -> list:

@@ -49,6 +49,8 @@ class Interp(Quantizer):
     """Multilevel interpolation prediction with the error bound exact on every element; codes
     ``code_dtype`` (int8/int16) of the field's shape. See the module doc."""
 
+    options_params = ("method", "alpha", "beta", "tune")  # meta records the settings the sweep used
+
     @dataclass
     class Config:
         dims: int | str = "auto"
