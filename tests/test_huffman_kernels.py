@@ -55,10 +55,22 @@ def _pairwise(data, offsets, out, starts, ends, table_of, fast, limit, first_ind
     return status
 
 
-@pytest.mark.parametrize("dtype,entry", [(np.int8, np.uint32), (np.int16, np.int64)])
-def test_sixteen_chunks_at_once_match_the_pair_decoder(dtype, entry):
+def _row_tables(lengths, base, mask, fast, on):
+    """``huffman.row_tables`` of ``fast`` (empty tables, the 64-bit-entry loop, unless ``on``)."""
+    width = np.uint8 if mask == 0xFF else np.uint16
+    if not on:
+        return np.zeros((0, 0), np.uint32), np.zeros((0, 0, hk.ROW), width)
+    entries, rows = np.empty(fast.shape, np.uint32), np.empty(fast.shape + (hk.ROW,), width)
+    hk.row_tables(lengths, base, mask, fast, entries, rows)
+    return entries, rows
+
+
+@pytest.mark.parametrize("dtype,entry,rows", [(np.int8, np.uint32, False), (np.int16, np.int64, False),
+                                              (np.int8, np.uint32, True), (np.int16, np.int64, True)])
+def test_sixteen_chunks_at_once_match_the_pair_decoder(dtype, entry, rows):
     """``simd_huffman.decode_cpu`` (groups of 16 chunks as vectors, then pairs) decodes 37 chunks of
-    skewed codes with two alternating tables exactly (long codes inside the vector loop too), and on
+    skewed codes with two alternating tables exactly (long codes inside the vector loop too), with the
+    64-bit entries or the row tables (more symbols per look-up than a 64-bit entry holds), and on
     damaged streams flags the same chunks as the scalar decoder: random bytes under an incomplete
     code (bits that are no code stop the vector loop), and one flipped bit per chunk."""
     rng = np.random.default_rng(5)
@@ -70,16 +82,19 @@ def test_sixteen_chunks_at_once_match_the_pair_decoder(dtype, entry):
     fast = np.empty((2, 1 << hk.FAST_BITS), entry)
     ok, limit, first_index, syms = hk.decoder_tables(lengths2, param, base, mask, fast)
     assert ok
+    by_rows = _row_tables(lengths2, base, mask, fast, rows)
+    held = (fast.astype(np.int64) >> (24 if entry is np.uint32 else 48)) & 7  # symbols per 64-bit entry
+    assert not rows or (by_rows[0] & 31).max() > held.max()
     out = np.zeros_like(u)
     sums = np.zeros(starts.size, np.int64)
-    sh.decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, param, sums)
+    sh.decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, param, sums, *by_rows)
     assert np.array_equal(out, u) and np.array_equal(sums, expected)
     damaged = data.copy()
     bits = rng.integers(0, 8, starts.size).astype(np.uint8)
     damaged[offsets[:-1] + rng.integers(0, np.diff(offsets))] ^= np.uint8(1) << bits  # one bit per chunk
     got = np.zeros(starts.size, np.int64)
     tables = (fast, limit, first_index, syms, param)
-    sh.decode_cpu(damaged, offsets, np.zeros_like(u), starts, ends, table_of, *tables, got)
+    sh.decode_cpu(damaged, offsets, np.zeros_like(u), starts, ends, table_of, *tables, got, *by_rows)
     status = _pairwise(damaged, offsets, np.zeros_like(u), starts, ends, table_of, *tables)
     assert np.array_equal(got < 0, status != 0) and np.all(got != expected)
     # an incomplete code (lengths 1, 2, 3: the prefix 111 is no code) over random bytes
@@ -88,9 +103,11 @@ def test_sixteen_chunks_at_once_match_the_pair_decoder(dtype, entry):
     fast = np.empty((2, 1 << hk.FAST_BITS), entry)
     ok, limit, first_index, syms = hk.decoder_tables(short, 3, 0, mask, fast)
     assert ok
+    by_rows = _row_tables(short, 0, mask, fast, rows)
     noise = rng.integers(0, 256, data.size, dtype=np.uint8)
     got = np.zeros(starts.size, np.int64)
-    sh.decode_cpu(noise, offsets, np.zeros_like(u), starts, ends, table_of, fast, limit, first_index, syms, 3, got)
+    sh.decode_cpu(noise, offsets, np.zeros_like(u), starts, ends, table_of, fast, limit, first_index, syms, 3, got,
+                  *by_rows)
     status = _pairwise(noise, offsets, np.zeros_like(u), starts, ends, table_of, fast, limit, first_index, syms, 3)
     assert np.all(status != 0) and np.all(got == -1)
 
@@ -98,18 +115,41 @@ def test_sixteen_chunks_at_once_match_the_pair_decoder(dtype, entry):
 @pytest.mark.slow
 def test_sixteen_chunks_decode_when_numba_targets_a_generic_cpu(tmp_path):
     """NUMBA_CPU_NAME=generic compiles without AVX-512: the vector decoder uses LLVM's generic gathers
-    there (no x86 intrinsic) and decodes the same codes."""
+    there (no x86 intrinsic) and decodes the same codes, with 64-bit entries and with row tables (the
+    zero-heavy codes)."""
     script = (
         "import numpy as np\n"
         "from compframe import registry\n"
         "from compframe.kernels import simd\n"
         "assert not simd.avx512()\n"
-        "c = (np.random.default_rng(0).geometric(0.2, 300000) - 3).astype(np.int16)\n"
+        "rng = np.random.default_rng(0)\n"
+        "c = (rng.geometric(0.2, 300000) - 3).astype(np.int16)\n"
+        "z = (rng.geometric(0.5, 300000) * (rng.random(300000) < 0.05)).astype(np.int16)\n"
         "e = registry.create('encoder', 'huffman', chunk=4096)\n"
-        "assert np.array_equal(e.decode(e.encode(c)), c)\n"
+        "assert np.array_equal(e.decode(e.encode(c)), c) and np.array_equal(e.decode(e.encode(z)), z)\n"
         "print('ok')\n")
     p = run_on_generic_cpu(script, tmp_path / "cache")
     assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
+
+
+def test_zero_heavy_codes_decode_through_row_tables():
+    """Codes that are mostly zero (1-bit codes: a look-up holds up to 12) take the row tables in
+    ``Huffman``'s decoder (by the stream's bits per code: 1.3 do, 6 do not), and decode exactly, with
+    codes longer than the direct table among them."""
+    from compframe.plugins.encoders import entropy
+    from compframe.registry import create
+
+    rng = np.random.default_rng(7)
+    n = 1 << 18
+    zeros = (rng.geometric(0.3, n) * rng.choice([-1, 1], n) * (rng.random(n) < 0.05)).astype(np.int16)
+    zeros[::5000] = 30000  # codes longer than the direct table
+    fast = np.empty((1, 1 << hk.FAST_BITS), np.int64)
+    assert hk.rows_pay(fast, 0xFFFF, n * 13 // 80, n) and not hk.rows_pay(fast, 0xFFFF, n * 6 // 8, n)
+    enc = create("encoder", "huffman", context="none", chunk=4096, dedup=False)
+    stream = enc.encode(zeros)
+    assert len(stream) < n * 13 // 80  # 1.3 bits per code or less
+    np.testing.assert_array_equal(enc.decode(stream), zeros)
+    assert any(len(key) == 4 for m in entropy._DECODERS._items.values() for key in m.decoders)  # rows built
 
 
 def test_model_cache_keeps_every_stream_exact():

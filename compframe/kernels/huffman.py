@@ -50,6 +50,10 @@ through the canonical limits starts)."""
 WIDE_BITS = 16
 """The widest direct table ``direct_bits`` picks for one table of long codes (2**16 entries)."""
 
+ROW = 16
+"""Symbols per look-up of the row tables (``row_tables``): codes of 1-2 bits (zero-heavy prediction
+codes) put up to ``FAST_BITS`` symbols in a look-up, more than a 64-bit direct entry holds."""
+
 
 @numba.njit(cache=True)
 def direct_bits(lengths, symbols):
@@ -85,6 +89,18 @@ def narrow_entries(lengths, bits):
             if lengths[t, s] > 0:
                 mean += 2.0 ** -lengths[t, s] * lengths[t, s]
     return bits < 3 * mean / lengths.shape[0]
+
+
+def rows_pay(fast, mask, nbytes, count):
+    """True when the row tables (``row_tables``) of the direct tables ``fast`` (``[tables, 2**P]``) are
+    worth building to decode ``count`` symbols (``mask`` 0xFF or 0xFFFF) from ``nbytes`` bytes of
+    chunks: a ``P``-bit look-up holds more than one and a half times the symbols that an entry of
+    ``fast`` does (3 16-bit or 3-6 8-bit ones) at the stream's mean code length ``8 nbytes / count``
+    (zero-heavy prediction codes: 1-1.3 bits), and every table decodes at least 32 symbols per entry
+    (a row costs about as much to build as a few look-ups)."""
+    held = (48 if fast.itemsize == 8 else 24) // (8 if mask == 0xFF else 16)
+    bits = fast.shape[1].bit_length() - 1
+    return count >= 32 * fast.size and bits * count > 1.5 * held * 8 * nbytes
 
 
 _REFILL = 24
@@ -367,6 +383,9 @@ def gather_cpu(scratch, scratch_end, cap, nbytes, offsets, out):
         out[offsets[i]:offsets[i + 1]] = scratch[a:a + nbytes[i]]
 
 
+_NO_ROWS = {0: np.zeros((0, 0), np.uint32), 1: np.zeros((0, 0, ROW), np.uint8), 2: np.zeros((0, 0, ROW), np.uint16)}
+"""Empty row tables (``decode`` without them), by symbol width."""
+
 cuda = None
 """numba.cuda, bound on first GPU use; a module global so that the CUDA simulator can swap it."""
 
@@ -439,14 +458,19 @@ def encode(device, x, starts, ends, table_of, base, mask, table, max_len):
     return out, nbytes, sums
 
 
-def decode(device, data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len):
-    """Decode every chunk into ``out`` (tables from ``decoder_tables``); returns the per-chunk
-    checksums (-1 marks a damaged chunk)."""
+def decode(device, data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len,
+           entries=None, rows=None):
+    """Decode every chunk into ``out`` (tables from ``decoder_tables``; on the CPU the row tables
+    ``entries``, ``rows`` of ``row_tables`` too where given); returns the per-chunk checksums (-1
+    marks a damaged chunk)."""
     sums = np.zeros(starts.size, np.int64)
     if device == "cpu":
         from .simd_huffman import decode_cpu  # imports this module
 
-        decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, sums)
+        if rows is None:
+            entries, rows = _NO_ROWS[0], _NO_ROWS[out.itemsize]
+        decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, sums,
+                   entries, rows)
         return sums
     _, dec = _cuda_kernels()
     d = to_device(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, sums)
@@ -558,6 +582,57 @@ def decoder_tables(lengths, max_len, base, mask, fast):
                 total = n
             fast[t, w] = e | (held << hb) | (total << (hb + 3))
     return True, limit, first_index, syms
+
+
+@numba.njit(cache=True)
+def row_tables(lengths, base, mask, fast, entries, rows):
+    """The row tables of ``decoder_tables``' direct table ``fast`` (``[tables, 2**P]``, built from the
+    code lengths ``lengths``, symbols shifted by ``base``): fills ``entries`` (uint32, same shape) with
+    ``count | total << 5`` and ``rows`` (``[tables, 2**P, ROW]``) with the ``count`` symbols (up to
+    ``ROW``) whose codes follow one another within the ``P`` bits of each prefix, ``total`` their bits;
+    where ``fast`` has a prefix of a longer code (count 0) the entry copies its length (where the
+    search through the canonical limits starts). Rows past their count are left as they were."""
+    tables, alphabet = lengths.shape
+    size = fast.shape[1]
+    fast_bits = 0
+    while (1 << fast_bits) < size:
+        fast_bits += 1
+    hb = min(48, 8 * fast.itemsize - 8)
+    count = np.zeros(fast_bits + 2, np.int64)
+    nxt = np.zeros(fast_bits + 2, np.int64)
+    sym = np.zeros(size, np.int64)
+    length = np.zeros(size, np.int64)
+    for t in range(tables):
+        count[:] = 0
+        for s in range(alphabet):
+            count[min(lengths[t, s], fast_bits + 1)] += 1
+        code = 0
+        for n in range(1, fast_bits + 1):  # canonical codes (encoder_table's order), left-justified to P bits
+            nxt[n] = code << (fast_bits - n)
+            code = (code + count[n]) << 1
+        length[:] = 0
+        for s in range(alphabet):
+            n = lengths[t, s]
+            if 0 < n <= fast_bits:
+                span = 1 << (fast_bits - n)
+                sym[nxt[n]:nxt[n] + span] = (s + base) & mask
+                length[nxt[n]:nxt[n] + span] = n
+                nxt[n] += span
+        for w in range(size):
+            held = 0
+            total = 0
+            r = w
+            while held < ROW:
+                n = length[r]
+                if n == 0 or total + n > fast_bits:
+                    break
+                rows[t, w, held] = sym[r]
+                total += n
+                held += 1
+                r = (w << total) & (size - 1)
+            if held == 0:
+                total = np.int64(fast[t, w]) >> (hb + 3)
+            entries[t, w] = held | (total << 5)
 
 
 @numba.njit(cache=True)

@@ -35,7 +35,7 @@ from numba.extending import intrinsic
 
 from . import simd
 from .fnv import record_group, record_pair
-from .huffman import _REFILL, decode_alone, decode_chunks, decode_runs
+from .huffman import _REFILL, ROW, decode_alone, decode_chunks, decode_runs
 from .targets import cpu
 
 W = simd.W
@@ -72,126 +72,182 @@ def _gather_words(builder, data, pos):
     return builder.call(fn, [builder.inttoptr(addr, pt), ir.Constant(_I32, 1), mask, ir.Constant(vt, ir.Undefined)])
 
 
-@intrinsic
-def decode_steps(typingctx, state, toff, fast, limit, first_index, syms, data, out, steps, fast_bits, max_len):
-    """``steps`` look-ups of each of 16 bit readers (``state[:, k]``: ``ACC``, ``NBITS``, ``POS``, ``AT``
-    of reader k, int64, updated) with ``huffman.decoder_tables``' tables (2-D; reader k's rows start
-    ``toff[0, k]`` entries into ``fast``, ``toff[1, k]`` into ``limit`` and ``first_index``,
-    ``toff[2, k]`` into ``syms``; ``fast_bits`` index bits, codes of at most ``max_len`` bits),
-    writing to ``out`` (uint8 or uint16) and reading ``data`` (uint8). Returns the steps done:
-    fewer only when a reader's bits are no code (a damaged chunk), with that step's refills kept."""
-    if state.dtype != types.int64 or toff.dtype != types.int64 or fast.dtype not in (types.uint32, types.int64) \
-            or limit.dtype != types.int64 or first_index.dtype != types.int64 or syms.dtype != types.int32 \
-            or data.dtype != types.uint8 or out.dtype not in (types.uint8, types.uint16):
-        return None
-    wide = fast.dtype == types.int64
-    hb = 48 if wide else 24  # an entry's symbols below bit hb, then count and length (huffman.FAST_BITS)
-    sig = types.int64(state, toff, fast, limit, first_index, syms, data, out, steps, fast_bits, max_len)
+def _steps(row):
+    """The intrinsic ``decode_steps`` (``row`` 0: direct entries of ``huffman.FAST_BITS``' layout, each
+    stored as 64 bits) or ``decode_steps_rows`` (``row`` symbols per look-up from ``huffman.row_tables``:
+    a uint32 entry ``count | total << 5`` and a row of ``row`` symbols, stored whole)."""
 
-    def codegen(context, builder, signature, args):
-        sa, ta, fa, la, ia, ya, da, oa = (
-            context.make_array(t)(context, builder, a)
-            for t, a in zip((state, toff, fast, limit, first_index, syms, data, out), args[:8]))
-        count, fb, top = args[8], args[9], args[10]
-        vt, it = ir.VectorType(_I64, W), ir.VectorType(_I32, W)
-        rows = [builder.bitcast(builder.gep(sa.data, [ir.Constant(_I64, W * r)]), vt.as_pointer()) for r in range(4)]
-        first = [builder.load(ptr, align=8) for ptr in rows]
-        foff, loff, yoff = (builder.trunc(builder.load(builder.bitcast(builder.gep(ta.data, [ir.Constant(_I64, W * r)]),
-                                                                        vt.as_pointer()), align=8), it)
-                            for r in range(3))
-        data8 = builder.bitcast(da.data, _I8.as_pointer())
-        fbv, topv = simd._splat(builder, fb), simd._splat(builder, top)
-        fmask = builder.sub(builder.shl(_vector(1), fbv), _vector(1))
-        lmask = builder.sub(builder.shl(_vector(1), topv), _vector(1))
-        bswap = simd._function(builder.module, f"llvm.bswap.v{W}i32", it, [it])
+    def typer(typingctx, state, toff, fast, limit, first_index, syms, data, out, steps, fast_bits, max_len, rows):
+        if state.dtype != types.int64 or toff.dtype != types.int64 or limit.dtype != types.int64 \
+                or first_index.dtype != types.int64 or syms.dtype != types.int32 or data.dtype != types.uint8 \
+                or out.dtype not in (types.uint8, types.uint16) \
+                or fast.dtype not in ((types.uint32,) if row else (types.uint32, types.int64)) \
+                or (row and (rows.dtype != out.dtype or rows.ndim != 3)):
+            return None
+        wide = fast.dtype == types.int64
+        # an entry's count at bit hb (3 bits, or 5 in row tables), its total length above
+        hb, cb = (0, 5) if row else ((48, 3) if wide else (24, 3))
+        sig = types.int64(state, toff, fast, limit, first_index, syms, data, out, steps, fast_bits, max_len, rows)
+        sym_bits = out.dtype.bitwidth
 
-        def word_at(pos):  # the 32 bits at each reader's next byte, MSB-first
-            return builder.zext(builder.call(bswap, [_gather_words(builder, data8, pos)]), vt)
+        def codegen(context, builder, signature, args):
+            sa, ta, fa, la, ia, ya, da, oa, ra = (
+                context.make_array(t)(context, builder, a)
+                for t, a in zip((state, toff, fast, limit, first_index, syms, data, out, rows), args[:8] + args[11:]))
+            count, fb, top = args[8], args[9], args[10]
+            vt, it = ir.VectorType(_I64, W), ir.VectorType(_I32, W)
+            rows_p = [builder.bitcast(builder.gep(sa.data, [ir.Constant(_I64, W * r)]), vt.as_pointer())
+                      for r in range(4)]
+            first = [builder.load(ptr, align=8) for ptr in rows_p]
+            foff, loff, yoff = (builder.trunc(builder.load(builder.bitcast(builder.gep(ta.data, [ir.Constant(_I64, W * r)]),
+                                                                            vt.as_pointer()), align=8), it)
+                                for r in range(3))
+            data8 = builder.bitcast(da.data, _I8.as_pointer())
+            fbv, topv = simd._splat(builder, fb), simd._splat(builder, top)
+            fmask = builder.sub(builder.shl(_vector(1), fbv), _vector(1))
+            lmask = builder.sub(builder.shl(_vector(1), topv), _vector(1))
+            bswap = simd._function(builder.module, f"llvm.bswap.v{W}i32", it, [it])
+            st = ir.IntType(sym_bits)
+            rt = ir.VectorType(st, max(row, 1))
 
-        def any_of(flags):
-            return builder.icmp_unsigned("!=", builder.bitcast(flags, ir.IntType(W)), ir.Constant(ir.IntType(W), 0))
+            def word_at(pos):  # the 32 bits at each reader's next byte, MSB-first
+                return builder.zext(builder.call(bswap, [_gather_words(builder, data8, pos)]), vt)
 
-        pending0 = word_at(first[POS])
-        entry = builder.block
-        head = builder.append_basic_block("steps")
-        body = builder.append_basic_block("steps.body")
-        search = builder.append_basic_block("steps.long")
-        found = builder.append_basic_block("steps.found")
-        store = builder.append_basic_block("steps.store")
-        done = builder.append_basic_block("steps.done")
-        builder.branch(head)
-        builder.position_at_end(head)
-        g = builder.phi(_I64)
-        acc, nbits, pos, at, pending = (builder.phi(vt) for _ in range(5))
-        g.add_incoming(ir.Constant(_I64, 0), entry)
-        for phi, value in zip((acc, nbits, pos, at, pending), first + [pending0]):
-            phi.add_incoming(value, entry)
-        builder.cbranch(builder.icmp_signed("<", g, count), body, done)
-        # a step: refill the readers below _REFILL bits from the word gathered the step before (the
-        # next word's gather overlaps the table's), then one direct look-up per reader
-        builder.position_at_end(body)
-        need = builder.icmp_signed("<", nbits, _vector(_REFILL))
-        acc1 = builder.select(need, builder.and_(builder.or_(builder.shl(acc, _vector(32)), pending),
-                                                 _vector((1 << 56) - 1)), acc)
-        nbits1 = builder.add(nbits, builder.select(need, _vector(32), _vector(0)))
-        pos1 = builder.add(pos, builder.select(need, _vector(4), _vector(0)))
-        pending1 = word_at(pos1)
-        index = builder.and_(builder.lshr(acc1, builder.sub(nbits1, fbv)), fmask)
-        e = simd._gather(builder, fa.data, builder.add(builder.trunc(index, it), foff), wide)
-        e = e if wide else builder.zext(e, vt)
-        held = builder.and_(builder.lshr(e, _vector(hb)), _vector(7))
-        prefix = builder.icmp_unsigned("==", held, _vector(0))
-        named = builder.lshr(e, _vector(hb + 3))
-        builder.cbranch(any_of(prefix), search, store)
-        # rare: readers whose entry is the prefix of a longer code search the canonical limits from
-        # the length the entry names (huffman.long_code), the others keep their entry
-        builder.position_at_end(search)
-        length = builder.phi(vt)
-        length.add_incoming(named, body)
-        v = builder.and_(builder.lshr(acc1, builder.sub(nbits1, topv)), lmask)
-        inside = builder.icmp_signed("<=", length, topv)
-        below = builder.trunc(builder.select(inside, length, topv), it)
-        bound = simd._gather(builder, la.data, builder.add(below, loff), True)
-        further = builder.and_(builder.and_(prefix, inside), builder.icmp_signed(">=", v, bound))
-        length.add_incoming(builder.add(length, builder.zext(further, vt)), search)
-        builder.cbranch(any_of(further), search, found)
-        builder.position_at_end(found)
-        bad = builder.and_(prefix, builder.icmp_signed(">", length, topv))
-        coded = builder.xor(prefix, bad)  # the readers whose search found a code
-        n = builder.select(coded, length, _vector(1))  # valid indices for the others' (unused) look-ups
-        start = simd._gather(builder, ia.data, builder.add(builder.trunc(n, it), loff), True)
-        at_sym = builder.select(coded, builder.add(start, builder.lshr(v, builder.sub(topv, n))), _vector(0))
-        symbol = builder.zext(simd._gather(builder, ya.data, builder.add(builder.trunc(at_sym, it), yoff), False), vt)
-        long_e = builder.or_(builder.or_(symbol, _vector(1 << hb)), builder.shl(n, _vector(hb + 3)))
-        e_long = builder.select(prefix, long_e, e)
-        builder.cbranch(any_of(bad), done, store)
-        builder.position_at_end(store)
-        e_all = builder.phi(vt)
-        e_all.add_incoming(e, body)
-        e_all.add_incoming(e_long, found)
-        for k in range(W):  # each reader's entry at its own position (64 bits: the symbols, then spare)
-            lane = ir.Constant(_I32, k)
-            target = builder.gep(oa.data, [builder.extract_element(at, lane)])
-            builder.store(builder.extract_element(e_all, lane), builder.bitcast(target, _I64.as_pointer()), align=1)
-        g.add_incoming(builder.add(g, ir.Constant(_I64, 1)), store)
-        moved = builder.add(at, builder.and_(builder.lshr(e_all, _vector(hb)), _vector(7)))
-        for phi, value in zip((acc, nbits, pos, at, pending),
-                              (acc1, builder.sub(nbits1, builder.lshr(e_all, _vector(hb + 3))), pos1, moved, pending1)):
-            phi.add_incoming(value, store)
-        builder.branch(head)
-        builder.position_at_end(done)
-        steps_done = builder.phi(_I64)
-        steps_done.add_incoming(g, head)
-        steps_done.add_incoming(g, found)
-        values = [builder.phi(vt) for _ in rows]
-        for value, last, kept in zip(values, (acc, nbits, pos, at), (acc1, nbits1, pos1, at)):
-            value.add_incoming(last, head)
-            value.add_incoming(kept, found)
-        for ptr, value in zip(rows, values):
-            builder.store(value, ptr, align=8)
-        return steps_done
+            def any_of(flags):
+                return builder.icmp_unsigned("!=", builder.bitcast(flags, ir.IntType(W)), ir.Constant(ir.IntType(W), 0))
 
-    return sig, codegen
+            pending0 = word_at(first[POS])
+            entry = builder.block
+            head = builder.append_basic_block("steps")
+            body = builder.append_basic_block("steps.body")
+            search = builder.append_basic_block("steps.long")
+            found = builder.append_basic_block("steps.found")
+            store = builder.append_basic_block("steps.store")
+            scatter = builder.append_basic_block("steps.scatter")
+            moved_on = builder.append_basic_block("steps.next")
+            done = builder.append_basic_block("steps.done")
+            builder.branch(head)
+            builder.position_at_end(head)
+            g = builder.phi(_I64)
+            acc, nbits, pos, at, pending = (builder.phi(vt) for _ in range(5))
+            g.add_incoming(ir.Constant(_I64, 0), entry)
+            for phi, value in zip((acc, nbits, pos, at, pending), first + [pending0]):
+                phi.add_incoming(value, entry)
+            builder.cbranch(builder.icmp_signed("<", g, count), body, done)
+            # a step: refill the readers below _REFILL bits from the word gathered the step before (the
+            # next word's gather overlaps the table's), then one direct look-up per reader
+            builder.position_at_end(body)
+            need = builder.icmp_signed("<", nbits, _vector(_REFILL))
+            acc1 = builder.select(need, builder.and_(builder.or_(builder.shl(acc, _vector(32)), pending),
+                                                     _vector((1 << 56) - 1)), acc)
+            nbits1 = builder.add(nbits, builder.select(need, _vector(32), _vector(0)))
+            pos1 = builder.add(pos, builder.select(need, _vector(4), _vector(0)))
+            pending1 = word_at(pos1)
+            index = builder.add(builder.trunc(builder.and_(builder.lshr(acc1, builder.sub(nbits1, fbv)), fmask), it), foff)
+            e = simd._gather(builder, fa.data, index, wide)
+            e = e if wide else builder.zext(e, vt)
+            held = builder.and_(builder.lshr(e, _vector(hb)), _vector((1 << cb) - 1))
+            prefix = builder.icmp_unsigned("==", held, _vector(0))
+            named = builder.lshr(e, _vector(hb + cb))
+            builder.cbranch(any_of(prefix), search, store)
+            # rare: readers whose entry is the prefix of a longer code search the canonical limits from
+            # the length the entry names (huffman.long_code), the others keep their entry
+            builder.position_at_end(search)
+            length = builder.phi(vt)
+            length.add_incoming(named, body)
+            v = builder.and_(builder.lshr(acc1, builder.sub(nbits1, topv)), lmask)
+            inside = builder.icmp_signed("<=", length, topv)
+            below = builder.trunc(builder.select(inside, length, topv), it)
+            bound = simd._gather(builder, la.data, builder.add(below, loff), True)
+            further = builder.and_(builder.and_(prefix, inside), builder.icmp_signed(">=", v, bound))
+            length.add_incoming(builder.add(length, builder.zext(further, vt)), search)
+            builder.cbranch(any_of(further), search, found)
+            builder.position_at_end(found)
+            bad = builder.and_(prefix, builder.icmp_signed(">", length, topv))
+            coded = builder.xor(prefix, bad)  # the readers whose search found a code
+            n = builder.select(coded, length, _vector(1))  # valid indices for the others' (unused) look-ups
+            start = simd._gather(builder, ia.data, builder.add(builder.trunc(n, it), loff), True)
+            at_sym = builder.select(coded, builder.add(start, builder.lshr(v, builder.sub(topv, n))), _vector(0))
+            symbol = builder.zext(simd._gather(builder, ya.data, builder.add(builder.trunc(at_sym, it), yoff), False), vt)
+            long_e = builder.or_(builder.or_(symbol if not row else _vector(0), _vector(1 << hb)),
+                                 builder.shl(n, _vector(hb + cb)))
+            e_long = builder.select(prefix, long_e, e)
+            builder.cbranch(any_of(bad), done, store)
+            builder.position_at_end(store)
+            e_all = builder.phi(vt)
+            e_all.add_incoming(e, body)
+            e_all.add_incoming(e_long, found)
+            longs = builder.phi(prefix.type)  # readers whose symbol came from the search (row tables)
+            longs.add_incoming(ir.Constant(prefix.type, None), body)
+            longs.add_incoming(prefix, found)
+            long_syms = builder.phi(vt)
+            long_syms.add_incoming(_vector(0), body)
+            long_syms.add_incoming(symbol, found)
+            for k in range(W):  # each reader's symbols at its own position
+                lane = ir.Constant(_I32, k)
+                target = builder.gep(oa.data, [builder.extract_element(at, lane)])
+                if row:  # the entry's whole row (symbols past its count are overwritten later)
+                    src = builder.gep(builder.bitcast(ra.data, rt.as_pointer()),
+                                      [builder.zext(builder.extract_element(index, lane), _I64)])
+                    builder.store(builder.load(src, align=1), builder.bitcast(target, rt.as_pointer()), align=1)
+                else:  # the entry's 64 bits: the symbols, then spare bits
+                    builder.store(builder.extract_element(e_all, lane), builder.bitcast(target, _I64.as_pointer()),
+                                  align=1)
+            builder.cbranch(any_of(longs) if row else ir.Constant(ir.IntType(1), 0), scatter, moved_on)
+            builder.position_at_end(scatter)  # row tables: the searched symbols over their rows' first one
+            for k in range(W):
+                lane = ir.Constant(_I32, k)
+                here = builder.append_basic_block("steps.scatter.lane")
+                after = builder.append_basic_block("steps.scatter.after")
+                builder.cbranch(builder.extract_element(longs, lane), here, after)
+                builder.position_at_end(here)
+                target = builder.gep(oa.data, [builder.extract_element(at, lane)])
+                builder.store(builder.trunc(builder.extract_element(long_syms, lane), st), target, align=1)
+                builder.branch(after)
+                builder.position_at_end(after)
+            builder.branch(moved_on)
+            builder.position_at_end(moved_on)
+            g.add_incoming(builder.add(g, ir.Constant(_I64, 1)), moved_on)
+            moved = builder.add(at, builder.and_(builder.lshr(e_all, _vector(hb)), _vector((1 << cb) - 1)))
+            for phi, value in zip((acc, nbits, pos, at, pending),
+                                  (acc1, builder.sub(nbits1, builder.lshr(e_all, _vector(hb + cb))), pos1, moved,
+                                   pending1)):
+                phi.add_incoming(value, moved_on)
+            builder.branch(head)
+            builder.position_at_end(done)
+            steps_done = builder.phi(_I64)
+            steps_done.add_incoming(g, head)
+            steps_done.add_incoming(g, found)
+            values = [builder.phi(vt) for _ in rows_p]
+            for value, last, kept in zip(values, (acc, nbits, pos, at), (acc1, nbits1, pos1, at)):
+                value.add_incoming(last, head)
+                value.add_incoming(kept, found)
+            for ptr, value in zip(rows_p, values):
+                builder.store(value, ptr, align=8)
+            return steps_done
+
+        return sig, codegen
+
+    return typer
+
+
+def _named(typer, name, doc):
+    typer.__name__, typer.__qualname__, typer.__doc__ = name, name, doc
+    return intrinsic(typer)
+
+
+decode_steps = _named(_steps(0), "decode_steps", """``steps`` look-ups of each of 16 bit readers (``state[:, k]``:
+``ACC``, ``NBITS``, ``POS``, ``AT`` of reader k, int64, updated) with ``huffman.decoder_tables``' tables
+(2-D; reader k's rows start ``toff[0, k]`` entries into ``fast``, ``toff[1, k]`` into ``limit`` and
+``first_index``, ``toff[2, k]`` into ``syms``; ``fast_bits`` index bits, codes of at most ``max_len``
+bits), writing to ``out`` (uint8 or uint16) and reading ``data`` (uint8); ``rows`` is unused. Returns
+the steps done: fewer only when a reader's bits are no code (a damaged chunk), with that step's
+refills kept.""")
+
+decode_steps_rows = _named(_steps(ROW), "decode_steps_rows", """``decode_steps`` with ``huffman.row_tables``'
+tables: ``fast`` their uint32 entries, ``rows`` their rows of ``ROW`` symbols (``[tables,
+2**fast_bits, ROW]``, ``out``'s dtype); each look-up stores its whole row (``ROW`` symbols of room per
+step).""")
 
 
 MIN_RUN = 8
@@ -207,10 +263,12 @@ before and after the vector loop) than they gain."""
 
 
 @numba.njit(cache=True, nogil=True)
-def decode_group(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, a, sums):
+def decode_group(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, a, sums, entries,
+                 rows):
     """Decode chunks ``a .. a + 15`` (``decode_cpu``'s arguments) and record their checksums (-1 for a
-    damaged chunk): ``decode_steps`` while every reader is surely inside its chunk (a look-up writes
-    64 bits of symbols; a step reads at most 4 bytes, and the next 4 are gathered ahead), then each
+    damaged chunk): ``decode_steps`` (``decode_steps_rows`` with ``entries`` and ``rows`` where
+    ``rows`` is not empty) while every reader is surely inside its chunk (a look-up writes 64 bits of
+    symbols, or a row; a step reads at most 4 bytes, and the next 4 are gathered ahead), then each
     chunk's rest with ``huffman.decode_alone``, which also makes the end checks and finds the damage
     that stopped ``decode_steps``."""
     wbits = 8 * out.itemsize
@@ -223,7 +281,7 @@ def decode_group(data, offsets, out, starts, ends, table_of, fast, limit, first_
     for k in range(W):
         c = a + k
         t = table_of[c]
-        toff[0, k] = t * fast.shape[1]
+        toff[0, k] = t * fast.shape[1]  # the same for the row tables' entries
         toff[1, k] = t * limit.shape[1]
         toff[2, k] = t * syms.shape[1]
         # 16-bit codes: reader k starts about 64 k bytes of output into its chunk (decoded alone), so
@@ -233,13 +291,21 @@ def decode_group(data, offsets, out, starts, ends, table_of, fast, limit, first_
                                             offsets[c], starts[c], offsets[c + 1], min(ends[c], starts[c] + ahead))
         state[ACC, k], state[NBITS, k], state[POS, k], state[AT, k] = acc, nbits, p, i
         damaged |= bad
+    by_rows = rows.shape[0] > 0
+    room = ROW if by_rows else 64 // wbits  # symbols a look-up writes
     while damaged == 0:
         run = MIN_RUN << 40
         for k in range(W):
             c = a + k
-            run = min(run, (ends[c] - state[AT, k]) * wbits // 64, (offsets[c + 1] - state[POS, k]) // 4 - 1)
-        if run < MIN_RUN or decode_steps(state, toff, fast, limit, first_index, syms, data, out, run, fast_bits,
-                                         max_len) < run:
+            run = min(run, (ends[c] - state[AT, k]) // room, (offsets[c + 1] - state[POS, k]) // 4 - 1)
+        if run < MIN_RUN:
+            break
+        if by_rows:
+            done = decode_steps_rows(state, toff, entries, limit, first_index, syms, data, out, run, fast_bits,
+                                     max_len, rows)
+        else:
+            done = decode_steps(state, toff, fast, limit, first_index, syms, data, out, run, fast_bits, max_len, rows)
+        if done < run:
             break
     status = 0
     for k in range(W):
@@ -255,14 +321,17 @@ _decode_pair = cpu(decode_chunks)
 
 
 @numba.njit(parallel=True, cache=True)
-def decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, sums):
+def decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, sums, entries,
+               rows):
     """Decode every chunk (``huffman.decode``'s CPU side): groups of 16 chunks with ``decode_group``
-    (unless the tables hold 2**31 entries or more), then the chunks left over in pairs with
+    (unless the tables hold 2**31 entries or more; with the row tables ``entries``, ``rows`` of
+    ``huffman.row_tables`` unless ``rows`` is empty), then the chunks left over in pairs with
     ``huffman.decode_chunks`` (an odd last one alone)."""
     n = starts.size
     groups = n // W if max(fast.size, limit.size, syms.size) < 1 << 31 else 0  # decode_steps' 32-bit table indices
     for g in numba.prange(groups):
-        decode_group(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, W * g, sums)
+        decode_group(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, W * g, sums,
+                     entries, rows)
     for j in numba.prange((n - W * groups + 1) // 2):
         a = W * groups + 2 * j
         b = a + 1

@@ -680,7 +680,25 @@ class Huffman(ChunkedEntropyCoder):
             _DECODERS.grow(tables, (base, mask, out.size), built)
         else:  # the tables of a model read before, charged as building them again would be
             limits.charge(sum(t.nbytes for t in built), f"huffman decoding tables ({built[0].shape[0]} tables)")
-        return huffman_kernels.decode(self.config.device, data, offsets, out, starts, ends, table_of, *built, param)
+        rows = ()
+        if self.config.device == "cpu" and huffman_kernels.rows_pay(built[0], mask, int(offsets[-1]), out.size):
+            rows = tables.decoders.get((base, mask, out.size, "rows"))
+            if rows is None:
+                rows = self._row_tables(tables.lengths, base, mask, built[0])
+                _DECODERS.grow(tables, (base, mask, out.size, "rows"), rows)
+            else:
+                limits.charge(sum(t.nbytes for t in rows), f"huffman row tables ({built[0].shape[0]} tables)")
+        return huffman_kernels.decode(self.config.device, data, offsets, out, starts, ends, table_of, *built, param,
+                                      *rows)
+
+    @staticmethod
+    def _row_tables(lengths, base, mask, fast):
+        """``huffman_kernels.row_tables`` (``entries``, ``rows``) of the direct table ``fast``."""
+        row, width = huffman_kernels.ROW, np.dtype(np.uint8 if mask == 0xFF else np.uint16)
+        limits.charge(fast.size * (4 + row * width.itemsize), f"huffman row tables ({fast.shape[0]} x {fast.shape[1]})")
+        entries, rows = np.empty(fast.shape, np.uint32), np.empty(fast.shape + (row,), width)
+        huffman_kernels.row_tables(lengths, base, mask, fast, entries, rows)
+        return entries, rows
 
     @staticmethod
     def _decoder_tables(lengths, base, mask, count, param):
