@@ -224,13 +224,16 @@ def test_the_encoder_is_vectorized():
 @pytest.mark.skipif(not simd.avx512(), reason="the hardware gathers need AVX-512F")
 def test_the_decoder_is_vectorized():
     """With 32-bit entries (uint8 symbols) and 64-bit ones (uint16, precision 12) the decoder's code
-    holds the AVX-512 gathers and the expand-load refill (compiled afresh: a cached one has no asm)."""
-    fresh = numba.njit(error_model="numpy")(ans_kernels._decode_lanes_cpu.py_func)
-    data = np.zeros(4 * 32, np.uint8)
+    (two chunks at once) holds the AVX-512 gathers and the expand-load refill (compiled afresh: a
+    cached one has no asm)."""
+    fresh = numba.njit(error_model="numpy")(ans_kernels._decode_lanes_pair_cpu.py_func)
+    data, sums = np.zeros(4 * 32, np.uint8), np.zeros(2, np.int64)
     for dtype, entry in ((np.uint8, np.uint32), (np.uint16, np.uint64)):
-        assert fresh(data, np.zeros(64, dtype), np.zeros(1 << 12, entry), 12, 12, 0, data.size, 0, 64, 32) == -1
+        table = np.zeros(1 << 12, entry)
+        fresh(data, np.zeros(64, dtype), table, table, 12, 12, 0, data.size, 0, 32, 0, data.size, 32, 64, 32, sums, 0)
+        assert (sums == -1).all()  # every state zero: below 2**16
     asm = "".join(fresh.inspect_asm().values())
-    assert "vpgatherdd" in asm and "vpgatherdq" in asm and "zmm" in asm
+    assert asm.count("vpgatherdd") >= 2 and "vpgatherdq" in asm and "zmm" in asm
     if "avx512vbmi2" in simd.target_features():  # Ice Lake, Zen 4 and later; not Skylake-X
         assert "vpexpandw" in asm
 
@@ -293,3 +296,27 @@ def test_lane_streams_decode_when_numba_targets_a_generic_cpu(tmp_path):
     c = np.random.default_rng(0).integers(-9, 9, 300000).astype(np.int16)
     here = hashlib.sha256(make(lanes=32).encode(c)).hexdigest()  # this machine's (vector) encoder
     assert p.returncode == 0 and p.stdout.strip() == here, p.stderr[-2000:]
+
+
+def test_model_cache_keeps_every_stream_exact():
+    """Decoding through the cache of models read before (``entropy._ANS_MODELS``) gives what a cold
+    decode gives: the same stream twice, the same frequencies with another base (tables of other
+    symbols), in the pair mode and the lane mode (tables of their own); a damaged chunk is still
+    refused on a cache hit."""
+    from compframe.plugins.encoders import entropy
+
+    rng = np.random.default_rng(6)
+    codes = np.clip(rng.normal(0, 6, 8192), -100, 100).astype(np.int8)
+    shifted = (codes.astype(np.int16) + 7).astype(np.int8)  # same histogram, lo + 7: the same frequency blob
+    lanes, pair = make(context="none", dedup=False, chunk=1024, lanes=32), make(context="none", dedup=False, chunk=1024,
+                                                                              lanes=2)
+    entropy._ANS_MODELS._items.clear()
+    for enc, c in ((lanes, codes), (lanes, codes), (lanes, shifted), (pair, codes)):
+        np.testing.assert_array_equal(enc.decode(enc.encode(c)), c)
+    assert [sorted(m.decoders) for m in entropy._ANS_MODELS._items.values()] == \
+        [sorted([(int(codes.min()) & 255, 255, False), (int(shifted.min()) & 255, 255, False),
+                 (int(codes.min()) & 255, 255, True)])]
+    damaged = bytearray(lanes.encode(codes))
+    damaged[-300] ^= 0x10  # inside the last chunks
+    with pytest.raises(StreamError):
+        lanes.decode(bytes(damaged))

@@ -1,6 +1,6 @@
 """Range-variant ANS (rANS, Duda 2013, arXiv 1311.2540) over symbol chunks: two interleaved states
 per chunk (the pair mode, described here), or 16-64 (the lane mode, ``LANES``: ``encode_lanes``,
-``decode_lanes_tail`` and the vector decoder ``simd.decode_groups``).
+``decode_lanes_tail`` and the vector decoders ``simd.decode_groups``, ``simd.decode_groups_pair``).
 
 States are kept in ``[2**16, 2**32)`` and renormalized 16 bits at a time; frequencies sum to
 ``2**R`` (``R <= 16``), so each symbol moves at most one 16-bit word. Symbols at even offsets in
@@ -595,7 +595,14 @@ def _decode_lanes_cpu(data, out, table, precision, shift, start, end, lo, hi, la
     p = _start_lanes_cpu(data, start, end, lanes, st, hs)
     if p < 0:
         return -1
-    i = lo
+    return _decode_lanes_rest(data, out, table, precision, shift, p, end, lo, lo, hi, lanes, st, hs)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _decode_lanes_rest(data, out, table, precision, shift, p, end, i, lo, hi, lanes, st, hs):
+    """``out[i:hi]`` of the chunk that starts at ``out[lo]``, from the words at ``data[p:end]`` with
+    the lanes' states ``st`` and checksums ``hs`` (as ``_decode_lanes_cpu`` after the start);
+    returns the chunk's checksum, or -1 if it is damaged."""
     whole = lo + (hi - lo) // lanes * lanes
     while True:
         run = min((whole - i) // lanes, (end - p) // (2 * lanes))  # a group reads at most a word per lane
@@ -613,6 +620,42 @@ def _decode_lanes_cpu(data, out, table, precision, shift, start, end, lo, hi, la
     if _decode_lanes_tail_cpu(data, out, table, precision, shift, p, end, i, lo, hi, lanes, st, hs):
         return -1
     return _fold_lanes_cpu(hs, lanes)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _decode_lanes_pair_cpu(data, out, table_a, table_b, precision, shift, start_a, end_a, lo_a, hi_a, start_b, end_b,
+                           lo_b, hi_b, lanes, sums, a):
+    """Chunks ``a`` and ``a + 1`` of the lane mode (checksums to ``sums[a]`` and ``sums[a + 1]``, -1
+    for a damaged one): ``simd.decode_groups_pair`` while whole groups of both surely fit (two
+    chunks' gathers in flight at once, as 64 lanes have in one), then each chunk's rest alone
+    (``_decode_lanes_rest``). The same symbols and checksums as decoding each alone."""
+    st = np.empty(2 * lanes, np.uint32)
+    hs = np.empty(2 * lanes, np.uint32)
+    sa, sb, ha, hb = st[:lanes], st[lanes:], hs[:lanes], hs[lanes:]
+    pos = np.empty(2, np.int64)
+    pos[0] = _start_lanes_cpu(data, start_a, end_a, lanes, sa, ha)
+    pos[1] = _start_lanes_cpu(data, start_b, end_b, lanes, sb, hb)
+    ia, ib = lo_a, lo_b
+    whole_a, whole_b = lo_a + (hi_a - lo_a) // lanes * lanes, lo_b + (hi_b - lo_b) // lanes * lanes
+    while pos[0] >= 0 and pos[1] >= 0:
+        run = min(min((whole_a - ia) // lanes, (end_a - pos[0]) // (2 * lanes)),
+                  min((whole_b - ib) // lanes, (end_b - pos[1]) // (2 * lanes)))
+        if run <= 0:
+            break
+        if lanes == 16:
+            simd.decode_groups_pair(st, hs, table_a, table_b, out, ia, ib, run, data, pos, precision, shift, 16)
+        elif lanes == 32:
+            simd.decode_groups_pair(st, hs, table_a, table_b, out, ia, ib, run, data, pos, precision, shift, 32)
+        elif lanes == 64:
+            simd.decode_groups_pair(st, hs, table_a, table_b, out, ia, ib, run, data, pos, precision, shift, 64)
+        else:
+            break  # not a lane count of the format: each chunk's rest refuses it
+        ia += run * lanes
+        ib += run * lanes
+    sums[a] = -1 if pos[0] < 0 else _decode_lanes_rest(data, out, table_a, precision, shift, pos[0], end_a, ia, lo_a,
+                                                        hi_a, lanes, sa, ha)
+    sums[a + 1] = -1 if pos[1] < 0 else _decode_lanes_rest(data, out, table_b, precision, shift, pos[1], end_b, ib,
+                                                            lo_b, hi_b, lanes, sb, hb)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -651,10 +694,19 @@ def encode_lanes_cpu(x, starts, ends, table_of, base, mask, rcp, info, packed, p
 
 
 @numba.njit(parallel=True, cache=True)
-def decode_lanes_cpu(data, offsets, out, starts, ends, table_of, table, precision, shift, lanes, sums):
-    for k in numba.prange(starts.size):
-        sums[k] = _decode_lanes_cpu(data, out, table[table_of[k]], precision, shift, offsets[k], offsets[k + 1],
-                                    starts[k], ends[k], lanes)
+def decode_lanes_cpu(data, offsets, out, starts, ends, table_of, table, precision, shift, lanes, sums, paired):
+    """Every chunk of the lane mode; with ``paired``, two at a time (``_decode_lanes_pair_cpu``)."""
+    n = starts.size
+    tasks = (n + 1) // 2 if paired else n
+    for j in numba.prange(tasks):
+        a = np.int64(j) * (2 if paired else 1)
+        if paired and a + 1 < n:
+            _decode_lanes_pair_cpu(data, out, table[table_of[a]], table[table_of[a + 1]], precision, shift, offsets[a],
+                                   offsets[a + 1], starts[a], ends[a], offsets[a + 1], offsets[a + 2], starts[a + 1],
+                                   ends[a + 1], lanes, sums, a)
+        else:
+            sums[a] = _decode_lanes_cpu(data, out, table[table_of[a]], precision, shift, offsets[a], offsets[a + 1],
+                                        starts[a], ends[a], lanes)
 
 
 cuda = None
@@ -778,24 +830,32 @@ def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision, 
     return out, nbytes, sums
 
 
-def decode(device, data, offsets, out, starts, ends, table_of, base, mask, freq, precision, lanes=2):
+def lookup_tables(freq, precision, base, mask, dtype, lanes):
+    """The tables ``decode`` looks the symbols up in, for frequencies ``freq`` ``[tables, K]`` (each
+    row summing to ``2**precision``), symbols shifted by ``base`` in the codes' ``dtype``: the pair
+    mode's (``decoder_tables``, and the symbols), or the lane mode's (``lane_entries``, any lane count)."""
+    if lanes == 2:
+        sym = np.empty((freq.shape[0], 1 << precision), dtype)
+        return decoder_tables(freq, precision, base, mask, sym), sym
+    return (lane_entries(freq, precision, base, mask, np.dtype(dtype).itemsize),)
+
+
+def decode(device, data, offsets, out, starts, ends, table_of, base, mask, freq, precision, lanes=2, tables=None):
     """Decode every chunk into ``out`` with the frequencies ``freq`` ``[tables, K]`` (each row summing
     to ``2**precision``) and ``lanes`` state chains; returns the per-chunk checksums (-1 marks a
-    damaged chunk)."""
+    damaged chunk). ``tables``: ``lookup_tables`` of these arguments, built before (else built here)."""
     if lanes not in LANES:
         raise ValueError(f"lanes is {lanes}; allowed: {', '.join(map(str, LANES))}")
     sums = np.zeros(starts.size, np.int64)
-    if lanes == 2:
-        sym = np.empty((freq.shape[0], 1 << precision), out.dtype)
-        tables = (decoder_tables(freq, precision, base, mask, sym), sym)
-    else:
-        tables = (lane_entries(freq, precision, base, mask, out.itemsize),)
+    if tables is None:
+        tables = lookup_tables(freq, precision, base, mask, out.dtype, lanes)
     shift = lane_shift(precision, out.itemsize)
     if device == "cpu" and lanes == 2:
         decode_cpu(data, offsets, out, starts, ends, table_of, *tables, precision, sums)
         return sums
     if device == "cpu":
-        decode_lanes_cpu(data, offsets, out, starts, ends, table_of, tables[0], precision, shift, lanes, sums)
+        paired = starts.size >= 2 * numba.get_num_threads()  # two chunks at a time where every thread gets a pair
+        decode_lanes_cpu(data, offsets, out, starts, ends, table_of, tables[0], precision, shift, lanes, sums, paired)
         return sums
     kernels = _cuda_kernels()
     d = to_device(data, offsets, out, starts, ends, table_of, sums, *tables)

@@ -14,6 +14,8 @@ state fell below ``2**16`` take the next 16-bit words of the shared word stream 
 their count; each lane's checksum takes its symbol (``ans.hash_lanes``'s step, in registers
 too). Symbol groups and word order are those of ``ans.decode_lanes_tail``, which decodes
 the same stream one lane at a time and is the reference (and the CUDA and tail code).
+``decode_groups_pair`` runs the same steps on two chunks in one loop: the gathers are what a step
+waits on, and two chunks' are independent.
 
 On a CPU with AVX-512F the gather is ``vpgatherdd``/``vpgatherdq`` (LLVM's x86 intrinsics, not
 subject to the cost model); elsewhere LLVM's generic masked gather, which it lowers to scalar loads.
@@ -98,82 +100,135 @@ def _gather(builder, table, index, wide):
                              ir.Constant(vt, ir.Undefined)])
 
 
+def _emit_groups(context, builder, count, chunks, wide, vectors, r64, s64, out_type):
+    """The loop of ``count`` groups of ``16 * vectors`` symbols over each chunk of ``chunks``, a list
+    of (states ``i32*``, checksums ``i32*``, table pointer, output pointer, first symbol, word bytes
+    ``i8*``, first word): the chunks' steps in one loop body, so that their gathers overlap.
+    Returns each chunk's word position after the loop."""
+    vt, mt, wt = ir.VectorType(_I32, W), ir.VectorType(_I1, W), ir.VectorType(_I16, W)
+    st = ir.VectorType(out_type, W)
+    r = builder.trunc(r64, _I32)
+    narrow = (lambda v: builder.trunc(v, vt)) if wide else (lambda v: v)
+    rv = _splat(builder, r)
+    sv = _splat(builder, s64 if wide else builder.trunc(s64, _I32))
+    ssv = builder.add(sv, sv)
+    mv = _splat(builder, builder.sub(builder.shl(ir.Constant(_I32, 1), r), ir.Constant(_I32, 1)))
+    low_bound, sixteen = _splat(builder, ir.Constant(_I32, 1 << 16)), _splat(builder, ir.Constant(_I32, 16))
+    expand = _function(builder.module, f"llvm.masked.expandload.v{W}i16", wt, [_I16.as_pointer(), mt, wt])
+    popcount = _function(builder.module, f"llvm.ctpop.i{W}", ir.IntType(W), [ir.IntType(W)])
+    prime, thirteen = _splat(builder, ir.Constant(_I32, FNV_PRIME)), _splat(builder, ir.Constant(_I32, 13))
+    ptrs = [[builder.bitcast(builder.gep(base, [ir.Constant(_I64, W * k)]), vt.as_pointer())
+             for base in (chunk[0], chunk[1]) for k in range(vectors)] for chunk in chunks]
+    first = [[builder.load(ptr, align=4) for ptr in row] for row in ptrs]
+    entry = builder.block
+    head = builder.append_basic_block("groups")
+    body = builder.append_basic_block("groups.body")
+    done = builder.append_basic_block("groups.done")
+    builder.branch(head)
+    builder.position_at_end(head)
+    g = builder.phi(_I64)
+    g.add_incoming(ir.Constant(_I64, 0), entry)
+    pgs, states = [], []
+    for chunk, row in zip(chunks, first):
+        pg = builder.phi(_I64)
+        pg.add_incoming(chunk[6], entry)
+        pgs.append(pg)
+        phis = [builder.phi(vt) for _ in range(2 * vectors)]  # states and checksums stay in registers
+        for phi, value in zip(phis, row):
+            phi.add_incoming(value, entry)
+        states.append(phis)
+    builder.cbranch(builder.icmp_signed("<", g, count), body, done)
+    builder.position_at_end(body)
+    entries = [[_gather(builder, chunk[2], builder.and_(state, mv), wide) for state in phis[:vectors]]
+               for chunk, phis in zip(chunks, states)]  # every gather first
+    for chunk, pg, phis, gathered in zip(chunks, pgs, states, entries):
+        at = builder.add(chunk[4], builder.mul(g, ir.Constant(_I64, W * vectors)))
+        pnext, updated, hashed = pg, [], []
+        for k, (state, e) in enumerate(zip(phis[:vectors], gathered)):
+            f1 = builder.and_(narrow(e), mv)
+            bias = builder.and_(narrow(builder.lshr(e, sv)), mv)
+            h = builder.lshr(state, rv)
+            state = builder.add(builder.mul(f1, h), builder.add(h, bias))
+            target = builder.gep(chunk[3], [builder.add(at, ir.Constant(_I64, W * k))])
+            symbol = narrow(builder.lshr(e, ssv))
+            builder.store(builder.trunc(symbol, st), builder.bitcast(target, st.as_pointer()), align=1)
+            digest = builder.mul(builder.xor(phis[vectors + k], symbol), prime)
+            hashed.append(builder.xor(digest, builder.lshr(digest, thirteen)))
+            low = builder.icmp_unsigned("<", state, low_bound)
+            words = builder.call(expand, [builder.bitcast(builder.gep(chunk[5], [pnext]), _I16.as_pointer()), low,
+                                          ir.Constant(wt, None)])
+            updated.append(builder.select(low, builder.or_(builder.shl(state, sixteen), builder.zext(words, vt)), state))
+            taken = builder.zext(builder.call(popcount, [builder.bitcast(low, ir.IntType(W))]), _I64)
+            pnext = builder.add(pnext, builder.add(taken, taken))
+        pg.add_incoming(pnext, body)
+        for phi, value in zip(phis, updated + hashed):
+            phi.add_incoming(value, body)
+    g.add_incoming(builder.add(g, ir.Constant(_I64, 1)), body)
+    builder.branch(head)
+    builder.position_at_end(done)
+    for row, phis in zip(ptrs, states):
+        for ptr, state in zip(row, phis):
+            builder.store(state, ptr, align=4)
+    return pgs
+
+
+def _check_lanes(lanes, arrays, tables):
+    """The vector width ``lanes`` holds (a literal multiple of 16), or None if the arguments do not fit."""
+    if not isinstance(lanes, types.IntegerLiteral):
+        raise numba.core.errors.RequireLiteralValue("lanes must be a compile-time constant")
+    if any(a.dtype != types.uint32 for a in arrays) or len({t.dtype for t in tables}) != 1 \
+            or tables[0].dtype not in (types.uint32, types.uint64) or lanes.literal_value % W:
+        return None
+    return lanes.literal_value // W
+
+
 @intrinsic
 def decode_groups(typingctx, x, hashes, table, out, i, groups, data, p, precision, shift, lanes):
     """Decode ``groups`` groups of ``lanes`` symbols (a literal multiple of 16) into ``out[i:]`` from
     the words at ``data[p:]``, updating the states ``x[:lanes]`` and the lanes' checksums
     ``hashes[:lanes]`` (uint32, ``ans.hash_lanes``'s step); returns the new ``p``. ``table`` holds
     uint32 or uint64 entries ``(freq - 1) | (slot - cum) << shift | sym << 2 shift``."""
-    if not isinstance(lanes, types.IntegerLiteral):
-        raise numba.core.errors.RequireLiteralValue("lanes must be a compile-time constant")
-    if x.dtype != types.uint32 or hashes.dtype != types.uint32 or table.dtype not in (types.uint32, types.uint64) or lanes.literal_value % W:
+    vectors = _check_lanes(lanes, (x, hashes), (table,))
+    if vectors is None:
         return None
-    wide = table.dtype == types.uint64
-    vectors = lanes.literal_value // W
     sig = types.int64(x, hashes, table, out, i, groups, data, p, precision, shift, lanes)
 
     def codegen(context, builder, signature, args):
         xa, ha, ta, oa, da = (context.make_array(t)(context, builder, a)
                               for t, a in zip((x, hashes, table, out, data), (args[0], args[1], args[2], args[3], args[6])))
-        i0, count, p0, r64, s64 = args[4], args[5], args[7], args[8], args[9]
-        vt, mt, wt = ir.VectorType(_I32, W), ir.VectorType(_I1, W), ir.VectorType(_I16, W)
-        st = ir.VectorType(context.get_data_type(out.dtype), W)
-        r = builder.trunc(r64, _I32)
-        narrow = (lambda v: builder.trunc(v, vt)) if wide else (lambda v: v)
-        rv = _splat(builder, r)
-        sv = _splat(builder, s64 if wide else builder.trunc(s64, _I32))
-        ssv = builder.add(sv, sv)
-        mv = _splat(builder, builder.sub(builder.shl(ir.Constant(_I32, 1), r), ir.Constant(_I32, 1)))
-        low_bound, sixteen = _splat(builder, ir.Constant(_I32, 1 << 16)), _splat(builder, ir.Constant(_I32, 16))
-        expand = _function(builder.module, f"llvm.masked.expandload.v{W}i16", wt, [_I16.as_pointer(), mt, wt])
-        popcount = _function(builder.module, f"llvm.ctpop.i{W}", ir.IntType(W), [ir.IntType(W)])
-        xptrs = [builder.bitcast(builder.gep(xa.data, [ir.Constant(_I64, W * k)]), vt.as_pointer())
-                 for k in range(vectors)]
-        hptrs = [builder.bitcast(builder.gep(ha.data, [ir.Constant(_I64, W * k)]), vt.as_pointer())
-                 for k in range(vectors)]
-        first = [builder.load(ptr, align=4) for ptr in xptrs + hptrs]
-        prime, thirteen = _splat(builder, ir.Constant(_I32, FNV_PRIME)), _splat(builder, ir.Constant(_I32, 13))
-        entry = builder.block
-        head = builder.append_basic_block("groups")
-        body = builder.append_basic_block("groups.body")
-        done = builder.append_basic_block("groups.done")
-        builder.branch(head)
-        builder.position_at_end(head)
-        g, pg = builder.phi(_I64), builder.phi(_I64)
-        states = [builder.phi(vt) for _ in range(2 * vectors)]  # states and hashes stay in registers
-        g.add_incoming(ir.Constant(_I64, 0), entry)
-        pg.add_incoming(p0, entry)
-        for phi, value in zip(states, first):
-            phi.add_incoming(value, entry)
-        builder.cbranch(builder.icmp_signed("<", g, count), body, done)
-        builder.position_at_end(body)
-        at = builder.add(i0, builder.mul(g, ir.Constant(_I64, W * vectors)))
-        entries = [_gather(builder, ta.data, builder.and_(state, mv), wide) for state in states[:vectors]]
-        pnext, updated, hashed = pg, [], []
-        for k, (state, e) in enumerate(zip(states[:vectors], entries)):
-            f1 = builder.and_(narrow(e), mv)
-            bias = builder.and_(narrow(builder.lshr(e, sv)), mv)
-            h = builder.lshr(state, rv)
-            state = builder.add(builder.mul(f1, h), builder.add(h, bias))
-            target = builder.gep(oa.data, [builder.add(at, ir.Constant(_I64, W * k))])
-            symbol = narrow(builder.lshr(e, ssv))
-            builder.store(builder.trunc(symbol, st), builder.bitcast(target, st.as_pointer()), align=1)
-            digest = builder.mul(builder.xor(states[vectors + k], symbol), prime)
-            hashed.append(builder.xor(digest, builder.lshr(digest, thirteen)))
-            low = builder.icmp_unsigned("<", state, low_bound)
-            words = builder.call(expand, [builder.bitcast(builder.gep(da.data, [pnext]), _I16.as_pointer()), low,
-                                          ir.Constant(wt, None)])
-            updated.append(builder.select(low, builder.or_(builder.shl(state, sixteen), builder.zext(words, vt)), state))
-            taken = builder.zext(builder.call(popcount, [builder.bitcast(low, ir.IntType(W))]), _I64)
-            pnext = builder.add(pnext, builder.add(taken, taken))
-        g.add_incoming(builder.add(g, ir.Constant(_I64, 1)), body)
-        pg.add_incoming(pnext, body)
-        for phi, value in zip(states, updated + hashed):
-            phi.add_incoming(value, body)
-        builder.branch(head)
-        builder.position_at_end(done)
-        for ptr, state in zip(xptrs + hptrs, states):
-            builder.store(state, ptr, align=4)
+        chunk = (xa.data, ha.data, ta.data, oa.data, args[4], da.data, args[7])
+        (pg,) = _emit_groups(context, builder, args[5], [chunk], table.dtype == types.uint64, vectors, args[8], args[9],
+                             context.get_data_type(out.dtype))
         return pg
+
+    return sig, codegen
+
+
+@intrinsic
+def decode_groups_pair(typingctx, x, hashes, table_a, table_b, out, ia, ib, groups, data, pos, precision, shift, lanes):
+    """``decode_groups`` on two chunks at once (their steps interleaved: twice the independent
+    gathers in flight): chunk a with the states ``x[:lanes]``, checksums ``hashes[:lanes]``,
+    ``table_a``, symbols to ``out[ia:]`` and words from ``data[pos[0]:]``; chunk b with
+    ``x[lanes:2 lanes]``, ``hashes[lanes:2 lanes]``, ``table_b``, ``out[ib:]`` and ``data[pos[1]:]``.
+    ``groups`` groups of each; the new word positions are written to ``pos`` (int64[2]). The
+    caller guarantees the bounds of both, as for ``decode_groups``."""
+    vectors = _check_lanes(lanes, (x, hashes), (table_a, table_b))
+    if vectors is None or pos.dtype != types.int64:
+        return None
+    sig = types.none(x, hashes, table_a, table_b, out, ia, ib, groups, data, pos, precision, shift, lanes)
+
+    def codegen(context, builder, signature, args):
+        xa, ha, ta, tb, oa, da, pa = (context.make_array(t)(context, builder, a) for t, a in zip(
+            (x, hashes, table_a, table_b, out, data, pos), (args[0], args[1], args[2], args[3], args[4], args[8], args[9])))
+        half = ir.Constant(_I64, lanes.literal_value)
+        at = [builder.gep(pa.data, [ir.Constant(_I64, c)]) for c in (0, 1)]
+        chunks = [(xa.data, ha.data, ta.data, oa.data, args[5], da.data, builder.load(at[0])),
+                  (builder.gep(xa.data, [half]), builder.gep(ha.data, [half]), tb.data, oa.data, args[6], da.data,
+                   builder.load(at[1]))]
+        ends = _emit_groups(context, builder, args[7], chunks, table_a.dtype == types.uint64, vectors, args[10],
+                            args[11], context.get_data_type(out.dtype))
+        for ptr, value in zip(at, ends):
+            builder.store(value, ptr)
+        return context.get_dummy_value()
 
     return sig, codegen

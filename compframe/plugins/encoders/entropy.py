@@ -565,18 +565,19 @@ class ChunkedEntropyCoder(Encoder):
 
 @dataclass
 class _ReadModel:
-    """A ``huffman`` model read from a stream: its code lengths ``[tables, K]``, and the decoding
-    tables built from them, by ``(base, mask, count)``."""
+    """A model read from a stream: its table values ``[tables, K]`` (``huffman``: code lengths;
+    ``ans``: frequencies), and the decoding tables built from them, by a key of the coder's
+    (``huffman``: ``(base, mask, count)``; ``ans``: ``(base, mask, pair mode)``)."""
 
-    lengths: np.ndarray
+    values: np.ndarray
     decoders: dict
 
 
 class _ModelCache:
-    """The ``huffman`` models read last (``MODELS`` of them, at most ``BYTES`` of tables in all), by
-    their stored bytes and header fields, so that decoding a stream of a model seen before (the same
-    stream again, or streams that share a model) neither inflates its code lengths nor rebuilds its
-    tables (about 25 us per call on a 131 KB field). Entries are read-only once built."""
+    """The models read last (``MODELS`` of them, at most ``BYTES`` of tables in all; one cache per
+    coder), by their stored bytes and header fields, so that decoding a stream of a model seen
+    before (the same stream again, or streams that share a model) neither inflates its values nor
+    rebuilds its tables (about 25 us per call on a 131 KB field). Entries are read-only once built."""
 
     MODELS = 16
     BYTES = 1 << 25
@@ -605,7 +606,7 @@ class _ModelCache:
 
     def _trim(self):
         def size(m):
-            return m.lengths.nbytes + sum(a.nbytes for built in m.decoders.values() for a in built)
+            return m.values.nbytes + sum(a.nbytes for built in m.decoders.values() for a in built)
 
         while len(self._items) > self.MODELS or \
                 (len(self._items) > 1 and sum(size(m) for m in self._items.values()) > self.BYTES):
@@ -613,6 +614,7 @@ class _ModelCache:
 
 
 _DECODERS = _ModelCache()
+_ANS_MODELS = _ModelCache()
 
 
 @dataclass
@@ -676,7 +678,7 @@ class Huffman(ChunkedEntropyCoder):
     def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param):
         built = tables.decoders.get((base, mask, out.size))
         if built is None:
-            built = self._decoder_tables(tables.lengths, base, mask, out.size, param)
+            built = self._decoder_tables(tables.values, base, mask, out.size, param)
             _DECODERS.grow(tables, (base, mask, out.size), built)
         else:  # the tables of a model read before, charged as building them again would be
             limits.charge(sum(t.nbytes for t in built), f"huffman decoding tables ({built[0].shape[0]} tables)")
@@ -684,7 +686,7 @@ class Huffman(ChunkedEntropyCoder):
         if self.config.device == "cpu" and huffman_kernels.rows_pay(built[0], mask, int(offsets[-1]), out.size):
             rows = tables.decoders.get((base, mask, out.size, "rows"))
             if rows is None:
-                rows = self._row_tables(tables.lengths, base, mask, built[0])
+                rows = self._row_tables(tables.values, base, mask, built[0])
                 _DECODERS.grow(tables, (base, mask, out.size, "rows"), rows)
             else:
                 limits.charge(sum(t.nbytes for t in rows), f"huffman row tables ({built[0].shape[0]} tables)")
@@ -801,10 +803,16 @@ class Ans(ChunkedEntropyCoder):
         param, _ = self._split_param(param)
         if not 1 <= param <= self.MAX_PRECISION:
             raise StreamError(f"ans stream: precision {param} is outside [1, {self.MAX_PRECISION}]")
+        key = (bytes(blob), tables, alphabet, param)
+        model = _ANS_MODELS.get(key)
+        if model is not None:  # a model read before: charged as reading it again would be
+            limits.charge(tables * alphabet * (3 + 2 * 8), f"a model of {tables * alphabet} table entries")
+            return model
         freq = unpack_blob(blob, tables * alphabet, 3).reshape(tables, alphabet)
         if np.any(freq.sum(axis=1) != 1 << param):
             raise StreamError(f"ans stream: frequencies do not sum to 2**{param}")
-        return freq  # the decoding tables are built with the symbols' base and width (ans_kernels.decode)
+        # the decoding tables hold the symbols shifted by base, in the codes' width: built in _decode_chunks
+        return _ANS_MODELS.put(key, _ReadModel(freq, {}))
 
     def _encode_chunks(self, x, starts, ends, table_of, base, mask, model):
         freq, cum = model.tables
@@ -818,9 +826,15 @@ class Ans(ChunkedEntropyCoder):
 
     def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param):
         param, lanes = self._split_param(param)
-        limits.charge(tables.shape[0] * (1 << param) * 8, f"ans decoding tables ({tables.shape[0]} x 2**{param})")
+        freq = tables.values
+        limits.charge(freq.shape[0] * (1 << param) * 8, f"ans decoding tables ({freq.shape[0]} x 2**{param})")
+        key = (base, mask, lanes == 2)  # the lane counts share their tables
+        built = tables.decoders.get(key)
+        if built is None:
+            built = ans_kernels.lookup_tables(freq, param, base, mask, out.dtype, lanes)
+            _ANS_MODELS.grow(tables, key, built)
         return ans_kernels.decode(self.config.device, data, offsets, out, starts, ends, table_of, base, mask,
-                                  tables, param, lanes)
+                                  freq, param, lanes, built)
 
 
 def _below_full(freq: np.ndarray, precision: int) -> np.ndarray:
