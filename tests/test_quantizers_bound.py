@@ -160,15 +160,33 @@ def test_reused_buffers_give_the_same_result(pid):
         q.quantize(x, b, out=np.empty(3, q.code_dtype))
 
 
+def half_way(dtype, lo: float, hi: float, step: float, ulps: int) -> np.ndarray:
+    """A field pinned to ``[lo, hi]`` (so its centre is their midrange ``c``): ``lo``, ``hi`` and the
+    half-way points ``c + k * step ± step / 2`` between reconstruction points inside, with their
+    ``ulps`` neighbours on each side."""
+    centre = float(dtype(lo)) / 2 + float(dtype(hi)) / 2
+    k = np.arange(-np.ceil((hi - lo) / step), np.ceil((hi - lo) / step) + 1)
+    half = np.concatenate([centre + k * step + step / 2, centre + k * step - step / 2]).astype(dtype)
+    near = [half]
+    for direction in (np.inf, -np.inf):
+        x = half
+        for _ in range(ulps):
+            x = np.nextafter(x, dtype(direction))
+            near.append(x)
+    near = np.concatenate(near)
+    return np.concatenate([np.array([lo, hi], dtype), near[(near >= dtype(lo)) & (near <= dtype(hi))]])
+
+
 def edges(dtype) -> dict[str, np.ndarray]:
     """Values at and next to ``±eb`` from reconstruction points (the half-way points between two of
-    them), for a field pinned to [-1, 1] (centre 0) at ``abs:1e-3`` / ``rel:5e-4`` (step 2e-3)."""
-    k = np.arange(-600, 601, dtype=np.float64)
-    half = np.concatenate([k * 2e-3 + 1e-3, k * 2e-3 - 1e-3]).astype(dtype)
-    near = np.concatenate([half, np.nextafter(half, dtype(np.inf)), np.nextafter(half, dtype(-np.inf))])
-    pinned = np.concatenate([np.array([-1.0, 1.0], dtype), near[np.abs(near) <= 1]])
+    them), for a field pinned to [-1, 1] (centre 0) at ``abs:1e-3`` / ``rel:5e-4`` (step 2e-3), and
+    for one pinned to [-0.7, 1.1] at ``rel:1e-4`` (step 3.6e-4, codes to ±2500; a reciprocal and a
+    centre float32 does not hold exactly) with every float within 8 ulps of them: the band where the
+    float32 path's margin decides (a quarter of that margin gives wrong codes here)."""
+    pinned = half_way(dtype, -1.0, 1.0, 2e-3, 1)
     offset = (pinned + dtype(3.0)).astype(dtype)  # the same away from zero: the centre is 3
-    return {"half_way": pinned, "half_way_offset": offset}
+    wide = half_way(dtype, -0.7, 1.1, 2 * 1e-4 * (float(dtype(1.1)) - float(dtype(-0.7))), 8)
+    return {"half_way": pinned, "half_way_offset": offset, "half_way_wide": wide}
 
 
 UNIFORM = ["int8", "int16"]

@@ -199,8 +199,12 @@ def fast_params(centre: float, step: float, eb: float, reach: float, lo: float, 
     ``t = (x - f32(c))·f32(1/step)`` is off from ``(x - c)/step`` by at most
     ``E_t = 3.001u(T + τ) + τ + 2**-149`` with ``T = Q + 1/2`` and ``τ = 1.0001(u|c|/step + 2**-149/step)``;
     the rebuild ``f32(c + q·step)`` is off from ``c + q·step`` by ``E_y <= u|c + q·step| + 2**-149 +
-    4·2**-53(|q|·step + |c + q·step|)``, so ``theta = eb/step - 2(E_t + E_y/step) - 2**-50`` (twice the
-    margin, for safety) suffices.
+    4·2**-53(|q|·step + |c + q·step|)``, so ``theta = eb/step - (E_t + E_y/step) - 2**-50`` suffices:
+    ``|t - q| <= theta`` gives ``|x - (c + q·step)| <= step·(theta + E_t)``, hence ``|x - x̂| <= eb``, and
+    ``|(x - c)/step - q| < 1/2 - E_y/step``, so the float64 estimate rounds to ``q`` too (``E_y`` covers
+    its error). (Before issue 13's third session the margin was doubled for safety; a stress of 10 M
+    float32 values in the band where the margin decides, ``q`` up to ±32766, found wrong codes with half
+    this margin and none with it: docs/benchmarks.md.)
     """
     ok, *fast = _fast_params.py_func(centre, step, eb, reach, lo, hi)
     return tuple(fast) if ok else None  # the kernels' own code run by Python: float32 values, no dispatch
@@ -221,7 +225,7 @@ def _fast_params(centre, step, eb, reach, lo, hi):
     tau = 1.0001 * (_U32 * a + _TINY / step)
     e_t = 3.001 * _U32 * (q_max + 0.5 + tau) + tau + _TINY
     e_y = 1.001 * _U32 * (a + q_max) + _TINY / step + 4 * _U64 * (2 * q_max + a)
-    theta = eb / step - 2 * (e_t + e_y) - 2.0**-50
+    theta = eb / step - (e_t + e_y) - 2.0**-50
     if not theta > 0.25:
         return none
     t32 = np.float32(theta)
@@ -286,22 +290,16 @@ def _recheck(x, codes, s, centre, inv, step, eb, lo, hi):
     return missed
 
 
-@njit(cache=True)
-def _fast_chunk(x, codes, fast, centre, inv, step, eb, lo, hi, track):
-    lows = np.full(BLOCK, np.float32(np.inf))
-    highs = np.full(BLOCK, np.float32(-np.inf))
-    bad = 0
-    full = x.size - x.size % BLOCK
-    for s in range(0, full, BLOCK):
-        if _fast_block(x, codes, s, fast, lows, highs, track) and _recheck(x, codes, s, centre, inv, step, eb, lo, hi):
-            bad += _settle(x, codes, s, s + BLOCK, centre, inv, step, eb, lo, hi)
-    codes[full:] = lo  # the last partial block goes to the exact kernel
-    bad += _settle(x, codes, full, x.size, centre, inv, step, eb, lo, hi)
-    for i in range(full, x.size):
-        if track:
-            lows[0] = x[i] if x[i] < lows[0] else lows[0]
-            highs[0] = x[i] if x[i] > highs[0] else highs[0]
-    return bad, lows.min(), highs.max()
+@njit(inline="always", cache=True)
+def _marked_span(codes, s, mark):
+    """The first and last index ``j < BLOCK`` with ``codes[s + j] == mark`` (branch-free, so it vectorizes)."""
+    first = np.int32(BLOCK)
+    last = np.int32(-1)
+    for j in range(BLOCK):
+        m = codes[s + j] == mark
+        first = min(first, np.int32(j) if m else np.int32(BLOCK))
+        last = max(last, np.int32(j) if m else np.int32(-1))
+    return first, last
 
 
 @njit(inline="always", cache=True)
@@ -327,6 +325,45 @@ def _marked_range(x, codes, s, n, mark, low, high):
 
 
 @njit(cache=True)
+def _settle_block(xs, cs, centre, inv, step, eb, lo, hi, low, high):
+    """Exact codes for the elements of a block (``xs``, ``cs``: ``BLOCK`` values) left at ``lo``: ``(outliers,
+    low, high)``, ``[low, high]`` widened by their non-NaN values. A single one (most blocks here) is
+    settled alone; several take the vectorized ``_recheck`` first. (Out of line, over slices: inlined,
+    it slowed the fast loop around it.)"""
+    first, last = _marked_span(cs, 0, lo)
+    if first == last:
+        v = np.float64(xs[first])
+        q, ok = _code(xs[first], centre, inv, step, eb, lo, hi)
+        cs[first] = q
+        return np.int64(not ok), v if v < low else low, v if v > high else high
+    if _marked_outside(xs, cs, 0, BLOCK, lo, low, high):
+        low, high = _marked_range(xs, cs, 0, BLOCK, lo, low, high)
+    bad = 0
+    if _recheck(xs, cs, 0, centre, inv, step, eb, lo, hi):
+        bad = _settle(xs, cs, 0, BLOCK, centre, inv, step, eb, lo, hi)
+    return bad, low, high
+
+
+@njit(cache=True)
+def _fast_chunk(x, codes, fast, centre, inv, step, eb, lo, hi, track):
+    lows = np.full(BLOCK, np.float32(np.inf))
+    highs = np.full(BLOCK, np.float32(-np.inf))
+    bad = 0
+    full = x.size - x.size % BLOCK
+    for s in range(0, full, BLOCK):
+        if _fast_block(x, codes, s, fast, lows, highs, track):
+            bad += _settle_block(x[s:s + BLOCK], codes[s:s + BLOCK], centre, inv, step, eb, lo, hi, -np.inf,
+                                 np.inf)[0]
+    codes[full:] = lo  # the last partial block goes to the exact kernel
+    bad += _settle(x, codes, full, x.size, centre, inv, step, eb, lo, hi)
+    for i in range(full, x.size):
+        if track:
+            lows[0] = x[i] if x[i] < lows[0] else lows[0]
+            highs[0] = x[i] if x[i] > highs[0] else highs[0]
+    return bad, lows.min(), highs.max()
+
+
+@njit(cache=True)
 def _edge_chunk(x, codes, fast, centre, inv, step, eb, lo, hi, r_lo, r_hi):
     """``_fast_chunk`` for a ``fast`` that accepts only codes strictly inside ``[r_lo, r_hi]``: the
     outliers, and the range of ``[r_lo, r_hi]`` and the chunk's non-NaN values, found among the
@@ -337,10 +374,8 @@ def _edge_chunk(x, codes, fast, centre, inv, step, eb, lo, hi, r_lo, r_hi):
     full = x.size - x.size % BLOCK
     for s in range(0, full, BLOCK):
         if _fast_block(x, codes, s, fast, spare, spare, False):
-            if _marked_outside(x, codes, s, BLOCK, lo, r_lo, r_hi):
-                low, high = _marked_range(x, codes, s, BLOCK, lo, low, high)
-            if _recheck(x, codes, s, centre, inv, step, eb, lo, hi):
-                bad += _settle(x, codes, s, s + BLOCK, centre, inv, step, eb, lo, hi)
+            n, low, high = _settle_block(x[s:s + BLOCK], codes[s:s + BLOCK], centre, inv, step, eb, lo, hi, low, high)
+            bad += n
     codes[full:] = lo  # the last partial block goes to the exact kernel
     low, high = _marked_range(x, codes, full, x.size - full, lo, low, high)
     bad += _settle(x, codes, full, x.size, centre, inv, step, eb, lo, hi)
