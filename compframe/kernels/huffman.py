@@ -226,6 +226,43 @@ def decode_runs(data, out, max_len, fast, limit, first, syms, acc, nbits, p, i, 
 
 
 @register_jitable
+def decode_rows(data, out, max_len, entries, rows, limit, first, syms, acc, nbits, p, i, end, hi):
+    """``decode_runs`` with the row tables of one table (``row_tables``' ``entries`` and ``rows``):
+    each look-up copies its row of ``ROW`` symbols, so the runs stop within ``ROW`` symbols of
+    ``hi``. Returns ``(acc, nbits, p, i, bad)`` as ``decode_runs``."""
+    fast_bits = 0
+    while (1 << fast_bits) < entries.size:
+        fast_bits += 1
+    fmask = (1 << fast_bits) - 1
+    while True:
+        run = min((hi - i) // ROW, (end - p) // 4)
+        if run <= 0:
+            break
+        e = 0
+        for _ in range(run):
+            if nbits < _REFILL:
+                acc = refill(data, p, acc)
+                p += 4
+                nbits += 32
+            w = (acc >> (nbits - fast_bits)) & fmask
+            e = np.int64(entries[np.uint64(w)])
+            if (e & 31) == 0:
+                break
+            for k in range(ROW):
+                out[np.uint64(i + k)] = rows[np.uint64(w), k]
+            i += e & 31
+            nbits -= e >> 5
+        if (e & 31) == 0:  # a code longer than the direct table, from the length its entry names
+            n = long_code(acc, nbits, e >> 5, max_len, limit)
+            if n > max_len:
+                return acc, nbits, p, i, 1
+            out[np.uint64(i)] = long_symbol(acc, nbits, n, max_len, first, syms)
+            i += 1
+            nbits -= n
+    return acc, nbits, p, i, 0
+
+
+@register_jitable
 def decode_alone(data, out, max_len, fast, limit, first, syms, acc, nbits, p, i, start, end, hi):
     """Decode the rest of one chunk (``data[start:end]`` into ``out[:hi]``) from a bit reader's state:
     ``nbits`` unread bits in ``acc``, the next byte at ``p``, the next symbol at ``i``. Returns 1 if

@@ -35,7 +35,7 @@ from numba.extending import intrinsic
 
 from . import simd
 from .fnv import record_group, record_pair
-from .huffman import _REFILL, ROW, decode_alone, decode_chunks, decode_runs
+from .huffman import _REFILL, ROW, decode_alone, decode_chunks, decode_rows, decode_runs
 from .targets import cpu
 
 W = simd.W
@@ -278,6 +278,7 @@ def decode_group(data, offsets, out, starts, ends, table_of, fast, limit, first_
     state = np.zeros((4, W), np.int64)
     toff = np.empty((3, W), np.int64)
     damaged = 0
+    by_rows = rows.shape[0] > 0
     for k in range(W):
         c = a + k
         t = table_of[c]
@@ -287,11 +288,15 @@ def decode_group(data, offsets, out, starts, ends, table_of, fast, limit, first_
         # 16-bit codes: reader k starts about 64 k bytes of output into its chunk (decoded alone), so
         # that readers in lockstep store to different cache sets (see STAGGER)
         ahead = STAGGER * k // 2 if wbits == 16 else 0
-        acc, nbits, p, i, bad = decode_runs(data, out, max_len, fast[t], limit[t], first_index[t], syms[t], 0, 0,
-                                            offsets[c], starts[c], offsets[c + 1], min(ends[c], starts[c] + ahead))
+        acc, nbits, p, i, bad = 0, 0, offsets[c], starts[c], 0
+        if by_rows:
+            acc, nbits, p, i, bad = decode_rows(data, out, max_len, entries[t], rows[t], limit[t], first_index[t],
+                                                syms[t], acc, nbits, p, i, offsets[c + 1], min(ends[c], starts[c] + ahead))
+        if bad == 0:
+            acc, nbits, p, i, bad = decode_runs(data, out, max_len, fast[t], limit[t], first_index[t], syms[t], acc,
+                                                nbits, p, i, offsets[c + 1], min(ends[c], starts[c] + ahead))
         state[ACC, k], state[NBITS, k], state[POS, k], state[AT, k] = acc, nbits, p, i
         damaged |= bad
-    by_rows = rows.shape[0] > 0
     room = ROW if by_rows else 64 // wbits  # symbols a look-up writes
     while damaged == 0:
         run = MIN_RUN << 40
@@ -311,8 +316,14 @@ def decode_group(data, offsets, out, starts, ends, table_of, fast, limit, first_
     for k in range(W):
         c = a + k
         t = table_of[c]
-        bad = decode_alone(data, out, max_len, fast[t], limit[t], first_index[t], syms[t], state[ACC, k],
-                           state[NBITS, k], state[POS, k], state[AT, k], offsets[c], offsets[c + 1], ends[c])
+        acc, nbits, p, i = state[ACC, k], state[NBITS, k], state[POS, k], state[AT, k]
+        if by_rows and damaged == 0:  # the rest by rows first (damage is left to decode_alone to find)
+            acc, nbits, p, i, bad = decode_rows(data, out, max_len, entries[t], rows[t], limit[t], first_index[t],
+                                                syms[t], acc, nbits, p, i, offsets[c + 1], ends[c])
+            if bad:
+                acc, nbits, p, i = state[ACC, k], state[NBITS, k], state[POS, k], state[AT, k]
+        bad = decode_alone(data, out, max_len, fast[t], limit[t], first_index[t], syms[t], acc, nbits, p, i,
+                           offsets[c], offsets[c + 1], ends[c])
         status |= bad << k
     record_group(out, starts, ends, a, status, sums)
 
