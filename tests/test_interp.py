@@ -340,9 +340,12 @@ def test_in_the_fuzz_corpus():
 
 @pytest.mark.slow
 def test_fuzzed_interp_frames_raise_only_frame_error(tmp_path):
-    """Mutants of interp frames (outliers, 1-D/2-D/3-D, both layouts, several encoders) decoded by
-    guarded workers whose kernels check every index: no crash, no hang, no access out of bounds,
-    no exception but FrameError."""
+    """Mutants of interp frames (outliers, 1-D/2-D/3-D, both layouts, raw and entropy-coded codes)
+    decoded by guarded workers whose kernels check every index: no crash, no hang, no access out of
+    bounds, no exception but FrameError. Two encoders: ``none`` hands edited bytes to the sweep as
+    codes, ``ans`` its own layout checks (its CRC-32 catches edited payloads, as zstd's checksum
+    would: a third, checksummed encoder adds mutants of the same kind, so it was dropped with a
+    third of the mutants, the same number per frame)."""
     x1 = np.cumsum(np.random.default_rng(1).standard_normal(300)).astype(np.float32)
     x1[17] = np.nan
     x3 = smooth((5, 6, 10))
@@ -350,11 +353,11 @@ def test_fuzzed_interp_frames_raise_only_frame_error(tmp_path):
     frames = {}
     for name, x in (("1d", x1), ("2d", fuzz.sample_field()), ("3d", x3)):
         for layout in ("levels", "field"):
-            for encoder in ("none", "zstd", {"id": "ans", "chunk": 64}):
+            for encoder in ("none", {"id": "ans", "chunk": 64}):
                 frame = cf.compress(x, quantizer={"id": "interp", "code_dtype": "int8", "layout": layout},
                                     encoder=encoder, bound="rel:1e-3")
                 frames[f"{name}+{layout}+{encoder if isinstance(encoder, str) else encoder['id']}"] = frame
-    cases = fuzz.mutants(frames, 1500, seed=17)
+    cases = fuzz.mutants(frames, 1000, seed=17)
     report = fuzz.run(cases, workers=2, timeout=120, warmup=list(frames.values()), boundscheck=str(tmp_path))
     bad = [(b["frame"], b["ops"], b["outcome"], b["message"]) for b in report.bad]
     assert report.total == len(cases) and not bad, bad[:5]
