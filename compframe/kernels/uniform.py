@@ -480,13 +480,26 @@ def gather_outliers(x, codes, centres, steps, ebs, lo, hi, counts, chunk, index,
 def _gather_chunk(x, codes, raw, first, centre, inv, step, eb, lo, hi, index, bits, k, end):
     """Write the chunk's outliers into slots ``k..end - 1`` (no further); returns how many it holds."""
     n = 0
-    for i in np.flatnonzero(codes == 0):  # outliers have code 0 (a vectorized scan finds the candidates)
-        if not _code(x[i], centre, inv, step, eb, lo, hi)[1]:
-            if k + n < end:
-                index[k + n] = first + i
-                bits[k + n] = raw[i]
-            n += 1
+    for s in range(0, codes.size, BLOCK):  # outliers have code 0: a vectorized test per block finds the candidates
+        cs = codes[s:s + BLOCK]
+        if not _has_zero(cs):
+            continue
+        for j in range(cs.size):
+            if cs[j] == 0 and not _code(x[s + j], centre, inv, step, eb, lo, hi)[1]:
+                if k + n < end:
+                    index[k + n] = first + s + j
+                    bits[k + n] = raw[s + j]
+                n += 1
     return n
+
+
+@njit(inline="always", cache=True)
+def _has_zero(cs):
+    """Whether ``cs`` holds a 0 (branch-free, so it vectorizes)."""
+    zero = False
+    for j in range(cs.size):
+        zero |= cs[j] == 0
+    return zero
 
 
 @njit(cache=True)
