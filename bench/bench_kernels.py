@@ -3,6 +3,8 @@
     python bench/bench_kernels.py --checksums        # µs per 16 chunks x 8192 values: 8 fnv.record_pair calls vs one fnv.record_group
     python bench/bench_kernels.py --huffman-decode   # MiniLM 4096 x 384, huffman context=none: whole Encoder.decode,
                                                      # the decode kernel alone (simd_huffman.decode_cpu) and its checksums alone
+    python bench/bench_kernels.py --interp-decode    # the same for interp's int16 prediction codes of grf2d k^-4 2048 x 2048
+                                                     # (bench_lorenzo's field) at rel 1e-2, 1e-3, 1e-4, huffman defaults
 
 docs/benchmarks.md ("`huffman` decode: one-reader runs and 16 chunks at once") quotes both; run
 them against another tree with ``PYTHONPATH=<tree>`` to compare.
@@ -50,16 +52,35 @@ def checksums(repeat: int) -> None:
             print(f"{np.dtype(dt).name} {name}: {ms * 1e3:.1f} us per {n * k} values ({ms * 1e6 / (n * k):.3f} ns/value)")
 
 
-def huffman_decode(repeat: int) -> None:
+def minilm_codes():
+    """``(label, codes, encoder)``: MiniLM 4096 x 384 int8 rel 1e-2 and int16 rel 1e-3, ``context=none``."""
     import bench_encoders as B
 
     from compframe import registry
-    from compframe.kernels import fnv, simd_huffman
 
     x = B.minilm_table()[:4096]
     for dt, eb in (("int8", 0.01), ("int16", 0.001)):
-        codes = B.quantize(x, eb, dt)[0]
-        e = registry.create("encoder", "huffman", context="none")
+        yield dt, B.quantize(x, eb, dt)[0], registry.create("encoder", "huffman", context="none")
+
+
+def interp_codes():
+    """``(label, codes, encoder)``: interp's int16 codes of bench_lorenzo's grf2d k^-4 2048 x 2048
+    field at rel 1e-2, 1e-3, 1e-4, ``huffman`` with its defaults (as ``encoder=chain``'s first stage)."""
+    import bench_lorenzo as L
+
+    from compframe import registry
+    from compframe.base import ErrorBound
+
+    x = L.gaussian_field((2048, 2048), 4.0, 0)
+    for rel in (1e-2, 1e-3, 1e-4):
+        codes = registry.create("quantizer", "interp").quantize(x, ErrorBound("rel", rel)).codes["codes"]
+        yield f"interp rel {rel:g}, {np.mean(codes == 0):.1%} zeros", codes, registry.create("encoder", "huffman")
+
+
+def huffman_decode(repeat: int, cases) -> None:
+    from compframe.kernels import fnv, simd_huffman
+
+    for dt, codes, e in cases:
         blob = e.encode(codes)
         captured, kernel = [], simd_huffman.decode_cpu
         simd_huffman.decode_cpu = lambda *a: captured.append(a) or kernel(*a)
@@ -76,8 +97,9 @@ def huffman_decode(repeat: int) -> None:
 
         whole, alone, sums_ms = best_ms(lambda: e.decode(blob), repeat), best_ms(lambda: kernel(*args), repeat), \
             best_ms(checks, repeat)
+        assert np.array_equal(e.decode(blob), codes)
         ns = 1e6 / codes.size
-        print(f"{dt}: {starts.size} chunks; decode {whole:.3f} ms ({codes.nbytes / whole / 1e3:.0f} MB/s of codes), "
+        print(f"{dt}: {starts.size} chunks, {8 * len(blob) / codes.size:.2f} bits/code; decode {whole:.3f} ms ({codes.nbytes / whole / 1e3:.0f} MB/s of codes), "
               f"kernel {alone:.3f} ms ({alone * ns:.3f} ns/symbol), checksums {sums_ms:.3f} ms ({sums_ms * ns:.3f} ns/symbol)")
 
 
@@ -85,15 +107,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checksums", action="store_true")
     ap.add_argument("--huffman-decode", action="store_true")
+    ap.add_argument("--interp-decode", action="store_true")
     ap.add_argument("--repeat", type=int, default=100)
     a = ap.parse_args()
     numba.set_num_threads(1)
     if a.checksums:
         checksums(a.repeat)
     if a.huffman_decode:
-        huffman_decode(a.repeat)
-    if not (a.checksums or a.huffman_decode):
-        ap.error("choose --checksums and/or --huffman-decode")
+        huffman_decode(a.repeat, minilm_codes())
+    if a.interp_decode:
+        huffman_decode(a.repeat, interp_codes())
+    if not (a.checksums or a.huffman_decode or a.interp_decode):
+        ap.error("choose --checksums, --huffman-decode and/or --interp-decode")
 
 
 if __name__ == "__main__":

@@ -68,14 +68,15 @@ def _row_tables(lengths, base, mask, fast, on):
 @pytest.mark.parametrize("dtype,entry,rows", [(np.int8, np.uint32, False), (np.int16, np.int64, False),
                                               (np.int8, np.uint32, True), (np.int16, np.int64, True)])
 def test_sixteen_chunks_at_once_match_the_pair_decoder(dtype, entry, rows):
-    """``simd_huffman.decode_cpu`` (groups of 16 chunks as vectors, then pairs) decodes 37 chunks of
+    """``simd_huffman.decode_cpu`` (spans of groups of 16 chunks as vectors, each reader taking the
+    next chunk as its own ends, then pairs) decodes 101 chunks (six groups in two spans, five in pairs) of
     skewed codes with two alternating tables exactly (long codes inside the vector loop too), with the
     64-bit entries or the row tables (more symbols per look-up than a 64-bit entry holds), and on
     damaged streams flags the same chunks as the scalar decoder: random bytes under an incomplete
     code (bits that are no code stop the vector loop), and one flipped bit per chunk."""
     rng = np.random.default_rng(5)
-    codes = (rng.geometric(0.25, 37 * 900) * rng.choice([-1, 1], 37 * 900)).astype(dtype)
-    u, lengths, param, base, mask, data, offsets, (starts, ends, _), expected = _streams(codes, 20, 900)
+    codes = (rng.geometric(0.25, 101 * 400) * rng.choice([-1, 1], 101 * 400)).astype(dtype)
+    u, lengths, param, base, mask, data, offsets, (starts, ends, _), expected = _streams(codes, 20, 400)
     assert param > hk.FAST_BITS
     table_of = np.arange(starts.size) % 2
     lengths2 = np.concatenate([lengths, lengths])
@@ -87,14 +88,14 @@ def test_sixteen_chunks_at_once_match_the_pair_decoder(dtype, entry, rows):
     assert not rows or (by_rows[0] & 31).max() > held.max()
     out = np.zeros_like(u)
     sums = np.zeros(starts.size, np.int64)
-    sh.decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, param, sums, *by_rows)
+    sh.decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, param, sums, *by_rows, 1)
     assert np.array_equal(out, u) and np.array_equal(sums, expected)
     damaged = data.copy()
     bits = rng.integers(0, 8, starts.size).astype(np.uint8)
     damaged[offsets[:-1] + rng.integers(0, np.diff(offsets))] ^= np.uint8(1) << bits  # one bit per chunk
     got = np.zeros(starts.size, np.int64)
     tables = (fast, limit, first_index, syms, param)
-    sh.decode_cpu(damaged, offsets, np.zeros_like(u), starts, ends, table_of, *tables, got, *by_rows)
+    sh.decode_cpu(damaged, offsets, np.zeros_like(u), starts, ends, table_of, *tables, got, *by_rows, 1)
     status = _pairwise(damaged, offsets, np.zeros_like(u), starts, ends, table_of, *tables)
     assert np.array_equal(got < 0, status != 0) and np.all(got != expected)
     # an incomplete code (lengths 1, 2, 3: the prefix 111 is no code) over random bytes
@@ -107,7 +108,7 @@ def test_sixteen_chunks_at_once_match_the_pair_decoder(dtype, entry, rows):
     noise = rng.integers(0, 256, data.size, dtype=np.uint8)
     got = np.zeros(starts.size, np.int64)
     sh.decode_cpu(noise, offsets, np.zeros_like(u), starts, ends, table_of, fast, limit, first_index, syms, 3, got,
-                  *by_rows)
+                  *by_rows, 1)
     status = _pairwise(noise, offsets, np.zeros_like(u), starts, ends, table_of, fast, limit, first_index, syms, 3)
     assert np.all(status != 0) and np.all(got == -1)
 

@@ -507,7 +507,7 @@ def decode(device, data, offsets, out, starts, ends, table_of, fast, limit, firs
         if rows is None:
             entries, rows = _NO_ROWS[0], _NO_ROWS[out.itemsize]
         decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, sums,
-                   entries, rows)
+                   entries, rows, numba.get_num_threads())
         return sums
     _, dec = _cuda_kernels()
     d = to_device(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, sums)

@@ -31,7 +31,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, register_jitable
 
 from . import simd
 from .fnv import record_group, record_pair
@@ -262,87 +262,136 @@ drift apart (1-6 symbols per look-up) and pay more for the stagger (decoded one 
 before and after the vector loop) than they gain."""
 
 
+@register_jitable
+def _start(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, entries, rows, c, hi,
+           state, k):
+    """Reader ``k`` of ``state`` at the start of chunk ``c``, its symbols up to ``hi`` decoded alone
+    (by rows first where there are row tables); returns 1 if its bits are no code, else 0."""
+    t = table_of[c]
+    acc, nbits, p, i, bad = 0, 0, offsets[c], starts[c], 0
+    if rows.shape[0] > 0:
+        acc, nbits, p, i, bad = decode_rows(data, out, max_len, entries[t], rows[t], limit[t], first_index[t],
+                                            syms[t], acc, nbits, p, i, offsets[c + 1], hi)
+    if bad == 0:
+        acc, nbits, p, i, bad = decode_runs(data, out, max_len, fast[t], limit[t], first_index[t], syms[t], acc,
+                                            nbits, p, i, offsets[c + 1], hi)
+    state[ACC, k], state[NBITS, k], state[POS, k], state[AT, k] = acc, nbits, p, i
+    return bad
+
+
+@register_jitable
+def _finish(data, offsets, out, ends, table_of, fast, limit, first_index, syms, max_len, entries, rows, c, state, k):
+    """The rest of chunk ``c`` from reader ``k``'s state, by rows first where there are row tables
+    (damage is left to ``huffman.decode_alone`` to find), then ``decode_alone``; returns its status."""
+    t = table_of[c]
+    acc, nbits, p, i = state[ACC, k], state[NBITS, k], state[POS, k], state[AT, k]
+    if rows.shape[0] > 0:
+        acc, nbits, p, i, bad = decode_rows(data, out, max_len, entries[t], rows[t], limit[t], first_index[t],
+                                            syms[t], acc, nbits, p, i, offsets[c + 1], ends[c])
+        if bad:
+            acc, nbits, p, i = state[ACC, k], state[NBITS, k], state[POS, k], state[AT, k]
+    return decode_alone(data, out, max_len, fast[t], limit[t], first_index[t], syms[t], acc, nbits, p, i,
+                        offsets[c], offsets[c + 1], ends[c])
+
+
 @numba.njit(cache=True, nogil=True)
-def decode_group(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, a, sums, entries,
-                 rows):
-    """Decode chunks ``a .. a + 15`` (``decode_cpu``'s arguments) and record their checksums (-1 for a
-    damaged chunk): ``decode_steps`` (``decode_steps_rows`` with ``entries`` and ``rows`` where
-    ``rows`` is not empty) while every reader is surely inside its chunk (a look-up writes 64 bits of
-    symbols, or a row; a step reads at most 4 bytes, and the next 4 are gathered ahead), then each
-    chunk's rest with ``huffman.decode_alone``, which also makes the end checks and finds the damage
-    that stopped ``decode_steps``."""
+def decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, g0, g1, sums,
+                  entries, rows):
+    """Decode the chunks of groups ``g0 .. g1 - 1`` (chunks ``16 g0 .. 16 g1 - 1``; ``decode_cpu``'s
+    arguments) and record their checksums (-1 for a damaged chunk; ``fnv.record_group`` per group of
+    16). 16 readers take the chunks in turn: ``decode_steps`` (``decode_steps_rows`` with ``entries``
+    and ``rows`` where ``rows`` is not empty) while every reader is surely inside its chunk (a
+    look-up writes 64 bits of symbols, or a row; a step reads at most 4 bytes, and the next 4 are
+    gathered ahead); a reader near its chunk's end finishes it alone (``huffman.decode_alone``, which
+    also makes the end checks) and takes the next chunk, so that only the last 16 chunks end alone.
+    Bits that are no code stop the vector loop: every chunk left is then finished alone, where
+    ``decode_alone`` finds the damage."""
     wbits = 8 * out.itemsize
     fast_bits = 0
     while (1 << fast_bits) < fast.shape[1]:
         fast_bits += 1
     state = np.zeros((4, W), np.int64)
     toff = np.empty((3, W), np.int64)
+    lane = np.empty(W, np.int64)  # each reader's chunk
+    a0, a1 = W * g0, W * g1
+    status = np.zeros(a1 - a0, np.int64)
+    room = ROW if rows.shape[0] > 0 else 64 // wbits  # symbols a look-up writes
     damaged = 0
-    by_rows = rows.shape[0] > 0
+    nxt = a0
+    # 16-bit codes: reader k starts each chunk about 64 k bytes of output in (decoded alone), so that
+    # readers in lockstep store to different cache sets (see STAGGER)
+    ahead = STAGGER // 2 if wbits == 16 else 0
     for k in range(W):
-        c = a + k
-        t = table_of[c]
-        toff[0, k] = t * fast.shape[1]  # the same for the row tables' entries
-        toff[1, k] = t * limit.shape[1]
-        toff[2, k] = t * syms.shape[1]
-        # 16-bit codes: reader k starts about 64 k bytes of output into its chunk (decoded alone), so
-        # that readers in lockstep store to different cache sets (see STAGGER)
-        ahead = STAGGER * k // 2 if wbits == 16 else 0
-        acc, nbits, p, i, bad = 0, 0, offsets[c], starts[c], 0
-        if by_rows:
-            acc, nbits, p, i, bad = decode_rows(data, out, max_len, entries[t], rows[t], limit[t], first_index[t],
-                                                syms[t], acc, nbits, p, i, offsets[c + 1], min(ends[c], starts[c] + ahead))
-        if bad == 0:
-            acc, nbits, p, i, bad = decode_runs(data, out, max_len, fast[t], limit[t], first_index[t], syms[t], acc,
-                                                nbits, p, i, offsets[c + 1], min(ends[c], starts[c] + ahead))
-        state[ACC, k], state[NBITS, k], state[POS, k], state[AT, k] = acc, nbits, p, i
-        damaged |= bad
-    room = ROW if by_rows else 64 // wbits  # symbols a look-up writes
+        damaged |= _start(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, entries,
+                          rows, nxt, min(ends[nxt], starts[nxt] + ahead * k), state, k)
+        lane[k] = nxt
+        nxt += 1
     while damaged == 0:
         run = MIN_RUN << 40
         for k in range(W):
-            c = a + k
-            run = min(run, (ends[c] - state[AT, k]) // room, (offsets[c + 1] - state[POS, k]) // 4 - 1)
-        if run < MIN_RUN:
+            c = lane[k]
+            left = min((ends[c] - state[AT, k]) // room, (offsets[c + 1] - state[POS, k]) // 4 - 1)
+            if left < MIN_RUN and nxt < a1:  # this chunk ends alone; the reader takes the next one
+                status[c - a0] = _finish(data, offsets, out, ends, table_of, fast, limit, first_index, syms, max_len,
+                                         entries, rows, c, state, k)
+                damaged |= _start(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len,
+                                  entries, rows, nxt, min(ends[nxt], starts[nxt] + ahead * k), state, k)
+                c = lane[k] = nxt
+                nxt += 1
+                left = min((ends[c] - state[AT, k]) // room, (offsets[c + 1] - state[POS, k]) // 4 - 1)
+            run = min(run, left)
+        if run < MIN_RUN or damaged:
             break
-        if by_rows:
+        for k in range(W):
+            t = table_of[lane[k]]
+            toff[0, k] = t * fast.shape[1]  # the same for the row tables' entries
+            toff[1, k] = t * limit.shape[1]
+            toff[2, k] = t * syms.shape[1]
+        if rows.shape[0] > 0:
             done = decode_steps_rows(state, toff, entries, limit, first_index, syms, data, out, run, fast_bits,
                                      max_len, rows)
         else:
             done = decode_steps(state, toff, fast, limit, first_index, syms, data, out, run, fast_bits, max_len, rows)
-        if done < run:
-            break
-    status = 0
+        damaged = done < run
     for k in range(W):
-        c = a + k
-        t = table_of[c]
-        acc, nbits, p, i = state[ACC, k], state[NBITS, k], state[POS, k], state[AT, k]
-        if by_rows and damaged == 0:  # the rest by rows first (damage is left to decode_alone to find)
-            acc, nbits, p, i, bad = decode_rows(data, out, max_len, entries[t], rows[t], limit[t], first_index[t],
-                                                syms[t], acc, nbits, p, i, offsets[c + 1], ends[c])
-            if bad:
-                acc, nbits, p, i = state[ACC, k], state[NBITS, k], state[POS, k], state[AT, k]
-        bad = decode_alone(data, out, max_len, fast[t], limit[t], first_index[t], syms[t], acc, nbits, p, i,
-                           offsets[c], offsets[c + 1], ends[c])
-        status |= bad << k
-    record_group(out, starts, ends, a, status, sums)
+        c = lane[k]
+        status[c - a0] = _finish(data, offsets, out, ends, table_of, fast, limit, first_index, syms, max_len, entries,
+                                 rows, c, state, k)
+    for c in range(nxt, a1):  # after damage: the chunks no reader took
+        _start(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, entries, rows, c,
+               starts[c], state, 0)
+        status[c - a0] = _finish(data, offsets, out, ends, table_of, fast, limit, first_index, syms, max_len, entries,
+                                 rows, c, state, 0)
+    for g in range(g0, g1):
+        mask = 0
+        for k in range(W):
+            mask |= status[W * (g - g0) + k] << k
+        record_group(out, starts, ends, W * g, mask, sums)
 
+
+SPAN = 4
+"""Groups of 16 chunks that ``decode_groups`` takes at once (its readers take the next chunk as one
+ends, so only its last 16 chunks end alone); their checksums follow, so a span's symbols (256-512
+KiB at 8192 symbols per chunk) should stay in the L2 cache."""
 
 _decode_pair = cpu(decode_chunks)
 
 
 @numba.njit(parallel=True, cache=True)
 def decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, sums, entries,
-               rows):
-    """Decode every chunk (``huffman.decode``'s CPU side): groups of 16 chunks with ``decode_group``
-    (unless the tables hold 2**31 entries or more; with the row tables ``entries``, ``rows`` of
-    ``huffman.row_tables`` unless ``rows`` is empty), then the chunks left over in pairs with
+               rows, threads):
+    """Decode every chunk (``huffman.decode``'s CPU side): spans of groups of 16 chunks with
+    ``decode_groups`` (unless the tables hold 2**31 entries or more; with the row tables ``entries``, ``rows`` of
+    ``huffman.row_tables`` unless ``rows`` is empty; at least ``threads`` spans where there are
+    groups enough, ``numba.get_num_threads()``), then the chunks left over in pairs with
     ``huffman.decode_chunks`` (an odd last one alone)."""
     n = starts.size
     groups = n // W if max(fast.size, limit.size, syms.size) < 1 << 31 else 0  # decode_steps' 32-bit table indices
-    for g in numba.prange(groups):
-        decode_group(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, W * g, sums,
-                     entries, rows)
+    # spans of at most SPAN groups, as many as the threads at least (when there are groups enough)
+    spans = min(groups, -(-max(-(-groups // SPAN), threads) // threads) * threads)
+    for j in numba.prange(spans):
+        decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len,
+                      j * groups // spans, (j + 1) * groups // spans, sums, entries, rows)
     for j in numba.prange((n - W * groups + 1) // 2):
         a = W * groups + 2 * j
         b = a + 1
