@@ -234,8 +234,26 @@ def unpack_blob(blob, n: int, planes: int) -> np.ndarray:
         raise StreamError(f"model blob is damaged ({e})") from None
     if len(raw) != n * planes or not z.eof or z.unconsumed_tail or z.unused_data:
         raise StreamError("model blob does not hold the table sizes its header states")
-    p = np.frombuffer(raw, np.uint8).reshape(planes, n).astype(np.int64)
-    return sum(p[i] << (8 * i) for i in range(planes))
+    return _join_planes(np.frombuffer(raw, np.uint8), planes, n)
+
+
+@numba.njit(cache=True)
+def _join_planes(raw, planes, n):
+    """The ``n`` little-endian values (int64) of the byte planes ``raw`` (``pack_blob``'s order)."""
+    out = np.zeros(n, np.int64)
+    for p in range(planes):
+        for i in range(n):
+            out[i] |= np.int64(raw[p * n + i]) << (8 * p)
+    return out
+
+
+@numba.njit(cache=True)
+def _rows_sum_to(values, total):
+    """True if every row of ``values`` ``[tables, K]`` sums to ``total``."""
+    for t in range(values.shape[0]):
+        if values[t].sum() != total:
+            return False
+    return True
 
 
 @dataclass
@@ -809,7 +827,7 @@ class Ans(ChunkedEntropyCoder):
             limits.charge(tables * alphabet * (3 + 2 * 8), f"a model of {tables * alphabet} table entries")
             return model
         freq = unpack_blob(blob, tables * alphabet, 3).reshape(tables, alphabet)
-        if np.any(freq.sum(axis=1) != 1 << param):
+        if not _rows_sum_to(freq, 1 << param):
             raise StreamError(f"ans stream: frequencies do not sum to 2**{param}")
         # the decoding tables hold the symbols shifted by base, in the codes' width: built in _decode_chunks
         return _ANS_MODELS.put(key, _ReadModel(freq, {}))
