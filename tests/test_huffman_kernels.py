@@ -69,7 +69,7 @@ def _row_tables(lengths, base, mask, fast, on):
                                               (np.int8, np.uint32, True), (np.int16, np.int64, True)])
 def test_sixteen_chunks_at_once_match_the_pair_decoder(dtype, entry, rows):
     """``simd_huffman.decode_cpu`` (spans of groups of 16 chunks as vectors, each reader taking the
-    next chunk as its own ends, then pairs) decodes 101 chunks (six groups in two spans, five in pairs) of
+    next chunk as its own ends, then pairs) decodes 101 chunks (six groups, for 8-bit codes in two spans; five in pairs) of
     skewed codes with two alternating tables exactly (long codes inside the vector loop too), with the
     64-bit entries or the row tables (more symbols per look-up than a 64-bit entry holds), and on
     damaged streams flags the same chunks as the scalar decoder: random bytes under an incomplete
