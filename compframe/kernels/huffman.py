@@ -19,7 +19,9 @@ two independent bit readers, each with its own tables (a table per column pairs 
 that the CPU overlaps their dependency chains, and the rest of each alone (``decode_alone``: runs
 of look-ups with one reader, ``decode_runs``, then symbol by symbol at the end); a kernel passes an
 empty second chunk to decode one alone. On the CPU, ``simd_huffman.decode_cpu`` decodes groups of
-16 chunks as vectors of bit readers first and the chunks left over with ``decode_chunks``. The CPU
+16 chunks as vectors of bit readers first and the chunks left over with ``decode_chunks``; for
+short codes (``rows_pay``: zero-heavy prediction codes of 1-1.3 bits) it takes up to ``ROW``
+symbols per look-up from row tables (``row_tables``, ``decode_rows``) instead of an entry's 64 bits. The CPU
 drivers compute the chunks' checksums with ``fnv.record_group`` (16 chunks, after a group's decode)
 and ``fnv.record_pair`` (the rest), the same values as ``targets.checksum_chunks``, which the CUDA
 kernels use.

@@ -12,6 +12,11 @@ elsewhere LLVM's generic gather, lowered to scalar loads) and writes each entry'
 reader's position, then moves every reader on by its entry's symbols and bits, exactly as the
 scalar run loop does.
 
+``decode_steps_rows`` does the same with ``huffman.row_tables`` (uint32 entries of up to
+``huffman.ROW`` symbols, each reader storing its entry's whole row), for codes so short that a
+look-up holds more symbols than a 64-bit entry. ``decode_groups`` lets the 16 readers take the
+chunks of a span in turn (8-bit codes), so that few chunks end with one reader alone.
+
 Readers whose entry is the prefix of a longer code search the canonical limits in the loop too
 (gathers of ``limit``, ``first_index`` and ``syms``, a branch taken on a few per cent of steps); a
 step stops short only where a reader's bits are no code (damage), which ``huffman.decode_alone``
