@@ -20,6 +20,8 @@ default of smaller fields, and of every field before the one-pass path) and the
 ``value_range`` hint (the field's own range minus 1 %, as a training loop would pass the previous
 iteration's), each on one numba thread and on the threads of compframe's policy
 (``cpu_threads_for``: all threads from 512 Ki values). ``np.copyto`` runs on one thread either way.
+``--cpu-time`` times the one-thread run by this process's CPU time (``time.process_time``) and skips
+the other: on a machine shared past its cores the wall clock mostly measures the waits.
 
 ``--ratio`` compares the default's codes with the two-pass codes of the same field: order-0 code
 entropy, outliers, side bytes (the per-chunk centres and steps) and the frame ratio per encoder.
@@ -100,7 +102,7 @@ def throughput(mib: int, repeat: int, bound: str) -> list[dict]:
     return rows
 
 
-def race(fns: dict, repeat: int) -> dict[str, float]:
+def race(fns: dict, repeat: int, clock=time.perf_counter) -> dict[str, float]:
     """Best time of each callable, all warmed up and then run in turn ``repeat`` times (so that a
     burst of load on the shared machine hits every contender alike)."""
     for fn in fns.values():
@@ -108,14 +110,15 @@ def race(fns: dict, repeat: int) -> dict[str, float]:
     out = dict.fromkeys(fns, float("inf"))
     for _ in range(repeat):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
-            out[name] = min(out[name], time.perf_counter() - t0)
+            out[name] = min(out[name], clock() - t0)
     return out
 
 
-def vs_copy(mib: int, repeat: int, cases: list[str]) -> list[dict]:
-    """Quantization into a reused buffer against ``np.copyto`` of the same field (see the module doc)."""
+def vs_copy(mib: int, repeat: int, cases: list[str], cpu_time: bool = False) -> list[dict]:
+    """Quantization into a reused buffer against ``np.copyto`` of the same field (see the module doc);
+    ``cpu_time``: this process's CPU time instead of the wall clock, on one thread only."""
     import numba
 
     from compframe.kernels.targets import cpu_threads_for
@@ -137,19 +140,22 @@ def vs_copy(mib: int, repeat: int, cases: list[str]) -> list[dict]:
             fns[f"{case} one-pass"] = lambda q=one, b=b, buf=buf: q.quantize(x, b, out=buf)
         fns[f"{case} two-pass"] = lambda q=two, b=b, buf=buf: q.quantize(x, b, out=buf)
         fns[f"{case} value_range"] = lambda q=q, b=b, buf=buf, hint=hint: q.quantize(x, b, out=buf, value_range=hint)
-    with cpu_threads_for(x.size):
-        policy = numba.get_num_threads()
-        many = race(fns, repeat)
+    many = {}
+    if not cpu_time:
+        with cpu_threads_for(x.size):
+            policy = numba.get_num_threads()
+            many = race(fns, repeat)
     numba.set_num_threads(1)
     try:
-        one = race(fns, repeat)
+        one = race(fns, repeat, time.process_time if cpu_time else time.perf_counter)
     finally:
         numba.set_num_threads(threads)
     for name in fns:
-        rows.append({"stage": name, "gbps_1_thread": x.nbytes / one[name] / 1e9,
-                     "vs_copy_1_thread": one["np.copyto"] / one[name],
-                     f"gbps_{policy}_threads": x.nbytes / many[name] / 1e9,
-                     f"vs_copy_{policy}_threads": many["np.copyto"] / many[name]})
+        row = {"stage": name, "gbps_1_thread": x.nbytes / one[name] / 1e9, "vs_copy_1_thread": one["np.copyto"] / one[name]}
+        if many:
+            row.update({f"gbps_{policy}_threads": x.nbytes / many[name] / 1e9,
+                        f"vs_copy_{policy}_threads": many["np.copyto"] / many[name]})
+        rows.append(row)
     return rows
 
 
@@ -231,6 +237,9 @@ def main() -> None:
     ap.add_argument("--vs-copy", action="store_true", help="only quantization into a reused buffer vs np.copyto")
     ap.add_argument("--cases", default="int8:rel:1e-2,int16:rel:1e-3,int16:rel:1e-4",
                     help="comma-separated quantizer:bound cases for --vs-copy and --ratio")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="--vs-copy on one thread timed by this process's CPU time (time descheduled on a loaded "
+                         "machine left out; memory contention is not)")
     ap.add_argument("--ratio", action="store_true", help="only the one-pass path's ratio cost against the two-pass")
     ap.add_argument("--encoders", default="huffman,ans", help="comma-separated encoders for --ratio")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
@@ -241,8 +250,9 @@ def main() -> None:
     import numba
 
     if args.vs_copy:
-        print(f"# {args.mib} MiB float32, best of {args.repeat} interleaved, numba threads {numba.get_num_threads()}")
-        for row in vs_copy(args.mib, args.repeat, args.cases.split(",")):
+        clock = "CPU time" if args.cpu_time else "wall clock"
+        print(f"# {args.mib} MiB float32, best of {args.repeat} interleaved ({clock}), numba threads {numba.get_num_threads()}")
+        for row in vs_copy(args.mib, args.repeat, args.cases.split(","), args.cpu_time):
             print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
         return
     if args.ratio:

@@ -480,9 +480,9 @@ def gather_outliers(x, codes, centres, steps, ebs, lo, hi, counts, chunk, index,
 def _gather_chunk(x, codes, raw, first, centre, inv, step, eb, lo, hi, index, bits, k, end):
     """Write the chunk's outliers into slots ``k..end - 1`` (no further); returns how many it holds."""
     n = 0
-    for s in range(0, codes.size, BLOCK):  # outliers have code 0: a vectorized test per block finds the candidates
+    for s in range(0, codes.size, BLOCK):  # outliers have code 0: vectorized tests per block find the candidates
         cs = codes[s:s + BLOCK]
-        if not _has_zero(cs):
+        if not _has_zero(cs) or not _missed_zero(x[s:s + BLOCK], cs, centre, inv, step, eb, lo, hi):
             continue
         for j in range(cs.size):
             if cs[j] == 0 and not _code(x[s + j], centre, inv, step, eb, lo, hi)[1]:
@@ -496,10 +496,21 @@ def _gather_chunk(x, codes, raw, first, centre, inv, step, eb, lo, hi, index, bi
 @njit(inline="always", cache=True)
 def _has_zero(cs):
     """Whether ``cs`` holds a 0 (branch-free, so it vectorizes)."""
-    zero = False
+    found = False
     for j in range(cs.size):
-        zero |= cs[j] == 0
-    return zero
+        found |= cs[j] == 0
+    return found
+
+
+@njit(inline="always", cache=True)
+def _missed_zero(xs, cs, centre, inv, step, eb, lo, hi):
+    """Whether an element with code 0 misses its nearest code (branch-free): only those can be outliers,
+    as ``_code`` accepts the nearest code where it holds."""
+    missed = False
+    for j in range(cs.size):
+        ok = _nearest(xs[j], centre, inv, step, eb, lo, hi)[1]
+        missed |= (cs[j] == 0) & ~ok
+    return missed
 
 
 @njit(cache=True)
