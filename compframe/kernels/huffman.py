@@ -508,8 +508,9 @@ def decode(device, data, offsets, out, starts, ends, table_of, fast, limit, firs
 
         if rows is None:
             entries, rows = _NO_ROWS[0], _NO_ROWS[out.itemsize]
+        threads = numba.get_num_threads() if starts.size >= 32 else 1  # spans matter from two groups of 16 on
         decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, sums,
-                   entries, rows, numba.get_num_threads())
+                   entries, rows, threads)
         return sums
     _, dec = _cuda_kernels()
     d = to_device(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, sums)
