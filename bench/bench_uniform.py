@@ -151,7 +151,8 @@ def vs_copy(mib: int, repeat: int, cases: list[str], cpu_time: bool = False) -> 
     finally:
         numba.set_num_threads(threads)
     for name in fns:
-        row = {"stage": name, "gbps_1_thread": x.nbytes / one[name] / 1e9, "vs_copy_1_thread": one["np.copyto"] / one[name]}
+        row = {"stage": name, "gbps_1_thread": x.nbytes / one[name] / 1e9,
+               "vs_copy_1_thread": one["np.copyto"] / one[name]}
         if many:
             row.update({f"gbps_{policy}_threads": x.nbytes / many[name] / 1e9,
                         f"vs_copy_{policy}_threads": many["np.copyto"] / many[name]})

@@ -202,9 +202,9 @@ def fast_params(centre: float, step: float, eb: float, reach: float, lo: float, 
     4·2**-53(|q|·step + |c + q·step|)``, so ``theta = eb/step - (E_t + E_y/step) - 2**-50`` suffices:
     ``|t - q| <= theta`` gives ``|x - (c + q·step)| <= step·(theta + E_t)``, hence ``|x - x̂| <= eb``, and
     ``|(x - c)/step - q| < 1/2 - E_y/step``, so the float64 estimate rounds to ``q`` too (``E_y`` covers
-    its error). (Before issue 13's third session the margin was doubled for safety; a stress of 10 M
-    float32 values in the band where the margin decides, ``q`` up to ±32766, found wrong codes with half
-    this margin and none with it: docs/benchmarks.md.)
+    its error). (Before issue 13's third session the margin was doubled for safety;
+    ``bench/stress_uniform_margin.py``, float32 values in the band where the margin decides, ``q`` up to
+    ±32766, finds wrong codes with half this margin and none with it: docs/benchmarks.md.)
     """
     ok, *fast = _fast_params.py_func(centre, step, eb, reach, lo, hi)
     return tuple(fast) if ok else None  # the kernels' own code run by Python: float32 values, no dispatch
