@@ -17,8 +17,8 @@ chunks: that shape is what LLVM vectorizes (a loop nested directly in the ``pran
 ``quantize_fast_into`` is the float32 path: the code is found in float32 arithmetic (16 lanes), and
 an element is accepted without rebuilding it when its distance from the nearest integer is at most
 ``theta``, a threshold below 1/2 by a margin that covers every rounding of both computations (see
-``fast_params``); the few others are settled in the arithmetic above (a vectorized recheck of their
-block, then ``_code``). The codes are the ones ``quantize_into`` + ``repair`` give, element for
+``fast_params``); the few others are settled in the arithmetic above (``_settle_block``: ``_code``
+alone for a block's only one, else a vectorized recheck of the block, then ``_code``). The codes are the ones ``quantize_into`` + ``repair`` give, element for
 element. (A margin growing with ``|q|``, tighter near the centre, ran slower at ``rel:1e-2`` and no
 faster at ``rel:1e-4``.)
 
