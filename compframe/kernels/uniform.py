@@ -19,8 +19,8 @@ an element is accepted without rebuilding it when its distance from the nearest 
 ``theta``, a threshold below 1/2 by a margin that covers every rounding of both computations (see
 ``fast_params``); the few others are settled in the arithmetic above (``_settle_block``: ``_code``
 alone for a block's only one, else a vectorized recheck of the block, then ``_code``). The codes are
-the ones ``quantize_into`` + ``repair`` give, element for element. (A margin growing with ``|q|``, tighter near the centre, ran slower at ``rel:1e-2`` and no
-faster at ``rel:1e-4``.)
+the ones ``quantize_into`` + ``repair`` give, element for element. (A margin growing with ``|q|``,
+tighter near the centre, ran slower at ``rel:1e-2`` and no faster at ``rel:1e-4``.)
 
 ``quantize_running`` is the one-pass path of a field whose range is not known: chunk by chunk, each
 with the plan of the range of the chunks before it (never looser than the field's), the fast loop
