@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # last: an installed compframe or PYTHONPATH=<another tree> comes first
 
 from compframe.training.plots import plot_comparison, sweep_runs  # noqa: E402
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # last: an installed compframe or PYTHONPATH=<another tree> comes first
 
 from compframe import fuzz  # noqa: E402
 
