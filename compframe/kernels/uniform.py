@@ -345,17 +345,19 @@ def _settle_block(xs, cs, centre, inv, step, eb, lo, hi, low, high):
 
 
 @njit(cache=True)
-def _fast_chunk(x, codes, fast, centre, inv, step, eb, lo, hi, track):
+def _fast_chunk(x, codes, fast, centre, inv, step, eb, lo, hi, track, marks):
+    """Fast codes of one chunk: ``(outliers, min, max)``; ``marks[b]`` set to 1 for each ``BLOCK``-value
+    block ``b`` holding an outlier (the others left as they are)."""
     lows = np.full(BLOCK, np.float32(np.inf))
     highs = np.full(BLOCK, np.float32(-np.inf))
     bad = 0
     full = x.size - x.size % BLOCK
     for s in range(0, full, BLOCK):
         if _fast_block(x, codes, s, fast, lows, highs, track):
-            bad += _settle_block(x[s:s + BLOCK], codes[s:s + BLOCK], centre, inv, step, eb, lo, hi, -np.inf,
-                                 np.inf)[0]
+            n = _settle_block(x[s:s + BLOCK], codes[s:s + BLOCK], centre, inv, step, eb, lo, hi, -np.inf, np.inf)[0]
+            bad += _mark(marks, s, n)
     codes[full:] = lo  # the last partial block goes to the exact kernel
-    bad += _settle(x, codes, full, x.size, centre, inv, step, eb, lo, hi)
+    bad += _mark(marks, full, _settle(x, codes, full, x.size, centre, inv, step, eb, lo, hi))
     for i in range(full, x.size):
         if track:
             lows[0] = x[i] if x[i] < lows[0] else lows[0]
@@ -363,8 +365,16 @@ def _fast_chunk(x, codes, fast, centre, inv, step, eb, lo, hi, track):
     return bad, lows.min(), highs.max()
 
 
+@njit(inline="always", cache=True)
+def _mark(marks, s, n):
+    """Mark the block holding element ``s`` if ``n`` (its outliers) is nonzero; returns ``n``."""
+    if n:
+        marks[s // BLOCK] = 1
+    return n
+
+
 @njit(cache=True)
-def _edge_chunk(x, codes, fast, centre, inv, step, eb, lo, hi, r_lo, r_hi):
+def _edge_chunk(x, codes, fast, centre, inv, step, eb, lo, hi, r_lo, r_hi, marks):
     """``_fast_chunk`` for a ``fast`` that accepts only codes strictly inside ``[r_lo, r_hi]``: the
     outliers, and the range of ``[r_lo, r_hi]`` and the chunk's non-NaN values, found among the
     elements the fast loop left (no tracking in the fast loop)."""
@@ -375,37 +385,48 @@ def _edge_chunk(x, codes, fast, centre, inv, step, eb, lo, hi, r_lo, r_hi):
     for s in range(0, full, BLOCK):
         if _fast_block(x, codes, s, fast, spare, spare, False):
             n, low, high = _settle_block(x[s:s + BLOCK], codes[s:s + BLOCK], centre, inv, step, eb, lo, hi, low, high)
-            bad += n
+            bad += _mark(marks, s, n)
     codes[full:] = lo  # the last partial block goes to the exact kernel
     low, high = _marked_range(x, codes, full, x.size - full, lo, low, high)
-    bad += _settle(x, codes, full, x.size, centre, inv, step, eb, lo, hi)
+    bad += _mark(marks, full, _settle(x, codes, full, x.size, centre, inv, step, eb, lo, hi))
     return bad, low, high
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _quantize_fast(x, codes, fast, centre, step, eb, lo, hi, track):
+def _quantize_fast(x, codes, fast, centre, step, eb, lo, hi, track, marks):
     nc = (x.size + CHUNK - 1) // CHUNK
     counts = np.zeros(nc, np.int64)
     lows = np.full(max(nc, 1), np.float32(np.inf))
     highs = np.full(max(nc, 1), np.float32(-np.inf))
     inv = 1.0 / step
+    per = CHUNK // BLOCK
     for c in prange(nc):
         s = c * CHUNK
         counts[c], lows[c], highs[c] = _fast_chunk(x[s:s + CHUNK], codes[s:s + CHUNK], fast, centre, inv, step,
-                                                   eb, lo, hi, track)
+                                                   eb, lo, hi, track, marks[c * per:(c + 1) * per])
     return counts, lows.min(), highs.max()
 
 
-def quantize_fast_into(x, codes, fast, centre, step, eb, lo, hi, track=False):
+def block_marks(n: int, chunk: int = CHUNK) -> np.ndarray:
+    """Zeroed per-block outlier marks of an ``n``-value field quantized ``chunk`` values at a time:
+    ``ceil(chunk / BLOCK)`` bytes per chunk, block ``b`` of chunk ``c`` (values from ``c·chunk + b·BLOCK``)
+    at ``c·ceil(chunk / BLOCK) + b``. The codes passes set the blocks holding an outlier to 1, so
+    ``gather_outliers`` reads only those."""
+    return np.zeros(max(1, -(-n // chunk)) * -(-chunk // BLOCK), np.uint8)
+
+
+def quantize_fast_into(x, codes, fast, centre, step, eb, lo, hi, track=False, marks=None):
     """``quantize_into`` + ``repair`` for float32 ``x`` with ``fast = fast_params(...)``: the same
     codes (outliers at 0), per-chunk outlier counts for ``gather_outliers``, and, with ``track``,
     the ``(min, max)`` of the non-NaN values of ``x`` found in the same pass (±inf included, so it is
-    the finite range only when there are no infinities; None if every value is NaN)."""
+    the finite range only when there are no infinities; None if every value is NaN). ``marks``
+    (optional, ``block_marks(x.size)``) receives the blocks holding an outlier."""
+    marks = block_marks(x.size) if marks is None else marks
     if x.size <= CHUNK:  # one chunk: no parallel region to start (about 4 µs)
-        bad, low, high = _fast_chunk(x, codes, fast, centre, 1.0 / step, step, eb, lo, hi, track)
+        bad, low, high = _fast_chunk(x, codes, fast, centre, 1.0 / step, step, eb, lo, hi, track, marks)
         counts = np.array([bad], np.int64)
     else:
-        counts, low, high = _quantize_fast(x, codes, fast, centre, step, eb, lo, hi, track)
+        counts, low, high = _quantize_fast(x, codes, fast, centre, step, eb, lo, hi, track, marks)
     if not track or low > high:
         return counts, None
     return counts, (float(low), float(high))
@@ -452,15 +473,25 @@ def repair(x, codes, centre, step, eb, lo, hi, counts):
     return out
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def gather_outliers(x, codes, centres, steps, ebs, lo, hi, counts, chunk, index, bits):
+def gather_outliers(x, codes, centres, steps, ebs, lo, hi, counts, chunk, index, bits, marks=None):
     """Collect the outliers the kernels counted per ``chunk`` values (``counts``): their flat indices
     and raw bits, chunk ``c``'s into its own slots ``[sum(counts[:c]), sum(counts[:c + 1]))`` of
     ``index`` and ``bits``. ``centres``, ``steps`` and ``ebs`` hold each chunk's parameters (one
-    value repeated for a field quantized as a whole). Returns how many each chunk holding any really
-    held: a chunk never writes past its slots, so a count that disagrees (a kernel bug) is reported
-    by the caller, not written over a neighbour's or past the arrays (chunks counted 0 are not read)."""
+    value repeated for a field quantized as a whole). ``marks`` (optional, ``block_marks(x.size, chunk)``
+    as the codes pass left it): only the marked blocks are read; without it, every block of a chunk
+    counted nonzero. Returns how many each chunk holding any really held: a chunk never writes past
+    its slots, so a count that disagrees (a kernel bug, or a block holding an outlier left unmarked)
+    is reported by the caller, not written over a neighbour's or past the arrays (chunks counted 0
+    are not read)."""
+    if marks is None:
+        marks = np.ones(block_marks(x.size, chunk).size, np.uint8)
+    return _gather_outliers(x, codes, centres, steps, ebs, lo, hi, counts, chunk, index, bits, marks)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _gather_outliers(x, codes, centres, steps, ebs, lo, hi, counts, chunk, index, bits, marks):
     nc = counts.size
+    per = (chunk + BLOCK - 1) // BLOCK
     starts = np.zeros(nc + 1, np.int64)
     for c in range(nc):
         starts[c + 1] = starts[c] + counts[c]
@@ -472,15 +503,17 @@ def gather_outliers(x, codes, centres, steps, ebs, lo, hi, counts, chunk, index,
             step = steps[c]
             inv = 1.0 / step if step > 0.0 else 0.0
             found[c] = _gather_chunk(x[s:s + chunk], codes[s:s + chunk], raw[s:s + chunk], s, centres[c], inv, step,
-                                     ebs[c], lo, hi, index, bits, starts[c], starts[c + 1])
+                                     ebs[c], lo, hi, index, bits, starts[c], starts[c + 1], marks[c * per:(c + 1) * per])
     return found
 
 
 @njit(cache=True)
-def _gather_chunk(x, codes, raw, first, centre, inv, step, eb, lo, hi, index, bits, k, end):
-    """Write the chunk's outliers into slots ``k..end - 1`` (no further); returns how many it holds."""
+def _gather_chunk(x, codes, raw, first, centre, inv, step, eb, lo, hi, index, bits, k, end, marks):
+    """Write the outliers of the chunk's marked blocks into slots ``k..end - 1`` (no further); returns how many."""
     n = 0
     for s in range(0, codes.size, BLOCK):  # outliers have code 0: vectorized tests per block find the candidates
+        if not marks[s // BLOCK]:
+            continue
         cs = codes[s:s + BLOCK]
         if not _has_zero(cs) or not _missed_zero(x[s:s + BLOCK], cs, centre, inv, step, eb, lo, hi):
             continue
@@ -550,23 +583,26 @@ def _fits(centre, step, r_lo, r_hi, hi):
 
 
 @njit(cache=True)
-def _chunk_codes(xs, cs, centre, step, eb, r_lo, r_hi, lo, hi, edges):
+def _chunk_codes(xs, cs, centre, step, eb, r_lo, r_hi, lo, hi, edges, marks):
     """Codes of one chunk for ``(centre, step, eb)`` fitted to ``[r_lo, r_hi]`` (the fast path where it
     applies, else ``_code`` per element): ``(outliers, min, max)``; with ``edges``, ``[min, max]`` is
-    the range of ``[r_lo, r_hi]`` and the chunk's non-NaN values (see ``_edge_chunk``)."""
+    the range of ``[r_lo, r_hi]`` and the chunk's non-NaN values (see ``_edge_chunk``). ``marks`` (the
+    chunk's, see ``block_marks``) is cleared, then set where a block holds an outlier."""
+    marks[:] = 0
     ok, c32, inv32, theta, qlo, qhi, mark = _fast_params(centre, step, eb, max(r_hi - centre, centre - r_lo), lo, hi)
     inv = 1.0 / step if step > 0.0 else 0.0
     if ok and edges:  # accept only codes whose values lie strictly inside [r_lo, r_hi]
         qlo = max(qlo, np.float32(np.ceil((r_lo - centre) * inv) + 1.0))
         qhi = min(qhi, np.float32(np.floor((r_hi - centre) * inv) - 1.0))
-        return _edge_chunk(xs, cs, (c32, inv32, theta, qlo, qhi, mark), centre, inv, step, eb, lo, hi, r_lo, r_hi)
+        return _edge_chunk(xs, cs, (c32, inv32, theta, qlo, qhi, mark), centre, inv, step, eb, lo, hi, r_lo, r_hi, marks)
     if ok:
-        return _fast_chunk(xs, cs, (c32, inv32, theta, qlo, qhi, mark), centre, inv, step, eb, lo, hi, False)[0], 0.0, 0.0
+        return _fast_chunk(xs, cs, (c32, inv32, theta, qlo, qhi, mark), centre, inv, step, eb, lo, hi, False,
+                           marks)[0], 0.0, 0.0
     bad = 0
     for i in range(xs.size):
         q, good = _code(xs[i], centre, inv, step, eb, lo, hi)
         cs[i] = q
-        bad += not good
+        bad += _mark(marks, i, not good)
     low, high = r_lo, r_hi
     if edges:
         c_lo, c_hi, _ = _plain_range(xs)
@@ -586,13 +622,15 @@ def _running_plan(rel, eb_abs, r_lo, r_hi, centre, hi):
 
 
 @njit(cache=True, nogil=True)
-def quantize_running(x, codes, rel, eb_abs, lo, hi, centres, ebs, steps, counts, chunk):
+def quantize_running(x, codes, rel, eb_abs, lo, hi, centres, ebs, steps, counts, chunk, marks):
     """One pass over a float32 field, ``chunk`` values at a time: chunk ``c`` is quantized with the plan of the
     range of chunks ``0..c-1`` (chunk 0: its own), whose bound is never looser than the field's, while its own
     range is found in the same loop; a chunk whose values past that range missed their codes is redone
     at once from the wider range (it is still in cache). Writes each chunk's centre, bound, step and
-    outlier count; returns ``(done, min, max)``: ``done`` is False (and the outputs are partial) if a
-    chunk holds ±inf, or chunk 0 no number, which the two-pass path handles."""
+    outlier count, and the blocks holding an outlier into ``marks`` (``block_marks(x.size, chunk)``);
+    returns ``(done, min, max)``: ``done`` is False (and the outputs are partial) if a chunk holds ±inf,
+    or chunk 0 no number, which the two-pass path handles."""
+    per = (chunk + BLOCK - 1) // BLOCK
     low, high, _ = _plain_range(x[:chunk])
     r_lo, r_hi = np.float64(low), np.float64(high)
     if not (math.isfinite(r_lo) and math.isfinite(r_hi)):
@@ -600,34 +638,38 @@ def quantize_running(x, codes, rel, eb_abs, lo, hi, centres, ebs, steps, counts,
     centre = r_lo / 2 + r_hi / 2
     for c in range(centres.size):
         xs, cs = x[c * chunk:(c + 1) * chunk], codes[c * chunk:(c + 1) * chunk]
+        ms = marks[c * per:(c + 1) * per]
         eb, centre, step = _running_plan(rel, eb_abs, r_lo, r_hi, centre, hi)
-        bad, c_lo, c_hi = _chunk_codes(xs, cs, centre, step, eb, r_lo, r_hi, lo, hi, True)
+        bad, c_lo, c_hi = _chunk_codes(xs, cs, centre, step, eb, r_lo, r_hi, lo, hi, True, ms)
         if c_lo == -np.inf or c_hi == np.inf:
             return False, 0.0, 0.0
         n_lo, n_hi = min(r_lo, c_lo), max(r_hi, c_hi)
         if bad and (n_lo < r_lo or n_hi > r_hi):
             eb, centre, step = _running_plan(rel, eb_abs, n_lo, n_hi, centre, hi)
-            bad = _chunk_codes(xs, cs, centre, step, eb, n_lo, n_hi, lo, hi, False)[0]
+            bad = _chunk_codes(xs, cs, centre, step, eb, n_lo, n_hi, lo, hi, False, ms)[0]
         centres[c], ebs[c], steps[c], counts[c] = centre, eb, step, bad
         r_lo, r_hi = n_lo, n_hi
     return True, r_lo, r_hi
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def requantize_chunks(x, codes, chunks, chunk, centre, step, eb, r_lo, r_hi, lo, hi, counts, fewer):
+def requantize_chunks(x, codes, chunks, chunk, centre, step, eb, r_lo, r_hi, lo, hi, counts, fewer, marks):
     """Quantize again the listed chunks (of ``chunk`` values) with one plan fitted to ``[r_lo, r_hi]``, their
-    outlier counts into ``counts``; with ``fewer``, a chunk keeps the new codes only if they leave fewer outliers.
-    Returns which chunks took the new codes."""
+    outlier counts into ``counts`` and outlier blocks into ``marks`` (see ``quantize_running``); with ``fewer``,
+    a chunk keeps the new codes only if they leave fewer outliers. Returns which chunks took the new codes."""
     took = np.zeros(chunks.size, np.bool_)
+    per = (chunk + BLOCK - 1) // BLOCK
     for k in prange(chunks.size):
         c = chunks[k]
         s = c * chunk
-        xs, cs = x[s:s + chunk], codes[s:s + chunk]
+        xs, cs, ms = x[s:s + chunk], codes[s:s + chunk], marks[c * per:(c + 1) * per]
         out = np.empty_like(cs) if fewer else cs
-        bad = _chunk_codes(xs, out, centre, step, eb, r_lo, r_hi, lo, hi, False)[0]
+        out_ms = np.empty_like(ms) if fewer else ms
+        bad = _chunk_codes(xs, out, centre, step, eb, r_lo, r_hi, lo, hi, False, out_ms)[0]
         if not fewer or bad < counts[c]:
             if fewer:
                 cs[:] = out
+                ms[:] = out_ms
             counts[c] = bad
             took[k] = True
     return took
@@ -649,9 +691,11 @@ def _stack_row(x, codes, counts, rel, eb_abs, tiny, lo, hi):
         return False, 0.0, 0.0, 0.0, 0.0, 0.0
     fast = (c32, inv32, theta, qlo, qhi, mark)
     inv = 1.0 / step
+    marks = np.zeros(CHUNK // BLOCK, np.uint8)  # not kept: packing's gather reads every block
     for c in range(counts.size):
         s = c * CHUNK
-        counts[c] = _fast_chunk(x[s:s + CHUNK], codes[s:s + CHUNK], fast, centre, inv, step, eb, lo, hi, False)[0]
+        counts[c] = _fast_chunk(x[s:s + CHUNK], codes[s:s + CHUNK], fast, centre, inv, step, eb, lo, hi, False,
+                                marks)[0]
     return True, r_lo, r_hi, eb, centre, step
 
 

@@ -99,17 +99,19 @@ class UniformQuantizer(Quantizer):
         kept = None
         if hint is not None and x.dtype == np.float32 and flat.size:
             plan = _plan(bound, *hint)
-            counts, found = self._code_pass(flat, codes, plan, *hint, track=True)
+            counts, found, marks = self._code_pass(flat, codes, plan, *hint, track=True)
             if found is not None and plan[0] <= bound.absolute(found[1] - found[0]) \
                     and (not counts.any() or self._fits(plan, *found) or hint[0] <= found[0] and found[1] <= hint[1]):
-                kept = plan, counts, found, None, K.CHUNK
+                kept = plan, counts, found, None, K.CHUNK, marks
         elif x.dtype == np.float32 and flat.size and self.takes_one_pass(flat.size, bound):
             kept = self._one_pass(flat, codes, bound)
         if kept is None:
             lo, hi, _ = K.finite_range(flat)
             plan = _plan(bound, lo, hi)
-            kept = plan, self._code_pass(flat, codes, plan, lo, hi)[0], (lo, hi), None, K.CHUNK
-        (eb, centre, step), counts, (lo, hi), chunks, chunk = kept  # counts: outliers per chunk of `chunk` values
+            counts, _, marks = self._code_pass(flat, codes, plan, lo, hi)
+            kept = plan, counts, (lo, hi), None, K.CHUNK, marks
+        # counts: outliers per chunk of `chunk` values; marks: the blocks holding them (None: unknown)
+        (eb, centre, step), counts, (lo, hi), chunks, chunk, marks = kept
         n_out = int(counts.sum())
         bits_dtype = np.uint32 if x.dtype == np.float32 else np.uint64
         index = np.empty(n_out, dtype=np.uint32 if flat.size < 2**32 else np.uint64)
@@ -118,7 +120,7 @@ class UniformQuantizer(Quantizer):
             nc = counts.size
             centres, steps, ebs = chunks or (np.full(nc, centre), np.full(nc, step), np.full(nc, eb))
             found = K.gather_outliers(flat, codes, centres, steps, ebs, *_limits(self.code_dtype), counts, chunk,
-                                      index, bits)
+                                      index, bits, marks)
             if not np.array_equal(found, counts):  # a kernel bug: stop before a frame with garbage outliers
                 raise RuntimeError(f"{self.plugin_id}: the outlier gather found {found.tolist()[:8]} per chunk where "
                                    f"the codes pass counted {counts.tolist()[:8]} (first 8 chunks)")
@@ -142,16 +144,17 @@ class UniformQuantizer(Quantizer):
         whose bound came out more than ``REDO_BITS`` bits tighter than the field's again with the field's
         plan, and those with more than 1/64 outliers too, kept where that leaves fewer (a range that does
         not fit the codes, centred on what was seen before the chunk, may miss the bulk). ``(plan, counts,
-        (min, max), per-chunk (centres, steps, bounds) or None, chunk)``, or None where the field needs the
-        two-pass path (±inf, or no number in the first chunk)."""
+        (min, max), per-chunk (centres, steps, bounds) or None, chunk, block marks)``, or None where the field
+        needs the two-pass path (±inf, or no number in the first chunk)."""
         lo_code, hi_code = _limits(self.code_dtype)
         chunk = self.config.chunk
         nc = -(-flat.size // chunk)
         centres, ebs, steps = np.empty(nc), np.empty(nc), np.empty(nc)
         counts = np.zeros(nc, np.int64)
+        marks = K.block_marks(flat.size, chunk)
         rel = bound.value if bound.mode == "rel" else 0.0
         done, lo, hi = K.quantize_running(flat, codes, rel, bound.value, lo_code, hi_code, centres, ebs, steps, counts,
-                                          chunk)
+                                          chunk, marks)
         if not done:
             return None
         eb, centre, step = plan = K._running_plan(rel, bound.value, lo, hi, centres[-1], hi_code)
@@ -160,10 +163,10 @@ class UniformQuantizer(Quantizer):
         for chunks, fewer in ((np.flatnonzero(tight), False), (np.flatnonzero(retry), True)):
             if chunks.size:
                 chunks = chunks[K.requantize_chunks(flat, codes, chunks, chunk, centre, step, eb, lo, hi, lo_code,
-                                                    hi_code, counts, fewer)]
+                                                    hi_code, counts, fewer, marks)]
                 centres[chunks], ebs[chunks], steps[chunks] = centre, eb, step
         same = (centres == centre).all() and (steps == step).all() and (ebs == eb).all()
-        return plan, counts, (lo, hi), None if same else (centres, steps, ebs), chunk
+        return plan, counts, (lo, hi), None if same else (centres, steps, ebs), chunk, marks
 
     def _fits(self, plan: tuple[float, float, float], lo: float, hi: float) -> bool:
         """Whether every value in ``[lo, hi]`` has a code (one to spare) with ``plan``'s centre and step."""
@@ -171,21 +174,23 @@ class UniformQuantizer(Quantizer):
         return step > 0 and max(hi - centre, centre - lo) / step <= _limits(self.code_dtype)[1] - 1
 
     def _code_pass(self, flat: np.ndarray, codes: np.ndarray, plan: tuple[float, float, float], lo: float, hi: float,
-                   track: bool = False) -> tuple[np.ndarray, tuple[float, float] | None]:
+                   track: bool = False) -> tuple[np.ndarray, tuple[float, float] | None, np.ndarray | None]:
         """Codes of ``flat`` for ``plan = (eb, centre, step)`` fitted to the range ``[lo, hi]``: per-chunk
-        outlier counts, and with ``track`` (float32 only) the field's finite (min, max) or None."""
+        outlier counts, with ``track`` (float32 only) the field's finite (min, max) or None, and the
+        blocks holding an outlier (``kernels.uniform.block_marks``; None from the float64 kernels)."""
         eb, centre, step = plan
         lo_code, hi_code = _limits(self.code_dtype)
         fast = K.fast_params(centre, step, eb, max(hi - centre, centre - lo), lo_code, hi_code) \
             if flat.dtype == np.float32 else None
         if fast is not None:
-            return K.quantize_fast_into(flat, codes, fast, centre, step, eb, lo_code, hi_code, track)
+            marks = K.block_marks(flat.size)
+            return (*K.quantize_fast_into(flat, codes, fast, centre, step, eb, lo_code, hi_code, track, marks), marks)
         if track:  # the value_range path needs the fast kernel; report nothing found so the caller redoes it
-            return np.zeros(1, np.int64), None
+            return np.zeros(1, np.int64), None, None
         counts = K.quantize_into(flat, codes, centre, step, eb, lo_code, hi_code)
         if counts.any():
             counts = K.repair(flat, codes, centre, step, eb, lo_code, hi_code, counts)
-        return counts, None
+        return counts, None, None
 
     def code_layout(self, q: Quantized) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
         self._outliers(q)
