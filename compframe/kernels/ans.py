@@ -854,7 +854,7 @@ def decode(device, data, offsets, out, starts, ends, table_of, base, mask, freq,
         decode_cpu(data, offsets, out, starts, ends, table_of, *tables, precision, sums)
         return sums
     if device == "cpu":
-        paired = starts.size >= 2 * numba.get_num_threads()  # two chunks at a time where every thread gets a pair
+        paired = starts.size >= 2 and starts.size >= 2 * numba.get_num_threads()  # two chunks at a time where every thread gets a pair
         decode_lanes_cpu(data, offsets, out, starts, ends, table_of, tables[0], precision, shift, lanes, sums, paired)
         return sums
     kernels = _cuda_kernels()

@@ -124,6 +124,19 @@ def chunk_layout(count: int, tables: int, chunk: int, blocks: bool = False):
 
 
 @numba.njit(cache=True)
+def chunk_offsets(raw, pos: int, nchunks: int):
+    """Where each chunk starts in the data and where the last ends (int64, ``nchunks + 1``), from the
+    ``nchunks`` little-endian u32 sizes at ``raw[pos:]`` (uint8; the caller checked they are there)."""
+    offsets = np.empty(nchunks + 1, np.int64)
+    offsets[0] = 0
+    for k in range(nchunks):
+        p = pos + 4 * k
+        size = np.int64(raw[p]) | np.int64(raw[p + 1]) << 8 | np.int64(raw[p + 2]) << 16 | np.int64(raw[p + 3]) << 24
+        offsets[k + 1] = offsets[k] + size
+    return offsets
+
+
+@numba.njit(cache=True)
 def class_layout(classes, rows: int, chunk: int):
     """Column classes' chunk layout (mode 5): the columns ordered by class (stably), so that each
     class's columns form one run of ``rows`` codes per column, and each run cut into chunks of
@@ -226,7 +239,7 @@ def unpack_blob(blob, n: int, planes: int) -> np.ndarray:
     """Inverse of ``pack_blob``; a blob that does not inflate to exactly ``n * planes`` bytes is damaged."""
     if n * planes > 1100 * len(blob) + 64:  # deflate cannot expand more than about 1032:1
         raise StreamError(f"model blob of {len(blob)} bytes cannot hold {n} table entries")
-    limits.charge(n * (planes + 2 * 8), f"a model of {n} table entries")  # the bytes, int64 planes and their sum
+    limits.charge(n * (planes + 2 * 8), lambda: f"a model of {n} table entries")  # the bytes, int64 planes and their sum
     z = zlib.decompressobj()
     try:
         raw = z.decompress(bytes(blob), n * planes)
@@ -551,14 +564,13 @@ class ChunkedEntropyCoder(Encoder):
             nchunks = tables * -(-(count // tables) // chunk)
         if pos + 4 * nchunks + blob_len > len(payload):
             raise StreamError(f"{name} stream: truncated ({len(payload)} bytes, chunk table and model need more)")
-        limits.charge(6 * 8 * nchunks, f"the table of {nchunks} chunks")  # sizes, offsets, layout, checksums
-        sizes = np.frombuffer(payload, "<u4", nchunks, pos).astype(np.int64)
+        limits.charge(6 * 8 * nchunks, lambda: f"the table of {nchunks} chunks")  # sizes, offsets, layout, checksums
+        raw = np.frombuffer(payload, np.uint8)
+        offsets = chunk_offsets(raw, pos, nchunks)
         pos += 4 * nchunks
         model_tables = self._read_model(payload[pos:pos + blob_len], tables, alphabet, param)
         pos += blob_len
-        data = np.frombuffer(payload, np.uint8, offset=pos)
-        offsets = np.zeros(nchunks + 1, np.int64)
-        np.cumsum(sizes, out=offsets[1:])
+        data = raw[pos:]
         if offsets[-1] != data.size:
             raise StreamError(f"{name} stream: chunks take {offsets[-1]} bytes, {data.size} are present")
         mask = (1 << (8 * dtype.itemsize)) - 1
@@ -681,7 +693,7 @@ class Huffman(ChunkedEntropyCoder):
         key = (bytes(blob), tables, alphabet, param)
         model = _DECODERS.get(key)
         if model is not None:  # a model read before: charged as reading it again would be
-            limits.charge(tables * alphabet * (1 + 2 * 8), f"a model of {tables * alphabet} table entries")
+            limits.charge(tables * alphabet * (1 + 2 * 8), lambda: f"a model of {tables * alphabet} table entries")
             return model
         lengths = unpack_blob(blob, tables * alphabet, 1).reshape(tables, alphabet)
         if lengths.max() > param:
@@ -699,7 +711,7 @@ class Huffman(ChunkedEntropyCoder):
             built = self._decoder_tables(tables.values, base, mask, out.size, param)
             _DECODERS.grow(tables, (base, mask, out.size), built)
         else:  # the tables of a model read before, charged as building them again would be
-            limits.charge(sum(t.nbytes for t in built), f"huffman decoding tables ({built[0].shape[0]} tables)")
+            limits.charge(sum(t.nbytes for t in built), lambda: f"huffman decoding tables ({built[0].shape[0]} tables)")
         rows = ()
         if self.config.device == "cpu" and huffman_kernels.rows_pay(built[0], mask, int(offsets[-1]), out.size):
             rows = tables.decoders.get((base, mask, out.size, "rows"))
@@ -707,7 +719,7 @@ class Huffman(ChunkedEntropyCoder):
                 rows = self._row_tables(tables.values, base, mask, built[0])
                 _DECODERS.grow(tables, (base, mask, out.size, "rows"), rows)
             else:
-                limits.charge(sum(t.nbytes for t in rows), f"huffman row tables ({built[0].shape[0]} tables)")
+                limits.charge(sum(t.nbytes for t in rows), lambda: f"huffman row tables ({built[0].shape[0]} tables)")
         return huffman_kernels.decode(self.config.device, data, offsets, out, starts, ends, table_of, *built, param,
                                       *rows)
 
@@ -715,7 +727,7 @@ class Huffman(ChunkedEntropyCoder):
     def _row_tables(lengths, base, mask, fast):
         """``huffman_kernels.row_tables`` (``entries``, ``rows``) of the direct table ``fast``."""
         row, width = huffman_kernels.ROW, np.dtype(np.uint8 if mask == 0xFF else np.uint16)
-        limits.charge(fast.size * (4 + row * width.itemsize), f"huffman row tables ({fast.shape[0]} x {fast.shape[1]})")
+        limits.charge(fast.size * (4 + row * width.itemsize), lambda: f"huffman row tables ({fast.shape[0]} x {fast.shape[1]})")
         entries, rows = np.empty(fast.shape, np.uint32), np.empty(fast.shape + (row,), width)
         huffman_kernels.row_tables(lengths, base, mask, fast, entries, rows)
         return entries, rows
@@ -824,7 +836,7 @@ class Ans(ChunkedEntropyCoder):
         key = (bytes(blob), tables, alphabet, param)
         model = _ANS_MODELS.get(key)
         if model is not None:  # a model read before: charged as reading it again would be
-            limits.charge(tables * alphabet * (3 + 2 * 8), f"a model of {tables * alphabet} table entries")
+            limits.charge(tables * alphabet * (3 + 2 * 8), lambda: f"a model of {tables * alphabet} table entries")
             return model
         freq = unpack_blob(blob, tables * alphabet, 3).reshape(tables, alphabet)
         if not _rows_sum_to(freq, 1 << param):
@@ -845,7 +857,7 @@ class Ans(ChunkedEntropyCoder):
     def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param):
         param, lanes = self._split_param(param)
         freq = tables.values
-        limits.charge(freq.shape[0] * (1 << param) * 8, f"ans decoding tables ({freq.shape[0]} x 2**{param})")
+        limits.charge(freq.shape[0] * (1 << param) * 8, lambda: f"ans decoding tables ({freq.shape[0]} x 2**{param})")
         key = (base, mask, lanes == 2)  # the lane counts share their tables
         built = tables.decoders.get(key)
         if built is None:
