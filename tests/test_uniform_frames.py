@@ -208,6 +208,31 @@ def test_gather_never_writes_past_a_chunks_slots():
             assert index[:n].tolist() == [1, 3, 4, 7, 9, 10]
 
 
+@pytest.mark.parametrize("chunk", [100, 256])
+def test_block_marks_are_the_outlier_blocks(chunk):
+    """The one-pass codes pass marks exactly the 64-value blocks (per chunk, see ``K.block_marks``) that hold
+    an outlier, the gather over those finds what a gather over every block finds, and it reads nothing else
+    (no marks: nothing found)."""
+    x = one_pass_field()
+    x[[300, 301, 1500, 4000]] = np.nan  # outliers, with x[7]
+    nc = -(-x.size // chunk)
+    centres, ebs, steps, counts = np.empty(nc), np.empty(nc), np.empty(nc), np.zeros(nc, np.int64)
+    codes, marks = np.empty(x.size, np.int16), K.block_marks(x.size, chunk)
+    assert K.quantize_running(x, codes, 1e-3, 0.0, -32768.0, 32767.0, centres, ebs, steps, counts, chunk, marks)[0]
+    n = int(counts.sum())
+    gathered = []
+    for m in (None, marks, np.zeros_like(marks)):
+        index, bits = np.empty(n, np.uint32), np.empty(n, np.uint32)
+        found = K.gather_outliers(x, codes, centres, steps, ebs, -32768.0, 32767.0, counts, chunk, index, bits, m)
+        gathered.append((found.sum(), index.tolist(), bits.tolist()))
+    assert gathered[0][0] == n >= 5 and gathered[1] == gathered[0] and gathered[2][0] == 0
+    per = -(-chunk // 64)
+    expected = np.zeros_like(marks)
+    index = np.array(gathered[0][1])
+    expected[index // chunk * per + index % chunk // 64] = 1
+    assert np.array_equal(marks, expected)
+
+
 @pytest.mark.parametrize("qid", ["int8", "int16"])
 def test_fast_path_never_accepts_a_rebuild_past_float32_max(qid):
     """A value whose nearest code rebuilds past the float32 range (here to +inf) is an outlier, kept
