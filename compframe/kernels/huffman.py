@@ -497,6 +497,15 @@ def encode(device, x, starts, ends, table_of, base, mask, table, max_len):
     return out, nbytes, sums
 
 
+@functools.cache
+def _cpu_decoder():
+    """``simd_huffman.decode_cpu``, imported on first use (that module imports this one); kept, as an
+    import statement costs about a microsecond per call."""
+    from .simd_huffman import decode_cpu
+
+    return decode_cpu
+
+
 def decode(device, data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len,
            entries=None, rows=None):
     """Decode every chunk into ``out`` (tables from ``decoder_tables``; on the CPU the row tables
@@ -504,8 +513,7 @@ def decode(device, data, offsets, out, starts, ends, table_of, fast, limit, firs
     marks a damaged chunk)."""
     sums = np.zeros(starts.size, np.int64)
     if device == "cpu":
-        from .simd_huffman import decode_cpu  # imports this module
-
+        decode_cpu = _cpu_decoder()
         if rows is None:
             entries, rows = _NO_ROWS[0], _NO_ROWS[out.itemsize]
         threads = numba.get_num_threads() if starts.size >= 32 else 1  # spans matter from two groups of 16 on
