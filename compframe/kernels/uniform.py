@@ -483,8 +483,12 @@ def gather_outliers(x, codes, centres, steps, ebs, lo, hi, counts, chunk, index,
     its slots, so a count that disagrees (a kernel bug, or a block holding an outlier left unmarked)
     is reported by the caller, not written over a neighbour's or past the arrays (chunks counted 0
     are not read)."""
+    size = block_marks(x.size, chunk).size
     if marks is None:
-        marks = np.ones(block_marks(x.size, chunk).size, np.uint8)
+        marks = np.ones(size, np.uint8)
+    elif marks.shape != (size,):  # the kernel checks no bounds
+        raise ValueError(f"gather_outliers: marks has shape {marks.shape}, expected ({size},) for {x.size} values "
+                         f"in chunks of {chunk}")
     return _gather_outliers(x, codes, centres, steps, ebs, lo, hi, counts, chunk, index, bits, marks)
 
 
