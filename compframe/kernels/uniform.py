@@ -6,7 +6,8 @@ keeps the code only if the rebuilt value is within the bound in that very arithm
 miss (NaN, infinities, codes outside the code type, values half-way between two reconstruction
 points that the final rounding pushes over the bound) are revisited by ``repair``, which tries the
 neighbouring code, and whatever still misses is an outlier: code 0, its index and raw bits kept by
-``gather_outliers``.
+``gather_outliers``, which reads only the 64-value blocks the float32 codes passes marked as holding
+one (``block_marks``), or every block of a chunk holding one without marks.
 
 Arithmetic (the contract both sides share): ``x̂ = T(centre + code * step)`` evaluated in float64
 and rounded once to the data type T; the check is ``|float64(x) - float64(x̂)| <= eb`` in float64.
