@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # last: PYTHONPATH=<another tree> selects the code
 
 import compframe as cf  # noqa: E402
 from compframe import container  # noqa: E402

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # last: PYTHONPATH=<another tree> selects the code
 
 from compframe.kernels import uniform as K  # noqa: E402
 
