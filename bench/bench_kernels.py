@@ -5,6 +5,8 @@
                                                      # the decode kernel alone (simd_huffman.decode_cpu) and its checksums alone
     python bench/bench_kernels.py --interp-decode    # the same for interp's int16 prediction codes of grf2d k^-4 2048 x 2048
                                                      # (bench_lorenzo's field) at rel 1e-2, 1e-3, 1e-4, huffman defaults
+    python bench/bench_kernels.py --huffman-chunks   # the same for pooled 2048 x 64 and MiniLM 4096 x 384 int8/int16, huffman
+                                                     # context=none in one chunk (the lone-chunk path) and in 24576-symbol chunks
 
 docs/benchmarks.md ("`huffman` decode: one-reader runs and 16 chunks at once") quotes both; run
 them against another tree with ``PYTHONPATH=<tree>`` to compare.
@@ -63,6 +65,24 @@ def minilm_codes():
         yield dt, B.quantize(x, eb, dt)[0], registry.create("encoder", "huffman", context="none")
 
 
+def chunked_codes():
+    """``(label, codes, encoder)``: pooled 2048 x 64 and MiniLM 4096 x 384 (if installed), int8 rel 1e-2
+    and int16 rel 1e-3, ``huffman`` ``context=none`` with the whole field as one chunk and with
+    24576-symbol chunks (6 chunks: pairs; 64 chunks: groups of 16)."""
+    import bench_encoders as B
+
+    from compframe import registry
+
+    table = B.minilm_table()
+    fields = [("pooled 2048x64", B.pooled_lookups(2)[1][1])] + \
+        ([("MiniLM 4096x384", np.ascontiguousarray(table[:4096]))] if table is not None else [])
+    for name, x in fields:
+        for dt, eb in (("int8", 0.01), ("int16", 0.001)):
+            codes = B.quantize(x, eb, dt)[0]
+            for chunk in (codes.size, 24576):
+                yield f"{name} {dt}", codes, registry.create("encoder", "huffman", context="none", chunk=chunk)
+
+
 def interp_codes():
     """``(label, codes, encoder)``: interp's int16 codes of bench_lorenzo's grf2d k^-4 2048 x 2048
     field at rel 1e-2, 1e-3, 1e-4, ``huffman`` with its defaults (as ``encoder=chain``'s first stage)."""
@@ -78,16 +98,20 @@ def interp_codes():
 
 
 def huffman_decode(repeat: int, cases) -> None:
-    from compframe.kernels import fnv, simd_huffman
+    from compframe.kernels import fnv, huffman, simd_huffman
 
+    # huffman keeps the kernel it looked up (functools.cache, not in older trees): cleared around the capture
+    forget = getattr(getattr(huffman, "_cpu_decoder", None), "cache_clear", lambda: None)
     for dt, codes, e in cases:
         blob = e.encode(codes)
         captured, kernel = [], simd_huffman.decode_cpu
         simd_huffman.decode_cpu = lambda *a: captured.append(a) or kernel(*a)
+        forget()
         try:
             e.decode(blob)
         finally:
             simd_huffman.decode_cpu = kernel
+            forget()
         args = captured[0]
         out, starts, ends, sums = args[2], args[3], args[4], args[11]
 
@@ -108,6 +132,7 @@ def main() -> None:
     ap.add_argument("--checksums", action="store_true")
     ap.add_argument("--huffman-decode", action="store_true")
     ap.add_argument("--interp-decode", action="store_true")
+    ap.add_argument("--huffman-chunks", action="store_true")
     ap.add_argument("--repeat", type=int, default=100)
     a = ap.parse_args()
     numba.set_num_threads(1)
@@ -117,8 +142,10 @@ def main() -> None:
         huffman_decode(a.repeat, minilm_codes())
     if a.interp_decode:
         huffman_decode(a.repeat, interp_codes())
-    if not (a.checksums or a.huffman_decode or a.interp_decode):
-        ap.error("choose --checksums, --huffman-decode and/or --interp-decode")
+    if a.huffman_chunks:
+        huffman_decode(a.repeat, chunked_codes())
+    if not (a.checksums or a.huffman_decode or a.interp_decode or a.huffman_chunks):
+        ap.error("choose --checksums, --huffman-decode, --interp-decode and/or --huffman-chunks")
 
 
 if __name__ == "__main__":
