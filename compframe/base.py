@@ -255,19 +255,26 @@ class Encoder(Plugin):
     every other parameter (device, level, threads, chunk sizes a stream records itself) is a
     run-time option, kept as ``encoder_options`` for the record and never read when decoding."""
 
+    unrecorded_params: ClassVar[tuple[str, ...]] = ()
+    """Run-time options that change neither the stream's bytes nor its decoding (threads over
+    independent blocks, a device that is always ``cpu``): left out of ``encoder_options``, so that a
+    frame's header does not vary with them. Frames that recorded them still decode (options are
+    never read)."""
+
     def format_config(self) -> dict[str, Any]:
         """``{"id": ..., <format_params>}``: what a frame's header needs to decode this encoder's streams."""
         return self.split_config()[0]
 
     def options_config(self) -> dict[str, Any]:
-        """The run-time options: every parameter that is not a format parameter."""
+        """The run-time options a header records: every parameter but the format parameters and ``unrecorded_params``."""
         return self.split_config()[1]
 
     def split_config(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(format_config(), options_config())`` from one ``get_config``."""
         config = self.get_config()
+        skip = ("id", *self.format_params, *self.unrecorded_params)
         return ({"id": config["id"], **{k: config[k] for k in self.format_params}},
-                {k: v for k, v in config.items() if k != "id" and k not in self.format_params})
+                {k: v for k, v in config.items() if k not in skip})
 
     @classmethod
     def for_decoding(cls, params: dict[str, Any], device: str = "cpu") -> Encoder:

@@ -285,11 +285,23 @@ def test_run_time_options_are_not_requirements(path):
 
 
 def test_new_frames_store_format_parameters_only(field):
-    frame = frame_of(field, encoder={"id": "lz4", "threads": 1, "checksum": False})
+    frame = frame_of(field, encoder={"id": "lz4", "threads": 1, "checksum": False, "mode": "fast", "acceleration": 4})
     header = container.loads(frame).header
     assert header["encoder"] == {"id": "lz4", "checksum": False}
-    assert header["encoder_options"]["threads"] == 1
+    assert header["encoder_options"]["acceleration"] == 4
     assert np.array_equal(cf.decompress(frame), cf.decompress(frame_of(field)), equal_nan=True)
+
+
+def test_thread_count_leaves_the_frame_unchanged(field):
+    """lz4's ``threads`` (and its ``device``, always cpu) are not recorded: the frame's bytes are the
+    same on any thread count; zstd's ``threads`` stays recorded (zstd's multi-threaded mode may write
+    other bytes)."""
+    big = np.tile(field, (1 << 21) // field.size + 1)  # 4+ lz4 blocks of 2**16 bytes, so threads take part
+    one, many = (frame_of(big, encoder={"id": "lz4", "threads": t, "block": 1 << 16}) for t in (1, 4))
+    assert one == many
+    assert "threads" not in container.loads(one).header["encoder_options"]
+    assert "device" not in container.loads(one).header["encoder_options"]
+    assert container.loads(frame_of(field, encoder={"id": "zstd", "threads": 2})).header["encoder_options"]["threads"] == 2
 
 
 # ---------------------------------------------------------------- inputs

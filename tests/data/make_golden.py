@@ -87,7 +87,8 @@ def write_option_frames() -> None:
         if old:
             frame = with_encoder_header(frame, {**built.get_config(), "device": device}, None)
         else:
-            frame = with_encoder_header(frame, built.format_config(), {**built.options_config(), "device": device})
+            options = {k: v for k, v in built.get_config().items() if k != "id" and k not in built.format_params}
+            frame = with_encoder_header(frame, built.format_config(), {**options, "device": device})  # all options
         (HERE / f"golden_options_{name}.cfrm").write_bytes(frame)
         np.save(HERE / f"golden_options_{name}.npy", cf.decompress(frame))
         header = container.loads(frame).header

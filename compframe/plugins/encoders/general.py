@@ -67,6 +67,7 @@ class LZ4(Encoder):
     """
 
     format_params = ("checksum",)
+    unrecorded_params = ("threads", "device")  # the blocks are independent: the same bytes on any thread count
 
     @dataclass
     class Config:
