@@ -409,3 +409,73 @@ def test_one_pass_frame_side_data_is_checked(one_pass_everywhere):
     del quantized.side["chunk_step"]
     with pytest.raises(FrameError, match="side arrays"):
         q.dequantize(quantized)
+
+
+def sampled_cases(lines: int) -> dict[str, np.ndarray]:
+    """Fields of 4 chunks (and 45 values) aimed at the range a one-pass field starts from, that of ``lines``
+    cache lines spread over it (``K.sample_range``): extremes only between the sampled lines, the range
+    completed only at a sampled line, ±inf or NaN only there, a ramp and a drifting uniform field (ranges the
+    chunks before a chunk never hold), and the spikes and growing extremes of ``one_pass_cases``."""
+    cases = {k: v for k, v in one_pass_cases().items() if k in ("spike", "growing", "alternating", "nan_first_chunk")}
+    noise = one_pass_cases()["noise"]
+    n = noise.size
+    starts = np.arange(lines) * (n - 16) // (lines - 1)
+    starts -= starts % 16
+    sampled = np.zeros(n, bool)
+    for s in starts:
+        sampled[s:s + 16] = True
+    between = noise.copy()
+    late = np.flatnonzero(~sampled[2 * K.CHUNK:]) + 2 * K.CHUNK
+    between[late[[5, -5]]] = [3.0, -2.0]  # the range, set where no line is read and no chunk before holds it
+    at_lines = noise.copy()
+    at_lines[[100, 200, starts[6] + 7]] = [2.9, -2.0, 3.0]  # the range's top only at a line in the last chunk: known
+    # from the start with the sample, without it the chunks before would keep a step 1/25 bit tighter
+    inf_at_line, nan_at_lines = noise.copy(), noise.copy()
+    inf_at_line[starts[5] + 3] = -np.inf
+    nan_at_lines[sampled] = np.nan
+    rng = np.random.default_rng(23)
+    drift = (rng.random(n) * 0.1 + np.linspace(-1, 1, n)).astype(np.float32)
+    return {**cases, "extremes_between_lines": between, "extremes_at_lines": at_lines, "inf_at_a_line": inf_at_line,
+            "nan_at_every_line": nan_at_lines, "ramp": np.linspace(-1, 1, n, dtype=np.float32), "uniform_drift": drift}
+
+
+def test_sample_range_reads_its_lines():
+    """``K.sample_range``: the min and max of the non-NaN values in the lines it promises to read, whether
+    one is ±inf, the whole field where the lines cover it."""
+    x = (np.random.default_rng(29).standard_normal(100_003)).astype(np.float32)
+    x[::5] = np.nan
+    for lines in (2, 7, 300, 7000):
+        starts = np.arange(lines) * (x.size - 16) // (lines - 1)
+        read = np.concatenate([x[s - s % 16:s - s % 16 + 16] for s in starts]) if lines * 16 < x.size else x
+        assert K.sample_range(x, lines, 16) == (np.nanmin(read), np.nanmax(read), True), lines
+    x[(1000 * (x.size - 16) // 6999) // 16 * 16 + 9] = np.inf
+    assert not K.sample_range(x, 7000, 16)[2] and K.sample_range(x, 7, 16)[2]
+
+
+@pytest.mark.parametrize("pid", UNIFORM)
+@pytest.mark.parametrize("bound", ["rel:1e-2", "rel:1e-4"])
+def test_sampled_one_pass_holds_the_bound(pid, bound, one_pass_everywhere, monkeypatch):
+    """The one-pass path starting from a sampled range (``SAMPLE_LINES`` lines, here 8 on a 4-chunk field)
+    keeps the promise on every element of ``sampled_cases`` with the field's own ``rel`` bound (the sample
+    holds only the field's values, so its range is never wider than the field's; values past it are
+    found by the exact check), each chunk's codes are the per-element kernels' for its centre and step;
+    a field whose range lies in the sample gets the two-pass frame exactly, as does one with ±inf there."""
+    from compframe.plugins.quantizers import uniform as U
+
+    monkeypatch.setattr(U, "SAMPLE_MIN", 0)
+    monkeypatch.setattr(U, "SAMPLE_LINES", 8)
+    b = ErrorBound.parse(bound)
+    q = registry.create("quantizer", pid)
+    two = registry.create_from_config("quantizer", {"id": pid, "passes": 2})
+    for name, x in sampled_cases(8).items():
+        try:
+            check_bound(pid, x, b)
+        except AssertionError as e:
+            raise AssertionError(f"case '{name}': {e}") from None
+        quantized = q.quantize(x, b)
+        assert np.array_equal(quantized.codes["codes"], chunk_reference_codes(pid, x, quantized)), name
+        plain = two.quantize(x, b)
+        assert quantized.meta["outliers"] <= plain.meta["outliers"] + 8, name
+        if name in ("extremes_at_lines", "inf_at_a_line"):
+            assert np.array_equal(quantized.codes["codes"], plain.codes["codes"]) and quantized.meta == plain.meta \
+                and "chunk_step" not in quantized.side, name

@@ -626,20 +626,50 @@ def _running_plan(rel, eb_abs, r_lo, r_hi, centre, hi):
     return eb, centre, step
 
 
+@njit(cache=True)
+def sample_range(x, lines, width):
+    """``(min, max, finite)`` of the non-NaN values in ``lines`` windows of ``width`` values spread evenly
+    over ``x`` (the first at 0, the last at ``x.size - width`` rounded down; starts rounded down to a multiple
+    of ``width``, so ``width = 16`` float32 reads one cache line each); ``finite`` is False if one is ±inf.
+    The whole of ``x`` if ``lines * width >= x.size``. ``min > max`` where every value read is NaN."""
+    low = np.inf
+    high = -np.inf
+    n = x.size
+    if lines * width >= n:
+        starts = np.arange(1) if n else np.arange(0)
+        width = n
+    else:
+        starts = np.arange(lines) * (n - width) // max(lines - 1, 1)
+        starts -= starts % width
+    for k in range(starts.size):
+        for i in range(starts[k], min(starts[k] + width, n)):
+            v = np.float64(x[i])
+            low = v if v < low else low
+            high = v if v > high else high
+    return low, high, low != -np.inf and high != np.inf
+
+
 @njit(cache=True, nogil=True)
-def quantize_running(x, codes, rel, eb_abs, lo, hi, centres, ebs, steps, counts, chunk, marks):
+def quantize_running(x, codes, rel, eb_abs, lo, hi, centres, ebs, steps, counts, chunk, marks, lines=0):
     """One pass over a float32 field, ``chunk`` values at a time: chunk ``c`` is quantized with the plan of the
-    range of chunks ``0..c-1`` (chunk 0: its own), whose bound is never looser than the field's, while its own
-    range is found in the same loop; a chunk whose values past that range missed their codes is redone
-    at once from the wider range (it is still in cache). Writes each chunk's centre, bound, step and
-    outlier count, and the blocks holding an outlier into ``marks`` (``block_marks(x.size, chunk)``);
-    returns ``(done, min, max)``: ``done`` is False (and the outputs are partial) if a chunk holds ±inf,
-    or chunk 0 no number, which the two-pass path handles."""
+    range of chunks ``0..c-1`` (chunk 0: its own), widened by the range of a sample of the field (``lines``
+    cache lines of 16 values spread over it, ``sample_range``; 0: none), whose bound is never looser than the
+    field's (every value in that range is one of the field's), while its own range is found in the same loop;
+    a chunk whose values past that range missed their codes is redone at once from the wider range (it is
+    still in cache). Writes each chunk's centre, bound, step and outlier count, and the blocks holding an
+    outlier into ``marks`` (``block_marks(x.size, chunk)``); returns ``(done, min, max)``: ``done`` is False
+    (and the outputs are partial) if a chunk or the sample holds ±inf, or chunk 0 no number, which the
+    two-pass path handles."""
     per = (chunk + BLOCK - 1) // BLOCK
     low, high, _ = _plain_range(x[:chunk])
     r_lo, r_hi = np.float64(low), np.float64(high)
     if not (math.isfinite(r_lo) and math.isfinite(r_hi)):
         return False, 0.0, 0.0
+    if lines > 0:
+        s_lo, s_hi, finite = sample_range(x, lines, 16)
+        if not finite:
+            return False, 0.0, 0.0
+        r_lo, r_hi = min(r_lo, s_lo), max(r_hi, s_hi)
     centre = r_lo / 2 + r_hi / 2
     for c in range(centres.size):
         xs, cs = x[c * chunk:(c + 1) * chunk], codes[c * chunk:(c + 1) * chunk]
