@@ -175,9 +175,10 @@ def test_auto_keeps_one_table_where_column_tables_gain_little(pid):
 
 
 def test_column_kernels_and_class_layout():
-    """rows.transpose/gather_columns/scatter_columns/columns_first against numpy (shapes around the 8-
-    and 16-row steps), and class_layout: the columns stably by class, every class's run cut into
-    whole chunks of its table."""
+    """rows.transpose/gather_columns/scatter_columns/columns_first/rows_first against numpy (shapes
+    around the 8- and 16-row steps and the 32 x 32 tiles, with rows and columns past whole tiles),
+    and class_layout: the columns stably by class, every class's run cut into whole chunks of its
+    table."""
     from compframe.kernels import rows as rk
     from compframe.plugins.encoders.entropy import class_layout
 
@@ -189,10 +190,12 @@ def test_column_kernels_and_class_layout():
         gathered = rk.gather_columns(a, order)
         assert np.array_equal(gathered, a[:, order].T)
         assert np.array_equal(rk.scatter_columns(gathered, order), a)
-    for shape, dtype in [((15, 3), np.uint8), ((16, 5), np.uint16), ((33, 100), np.uint8), ((40, 512), np.int16)]:
-        a = rng.integers(0, 99, shape).astype(dtype)  # bands of 16 rows; the last: rows of 1 KiB, 8 rows
+    for shape, dtype in [((15, 3), np.uint8), ((16, 5), np.uint16), ((33, 100), np.uint8), ((40, 512), np.int16),
+                         ((97, 70), np.uint16), ((64, 32), np.int8), ((40, 70), np.int32)]:
+        a = rng.integers(0, 99, shape).astype(dtype)  # int32: bands of 16 rows; 1-2 bytes: 32 x 32 tiles
         order = rng.permutation(shape[1])
         assert np.array_equal(rk.columns_first(a), a.T) and np.array_equal(rk.columns_first(a, order), a[:, order].T)
+        assert np.array_equal(rk.rows_first(a[:, order].T.copy(), order), a) and np.array_equal(rk.rows_first(a.T.copy()), a)
     classes = np.array([2, 0, 2, 1, 0, 2], np.uint8)
     order, starts, ends, table_of = class_layout(classes, 5, 4)
     assert order.tolist() == [1, 4, 3, 0, 2, 5]

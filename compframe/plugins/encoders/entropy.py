@@ -586,10 +586,10 @@ class ChunkedEntropyCoder(Encoder):
             raise StreamError(f"{name} stream: checksum mismatch, the decoded codes differ from the encoded ones")
         if order is not None:
             limits.charge(out.nbytes, "the columns put back in rows")
-            out = rows_kernels.scatter_columns(out.reshape(columns, -1), order).reshape(-1)
+            out = rows_kernels.rows_first(out.reshape(columns, -1), order).reshape(-1)
         elif tables > 1 and not in_blocks:
             limits.charge(out.nbytes, "the columns transposed back to rows")
-            out = rows_kernels.transpose(out.reshape(tables, -1)).reshape(-1)  # 3-10x numpy's strided copy
+            out = rows_kernels.rows_first(out.reshape(tables, -1)).reshape(-1)  # 3-10x numpy's strided copy
         return out.view(dtype)
 
 
