@@ -214,8 +214,8 @@ def test_huffman_wide_alphabet_gets_a_wider_direct_table():
     rng = np.random.default_rng(14)
     codes = np.rint(rng.laplace(0, 2000, 1 << 18)).clip(-32768, 32767).astype(np.int16)
     lengths = hk.code_lengths(np.bincount(codes.astype(np.int64) - codes.min()), 24)
-    assert hk.direct_bits(lengths[None], codes.size) > hk.FAST_BITS
-    assert hk.direct_bits(lengths[None], 1000) == hk.FAST_BITS  # too few symbols to pay for a wider table
+    assert hk.direct_bits(lengths[None], codes.size, 16) > hk.FAST_BITS
+    assert hk.direct_bits(lengths[None], 1000, 16) == hk.FAST_BITS  # too few symbols to pay for a wider table
     enc = make("huffman", context="none", dedup=False)
     stream = enc.encode(codes)
     assert np.array_equal(enc.decode(stream), codes)

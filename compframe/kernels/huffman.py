@@ -57,16 +57,33 @@ ROW = 16
 codes) put up to ``FAST_BITS`` symbols in a look-up, more than a 64-bit direct entry holds."""
 
 
+LARGE_BITS = 14
+"""The direct table's bits for one table decoding at least ``LARGE_SYMBOLS`` symbols (``direct_bits``):
+2**14 int64 entries (128 KiB) leave the L1 cache but stay in L2, and hold more codes per look-up
+(MiniLM 4096 x 384: int16 1.58 -> 1.81 symbols per look-up, int8 3.95 -> 4.63; docs/benchmarks.md,
+issue 13, ``huffman`` fourth session)."""
+
+LARGE_SYMBOLS = 64 << LARGE_BITS
+"""The symbols from which ``direct_bits`` widens a table to ``LARGE_BITS``: building 2**14 entries
+costs about 0.1 ms, which 2**20 symbols decoded a few per cent faster repay."""
+
+
 @numba.njit(cache=True)
-def direct_bits(lengths, symbols):
+def direct_bits(lengths, symbols, wbits):
     """Bits of the direct decoding table for the code lengths ``lengths`` (one table, ``[1, K]``)
-    decoding ``symbols`` symbols: ``FAST_BITS``, widened (up to ``WIDE_BITS``) while the codes longer
-    than the table carry more than 5 % of the code space (``sum 2**-length``, about the share of
-    symbols that would take the slow path through the canonical limits) and the table has at most an
-    eighth as many entries as there are symbols to decode."""
+    decoding ``symbols`` symbols of ``wbits`` bits (8 or 16): ``FAST_BITS``, widened (up to ``WIDE_BITS``)
+    while the codes longer than the table carry more than 5 % of the code space (``sum 2**-length``,
+    about the share of symbols that would take the slow path through the canonical limits) and the
+    table has at most an eighth as many entries as there are symbols to decode; at least
+    ``LARGE_BITS`` from ``LARGE_SYMBOLS`` symbols on, unless the codes are so short (mean length
+    ``sum 2**-l * l``) that ``rows_pay`` would take row tables at that width (they stay at
+    ``FAST_BITS``)."""
     longest = 0
+    mean = 0.0
     for s in range(lengths.shape[1]):
         longest = max(longest, lengths[0, s])
+        if lengths[0, s] > 0:
+            mean += 2.0 ** -lengths[0, s] * lengths[0, s]
     bits = FAST_BITS
     while bits < min(WIDE_BITS, longest) and (8 << (bits + 1)) <= symbols:
         space = 0.0
@@ -76,6 +93,9 @@ def direct_bits(lengths, symbols):
         if space <= 0.05:
             break
         bits += 1
+    held = 3 if wbits == 16 else 6  # symbols of an int64 entry (a wide table of 8-bit codes gets those)
+    if symbols >= LARGE_SYMBOLS and LARGE_BITS <= 1.5 * held * mean:
+        bits = max(bits, LARGE_BITS)
     return bits
 
 

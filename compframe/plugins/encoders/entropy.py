@@ -741,7 +741,7 @@ class Huffman(ChunkedEntropyCoder):
         # cheap; one table of long codes (a wide alphabet) gets a wider one (direct_bits)
         per_table = count // lengths.shape[0]
         bits = min(huffman_kernels.FAST_BITS, max(8, per_table.bit_length() - 3)) if lengths.shape[0] > 1 else \
-            huffman_kernels.direct_bits(lengths, count)
+            huffman_kernels.direct_bits(lengths, count, 8 if mask == 0xFF else 16)
         ntables = lengths.shape[0]
         entry = np.dtype(np.uint32 if mask == 0xFF and huffman_kernels.narrow_entries(lengths, bits) else np.int64)
         limits.charge(ntables * ((entry.itemsize << bits) + 16 * (param + 1) + 4 * lengths.shape[1]),
