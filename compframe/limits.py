@@ -13,10 +13,9 @@ type a decoder needs, or raise ``FrameError`` naming the field.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -52,22 +51,33 @@ class Budget:
 _active: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("compframe_decode_budget", default=None)
 
 
-@contextlib.contextmanager
-def budget(max_bytes: int | None, frame_nbytes: int) -> Iterator[Budget]:
-    """The budget of one decode; nested calls (a stream inside a frame) share the outer one."""
-    outer = _active.get()
-    if outer is not None:
-        yield outer
-        return
-    if max_bytes is None:
-        max_bytes = default_max_bytes(frame_nbytes)
-    elif isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 0:
-        raise ValueError(f"max_bytes must be a whole number of bytes >= 0, got {max_bytes!r}")
-    token = _active.set(Budget(max_bytes))
-    try:
-        yield _active.get()
-    finally:
-        _active.reset(token)
+class budget:
+    """The budget of one decode, entered with ``with``: a new ``Budget`` of ``max_bytes`` (None:
+    ``default_max_bytes(frame_nbytes)``); nested uses (a stream inside a frame) share the outer one.
+    A class rather than a generator context manager: 1-1.5 us less per decode."""
+
+    __slots__ = ("max_bytes", "frame_nbytes", "token")
+
+    def __init__(self, max_bytes: int | None, frame_nbytes: int):
+        self.max_bytes, self.frame_nbytes, self.token = max_bytes, frame_nbytes, None
+
+    def __enter__(self) -> Budget:
+        outer = _active.get()
+        if outer is not None:
+            return outer
+        max_bytes = self.max_bytes
+        if max_bytes is None:
+            max_bytes = default_max_bytes(self.frame_nbytes)
+        elif isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 0:
+            raise ValueError(f"max_bytes must be a whole number of bytes >= 0, got {max_bytes!r}")
+        active = Budget(max_bytes)
+        self.token = _active.set(active)
+        return active
+
+    def __exit__(self, *exc) -> None:
+        if self.token is not None:
+            _active.reset(self.token)
+            self.token = None
 
 
 def charge(nbytes: int, what: str | Callable[[], str]) -> None:

@@ -188,6 +188,26 @@ def test_max_bytes_caps_the_output(field):
         cf.decompress(frame, max_bytes=-1)
 
 
+def test_budget_scope_nests_and_ends_with_its_decode():
+    """A nested ``limits.budget`` shares the outer one; the outer one ends with its block, also when
+    the block raises, and a bad ``max_bytes`` is refused on entry."""
+    with limits.budget(100, 0) as outer:
+        with limits.budget(None, 10**9) as inner:
+            assert inner is outer and inner.limit == 100
+            limits.charge(60, "a")
+        with pytest.raises(cf.FrameError, match=r"max_bytes=100 bytes \(b: 50 bytes after 60\)"):
+            limits.charge(50, lambda: "b")
+    limits.charge(1 << 40, "nothing is charged outside a decode")
+    with pytest.raises(KeyError), limits.budget(None, 1) as b:
+        assert b.limit == limits.DEFAULT_FLOOR
+        raise KeyError
+    with limits.budget(7, 0) as b:
+        assert b.limit == 7 and b.used == 0
+    for bad in (-1, 1.5, True, "8"):
+        with pytest.raises(ValueError, match="max_bytes must be a whole number"), limits.budget(bad, 0):
+            pass
+
+
 def test_header_structure_and_plugins_fail_as_frame_errors(field):
     frame = frame_of(field, encoder="huffman")
     cases = [
