@@ -183,16 +183,19 @@ def test_vector_encoder_steps_as_the_scalar_encoder(lanes):
 
 
 @pytest.mark.parametrize("lanes", [16, 32, 64])
-def test_vector_encoder_writes_the_scalar_bytes(lanes):
-    """``ans_kernels.encode`` on the CPU (vector groups and a scalar partial group per chunk) writes,
-    chunk by chunk, the bytes of ``encode_lanes`` (the scalar encoder, which the CUDA kernel runs),
-    over chunk lengths around multiples of the lane count and several tables."""
+@pytest.mark.parametrize("paired", [False, True])
+def test_vector_encoder_writes_the_scalar_bytes(lanes, paired, monkeypatch):
+    """``ans_kernels.encode`` on the CPU (vector groups and a scalar partial group per chunk; one chunk
+    at a time, or two, whose groups go together as far as both have them) writes, chunk by chunk, the
+    bytes of ``encode_lanes`` (the scalar encoder, which the CUDA kernel runs), over chunk lengths
+    around multiples of the lane count and several tables."""
+    monkeypatch.setattr(ans_kernels, "_paired", lambda chunks: paired)
     rng = np.random.default_rng(100 + lanes)
     for dtype, k, precision in ((np.uint8, 40, 10), (np.uint16, 900, 14), (np.uint8, 256, 16)):
         mask = np.iinfo(dtype).max
         n = 7 * lanes + 3 + lanes * 40
         x = (rng.geometric(8 / k, n).clip(1, k) - 1).astype(dtype)
-        bounds = np.array([0, 1, lanes - 1, 2 * lanes + 1, 5 * lanes + 1, 7 * lanes + 3, n])
+        bounds = np.array([0, 1, lanes - 1, 2 * lanes + 1, 5 * lanes + 1, 7 * lanes + 3, 9 * lanes + 3, n])
         starts, ends = bounds[:-1], bounds[1:]
         table_of = np.arange(starts.size) % 2
         counts = np.stack([np.bincount(x, minlength=k), np.bincount(x, minlength=k) + 1]).astype(np.int64)
@@ -280,7 +283,8 @@ def test_damaged_lane_streams_are_refused():
 def test_lane_streams_decode_when_numba_targets_a_generic_cpu(tmp_path):
     """NUMBA_CPU_NAME=generic (caches shared between machines) compiles without AVX-512: the decoder
     must not emit the x86 gather intrinsics there (LLVM aborted the process on them), and the
-    encoder's generic code writes the bytes this machine's writes."""
+    encoder's generic code writes the bytes this machine's writes (5 chunks: two at a time on up
+    to two threads)."""
     script = (
         "import hashlib\n"
         "import numpy as np\n"
@@ -288,13 +292,13 @@ def test_lane_streams_decode_when_numba_targets_a_generic_cpu(tmp_path):
         "from compframe.kernels import simd\n"
         "assert not simd.avx512()\n"
         "c = np.random.default_rng(0).integers(-9, 9, 300000).astype(np.int16)\n"
-        "e = registry.create('encoder', 'ans', lanes=32)\n"
+        "e = registry.create('encoder', 'ans', lanes=32, chunk=65536)\n"
         "b = e.encode(c)\n"
         "assert np.array_equal(e.decode(b), c)\n"
         "print(hashlib.sha256(b).hexdigest())\n")
     p = run_on_generic_cpu(script, tmp_path / "cache")
     c = np.random.default_rng(0).integers(-9, 9, 300000).astype(np.int16)
-    here = hashlib.sha256(make(lanes=32).encode(c)).hexdigest()  # this machine's (vector) encoder
+    here = hashlib.sha256(make(lanes=32, chunk=65536).encode(c)).hexdigest()  # this machine's (vector) encoder
     assert p.returncode == 0 and p.stdout.strip() == here, p.stderr[-2000:]
 
 

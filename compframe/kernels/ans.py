@@ -681,16 +681,67 @@ def _encode_lanes_vec_cpu(x, base, mask, precision, out, rcp, info, packed, lo, 
     return _finish_lanes_cpu(out, end, p, lanes, st)
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _encode_lanes_pair_cpu(x, base, mask, precision, out, rcp_a, info_a, packed_a, lo_a, hi_a, end_a, rcp_b, info_b,
+                           packed_b, lo_b, hi_b, end_b, lanes, nbytes, a):
+    """Chunks ``a`` and ``a + 1`` of the lane mode (bytes written to ``nbytes[a]``, ``nbytes[a + 1]``),
+    the bytes of ``_encode_lanes_vec_cpu`` on each: each chunk's last, partial group with its scalar
+    steps, then the last whole groups of both together (``simd_encode.encode_groups_pair``: two
+    chains of gathers and divisions in flight, as 32 lanes have in one chunk), then the groups one
+    chunk has more alone. False, before anything is written, for a lane count the vector loop has
+    no variant of (16, 32, 64)."""
+    if lanes != 16 and lanes != 32 and lanes != 64:
+        return False
+    st = np.empty(2 * lanes, np.uint32)
+    for j in range(2 * lanes):
+        st[j] = STATE_LOW
+    sa, sb = st[:lanes], st[lanes:]
+    whole_a, whole_b = lo_a + (hi_a - lo_a) // lanes * lanes, lo_b + (hi_b - lo_b) // lanes * lanes
+    pos = np.empty(2, np.int64)
+    pos[0] = _encode_lanes_steps_cpu(x, base, mask, precision, out, rcp_a, info_a, lo_a, whole_a, hi_a, end_a, lanes, sa)
+    pos[1] = _encode_lanes_steps_cpu(x, base, mask, precision, out, rcp_b, info_b, lo_b, whole_b, hi_b, end_b, lanes, sb)
+    ga, gb = (whole_a - lo_a) // lanes, (whole_b - lo_b) // lanes
+    run = min(ga, gb)
+    ia, ib = lo_a + (ga - run) * lanes, lo_b + (gb - run) * lanes
+    if lanes == 16:
+        simd_encode.encode_groups_pair(st, packed_a, packed_b, x, ia, ib, run, base, mask, out, pos, precision, 16)
+        pa = simd_encode.encode_groups(sa, packed_a, x, lo_a, ga - run, base, mask, out, pos[0], precision, 16)
+        pb = simd_encode.encode_groups(sb, packed_b, x, lo_b, gb - run, base, mask, out, pos[1], precision, 16)
+    elif lanes == 32:
+        simd_encode.encode_groups_pair(st, packed_a, packed_b, x, ia, ib, run, base, mask, out, pos, precision, 32)
+        pa = simd_encode.encode_groups(sa, packed_a, x, lo_a, ga - run, base, mask, out, pos[0], precision, 32)
+        pb = simd_encode.encode_groups(sb, packed_b, x, lo_b, gb - run, base, mask, out, pos[1], precision, 32)
+    else:  # 64, the only lane count left
+        simd_encode.encode_groups_pair(st, packed_a, packed_b, x, ia, ib, run, base, mask, out, pos, precision, 64)
+        pa = simd_encode.encode_groups(sa, packed_a, x, lo_a, ga - run, base, mask, out, pos[0], precision, 64)
+        pb = simd_encode.encode_groups(sb, packed_b, x, lo_b, gb - run, base, mask, out, pos[1], precision, 64)
+    nbytes[a] = _finish_lanes_cpu(out, end_a, pa, lanes, sa)
+    nbytes[a + 1] = _finish_lanes_cpu(out, end_b, pb, lanes, sb)
+    return True
+
+
 @numba.njit(parallel=True, cache=True)
 def encode_lanes_cpu(x, starts, ends, table_of, base, mask, rcp, info, packed, precision, lanes, scratch,
-                     scratch_end, nbytes, sums):
-    for k in numba.prange(starts.size):
+                     scratch_end, nbytes, sums, paired):
+    """Every chunk of the lane mode; with ``paired``, two at a time (``_encode_lanes_pair_cpu``)."""
+    n = starts.size
+    tasks = (n + 1) // 2 if paired else n
+    for j in numba.prange(tasks):
+        a = np.int64(j) * (2 if paired else 1)
         hs = np.empty(lanes, np.uint32)
-        t = table_of[k]
-        nbytes[k] = _encode_lanes_vec_cpu(x, base, mask, precision, scratch, rcp[t], info[t], packed[t], starts[k],
-                                          ends[k], scratch_end[k], lanes)
-        _hash_lanes_cpu(x, starts[k], ends[k], lanes, hs)
-        sums[k] = _fold_lanes_cpu(hs, lanes)
+        if paired and a + 1 < n:
+            ta, tb = table_of[a], table_of[a + 1]
+            if not _encode_lanes_pair_cpu(x, base, mask, precision, scratch, rcp[ta], info[ta], packed[ta], starts[a],
+                                          ends[a], scratch_end[a], rcp[tb], info[tb], packed[tb], starts[a + 1],
+                                          ends[a + 1], scratch_end[a + 1], lanes, nbytes, a):
+                nbytes[a] = nbytes[a + 1] = -1
+        else:
+            t = table_of[a]
+            nbytes[a] = _encode_lanes_vec_cpu(x, base, mask, precision, scratch, rcp[t], info[t], packed[t], starts[a],
+                                              ends[a], scratch_end[a], lanes)
+        for k in range(a, min(a + (2 if paired else 1), n)):
+            _hash_lanes_cpu(x, starts[k], ends[k], lanes, hs)
+            sums[k] = _fold_lanes_cpu(hs, lanes)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -812,7 +863,7 @@ def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision, 
     elif device == "cpu":
         packed = info.astype(np.uint32)  # cum | (2**R - freq) << 16: the vector encoder's table
         encode_lanes_cpu(x, starts, ends, table_of, base, mask, rcp, info, packed, precision, lanes, scratch,
-                         scratch_end, nbytes, sums)
+                         scratch_end, nbytes, sums, _paired(starts.size))
     else:
         kernels = _cuda_kernels()
         d = to_device(x, starts, ends, table_of, rcp, info, scratch, scratch_end, nbytes, sums)
@@ -828,6 +879,11 @@ def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision, 
     out = np.empty(int(offsets[-1]), np.uint8)
     gather_cpu(scratch, scratch_end, nbytes, offsets, out)
     return out, nbytes, sums
+
+
+def _paired(chunks):
+    """Whether the lane mode's CPU kernels take the chunks two at a time: where every thread gets a pair."""
+    return chunks >= 2 and chunks >= 2 * numba.get_num_threads()
 
 
 def lookup_tables(freq, precision, base, mask, dtype, lanes):
@@ -854,8 +910,8 @@ def decode(device, data, offsets, out, starts, ends, table_of, base, mask, freq,
         decode_cpu(data, offsets, out, starts, ends, table_of, *tables, precision, sums)
         return sums
     if device == "cpu":
-        paired = starts.size >= 2 and starts.size >= 2 * numba.get_num_threads()  # two chunks at a time where every thread gets a pair
-        decode_lanes_cpu(data, offsets, out, starts, ends, table_of, tables[0], precision, shift, lanes, sums, paired)
+        decode_lanes_cpu(data, offsets, out, starts, ends, table_of, tables[0], precision, shift, lanes, sums,
+                         _paired(starts.size))
         return sums
     kernels = _cuda_kernels()
     d = to_device(data, offsets, out, starts, ends, table_of, sums, *tables)

@@ -17,6 +17,10 @@ the last vector of 16 lanes to the first. Per vector of 16 symbols ``c`` (alread
   ``2**32 * 2**-53 = 2**-21``, while ``(x + 1/2) / freq`` lies at least ``1 / (2 freq) >= 2**-17``
   from an integer, so the floor is exact (bit for bit the integer division of the scalar code).
 
+``encode_groups_pair`` runs the same steps on two chunks in one loop (the twin of
+``simd.decode_groups_pair``): a step waits on its gather and its division, and two chunks' are
+independent, so 16 or 32 lanes per chunk get the overlap that 32 or 64 lanes have in one.
+
 On a CPU with AVX-512F the gather is ``vpgatherdd`` (``simd._gather``); elsewhere LLVM lowers the
 generic gather and compress-store to scalar code. The caller guarantees the bounds (nothing is
 checked): ``groups * lanes`` symbols from ``i`` are in ``x``, ``out`` has room below ``p`` for
@@ -57,78 +61,130 @@ def _store_words(builder, out, p, below, state, emit):
     builder.store(words, builder.bitcast(target, wt.as_pointer()), align=1)
 
 
+def _emit_encode(context, builder, count, chunks, vectors, base, mask, precision, xtype):
+    """The loop of ``count`` groups of ``16 * vectors`` symbols, last group first, over each chunk of
+    ``chunks``, a list of (states ``i32*``, table pointer, symbols pointer, first symbol, output
+    pointer, word position): the chunks' steps in one loop body, so that their gathers and
+    divisions overlap. Returns each chunk's word position after the loop."""
+    vt, wt = ir.VectorType(_I32, W), ir.VectorType(_I16, W)
+    dt = ir.VectorType(ir.DoubleType(), W)
+    xt = ir.VectorType(xtype, W)
+    r = builder.trunc(precision, _I32)
+    basev = _splat(builder, builder.trunc(base, _I32))
+    maskv = _splat(builder, builder.trunc(mask, _I32))
+    onev = _splat(builder, builder.shl(ir.Constant(_I32, 1), r))
+    boundshift = _splat(builder, builder.sub(ir.Constant(_I32, 32), r))
+    low16, sixteen = _splat(builder, ir.Constant(_I32, 0xFFFF)), _splat(builder, ir.Constant(_I32, 16))
+    half = ir.Constant(dt, [0.5] * W)
+    popcount = _function(builder.module, f"llvm.ctpop.i{W}", ir.IntType(W), [ir.IntType(W)])
+    sptrs = [[builder.bitcast(builder.gep(c[0], [ir.Constant(_I64, W * k)]), vt.as_pointer()) for k in range(vectors)]
+             for c in chunks]
+    first = [[builder.load(ptr, align=4) for ptr in row] for row in sptrs]
+    entry = builder.block
+    head = builder.append_basic_block("groups")
+    body = builder.append_basic_block("groups.body")
+    done = builder.append_basic_block("groups.done")
+    builder.branch(head)
+    builder.position_at_end(head)
+    g = builder.phi(_I64)
+    pgs = [builder.phi(_I64) for _ in chunks]
+    phis = [[builder.phi(vt) for _ in range(vectors)] for _ in chunks]  # the states stay in registers
+    g.add_incoming(count, entry)
+    for pg, c, row, values in zip(pgs, chunks, phis, first):
+        pg.add_incoming(c[5], entry)
+        for phi, value in zip(row, values):
+            phi.add_incoming(value, entry)
+    builder.cbranch(builder.icmp_signed(">", g, ir.Constant(_I64, 0)), body, done)
+    builder.position_at_end(body)
+    gm = builder.sub(g, ir.Constant(_I64, 1))
+    ats = [builder.add(c[3], builder.mul(gm, ir.Constant(_I64, W * vectors))) for c in chunks]
+    pnext = list(pgs)
+    updated = [list(row) for row in phis]
+    for k in reversed(range(vectors)):
+        for n, c in enumerate(chunks):
+            src = builder.bitcast(builder.gep(c[2], [builder.add(ats[n], ir.Constant(_I64, W * k))]), xt.as_pointer())
+            code = builder.and_(builder.sub(builder.zext(builder.load(src, align=1), vt), basev), maskv)
+            e = _gather(builder, c[1], code, False)
+            rest = builder.lshr(e, sixteen)  # 2**R - freq
+            freq = builder.sub(onev, rest)
+            state = updated[n][k]
+            emit = builder.icmp_unsigned(">=", state, builder.shl(freq, boundshift))
+            taken = builder.zext(builder.call(popcount, [builder.bitcast(emit, ir.IntType(W))]), _I64)
+            above, pnext[n] = pnext[n], builder.sub(pnext[n], builder.add(taken, taken))
+            _store_words(builder, c[4], above, pnext[n], state, emit)
+            state = builder.select(emit, builder.lshr(state, sixteen), state)
+            q = builder.fptoui(builder.fdiv(builder.fadd(builder.uitofp(state, dt), half), builder.uitofp(freq, dt)),
+                               vt)
+            updated[n][k] = builder.add(builder.add(state, builder.and_(e, low16)), builder.mul(q, rest))
+    g.add_incoming(gm, body)
+    for pg, value in zip(pgs, pnext):
+        pg.add_incoming(value, body)
+    for row, values in zip(phis, updated):
+        for phi, value in zip(row, values):
+            phi.add_incoming(value, body)
+    builder.branch(head)
+    builder.position_at_end(done)
+    for row, values in zip(sptrs, phis):
+        for ptr, state in zip(row, values):
+            builder.store(state, ptr, align=4)
+    return pgs
+
+
+def _check_encode(states, tables, x, out, lanes):
+    """The vectors of 16 lanes ``lanes`` holds, or None if the arguments do not fit the encoder."""
+    if not isinstance(lanes, types.IntegerLiteral):
+        raise numba.core.errors.RequireLiteralValue("lanes must be a compile-time constant")
+    if states.dtype != types.uint32 or any(t.dtype != types.uint32 for t in tables) \
+            or x.dtype not in (types.uint8, types.uint16) or out.dtype != types.uint8 or x.layout != "C" \
+            or lanes.literal_value % W:
+        return None
+    return lanes.literal_value // W
+
+
 @intrinsic
 def encode_groups(typingctx, states, table, x, i, groups, base, mask, out, p, precision, lanes):
     """Encode the ``groups`` groups of ``lanes`` symbols (a literal multiple of 16) at ``x[i:]``,
     last group first, with the states ``states[:lanes]`` (uint32, updated), writing their words
     below ``out[p]``; returns the new ``p``. ``table`` (uint32, per symbol): ``cum | (2**R - freq) << 16``."""
-    if not isinstance(lanes, types.IntegerLiteral):
-        raise numba.core.errors.RequireLiteralValue("lanes must be a compile-time constant")
-    if states.dtype != types.uint32 or table.dtype != types.uint32 or x.dtype not in (types.uint8, types.uint16) \
-            or out.dtype != types.uint8 or x.layout != "C" or lanes.literal_value % W:
+    vectors = _check_encode(states, (table,), x, out, lanes)
+    if vectors is None:
         return None
-    vectors = lanes.literal_value // W
     sig = types.int64(states, table, x, i, groups, base, mask, out, p, precision, lanes)
 
     def codegen(context, builder, signature, args):
         sa, ta, xa, oa = (context.make_array(t)(context, builder, a)
                           for t, a in zip((states, table, x, out), (args[0], args[1], args[2], args[7])))
-        i0, count, p0 = args[3], args[4], args[8]
-        vt, mt, wt = ir.VectorType(_I32, W), ir.VectorType(_I1, W), ir.VectorType(_I16, W)
-        dt = ir.VectorType(ir.DoubleType(), W)
-        xt = ir.VectorType(context.get_data_type(x.dtype), W)
-        r = builder.trunc(args[9], _I32)
-        basev = _splat(builder, builder.trunc(args[5], _I32))
-        maskv = _splat(builder, builder.trunc(args[6], _I32))
-        one = builder.shl(ir.Constant(_I32, 1), r)
-        onev = _splat(builder, one)
-        boundshift = _splat(builder, builder.sub(ir.Constant(_I32, 32), r))
-        low16, sixteen = _splat(builder, ir.Constant(_I32, 0xFFFF)), _splat(builder, ir.Constant(_I32, 16))
-        half = ir.Constant(dt, [0.5] * W)
-        popcount = _function(builder.module, f"llvm.ctpop.i{W}", ir.IntType(W), [ir.IntType(W)])
-        sptrs = [builder.bitcast(builder.gep(sa.data, [ir.Constant(_I64, W * k)]), vt.as_pointer())
-                 for k in range(vectors)]
-        first = [builder.load(ptr, align=4) for ptr in sptrs]
-        entry = builder.block
-        head = builder.append_basic_block("groups")
-        body = builder.append_basic_block("groups.body")
-        done = builder.append_basic_block("groups.done")
-        builder.branch(head)
-        builder.position_at_end(head)
-        g, pg = builder.phi(_I64), builder.phi(_I64)
-        phis = [builder.phi(vt) for _ in range(vectors)]  # the states stay in registers
-        g.add_incoming(count, entry)
-        pg.add_incoming(p0, entry)
-        for phi, value in zip(phis, first):
-            phi.add_incoming(value, entry)
-        builder.cbranch(builder.icmp_signed(">", g, ir.Constant(_I64, 0)), body, done)
-        builder.position_at_end(body)
-        gm = builder.sub(g, ir.Constant(_I64, 1))
-        at = builder.add(i0, builder.mul(gm, ir.Constant(_I64, W * vectors)))
-        pnext, updated = pg, list(phis)
-        for k in reversed(range(vectors)):
-            src = builder.bitcast(builder.gep(xa.data, [builder.add(at, ir.Constant(_I64, W * k))]), xt.as_pointer())
-            code = builder.and_(builder.sub(builder.zext(builder.load(src, align=1), vt), basev), maskv)
-            e = _gather(builder, ta.data, code, False)
-            rest = builder.lshr(e, sixteen)  # 2**R - freq
-            freq = builder.sub(onev, rest)
-            state = updated[k]
-            emit = builder.icmp_unsigned(">=", state, builder.shl(freq, boundshift))
-            taken = builder.zext(builder.call(popcount, [builder.bitcast(emit, ir.IntType(W))]), _I64)
-            above, pnext = pnext, builder.sub(pnext, builder.add(taken, taken))
-            _store_words(builder, oa.data, above, pnext, state, emit)
-            state = builder.select(emit, builder.lshr(state, sixteen), state)
-            q = builder.fptoui(builder.fdiv(builder.fadd(builder.uitofp(state, dt), half), builder.uitofp(freq, dt)),
-                               vt)
-            updated[k] = builder.add(builder.add(state, builder.and_(e, low16)), builder.mul(q, rest))
-        g.add_incoming(gm, body)
-        pg.add_incoming(pnext, body)
-        for phi, value in zip(phis, updated):
-            phi.add_incoming(value, body)
-        builder.branch(head)
-        builder.position_at_end(done)
-        for ptr, state in zip(sptrs, phis):
-            builder.store(state, ptr, align=4)
+        (pg,) = _emit_encode(context, builder, args[4], [(sa.data, ta.data, xa.data, args[3], oa.data, args[8])],
+                             vectors, args[5], args[6], args[9], context.get_data_type(x.dtype))
         return pg
+
+    return sig, codegen
+
+
+@intrinsic
+def encode_groups_pair(typingctx, states, table_a, table_b, x, ia, ib, groups, base, mask, out, pos, precision, lanes):
+    """``encode_groups`` on two chunks at once (their steps interleaved: two chains of gathers and
+    divisions in flight): chunk a with the states ``states[:lanes]``, ``table_a``, the groups at
+    ``x[ia:]`` and words below ``out[pos[0]]``; chunk b with ``states[lanes:2 lanes]``, ``table_b``,
+    ``x[ib:]`` and ``out[pos[1]]``. ``groups`` groups of each; the new word positions are written
+    to ``pos`` (int64[2]). The bytes of each chunk are those ``encode_groups`` writes; the caller
+    guarantees the bounds of both."""
+    vectors = _check_encode(states, (table_a, table_b), x, out, lanes)
+    if vectors is None or pos.dtype != types.int64:
+        return None
+    sig = types.none(states, table_a, table_b, x, ia, ib, groups, base, mask, out, pos, precision, lanes)
+
+    def codegen(context, builder, signature, args):
+        sa, ta, tb, xa, oa, pa = (context.make_array(t)(context, builder, a) for t, a in zip(
+            (states, table_a, table_b, x, out, pos), (args[0], args[1], args[2], args[3], args[9], args[10])))
+        at = [builder.gep(pa.data, [ir.Constant(_I64, c)]) for c in (0, 1)]
+        chunks = [(sa.data, ta.data, xa.data, args[4], oa.data, builder.load(at[0])),
+                  (builder.gep(sa.data, [ir.Constant(_I64, lanes.literal_value)]), tb.data, xa.data, args[5], oa.data,
+                   builder.load(at[1]))]
+        ends = _emit_encode(context, builder, args[6], chunks, vectors, args[7], args[8], args[11],
+                            context.get_data_type(x.dtype))
+        for ptr, value in zip(at, ends):
+            builder.store(value, ptr)
+        return context.get_dummy_value()
 
     return sig, codegen
