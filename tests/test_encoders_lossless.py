@@ -153,6 +153,28 @@ def test_auto_context_picks_the_smallest(pid, dtype):
 
 
 @pytest.mark.parametrize("pid", ["huffman", "ans"])
+def test_auto_tries_block_tables_before_grouping_columns(pid, monkeypatch):
+    """Where block tables are estimated within ``auto_gain`` of the columns' free entropy (the bound
+    class tables cannot beat), ``auto`` builds them before grouping the columns, and once they are
+    built it groups none; it writes the block stream, the smallest of the four. int16 codes of 64
+    alike columns whose spread grows 16-fold over 8 runs of rows (before, the grouping was made)."""
+    from compframe.plugins.encoders import entropy
+
+    groupings = []
+    grouping = entropy.column_classes
+    monkeypatch.setattr(entropy, "column_classes", lambda by_column: groupings.append(1) or grouping(by_column))
+    rng = np.random.default_rng(13)
+    spread = 10 * np.repeat(np.geomspace(1, 16, 8), 512)[:, None]
+    codes = np.rint(rng.laplace(0, 1, (4096, 64)) * spread).astype(np.int16)
+    auto = make(pid, chunk=4096, block=1 << 14).encode(codes)
+    assert not groupings
+    sizes = {ctx: len(make(pid, chunk=4096, context=ctx, **({"block": 1 << 14} if ctx == "block" else {}))
+                      .encode(codes)) for ctx in ("none", "column", "classes", "block")}
+    assert groupings and min(sizes, key=sizes.get) == "block"
+    assert auto == make(pid, chunk=4096, block=1 << 14, context="block").encode(codes)
+
+
+@pytest.mark.parametrize("pid", ["huffman", "ans"])
 def test_auto_keeps_one_table_where_column_tables_gain_little(pid):
     """Column and class tables encode and decode slower than one table: ``auto`` keeps them only where
     they make the stream at least ``auto_gain`` (default 2 %) smaller. Columns whose spreads differ by
