@@ -247,6 +247,30 @@ def test_huffman_wide_alphabet_gets_a_wider_direct_table():
         enc.decode(bytes(damaged))
 
 
+def test_huffman_wider_direct_table_for_a_model_decoded_again():
+    """One table of many symbols: the first decode of a model builds a FAST_BITS direct table, the
+    second (a model seen again) a LARGE_BITS one; both decode bit-exactly, and a damaged byte is
+    still refused with the wider table."""
+    from compframe.kernels import huffman as hk
+    from compframe.plugins.encoders.entropy import _DECODERS
+
+    rng = np.random.default_rng(15)
+    codes = np.rint(rng.laplace(0, 6, 1 << 17)).clip(-127, 127).astype(np.int8)  # about 4.5 bits per code
+    enc = make("huffman", context="none", dedup=False)
+    stream = enc.encode(codes)
+    _DECODERS._items.clear()  # a cache: this worker's other tests only lose their hits
+    widths = []
+    for _ in range(3):
+        assert np.array_equal(enc.decode(stream), codes)
+        (model,) = _DECODERS._items.values()
+        widths.append(next(t for k, t in model.decoders.items() if len(k) == 3)[0].shape[1])
+    assert widths == [1 << hk.FAST_BITS, 1 << hk.LARGE_BITS, 1 << hk.LARGE_BITS]
+    damaged = bytearray(stream)
+    damaged[len(stream) // 2] ^= 0x10
+    with pytest.raises(StreamError):
+        enc.decode(bytes(damaged))
+
+
 def entropy_bytes(codes):
     counts = np.unique(codes, return_counts=True)[1]
     return float(-(counts * np.log2(counts / codes.size)).sum() / 8)
