@@ -7,6 +7,8 @@
                                                      # (bench_lorenzo's field) at rel 1e-2, 1e-3, 1e-4, huffman defaults
     python bench/bench_kernels.py --huffman-chunks   # the same for pooled 2048 x 64 and MiniLM 4096 x 384 int8/int16, huffman
                                                      # context=none in one chunk (the lone-chunk path) and in 24576-symbol chunks
+    python bench/bench_kernels.py --huffman-widths   # pooled 2048 x 64 and MiniLM 4096 x 384 int8/int16, context=none: the
+                                                     # decode kernel and the symbols per look-up for direct tables of 11-16 bits
 
 docs/benchmarks.md ("`huffman` decode: one-reader runs and 16 chunks at once") quotes both; run
 them against another tree with ``PYTHONPATH=<tree>`` to compare.
@@ -127,12 +129,83 @@ def huffman_decode(repeat: int, cases) -> None:
               f"kernel {alone:.3f} ms ({alone * ns:.3f} ns/symbol), checksums {sums_ms:.3f} ms ({sums_ms * ns:.3f} ns/symbol)")
 
 
+@numba.njit(cache=True)
+def symbols_per_lookup(data, offsets, starts, ends, fast, limit, max_len, fast_bits):
+    """Symbols per direct look-up of one bit reader walking every chunk as the decoders' run loop
+    does (``fast``'s first table, of ``fast_bits`` bits; a code longer than the table counts as one
+    look-up)."""
+    hb = min(48, 8 * fast.itemsize - 8)
+    lookups, symbols = 0, 0
+    for c in range(starts.size):
+        acc, nbits, p, i = 0, 0, offsets[c], starts[c]
+        while i < ends[c] - 8 and p + 4 <= offsets[c + 1]:
+            if nbits < 24:
+                word = (np.int64(data[p]) << 24) | (np.int64(data[p + 1]) << 16) | (np.int64(data[p + 2]) << 8) \
+                    | np.int64(data[p + 3])
+                acc, p, nbits = ((acc << 32) | word) & ((1 << 56) - 1), p + 4, nbits + 32
+            e = np.int64(fast[0, (acc >> (nbits - fast_bits)) & ((1 << fast_bits) - 1)])
+            held, used = (e >> hb) & 7, e >> (hb + 3)
+            if held == 0:  # the canonical limits, from the length the entry names
+                v = (acc >> (nbits - max_len)) & ((1 << max_len) - 1)
+                while used <= max_len and v >= limit[0, used]:
+                    used += 1
+                held = 1
+            lookups, symbols, i, nbits = lookups + 1, symbols + held, i + held, nbits - used
+    return symbols / max(lookups, 1)
+
+
+def huffman_widths(repeat: int) -> None:
+    """The decode kernel on the captured arguments of a ``context=none`` decode with direct tables of
+    11-16 bits (uint32 and int64 entries for 8-bit codes), alternated round by round."""
+    import bench_encoders as B
+
+    from compframe import registry
+    from compframe.kernels import huffman, simd_huffman
+    from compframe.plugins.encoders import entropy
+
+    forget = getattr(getattr(huffman, "_cpu_decoder", None), "cache_clear", lambda: None)
+    x = B.pooled_lookups(2)[1][1]
+    pooled = [(f"pooled 2048x64 {dt}", B.quantize(x, eb, dt)[0]) for dt, eb in (("int8", 0.01), ("int16", 0.001))]
+    for label, codes in pooled + [(f"MiniLM 4096x384 {dt}", c) for dt, c, _ in minilm_codes()]:
+        e = registry.create("encoder", "huffman", context="none", dedup=False)
+        blob, captured, kernel = e.encode(codes), [], simd_huffman.decode_cpu
+        entropy._DECODERS._items.clear()
+        simd_huffman.decode_cpu = lambda *a: captured.append(a) or kernel(*a)
+        forget()
+        try:
+            e.decode(blob)
+        finally:
+            simd_huffman.decode_cpu = kernel
+            forget()
+        (model,) = entropy._DECODERS._items.values()
+        args, mask = list(captured[0]), (1 << (8 * codes.itemsize)) - 1
+        variants = {}
+        for bits in range(11, 17):
+            for entry in (np.uint32, np.int64) if mask == 0xFF else (np.int64,):
+                fast = np.empty((1, 1 << bits), entry)
+                _, limit, first_index, syms = huffman.decoder_tables(model.values, args[10], int(codes.min()) & mask,
+                                                                     mask, fast)
+                a = args[:2] + [np.empty_like(args[2])] + args[3:6] + [fast, limit, first_index, syms] + args[10:]
+                kernel(*a)
+                assert np.array_equal(a[2], codes.reshape(-1).view(a[2].dtype))
+                variants[bits, np.dtype(entry).name] = a
+        best = {k: float("inf") for k in variants}
+        for _ in range(max(1, repeat // 10)):
+            for k, a in variants.items():
+                best[k] = min(best[k], best_ms(lambda: kernel(*a), 10))
+        for (bits, entry), a in variants.items():
+            per = symbols_per_lookup(a[0], a[1], a[3], a[4], a[6], a[7], a[10], bits)
+            print(f"{label}: {bits} bits, {entry} entries: kernel {best[bits, entry]:.3f} ms "
+                  f"({best[bits, entry] * 1e6 / codes.size:.3f} ns/symbol), {per:.2f} symbols per look-up")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checksums", action="store_true")
     ap.add_argument("--huffman-decode", action="store_true")
     ap.add_argument("--interp-decode", action="store_true")
     ap.add_argument("--huffman-chunks", action="store_true")
+    ap.add_argument("--huffman-widths", action="store_true")
     ap.add_argument("--repeat", type=int, default=100)
     a = ap.parse_args()
     numba.set_num_threads(1)
@@ -144,8 +217,10 @@ def main() -> None:
         huffman_decode(a.repeat, interp_codes())
     if a.huffman_chunks:
         huffman_decode(a.repeat, chunked_codes())
-    if not (a.checksums or a.huffman_decode or a.interp_decode or a.huffman_chunks):
-        ap.error("choose --checksums, --huffman-decode, --interp-decode and/or --huffman-chunks")
+    if a.huffman_widths:
+        huffman_widths(a.repeat)
+    if not (a.checksums or a.huffman_decode or a.interp_decode or a.huffman_chunks or a.huffman_widths):
+        ap.error("choose --checksums, --huffman-decode, --interp-decode, --huffman-chunks and/or --huffman-widths")
 
 
 if __name__ == "__main__":
