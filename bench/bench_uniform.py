@@ -23,6 +23,9 @@ iteration's), each on one numba thread and on the threads of compframe's policy
 ``--cpu-time`` times the one-thread run by this process's CPU time (``time.process_time``) and skips
 the other: on a machine shared past its cores the wall clock mostly measures the waits.
 
+``--field ramp|drift`` (``--vs-copy``, ``--ratio``) takes a field whose range the bulk of its values sets
+instead of the Gaussian one, whose range a few tail values set (see ``field``).
+
 ``--ratio`` compares the default's codes with the two-pass codes of the same field: order-0 code
 entropy, outliers, side bytes (the per-chunk centres and steps) and the frame ratio per encoder.
 
@@ -116,14 +119,30 @@ def race(fns: dict, repeat: int, clock=time.perf_counter) -> dict[str, float]:
     return out
 
 
-def vs_copy(mib: int, repeat: int, cases: list[str], cpu_time: bool = False) -> list[dict]:
+def field(kind: str, n: int) -> np.ndarray:
+    """The float32 field of ``--field``: ``gaussian`` (``embedding_like``: a range set by rare tail values),
+    ``ramp`` (-1 to 1) or ``drift`` (uniform noise of width 0.1 around a mean drifting from -0.2 to 0.2):
+    ranges set by the bulk of the field, which no prefix of it holds."""
+    if kind == "gaussian":
+        return embedding_like(n)
+    ramp = np.linspace(-1, 1, n, dtype=np.float32)
+    if kind == "ramp":
+        return ramp
+    x = np.random.default_rng(0).random(n, dtype=np.float32)
+    x -= np.float32(0.5)
+    x *= np.float32(0.1)
+    x += ramp * np.float32(0.2)
+    return x
+
+
+def vs_copy(mib: int, repeat: int, cases: list[str], cpu_time: bool = False, kind: str = "gaussian") -> list[dict]:
     """Quantization into a reused buffer against ``np.copyto`` of the same field (see the module doc);
     ``cpu_time``: this process's CPU time instead of the wall clock, on one thread only."""
     import numba
 
     from compframe.kernels.targets import cpu_threads_for
 
-    x = embedding_like(mib * 2**20 // 4)
+    x = field(kind, mib * 2**20 // 4)
     dst = np.empty_like(x)
     threads = numba.get_num_threads()
     rows = []
@@ -167,11 +186,11 @@ def entropy_bits(codes: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def ratio_cost(mib: int, cases: list[str], encoders: list[str]) -> list[dict]:
+def ratio_cost(mib: int, cases: list[str], encoders: list[str], kind: str = "gaussian") -> list[dict]:
     """What the one-pass path costs in ratio against the two-pass codes of the same field (the default, and
     ``passes: 1`` where the default is the two-pass path): order-0 code entropy, outliers, per-chunk side
     bytes and the frame ratio with each encoder."""
-    x = embedding_like(mib * 2**20 // 4)
+    x = field(kind, mib * 2**20 // 4)
     rows = []
     for case in cases:
         qid, bound = case.split(":", 1)
@@ -245,6 +264,8 @@ def main() -> None:
     ap.add_argument("--cpu-time", action="store_true",
                     help="--vs-copy on one thread timed by this process's CPU time (time descheduled on a loaded "
                          "machine left out; memory contention is not)")
+    ap.add_argument("--field", choices=("gaussian", "ramp", "drift"), default="gaussian",
+                    help="the field of --vs-copy and --ratio (see field())")
     ap.add_argument("--ratio", action="store_true", help="only the one-pass path's ratio cost against the two-pass")
     ap.add_argument("--encoders", default="huffman,ans", help="comma-separated encoders for --ratio")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
@@ -256,13 +277,15 @@ def main() -> None:
 
     if args.vs_copy:
         clock = "CPU time" if args.cpu_time else "wall clock"
-        print(f"# {args.mib} MiB float32, best of {args.repeat} interleaved ({clock}), numba threads {numba.get_num_threads()}")
-        for row in vs_copy(args.mib, args.repeat, args.cases.split(","), args.cpu_time):
+        print(f"# {args.mib} MiB float32 {args.field}, best of {args.repeat} interleaved ({clock}), "
+              f"numba threads {numba.get_num_threads()}")
+        for row in vs_copy(args.mib, args.repeat, args.cases.split(","), args.cpu_time, args.field):
             print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
         return
     if args.ratio:
-        print(f"# {args.mib} MiB float32: the default (one-pass from {U.ONE_PASS_MIN} values) against the two-pass")
-        for row in ratio_cost(args.mib, args.cases.split(","), args.encoders.split(",")):
+        print(f"# {args.mib} MiB float32 {args.field}: the default (one-pass from {U.ONE_PASS_MIN} values) against the "
+              f"two-pass")
+        for row in ratio_cost(args.mib, args.cases.split(","), args.encoders.split(","), args.field):
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
         return
 

@@ -48,7 +48,7 @@ codes it costs per value) is quantized again with the field's bound."""
 SAMPLE_LINES = 4096
 SAMPLE_MIN = 1 << 20
 """A one-pass field of at least ``SAMPLE_MIN`` values starts from the range of ``SAMPLE_LINES`` cache lines
-spread over it (``kernels.uniform.sample_range``; 64 Ki values, about 0.1 ms at 256 MiB), so that a
+spread over it (``kernels.uniform.sample_range``; 64 Ki values, 0.3 ms at 256 MiB), so that a
 range set by the bulk of the field (a trend, a drift, sorted values) is known from the first chunk and
 the early chunks are not coded tight and redone; a range set by a few rare values (a Gaussian's tails)
 is found as before."""
