@@ -3,6 +3,7 @@
     PYTHONPATH=. python bench/bench_encoders.py                 # all data sets, markdown to stdout
     PYTHONPATH=. python bench/bench_encoders.py --quick         # fewer tables / rows
     PYTHONPATH=. python bench/bench_encoders.py --contexts      # huffman/ans per context on single fields
+    PYTHONPATH=. python bench/bench_encoders.py --stages        # where ans calls spend their time, stage by stage
     PYTHONPATH=. python bench/bench_encoders.py --pipelines     # only the pipelines against SZ3 (pooled lookups)
     PYTHONPATH=. python bench/bench_encoders.py --wide          # huffman/ans on a wide int16 alphabet
 
@@ -355,6 +356,70 @@ def run_contexts(repeat: int, only: str = "") -> list[str]:
     return lines + [""]
 
 
+STAGES = (("histogram", ("value_range", "column_histograms", "histograms")),
+          ("entropy", ("column_classes", "model_estimate", "class_layout", "chunk_layout")),
+          ("rows", ("columns_first", "rows_first", "scatter_columns", "transpose")),
+          ("ans", ("encode", "decode", "lookup_tables")))
+"""The functions ``--stages`` times (module in ``compframe.kernels`` or the entropy plugin, names;
+a name a tree lacks is left out). Nested stages count in each: ``model_estimate`` runs inside
+``column_classes`` too."""
+
+
+def run_stages(repeat: int, only: str = "") -> list[str]:
+    """Where an ``ans`` (dedup off) encode and decode call spends its time on each of
+    ``context_fields``, per ``context`` (``only``: ``ans:<context>`` pairs, default block, classes
+    and auto): the best of ``repeat`` calls, and the time of each stage (``STAGES``, plus the model
+    build) within that call, in ms, under compframe's thread policy."""
+    import functools
+    from compframe.kernels import ans, histogram, rows
+    from compframe.plugins.encoders import entropy
+    from compframe.registry import create
+
+    spent = {}
+    modules = {"histogram": histogram, "entropy": entropy, "rows": rows, "ans": ans}
+
+    def timed(owner, name, label):
+        fn = getattr(owner, name)
+
+        @functools.wraps(fn)
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - t
+        setattr(owner, name, wrapper)
+        return owner, name, fn
+
+    saved = [timed(modules[m], n, n) for m, names in STAGES for n in names if hasattr(modules[m], n)]
+    saved.append(timed(entropy.Ans, "_build_model", "build_model"))
+    contexts = [c.split(":", 1)[1] for c in only.split(",") if c.startswith("ans:")] or ["block", "classes", "auto"]
+    lines = ["| field | context | ratio | enc ms | encode stages (ms) | dec ms | decode stages (ms) |",
+             "|---|---|---:|---:|---|---:|---|"]
+    try:
+        for name, codes in context_fields():
+            for ctx in contexts:
+                enc = create("encoder", "ans", context=ctx, dedup=False)
+                cells = []
+                with cpu_threads_for(codes.size):
+                    blob = enc.encode(codes)
+                    enc.decode(blob)
+                    for fn in (lambda: enc.encode(codes), lambda: enc.decode(blob)):
+                        best = (float("inf"), {})
+                        for _ in range(repeat):
+                            spent.clear()
+                            t = time.perf_counter()
+                            fn()
+                            best = min(best, (time.perf_counter() - t, dict(spent)), key=lambda b: b[0])
+                        stages = sorted(best[1].items(), key=lambda kv: -kv[1])
+                        cells += [f"{best[0] * 1e3:.3f}", " ".join(f"{k} {v * 1e3:.3f}" for k, v in stages if v >= 2e-5)]
+                lines.append(f"| {name} | {ctx} | {codes.nbytes / len(blob):.3f} | " + " | ".join(cells) + " |")
+    finally:
+        for owner, attr, fn in saved:
+            setattr(owner, attr, fn)
+    return lines + [""]
+
+
 def run_lanes(repeat: int, contexts=("none", "block", "auto")) -> list[str]:
     """``ans`` (dedup off) in each ``context`` on each of ``context_fields``: the pair mode with the
     chunks of before (16384 symbols) and of now, the default (``lanes=0``), and 16, 32 and 64 lanes,
@@ -409,8 +474,10 @@ def main(argv=None):
                     help="only huffman/ans in each context (none, block, column, classes, auto) on single fields")
     ap.add_argument("--pipelines", action="store_true",
                     help="only the pipelines (huffman/ans per context, zstd) against SZ3 on the pooled lookups")
+    ap.add_argument("--stages", action="store_true",
+                    help="only where ans encode and decode calls spend their time, stage by stage, on single fields")
     ap.add_argument("--only", default="", help="with --contexts: only these coder:context pairs, comma-separated "
-                    "(e.g. huffman:none,huffman:block,zlib)")
+                    "(e.g. huffman:none,huffman:block,zlib); with --stages: ans:<context> pairs")
     ap.add_argument("--wide", action="store_true", help="only huffman/ans on a wide int16 alphabet")
     ap.add_argument("--lanes", action="store_true",
                     help="only ans's pair mode (before and now), default, 16, 32 and 64 lanes on single fields")
@@ -434,6 +501,9 @@ def main(argv=None):
         return 0
     if args.contexts:
         print("\n".join(run_contexts(args.repeat, args.only)))
+        return 0
+    if args.stages:
+        print("\n".join(run_stages(args.repeat, args.only)))
         return 0
     if args.bounds:
         print("\n".join(entropy_bounds([x for _, x in pooled_lookups(8 if args.quick else 26)])))
