@@ -41,8 +41,8 @@ from .targets import checksum_chunk, checksum_chunks, cpu, cuda_device, launch, 
 FAST_BITS = 12
 """Bits resolved by the direct decoding table (2**12 entries per table by default; the caller may
 give fewer when there are many tables for few symbols each, and ``direct_bits`` up to ``WIDE_BITS``
-for one table of long codes: the table's width sets the bits). An entry
-holds the symbols whose codes follow one another within those bits, already shifted by ``base``:
+for one table of long codes, ``LARGE_BITS`` for one of many symbols: the table's width sets the
+bits). An entry holds the symbols whose codes follow one another within those bits, already shifted by ``base``:
 ``s1 | s2 << W | ... | count << H | total << H + 3`` (``W`` = 8 or 16, the code width; ``H`` = 48
 in int64 entries, up to ``48 // W`` symbols, or 24 in uint32 entries, up to three 8-bit symbols),
 with ``count`` the symbols and ``total`` their bits; ``count`` 0 marks a prefix of a longer code
