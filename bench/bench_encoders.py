@@ -412,7 +412,8 @@ def run_stages(repeat: int, only: str = "") -> list[str]:
                             fn()
                             best = min(best, (time.perf_counter() - t, dict(spent)), key=lambda b: b[0])
                         stages = sorted(best[1].items(), key=lambda kv: -kv[1])
-                        cells += [f"{best[0] * 1e3:.3f}", " ".join(f"{k} {v * 1e3:.3f}" for k, v in stages if v >= 2e-5)]
+                        cells += [f"{best[0] * 1e3:.3f}",
+                                  " ".join(f"{k} {v * 1e3:.3f}" for k, v in stages if v >= 2e-5)]
                 lines.append(f"| {name} | {ctx} | {codes.nbytes / len(blob):.3f} | " + " | ".join(cells) + " |")
     finally:
         for owner, attr, fn in saved:

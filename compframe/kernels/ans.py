@@ -698,8 +698,10 @@ def _encode_lanes_pair_cpu(x, base, mask, precision, out, rcp_a, info_a, packed_
     sa, sb = st[:lanes], st[lanes:]
     whole_a, whole_b = lo_a + (hi_a - lo_a) // lanes * lanes, lo_b + (hi_b - lo_b) // lanes * lanes
     pos = np.empty(2, np.int64)
-    pos[0] = _encode_lanes_steps_cpu(x, base, mask, precision, out, rcp_a, info_a, lo_a, whole_a, hi_a, end_a, lanes, sa)
-    pos[1] = _encode_lanes_steps_cpu(x, base, mask, precision, out, rcp_b, info_b, lo_b, whole_b, hi_b, end_b, lanes, sb)
+    pos[0] = _encode_lanes_steps_cpu(x, base, mask, precision, out, rcp_a, info_a, lo_a, whole_a, hi_a, end_a, lanes,
+                                     sa)
+    pos[1] = _encode_lanes_steps_cpu(x, base, mask, precision, out, rcp_b, info_b, lo_b, whole_b, hi_b, end_b, lanes,
+                                     sb)
     ga, gb = (whole_a - lo_a) // lanes, (whole_b - lo_b) // lanes
     run = min(ga, gb)
     ia, ib = lo_a + (ga - run) * lanes, lo_b + (gb - run) * lanes

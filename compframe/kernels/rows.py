@@ -124,15 +124,6 @@ def join_rows(kept, gaps, refs, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def transpose(a):
-    """``a.T`` as a new C-contiguous array: ``gather_columns`` with the columns in order. One thread:
-    384 x 4096 to 4096 x 384 int8 0.54 ms, int16 0.46 ms (8 x 8 tiles 1.5-1.7 ms, numpy's strided
-    copy 5.2-5.5 ms); 64 x 2048 0.03 ms (tiles 0.11-0.13 ms); 4096 x 384 to 384 x 4096 0.8-0.9 ms
-    (numpy 1.0-1.5 ms)."""
-    return gather_columns(a, np.arange(a.shape[1]))
-
-
-@numba.njit(cache=True, nogil=True)
 def gather_columns(a, order):
     """The columns of ``a`` (rows x columns) in ``order``, each as a row of the result: ``out[k] =
     a[:, order[k]]``, 8 rows of ``a`` at a time: for each column, the 8 values of those rows go to 8
@@ -155,10 +146,10 @@ def gather_columns(a, order):
 
 
 def columns_first(a, order=None):
-    """``gather_columns(a, order)`` (``order`` None: ``transpose(a)``). Codes of 1 or 2 bytes go by
-    tiles (``_tiled``: 4096 x 384 int8 0.52-0.70 -> 0.20-0.22 ms, int16 0.64-1.08 -> 0.23 ms here);
-    others by bands of 16 rows where a row of ``a`` is not a multiple of 1 KiB (16 rows 4 KiB apart
-    would share a cache set and evict each other)."""
+    """``gather_columns(a, order)`` (``order`` None: ``a.T`` as a new C-contiguous array). Codes of 1
+    or 2 bytes go by tiles (``_tiled``: 4096 x 384 int8 0.52-0.70 -> 0.20-0.22 ms, int16 0.64-1.08 ->
+    0.23 ms here); others by bands of 16 rows where a row of ``a`` is not a multiple of 1 KiB (16
+    rows 4 KiB apart would share a cache set and evict each other)."""
     order = np.arange(a.shape[1]) if order is None else order
     if a.itemsize in (1, 2) and a.flags.c_contiguous:
         out = np.empty((a.shape[1], a.shape[0]), a.dtype)
@@ -169,9 +160,9 @@ def columns_first(a, order=None):
 
 
 def rows_first(a, order=None):
-    """``scatter_columns(a, order)`` (``order`` None: ``transpose(a)``): codes of 1 or 2 bytes by tiles
-    (``_tiled``: 384 x 4096 back to rows, int8 0.37-0.61 -> 0.17-0.21 ms, int16 0.48-0.75 -> 0.22 ms
-    here)."""
+    """``scatter_columns(a, order)`` (``order`` None: ``a.T`` as a new C-contiguous array): codes of 1
+    or 2 bytes by tiles (``_tiled``: 384 x 4096 back to rows, int8 0.37-0.61 -> 0.17-0.21 ms, int16
+    0.48-0.75 -> 0.22 ms here)."""
     order = np.arange(a.shape[0]) if order is None else order
     if a.itemsize in (1, 2) and a.flags.c_contiguous:
         out = np.empty((a.shape[1], a.shape[0]), a.dtype)
