@@ -264,6 +264,33 @@ def test_huffman_wider_direct_table_for_a_model_decoded_again():
         (model,) = _DECODERS._items.values()
         widths.append(next(t for k, t in model.decoders.items() if len(k) == 3)[0].shape[1])
     assert widths == [1 << hk.FAST_BITS, 1 << hk.LARGE_BITS, 1 << hk.LARGE_BITS]
+    # whether a decode fits max_bytes does not depend on the cache: the least budget a cold decode
+    # takes (bisected) decodes again with the wide table cached, and a second decode at that budget
+    # keeps the first table rather than fail building the wide one
+    def fits(limit):
+        try:
+            return np.array_equal(enc.decode(stream, max_bytes=limit), codes)
+        except StreamError:
+            return False
+
+    def least():
+        lo, hi = 0, 1 << 24
+        while hi - lo > 1:
+            _DECODERS._items.clear()
+            lo, hi = (lo, (lo + hi) // 2) if fits((lo + hi) // 2) else ((lo + hi) // 2, hi)
+        return hi
+
+    def width():
+        (model,) = _DECODERS._items.values()
+        return next(t for k, t in model.decoders.items() if len(k) == 3)[0].shape[1]
+
+    need = least()
+    _DECODERS._items.clear()
+    assert fits(need) and fits(need)  # cold, then a second decode with no room for the wide table
+    assert width() == 1 << hk.FAST_BITS
+    _DECODERS._items.clear()
+    assert fits(None) and fits(None) and width() == 1 << hk.LARGE_BITS  # widened under the default budget
+    assert fits(need)  # the wide table kept, charged as the first decode's
     damaged = bytearray(stream)
     damaged[len(stream) // 2] ^= 0x10
     with pytest.raises(StreamError):

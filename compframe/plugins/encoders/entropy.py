@@ -69,6 +69,7 @@ import numpy as np
 
 from ... import limits
 from ...base import Encoder, StreamError
+from ...errors import FrameError
 from ...kernels import ans as ans_kernels
 from ...kernels import histogram
 from ...kernels import huffman as huffman_kernels
@@ -722,24 +723,31 @@ class Huffman(ChunkedEntropyCoder):
     """A model decoded a second time is taken to come back (the same checkpoint served again, a
     benchmark): a model of one table then gets the direct table it would get for ``REUSE`` times
     its symbols, ``huffman_kernels.LARGE_BITS`` from 2**16 int16 or 2**17 int8 symbols on
-    (docs/benchmarks.md, issue 13, ``huffman`` fourth session), built once more and charged to the
-    budget from then on. A model seen once, or of several tables (kept small: 2**P entries each),
-    builds for its own symbols."""
+    (docs/benchmarks.md, issue 13, ``huffman`` fourth session), built once more if the decode's
+    budget has room for it (else the first tables stay). A model seen once, or of several tables
+    (kept small: 2**P entries each), builds for its own symbols. Tables kept from before are charged
+    at the size the first decode built, so whether a decode fits ``max_bytes`` does not depend on
+    what was decoded before it."""
 
     def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param):
         key = (base, mask, out.size)
         built = tables.decoders.get(key)
-        fresh = False
-        if built is None or key + ("again",) not in tables.decoders:
-            if built is not None:  # the model's second decode: one table for REUSE times its symbols, if wider
-                _DECODERS.grow(tables, key + ("again",), ())
-            reuse = self.REUSE if built is not None and tables.values.shape[0] == 1 else 1
-            bits = self._direct_bits(tables.values, mask, out.size * reuse)
-            if built is None or bits > built[0].shape[1].bit_length() - 1:
-                built, fresh = self._decoder_tables(tables.values, base, mask, param, bits), True
+        if built is None:  # charged as it is built
+            built = self._decoder_tables(tables.values, base, mask, param,
+                                         self._direct_bits(tables.values, mask, out.size))
+            _DECODERS.grow(tables, key, built)
+        else:
+            first = tables.decoders.get(key + ("first",))  # (the first tables' byte count,)
+            wider = None
+            if first is None:  # the model's second decode
+                first = (np.array([sum(t.nbytes for t in built)]),)
+                _DECODERS.grow(tables, key + ("first",), first)
+                wider = self._wider_tables(tables.values, base, mask, param, out.size, built)
+            if wider is None:  # tables kept from before, charged as the first decode's were
+                limits.charge(int(first[0][0]), lambda: f"huffman decoding tables ({built[0].shape[0]} tables)")
+            else:
+                built = wider
                 _DECODERS.grow(tables, key, built)
-        if not fresh:  # the tables of a model read before, charged as building them again would be
-            limits.charge(sum(t.nbytes for t in built), lambda: f"huffman decoding tables ({built[0].shape[0]} tables)")
         rows = ()
         if self.config.device == "cpu" and huffman_kernels.rows_pay(built[0], mask, int(offsets[-1]), out.size):
             rows_key = key + ("rows", built[0].shape[1])  # the direct table's width: it may be rebuilt wider
@@ -751,6 +759,17 @@ class Huffman(ChunkedEntropyCoder):
                 limits.charge(sum(t.nbytes for t in rows), lambda: f"huffman row tables ({built[0].shape[0]} tables)")
         return huffman_kernels.decode(self.config.device, data, offsets, out, starts, ends, table_of, *built, param,
                                       *rows)
+
+    def _wider_tables(self, lengths, base, mask, param, count, built):
+        """One table's decoding tables for ``REUSE`` times ``count`` symbols, or None where they
+        would be no wider than ``built`` or this decode's budget has no room for them."""
+        bits = self._direct_bits(lengths, mask, count * self.REUSE)
+        if lengths.shape[0] > 1 or bits <= built[0].shape[1].bit_length() - 1:
+            return None
+        try:
+            return self._decoder_tables(lengths, base, mask, param, bits)  # charges its bytes
+        except FrameError:  # the budget's refusal (the same lengths built before): the first tables serve
+            return None
 
     @staticmethod
     def _row_tables(lengths, base, mask, fast):
