@@ -6,6 +6,7 @@ field (and, by option, of the same lookups with column scales, and of MiniLM 409
     python bench/bench_decode_calls.py [--calls 1500]
     python bench/bench_decode_calls.py --minilm --coders ans --contexts none,block,classes,auto --calls 300
     python bench/bench_decode_calls.py --column-scales --coders huffman --zlib --calls 300
+    python bench/bench_decode_calls.py --overhead    # only two fixed costs of every call: the budget scope, combine_checksums
 
 Run another tree as ``PYTHONPATH=<tree> python bench/bench_decode_calls.py`` (this script's tree is
 only a fallback on ``sys.path``)."""
@@ -14,6 +15,7 @@ import argparse
 import os
 import sys
 import time
+import timeit
 from pathlib import Path
 
 os.environ.setdefault("COMPFRAME_PARALLEL_MIN", "100000000")  # one thread, before compframe reads it
@@ -55,6 +57,28 @@ def best_us(decode, calls: int, clear=None) -> float:
     return b / 1e3
 
 
+def overhead(repeat: int) -> None:
+    """Best of ``repeat`` x 10^4 calls (us): entering and leaving a decode's ``limits.budget``, alone and
+    nested (a stream inside a frame), and ``combine_checksums`` of 16 chunk sums and three header strings."""
+    from compframe import limits
+    from compframe.kernels.targets import combine_checksums
+
+    sums = np.arange(16, dtype=np.int64) * 123456789 - 5
+    meta = (b"<i1", memoryview(b"x" * 40)[3:30], memoryview(b"y" * 300)[10:])
+
+    def scope():
+        with limits.budget(None, 1000):
+            pass
+
+    def nested():
+        with limits.budget(None, 1000), limits.budget(None, 1000):
+            pass
+
+    for name, f in (("limits.budget", scope), ("limits.budget, nested", nested),
+                    ("combine_checksums", lambda: combine_checksums(sums, *meta))):
+        print(f"{name}: {min(timeit.repeat(f, number=10000, repeat=repeat)) / 10000 * 1e6:.3f} us")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=1500, help="warm calls per case (cold: a third)")
@@ -63,7 +87,11 @@ def main() -> None:
     parser.add_argument("--column-scales", action="store_true", help="also the pooled field with column scales 0.05-1")
     parser.add_argument("--minilm", action="store_true", help="also MiniLM-L6's word embeddings, first 4096 rows")
     parser.add_argument("--zlib", action="store_true", help="also zlib's Huffman-only decode of each field's codes")
+    parser.add_argument("--overhead", action="store_true", help="only the budget scope and combine_checksums, in us")
     args = parser.parse_args()
+    if args.overhead:
+        overhead(max(3, args.calls // 10))
+        return
     numba.set_num_threads(1)
     print("compframe from", Path(compframe.__file__).parent)
     for name, x in fields(args.column_scales, args.minilm):
