@@ -68,16 +68,9 @@ def _steps(typingctx, x, h, at, blocks, chunks):
                  for k in range(0, k_all, per)]
         starts = [builder.load(builder.gep(aa.data, [ir.Constant(_I64, k)])) for k in range(k_all)]
         first = [builder.load(ptr, align=4) for ptr in hptrs]
-        entry = builder.block
-        head = builder.append_basic_block("fnv.head")
-        body = builder.append_basic_block("fnv.body")
-        done = builder.append_basic_block("fnv.done")
-        builder.branch(head)
-        builder.position_at_end(head)
-        g = builder.phi(_I64)
-        hs = [builder.phi(vt) for _ in hptrs]
-        builder.cbranch(builder.icmp_signed("<", g, count), body, done)
-        builder.position_at_end(body)
+        loop = simd.Loop(builder, "fnv", [ir.Constant(_I64, 0)] + first)
+        g, hs = loop.values[0], loop.values[1:]
+        loop.enter(builder.icmp_signed("<", g, count))
         off = builder.shl(g, ir.Constant(_I64, 4))
         rows = [builder.load(builder.bitcast(builder.gep(xa.data, [builder.add(s, off)]), row.as_pointer()),
                              align=x.dtype.bitwidth // 8) for s in starts]
@@ -90,13 +83,7 @@ def _steps(typingctx, x, h, at, blocks, chunks):
                 values = builder.zext(builder.shuffle_vector(block, ir.Constant(block.type, ir.Undefined), pick), vt)
                 t = builder.mul(builder.xor(nxt[v], values), prime)
                 nxt[v] = builder.xor(t, builder.lshr(t, thirteen))
-        g.add_incoming(ir.Constant(_I64, 0), entry)
-        g.add_incoming(builder.add(g, ir.Constant(_I64, 1)), body)
-        for phi, start, value in zip(hs, first, nxt):
-            phi.add_incoming(start, entry)
-            phi.add_incoming(value, body)
-        builder.branch(head)
-        builder.position_at_end(done)
+        loop.repeat([builder.add(g, ir.Constant(_I64, 1))] + nxt)
         for ptr, value in zip(hptrs, hs):
             builder.store(value, ptr, align=4)
         return context.get_dummy_value()

@@ -69,6 +69,41 @@ def _function(module, name, ret, args):
     return module.globals.get(name) or ir.Function(module, ir.FunctionType(ret, args), name)
 
 
+class Loop:
+    """A loop in LLVM IR, built where ``builder`` stands: that block (the entry) branches to the
+    block ``head``, whose phis ``values`` (one per value of ``initial``, which they take from the
+    entry) carry the loop's state; ``head`` ends in ``enter``'s test, the blocks ``body``, ``inner``
+    (one per name of ``inner``) and ``done`` follow it, in that order, and ``repeat`` closes the
+    loop. Block names: ``name``, ``name.body``, ``name.<inner name>``, ``name.done``."""
+
+    def __init__(self, builder, name, initial, inner=()):
+        self.builder = builder
+        entry = builder.block
+        self.head = builder.append_basic_block(name)
+        self.body = builder.append_basic_block(f"{name}.body")
+        self.inner = [builder.append_basic_block(f"{name}.{part}") for part in inner]
+        self.done = builder.append_basic_block(f"{name}.done")
+        builder.branch(self.head)
+        builder.position_at_end(self.head)
+        self.values = [builder.phi(value.type) for value in initial]
+        for phi, value in zip(self.values, initial):
+            phi.add_incoming(value, entry)
+
+    def enter(self, more):
+        """End ``head``: on to ``body`` if the ``i1`` ``more`` is set, else to ``done``; the builder goes
+        on in ``body``."""
+        self.builder.cbranch(more, self.body, self.done)
+        self.builder.position_at_end(self.body)
+
+    def repeat(self, values):
+        """End the block the builder is in with the branch back to ``head``, the phis ``values`` taking
+        ``values`` (in order) from it; the builder goes on in ``done``."""
+        for phi, value in zip(self.values, values):
+            phi.add_incoming(value, self.builder.block)
+        self.builder.branch(self.head)
+        self.builder.position_at_end(self.done)
+
+
 def _gather(builder, table, index, wide):
     """The table entries at ``index`` (``<16 x i32>``): ``<16 x i32>``, or ``<16 x i64>`` if ``wide``."""
     module = builder.module
@@ -120,27 +155,16 @@ def _emit_groups(context, builder, count, chunks, wide, vectors, r64, s64, out_t
     ptrs = [[builder.bitcast(builder.gep(base, [ir.Constant(_I64, W * k)]), vt.as_pointer())
              for base in (chunk[0], chunk[1]) for k in range(vectors)] for chunk in chunks]
     first = [[builder.load(ptr, align=4) for ptr in row] for row in ptrs]
-    entry = builder.block
-    head = builder.append_basic_block("groups")
-    body = builder.append_basic_block("groups.body")
-    done = builder.append_basic_block("groups.done")
-    builder.branch(head)
-    builder.position_at_end(head)
-    g = builder.phi(_I64)
-    g.add_incoming(ir.Constant(_I64, 0), entry)
-    pgs, states = [], []
-    for chunk, row in zip(chunks, first):
-        pg = builder.phi(_I64)
-        pg.add_incoming(chunk[6], entry)
-        pgs.append(pg)
-        phis = [builder.phi(vt) for _ in range(2 * vectors)]  # states and checksums stay in registers
-        for phi, value in zip(phis, row):
-            phi.add_incoming(value, entry)
-        states.append(phis)
-    builder.cbranch(builder.icmp_signed("<", g, count), body, done)
-    builder.position_at_end(body)
+    width = 1 + 2 * vectors  # per chunk: its word position, states, checksums (in registers)
+    loop = Loop(builder, "groups", [ir.Constant(_I64, 0)] + [v for chunk, row in zip(chunks, first)
+                                                            for v in [chunk[6]] + row])
+    g = loop.values[0]
+    pgs = loop.values[1::width]
+    states = [loop.values[2 + width * n:1 + width * (n + 1)] for n in range(len(chunks))]
+    loop.enter(builder.icmp_signed("<", g, count))
     entries = [[_gather(builder, chunk[2], builder.and_(state, mv), wide) for state in phis[:vectors]]
                for chunk, phis in zip(chunks, states)]  # every gather first
+    following = []
     for chunk, pg, phis, gathered in zip(chunks, pgs, states, entries):
         at = builder.add(chunk[4], builder.mul(g, ir.Constant(_I64, W * vectors)))
         pnext, updated, hashed = pg, [], []
@@ -160,12 +184,8 @@ def _emit_groups(context, builder, count, chunks, wide, vectors, r64, s64, out_t
             updated.append(builder.select(low, builder.or_(builder.shl(state, sixteen), builder.zext(words, vt)), state))
             taken = builder.zext(builder.call(popcount, [builder.bitcast(low, ir.IntType(W))]), _I64)
             pnext = builder.add(pnext, builder.add(taken, taken))
-        pg.add_incoming(pnext, body)
-        for phi, value in zip(phis, updated + hashed):
-            phi.add_incoming(value, body)
-    g.add_incoming(builder.add(g, ir.Constant(_I64, 1)), body)
-    builder.branch(head)
-    builder.position_at_end(done)
+        following += [pnext] + updated + hashed
+    loop.repeat([builder.add(g, ir.Constant(_I64, 1))] + following)
     for row, phis in zip(ptrs, states):
         for ptr, state in zip(row, phis):
             builder.store(state, ptr, align=4)

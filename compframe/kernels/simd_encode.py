@@ -35,7 +35,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from .simd import W, _function, _gather, _splat, avx512
+from .simd import W, Loop, _function, _gather, _splat, avx512
 
 _I1, _I16, _I32, _I64 = ir.IntType(1), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 
@@ -80,22 +80,11 @@ def _emit_encode(context, builder, count, chunks, vectors, base, mask, precision
     sptrs = [[builder.bitcast(builder.gep(c[0], [ir.Constant(_I64, W * k)]), vt.as_pointer()) for k in range(vectors)]
              for c in chunks]
     first = [[builder.load(ptr, align=4) for ptr in row] for row in sptrs]
-    entry = builder.block
-    head = builder.append_basic_block("groups")
-    body = builder.append_basic_block("groups.body")
-    done = builder.append_basic_block("groups.done")
-    builder.branch(head)
-    builder.position_at_end(head)
-    g = builder.phi(_I64)
-    pgs = [builder.phi(_I64) for _ in chunks]
-    phis = [[builder.phi(vt) for _ in range(vectors)] for _ in chunks]  # the states stay in registers
-    g.add_incoming(count, entry)
-    for pg, c, row, values in zip(pgs, chunks, phis, first):
-        pg.add_incoming(c[5], entry)
-        for phi, value in zip(row, values):
-            phi.add_incoming(value, entry)
-    builder.cbranch(builder.icmp_signed(">", g, ir.Constant(_I64, 0)), body, done)
-    builder.position_at_end(body)
+    loop = Loop(builder, "groups", [count] + [c[5] for c in chunks] + [v for row in first for v in row])
+    g, pgs = loop.values[0], loop.values[1:1 + len(chunks)]
+    phis = [loop.values[1 + len(chunks) + vectors * n:1 + len(chunks) + vectors * (n + 1)]
+            for n in range(len(chunks))]  # the states stay in registers
+    loop.enter(builder.icmp_signed(">", g, ir.Constant(_I64, 0)))
     gm = builder.sub(g, ir.Constant(_I64, 1))
     ats = [builder.add(c[3], builder.mul(gm, ir.Constant(_I64, W * vectors))) for c in chunks]
     pnext = list(pgs)
@@ -116,14 +105,7 @@ def _emit_encode(context, builder, count, chunks, vectors, base, mask, precision
             q = builder.fptoui(builder.fdiv(builder.fadd(builder.uitofp(state, dt), half), builder.uitofp(freq, dt)),
                                vt)
             updated[n][k] = builder.add(builder.add(state, builder.and_(e, low16)), builder.mul(q, rest))
-    g.add_incoming(gm, body)
-    for pg, value in zip(pgs, pnext):
-        pg.add_incoming(value, body)
-    for row, values in zip(phis, updated):
-        for phi, value in zip(row, values):
-            phi.add_incoming(value, body)
-    builder.branch(head)
-    builder.position_at_end(done)
+    loop.repeat([gm] + pnext + [v for row in updated for v in row])
     for row, values in zip(sptrs, phis):
         for ptr, state in zip(row, values):
             builder.store(state, ptr, align=4)

@@ -122,26 +122,13 @@ def _steps(row):
                 return builder.icmp_unsigned("!=", builder.bitcast(flags, ir.IntType(W)), ir.Constant(ir.IntType(W), 0))
 
             pending0 = word_at(first[POS])
-            entry = builder.block
-            head = builder.append_basic_block("steps")
-            body = builder.append_basic_block("steps.body")
-            search = builder.append_basic_block("steps.long")
-            found = builder.append_basic_block("steps.found")
-            store = builder.append_basic_block("steps.store")
-            scatter = builder.append_basic_block("steps.scatter")
-            moved_on = builder.append_basic_block("steps.next")
-            done = builder.append_basic_block("steps.done")
-            builder.branch(head)
-            builder.position_at_end(head)
-            g = builder.phi(_I64)
-            acc, nbits, pos, at, pending = (builder.phi(vt) for _ in range(5))
-            g.add_incoming(ir.Constant(_I64, 0), entry)
-            for phi, value in zip((acc, nbits, pos, at, pending), first + [pending0]):
-                phi.add_incoming(value, entry)
-            builder.cbranch(builder.icmp_signed("<", g, count), body, done)
+            loop = simd.Loop(builder, "steps", [ir.Constant(_I64, 0)] + first + [pending0],
+                             ("long", "found", "store", "scatter", "next"))
+            g, acc, nbits, pos, at, pending = loop.values
+            search, found, store, scatter, moved_on = loop.inner
+            loop.enter(builder.icmp_signed("<", g, count))
             # a step: refill the readers below _REFILL bits from the word gathered the step before (the
             # next word's gather overlaps the table's), then one direct look-up per reader
-            builder.position_at_end(body)
             need = builder.icmp_signed("<", nbits, _vector(_REFILL))
             acc1 = builder.select(need, builder.and_(builder.or_(builder.shl(acc, _vector(32)), pending),
                                                      _vector((1 << 56) - 1)), acc)
@@ -159,7 +146,7 @@ def _steps(row):
             # the length the entry names (huffman.long_code), the others keep their entry
             builder.position_at_end(search)
             length = builder.phi(vt)
-            length.add_incoming(named, body)
+            length.add_incoming(named, loop.body)
             v = builder.and_(builder.lshr(acc1, builder.sub(nbits1, topv)), lmask)
             inside = builder.icmp_signed("<=", length, topv)
             below = builder.trunc(builder.select(inside, length, topv), it)
@@ -177,16 +164,16 @@ def _steps(row):
             long_e = builder.or_(builder.or_(symbol if not row else _vector(0), _vector(1 << hb)),
                                  builder.shl(n, _vector(hb + cb)))
             e_long = builder.select(prefix, long_e, e)
-            builder.cbranch(any_of(bad), done, store)
+            builder.cbranch(any_of(bad), loop.done, store)
             builder.position_at_end(store)
             e_all = builder.phi(vt)
-            e_all.add_incoming(e, body)
+            e_all.add_incoming(e, loop.body)
             e_all.add_incoming(e_long, found)
             longs = builder.phi(prefix.type)  # readers whose symbol came from the search (row tables)
-            longs.add_incoming(ir.Constant(prefix.type, None), body)
+            longs.add_incoming(ir.Constant(prefix.type, None), loop.body)
             longs.add_incoming(prefix, found)
             long_syms = builder.phi(vt)
-            long_syms.add_incoming(_vector(0), body)
+            long_syms.add_incoming(_vector(0), loop.body)
             long_syms.add_incoming(symbol, found)
             for k in range(W):  # each reader's symbols at its own position
                 lane = ir.Constant(_I32, k)
@@ -212,20 +199,15 @@ def _steps(row):
                 builder.position_at_end(after)
             builder.branch(moved_on)
             builder.position_at_end(moved_on)
-            g.add_incoming(builder.add(g, ir.Constant(_I64, 1)), moved_on)
             moved = builder.add(at, builder.and_(builder.lshr(e_all, _vector(hb)), _vector((1 << cb) - 1)))
-            for phi, value in zip((acc, nbits, pos, at, pending),
-                                  (acc1, builder.sub(nbits1, builder.lshr(e_all, _vector(hb + cb))), pos1, moved,
-                                   pending1)):
-                phi.add_incoming(value, moved_on)
-            builder.branch(head)
-            builder.position_at_end(done)
+            loop.repeat([builder.add(g, ir.Constant(_I64, 1)), acc1,
+                         builder.sub(nbits1, builder.lshr(e_all, _vector(hb + cb))), pos1, moved, pending1])
             steps_done = builder.phi(_I64)
-            steps_done.add_incoming(g, head)
+            steps_done.add_incoming(g, loop.head)
             steps_done.add_incoming(g, found)
             values = [builder.phi(vt) for _ in rows_p]
             for value, last, kept in zip(values, (acc, nbits, pos, at), (acc1, nbits1, pos1, at)):
-                value.add_incoming(last, head)
+                value.add_incoming(last, loop.head)
                 value.add_incoming(kept, found)
             for ptr, value in zip(rows_p, values):
                 builder.store(value, ptr, align=8)
