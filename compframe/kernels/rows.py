@@ -151,11 +151,8 @@ def columns_first(a, order=None):
     0.23 ms here); others by bands of 16 rows where a row of ``a`` is not a multiple of 1 KiB (16
     rows 4 KiB apart would share a cache set and evict each other)."""
     order = np.arange(a.shape[1]) if order is None else order
-    if a.itemsize in (1, 2) and a.flags.c_contiguous:
-        out = np.empty((a.shape[1], a.shape[0]), a.dtype)
-        _tiled(a.reshape(-1).view(_WORD[a.itemsize]), out.reshape(-1).view(_WORD[a.itemsize]), a.shape[0], order,
-               False)
-        return out
+    if a.itemsize in _WORD and a.flags.c_contiguous:
+        return _by_tiles(a, a.shape[0], order, False)
     return _gather_columns16(a, order) if (a.shape[1] * a.itemsize) % 1024 else gather_columns(a, order)
 
 
@@ -164,12 +161,18 @@ def rows_first(a, order=None):
     or 2 bytes by tiles (``_tiled``: 384 x 4096 back to rows, int8 0.37-0.61 -> 0.17-0.21 ms, int16
     0.48-0.75 -> 0.22 ms here)."""
     order = np.arange(a.shape[0]) if order is None else order
-    if a.itemsize in (1, 2) and a.flags.c_contiguous:
-        out = np.empty((a.shape[1], a.shape[0]), a.dtype)
-        _tiled(a.reshape(-1).view(_WORD[a.itemsize]), out.reshape(-1).view(_WORD[a.itemsize]), a.shape[1], order,
-               True)
-        return out
+    if a.itemsize in _WORD and a.flags.c_contiguous:
+        return _by_tiles(a, a.shape[1], order, True)
     return scatter_columns(a, order)
+
+
+def _by_tiles(a, rows, order, scatter):
+    """``_tiled`` from the C-contiguous 2-D array ``a`` of 1- or 2-byte codes (as unsigned words) into
+    a new ``a.shape[::-1]`` array: ``rows`` rows on the row-major side, ``scatter`` as there."""
+    out = np.empty((a.shape[1], a.shape[0]), a.dtype)
+    word = _WORD[a.itemsize]
+    _tiled(a.reshape(-1).view(word), out.reshape(-1).view(word), rows, order, scatter)
+    return out
 
 
 _WORD = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16)}
