@@ -99,22 +99,30 @@ def interp_codes():
         yield f"interp rel {rel:g}, {np.mean(codes == 0):.1%} zeros", codes, registry.create("encoder", "huffman")
 
 
-def huffman_decode(repeat: int, cases) -> None:
-    from compframe.kernels import fnv, huffman, simd_huffman
+def decode_arguments(e, blob) -> tuple:
+    """The arguments of the ``simd_huffman.decode_cpu`` call that ``e.decode(blob)`` makes."""
+    from compframe.kernels import huffman, simd_huffman
 
     # huffman keeps the kernel it looked up (functools.cache, not in older trees): cleared around the capture
     forget = getattr(getattr(huffman, "_cpu_decoder", None), "cache_clear", lambda: None)
+    captured, kernel = [], simd_huffman.decode_cpu
+    simd_huffman.decode_cpu = lambda *a: captured.append(a) or kernel(*a)
+    forget()
+    try:
+        e.decode(blob)
+    finally:
+        simd_huffman.decode_cpu = kernel
+        forget()
+    return captured[0]
+
+
+def huffman_decode(repeat: int, cases) -> None:
+    from compframe.kernels import fnv, simd_huffman
+
+    kernel = simd_huffman.decode_cpu
     for dt, codes, e in cases:
         blob = e.encode(codes)
-        captured, kernel = [], simd_huffman.decode_cpu
-        simd_huffman.decode_cpu = lambda *a: captured.append(a) or kernel(*a)
-        forget()
-        try:
-            e.decode(blob)
-        finally:
-            simd_huffman.decode_cpu = kernel
-            forget()
-        args = captured[0]
+        args = decode_arguments(e, blob)
         out, starts, ends, sums = args[2], args[3], args[4], args[11]
 
         def checks():
@@ -163,22 +171,15 @@ def huffman_widths(repeat: int) -> None:
     from compframe.kernels import huffman, simd_huffman
     from compframe.plugins.encoders import entropy
 
-    forget = getattr(getattr(huffman, "_cpu_decoder", None), "cache_clear", lambda: None)
+    kernel = simd_huffman.decode_cpu
     x = B.pooled_lookups(2)[1][1]
     pooled = [(f"pooled 2048x64 {dt}", B.quantize(x, eb, dt)[0]) for dt, eb in (("int8", 0.01), ("int16", 0.001))]
     for label, codes in pooled + [(f"MiniLM 4096x384 {dt}", c) for dt, c, _ in minilm_codes()]:
         e = registry.create("encoder", "huffman", context="none", dedup=False)
-        blob, captured, kernel = e.encode(codes), [], simd_huffman.decode_cpu
+        blob = e.encode(codes)
         entropy._DECODERS._items.clear()
-        simd_huffman.decode_cpu = lambda *a: captured.append(a) or kernel(*a)
-        forget()
-        try:
-            e.decode(blob)
-        finally:
-            simd_huffman.decode_cpu = kernel
-            forget()
+        args, mask = list(decode_arguments(e, blob)), (1 << (8 * codes.itemsize)) - 1
         (model,) = entropy._DECODERS._items.values()
-        args, mask = list(captured[0]), (1 << (8 * codes.itemsize)) - 1
         variants = {}
         for bits in range(11, 17):
             for entry in (np.uint32, np.int64) if mask == 0xFF else (np.int64,):
