@@ -322,6 +322,18 @@ def one_pass_everywhere(monkeypatch):
     monkeypatch.setattr(U, "ONE_PASS_REL_MIN", dict.fromkeys(U.ONE_PASS_REL_MIN, 0.0))
 
 
+def one_pass_checked(pid: str, q, name: str, x: np.ndarray, b: ErrorBound):
+    """``q.quantize(x, b)`` (case ``name``) after ``check_bound``, its codes checked against
+    ``chunk_reference_codes``."""
+    try:
+        check_bound(pid, x, b)
+    except AssertionError as e:
+        raise AssertionError(f"case '{name}': {e}") from None
+    quantized = q.quantize(x, b)
+    assert np.array_equal(quantized.codes["codes"], chunk_reference_codes(pid, x, quantized)), name
+    return quantized
+
+
 def chunk_reference_codes(pid: str, x: np.ndarray, quantized) -> np.ndarray:
     """``reference_codes`` chunk by chunk with each chunk's centre and step (bound: half the step)."""
     side, flat = quantized.side, x.reshape(-1)
@@ -347,12 +359,7 @@ def test_one_pass_holds_the_bound_on_adversarial_inputs(pid, bound, one_pass_eve
     b = ErrorBound.parse(bound)
     q = registry.create("quantizer", pid)
     for name, x in {**adversarial(np.float32), **edges(np.float32), **one_pass_cases()}.items():
-        try:
-            check_bound(pid, x, b)
-        except AssertionError as e:
-            raise AssertionError(f"case '{name}': {e}") from None
-        quantized = q.quantize(x, b)
-        assert np.array_equal(quantized.codes["codes"], chunk_reference_codes(pid, x, quantized)), name
+        quantized = one_pass_checked(pid, q, name, x, b)
         U.ONE_PASS_MIN, saved = 1 << 62, U.ONE_PASS_MIN
         try:
             plain = q.quantize(x, b)
@@ -468,12 +475,7 @@ def test_sampled_one_pass_holds_the_bound(pid, bound, one_pass_everywhere, monke
     q = registry.create("quantizer", pid)
     two = registry.create_from_config("quantizer", {"id": pid, "passes": 2})
     for name, x in sampled_cases(8).items():
-        try:
-            check_bound(pid, x, b)
-        except AssertionError as e:
-            raise AssertionError(f"case '{name}': {e}") from None
-        quantized = q.quantize(x, b)
-        assert np.array_equal(quantized.codes["codes"], chunk_reference_codes(pid, x, quantized)), name
+        quantized = one_pass_checked(pid, q, name, x, b)
         plain = two.quantize(x, b)
         assert quantized.meta["outliers"] <= plain.meta["outliers"] + 8, name
         if name in ("extremes_at_lines", "inf_at_a_line"):
