@@ -525,12 +525,13 @@ def main(argv=None):
     ap.add_argument("--bound-fraction", action="store_true",
                     help="only huffman/ans's code ratios on the pooled fields as fractions of the per-column bound")
     ap.add_argument("--column-scales", action="store_true",
-                    help="with --bounds, --bound-fraction, --auto-gain: the pooled lookups' columns scaled by 0.05..1")
+                    help="with --bounds, --bound-fraction, --auto-gain, --pipelines: the pooled lookups' columns "
+                    "scaled by 0.05..1")
     args = ap.parse_args(argv)
     lookups = [x for _, x in pooled_lookups(8 if args.quick else 26)]
     if args.column_scales:
-        if not (args.bounds or args.bound_fraction or args.auto_gain):
-            ap.error("--column-scales goes with --bounds, --bound-fraction or --auto-gain")
+        if not (args.bounds or args.bound_fraction or args.auto_gain or args.pipelines):
+            ap.error("--column-scales goes with --bounds, --bound-fraction, --auto-gain or --pipelines")
         lookups = column_scaled(lookups)
     if args.auto_gain:
         print("\n".join(auto_gain_ratios(lookups)))
@@ -547,7 +548,8 @@ def main(argv=None):
     if args.pipelines:
         ids = [f"{pid}:{ctx}" for pid in ("huffman", "ans") for ctx in ("auto", "block", "column")] + ["zstd"]
         for eb, dtype in ((1e-2, "int8"), (1e-3, "int16")):
-            print("\n".join(run_pipeline("Pipelines vs SZ3 on pooled lookups", lookups, eb, dtype, ids, args.repeat)))
+            title = "Pipelines vs SZ3 on pooled lookups" + (", column scales 0.05-1" if args.column_scales else "")
+            print("\n".join(run_pipeline(title, lookups, eb, dtype, ids, args.repeat)))
         return 0
     if args.contexts:
         print("\n".join(run_contexts(args.repeat, args.only)))
