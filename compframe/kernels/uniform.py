@@ -711,7 +711,7 @@ def requantize_chunks(x, codes, chunks, chunk, centre, step, eb, r_lo, r_hi, lo,
 
 
 @njit(inline="always", cache=True)
-def _stack_row(x, codes, counts, rel, eb_abs, tiny, lo, hi):
+def _stack_row(x, codes, counts, marks, rel, eb_abs, tiny, lo, hi):
     """One row of ``quantize_stack``: returns ``(done, min, max, eb, centre, step)``."""
     low, high, clean = _plain_range(x)
     r_lo, r_hi = np.float64(low), np.float64(high)
@@ -726,11 +726,11 @@ def _stack_row(x, codes, counts, rel, eb_abs, tiny, lo, hi):
         return False, 0.0, 0.0, 0.0, 0.0, 0.0
     fast = (c32, inv32, theta, qlo, qhi, mark)
     inv = 1.0 / step
-    marks = np.zeros(CHUNK // BLOCK, np.uint8)  # not kept: packing's gather reads every block
+    per = CHUNK // BLOCK
     for c in range(counts.size):
         s = c * CHUNK
         counts[c] = _fast_chunk(x[s:s + CHUNK], codes[s:s + CHUNK], fast, centre, inv, step, eb, lo, hi, False,
-                                marks)[0]
+                                marks[c * per:(c + 1) * per])[0]
     return True, r_lo, r_hi, eb, centre, step
 
 
@@ -741,15 +741,15 @@ def _put(plans, j, row):
 
 
 @njit(cache=True, nogil=True)
-def _quantize_stack(x, codes, rels, ebs_abs, tiny, lo, hi, counts, plans):
+def _quantize_stack(x, codes, rels, ebs_abs, tiny, lo, hi, counts, marks, plans):
     for j in range(x.shape[0]):
-        _put(plans, j, _stack_row(x[j], codes[j], counts[j], rels[j], ebs_abs[j], tiny, lo, hi))
+        _put(plans, j, _stack_row(x[j], codes[j], counts[j], marks[j], rels[j], ebs_abs[j], tiny, lo, hi))
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _quantize_stack_parallel(x, codes, rels, ebs_abs, tiny, lo, hi, counts, plans):
+def _quantize_stack_parallel(x, codes, rels, ebs_abs, tiny, lo, hi, counts, marks, plans):
     for j in prange(x.shape[0]):
-        _put(plans, j, _stack_row(x[j], codes[j], counts[j], rels[j], ebs_abs[j], tiny, lo, hi))
+        _put(plans, j, _stack_row(x[j], codes[j], counts[j], marks[j], rels[j], ebs_abs[j], tiny, lo, hi))
 
 
 def quantize_stack(x, codes, rels, ebs_abs, tiny, lo, hi, threads=1):
@@ -759,13 +759,16 @@ def quantize_stack(x, codes, rels, ebs_abs, tiny, lo, hi, threads=1):
     centre ``min/2 + max/2``, step ``2 eb``; codes by the float32 fast path (``fast_params``,
     ``_fast_chunk``: the codes ``quantize_into`` + ``repair`` give), per ``CHUNK`` values.
 
-    Returns ``plans`` (float64 ``[n, 6]``: done, min, max, eb, centre, step) and ``counts`` (int64
-    ``[n, chunks]``: outliers per chunk, code 0, for ``gather_outliers``). A row not done (holding
+    Returns ``plans`` (float64 ``[n, 6]``: done, min, max, eb, centre, step), ``counts`` (int64
+    ``[n, chunks]``: outliers per chunk, code 0, for ``gather_outliers``) and ``marks`` (uint8, row ``j``
+    the ``block_marks(size)`` of row ``j``: the blocks holding an outlier, which ``gather_outliers``
+    then reads alone). A row not done (holding
     NaN or ±inf, empty, or a plan the fast path does not take) has unspecified codes: the caller
     quantizes it another way. ``threads > 1``: rows in parallel."""
     n, size = x.shape
     counts = np.zeros((n, max(1, -(-size // CHUNK))), np.int64)
     plans = np.zeros((n, 6))
+    marks = np.zeros((n, block_marks(size).size), np.uint8)
     run = _quantize_stack_parallel if threads > 1 and n > 1 else _quantize_stack
-    run(x, codes, rels, ebs_abs, tiny, lo, hi, counts, plans)
-    return plans, counts
+    run(x, codes, rels, ebs_abs, tiny, lo, hi, counts, marks, plans)
+    return plans, counts, marks

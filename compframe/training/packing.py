@@ -90,23 +90,23 @@ def _stacked(xs: list[np.ndarray], bounds: list[ErrorBound], quantizer: Quantize
     if any(b.mode not in ("rel", "abs") or not b.value > 0 for b in bounds):
         return [None] * n
     with cpu_threads_for(stack.size):
-        plans, counts = quantize_stack(stack, codes, rels, abss, TINY, *code_limits(quantizer.code_dtype),
-                                       threads=numba.get_num_threads())
-        return [_table(quantizer, stack[j], codes[j], plans[j], counts[j], shape) if plans[j, 0] else None
+        plans, counts, marks = quantize_stack(stack, codes, rels, abss, TINY, *code_limits(quantizer.code_dtype),
+                                              threads=numba.get_num_threads())
+        return [_table(quantizer, stack[j], codes[j], plans[j], counts[j], marks[j], shape) if plans[j, 0] else None
                 for j in range(n)]
 
 
 def _table(quantizer: Quantizer, flat: np.ndarray, codes: np.ndarray, plan: np.ndarray, counts: np.ndarray,
-           shape: tuple[int, ...]) -> Quantized:
-    """The ``Quantized`` of one row of ``quantize_stack`` (``plan``: done, min, max, eb, centre, step),
-    its outliers gathered as ``quantize`` gathers them."""
+           marks: np.ndarray, shape: tuple[int, ...]) -> Quantized:
+    """The ``Quantized`` of one row of ``quantize_stack`` (``plan``: done, min, max, eb, centre, step;
+    ``marks``: its blocks holding an outlier), its outliers gathered as ``quantize`` gathers them."""
     _, lo, hi, eb, centre, step = (float(v) for v in plan)
     n_out = int(counts.sum())
     index, bits = np.empty(n_out, np.uint32 if flat.size < 2**32 else np.uint64), np.empty(n_out, np.uint32)
     if n_out:
         nc = counts.size
         found = gather_outliers(flat, codes, np.full(nc, centre), np.full(nc, step), np.full(nc, eb),
-                                *code_limits(quantizer.code_dtype), counts, CHUNK, index, bits)
+                                *code_limits(quantizer.code_dtype), counts, CHUNK, index, bits, marks)
         if not np.array_equal(found, counts):
             raise RuntimeError(f"pack: the outlier gather found {found.tolist()[:8]} per chunk where the codes pass "
                                f"counted {counts.tolist()[:8]} (first 8 chunks)")
