@@ -528,11 +528,13 @@ def main(argv=None):
                     help="with --bounds, --bound-fraction, --auto-gain, --pipelines: the pooled lookups' columns "
                     "scaled by 0.05..1")
     args = ap.parse_args(argv)
-    lookups = [x for _, x in pooled_lookups(8 if args.quick else 26)]
-    if args.column_scales:
-        if not (args.bounds or args.bound_fraction or args.auto_gain or args.pipelines):
-            ap.error("--column-scales goes with --bounds, --bound-fraction, --auto-gain or --pipelines")
-        lookups = column_scaled(lookups)
+    if args.column_scales and not (args.bounds or args.bound_fraction or args.auto_gain or args.pipelines):
+        ap.error("--column-scales goes with --bounds, --bound-fraction, --auto-gain or --pipelines")
+    if args.lanes or args.wide or args.contexts or args.stages:
+        lookups = []  # single fields of their own
+    else:
+        lookups = [x for _, x in pooled_lookups(8 if args.quick else 26)]
+        lookups = column_scaled(lookups) if args.column_scales else lookups
     if args.auto_gain:
         print("\n".join(auto_gain_ratios(lookups)))
         return 0

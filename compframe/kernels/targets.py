@@ -205,8 +205,8 @@ def to_device(*arrays):
 def combine_checksums(chunk_sums: np.ndarray, *meta) -> int:
     """One 32-bit checksum: CRC-32 of the ``meta`` byte strings (the stream's header fields, tables)
     followed by the per-chunk checksums (little-endian u32; ``chunk_sums`` an array, cast as numpy
-    casts, so -1 counts as 0xFFFFFFFF). The array is hashed in place, without a bytes copy."""
+    casts, so -1 counts as 0xFFFFFFFF). A uint32 array is hashed in place, without a copy."""
     crc = 0
     for m in meta:
         crc = zlib.crc32(m, crc)
-    return zlib.crc32(chunk_sums.astype("<u4"), crc)
+    return zlib.crc32(np.asarray(chunk_sums, dtype="<u4"), crc)
