@@ -6,6 +6,7 @@
     PYTHONPATH=. python bench/bench_encoders.py --stages        # where ans calls spend their time, stage by stage
     PYTHONPATH=. python bench/bench_encoders.py --pipelines     # only the pipelines against SZ3 (pooled lookups)
     PYTHONPATH=. python bench/bench_encoders.py --wide          # huffman/ans on a wide int16 alphabet
+    PYTHONPATH=. python bench/bench_encoders.py --shape-scale   # the per-column bound against a shape x scale model
 
 Data: (a) pooled embedding lookups made here (26 tables, rows uniform(-1/sqrt(n), 1/sqrt(n)), each
 lookup the sum of a bag of 1..10 rows drawn with Zipf popularity, 2048 x 64 float32 per table);
@@ -358,6 +359,59 @@ def bound_fractions(lookups, cases=((1e-3, "int16"), (1e-2, "int8"))) -> list[st
     return lines + [""]
 
 
+def shape_scale_bounds(lookups, cases=((1e-3, "int16"), (1e-2, "int8"))) -> list[str]:
+    """What a per-column model of one shared shape scaled per column (a parametric model: one number
+    per column to describe) would reach on the lookups' codes, against the free per-column bound.
+    Per field (rows kept after removing repeats, 2 bytes per reference, as ``code_bounds``): each
+    column's scale is its codes' standard deviation; the shape is the density of all the columns'
+    codes divided by their scales, each code spread evenly over its interval ``[k - 1/2, k + 1/2] /
+    scale`` on a grid of 4096 bins; a column's code ``k`` gets the shape's mass over that interval.
+    The shape is fitted to the same codes and not charged (favouring the model); 2 bytes per column
+    for the scale. Printed as code ratios and as fractions of the free per-column bound."""
+    from math import log
+
+    lines = ["| codes | free per-column bound | its Miller-Madow correction | one free table "
+             "| shape x scale per column | shape x scale, of the bound |", "|---|---:|---:|---:|---:|---:|"]
+    for eb, dtype in cases:
+        raw = free = mm = one = model = 0.0
+        for x in lookups:
+            c = quantize(x, eb, dtype)[0]
+            raw += c.nbytes
+            kept = c[np.sort(np.unique(c, axis=0, return_index=True)[1])].astype(np.int64)
+            refs = 2 * (c.shape[0] - kept.shape[0])
+            rows, cols = kept.shape
+            lo = kept.min(axis=0)
+            counts = [np.bincount(kept[:, j] - lo[j]) for j in range(cols)]
+            for cnt in counts:
+                cnt = cnt[cnt > 0]
+                free += -(cnt * np.log2(cnt / rows)).sum() / 8
+                mm += (cnt.size - 1) / (2 * log(2)) / 8
+            _, cnt = np.unique(kept, return_counts=True)
+            one += -(cnt * np.log2(cnt / kept.size)).sum() / 8 + refs
+            free += refs
+            scale = np.maximum(kept.std(axis=0), 0.5)
+            a, b = (kept - 0.5) / scale, (kept + 0.5) / scale
+            grid = np.linspace(a.min() - 1e-9, b.max() + 1e-9, 4097)
+            ia = np.searchsorted(grid, a.ravel(), side="right") - 1
+            ib = np.searchsorted(grid, b.ravel(), side="right") - 1
+            diff = np.zeros(grid.size + 1)
+            np.add.at(diff, ia, 1.0 / (ib - ia + 1))
+            np.add.at(diff, ib + 1, -1.0 / (ib - ia + 1))
+            cdf = np.concatenate([[0.0], np.cumsum(np.cumsum(diff)[:-2])])
+            cdf /= cdf[-1]
+            bits = 0.0
+            for j in range(cols):
+                ks = np.arange(lo[j], kept[:, j].max() + 1)
+                mass = np.interp((ks + 0.5) / scale[j], grid, cdf) - np.interp((ks - 0.5) / scale[j], grid, cdf)
+                mass = np.maximum(mass, 1e-12)
+                bits += -(counts[j][counts[j] > 0] * np.log2(mass[counts[j] > 0] / mass.sum())).sum()
+            model += bits / 8 + 2 * cols + refs
+        mm += free
+        lines.append(f"| {dtype} rel {eb:g} | {raw / free:.3f} | {raw / mm:.3f} | {raw / one:.3f} "
+                     f"| {raw / model:.3f} | {free / model:.3f} |")
+    return lines + [""]
+
+
 def context_fields():
     """The fields of issue 13's goals: 2048 x 64 and 4096 x 384, int8 (rel 1e-2) and int16 (rel 1e-3)
     codes of pooled lookups (table 1 of ``pooled_lookups``), of the same lookups with column scales
@@ -524,12 +578,15 @@ def main(argv=None):
                     help="only the pooled fields' code ratios with block tables, auto_gain=0 and the default")
     ap.add_argument("--bound-fraction", action="store_true",
                     help="only huffman/ans's code ratios on the pooled fields as fractions of the per-column bound")
+    ap.add_argument("--shape-scale", action="store_true",
+                    help="only the pooled fields' per-column bound against a shared shape scaled per column")
     ap.add_argument("--column-scales", action="store_true",
-                    help="with --bounds, --bound-fraction, --auto-gain, --pipelines: the pooled lookups' columns "
+                    help="with --bounds, --bound-fraction, --shape-scale, --auto-gain, --pipelines: the pooled lookups' columns "
                     "scaled by 0.05..1")
     args = ap.parse_args(argv)
-    if args.column_scales and not (args.bounds or args.bound_fraction or args.auto_gain or args.pipelines):
-        ap.error("--column-scales goes with --bounds, --bound-fraction, --auto-gain or --pipelines")
+    if args.column_scales and not (args.bounds or args.bound_fraction or args.shape_scale or args.auto_gain
+                                   or args.pipelines):
+        ap.error("--column-scales goes with --bounds, --bound-fraction, --shape-scale, --auto-gain or --pipelines")
     if args.lanes or args.wide or args.contexts or args.stages:
         lookups = []  # single fields of their own
     else:
@@ -540,6 +597,9 @@ def main(argv=None):
         return 0
     if args.bound_fraction:
         print("\n".join(bound_fractions(lookups)))
+        return 0
+    if args.shape_scale:
+        print("\n".join(shape_scale_bounds(lookups)))
         return 0
     if args.lanes:
         print("\n".join(run_lanes(args.repeat)))
