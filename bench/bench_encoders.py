@@ -359,19 +359,22 @@ def bound_fractions(lookups, cases=((1e-3, "int16"), (1e-2, "int8"))) -> list[st
     return lines + [""]
 
 
-def shape_scale_bounds(lookups, cases=((1e-3, "int16"), (1e-2, "int8"))) -> list[str]:
-    """What a per-column model of one shared shape scaled per column (a parametric model: one number
-    per column to describe) would reach on the lookups' codes, against the free per-column bound.
-    Per field (rows kept after removing repeats, 2 bytes per reference, as ``code_bounds``): each
-    column's scale is its codes' standard deviation; the shape is the density of all the columns'
-    codes divided by their scales, each code spread evenly over its interval ``[k - 1/2, k + 1/2] /
-    scale`` on a grid of 4096 bins; a column's code ``k`` gets the shape's mass over that interval.
-    The shape is fitted to the same codes and not charged (favouring the model); 2 bytes per column
-    for the scale. Printed as code ratios and as fractions of the free per-column bound."""
+def shape_scale_bounds(lookups, cases=((1e-3, "int16"), (1e-2, "int8")), bins: int = 64) -> list[str]:
+    """What a per-column model of one shared shape, shifted and scaled per column (a parametric model:
+    two numbers per column and one small shape table per field to describe) would reach on the
+    lookups' codes, against the free per-column bound. Per field (rows kept after removing repeats,
+    2 bytes per reference, as ``code_bounds``): each column's centre and scale are its codes' mean
+    and standard deviation; the shape is the density of the columns' standardized codes, each code
+    spread evenly over its interval ``(k - centre -+ 1/2) / scale``, on ``bins`` bins (piecewise
+    linear CDF), counted from the columns of at least 8 codes' spread (coarser columns would blur it;
+    all columns where none is that fine); a column's code ``k`` gets the shape's mass over its
+    interval. Charged: 4 bytes per column (centre, scale) and 2 bytes per bin of the shape; not
+    charged: rounding the masses to a coder's frequencies. Printed as code ratios and as fractions
+    of the free per-column bound."""
     from math import log
 
     lines = ["| codes | free per-column bound | its Miller-Madow correction | one free table "
-             "| shape x scale per column | shape x scale, of the bound |", "|---|---:|---:|---:|---:|---:|"]
+             "| shape x (centre, scale) per column | the same, of the bound |", "|---|---:|---:|---:|---:|---:|"]
     for eb, dtype in cases:
         raw = free = mm = one = model = 0.0
         for x in lookups:
@@ -389,11 +392,12 @@ def shape_scale_bounds(lookups, cases=((1e-3, "int16"), (1e-2, "int8"))) -> list
             _, cnt = np.unique(kept, return_counts=True)
             one += -(cnt * np.log2(cnt / kept.size)).sum() / 8 + refs
             free += refs
-            scale = np.maximum(kept.std(axis=0), 0.5)
-            a, b = (kept - 0.5) / scale, (kept + 0.5) / scale
-            grid = np.linspace(a.min() - 1e-9, b.max() + 1e-9, 4097)
-            ia = np.searchsorted(grid, a.ravel(), side="right") - 1
-            ib = np.searchsorted(grid, b.ravel(), side="right") - 1
+            centre, scale = kept.mean(axis=0), np.maximum(kept.std(axis=0), 0.5)
+            fine = scale >= min(8.0, scale.max())  # the shape from the finely quantized columns only
+            a, b = (kept - centre - 0.5) / scale, (kept - centre + 0.5) / scale
+            grid = np.linspace(a.min() - 1e-9, b.max() + 1e-9, bins + 1)
+            ia = np.searchsorted(grid, a[:, fine].ravel(), side="right") - 1
+            ib = np.searchsorted(grid, b[:, fine].ravel(), side="right") - 1
             diff = np.zeros(grid.size + 1)
             np.add.at(diff, ia, 1.0 / (ib - ia + 1))
             np.add.at(diff, ib + 1, -1.0 / (ib - ia + 1))
@@ -402,10 +406,11 @@ def shape_scale_bounds(lookups, cases=((1e-3, "int16"), (1e-2, "int8"))) -> list
             bits = 0.0
             for j in range(cols):
                 ks = np.arange(lo[j], kept[:, j].max() + 1)
-                mass = np.interp((ks + 0.5) / scale[j], grid, cdf) - np.interp((ks - 0.5) / scale[j], grid, cdf)
+                u = (ks - centre[j]) / scale[j]
+                mass = np.interp(u + 0.5 / scale[j], grid, cdf) - np.interp(u - 0.5 / scale[j], grid, cdf)
                 mass = np.maximum(mass, 1e-12)
                 bits += -(counts[j][counts[j] > 0] * np.log2(mass[counts[j] > 0] / mass.sum())).sum()
-            model += bits / 8 + 2 * cols + refs
+            model += bits / 8 + 4 * cols + 2 * bins + refs
         mm += free
         lines.append(f"| {dtype} rel {eb:g} | {raw / free:.3f} | {raw / mm:.3f} | {raw / one:.3f} "
                      f"| {raw / model:.3f} | {free / model:.3f} |")
