@@ -1,0 +1,69 @@
+"""The quotient ``x // freq`` of ``simd_encode``'s vector rANS step (a reciprocal and a Newton-Raphson
+step with AVX-512F, a division elsewhere) against the scalar encoder ``ans.encode_lanes_steps``
+(integer arithmetic) on the states nearest an error: every frequency ``1 .. 2**R - 1`` of every
+precision, with states at the edges of each quotient (``k freq - 1``, ``k freq``) up to the largest
+state the encoder divides, ``freq * 2**(32 - R) - 1``."""
+
+import numba
+import numpy as np
+import pytest
+
+from compframe.kernels import ans as ans_kernels
+from compframe.kernels import simd_encode
+
+LANES = 64
+
+
+def _states(freq: int, precision: int, rng) -> list[int]:
+    """States for one frequency: 0, the ends of the first and last quotients, a few in between, and
+    2**32 - 1 (emitted first: the division then sees ``2**16 - 1``)."""
+    top = 1 << (32 - precision)  # quotients 0 .. top - 1
+    ks = [1, 2, top - 1] + [int(k) for k in rng.integers(1, top, 3)]
+    states = [0, freq - 1, freq * top - 1, freq * top - 2, (1 << 32) - 1]
+    for k in ks:
+        states += [k * freq - 1, k * freq, k * freq + freq - 1]
+    return [s for s in states if 0 <= s < freq * top or s == (1 << 32) - 1]
+
+
+@numba.njit
+def _mismatches(states, codes, info32, rcp, info, precision):
+    """Encode one group of ``LANES`` symbols per ``LANES`` cases with the vector and the scalar encoder
+    from the same states; returns the index of the first case whose state, word count or words
+    differ, or -1."""
+    out = np.zeros(2 * LANES + 64, np.uint8)
+    ref = np.zeros(2 * LANES + 64, np.uint8)
+    st = np.empty(LANES, np.uint32)
+    st2 = np.empty(LANES, np.int64)
+    size = out.size
+    for a in range(0, states.size, LANES):
+        st[:] = states[a:a + LANES]
+        st2[:] = states[a:a + LANES]
+        x = codes[a:a + LANES]
+        p = simd_encode.encode_groups(st, info32, x, 0, 1, 0, 0xFFFF, out, size, precision, 64)
+        p2 = ans_kernels.encode_lanes_steps(x, 0, 0xFFFF, precision, ref, rcp, info, 0, 0, LANES, size, LANES, st2)
+        if p != p2:
+            return a
+        for j in range(LANES):
+            if np.int64(st[j]) != st2[j]:
+                return a + j
+        for k in range(p, size):
+            if out[k] != ref[k]:
+                return a
+    return -1
+
+
+@pytest.mark.parametrize("precision", range(1, 17))
+def test_vector_quotient_is_the_integer_division(precision):
+    rng = np.random.default_rng(precision)
+    freqs = np.arange(1, 1 << precision, dtype=np.int64)
+    # symbol f - 1 has frequency f, cum 0 (the kernel reads only cum and 2**R - freq; the new state
+    # q 2**R + x % freq stays below 2**32)
+    rcp, info = ans_kernels.encoder_tables(freqs.reshape(1, -1), np.zeros((1, freqs.size), np.int64), precision)
+    cases = [(s, f) for f in range(1, 1 << precision) for s in _states(f, precision, rng)]
+    cases += [cases[-1]] * (-len(cases) % LANES)
+    states = np.array([s for s, _ in cases], np.int64)
+    codes = np.array([f - 1 for _, f in cases], np.uint16)
+    bad = _mismatches(states, codes, info.astype(np.uint32)[0], rcp[0], info[0], precision)
+    assert bad == -1, (precision, cases[bad] if bad >= 0 else None)
+    # the cases cover both sides of every quotient edge the encoder can reach
+    assert any(s == f * (1 << (32 - precision)) - 1 for s, f in cases)
