@@ -17,8 +17,30 @@ def histograms(x, tables, base, mask, alphabet, span=0):
     split = max(1, numba.get_num_threads() // tables)
     lanes = 8 if tables * split * alphabet <= 1 << 20 else 1  # bound the scratch to 32 MB
     counts = np.zeros((tables * split, lanes * alphabet), np.uint32 if x.size < 1 << 32 else np.int64)
-    _histograms(x, tables, base, mask, alphabet, split, lanes, span or x.size // tables, counts)
+    shifted = _shifted(x, base, mask, alphabet)
+    if shifted is None:
+        _histograms(x, tables, base, mask, alphabet, split, lanes, span or x.size // tables, counts)
+    else:
+        _histograms_shifted(*shifted, tables, alphabet, split, lanes, span or x.size // tables, counts)
     return counts.reshape(tables, split * lanes, alphabet).sum(axis=1, dtype=np.int64)
+
+
+def _shifted(x, base, mask, alphabet):
+    """``(y, off)``: ``x`` viewed as unsigned or signed integers ``y`` such that ``(x - base) & mask``
+    is ``y - off`` for every value of the alphabet (its ``alphabet`` values from ``base`` on, modulo
+    ``mask + 1``, do not cross 0 unsigned, or do not cross 0x80.. signed), or None (then the kernels
+    subtract and mask). Counting ``y - off`` the kernels fold ``- off`` into each column's or lane's
+    table address: per code a load and an increment, no subtraction or mask (MiniLM 4096 x 384 column
+    histograms: int8 0.44 -> 0.37 ns per code, int16 0.58 -> 0.45, one thread)."""
+    size = 8 * x.dtype.itemsize
+    if x.dtype.kind not in "ui" or size > 32 or mask != (1 << size) - 1 or not 0 <= base <= mask:
+        return None
+    if base + alphabet <= mask + 1:
+        return x.view(f"u{size // 8}"), base
+    signed = base - (mask + 1) if base > mask >> 1 else base
+    if signed + alphabet <= (mask + 1) >> 1:
+        return x.view(f"i{size // 8}"), signed
+    return None
 
 
 # Indices are cast to unsigned integers: numba then adds no negative-index wraparound, and the loops vectorize.
@@ -66,6 +88,26 @@ def _histograms(x, tables, base, mask, alphabet, split, lanes, rows, counts):
             i += 1
 
 
+@numba.njit(parallel=True, cache=True)
+def _histograms_shifted(x, off, tables, alphabet, split, lanes, rows, counts):
+    """``_histograms`` counting ``x - off`` (``_shifted``)."""
+    parts = tables * split
+    step = -(-rows // split)
+    for p in numba.prange(parts):
+        t = p // split
+        a = t * rows + (p % split) * step
+        b = min(a + step, (t + 1) * rows, x.size)
+        c = counts[p]
+        i = a
+        while i + 8 <= b:
+            for k in range(8):
+                c[np.uint64((k % lanes) * alphabet - off + np.int64(x[np.uint64(i + k)]))] += 1
+            i += 8
+        while i < b:
+            c[np.uint64(np.int64(x[np.uint64(i)]) - off)] += 1
+            i += 1
+
+
 def column_histograms(x, columns, base, mask, alphabet):
     """Counts of ``(x - base) & mask`` in each column of ``x`` taken as ``rows x columns`` (row-major,
     ``x.size % columns == 0``), without transposing it: int64 ``[columns, alphabet]``."""
@@ -75,7 +117,11 @@ def column_histograms(x, columns, base, mask, alphabet):
     # (384 x 501 int16 codes of 4096 rows: 1.0 -> 0.8 ms)
     narrow = np.uint16 if -(-rows // split) < 1 << 16 else np.int32  # a column's count never exceeds rows < 2**31
     counts = np.zeros((split, columns * alphabet), narrow)
-    _column_histograms(x, columns, base, mask, alphabet, split, counts)
+    shifted = _shifted(x, base, mask, alphabet)
+    if shifted is None:
+        _column_histograms(x, columns, base, mask, alphabet, split, counts)
+    else:
+        _column_histograms_shifted(*shifted, columns, alphabet, split, counts)
     return counts.sum(axis=0, dtype=np.int64).reshape(columns, alphabet)
 
 
@@ -89,6 +135,21 @@ def _column_histograms(x, columns, base, mask, alphabet, split, counts):
             row = r * columns
             for j in range(columns):  # neighbouring symbols go to different tables: no chain of increments
                 c[np.uint64(j * alphabet + ((np.int64(x[np.uint64(row + j)]) - base) & mask))] += 1
+
+
+@numba.njit(parallel=True, cache=True)
+def _column_histograms_shifted(x, off, columns, alphabet, split, counts):
+    """``_column_histograms`` counting ``x - off`` (``_shifted``). Unrolling the columns by 4 was
+    slower (0.37 -> 0.42 ns per int8 code), and so were 8 codes read as one uint64 (0.44): the loop
+    is a load, an increment and the column's table address step."""
+    rows = x.size // columns
+    step = -(-rows // split)
+    for p in numba.prange(split):
+        c = counts[p]
+        for r in range(p * step, min((p + 1) * step, rows)):
+            row = r * columns
+            for j in range(columns):
+                c[np.uint64(j * alphabet - off + np.int64(x[np.uint64(row + j)]))] += 1
 
 
 def row_costs(counts):
