@@ -22,7 +22,26 @@ def histograms(x, tables, base, mask, alphabet, span=0):
         _histograms(x, tables, base, mask, alphabet, split, lanes, span or x.size // tables, counts)
     else:
         _histograms_shifted(*shifted, tables, alphabet, split, lanes, span or x.size // tables, counts)
-    return counts.reshape(tables, split * lanes, alphabet).sum(axis=1, dtype=np.int64)
+    return _sum_parts(counts.reshape(tables, split * lanes, alphabet))
+
+
+@numba.njit(cache=True)
+def _sum_parts(counts):
+    """``counts`` ``[groups, parts, n]`` summed over its parts: int64 ``[groups, n]`` (integer sums,
+    the same as numpy's ``sum(axis=1, dtype=np.int64)``, which took 102 us on one uint16 part of
+    384 x 501 entries where this loop takes about a third of that). ``parts`` >= 1."""
+    groups, parts, n = counts.shape
+    out = np.empty((groups, n), np.int64)
+    for g in range(groups):
+        dst = out[g]
+        first = counts[g, 0]
+        for i in range(n):
+            dst[i] = first[i]
+        for p in range(1, parts):
+            src = counts[g, p]
+            for i in range(n):
+                dst[i] += src[i]
+    return out
 
 
 def _shifted(x, base, mask, alphabet):
@@ -122,7 +141,7 @@ def column_histograms(x, columns, base, mask, alphabet):
         _column_histograms(x, columns, base, mask, alphabet, split, counts)
     else:
         _column_histograms_shifted(*shifted, columns, alphabet, split, counts)
-    return counts.sum(axis=0, dtype=np.int64).reshape(columns, alphabet)
+    return _sum_parts(counts.reshape(1, split, columns * alphabet)).reshape(columns, alphabet)
 
 
 @numba.njit(parallel=True, cache=True)
