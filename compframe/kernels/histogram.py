@@ -131,8 +131,9 @@ def _histograms_shifted(x, off, tables, alphabet, split, lanes, rows, counts):
 
 BAND = 192
 """At most this many columns counted together over a part's rows (equal bands): MiniLM's 384
-columns in two bands of 192 (int8: 19.6 KB of counts, within L1) took 0.49 ms instead of 0.54 for
-int8 and 0.61 instead of 0.81 for int16 (one thread); bands of 64 or fewer were slower."""
+columns in two bands of 192 (int8: 19.6 KB of counts, within L1) took 0.49-0.50 ms instead of 0.53
+for int8 and 0.57-0.61 instead of 0.71-0.75 for int16 (one thread, two runs); bands of 128 or
+fewer were slower (64: 0.90 int16, twice the time of 192)."""
 
 
 def column_histograms(x, columns, base, mask, alphabet):
