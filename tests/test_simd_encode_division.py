@@ -67,3 +67,74 @@ def test_vector_quotient_is_the_integer_division(precision):
     assert bad == -1, (precision, cases[bad] if bad >= 0 else None)
     # the cases cover both sides of every quotient edge the encoder can reach
     assert any(s == f * (1 << (32 - precision)) - 1 for s, f in cases)
+
+
+@numba.njit
+def _groups(st, table, x, groups, base, mask, out, size, precision, lanes):
+    if lanes == 16:
+        return simd_encode.encode_groups(st, table, x, 0, groups, base, mask, out, size, precision, 16)
+    if lanes == 32:
+        return simd_encode.encode_groups(st, table, x, 0, groups, base, mask, out, size, precision, 32)
+    return simd_encode.encode_groups(st, table, x, 0, groups, base, mask, out, size, precision, 64)
+
+
+@numba.njit
+def _pair(st, ta, tb, x, half, groups, base, mask, out, pos, precision, lanes):
+    if lanes == 16:
+        simd_encode.encode_groups_pair(st, ta, tb, x, 0, half, groups, base, mask, out, pos, precision, 16)
+    elif lanes == 32:
+        simd_encode.encode_groups_pair(st, ta, tb, x, 0, half, groups, base, mask, out, pos, precision, 32)
+    else:
+        simd_encode.encode_groups_pair(st, ta, tb, x, 0, half, groups, base, mask, out, pos, precision, 64)
+
+
+@pytest.mark.parametrize("lanes", [16, 32, 64])
+def test_small_tables_in_registers_write_the_scalar_bytes(lanes):
+    """Masks below 256 (the table entries then come from byte planes in registers with AVX-512
+    VBMI): tables of ``mask + 1`` entries whose four bytes all vary (R = 16: cum and 2**R - freq up to
+    16 bits), and tables shorter than the mask (codes only below their length), for one chunk and
+    for two chunks with different tables at once; the words, states and word counts of the scalar
+    encoder ``encode_lanes_steps``."""
+    rng = np.random.default_rng(lanes)
+    groups = 23
+    for dtype in (np.uint8, np.uint16):
+        for mask, k, precision in ((255, 256, 16), (255, 256, 9), (127, 128, 16), (63, 64, 12), (15, 16, 5),
+                                   (255, 100, 16), (255, 200, 12), (0, 1, 4)):
+            tables = []
+            for _ in range(2):
+                freq = rng.integers(1, 8, k)
+                freq[rng.integers(0, k)] += (1 << precision) - freq.sum() if freq.sum() < (1 << precision) else 0
+                while freq.sum() > (1 << precision):
+                    freq = np.maximum(freq // 2, 1)
+                    freq[0] += (1 << precision) - freq.sum() if freq.sum() < (1 << precision) else 0
+                freq = freq.reshape(1, -1).astype(np.int64)
+                cum = np.cumsum(freq, axis=1) - freq
+                tables.append(ans_kernels.encoder_tables(freq, cum, precision))
+            base = (int(np.iinfo(dtype).max) - 3) if k == mask + 1 else 0
+            n = lanes * groups
+            x = ((rng.integers(0, k, 2 * n) + base) & np.iinfo(dtype).max).astype(dtype)
+            states = rng.integers(1 << 16, 1 << 32, 2 * lanes).astype(np.uint32)
+            size = 4 * n + 128
+            # one chunk
+            for t, (rcp, info) in enumerate(tables):
+                out, ref = np.zeros(size, np.uint8), np.zeros(size, np.uint8)
+                st, st2 = states[:lanes].copy(), states[:lanes].astype(np.int64)
+                p = _groups(st, info.astype(np.uint32)[0], x, groups, base, mask, out, size, precision, lanes)
+                p2 = ans_kernels.encode_lanes_steps(x, base, mask, precision, ref, rcp[0], info[0], 0, 0, n, size,
+                                                    lanes, st2)
+                assert p == p2 and np.array_equal(st, st2.astype(np.uint32)), (dtype, mask, k, precision, t)
+                assert np.array_equal(out[p:], ref[p:]), (dtype, mask, k, precision, t)
+            # two chunks, two tables
+            out, ref = np.zeros(size, np.uint8), np.zeros(size, np.uint8)
+            st = states.copy()
+            pos = np.array([size // 2, size], np.int64)
+            _pair(st, tables[0][1].astype(np.uint32)[0], tables[1][1].astype(np.uint32)[0], x, n, groups, base, mask,
+                  out, pos, precision, lanes)
+            for c, (at, end) in enumerate(((0, size // 2), (n, size))):
+                rcp, info = tables[c]
+                st2 = states[c * lanes:(c + 1) * lanes].astype(np.int64)
+                p2 = ans_kernels.encode_lanes_steps(x, base, mask, precision, ref, rcp[0], info[0], at, at, at + n,
+                                                    end, lanes, st2)
+                assert pos[c] == p2, (dtype, mask, k, precision, c)
+                assert np.array_equal(st[c * lanes:(c + 1) * lanes], st2.astype(np.uint32)), (dtype, mask, k, c)
+                assert np.array_equal(out[p2:end], ref[p2:end]), (dtype, mask, k, precision, c)
