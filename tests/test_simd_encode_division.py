@@ -1,8 +1,9 @@
-"""The quotient ``x // freq`` of ``simd_encode``'s vector rANS step (a reciprocal and a Newton-Raphson
-step with AVX-512F, a division elsewhere) against the scalar encoder ``ans.encode_lanes_steps``
-(integer arithmetic) on the states nearest an error: every frequency ``1 .. 2**R - 1`` of every
-precision, with states at the edges of each quotient (``k freq - 1``, ``k freq``) up to the largest
-state the encoder divides, ``freq * 2**(32 - R) - 1``."""
+"""``simd_encode``'s vector rANS step against the scalar encoder ``ans.encode_lanes_steps`` (integer
+arithmetic): the quotient ``x // freq`` (``floor((x + 1/2) / freq)`` in double precision) on the
+states nearest an error, every frequency ``1 .. 2**R - 1`` of every precision with states at the
+edges of each quotient (``k freq - 1``, ``k freq``) up to the largest state the encoder divides,
+``freq * 2**(32 - R) - 1``; and the table entries of masks below 256 (byte planes in registers
+where the CPU has AVX-512 VBMI, the gather elsewhere: the test checks the bytes on either path)."""
 
 import numba
 import numpy as np
