@@ -9,6 +9,10 @@
                                                      # context=none in one chunk (the lone-chunk path) and in 24576-symbol chunks
     python bench/bench_kernels.py --huffman-widths   # pooled 2048 x 64 and MiniLM 4096 x 384 int8/int16, context=none: the
                                                      # decode kernel and the symbols per look-up for direct tables of 11-16 bits
+    python bench/bench_kernels.py --encode-lanes     # ans's vector encode kernel alone (simd_encode.encode_groups, one chunk
+                                                     # of 16/32/64 lanes; encode_groups_pair, two of 16/32) on 4096 x 384
+                                                     # uint8 symbols, geometric p=0.05 over 256 symbols (mask 255) and 16
+                                                     # (mask 15), R = 12: ns per symbol
 
 docs/benchmarks.md ("`huffman` decode: one-reader runs and 16 chunks at once") quotes both; run
 them against another tree with ``PYTHONPATH=<tree>`` to compare.
@@ -25,6 +29,9 @@ import numba
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compframe.kernels.simd_encode import encode_groups as simd_encode_groups  # noqa: E402
+from compframe.kernels.simd_encode import encode_groups_pair as simd_encode_pair  # noqa: E402
 
 
 def best_ms(f, n: int) -> float:
@@ -200,6 +207,57 @@ def huffman_widths(repeat: int) -> None:
                   f"({best[bits, entry] * 1e6 / codes.size:.3f} ns/symbol), {per:.2f} symbols per look-up")
 
 
+@numba.njit
+def _encode_single(st, table, x, groups, mask, out, precision, lanes, reps):
+    p = 0
+    for _ in range(reps):
+        if lanes == 16:
+            p = simd_encode_groups(st, table, x, 0, groups, 0, mask, out, out.size, precision, 16)
+        elif lanes == 32:
+            p = simd_encode_groups(st, table, x, 0, groups, 0, mask, out, out.size, precision, 32)
+        else:
+            p = simd_encode_groups(st, table, x, 0, groups, 0, mask, out, out.size, precision, 64)
+    return p
+
+
+@numba.njit
+def _encode_pair(st, table, x, half, groups, mask, out, pos, precision, lanes, reps):
+    for _ in range(reps):
+        pos[0], pos[1] = out.size // 2, out.size
+        if lanes == 16:
+            simd_encode_pair(st, table, table, x, 0, half, groups, 0, mask, out, pos, precision, 16)
+        else:
+            simd_encode_pair(st, table, table, x, 0, half, groups, 0, mask, out, pos, precision, 32)
+
+
+def encode_lanes(repeat: int) -> None:
+    """The lane encoder's kernel alone: ns per symbol, best of ``repeat`` runs of 5 calls."""
+    from compframe.kernels import ans
+    from compframe.plugins.encoders.entropy import quantize_frequencies
+
+    precision = 12
+    rng = np.random.default_rng(0)
+    for symbols, mask in ((256, 255), (16, 15)):
+        x = (rng.geometric(0.05, 4096 * 384).clip(1, symbols) - 1).astype(np.uint8)
+        freq = np.maximum(quantize_frequencies(np.bincount(x, minlength=symbols), precision), 1).reshape(1, -1)
+        table = ans.encoder_tables(freq, np.cumsum(freq, axis=1) - freq, precision)[1].astype(np.uint32)[0]
+        out = np.zeros(2 * x.size + 4096, np.uint8)
+        times = {}
+        for lanes in (16, 32, 64):
+            st = np.full(lanes, 1 << 16, np.uint32)
+            args = (st, table, x, x.size // lanes, mask, out, precision, lanes)
+            _encode_single(*args, 1)
+            times[f"one chunk, {lanes} lanes"] = best_ms(lambda: _encode_single(*args, 5), repeat) / 5
+        half = x.size // 2
+        for lanes in (16, 32):
+            st, pos = np.full(2 * lanes, 1 << 16, np.uint32), np.zeros(2, np.int64)
+            args = (st, table, x, half, half // lanes, mask, out, pos, precision, lanes)
+            _encode_pair(*args, 1)
+            times[f"two chunks, {lanes} lanes each"] = best_ms(lambda: _encode_pair(*args, 5), repeat) / 5
+        print(f"{symbols} symbols (mask {mask}), R = {precision}: "
+              + ", ".join(f"{k} {v * 1e6 / x.size:.3f} ns/symbol" for k, v in times.items()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checksums", action="store_true")
@@ -207,6 +265,7 @@ def main() -> None:
     ap.add_argument("--interp-decode", action="store_true")
     ap.add_argument("--huffman-chunks", action="store_true")
     ap.add_argument("--huffman-widths", action="store_true")
+    ap.add_argument("--encode-lanes", action="store_true")
     ap.add_argument("--repeat", type=int, default=100)
     a = ap.parse_args()
     numba.set_num_threads(1)
@@ -220,8 +279,12 @@ def main() -> None:
         huffman_decode(a.repeat, chunked_codes())
     if a.huffman_widths:
         huffman_widths(a.repeat)
-    if not (a.checksums or a.huffman_decode or a.interp_decode or a.huffman_chunks or a.huffman_widths):
-        ap.error("choose --checksums, --huffman-decode, --interp-decode, --huffman-chunks and/or --huffman-widths")
+    if a.encode_lanes:
+        encode_lanes(a.repeat)
+    if not (a.checksums or a.huffman_decode or a.interp_decode or a.huffman_chunks or a.huffman_widths
+            or a.encode_lanes):
+        ap.error("choose --checksums, --huffman-decode, --interp-decode, --huffman-chunks, --huffman-widths "
+                 "and/or --encode-lanes")
 
 
 if __name__ == "__main__":
