@@ -212,11 +212,11 @@ def _encode_single(st, table, x, groups, mask, out, precision, lanes, reps):
     p = 0
     for _ in range(reps):
         if lanes == 16:
-            p = simd_encode_groups(st, table, x, 0, groups, 0, mask, out, out.size, precision, 16)
+            p = simd_encode_groups(st, table, x, 0, groups, 0, mask, out, out.size, precision, 16, None, 1)
         elif lanes == 32:
-            p = simd_encode_groups(st, table, x, 0, groups, 0, mask, out, out.size, precision, 32)
+            p = simd_encode_groups(st, table, x, 0, groups, 0, mask, out, out.size, precision, 32, None, 1)
         else:
-            p = simd_encode_groups(st, table, x, 0, groups, 0, mask, out, out.size, precision, 64)
+            p = simd_encode_groups(st, table, x, 0, groups, 0, mask, out, out.size, precision, 64, None, 1)
     return p
 
 
@@ -225,9 +225,9 @@ def _encode_pair(st, table, x, half, groups, mask, out, pos, precision, lanes, r
     for _ in range(reps):
         pos[0], pos[1] = out.size // 2, out.size
         if lanes == 16:
-            simd_encode_pair(st, table, table, x, 0, half, groups, 0, mask, out, pos, precision, 16)
+            simd_encode_pair(st, table, table, x, 0, half, groups, 0, mask, out, pos, precision, 16, None, 1)
         else:
-            simd_encode_pair(st, table, table, x, 0, half, groups, 0, mask, out, pos, precision, 32)
+            simd_encode_pair(st, table, table, x, 0, half, groups, 0, mask, out, pos, precision, 32, None, 1)
 
 
 def encode_lanes(repeat: int) -> None:

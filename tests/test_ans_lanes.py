@@ -96,7 +96,7 @@ def test_vector_decoder_matches_the_scalar_reference(lanes):
             st, hs = np.empty(lanes, np.uint32), np.empty(lanes, np.uint32)
             p = ans_kernels._start_lanes_cpu(data, offsets[k], offsets[k + 1], lanes, st, hs)
             assert ans_kernels._decode_lanes_tail_cpu(data, ref, table, precision, shift, p, offsets[k + 1],
-                                                      starts[k], starts[k], ends[k], lanes, st, hs) == 0
+                                                      starts[k], starts[k], ends[k], lanes, st, hs, None, 1) == 0
             assert ans_kernels._fold_lanes_cpu(hs, lanes) == sums[k]
         assert np.array_equal(ref, x)
 
@@ -105,10 +105,10 @@ def test_vector_decoder_matches_the_scalar_reference(lanes):
 def _groups(st, hs, table, out, i, groups, data, p, precision, shift, lanes):
     """``simd.decode_groups`` with the lane count made a literal."""
     if lanes == 16:
-        return simd.decode_groups(st, hs, table, out, i, groups, data, p, precision, shift, 16)
+        return simd.decode_groups(st, hs, table, out, i, groups, data, p, precision, shift, 16, None, 1)
     if lanes == 32:
-        return simd.decode_groups(st, hs, table, out, i, groups, data, p, precision, shift, 32)
-    return simd.decode_groups(st, hs, table, out, i, groups, data, p, precision, shift, 64)
+        return simd.decode_groups(st, hs, table, out, i, groups, data, p, precision, shift, 32, None, 1)
+    return simd.decode_groups(st, hs, table, out, i, groups, data, p, precision, shift, 64, None, 1)
 
 
 @pytest.mark.parametrize("lanes", [16, 32, 64])
@@ -135,7 +135,7 @@ def test_vector_groups_step_as_the_scalar_decoder(lanes):
             assert 5 <= p <= 5 + 2 * lanes * groups
             st2, hs2, ref = states.copy(), hashes.copy(), np.zeros(lanes * groups, dtype)
             ans_kernels._decode_lanes_tail_cpu(data, ref, table, precision, shift, 5, p, 0, 0, lanes * groups, lanes,
-                                               st2, hs2)  # damage status ignored: the states need not end at 2**16
+                                               st2, hs2, None, 1)  # damage status ignored: the states need not end at 2**16
             assert np.array_equal(out, ref) and np.array_equal(st, st2) and np.array_equal(hs, hs2), precision
 
 
@@ -143,10 +143,10 @@ def test_vector_groups_step_as_the_scalar_decoder(lanes):
 def _encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, lanes):
     """``simd_encode.encode_groups`` with the lane count made a literal."""
     if lanes == 16:
-        return simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 16)
+        return simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 16, None, 1)
     if lanes == 32:
-        return simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 32)
-    return simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 64)
+        return simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 32, None, 1)
+    return simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 64, None, 1)
 
 
 @pytest.mark.parametrize("lanes", [16, 32, 64])
@@ -177,7 +177,7 @@ def test_vector_encoder_steps_as_the_scalar_encoder(lanes):
             st, st2 = states.copy(), states.astype(np.int64)
             p = _encode_groups(st, info.astype(np.uint32)[0], x, 0, groups, base, mask, out, size, precision, lanes)
             p2 = ans_kernels._encode_lanes_steps_cpu(x, base, mask, precision, ref, rcp[0], info[0], 0, 0, x.size,
-                                                     size, lanes, st2)
+                                                     size, lanes, st2, None, 1)
             assert p == p2 and np.array_equal(st, st2.astype(np.uint32)), precision
             assert np.array_equal(out[p:], ref[p:]), precision  # below p: scratch of either
 
@@ -207,7 +207,7 @@ def test_vector_encoder_writes_the_scalar_bytes(lanes, paired, monkeypatch):
         for j in range(starts.size):
             ref = np.zeros(2 * (ends[j] - starts[j]) + 4 * lanes, np.uint8)
             size = ans_kernels._encode_lanes_cpu(x, 0, mask, precision, ref, rcp[table_of[j]], info[table_of[j]],
-                                                 starts[j], ends[j], ref.size, lanes, np.empty(lanes, np.int64))
+                                                 starts[j], ends[j], ref.size, lanes, np.empty(lanes, np.int64), None, 1)
             assert nbytes[j] == size and np.array_equal(data[pos:pos + size], ref[ref.size - size:]), (dtype, j)
             pos += size
 
@@ -219,7 +219,7 @@ def test_the_encoder_is_vectorized():
     table = np.zeros(256, np.uint32)
     out = np.zeros(4 * 64 + 64, np.uint8)
     fresh(np.zeros(64, np.uint8), 0, 255, 12, out, table.astype(np.uint64), table.astype(np.uint64), table, 0, 0,
-          out.size, 32)
+          out.size, 32, None, 1)
     asm = "".join(fresh.inspect_asm().values())
     assert "vpgatherdd" in asm and "vpcompressd" in asm and "zmm" in asm
 
@@ -233,7 +233,7 @@ def test_the_decoder_is_vectorized():
     data, sums = np.zeros(4 * 32, np.uint8), np.zeros(2, np.int64)
     for dtype, entry in ((np.uint8, np.uint32), (np.uint16, np.uint64)):
         table = np.zeros(1 << 12, entry)
-        fresh(data, np.zeros(64, dtype), table, table, 12, 12, 0, data.size, 0, 32, 0, data.size, 32, 64, 32, sums, 0)
+        fresh(data, np.zeros(64, dtype), table, table, 12, 12, 0, data.size, 0, 32, 0, data.size, 32, 64, 32, sums, 0, None, 1)
         assert (sums == -1).all()  # every state zero: below 2**16
     asm = "".join(fresh.inspect_asm().values())
     assert asm.count("vpgatherdd") >= 2 and "vpgatherdq" in asm and "zmm" in asm
@@ -269,13 +269,13 @@ def test_damaged_lane_streams_are_refused():
     assert_flips_refused_or_exact(enc, stream, codes, (0x01, 0x80))
     out = np.zeros(1500, np.uint8)
     data = np.zeros(4 * 32 + 100, np.uint8)  # every state zero: below 2**16
-    assert ans_kernels._decode_lanes_cpu(data, out, np.zeros(1 << 12, np.uint32), 12, 12, 0, data.size, 0, 700, 32) \
+    assert ans_kernels._decode_lanes_cpu(data, out, np.zeros(1 << 12, np.uint32), 12, 12, 0, data.size, 0, 700, 32, None, 1) \
         == -1
     # a lane count the vector loops have no variant of: refused before writing, on both sides
     x, written = np.zeros(64, np.uint8), np.full(100, 7, np.uint8)
     rcp, info = ans_kernels.encoder_tables(np.array([[1 << 12] + [0] * 255]), np.zeros((1, 256), np.int64), 12)
     assert ans_kernels._encode_lanes_vec_cpu(x, 0, 255, 12, written, rcp[0], info[0], info[0].astype(np.uint32), 0, 64,
-                                             100, 8) == -1
+                                             100, 8, None, 1) == -1
     assert (written == 7).all()
 
 

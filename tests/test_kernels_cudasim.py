@@ -1,8 +1,9 @@
 """The CUDA kernels of huffman, ans and gpulz, run in numba's CUDA simulator, write the CPU's bytes.
 
-The simulator must be switched on before ``numba.cuda`` is first imported, so the check runs in a
-subprocess with ``NUMBA_ENABLE_CUDASIM=1``. Inputs are small: the simulator runs each GPU thread
-as Python.
+Mode 6 (``ans``, codes in rows with a table per class of columns) runs the CUDA lane kernels with
+their column offsets. The simulator must be switched on before ``numba.cuda`` is first imported,
+so the check runs in a subprocess with ``NUMBA_ENABLE_CUDASIM=1``. Inputs are small: the
+simulator runs each GPU thread as Python.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ cases = [
     ("ans", {"chunk": 64, "block": 1024}),
     ("ans", {"chunk": 100, "lanes": 16}),
     ("ans", {"chunk": 64, "lanes": 64, "block": 1024}),
+    ("ans", {"chunk": 100, "lanes": 16, "context": "classes"}),
+    ("ans", {"chunk": 100, "lanes": 32, "context": "column"}),
     ("gpulz", {"chunk": 64}),
     ("gpulz", {"chunk": 64, "symbol_bytes": 1, "window": 8}),
     ("gpulz", {"chunk": 64, "symbol_bytes": 4}),
@@ -52,6 +55,7 @@ checked = 0
 multi_table = 0
 in_blocks = 0
 by_class = 0
+in_rows = 0
 for pid, params in cases:
     cpu = registry.create("encoder", pid, **params)
     gpu = registry.create("encoder", pid, device="cuda", **params)
@@ -65,6 +69,8 @@ for pid, params in cases:
             in_blocks += a[1 + 3 + 1 + 8 + 1] == 4  # mode 4: one table per block of chunks
         if name == "int8-classes" and params.get("context") == "classes":
             by_class += a[1 + 3 + 1 + 16 + 1] == 5  # mode 5: a table per class of columns
+        if name in ("int8-classes", "int8-columns") and params.get("lanes") in (16, 32):
+            in_rows += a[1 + 3 + 1 + 16 + 1] == 6  # mode 6: in rows, a table per class of columns
         checked += 1
     stream = bytearray(cpu.encode(inputs["uint16"]))
     stream[-3] ^= 0x55
@@ -74,7 +80,7 @@ for pid, params in cases:
         pass
     else:
         raise AssertionError(f"{pid}: damaged stream decoded on the simulated GPU")
-print("SIMULATOR-OK", checked, multi_table, in_blocks, by_class)
+print("SIMULATOR-OK", checked, multi_table, in_blocks, by_class, in_rows)
 """
 
 
@@ -82,4 +88,4 @@ def test_cuda_kernels_match_cpu_in_simulator():
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
-    assert "SIMULATOR-OK 91 2 3 2" in done.stdout, done.stdout + done.stderr[-2000:]
+    assert "SIMULATOR-OK 105 3 3 2 2" in done.stdout, done.stdout + done.stderr[-2000:]

@@ -40,8 +40,8 @@ def _mismatches(states, codes, info32, rcp, info, precision):
         st[:] = states[a:a + LANES]
         st2[:] = states[a:a + LANES]
         x = codes[a:a + LANES]
-        p = simd_encode.encode_groups(st, info32, x, 0, 1, 0, 0xFFFF, out, size, precision, 64)
-        p2 = ans_kernels.encode_lanes_steps(x, 0, 0xFFFF, precision, ref, rcp, info, 0, 0, LANES, size, LANES, st2)
+        p = simd_encode.encode_groups(st, info32, x, 0, 1, 0, 0xFFFF, out, size, precision, 64, None, 1)
+        p2 = ans_kernels.encode_lanes_steps(x, 0, 0xFFFF, precision, ref, rcp, info, 0, 0, LANES, size, LANES, st2, None, 1)
         if p != p2:
             return a
         for j in range(LANES):
@@ -73,20 +73,20 @@ def test_vector_quotient_is_the_integer_division(precision):
 @numba.njit
 def _groups(st, table, x, groups, base, mask, out, size, precision, lanes):
     if lanes == 16:
-        return simd_encode.encode_groups(st, table, x, 0, groups, base, mask, out, size, precision, 16)
+        return simd_encode.encode_groups(st, table, x, 0, groups, base, mask, out, size, precision, 16, None, 1)
     if lanes == 32:
-        return simd_encode.encode_groups(st, table, x, 0, groups, base, mask, out, size, precision, 32)
-    return simd_encode.encode_groups(st, table, x, 0, groups, base, mask, out, size, precision, 64)
+        return simd_encode.encode_groups(st, table, x, 0, groups, base, mask, out, size, precision, 32, None, 1)
+    return simd_encode.encode_groups(st, table, x, 0, groups, base, mask, out, size, precision, 64, None, 1)
 
 
 @numba.njit
 def _pair(st, ta, tb, x, half, groups, base, mask, out, pos, precision, lanes):
     if lanes == 16:
-        simd_encode.encode_groups_pair(st, ta, tb, x, 0, half, groups, base, mask, out, pos, precision, 16)
+        simd_encode.encode_groups_pair(st, ta, tb, x, 0, half, groups, base, mask, out, pos, precision, 16, None, 1)
     elif lanes == 32:
-        simd_encode.encode_groups_pair(st, ta, tb, x, 0, half, groups, base, mask, out, pos, precision, 32)
+        simd_encode.encode_groups_pair(st, ta, tb, x, 0, half, groups, base, mask, out, pos, precision, 32, None, 1)
     else:
-        simd_encode.encode_groups_pair(st, ta, tb, x, 0, half, groups, base, mask, out, pos, precision, 64)
+        simd_encode.encode_groups_pair(st, ta, tb, x, 0, half, groups, base, mask, out, pos, precision, 64, None, 1)
 
 
 @pytest.mark.parametrize("lanes", [16, 32, 64])
@@ -122,7 +122,7 @@ def test_small_tables_in_registers_write_the_scalar_bytes(lanes):
                 st, st2 = states[:lanes].copy(), states[:lanes].astype(np.int64)
                 p = _groups(st, info.astype(np.uint32)[0], x, groups, base, mask, out, size, precision, lanes)
                 p2 = ans_kernels.encode_lanes_steps(x, base, mask, precision, ref, rcp[0], info[0], 0, 0, n, size,
-                                                    lanes, st2)
+                                                    lanes, st2, None, 1)
                 assert p == p2 and np.array_equal(st, st2.astype(np.uint32)), (dtype, mask, k, precision, t)
                 assert np.array_equal(out[p:], ref[p:]), (dtype, mask, k, precision, t)
             # two chunks, two tables
@@ -135,7 +135,7 @@ def test_small_tables_in_registers_write_the_scalar_bytes(lanes):
                 rcp, info = tables[c]
                 st2 = states[c * lanes:(c + 1) * lanes].astype(np.int64)
                 p2 = ans_kernels.encode_lanes_steps(x, base, mask, precision, ref, rcp[0], info[0], at, at, at + n,
-                                                    end, lanes, st2)
+                                                    end, lanes, st2, None, 1)
                 assert pos[c] == p2, (dtype, mask, k, precision, c)
                 assert np.array_equal(st[c * lanes:(c + 1) * lanes], st2.astype(np.uint32)), (dtype, mask, k, c)
                 assert np.array_equal(out[p2:end], ref[p2:end]), (dtype, mask, k, precision, c)

@@ -424,26 +424,33 @@ vector step per 16 lanes) and then refill the lanes in lane order. A chunk's str
 ``lanes`` final states (u32, lane 0 first) followed by its words (u16) in decoding order."""
 
 
-def encode_lanes(x, base, mask, precision, out, rcp, info, lo, hi, end, lanes, st):
+def encode_lanes(x, base, mask, precision, out, rcp, info, lo, hi, end, lanes, st, toff, ncol):
     """Encode ``x[lo:hi]`` with ``lanes`` lanes into ``out[..end]`` (filled backwards, at most
     ``2 * (hi - lo) + 4 * lanes`` bytes); ``st`` is scratch for ``lanes`` states (int64 or uint32).
     Returns the bytes written. The step is ``encode_chunks``'s (same tables, same branch-free
-    renormalization)."""
+    renormalization). ``toff``, ``ncol``: see ``encode_lanes_steps``."""
     for j in range(lanes):
         st[j] = STATE_LOW
-    p = encode_lanes_steps(x, base, mask, precision, out, rcp, info, lo, lo, hi, end, lanes, st)
+    p = encode_lanes_steps(x, base, mask, precision, out, rcp, info, lo, lo, hi, end, lanes, st, toff, ncol)
     return finish_lanes(out, end, p, lanes, st)
 
 
 @register_jitable
-def encode_lanes_steps(x, base, mask, precision, out, rcp, info, lo, a, b, p, lanes, st):
+def encode_lanes_steps(x, base, mask, precision, out, rcp, info, lo, a, b, p, lanes, st, toff, ncol):
     """Encode ``x[a:b]`` of the chunk that starts at ``x[lo]`` (symbol ``i`` is lane ``(i - lo) %
     lanes``'s), backwards, with the states ``st``, writing the words below ``out[p]``; returns the
-    new ``p``. Each lane's low word is written at ``p - 2`` and kept only if emitted."""
+    new ``p``. Each lane's low word is written at ``p - 2`` and kept only if emitted. ``toff``:
+    None (one table: ``rcp``, ``info`` indexed by the symbol), or the tables of the row-order
+    column mode (``row_offsets``): symbol ``x[i]`` then uses the entries from ``toff[i % ncol]`` on
+    (``rcp``, ``info`` hold every table, one after the other)."""
     tshift = np.uint64(32 + precision)
     j = (b - lo - 1) & (lanes - 1)
+    col = (b - 1) % ncol
     for i in range(b - 1, a - 1, -1):  # backwards: the decoder reads the words in symbol order
         c = np.uint64((np.int64(x[np.uint64(i)]) - base) & mask)
+        if toff is not None:
+            c += np.uint64(toff[col])
+            col = col - 1 if col > 0 else ncol - 1
         e = info[c]
         s = np.int64(st[j])
         out[np.uint64(p - 2)] = s & 0xFF
@@ -514,19 +521,26 @@ def start_lanes(data, start, end, lanes, st, hs):
     return -1 if bad else start + 4 * lanes
 
 
-def decode_lanes_tail(data, out, table, precision, shift, p, end, i, lo, hi, lanes, st, hs):
+def decode_lanes_tail(data, out, table, precision, shift, p, end, i, lo, hi, lanes, st, hs, toff, ncol):
     """Decode ``out[i:hi]`` of the chunk that starts at ``out[lo]`` from the words at ``data[p:end]``
     with the states ``st`` (uint32, ``st[j]`` lane ``j``; symbol ``i`` is lane ``(i - lo) % lanes``'s), one symbol at a
     time with checked reads, and hash them into the lanes' checksums ``hs``; ``table`` from
-    ``lane_entries``. Returns 1 if the chunk is damaged (its words are not consumed exactly, or its
-    states do not all return to ``2**16``), else 0. Never
+    ``lane_entries``. ``toff``: None (one table), or the row-order column mode's offsets
+    (``row_offsets``): symbol ``i`` then looks up ``table[toff[i % ncol] + slot]`` (``table`` holds
+    every table, one after the other). Returns 1 if the chunk is damaged (its words are not consumed
+    exactly, or its states do not all return to ``2**16``), else 0. Never
     reads outside ``data[p:end]``: it is the reference of ``simd.decode_groups``, which does the same
     by groups where the bounds are known to hold."""
     smask = (1 << precision) - 1
     j = (i - lo) & (lanes - 1)
+    col = i % ncol
     while i < hi:
         s = np.int64(st[j])
-        e = np.int64(table[np.uint64(s & smask)])
+        slot = s & smask
+        if toff is not None:
+            slot += np.int64(toff[col])
+            col = col + 1 if col + 1 < ncol else 0
+        e = np.int64(table[np.uint64(slot)])
         v = e >> (2 * shift)
         out[np.uint64(i)] = v
         v = ((np.int64(hs[j]) ^ v) * FNV_PRIME) & 0xFFFFFFFF
@@ -587,7 +601,7 @@ _decode_lanes_tail_cpu = cpu(decode_lanes_tail)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _decode_lanes_cpu(data, out, table, precision, shift, start, end, lo, hi, lanes):
+def _decode_lanes_cpu(data, out, table, precision, shift, start, end, lo, hi, lanes, toff, ncol):
     """One chunk of the lane mode: ``simd.decode_groups`` while whole groups and their words surely
     fit, then ``decode_lanes_tail``. Returns the chunk's checksum, or -1 if it is damaged."""
     st = np.empty(lanes, np.uint32)
@@ -595,11 +609,11 @@ def _decode_lanes_cpu(data, out, table, precision, shift, start, end, lo, hi, la
     p = _start_lanes_cpu(data, start, end, lanes, st, hs)
     if p < 0:
         return -1
-    return _decode_lanes_rest(data, out, table, precision, shift, p, end, lo, lo, hi, lanes, st, hs)
+    return _decode_lanes_rest(data, out, table, precision, shift, p, end, lo, lo, hi, lanes, st, hs, toff, ncol)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _decode_lanes_rest(data, out, table, precision, shift, p, end, i, lo, hi, lanes, st, hs):
+def _decode_lanes_rest(data, out, table, precision, shift, p, end, i, lo, hi, lanes, st, hs, toff, ncol):
     """``out[i:hi]`` of the chunk that starts at ``out[lo]``, from the words at ``data[p:end]`` with
     the lanes' states ``st`` and checksums ``hs`` (as ``_decode_lanes_cpu`` after the start);
     returns the chunk's checksum, or -1 if it is damaged."""
@@ -609,22 +623,22 @@ def _decode_lanes_rest(data, out, table, precision, shift, p, end, i, lo, hi, la
         if run <= 0:
             break
         if lanes == 16:
-            p = simd.decode_groups(st, hs, table, out, i, run, data, p, precision, shift, 16)
+            p = simd.decode_groups(st, hs, table, out, i, run, data, p, precision, shift, 16, toff, ncol)
         elif lanes == 32:
-            p = simd.decode_groups(st, hs, table, out, i, run, data, p, precision, shift, 32)
+            p = simd.decode_groups(st, hs, table, out, i, run, data, p, precision, shift, 32, toff, ncol)
         elif lanes == 64:
-            p = simd.decode_groups(st, hs, table, out, i, run, data, p, precision, shift, 64)
+            p = simd.decode_groups(st, hs, table, out, i, run, data, p, precision, shift, 64, toff, ncol)
         else:
             return -1  # not a lane count of the format (LANES)
         i += run * lanes
-    if _decode_lanes_tail_cpu(data, out, table, precision, shift, p, end, i, lo, hi, lanes, st, hs):
+    if _decode_lanes_tail_cpu(data, out, table, precision, shift, p, end, i, lo, hi, lanes, st, hs, toff, ncol):
         return -1
     return _fold_lanes_cpu(hs, lanes)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _decode_lanes_pair_cpu(data, out, table_a, table_b, precision, shift, start_a, end_a, lo_a, hi_a, start_b, end_b,
-                           lo_b, hi_b, lanes, sums, a):
+                           lo_b, hi_b, lanes, sums, a, toff, ncol):
     """Chunks ``a`` and ``a + 1`` of the lane mode (checksums to ``sums[a]`` and ``sums[a + 1]``, -1
     for a damaged one): ``simd.decode_groups_pair`` while whole groups of both surely fit (two
     chunks' gathers in flight at once, as 64 lanes have in one), then each chunk's rest alone
@@ -643,23 +657,26 @@ def _decode_lanes_pair_cpu(data, out, table_a, table_b, precision, shift, start_
         if run <= 0:
             break
         if lanes == 16:
-            simd.decode_groups_pair(st, hs, table_a, table_b, out, ia, ib, run, data, pos, precision, shift, 16)
+            simd.decode_groups_pair(st, hs, table_a, table_b, out, ia, ib, run, data, pos, precision, shift, 16,
+                                    toff, ncol)
         elif lanes == 32:
-            simd.decode_groups_pair(st, hs, table_a, table_b, out, ia, ib, run, data, pos, precision, shift, 32)
+            simd.decode_groups_pair(st, hs, table_a, table_b, out, ia, ib, run, data, pos, precision, shift, 32,
+                                    toff, ncol)
         elif lanes == 64:
-            simd.decode_groups_pair(st, hs, table_a, table_b, out, ia, ib, run, data, pos, precision, shift, 64)
+            simd.decode_groups_pair(st, hs, table_a, table_b, out, ia, ib, run, data, pos, precision, shift, 64,
+                                    toff, ncol)
         else:
             break  # not a lane count of the format: each chunk's rest refuses it
         ia += run * lanes
         ib += run * lanes
     sums[a] = -1 if pos[0] < 0 else _decode_lanes_rest(data, out, table_a, precision, shift, pos[0], end_a, ia, lo_a,
-                                                        hi_a, lanes, sa, ha)
+                                                        hi_a, lanes, sa, ha, toff, ncol)
     sums[a + 1] = -1 if pos[1] < 0 else _decode_lanes_rest(data, out, table_b, precision, shift, pos[1], end_b, ib,
-                                                            lo_b, hi_b, lanes, sb, hb)
+                                                            lo_b, hi_b, lanes, sb, hb, toff, ncol)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _encode_lanes_vec_cpu(x, base, mask, precision, out, rcp, info, packed, lo, hi, end, lanes):
+def _encode_lanes_vec_cpu(x, base, mask, precision, out, rcp, info, packed, lo, hi, end, lanes, toff, ncol):
     """One chunk of the lane mode, the bytes of ``encode_lanes``: the last, partial group with its
     scalar steps, then the whole groups with ``simd_encode.encode_groups`` (``packed``: the low 32
     bits of ``info``). Returns the bytes written, or -1 for a lane count the vector loop has no
@@ -670,20 +687,20 @@ def _encode_lanes_vec_cpu(x, base, mask, precision, out, rcp, info, packed, lo, 
     for j in range(lanes):
         st[j] = STATE_LOW
     whole = lo + (hi - lo) // lanes * lanes
-    p = _encode_lanes_steps_cpu(x, base, mask, precision, out, rcp, info, lo, whole, hi, end, lanes, st)
+    p = _encode_lanes_steps_cpu(x, base, mask, precision, out, rcp, info, lo, whole, hi, end, lanes, st, toff, ncol)
     groups = (whole - lo) // lanes
     if lanes == 16:
-        p = simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 16)
+        p = simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 16, toff, ncol)
     elif lanes == 32:
-        p = simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 32)
+        p = simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 32, toff, ncol)
     else:  # 64, the only lane count left
-        p = simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 64)
+        p = simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 64, toff, ncol)
     return _finish_lanes_cpu(out, end, p, lanes, st)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _encode_lanes_pair_cpu(x, base, mask, precision, out, rcp_a, info_a, packed_a, lo_a, hi_a, end_a, rcp_b, info_b,
-                           packed_b, lo_b, hi_b, end_b, lanes, nbytes, a):
+                           packed_b, lo_b, hi_b, end_b, lanes, nbytes, a, toff, ncol):
     """Chunks ``a`` and ``a + 1`` of the lane mode (bytes written to ``nbytes[a]``, ``nbytes[a + 1]``),
     the bytes of ``_encode_lanes_vec_cpu`` on each: each chunk's last, partial group with its scalar
     steps, then the last whole groups of both together (``simd_encode.encode_groups_pair``: two
@@ -699,24 +716,33 @@ def _encode_lanes_pair_cpu(x, base, mask, precision, out, rcp_a, info_a, packed_
     whole_a, whole_b = lo_a + (hi_a - lo_a) // lanes * lanes, lo_b + (hi_b - lo_b) // lanes * lanes
     pos = np.empty(2, np.int64)
     pos[0] = _encode_lanes_steps_cpu(x, base, mask, precision, out, rcp_a, info_a, lo_a, whole_a, hi_a, end_a, lanes,
-                                     sa)
+                                     sa, toff, ncol)
     pos[1] = _encode_lanes_steps_cpu(x, base, mask, precision, out, rcp_b, info_b, lo_b, whole_b, hi_b, end_b, lanes,
-                                     sb)
+                                     sb, toff, ncol)
     ga, gb = (whole_a - lo_a) // lanes, (whole_b - lo_b) // lanes
     run = min(ga, gb)
     ia, ib = lo_a + (ga - run) * lanes, lo_b + (gb - run) * lanes
     if lanes == 16:
-        simd_encode.encode_groups_pair(st, packed_a, packed_b, x, ia, ib, run, base, mask, out, pos, precision, 16)
-        pa = simd_encode.encode_groups(sa, packed_a, x, lo_a, ga - run, base, mask, out, pos[0], precision, 16)
-        pb = simd_encode.encode_groups(sb, packed_b, x, lo_b, gb - run, base, mask, out, pos[1], precision, 16)
+        simd_encode.encode_groups_pair(st, packed_a, packed_b, x, ia, ib, run, base, mask, out, pos, precision, 16,
+                                       toff, ncol)
+        pa = simd_encode.encode_groups(sa, packed_a, x, lo_a, ga - run, base, mask, out, pos[0], precision, 16,
+                                            toff, ncol)
+        pb = simd_encode.encode_groups(sb, packed_b, x, lo_b, gb - run, base, mask, out, pos[1], precision, 16,
+                                            toff, ncol)
     elif lanes == 32:
-        simd_encode.encode_groups_pair(st, packed_a, packed_b, x, ia, ib, run, base, mask, out, pos, precision, 32)
-        pa = simd_encode.encode_groups(sa, packed_a, x, lo_a, ga - run, base, mask, out, pos[0], precision, 32)
-        pb = simd_encode.encode_groups(sb, packed_b, x, lo_b, gb - run, base, mask, out, pos[1], precision, 32)
+        simd_encode.encode_groups_pair(st, packed_a, packed_b, x, ia, ib, run, base, mask, out, pos, precision, 32,
+                                       toff, ncol)
+        pa = simd_encode.encode_groups(sa, packed_a, x, lo_a, ga - run, base, mask, out, pos[0], precision, 32,
+                                            toff, ncol)
+        pb = simd_encode.encode_groups(sb, packed_b, x, lo_b, gb - run, base, mask, out, pos[1], precision, 32,
+                                            toff, ncol)
     else:  # 64, the only lane count left
-        simd_encode.encode_groups_pair(st, packed_a, packed_b, x, ia, ib, run, base, mask, out, pos, precision, 64)
-        pa = simd_encode.encode_groups(sa, packed_a, x, lo_a, ga - run, base, mask, out, pos[0], precision, 64)
-        pb = simd_encode.encode_groups(sb, packed_b, x, lo_b, gb - run, base, mask, out, pos[1], precision, 64)
+        simd_encode.encode_groups_pair(st, packed_a, packed_b, x, ia, ib, run, base, mask, out, pos, precision, 64,
+                                       toff, ncol)
+        pa = simd_encode.encode_groups(sa, packed_a, x, lo_a, ga - run, base, mask, out, pos[0], precision, 64,
+                                            toff, ncol)
+        pb = simd_encode.encode_groups(sb, packed_b, x, lo_b, gb - run, base, mask, out, pos[1], precision, 64,
+                                            toff, ncol)
     nbytes[a] = _finish_lanes_cpu(out, end_a, pa, lanes, sa)
     nbytes[a + 1] = _finish_lanes_cpu(out, end_b, pb, lanes, sb)
     return True
@@ -724,8 +750,9 @@ def _encode_lanes_pair_cpu(x, base, mask, precision, out, rcp_a, info_a, packed_
 
 @numba.njit(parallel=True, cache=True)
 def encode_lanes_cpu(x, starts, ends, table_of, base, mask, rcp, info, packed, precision, lanes, scratch,
-                     scratch_end, nbytes, sums, paired):
-    """Every chunk of the lane mode; with ``paired``, two at a time (``_encode_lanes_pair_cpu``)."""
+                     scratch_end, nbytes, sums, paired, toff, ncol):
+    """Every chunk of the lane mode; with ``paired``, two at a time (``_encode_lanes_pair_cpu``);
+    ``toff``, ``ncol``: None and 1, or the row-order column mode's (``row_offsets``)."""
     n = starts.size
     tasks = (n + 1) // 2 if paired else n
     for j in numba.prange(tasks):
@@ -735,20 +762,21 @@ def encode_lanes_cpu(x, starts, ends, table_of, base, mask, rcp, info, packed, p
             ta, tb = table_of[a], table_of[a + 1]
             if not _encode_lanes_pair_cpu(x, base, mask, precision, scratch, rcp[ta], info[ta], packed[ta], starts[a],
                                           ends[a], scratch_end[a], rcp[tb], info[tb], packed[tb], starts[a + 1],
-                                          ends[a + 1], scratch_end[a + 1], lanes, nbytes, a):
+                                          ends[a + 1], scratch_end[a + 1], lanes, nbytes, a, toff, ncol):
                 nbytes[a] = nbytes[a + 1] = -1
         else:
             t = table_of[a]
             nbytes[a] = _encode_lanes_vec_cpu(x, base, mask, precision, scratch, rcp[t], info[t], packed[t], starts[a],
-                                              ends[a], scratch_end[a], lanes)
+                                              ends[a], scratch_end[a], lanes, toff, ncol)
         for k in range(a, min(a + (2 if paired else 1), n)):
             _hash_lanes_cpu(x, starts[k], ends[k], lanes, hs)
             sums[k] = _fold_lanes_cpu(hs, lanes)
 
 
 @numba.njit(parallel=True, cache=True)
-def decode_lanes_cpu(data, offsets, out, starts, ends, table_of, table, precision, shift, lanes, sums, paired):
-    """Every chunk of the lane mode; with ``paired``, two at a time (``_decode_lanes_pair_cpu``)."""
+def decode_lanes_cpu(data, offsets, out, starts, ends, table_of, table, precision, shift, lanes, sums, paired, toff, ncol):
+    """Every chunk of the lane mode; with ``paired``, two at a time (``_decode_lanes_pair_cpu``);
+    ``toff``, ``ncol``: None and 1, or the row-order column mode's (``row_offsets``)."""
     n = starts.size
     tasks = (n + 1) // 2 if paired else n
     for j in numba.prange(tasks):
@@ -756,10 +784,10 @@ def decode_lanes_cpu(data, offsets, out, starts, ends, table_of, table, precisio
         if paired and a + 1 < n:
             _decode_lanes_pair_cpu(data, out, table[table_of[a]], table[table_of[a + 1]], precision, shift, offsets[a],
                                    offsets[a + 1], starts[a], ends[a], offsets[a + 1], offsets[a + 2], starts[a + 1],
-                                   ends[a + 1], lanes, sums, a)
+                                   ends[a + 1], lanes, sums, a, toff, ncol)
         else:
             sums[a] = _decode_lanes_cpu(data, out, table[table_of[a]], precision, shift, offsets[a], offsets[a + 1],
-                                        starts[a], ends[a], lanes)
+                                        starts[a], ends[a], lanes, toff, ncol)
 
 
 cuda = None
@@ -822,26 +850,26 @@ def _cuda_kernels():
 
     @cuda.jit
     def encode_lanes_kernel(x, starts, ends, table_of, base, mask, rcp, info, precision, lanes, scratch, scratch_end,
-                            nbytes, sums):
+                            nbytes, sums, toff, ncol):
         k = cuda.grid(1)  # one thread per chunk
         if k < starts.size:
             st = cuda.local.array(64, numba.int64)
             hs = cuda.local.array(64, numba.uint32)
             t = table_of[k]
             nbytes[k] = encode_lanes_dev(x, base, mask, precision, scratch, rcp[t], info[t], starts[k], ends[k],
-                                         scratch_end[k], lanes, st)
+                                         scratch_end[k], lanes, st, toff, ncol)
             hash_lanes_dev(x, starts[k], ends[k], lanes, hs)
             sums[k] = fold_lanes_dev(hs, lanes)
 
     @cuda.jit
-    def decode_lanes_kernel(data, offsets, out, starts, ends, table_of, table, precision, shift, lanes, sums):
+    def decode_lanes_kernel(data, offsets, out, starts, ends, table_of, table, precision, shift, lanes, sums, toff, ncol):
         k = cuda.grid(1)  # one thread per chunk, one symbol at a time
         if k < starts.size:
             st = cuda.local.array(64, numba.uint32)
             hs = cuda.local.array(64, numba.uint32)
             p = start_lanes_dev(data, offsets[k], offsets[k + 1], lanes, st, hs)
             if p < 0 or decode_lanes_tail_dev(data, out, table[table_of[k]], precision, shift, p, offsets[k + 1],
-                                              starts[k], starts[k], ends[k], lanes, st, hs):
+                                              starts[k], starts[k], ends[k], lanes, st, hs, toff, ncol):
                 sums[k] = -1
             else:
                 sums[k] = fold_lanes_dev(hs, lanes)
@@ -849,12 +877,40 @@ def _cuda_kernels():
     return encode, decode, encode_lanes_kernel, decode_lanes_kernel
 
 
-def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision, lanes=2):
+def row_offsets(classes, stride, lanes):
+    """The row-order column mode's table offsets: ``classes[m % C] * stride`` (uint32) for ``m`` in
+    ``[0, C + lanes)``, ``C = len(classes)``: symbol ``i`` of codes laid out in rows of ``C``
+    columns uses the table of its column's class, whose entries start at ``toff[i % C]`` in all the
+    tables laid one after the other (``stride`` entries each). The entries past ``C`` repeat the
+    first ones, so that a vector of 16 offsets from any column up to ``lanes`` later reads no
+    wrap."""
+    classes = np.asarray(classes, np.int64)
+    m = np.arange(classes.size + max(int(lanes), 16)) % classes.size
+    return (classes[m] * int(stride)).astype(np.uint32)
+
+
+def _one_table(tables, columns, lanes, stride):
+    """``tables`` for the kernels and (toff, ncol): as they are with None and 1 where ``columns`` is
+    None; else (row-order column mode) every table laid one after the other in one row, and the
+    offsets of ``row_offsets`` (table ``columns[c]`` for column ``c``)."""
+    if columns is None:
+        return tables, None, 1
+    return tuple(t.reshape(1, -1) for t in tables), row_offsets(columns, stride, lanes), len(columns)
+
+
+def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision, lanes=2, columns=None):
     """Encode every chunk with ``lanes`` state chains (``LANES``); returns (concatenated streams
-    uint8, bytes per chunk, checksums)."""
+    uint8, bytes per chunk, checksums). ``columns``: None (each chunk with its table ``table_of``),
+    or the table of each column (the row-order column mode, lane mode only: ``x`` in rows of
+    ``len(columns)`` codes, each code with its column's table; ``table_of`` is then ignored)."""
     if lanes not in LANES:
         raise ValueError(f"lanes is {lanes}; allowed: {', '.join(map(str, LANES))}")
+    if columns is not None and lanes == 2:
+        raise ValueError("the row-order column mode needs the lane mode (lanes 16, 32 or 64)")
     rcp, info = encoder_tables(freq, cum, precision)
+    (rcp, info), toff, ncol = _one_table((rcp, info), columns, lanes, freq.shape[1])
+    if columns is not None:
+        table_of = np.zeros(starts.size, np.int64)
     cap = 2 * (ends - starts) + 4 * lanes
     scratch_end = np.cumsum(cap)
     scratch = np.empty(int(scratch_end[-1]) if cap.size else 0, np.uint8)  # only the written tails are read
@@ -865,7 +921,7 @@ def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision, 
     elif device == "cpu":
         packed = info.astype(np.uint32)  # cum | (2**R - freq) << 16: the vector encoder's table
         encode_lanes_cpu(x, starts, ends, table_of, base, mask, rcp, info, packed, precision, lanes, scratch,
-                         scratch_end, nbytes, sums, _paired(starts.size))
+                         scratch_end, nbytes, sums, _paired(starts.size), toff, ncol)
     else:
         kernels = _cuda_kernels()
         d = to_device(x, starts, ends, table_of, rcp, info, scratch, scratch_end, nbytes, sums)
@@ -873,8 +929,9 @@ def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision, 
             launch(kernels[0], (starts.size + 1) // 2, d[0], d[1], d[2], d[3], base, mask, d[4], d[5], precision,
                    d[6], d[7], d[8], d[9])
         else:
+            toff = to_device(row_offsets(np.zeros(1, np.int64), 0, lanes) if toff is None else toff)[0]
             launch(kernels[2], starts.size, d[0], d[1], d[2], d[3], base, mask, d[4], d[5], precision, lanes,
-                   d[6], d[7], d[8], d[9])
+                   d[6], d[7], d[8], d[9], toff, ncol)
         scratch, nbytes, sums = d[6].copy_to_host(), d[8].copy_to_host(), d[9].copy_to_host()
     offsets = np.zeros(starts.size + 1, np.int64)
     np.cumsum(nbytes, out=offsets[1:])
@@ -898,28 +955,37 @@ def lookup_tables(freq, precision, base, mask, dtype, lanes):
     return (lane_entries(freq, precision, base, mask, np.dtype(dtype).itemsize),)
 
 
-def decode(device, data, offsets, out, starts, ends, table_of, base, mask, freq, precision, lanes=2, tables=None):
+def decode(device, data, offsets, out, starts, ends, table_of, base, mask, freq, precision, lanes=2, tables=None,
+           columns=None):
     """Decode every chunk into ``out`` with the frequencies ``freq`` ``[tables, K]`` (each row summing
     to ``2**precision``) and ``lanes`` state chains; returns the per-chunk checksums (-1 marks a
-    damaged chunk). ``tables``: ``lookup_tables`` of these arguments, built before (else built here)."""
+    damaged chunk). ``tables``: ``lookup_tables`` of these arguments, built before (else built here).
+    ``columns``: as for ``encode`` (each value below ``freq.shape[0]``, checked by the caller)."""
     if lanes not in LANES:
         raise ValueError(f"lanes is {lanes}; allowed: {', '.join(map(str, LANES))}")
+    if columns is not None and lanes == 2:
+        raise ValueError("the row-order column mode needs the lane mode (lanes 16, 32 or 64)")
     sums = np.zeros(starts.size, np.int64)
     if tables is None:
         tables = lookup_tables(freq, precision, base, mask, out.dtype, lanes)
+    tables, toff, ncol = _one_table(tables, columns, lanes, 1 << precision)
+    if columns is not None:
+        table_of = np.zeros(starts.size, np.int64)
     shift = lane_shift(precision, out.itemsize)
     if device == "cpu" and lanes == 2:
         decode_cpu(data, offsets, out, starts, ends, table_of, *tables, precision, sums)
         return sums
     if device == "cpu":
         decode_lanes_cpu(data, offsets, out, starts, ends, table_of, tables[0], precision, shift, lanes, sums,
-                         _paired(starts.size))
+                         _paired(starts.size), toff, ncol)
         return sums
     kernels = _cuda_kernels()
     d = to_device(data, offsets, out, starts, ends, table_of, sums, *tables)
     if lanes == 2:
         launch(kernels[1], (starts.size + 1) // 2, d[0], d[1], d[2], d[3], d[4], d[5], d[7], d[8], precision, d[6])
     else:
-        launch(kernels[3], starts.size, d[0], d[1], d[2], d[3], d[4], d[5], d[7], precision, shift, lanes, d[6])
+        toff = to_device(row_offsets(np.zeros(1, np.int64), 0, lanes) if toff is None else toff)[0]
+        launch(kernels[3], starts.size, d[0], d[1], d[2], d[3], d[4], d[5], d[7], precision, shift, lanes, d[6], toff,
+               ncol)
     out[...] = d[2].copy_to_host()
     return d[6].copy_to_host()

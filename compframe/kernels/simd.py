@@ -135,10 +135,30 @@ def _gather(builder, table, index, wide):
                              ir.Constant(vt, ir.Undefined)])
 
 
-def _emit_groups(context, builder, count, chunks, wide, vectors, r64, s64, out_type):
+def _column_step(builder, col, step, ncol, down=False):
+    """The column ``lanes`` symbols after (``down``: before) column ``col`` of ``ncol`` (i64 values;
+    ``step = lanes % ncol``): one add and a select, no division in the loop."""
+    if down:
+        c = builder.sub(col, step)
+        return builder.select(builder.icmp_signed("<", c, ir.Constant(_I64, 0)), builder.add(c, ncol), c)
+    c = builder.add(col, step)
+    return builder.select(builder.icmp_signed(">=", c, ncol), builder.sub(c, ncol), c)
+
+
+def _column_offsets(builder, toff, col, k):
+    """The 16 table offsets ``toff[col + 16 k:][:16]`` (``<16 x i32>``) of the row-order column mode:
+    the tables of 16 consecutive symbols whose first is in column ``col`` (``toff`` repeats its
+    first ``lanes`` entries past ``ncol``, so that no vector wraps)."""
+    at = builder.gep(toff, [builder.add(col, ir.Constant(_I64, W * k))])
+    return builder.load(builder.bitcast(at, ir.VectorType(_I32, W).as_pointer()), align=4)
+
+
+def _emit_groups(context, builder, count, chunks, wide, vectors, r64, s64, out_type, cols=None):
     """The loop of ``count`` groups of ``16 * vectors`` symbols over each chunk of ``chunks``, a list
     of (states ``i32*``, checksums ``i32*``, table pointer, output pointer, first symbol, word bytes
     ``i8*``, first word): the chunks' steps in one loop body, so that their gathers overlap.
+    ``cols``: None (a table per chunk), or (offsets ``i32*``, ``ncol`` i64) of the row-order column
+    mode, the table of each symbol at ``offsets[symbol index % ncol]`` (``ans.row_offsets``).
     Returns each chunk's word position after the loop."""
     vt, mt, wt = ir.VectorType(_I32, W), ir.VectorType(_I1, W), ir.VectorType(_I16, W)
     st = ir.VectorType(out_type, W)
@@ -156,14 +176,24 @@ def _emit_groups(context, builder, count, chunks, wide, vectors, r64, s64, out_t
              for base in (chunk[0], chunk[1]) for k in range(vectors)] for chunk in chunks]
     first = [[builder.load(ptr, align=4) for ptr in row] for row in ptrs]
     width = 1 + 2 * vectors  # per chunk: its word position, states, checksums (in registers)
-    loop = Loop(builder, "groups", [ir.Constant(_I64, 0)] + [v for chunk, row in zip(chunks, first)
-                                                            for v in [chunk[6]] + row])
+    initial = [ir.Constant(_I64, 0)] + [v for chunk, row in zip(chunks, first) for v in [chunk[6]] + row]
+    if cols is not None:  # each chunk's column of its next group's first symbol
+        toff, ncol = cols
+        step = builder.urem(ir.Constant(_I64, W * vectors), ncol)
+        initial += [builder.urem(chunk[4], ncol) for chunk in chunks]
+    loop = Loop(builder, "groups", initial)
     g = loop.values[0]
-    pgs = loop.values[1::width]
+    pgs = loop.values[1:1 + width * len(chunks):width]
     states = [loop.values[2 + width * n:1 + width * (n + 1)] for n in range(len(chunks))]
+    at_col = loop.values[1 + width * len(chunks):]
     loop.enter(builder.icmp_signed("<", g, count))
-    entries = [[_gather(builder, chunk[2], builder.and_(state, mv), wide) for state in phis[:vectors]]
-               for chunk, phis in zip(chunks, states)]  # every gather first
+
+    def index(n, k, state):
+        slot = builder.and_(state, mv)
+        return slot if cols is None else builder.add(slot, _column_offsets(builder, toff, at_col[n], k))
+
+    entries = [[_gather(builder, chunk[2], index(n, k, state), wide) for k, state in enumerate(phis[:vectors])]
+               for n, (chunk, phis) in enumerate(zip(chunks, states))]  # every gather first
     following = []
     for chunk, pg, phis, gathered in zip(chunks, pgs, states, entries):
         at = builder.add(chunk[4], builder.mul(g, ir.Constant(_I64, W * vectors)))
@@ -185,6 +215,8 @@ def _emit_groups(context, builder, count, chunks, wide, vectors, r64, s64, out_t
             taken = builder.zext(builder.call(popcount, [builder.bitcast(low, ir.IntType(W))]), _I64)
             pnext = builder.add(pnext, builder.add(taken, taken))
         following += [pnext] + updated + hashed
+    if cols is not None:
+        following += [_column_step(builder, c, step, ncol) for c in at_col]
     loop.repeat([builder.add(g, ir.Constant(_I64, 1))] + following)
     for row, phis in zip(ptrs, states):
         for ptr, state in zip(row, phis):
@@ -192,50 +224,65 @@ def _emit_groups(context, builder, count, chunks, wide, vectors, r64, s64, out_t
     return pgs
 
 
-def _check_lanes(lanes, arrays, tables):
-    """The vector width ``lanes`` holds (a literal multiple of 16), or None if the arguments do not fit."""
+def _check_lanes(lanes, arrays, tables, toff=None):
+    """The vector width ``lanes`` holds (a literal multiple of 16), or None if the arguments do not
+    fit (``toff``: None, or a C-contiguous uint32 array)."""
     if not isinstance(lanes, types.IntegerLiteral):
         raise numba.core.errors.RequireLiteralValue("lanes must be a compile-time constant")
     if any(a.dtype != types.uint32 for a in arrays) or len({t.dtype for t in tables}) != 1 \
             or tables[0].dtype not in (types.uint32, types.uint64) or lanes.literal_value % W:
         return None
+    if not (toff is None or isinstance(toff, types.NoneType)
+            or (isinstance(toff, types.Array) and toff.dtype == types.uint32 and toff.layout == "C")):
+        return None
     return lanes.literal_value // W
 
 
+def column_args(context, builder, toff, ncol, args):
+    """The ``cols`` of ``_emit_groups`` from an intrinsic's ``toff`` and ``ncol`` types and their
+    values ``args``: None where ``toff`` is None."""
+    if toff is None or isinstance(toff, types.NoneType):
+        return None
+    return context.make_array(toff)(context, builder, args[0]).data, context.cast(builder, args[1], ncol, types.int64)
+
+
 @intrinsic
-def decode_groups(typingctx, x, hashes, table, out, i, groups, data, p, precision, shift, lanes):
+def decode_groups(typingctx, x, hashes, table, out, i, groups, data, p, precision, shift, lanes, toff, ncol):
     """Decode ``groups`` groups of ``lanes`` symbols (a literal multiple of 16) into ``out[i:]`` from
     the words at ``data[p:]``, updating the states ``x[:lanes]`` and the lanes' checksums
     ``hashes[:lanes]`` (uint32, ``ans.hash_lanes``'s step); returns the new ``p``. ``table`` holds
-    uint32 or uint64 entries ``(freq - 1) | (slot - cum) << shift | sym << 2 shift``."""
-    vectors = _check_lanes(lanes, (x, hashes), (table,))
+    uint32 or uint64 entries ``(freq - 1) | (slot - cum) << shift | sym << 2 shift``. ``toff``:
+    None, or the row-order column mode's table offsets (uint32, ``ans.row_offsets``, at least
+    ``ncol + lanes - 1`` entries): symbol ``i`` looks up ``table[toff[i % ncol] + slot]``."""
+    vectors = _check_lanes(lanes, (x, hashes), (table,), toff)
     if vectors is None:
         return None
-    sig = types.int64(x, hashes, table, out, i, groups, data, p, precision, shift, lanes)
+    sig = types.int64(x, hashes, table, out, i, groups, data, p, precision, shift, lanes, toff, ncol)
 
     def codegen(context, builder, signature, args):
         xa, ha, ta, oa, da = (context.make_array(t)(context, builder, a)
                               for t, a in zip((x, hashes, table, out, data), (args[0], args[1], args[2], args[3], args[6])))
         chunk = (xa.data, ha.data, ta.data, oa.data, args[4], da.data, args[7])
         (pg,) = _emit_groups(context, builder, args[5], [chunk], table.dtype == types.uint64, vectors, args[8], args[9],
-                             context.get_data_type(out.dtype))
+                             context.get_data_type(out.dtype), column_args(context, builder, toff, ncol, args[11:13]))
         return pg
 
     return sig, codegen
 
 
 @intrinsic
-def decode_groups_pair(typingctx, x, hashes, table_a, table_b, out, ia, ib, groups, data, pos, precision, shift, lanes):
+def decode_groups_pair(typingctx, x, hashes, table_a, table_b, out, ia, ib, groups, data, pos, precision, shift, lanes,
+                       toff, ncol):
     """``decode_groups`` on two chunks at once (their steps interleaved: twice the independent
     gathers in flight): chunk a with the states ``x[:lanes]``, checksums ``hashes[:lanes]``,
     ``table_a``, symbols to ``out[ia:]`` and words from ``data[pos[0]:]``; chunk b with
     ``x[lanes:2 lanes]``, ``hashes[lanes:2 lanes]``, ``table_b``, ``out[ib:]`` and ``data[pos[1]:]``.
     ``groups`` groups of each; the new word positions are written to ``pos`` (int64[2]). The
-    caller guarantees the bounds of both, as for ``decode_groups``."""
-    vectors = _check_lanes(lanes, (x, hashes), (table_a, table_b))
+    caller guarantees the bounds of both, as for ``decode_groups`` (``toff``, ``ncol``: as there)."""
+    vectors = _check_lanes(lanes, (x, hashes), (table_a, table_b), toff)
     if vectors is None or pos.dtype != types.int64:
         return None
-    sig = types.none(x, hashes, table_a, table_b, out, ia, ib, groups, data, pos, precision, shift, lanes)
+    sig = types.none(x, hashes, table_a, table_b, out, ia, ib, groups, data, pos, precision, shift, lanes, toff, ncol)
 
     def codegen(context, builder, signature, args):
         xa, ha, ta, tb, oa, da, pa = (context.make_array(t)(context, builder, a) for t, a in zip(
@@ -246,7 +293,7 @@ def decode_groups_pair(typingctx, x, hashes, table_a, table_b, out, ia, ib, grou
                   (builder.gep(xa.data, [half]), builder.gep(ha.data, [half]), tb.data, oa.data, args[6], da.data,
                    builder.load(at[1]))]
         ends = _emit_groups(context, builder, args[7], chunks, table_a.dtype == types.uint64, vectors, args[10],
-                            args[11], context.get_data_type(out.dtype))
+                            args[11], context.get_data_type(out.dtype), column_args(context, builder, toff, ncol, args[13:15]))
         for ptr, value in zip(at, ends):
             builder.store(value, ptr)
         return context.get_dummy_value()

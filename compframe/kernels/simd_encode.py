@@ -49,7 +49,8 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from .simd import W, Loop, _function, _gather, _splat, avx512, target_features
+from .simd import W, Loop, _check_lanes, _column_offsets, _column_step, _function, _gather, _splat, avx512, \
+    column_args, target_features
 
 _I1, _I16, _I32, _I64 = ir.IntType(1), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 
@@ -115,11 +116,13 @@ def _lookup_bytes(builder, regs, idx):
     return builder.select(builder.icmp_signed("<", idx, ir.Constant(bt, None)), high, low)
 
 
-def _emit_encode(context, builder, count, chunks, vectors, base, mask, precision, xtype, planes=None):
+def _emit_encode(context, builder, count, chunks, vectors, base, mask, precision, xtype, planes=None, cols=None):
     """The loop of ``count`` groups of ``16 * vectors`` symbols, last group first, over each chunk of
     ``chunks``, a list of (states ``i32*``, table pointer, symbols pointer, first symbol, output
     pointer, word position): the chunks' steps in one loop body, so that their gathers and
-    divisions overlap. Returns each chunk's word position after the loop."""
+    divisions overlap. ``cols``: None, or (offsets ``i32*``, ``ncol`` i64) of the row-order column
+    mode (the table entry of code ``c`` at symbol index ``i``: ``offsets[i % ncol] + c``; as
+    ``simd._emit_groups``). Returns each chunk's word position after the loop."""
     vt, wt = ir.VectorType(_I32, W), ir.VectorType(_I16, W)
     dt = ir.VectorType(ir.DoubleType(), W)
     xt = ir.VectorType(xtype, W)
@@ -134,13 +137,23 @@ def _emit_encode(context, builder, count, chunks, vectors, base, mask, precision
     sptrs = [[builder.bitcast(builder.gep(c[0], [ir.Constant(_I64, W * k)]), vt.as_pointer()) for k in range(vectors)]
              for c in chunks]
     first = [[builder.load(ptr, align=4) for ptr in row] for row in sptrs]
-    loop = Loop(builder, "groups", [count] + [c[5] for c in chunks] + [v for row in first for v in row])
+    initial = [count] + [c[5] for c in chunks] + [v for row in first for v in row]
+    if cols is not None:  # each chunk's column just past the groups: the loop steps it down first
+        toff, ncol = cols
+        step = builder.urem(ir.Constant(_I64, W * vectors), ncol)
+        initial += [builder.urem(builder.add(c[3], builder.mul(count, ir.Constant(_I64, W * vectors))), ncol)
+                    for c in chunks]
+    loop = Loop(builder, "groups", initial)
     g, pgs = loop.values[0], loop.values[1:1 + len(chunks)]
     phis = [loop.values[1 + len(chunks) + vectors * n:1 + len(chunks) + vectors * (n + 1)]
             for n in range(len(chunks))]  # the states stay in registers
     loop.enter(builder.icmp_signed(">", g, ir.Constant(_I64, 0)))
     gm = builder.sub(g, ir.Constant(_I64, 1))
     ats = [builder.add(c[3], builder.mul(gm, ir.Constant(_I64, W * vectors))) for c in chunks]
+    at_col = []
+    if cols is not None:
+        at_col = [_column_step(builder, c, step, ncol, down=True)
+                  for c in loop.values[1 + len(chunks) + vectors * len(chunks):]]
     pnext = list(pgs)
     updated = [list(row) for row in phis]
     entries = None
@@ -180,6 +193,8 @@ def _emit_encode(context, builder, count, chunks, vectors, base, mask, precision
                 src = builder.bitcast(builder.gep(c[2], [builder.add(ats[n], ir.Constant(_I64, W * k))]),
                                       xt.as_pointer())
                 code = builder.and_(builder.sub(builder.zext(builder.load(src, align=1), vt), basev), maskv)
+                if cols is not None:
+                    code = builder.add(code, _column_offsets(builder, toff, at_col[n], k))
                 e = _gather(builder, c[1], code, False)
             rest = builder.lshr(e, sixteen)  # 2**R - freq
             freq = builder.sub(onev, rest)
@@ -192,19 +207,20 @@ def _emit_encode(context, builder, count, chunks, vectors, base, mask, precision
             q = builder.fptoui(builder.fdiv(builder.fadd(builder.uitofp(state, dt), half), builder.uitofp(freq, dt)),
                                vt)
             updated[n][k] = builder.add(builder.add(state, builder.and_(e, low16)), builder.mul(q, rest))
-    loop.repeat([gm] + pnext + [v for row in updated for v in row])
+    loop.repeat([gm] + pnext + [v for row in updated for v in row] + at_col)
     for row, values in zip(sptrs, phis):
         for ptr, state in zip(row, values):
             builder.store(state, ptr, align=4)
     return pgs
 
 
-def _emit_dispatch(context, builder, count, chunks, sizes, vectors, base, mask, precision, xtype):
+def _emit_dispatch(context, builder, count, chunks, sizes, vectors, base, mask, precision, xtype, cols=None):
     """``_emit_encode`` with the table entries from byte planes in registers when the masked codes
     index at most 256 entries and the CPU has AVX-512 VBMI (``sizes``: the tables' entry counts),
-    else with gathers. Returns each chunk's word position after the loop."""
-    if not vbmi() or len(chunks) * vectors < 2:  # one vector of 16 lanes: the gather is as fast (latency bound)
-        return _emit_encode(context, builder, count, chunks, vectors, base, mask, precision, xtype)
+    else with gathers (always with ``cols``: the row-order column mode's several tables). Returns
+    each chunk's word position after the loop."""
+    if cols is not None or not vbmi() or len(chunks) * vectors < 2:  # one vector of 16 lanes: the gather is as fast
+        return _emit_encode(context, builder, count, chunks, vectors, base, mask, precision, xtype, cols=cols)
     small = builder.icmp_unsigned("<", mask, ir.Constant(_I64, 256))
     with builder.if_else(small) as (then, otherwise):
         with then:
@@ -227,7 +243,7 @@ def _emit_dispatch(context, builder, count, chunks, sizes, vectors, base, mask, 
     return ends
 
 
-def _check_encode(states, tables, x, out, lanes):
+def _check_encode(states, tables, x, out, lanes, toff):
     """The vectors of 16 lanes ``lanes`` holds, or None if the arguments do not fit the encoder."""
     if not isinstance(lanes, types.IntegerLiteral):
         raise numba.core.errors.RequireLiteralValue("lanes must be a compile-time constant")
@@ -235,41 +251,45 @@ def _check_encode(states, tables, x, out, lanes):
             or x.dtype not in (types.uint8, types.uint16) or out.dtype != types.uint8 or x.layout != "C" \
             or lanes.literal_value % W:
         return None
-    return lanes.literal_value // W
+    return _check_lanes(lanes, (states,), tables, toff)
 
 
 @intrinsic
-def encode_groups(typingctx, states, table, x, i, groups, base, mask, out, p, precision, lanes):
+def encode_groups(typingctx, states, table, x, i, groups, base, mask, out, p, precision, lanes, toff, ncol):
     """Encode the ``groups`` groups of ``lanes`` symbols (a literal multiple of 16) at ``x[i:]``,
     last group first, with the states ``states[:lanes]`` (uint32, updated), writing their words
-    below ``out[p]``; returns the new ``p``. ``table`` (uint32, per symbol): ``cum | (2**R - freq) << 16``."""
-    vectors = _check_encode(states, (table,), x, out, lanes)
+    below ``out[p]``; returns the new ``p``. ``table`` (uint32, per symbol): ``cum | (2**R - freq) << 16``.
+    ``toff``: None, or the row-order column mode's table offsets (uint32, ``ans.row_offsets``, at
+    least ``ncol + lanes - 1`` entries): the code ``c`` of symbol ``i`` takes ``table[toff[i % ncol] + c]``."""
+    vectors = _check_encode(states, (table,), x, out, lanes, toff)
     if vectors is None:
         return None
-    sig = types.int64(states, table, x, i, groups, base, mask, out, p, precision, lanes)
+    sig = types.int64(states, table, x, i, groups, base, mask, out, p, precision, lanes, toff, ncol)
 
     def codegen(context, builder, signature, args):
         sa, ta, xa, oa = (context.make_array(t)(context, builder, a)
                           for t, a in zip((states, table, x, out), (args[0], args[1], args[2], args[7])))
         (pg,) = _emit_dispatch(context, builder, args[4], [(sa.data, ta.data, xa.data, args[3], oa.data, args[8])],
-                               [ta.nitems], vectors, args[5], args[6], args[9], context.get_data_type(x.dtype))
+                               [ta.nitems], vectors, args[5], args[6], args[9], context.get_data_type(x.dtype),
+                               column_args(context, builder, toff, ncol, args[11:13]))
         return pg
 
     return sig, codegen
 
 
 @intrinsic
-def encode_groups_pair(typingctx, states, table_a, table_b, x, ia, ib, groups, base, mask, out, pos, precision, lanes):
+def encode_groups_pair(typingctx, states, table_a, table_b, x, ia, ib, groups, base, mask, out, pos, precision, lanes,
+                       toff, ncol):
     """``encode_groups`` on two chunks at once (their steps interleaved: two chains of gathers and
     divisions in flight): chunk a with the states ``states[:lanes]``, ``table_a``, the groups at
     ``x[ia:]`` and words below ``out[pos[0]]``; chunk b with ``states[lanes:2 lanes]``, ``table_b``,
     ``x[ib:]`` and ``out[pos[1]]``. ``groups`` groups of each; the new word positions are written
     to ``pos`` (int64[2]). The bytes of each chunk are those ``encode_groups`` writes; the caller
-    guarantees the bounds of both."""
-    vectors = _check_encode(states, (table_a, table_b), x, out, lanes)
+    guarantees the bounds of both (``toff``, ``ncol``: as there)."""
+    vectors = _check_encode(states, (table_a, table_b), x, out, lanes, toff)
     if vectors is None or pos.dtype != types.int64:
         return None
-    sig = types.none(states, table_a, table_b, x, ia, ib, groups, base, mask, out, pos, precision, lanes)
+    sig = types.none(states, table_a, table_b, x, ia, ib, groups, base, mask, out, pos, precision, lanes, toff, ncol)
 
     def codegen(context, builder, signature, args):
         sa, ta, tb, xa, oa, pa = (context.make_array(t)(context, builder, a) for t, a in zip(
@@ -279,7 +299,7 @@ def encode_groups_pair(typingctx, states, table_a, table_b, x, ia, ib, groups, b
                   (builder.gep(sa.data, [ir.Constant(_I64, lanes.literal_value)]), tb.data, xa.data, args[5], oa.data,
                    builder.load(at[1]))]
         ends = _emit_dispatch(context, builder, args[6], chunks, [ta.nitems, tb.nitems], vectors, args[7], args[8],
-                              args[11], context.get_data_type(x.dtype))
+                              args[11], context.get_data_type(x.dtype), column_args(context, builder, toff, ncol, args[13:15]))
         for ptr, value in zip(at, ends):
             builder.store(value, ptr)
         return context.get_dummy_value()

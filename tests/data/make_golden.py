@@ -3,7 +3,8 @@
     python tests/data/make_golden.py            # all of them (a new format version)
     python tests/data/make_golden.py options    # only golden_options_* (added with format version 1)
     python tests/data/make_golden.py classes    # only the context=classes streams (stream mode 5)
-    python tests/data/make_golden.py lanes      # only ans's lane-mode streams (lanes 16, 32, 64)
+    python tests/data/make_golden.py lanes      # only ans's lane-mode streams (lanes 16, 64)
+    python tests/data/make_golden.py rows       # only ans's row-order column tables (stream mode 6)
     python tests/data/make_golden.py chain      # only the chain encoder's streams (golden_chain_*)
     python tests/data/make_golden.py interp_chain   # only golden_interp_chain*.cfrm (interp + chain frames)
 
@@ -48,6 +49,7 @@ def main() -> None:
     write_streams(np.random.default_rng(2025))
     write_class_streams(np.random.default_rng(2027))
     write_lane_streams(np.random.default_rng(2028))
+    write_row_streams(np.random.default_rng(2030))
     write_chain_streams(np.random.default_rng(2029))
     write_option_frames()
     write_interp_chain_frames()
@@ -133,16 +135,31 @@ def write_class_streams(rng) -> None:
 
 
 def write_lane_streams(rng) -> None:
-    """The streams of ``ans``'s lane mode (the ``lanes`` option, added after the others): one table,
-    a table per column with 64-bit decoding entries (int16), and a table per block; chunks long
-    enough for the vector decoder's runs, with tails shorter than a group."""
+    """The streams of ``ans``'s lane mode (the ``lanes`` option, added after the others): one table
+    and a table per block; chunks long enough for the vector decoder's runs, with tails shorter
+    than a group. ``golden_stream_ans_lanes32_columns`` (a table per column, mode 2, 64-bit decoding
+    entries) was written here too, until ``ans`` wrote such fields in mode 6 (``write_row_streams``):
+    it is kept as written, a stream today's encoder no longer makes but must still decode."""
     drift = np.rint(rng.laplace(0, 1, 2100) * np.repeat([1.0, 30.0], 1050)).clip(-127, 127).astype(np.int8)
+    lanes16 = np.rint(rng.laplace(0, 4, 1503)).astype(np.int8)
+    rng.laplace(0, 1, (700, 3))  # the columns case's draws: the next case's codes stay those committed
     cases = {
-        "ans_lanes16": ("ans", {"chunk": 500, "lanes": 16}, np.rint(rng.laplace(0, 4, 1503)).astype(np.int8)),
-        "ans_lanes32_columns": ("ans", {"chunk": 300, "lanes": 32, "context": "column", "precision": 12},
-                                (rng.laplace(0, 1, (700, 3)) * [0.3, 20, 300] + [0, 500, -900]).round()
-                                .astype(np.int16)),
+        "ans_lanes16": ("ans", {"chunk": 500, "lanes": 16}, lanes16),
         "ans_lanes64_blocks": ("ans", {"chunk": 256, "lanes": 64, "block": 1024, "precision": 12}, drift),
+    }
+    save_streams(cases)
+
+
+def write_row_streams(rng) -> None:
+    """``ans``'s mode 6 (codes in rows, each with its column's table): class tables of int8 codes
+    (32-bit decoding entries) whose column count does not divide a group, and a table per column of
+    int16 codes (64-bit entries) with 16 lanes; chunks that end mid-row, tails shorter than a group."""
+    classes = np.rint(rng.laplace(0, 1, (600, 11)) * np.tile([0.5, 2.0, 9.0, 40.0], 3)[:11]).clip(-127, 127)
+    columns = (rng.laplace(0, 1, (700, 3)) * [0.3, 20, 300] + [0, 500, -900]).round()
+    cases = {
+        "ans_rows_classes": ("ans", {"chunk": 1000, "lanes": 32, "context": "classes"}, classes.astype(np.int8)),
+        "ans_rows_columns": ("ans", {"chunk": 300, "lanes": 16, "context": "column", "precision": 12},
+                             columns.astype(np.int16)),
     }
     save_streams(cases)
 
@@ -203,6 +220,8 @@ if __name__ == "__main__":
         write_class_streams(np.random.default_rng(2027))
     elif sys.argv[1:] == ["lanes"]:
         write_lane_streams(np.random.default_rng(2028))
+    elif sys.argv[1:] == ["rows"]:
+        write_row_streams(np.random.default_rng(2030))
     elif sys.argv[1:] == ["chain"]:
         write_chain_streams(np.random.default_rng(2029))
     elif sys.argv[1:] == ["interp_chain"]:

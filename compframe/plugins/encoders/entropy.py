@@ -6,7 +6,8 @@ base class's dtype/shape header (all integers little-endian)::
 
     u8  version (1)          u8  mode: 0 empty, 1 constant, 2 coded, 3 rows deduplicated,
                                          4 coded with one table per block of chunks,
-                                         5 coded by column with a table per class of columns
+                                         5 coded by column with a table per class of columns,
+                                         6 coded in rows with a table per class of columns (ans)
     u64 count                (must equal the header's element count)
     mode 1: i64 value, u32 CRC-32 of the dtype string and the bytes above
     mode 2: i32 base         smallest code; symbol = code - base
@@ -39,6 +40,10 @@ base class's dtype/shape header (all integers little-endian)::
             stored one after the other, ordered by class (stably), and each class's run of
             columns cut into chunks of ``chunk`` codes (``class_layout``); the checksum covers
             the column count and the classes too
+    mode 6: as mode 5 (``tables`` 2..min(columns, 256), u32 columns, u8 class[columns], covered by
+            the checksum), but the chunks cut the codes in order, as with one table (chunks of
+            ``chunk`` codes), and code ``i`` uses the table of its column's class,
+            ``class[i % columns]`` (``ans`` in the lane mode only: lanes 16, 32 or 64)
 
 With ``tables == 1`` the chunks cut the flat codes in order; with ``tables == C`` (context=column)
 the codes are taken as ``rows x C`` (the last axis is the column), stored column by column, and
@@ -47,7 +52,12 @@ the codes in order and each run of about ``block`` symbols (whole chunks) has it
 deflate's blocks adapt to statistics that drift along the array. With classes (mode 5) the columns
 are stored one after the other as with a table per column, but grouped by class, one table per
 class of columns of similar statistics, and the chunks run across the columns of a class (long
-chunks, as with one table). The encoder keeps several tables only when they cost less than one
+chunks, as with one table). Mode 6 codes the same tables (a table per class, or per column with
+each column its own class) without moving the codes: the chunks follow the rows, and the lane
+decoder looks each symbol up in its column's table (the table offsets of 16 consecutive columns
+are one vector load), so that neither side transposes the codes and the chunks are those of one
+table; ``ans`` writes it in place of modes 5 and 2-by-column whenever its lane mode is used and
+the table count fits a byte. The encoder keeps several tables only when they cost less than one
 shared table (counting the tables' bytes).
 
 The column count and the rows for ``dedup`` come from the code array's shape, which the base class
@@ -78,7 +88,7 @@ from ...kernels.targets import combine_checksums, cuda_status
 from ...registry import register
 
 VERSION = 1
-EMPTY, CONSTANT, CODED, DEDUP, BLOCKS, CLASSES = 0, 1, 2, 3, 4, 5
+EMPTY, CONSTANT, CODED, DEDUP, BLOCKS, CLASSES, ROW_TABLES = 0, 1, 2, 3, 4, 5, 6
 _HEAD = struct.Struct("<BBQ")
 _DEDUP = struct.Struct("<III")
 _CONST = struct.Struct("<q")
@@ -285,6 +295,8 @@ class ChunkedEntropyCoder(Encoder):
 
     symbol_widths = (1, 2)
     devices = ("cpu", "cuda")
+    reads_row_tables = False
+    """Whether the coder decodes mode 6 (only ``ans`` writes it)."""
 
     def check(self):
         self.require("chunk", low=64, high=1 << 22)
@@ -306,11 +318,18 @@ class ChunkedEntropyCoder(Encoder):
     def _read_model(self, blob, tables: int, alphabet: int, param: int):
         raise NotImplementedError
 
-    def _encode_chunks(self, x, starts, ends, table_of, base, mask, model):
+    def _encode_chunks(self, x, starts, ends, table_of, base, mask, model, columns=None):
+        """Encode the chunks; ``columns``: None, or the table of each column (mode 6, only where
+        ``_rows_mode`` allowed it)."""
         raise NotImplementedError
 
-    def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param):
+    def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param, columns=None):
         raise NotImplementedError
+
+    def _rows_mode(self, model, chunks: int) -> bool:
+        """Whether a stream of ``chunks`` chunks coded with ``model`` can take mode 6 (row order, a
+        table per column's class): only ``ans``'s lane mode can."""
+        return False
 
     # --- shared encode/decode ---
     def _encode(self, flat: np.ndarray, shape: tuple[int, ...]) -> bytes:
@@ -394,17 +413,24 @@ class ChunkedEntropyCoder(Encoder):
             if best is None or cost * slow < best[0]:
                 best = (cost * slow, mode, tables, classes, model)
         _, mode, tables, classes, model = best
-        if mode == CLASSES:
+        row_tables = None
+        if (mode == CLASSES or (mode == CODED and 1 < tables <= 256)) \
+                and self._rows_mode(model, -(-count // self.config.chunk)):
+            row_tables = classes if mode == CLASSES else np.arange(columns, dtype=np.uint8)
+            mode, classes = ROW_TABLES, row_tables
+            x = u
+            starts, ends, table_of = chunk_layout(count, 1, self.config.chunk)
+        elif mode == CLASSES:
             order, starts, ends, table_of = class_layout(classes, count // columns, self.config.chunk)
             x = rows_kernels.columns_first(u.reshape(-1, columns), order).reshape(-1)
         else:
             x = rows_kernels.columns_first(u.reshape(-1, columns)).reshape(-1) if mode == CODED and tables > 1 else u
             starts, ends, table_of = chunk_layout(count, tables, self.config.chunk, mode == BLOCKS)
-        data, sizes, sums = self._encode_chunks(x, starts, ends, table_of, base, mask, model)
+        data, sizes, sums = self._encode_chunks(x, starts, ends, table_of, base, mask, model, row_tables)
         fields = (lo, alphabet, self.config.chunk, tables, model.param, len(model.blob))
         head = _HEAD.pack(VERSION, mode, count) + _CODED.pack(*fields, 0)[:-4]
         tail = sizes.astype("<u4").tobytes() + model.blob
-        if mode == CLASSES:
+        if mode in (CLASSES, ROW_TABLES):
             tail = struct.pack("<I", columns) + classes.tobytes() + tail
         checksum = combine_checksums(sums, flat.dtype.str.encode(), head, tail)
         return b"".join((head, struct.pack("<I", checksum), tail, data))  # the chunks joined without a copy of their own
@@ -519,8 +545,12 @@ class ChunkedEntropyCoder(Encoder):
             version, mode, n = _HEAD.unpack_from(payload, 0)
         except struct.error:
             raise StreamError(f"{name} stream: payload header is truncated") from None
-        if version != VERSION or mode not in (EMPTY, CONSTANT, CODED, DEDUP, BLOCKS, CLASSES) or (nested and mode in (EMPTY, DEDUP)):
+        if version != VERSION or mode not in (EMPTY, CONSTANT, CODED, DEDUP, BLOCKS, CLASSES, ROW_TABLES) \
+                or (nested and mode in (EMPTY, DEDUP)):
             raise StreamError(f"{name} stream: unknown version {version} or mode {mode}" + (" (inner stream)" if nested else ""))
+        if mode == ROW_TABLES and not self.reads_row_tables:
+            raise StreamError(f"{name} stream: mode 6 (codes in rows with a table per class of columns) is written "
+                              "by ans only")
         if n != count:
             raise StreamError(f"{name} stream: payload holds {n} values, header says {count}")
         if mode == DEDUP:
@@ -549,8 +579,8 @@ class ChunkedEntropyCoder(Encoder):
         if not (2 <= alphabet and vmin <= lo and lo + alphabet - 1 <= vmax):
             raise StreamError(f"{name} stream: alphabet [{lo}, {lo + alphabet - 1}] does not fit {dtype}")
         in_blocks = mode == BLOCKS
-        columns, order = tables, None
-        if mode == CLASSES:  # u32 columns, one class byte per column, then the chunk sizes
+        columns, order, row_tables = tables, None, None
+        if mode in (CLASSES, ROW_TABLES):  # u32 columns, one class byte per column, then the chunk sizes
             if pos + 4 > len(payload):
                 raise StreamError(f"{name} stream: payload header is truncated")
             (columns,) = struct.unpack_from("<I", payload, pos)
@@ -564,9 +594,14 @@ class ChunkedEntropyCoder(Encoder):
             pos += columns
             if classes.max() >= tables:
                 raise StreamError(f"{name} stream: a column's class {classes.max()} is not one of the {tables} tables")
-            limits.charge(8 * columns + 3 * 8 * (count // chunk + tables), "the columns' order and chunk layout")
-            order, starts, ends, table_of = class_layout(classes, count // columns, chunk)
-            nchunks = starts.size
+            if mode == ROW_TABLES:  # the chunks of one table
+                row_tables = classes
+                nchunks = -(-count // chunk)
+                limits.charge(4 * (columns + 64), "the columns' table offsets")
+            else:
+                limits.charge(8 * columns + 3 * 8 * (count // chunk + tables), "the columns' order and chunk layout")
+                order, starts, ends, table_of = class_layout(classes, count // columns, chunk)
+                nchunks = starts.size
         elif in_blocks:  # ceil(chunks / tables) chunks to a table, every table used
             nchunks = -(-count // max(chunk, 1))
             if not (chunk >= 1 and 2 <= tables <= nchunks and -(-nchunks // -(-nchunks // tables)) == tables):
@@ -588,10 +623,13 @@ class ChunkedEntropyCoder(Encoder):
         if offsets[-1] != data.size:
             raise StreamError(f"{name} stream: chunks take {offsets[-1]} bytes, {data.size} are present")
         mask = (1 << (8 * dtype.itemsize)) - 1
-        if order is None:
+        if row_tables is not None:
+            starts, ends, table_of = chunk_layout(count, 1, chunk)
+        elif order is None:
             starts, ends, table_of = chunk_layout(count, tables, chunk, in_blocks)
         out = np.empty(count, unsigned(dtype))
-        sums = self._decode_chunks(data, offsets, out, starts, ends, table_of, lo & mask, mask, model_tables, param)
+        sums = self._decode_chunks(data, offsets, out, starts, ends, table_of, lo & mask, mask, model_tables, param,
+                                   row_tables)
         if sums.size and (min(sums.tolist()) if sums.size <= 64 else sums.min()) < 0:  # a list: faster for few
             bad = np.flatnonzero(sums < 0)
             raise StreamError(f"{name} stream: {bad.size} damaged chunk(s), first at index {bad[0]}")
@@ -601,7 +639,7 @@ class ChunkedEntropyCoder(Encoder):
         if order is not None:
             limits.charge(out.nbytes, "the columns put back in rows")
             out = rows_kernels.rows_first(out.reshape(columns, -1), order).reshape(-1)
-        elif tables > 1 and not in_blocks:
+        elif tables > 1 and not in_blocks and row_tables is None:
             limits.charge(out.nbytes, "the columns transposed back to rows")
             out = rows_kernels.rows_first(out.reshape(tables, -1)).reshape(-1)  # 3-10x numpy's strided copy
         return out.view(dtype)
@@ -715,7 +753,7 @@ class Huffman(ChunkedEntropyCoder):
         # the decoding tables hold the symbols shifted by base: built in _decode_chunks
         return _DECODERS.put(key, _ReadModel(lengths, {}))
 
-    def _encode_chunks(self, x, starts, ends, table_of, base, mask, model):
+    def _encode_chunks(self, x, starts, ends, table_of, base, mask, model, columns=None):
         (table,) = model.tables
         return huffman_kernels.encode(self.config.device, x, starts, ends, table_of, base, mask, table, model.param)
 
@@ -729,7 +767,7 @@ class Huffman(ChunkedEntropyCoder):
     at the size the first decode built, so whether a decode fits ``max_bytes`` does not depend on
     what was decoded before it."""
 
-    def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param):
+    def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param, columns=None):
         key = (base, mask, out.size)
         built = tables.decoders.get(key)
         if built is None:  # charged as it is built
@@ -896,18 +934,32 @@ class Ans(ChunkedEntropyCoder):
         # the decoding tables hold the symbols shifted by base, in the codes' width: built in _decode_chunks
         return _ANS_MODELS.put(key, _ReadModel(freq, {}))
 
-    def _encode_chunks(self, x, starts, ends, table_of, base, mask, model):
-        freq, cum = model.tables
-        precision, lanes = self._split_param(model.param)
-        if self.config.lanes == 0:  # the most lanes up to AUTO_LANES whose final states cost little
-            budget = self.AUTO_WASTE * model.bits / 8
-            lanes = max(n for n in ans_kernels.LANES if n <= self.AUTO_LANES and 3 * (n - 2) * starts.size <= budget)
-            model.param = precision | ans_kernels.LANES.index(lanes) << 5  # the header is written after this
-        return ans_kernels.encode(self.config.device, x, starts, ends, table_of, base, mask, freq, cum, precision,
-                                  lanes)
+    reads_row_tables = True
 
-    def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param):
+    def _lanes(self, model, chunks):
+        """The lane count a stream of ``chunks`` chunks coded with ``model`` takes: ``lanes``, or for
+        ``lanes=0`` the most lanes up to ``AUTO_LANES`` whose final states cost little."""
+        if self.config.lanes:
+            return self.config.lanes
+        budget = self.AUTO_WASTE * model.bits / 8
+        return max(n for n in ans_kernels.LANES if n <= self.AUTO_LANES and 3 * (n - 2) * chunks <= budget)
+
+    def _rows_mode(self, model, chunks):
+        return self._lanes(model, chunks) != 2
+
+    def _encode_chunks(self, x, starts, ends, table_of, base, mask, model, columns=None):
+        freq, cum = model.tables
+        precision, _ = self._split_param(model.param)
+        lanes = self._lanes(model, starts.size)
+        model.param = precision | ans_kernels.LANES.index(lanes) << 5  # the header is written after this
+        return ans_kernels.encode(self.config.device, x, starts, ends, table_of, base, mask, freq, cum, precision,
+                                  lanes, columns)
+
+    def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param, columns=None):
         param, lanes = self._split_param(param)
+        if columns is not None and lanes == 2:
+            raise StreamError("ans stream: mode 6 (a table per class of columns, in rows) with the pair mode; it "
+                              "needs 16, 32 or 64 lanes")
         freq = tables.values
         limits.charge(freq.shape[0] * (1 << param) * 8, lambda: f"ans decoding tables ({freq.shape[0]} x 2**{param})")
         key = (base, mask, lanes == 2)  # the lane counts share their tables
@@ -916,7 +968,7 @@ class Ans(ChunkedEntropyCoder):
             built = ans_kernels.lookup_tables(freq, param, base, mask, out.dtype, lanes)
             _ANS_MODELS.grow(tables, key, built)
         return ans_kernels.decode(self.config.device, data, offsets, out, starts, ends, table_of, base, mask,
-                                  freq, param, lanes, built)
+                                  freq, param, lanes, built, columns)
 
 
 def _below_full(freq: np.ndarray, precision: int) -> np.ndarray:

@@ -1,0 +1,166 @@
+"""``ans``'s mode 6: codes in rows, each with the table of its column's class (no transposes).
+
+The lane kernels with column offsets (``ans.row_offsets``) against the scalar encoder and decoder,
+the stream mode against the column-ordered mode 5 it replaces (same codes, same tables, no more
+bytes), what the encoder writes when, and damaged or impossible streams."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_ans_lanes import coded_fields
+from test_encoders_lossless import assert_flips_refused_or_exact
+
+from compframe import registry
+from compframe.base import StreamError
+from compframe.kernels import ans as ans_kernels
+from compframe.plugins.encoders import entropy
+from compframe.plugins.encoders.entropy import chunk_layout, frequency_tables
+
+
+def make(pid="ans", **params):
+    return registry.create("encoder", pid, **params)
+
+
+def _field(rng, rows, columns, dtype, k):
+    """Codes of ``columns`` columns of very different spreads (0..k-1, then cast)."""
+    scale = np.geomspace(0.3, k / 6, columns)[rng.permutation(columns)]
+    return np.clip(np.rint(np.abs(rng.laplace(0, 1, (rows, columns))) * scale), 0, k - 1).astype(dtype)
+
+
+@pytest.mark.parametrize("lanes", [16, 32, 64])
+@pytest.mark.parametrize("paired", [False, True])
+def test_column_offsets_write_and_read_the_scalar_bytes(lanes, paired, monkeypatch):
+    """``ans_kernels.encode``/``decode`` with ``columns`` (the vector loops stepping a column offset
+    per group, one chunk or two at a time) write, chunk by chunk, the bytes of the scalar encoder
+    with the same offsets, and decode them exactly, as the scalar decoder alone does; column counts
+    below, at and above a vector's 16 and a group's lanes, chunks that end mid-row, int8 (32-bit
+    entries) and int16 codes (64-bit entries at R = 14)."""
+    monkeypatch.setattr(ans_kernels, "_paired", lambda chunks: paired)
+    rng = np.random.default_rng(200 + lanes)
+    for dtype, k, precision in ((np.uint8, 200, 11), (np.uint16, 900, 14)):
+        mask = np.iinfo(dtype).max
+        for columns in (2, 3, 16, 37, 150):
+            rows = 9 * lanes // columns + 13
+            x = _field(rng, rows, columns, dtype, k)
+            tables = min(columns, 5)
+            classes = (np.arange(columns) * 7 % tables).astype(np.uint8)
+            counts = np.ones((tables, k), np.int64)  # every symbol codable in every table
+            for c in range(columns):
+                counts[classes[c]] += np.bincount(x[:, c], minlength=k)
+            freq = frequency_tables(counts, precision)
+            cum = np.cumsum(freq, axis=1) - freq
+            u = x.reshape(-1)
+            starts, ends, table_of = chunk_layout(u.size, 1, 3 * lanes + 7)
+            data, nbytes, sums = ans_kernels.encode("cpu", u, starts, ends, table_of, 0, mask, freq, cum, precision,
+                                                    lanes, classes)
+            rcp, info = ans_kernels.encoder_tables(freq, cum, precision)
+            toff = ans_kernels.row_offsets(classes, k, lanes)
+            offsets = np.concatenate([[0], np.cumsum(nbytes)])
+            for j in range(starts.size):
+                ref = np.zeros(2 * (ends[j] - starts[j]) + 4 * lanes, np.uint8)
+                size = ans_kernels._encode_lanes_cpu(u, 0, mask, precision, ref, rcp.reshape(-1), info.reshape(-1),
+                                                     starts[j], ends[j], ref.size, lanes, np.empty(lanes, np.int64),
+                                                     toff, columns)
+                assert nbytes[j] == size and np.array_equal(data[offsets[j]:offsets[j + 1]], ref[ref.size - size:]), \
+                    (dtype, columns, j)
+            out = np.zeros_like(u)
+            got = ans_kernels.decode("cpu", data, offsets, out, starts, ends, table_of, 0, mask, freq, precision, lanes,
+                                     columns=classes)
+            assert np.array_equal(out, u) and np.array_equal(got, sums), (dtype, columns)
+            table = ans_kernels.lane_entries(freq, precision, 0, mask, u.itemsize).reshape(-1)
+            dtoff = ans_kernels.row_offsets(classes, 1 << precision, lanes)
+            shift = ans_kernels.lane_shift(precision, u.itemsize)
+            ref = np.zeros_like(u)
+            for j in range(starts.size):
+                st, hs = np.empty(lanes, np.uint32), np.empty(lanes, np.uint32)
+                p = ans_kernels._start_lanes_cpu(data, offsets[j], offsets[j + 1], lanes, st, hs)
+                assert ans_kernels._decode_lanes_tail_cpu(data, ref, table, precision, shift, p, offsets[j + 1],
+                                                          starts[j], starts[j], ends[j], lanes, st, hs, dtoff,
+                                                          columns) == 0
+                assert ans_kernels._fold_lanes_cpu(hs, lanes) == sums[j]
+            assert np.array_equal(ref, u)
+
+
+def test_row_offsets():
+    toff = ans_kernels.row_offsets(np.array([2, 0, 1], np.uint8), 10, 32)
+    assert toff.dtype == np.uint32 and toff.size == 3 + 32
+    assert toff.tolist() == [[20, 0, 10][m % 3] for m in range(35)]
+    with pytest.raises(ValueError, match="lane mode"):
+        ans_kernels.encode("cpu", np.zeros(4, np.uint8), np.array([0]), np.array([4]), np.array([0]), 0, 255,
+                           np.array([[4096, 0]]), np.array([[0, 4096]]), 12, 2, np.array([0, 0], np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16])
+@pytest.mark.parametrize("context", ["classes", "column", "auto"])
+def test_lane_streams_of_column_tables_take_mode_6(dtype, context, monkeypatch):
+    """In the lane mode, class and column tables are written in mode 6: the codes as they are, the
+    chunks of one table; the stream decodes exactly, is no larger than the same model in mode 5 or
+    mode 2 by column (the same tables, more chunks), and the pair mode keeps those modes."""
+    rng = np.random.default_rng(7)
+    info = np.iinfo(dtype)
+    k = 120 if info.bits == 8 else 3000
+    x = _field(rng, 1500, 24, np.int64, k)
+    x = (x - (k // 2 if info.min < 0 else 0)).astype(dtype)
+    enc = make(context=context, chunk=4096, lanes=32)
+    stream = enc.encode(x)
+    mode, tables, _, lanes = coded_fields(stream, 2)
+    assert lanes > 2 and mode == 6 and tables > 1, (mode, tables, lanes)
+    assert np.array_equal(enc.decode(stream), x)
+    monkeypatch.setattr(entropy.Ans, "_rows_mode", lambda self, model, chunks: False)
+    before = enc.encode(x)
+    old_mode, old_tables, _, old_lanes = coded_fields(before, 2)
+    assert old_mode in (2, 5) and old_tables == tables and old_lanes == lanes
+    assert len(stream) <= len(before) and np.array_equal(enc.decode(before), x)
+    monkeypatch.undo()
+    pair = make(context=context, chunk=4096, lanes=2).encode(x)
+    assert coded_fields(pair, 2)[0] in (2, 5)
+
+
+def test_mode_6_in_more_dimensions_and_under_dedup():
+    """3-D codes (the last axis is the column) and a dedup stream whose kept rows are in mode 6."""
+    rng = np.random.default_rng(8)
+    x = _field(rng, 1200, 12, np.int8, 100).reshape(40, 30, 12)
+    enc = make(context="classes", lanes=16, chunk=1000, dedup=False)
+    stream = enc.encode(x)
+    assert coded_fields(stream, 3)[0] == 6 and np.array_equal(enc.decode(stream), x)
+    rows = _field(rng, 3000, 16, np.int8, 100)
+    rows[rng.integers(0, 3000, 500)] = rows[rng.integers(0, 3000, 500)]
+    enc = make(context="classes", lanes=32, chunk=2048)
+    stream = enc.encode(rows)
+    assert stream[1 + 3 + 1 + 16 + 1] == 3 and 6 in stream[40:400]  # a dedup stream around the inner one
+    assert np.array_equal(enc.decode(stream), rows)
+
+
+def test_damaged_and_impossible_mode_6_streams_are_refused():
+    """Every truncation and flipped byte is refused or decodes exactly; a class past the tables, a
+    mode 6 stream in the pair mode, and huffman given a mode 6 stream are refused by name."""
+    rng = np.random.default_rng(9)
+    x = _field(rng, 600, 10, np.int8, 60)
+    enc = make(context="classes", lanes=16, chunk=1000, dedup=False)
+    stream = enc.encode(x)
+    head = 1 + 3 + 1 + 16
+    assert stream[head + 1] == 6
+    for cut in range(len(stream)):
+        with pytest.raises(StreamError):
+            enc.decode(stream[:cut])
+    assert_flips_refused_or_exact(enc, stream, x, (0x01, 0x80))
+    tables = coded_fields(stream, 2)[1]
+    classes_at = head + 10 + 29 + 4  # the coded fields, the checksum, the column count
+    bad = bytearray(stream)
+    bad[classes_at + 3] = tables
+    with pytest.raises(StreamError, match="not one of the"):
+        enc.decode(bytes(bad))
+    bad = bytearray(stream)
+    bad[head + 10 + 16] &= 31  # the lane code 0: the pair mode
+    with pytest.raises(StreamError, match="16, 32 or 64 lanes"):
+        enc.decode(bytes(bad))
+    with pytest.raises(StreamError, match="written by ans only"):
+        make("huffman").decode(stream)
+
+
+def test_huffman_keeps_mode_5():
+    rng = np.random.default_rng(10)
+    x = _field(rng, 2000, 16, np.int8, 100)
+    stream = make("huffman", context="classes", chunk=4096).encode(x)
+    assert stream[1 + 3 + 1 + 16 + 1] == 5
