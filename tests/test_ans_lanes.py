@@ -134,8 +134,9 @@ def test_vector_groups_step_as_the_scalar_decoder(lanes):
             p = _groups(st, hs, table, out, 0, groups, data, 5, precision, shift, lanes)
             assert 5 <= p <= 5 + 2 * lanes * groups
             st2, hs2, ref = states.copy(), hashes.copy(), np.zeros(lanes * groups, dtype)
+            # damage status ignored: the states need not end at 2**16
             ans_kernels._decode_lanes_tail_cpu(data, ref, table, precision, shift, 5, p, 0, 0, lanes * groups, lanes,
-                                               st2, hs2, None, 1)  # damage status ignored: the states need not end at 2**16
+                                               st2, hs2, None, 1)
             assert np.array_equal(out, ref) and np.array_equal(st, st2) and np.array_equal(hs, hs2), precision
 
 
@@ -207,7 +208,8 @@ def test_vector_encoder_writes_the_scalar_bytes(lanes, paired, monkeypatch):
         for j in range(starts.size):
             ref = np.zeros(2 * (ends[j] - starts[j]) + 4 * lanes, np.uint8)
             size = ans_kernels._encode_lanes_cpu(x, 0, mask, precision, ref, rcp[table_of[j]], info[table_of[j]],
-                                                 starts[j], ends[j], ref.size, lanes, np.empty(lanes, np.int64), None, 1)
+                                                 starts[j], ends[j], ref.size, lanes, np.empty(lanes, np.int64), None,
+                                                 1)
             assert nbytes[j] == size and np.array_equal(data[pos:pos + size], ref[ref.size - size:]), (dtype, j)
             pos += size
 
@@ -233,7 +235,8 @@ def test_the_decoder_is_vectorized():
     data, sums = np.zeros(4 * 32, np.uint8), np.zeros(2, np.int64)
     for dtype, entry in ((np.uint8, np.uint32), (np.uint16, np.uint64)):
         table = np.zeros(1 << 12, entry)
-        fresh(data, np.zeros(64, dtype), table, table, 12, 12, 0, data.size, 0, 32, 0, data.size, 32, 64, 32, sums, 0, None, 1)
+        fresh(data, np.zeros(64, dtype), table, table, 12, 12, 0, data.size, 0, 32, 0, data.size, 32, 64, 32, sums, 0,
+              None, 1)
         assert (sums == -1).all()  # every state zero: below 2**16
     asm = "".join(fresh.inspect_asm().values())
     assert asm.count("vpgatherdd") >= 2 and "vpgatherdq" in asm and "zmm" in asm
@@ -269,7 +272,8 @@ def test_damaged_lane_streams_are_refused():
     assert_flips_refused_or_exact(enc, stream, codes, (0x01, 0x80))
     out = np.zeros(1500, np.uint8)
     data = np.zeros(4 * 32 + 100, np.uint8)  # every state zero: below 2**16
-    assert ans_kernels._decode_lanes_cpu(data, out, np.zeros(1 << 12, np.uint32), 12, 12, 0, data.size, 0, 700, 32, None, 1) \
+    assert ans_kernels._decode_lanes_cpu(data, out, np.zeros(1 << 12, np.uint32), 12, 12, 0, data.size, 0, 700, 32,
+                                         None, 1) \
         == -1
     # a lane count the vector loops have no variant of: refused before writing, on both sides
     x, written = np.zeros(64, np.uint8), np.full(100, 7, np.uint8)
@@ -284,7 +288,7 @@ def test_lane_streams_decode_when_numba_targets_a_generic_cpu(tmp_path):
     """NUMBA_CPU_NAME=generic (caches shared between machines) compiles without AVX-512: the decoder
     must not emit the x86 gather intrinsics there (LLVM aborted the process on them), and the
     encoder's generic code writes the bytes this machine's writes (5 chunks: two at a time on up
-    to two threads)."""
+    to two threads), in mode 6 too (class tables in rows: the column offsets' vector loads)."""
     script = (
         "import hashlib\n"
         "import numpy as np\n"
@@ -295,11 +299,18 @@ def test_lane_streams_decode_when_numba_targets_a_generic_cpu(tmp_path):
         "e = registry.create('encoder', 'ans', lanes=32, chunk=65536)\n"
         "b = e.encode(c)\n"
         "assert np.array_equal(e.decode(b), c)\n"
+        "print(hashlib.sha256(b).hexdigest())\n"
+        "k = np.rint(np.random.default_rng(1).laplace(0, 1, (3000, 40)) * np.geomspace(0.5, 40, 40)).astype(np.int8)\n"
+        "e = registry.create('encoder', 'ans', lanes=32, chunk=30000, context='classes')\n"
+        "b = e.encode(k)\n"
+        "assert b[22] == 6 and np.array_equal(e.decode(b), k)\n"
         "print(hashlib.sha256(b).hexdigest())\n")
     p = run_on_generic_cpu(script, tmp_path / "cache")
     c = np.random.default_rng(0).integers(-9, 9, 300000).astype(np.int16)
-    here = hashlib.sha256(make(lanes=32, chunk=65536).encode(c)).hexdigest()  # this machine's (vector) encoder
-    assert p.returncode == 0 and p.stdout.strip() == here, p.stderr[-2000:]
+    k = np.rint(np.random.default_rng(1).laplace(0, 1, (3000, 40)) * np.geomspace(0.5, 40, 40)).astype(np.int8)
+    here = [hashlib.sha256(make(lanes=32, chunk=65536).encode(c)).hexdigest(),  # this machine's (vector) encoder
+            hashlib.sha256(make(lanes=32, chunk=30000, context="classes").encode(k)).hexdigest()]
+    assert p.returncode == 0 and p.stdout.split() == here, p.stderr[-2000:]
 
 
 def test_model_cache_keeps_every_stream_exact():

@@ -41,7 +41,8 @@ def _mismatches(states, codes, info32, rcp, info, precision):
         st2[:] = states[a:a + LANES]
         x = codes[a:a + LANES]
         p = simd_encode.encode_groups(st, info32, x, 0, 1, 0, 0xFFFF, out, size, precision, 64, None, 1)
-        p2 = ans_kernels.encode_lanes_steps(x, 0, 0xFFFF, precision, ref, rcp, info, 0, 0, LANES, size, LANES, st2, None, 1)
+        p2 = ans_kernels.encode_lanes_steps(x, 0, 0xFFFF, precision, ref, rcp, info, 0, 0, LANES, size, LANES, st2,
+                                            None, 1)
         if p != p2:
             return a
         for j in range(LANES):

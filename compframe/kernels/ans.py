@@ -774,7 +774,8 @@ def encode_lanes_cpu(x, starts, ends, table_of, base, mask, rcp, info, packed, p
 
 
 @numba.njit(parallel=True, cache=True)
-def decode_lanes_cpu(data, offsets, out, starts, ends, table_of, table, precision, shift, lanes, sums, paired, toff, ncol):
+def decode_lanes_cpu(data, offsets, out, starts, ends, table_of, table, precision, shift, lanes, sums, paired, toff,
+                     ncol):
     """Every chunk of the lane mode; with ``paired``, two at a time (``_decode_lanes_pair_cpu``);
     ``toff``, ``ncol``: None and 1, or the row-order column mode's (``row_offsets``)."""
     n = starts.size
@@ -862,7 +863,8 @@ def _cuda_kernels():
             sums[k] = fold_lanes_dev(hs, lanes)
 
     @cuda.jit
-    def decode_lanes_kernel(data, offsets, out, starts, ends, table_of, table, precision, shift, lanes, sums, toff, ncol):
+    def decode_lanes_kernel(data, offsets, out, starts, ends, table_of, table, precision, shift, lanes, sums, toff,
+                            ncol):
         k = cuda.grid(1)  # one thread per chunk, one symbol at a time
         if k < starts.size:
             st = cuda.local.array(64, numba.uint32)

@@ -293,7 +293,8 @@ def decode_groups_pair(typingctx, x, hashes, table_a, table_b, out, ia, ib, grou
                   (builder.gep(xa.data, [half]), builder.gep(ha.data, [half]), tb.data, oa.data, args[6], da.data,
                    builder.load(at[1]))]
         ends = _emit_groups(context, builder, args[7], chunks, table_a.dtype == types.uint64, vectors, args[10],
-                            args[11], context.get_data_type(out.dtype), column_args(context, builder, toff, ncol, args[13:15]))
+                            args[11], context.get_data_type(out.dtype),
+                            column_args(context, builder, toff, ncol, args[13:15]))
         for ptr, value in zip(at, ends):
             builder.store(value, ptr)
         return context.get_dummy_value()

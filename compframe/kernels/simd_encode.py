@@ -299,7 +299,8 @@ def encode_groups_pair(typingctx, states, table_a, table_b, x, ia, ib, groups, b
                   (builder.gep(sa.data, [ir.Constant(_I64, lanes.literal_value)]), tb.data, xa.data, args[5], oa.data,
                    builder.load(at[1]))]
         ends = _emit_dispatch(context, builder, args[6], chunks, [ta.nitems, tb.nitems], vectors, args[7], args[8],
-                              args[11], context.get_data_type(x.dtype), column_args(context, builder, toff, ncol, args[13:15]))
+                              args[11], context.get_data_type(x.dtype),
+                              column_args(context, builder, toff, ncol, args[13:15]))
         for ptr, value in zip(at, ends):
             builder.store(value, ptr)
         return context.get_dummy_value()

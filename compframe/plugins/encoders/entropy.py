@@ -31,7 +31,7 @@ base class's dtype/shape header (all integers little-endian)::
             refs             zlib of the byte planes of 2 * (rows - unique) u32 values: for each
                              repeated row in order, the gap since the previous repeated row, then
                              for each, which kept row (by order of first appearance) it repeats
-            inner            a whole mode 1, 2 or 4 stream (from its version byte) of the kept rows
+            inner            a whole mode 1, 2, 4, 5 or 6 stream (from its version byte) of the kept rows
     mode 4: as mode 2, but the chunks cut the codes in order and ``ceil(chunks / tables)``
             consecutive chunks share a table (context=block)
     mode 5: as mode 2 with ``tables`` (2..min(columns, 256)) class tables, then after the checksum
