@@ -88,4 +88,4 @@ def test_cuda_kernels_match_cpu_in_simulator():
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
-    assert "SIMULATOR-OK 105 3 3 2 2" in done.stdout, done.stdout + done.stderr[-2000:]
+    assert "SIMULATOR-OK 105 3 3 2 4" in done.stdout, done.stdout + done.stderr[-2000:]

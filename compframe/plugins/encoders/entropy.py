@@ -913,11 +913,18 @@ class Ans(ChunkedEntropyCoder):
     def _layout_bytes(self, count, mode, tables, columns):
         """The chunk table and classes (``ChunkedEntropyCoder._layout_bytes``), and in the lane mode
         the final states' waste: each lane starts at ``2**16`` and ends with 4 bytes, about 3 more
-        bytes per lane than its symbols need (measured: 90 bytes per chunk for 32 lanes over 2)."""
-        layout = super()._layout_bytes(count, mode, tables, columns)
+        bytes per lane than its symbols need (measured: 90 bytes per chunk for 32 lanes over 2).
+        Class tables, and a table per column (at most 256 columns), are priced as mode 6 writes them
+        outside the pair mode: the chunks of one table, the column count and a class byte per column."""
+        if self.config.lanes != 2 and (mode == CLASSES or (mode == CODED and 1 < tables <= 256)):
+            chunks = -(-count // self.config.chunk)
+            layout = 4 * chunks + 4 + columns
+        else:
+            chunks = self._chunks(count, mode, tables, columns)
+            layout = super()._layout_bytes(count, mode, tables, columns)
         if self.config.lanes in (0, 2):  # lanes=0 takes the lane mode only where it costs next to nothing
             return layout
-        return layout + 3 * self.config.lanes * self._chunks(count, mode, tables, columns)
+        return layout + 3 * self.config.lanes * chunks
 
     def _read_model(self, blob, tables, alphabet, param):
         param, _ = self._split_param(param)
