@@ -168,3 +168,21 @@ def test_huffman_keeps_mode_5():
     x = _field(rng, 2000, 16, np.int8, 100)
     stream = make("huffman", context="classes", chunk=4096).encode(x)
     assert stream[1 + 3 + 1 + 16 + 1] == 5
+
+
+
+def test_column_tables_are_priced_as_mode_6_lays_them_out():
+    """Outside the pair mode, class tables and a table per column (at most 256 columns) cost the
+    chunk table and final states of one table's chunks, the column count and a class byte per column
+    (mode 6), not a run of chunks per column or per class (modes 2 and 5, where 64 columns' lane
+    states at 32 lanes, about 6 KB, made column tables lose to one table on fields they shrink by
+    4 %); over 256 columns, and in the pair mode, the old layouts' prices stay."""
+    count, chunk = 2048 * 64, 16384
+    for lanes, waste in ((0, 0), (32, 3 * 32)):
+        enc = make(lanes=lanes, chunk=chunk)
+        for mode, tables in ((entropy.CODED, 64), (entropy.CLASSES, 5)):
+            assert enc._layout_bytes(count, mode, tables, 64) == (4 + waste) * (count // chunk) + 4 + 64
+        assert enc._layout_bytes(2048 * 300, entropy.CODED, 300, 300) == (4 + waste) * 300 * -(-2048 // chunk)
+    pair = make(lanes=2, chunk=chunk)
+    assert pair._layout_bytes(count, entropy.CODED, 64, 64) == 4 * 64 * -(-2048 // chunk)
+    assert pair._layout_bytes(count, entropy.CLASSES, 5, 64) == 4 * (count // chunk + 5) + 4 + 64
