@@ -4,6 +4,7 @@
     PYTHONPATH=. python bench/bench_encoders.py --quick         # fewer tables / rows
     PYTHONPATH=. python bench/bench_encoders.py --contexts      # huffman/ans per context on single fields
     PYTHONPATH=. python bench/bench_encoders.py --stages        # where ans calls spend their time, stage by stage
+    PYTHONPATH=. python bench/bench_encoders.py --gap           # where ans's stream bytes go against the per-column bound
     PYTHONPATH=. python bench/bench_encoders.py --pipelines     # only the pipelines against SZ3 (pooled lookups)
     PYTHONPATH=. python bench/bench_encoders.py --wide          # huffman/ans on a wide int16 alphabet
     PYTHONPATH=. python bench/bench_encoders.py --shape-scale   # the per-column bound against a shape x scale model
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import struct
 import sys
 import time
 import zlib
@@ -585,6 +587,40 @@ def auto_gain_ratios(lookups) -> list[str]:
     return lines + [""]
 
 
+def bound_gap() -> list[str]:
+    """Where the bytes of ``ans``'s default stream go on each of ``context_fields`` (dedup off), as
+    multiples of the free per-column bound (each column's codes' order-0 entropy): the stream; one
+    table's entropy; the classes' (``column_classes``, what grouping the columns loses); the classes
+    coded with their quantized frequencies; the classes' model blob. The classes' coded size plus
+    their blob and layout is what the class tables cost; the rest of the stream is the layout (chunk
+    sizes, lane states). The stream may be below the bound where block tables follow a drift along
+    the rows, which a per-column bound does not see."""
+    from compframe.kernels import histogram
+    from compframe.plugins.encoders import entropy
+    from compframe.registry import create
+
+    lines = ["| field | default stream (mode, tables) | one table | class tables: entropy | coded | model blob |",
+             "|---|---|---:|---:|---:|---:|"]
+    for name, codes in context_fields():
+        columns = codes.shape[1]
+        u = codes.view(np.uint8 if codes.itemsize == 1 else np.uint16).reshape(-1)
+        lo, hi = (int(v) for v in histogram.value_range(codes.reshape(-1)))
+        mask = (1 << (8 * codes.itemsize)) - 1
+        by_column = histogram.column_histograms(u, columns, lo & mask, mask, hi - lo + 1)
+        free = histogram.row_costs(by_column)[0].sum() / 8
+        one = histogram.row_costs(by_column.sum(axis=0, keepdims=True))[0].sum() / 8
+        stream = create("encoder", "ans", dedup=False).encode(codes)
+        head = 1 + 3 + 1 + 8 * codes.ndim
+        mode, tables = stream[head + 1], struct.unpack_from("<iIIIBII", stream, head + 10)[3]
+        _, _, counts = entropy.column_classes(by_column)
+        model = create("encoder", "ans", context="classes", dedup=False)._build_model(counts)
+        classes = histogram.row_costs(counts)[0].sum() / 8
+        lines.append(f"| {name} | {len(stream) / free:.4f} ({mode}, {tables}) | {one / free:.4f} | "
+                     f"{classes / free:.4f} ({len(counts)}) | {model.bits / 8 / free:.4f} | "
+                     f"{len(model.blob) / free:.4f} |")
+    return lines + [""]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="8 tables, 4096 MiniLM rows")
@@ -606,6 +642,8 @@ def main(argv=None):
                     help="only the pooled fields' code ratios with block tables, auto_gain=0 and the default")
     ap.add_argument("--bound-fraction", action="store_true",
                     help="only huffman/ans's code ratios on the pooled fields as fractions of the per-column bound")
+    ap.add_argument("--gap", action="store_true",
+                    help="only where ans's default stream's bytes go against the free per-column bound, on single fields")
     ap.add_argument("--shape-scale", action="store_true",
                     help="only the pooled fields' per-column bound against a shared shape scaled per column")
     ap.add_argument("--minilm-pooled", action="store_true",
@@ -621,7 +659,7 @@ def main(argv=None):
     if args.minilm_pooled and not (args.bounds or args.bound_fraction or args.shape_scale or args.auto_gain
                                    or args.pipelines):
         ap.error("--minilm-pooled goes with --bounds, --bound-fraction, --shape-scale, --auto-gain or --pipelines")
-    if args.lanes or args.wide or args.contexts or args.stages:
+    if args.lanes or args.wide or args.contexts or args.stages or args.gap:
         lookups = []  # single fields of their own
     elif args.minilm_pooled:
         lookups = pooled_minilm()
@@ -658,6 +696,9 @@ def main(argv=None):
         return 0
     if args.stages:
         print("\n".join(run_stages(args.repeat, args.only)))
+        return 0
+    if args.gap:
+        print("\n".join(bound_gap()))
         return 0
     if args.bounds:
         print("\n".join(entropy_bounds(lookups)))
