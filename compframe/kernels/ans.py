@@ -726,23 +726,23 @@ def _encode_lanes_pair_cpu(x, base, mask, precision, out, rcp_a, info_a, packed_
         simd_encode.encode_groups_pair(st, packed_a, packed_b, x, ia, ib, run, base, mask, out, pos, precision, 16,
                                        toff, ncol)
         pa = simd_encode.encode_groups(sa, packed_a, x, lo_a, ga - run, base, mask, out, pos[0], precision, 16,
-                                            toff, ncol)
+                                       toff, ncol)
         pb = simd_encode.encode_groups(sb, packed_b, x, lo_b, gb - run, base, mask, out, pos[1], precision, 16,
-                                            toff, ncol)
+                                       toff, ncol)
     elif lanes == 32:
         simd_encode.encode_groups_pair(st, packed_a, packed_b, x, ia, ib, run, base, mask, out, pos, precision, 32,
                                        toff, ncol)
         pa = simd_encode.encode_groups(sa, packed_a, x, lo_a, ga - run, base, mask, out, pos[0], precision, 32,
-                                            toff, ncol)
+                                       toff, ncol)
         pb = simd_encode.encode_groups(sb, packed_b, x, lo_b, gb - run, base, mask, out, pos[1], precision, 32,
-                                            toff, ncol)
+                                       toff, ncol)
     else:  # 64, the only lane count left
         simd_encode.encode_groups_pair(st, packed_a, packed_b, x, ia, ib, run, base, mask, out, pos, precision, 64,
                                        toff, ncol)
         pa = simd_encode.encode_groups(sa, packed_a, x, lo_a, ga - run, base, mask, out, pos[0], precision, 64,
-                                            toff, ncol)
+                                       toff, ncol)
         pb = simd_encode.encode_groups(sb, packed_b, x, lo_b, gb - run, base, mask, out, pos[1], precision, 64,
-                                            toff, ncol)
+                                       toff, ncol)
     nbytes[a] = _finish_lanes_cpu(out, end_a, pa, lanes, sa)
     nbytes[a + 1] = _finish_lanes_cpu(out, end_b, pb, lanes, sb)
     return True
