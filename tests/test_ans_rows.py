@@ -1,4 +1,5 @@
-"""``ans``'s mode 6: codes in rows, each with the table of its column's class (no transposes).
+"""``ans``'s modes 6 and 7: codes in rows, each with the table of its column's class (no
+transposes), in mode 7 one set of class tables per block of chunks.
 
 The lane kernels with column offsets (``ans.row_offsets``) against the scalar encoder and decoder,
 the stream mode against the column-ordered mode 5 it replaces (same codes, same tables, no more
@@ -32,12 +33,14 @@ def _field(rng, rows, columns, dtype, k):
 
 @pytest.mark.parametrize("lanes", [16, 32, 64])
 @pytest.mark.parametrize("paired", [False, True])
-def test_column_offsets_write_and_read_the_scalar_bytes(lanes, paired, monkeypatch):
+@pytest.mark.parametrize("blocks", [1, 3])
+def test_column_offsets_write_and_read_the_scalar_bytes(lanes, paired, blocks, monkeypatch):
     """``ans_kernels.encode``/``decode`` with ``columns`` (the vector loops stepping a column offset
     per group, one chunk or two at a time) write, chunk by chunk, the bytes of the scalar encoder
     with the same offsets, and decode them exactly, as the scalar decoder alone does; column counts
     below, at and above a vector's 16 and a group's lanes, chunks that end mid-row, int8 (32-bit
-    entries) and int16 codes (64-bit entries at R = 14)."""
+    entries) and int16 codes (64-bit entries at R = 14); with ``blocks`` 3, a set of class tables per
+    block of chunks (mode 7: chunk ``j`` on the tables of its block ``table_of[j]``)."""
     monkeypatch.setattr(ans_kernels, "_paired", lambda chunks: paired)
     rng = np.random.default_rng(200 + lanes)
     for dtype, k, precision in ((np.uint8, 200, 11), (np.uint16, 900, 14)):
@@ -47,39 +50,41 @@ def test_column_offsets_write_and_read_the_scalar_bytes(lanes, paired, monkeypat
             x = _field(rng, rows, columns, dtype, k)
             tables = min(columns, 5)
             classes = (np.arange(columns) * 7 % tables).astype(np.uint8)
-            counts = np.ones((tables, k), np.int64)  # every symbol codable in every table
-            for c in range(columns):
-                counts[classes[c]] += np.bincount(x[:, c], minlength=k)
+            u = x.reshape(-1)
+            starts, ends, table_of = chunk_layout(u.size, blocks, 3 * lanes + 7, True)
+            counts = np.ones((blocks * tables, k), np.int64)  # every symbol codable in every table
+            for j in range(starts.size):
+                at = np.arange(starts[j], ends[j])
+                np.add.at(counts, (table_of[j] * tables + classes[at % columns], u[at]), 1)
             freq = frequency_tables(counts, precision)
             cum = np.cumsum(freq, axis=1) - freq
-            u = x.reshape(-1)
-            starts, ends, table_of = chunk_layout(u.size, 1, 3 * lanes + 7)
+            per_block = tables if blocks > 1 else None
             data, nbytes, sums = ans_kernels.encode("cpu", u, starts, ends, table_of, 0, mask, freq, cum, precision,
-                                                    lanes, classes)
-            rcp, info = ans_kernels.encoder_tables(freq, cum, precision)
+                                                    lanes, classes, per_block)
+            rcp, info = (t.reshape(blocks, -1) for t in ans_kernels.encoder_tables(freq, cum, precision))
             toff = ans_kernels.row_offsets(classes, k, lanes)
             offsets = np.concatenate([[0], np.cumsum(nbytes)])
             for j in range(starts.size):
                 ref = np.zeros(2 * (ends[j] - starts[j]) + 4 * lanes, np.uint8)
-                size = ans_kernels._encode_lanes_cpu(u, 0, mask, precision, ref, rcp.reshape(-1), info.reshape(-1),
+                size = ans_kernels._encode_lanes_cpu(u, 0, mask, precision, ref, rcp[table_of[j]], info[table_of[j]],
                                                      starts[j], ends[j], ref.size, lanes, np.empty(lanes, np.int64),
                                                      toff, columns)
                 assert nbytes[j] == size and np.array_equal(data[offsets[j]:offsets[j + 1]], ref[ref.size - size:]), \
                     (dtype, columns, j)
             out = np.zeros_like(u)
             got = ans_kernels.decode("cpu", data, offsets, out, starts, ends, table_of, 0, mask, freq, precision, lanes,
-                                     columns=classes)
+                                     columns=classes, per_block=per_block)
             assert np.array_equal(out, u) and np.array_equal(got, sums), (dtype, columns)
-            table = ans_kernels.lane_entries(freq, precision, 0, mask, u.itemsize).reshape(-1)
+            table = ans_kernels.lane_entries(freq, precision, 0, mask, u.itemsize).reshape(blocks, -1)
             dtoff = ans_kernels.row_offsets(classes, 1 << precision, lanes)
             shift = ans_kernels.lane_shift(precision, u.itemsize)
             ref = np.zeros_like(u)
             for j in range(starts.size):
                 st, hs = np.empty(lanes, np.uint32), np.empty(lanes, np.uint32)
                 p = ans_kernels._start_lanes_cpu(data, offsets[j], offsets[j + 1], lanes, st, hs)
-                assert ans_kernels._decode_lanes_tail_cpu(data, ref, table, precision, shift, p, offsets[j + 1],
-                                                          starts[j], starts[j], ends[j], lanes, st, hs, dtoff,
-                                                          columns) == 0
+                assert ans_kernels._decode_lanes_tail_cpu(data, ref, table[table_of[j]], precision, shift, p,
+                                                          offsets[j + 1], starts[j], starts[j], ends[j], lanes, st, hs,
+                                                          dtoff, columns) == 0
                 assert ans_kernels._fold_lanes_cpu(hs, lanes) == sums[j]
             assert np.array_equal(ref, u)
 
@@ -150,7 +155,7 @@ def test_damaged_and_impossible_mode_6_streams_are_refused():
             enc.decode(stream[:cut])
     assert_flips_refused_or_exact(enc, stream, x, (0x01, 0x80))
     tables = coded_fields(stream, 2)[1]
-    classes_at = head + 10 + 29 + 4  # the coded fields, the checksum, the column count
+    classes_at = head + 10 + 25 + 4  # the stream's head, the coded fields with the checksum, the column count
     bad = bytearray(stream)
     bad[classes_at + 3] = tables
     with pytest.raises(StreamError, match="not one of the"):
@@ -186,3 +191,58 @@ def test_column_tables_are_priced_as_mode_6_lays_them_out():
     pair = make(lanes=2, chunk=chunk)
     assert pair._layout_bytes(count, entropy.CODED, 64, 64) == 4 * 64 * -(-2048 // chunk)
     assert pair._layout_bytes(count, entropy.CLASSES, 5, 64) == 4 * (count // chunk + 5) + 4 + 64
+
+
+def _drifting(rng, rows=1000):
+    """int8 codes whose columns differ in scale (two classes) and whose rows' spread changes half-way
+    (two blocks): each way of varying alone leaves the other to one table."""
+    scale = np.tile([0.5, 6.0], 4) * np.repeat([1.0, 4.0], rows // 2)[:, None]
+    return np.rint(rng.laplace(0, 1, (rows, 8)) * scale).clip(-127, 127).astype(np.int8)
+
+
+def test_auto_takes_class_tables_per_block_where_rows_drift_and_columns_differ():
+    """Mode 7 under ``auto``: smaller than block tables (mode 4) and class tables (mode 6) of the same
+    field, decoded exactly; not taken in the pair mode, nor where the rows do not drift."""
+    x = _drifting(np.random.default_rng(12))
+    params = {"chunk": 256, "lanes": 16, "dedup": False}
+    stream = make(block=4096, **params).encode(x)
+    mode, tables, _, _ = coded_fields(stream, 2)
+    assert mode == 7 and tables == 4  # 2 blocks x 2 classes
+    assert np.array_equal(make(block=4096, **params).decode(stream), x)
+    assert len(stream) < len(make(context="block", block=4096, **params).encode(x))
+    assert len(stream) < len(make(context="classes", **params).encode(x))
+    assert coded_fields(make(block=4096, chunk=256, lanes=2, dedup=False).encode(x), 2)[0] != 7
+    steady = _drifting(np.random.default_rng(12))[:500]  # the first half: no drift
+    assert coded_fields(make(block=1024, **params).encode(np.tile(steady, (2, 1))), 2)[0] != 7
+
+
+def test_damaged_and_impossible_mode_7_streams_are_refused():
+    """Every truncation and flipped byte of a mode 7 stream is refused or decodes exactly; a block
+    count that is not mode 4's, a table count that is not a multiple of it, a class past a block's
+    tables, and huffman given the stream are refused by name."""
+    x = _drifting(np.random.default_rng(13), 600)
+    enc = make(chunk=256, lanes=16, block=4096, dedup=False)
+    stream = enc.encode(x)
+    head = 1 + 3 + 1 + 16
+    assert stream[head + 1] == 7
+    for cut in range(0, len(stream), 3):
+        with pytest.raises(StreamError):
+            enc.decode(stream[:cut])
+    assert_flips_refused_or_exact(enc, stream, x, (0x01, 0x80))
+    classes_at = head + 10 + 25 + 4  # the stream's head, the coded fields with the checksum, the column count
+    blocks_at = classes_at + 8  # after the classes of the 8 columns
+    tables_at = head + 10 + 12
+    (blocks,) = struct.unpack_from("<I", stream, blocks_at)
+    (tables,) = struct.unpack_from("<I", stream, tables_at)
+    assert blocks >= 2 and tables % blocks == 0
+    for at, value, message in ((blocks_at, 1, "blocks"), (blocks_at, 10**6, "blocks"), (tables_at, tables + 1, "blocks"),
+                               (classes_at + 2, tables // blocks, "not one of the")):
+        bad = bytearray(stream)
+        if at == classes_at + 2:
+            bad[at] = value
+        else:
+            struct.pack_into("<I", bad, at, value)
+        with pytest.raises(StreamError, match=message):
+            enc.decode(bytes(bad))
+    with pytest.raises(StreamError, match="mode 7 .* written by ans only"):
+        make("huffman").decode(stream)

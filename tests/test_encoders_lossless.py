@@ -832,7 +832,7 @@ def test_block_tables_follow_drifting_statistics(pid, dtype):
 
 GOLDEN_STREAMS = sorted((ROOT / "tests" / "data").glob("golden_stream_*.bin"))
 LANE_STREAMS = ("lanes16", "lanes32_columns", "lanes64_blocks")  # ans's lane mode (make_golden.py lanes)
-ROW_STREAMS = ("rows_classes", "rows_columns")  # ans's mode 6 (make_golden.py rows)
+ROW_STREAMS = ("rows_classes", "rows_columns", "rows_blocks")  # ans's modes 6 and 7 (make_golden.py rows)
 DECODE_ONLY = {"ans_lanes32_columns": "ans writes mode 6 for a table per column in the lane mode"}
 """Golden streams of a layout today's encoder no longer writes for their codes: they must still decode."""
 
@@ -870,6 +870,8 @@ def test_golden_streams_still_decode(path):
         assert 1 < _tables(stream, expected.ndim) < expected.shape[-1]
     if "rows_columns" in path.stem:  # mode 6 with a table per column
         assert mode == 6 and _tables(stream, expected.ndim) == expected.shape[-1]
+    if "rows_blocks" in path.stem:  # mode 7: class tables per block
+        assert mode == 7 and _tables(stream, expected.ndim) >= 4
     if path.stem.removeprefix("golden_stream_") in DECODE_ONLY:
         assert mode == 2 and enc.encode(expected) != stream  # else it is not decode-only: drop it from the list
         return

@@ -1,6 +1,6 @@
 """The CUDA kernels of huffman, ans and gpulz, run in numba's CUDA simulator, write the CPU's bytes.
 
-Mode 6 (``ans``, codes in rows with a table per class of columns) runs the CUDA lane kernels with
+Modes 6 and 7 (``ans``, codes in rows with a table per class of columns) run the CUDA lane kernels with
 their column offsets. The simulator must be switched on before ``numba.cuda`` is first imported,
 so the check runs in a subprocess with ``NUMBA_ENABLE_CUDASIM=1``. Inputs are small: the
 simulator runs each GPU thread as Python.
@@ -34,6 +34,8 @@ inputs = {
     "int8-drift": np.rint(rng.laplace(0, 1, 2100) * np.repeat([1.0, 40.0], 1050)).clip(-127, 127).astype(np.int8),
     "int8-classes": np.rint(rng.laplace(0, 1, (100, 8)) * np.tile([1.0, 30.0], 4)).clip(-127, 127).astype(np.int8),
 }
+drifting = np.rint(rng.laplace(0, 1, (600, 8)) * np.tile([0.5, 6.0], 4) * np.repeat([1.0, 4.0], 300)[:, None])
+blocks_of_classes = drifting.clip(-127, 127).astype(np.int8)  # mode 7 under auto with block=4096
 cases = [
     ("huffman", {"chunk": 64}),
     ("huffman", {"chunk": 64, "context": "column", "max_length": 8}),
@@ -80,6 +82,11 @@ for pid, params in cases:
         pass
     else:
         raise AssertionError(f"{pid}: damaged stream decoded on the simulated GPU")
+cpu = registry.create("encoder", "ans", chunk=256, lanes=16, block=4096)
+gpu = registry.create("encoder", "ans", chunk=256, lanes=16, block=4096, device="cuda")
+a, b = cpu.encode(blocks_of_classes), gpu.encode(blocks_of_classes)
+assert a == b and a[1 + 3 + 1 + 16 + 1] == 7
+assert np.array_equal(gpu.decode(a), blocks_of_classes)
 print("SIMULATOR-OK", checked, multi_table, in_blocks, by_class, in_rows)
 """
 

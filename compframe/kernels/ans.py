@@ -891,28 +891,34 @@ def row_offsets(classes, stride, lanes):
     return (classes[m] * int(stride)).astype(np.uint32)
 
 
-def _one_table(tables, columns, lanes, stride):
-    """``tables`` for the kernels and (toff, ncol): as they are with None and 1 where ``columns`` is
-    None; else (row-order column mode) every table laid one after the other in one row, and the
-    offsets of ``row_offsets`` (table ``columns[c]`` for column ``c``)."""
+def _row_tables(tables, columns, lanes, stride, per_block, table_of):
+    """``tables``, ``table_of`` and (toff, ncol) for the kernels: as they are with None and 1 where
+    ``columns`` is None; else (row-order column mode) the tables laid one after the other in rows of
+    ``per_block`` tables (None: all in one row, every chunk on it), and the offsets of
+    ``row_offsets`` (table ``columns[c]`` of its chunk's row for column ``c``)."""
     if columns is None:
-        return tables, None, 1
-    return tuple(t.reshape(1, -1) for t in tables), row_offsets(columns, stride, lanes), len(columns)
+        return tables, table_of, None, 1
+    if per_block is None:
+        per_block, table_of = tables[0].shape[0], np.zeros(table_of.size, np.int64)
+    rows = tuple(t.reshape(-1, per_block * t.shape[1]) for t in tables)
+    return rows, table_of, row_offsets(columns, stride, lanes), len(columns)
 
 
-def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision, lanes=2, columns=None):
+def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision, lanes=2, columns=None,
+           per_block=None):
     """Encode every chunk with ``lanes`` state chains (``LANES``); returns (concatenated streams
     uint8, bytes per chunk, checksums). ``columns``: None (each chunk with its table ``table_of``),
     or the table of each column (the row-order column mode, lane mode only: ``x`` in rows of
-    ``len(columns)`` codes, each code with its column's table; ``table_of`` is then ignored)."""
+    ``len(columns)`` codes, each code with its column's table); then ``per_block``: None (one set of
+    tables, ``table_of`` ignored), or the tables of a block (``freq`` holds the blocks' tables one
+    block after the other, and chunk ``j`` codes column ``c`` with table ``table_of[j] * per_block
+    + columns[c]``)."""
     if lanes not in LANES:
         raise ValueError(f"lanes is {lanes}; allowed: {', '.join(map(str, LANES))}")
     if columns is not None and lanes == 2:
         raise ValueError("the row-order column mode needs the lane mode (lanes 16, 32 or 64)")
     rcp, info = encoder_tables(freq, cum, precision)
-    (rcp, info), toff, ncol = _one_table((rcp, info), columns, lanes, freq.shape[1])
-    if columns is not None:
-        table_of = np.zeros(starts.size, np.int64)
+    (rcp, info), table_of, toff, ncol = _row_tables((rcp, info), columns, lanes, freq.shape[1], per_block, table_of)
     cap = 2 * (ends - starts) + 4 * lanes
     scratch_end = np.cumsum(cap)
     scratch = np.empty(int(scratch_end[-1]) if cap.size else 0, np.uint8)  # only the written tails are read
@@ -958,11 +964,12 @@ def lookup_tables(freq, precision, base, mask, dtype, lanes):
 
 
 def decode(device, data, offsets, out, starts, ends, table_of, base, mask, freq, precision, lanes=2, tables=None,
-           columns=None):
+           columns=None, per_block=None):
     """Decode every chunk into ``out`` with the frequencies ``freq`` ``[tables, K]`` (each row summing
     to ``2**precision``) and ``lanes`` state chains; returns the per-chunk checksums (-1 marks a
     damaged chunk). ``tables``: ``lookup_tables`` of these arguments, built before (else built here).
-    ``columns``: as for ``encode`` (each value below ``freq.shape[0]``, checked by the caller)."""
+    ``columns``, ``per_block``: as for ``encode`` (each class below ``per_block`` or ``freq.shape[0]``,
+    and ``table_of`` below the blocks, checked by the caller)."""
     if lanes not in LANES:
         raise ValueError(f"lanes is {lanes}; allowed: {', '.join(map(str, LANES))}")
     if columns is not None and lanes == 2:
@@ -970,9 +977,7 @@ def decode(device, data, offsets, out, starts, ends, table_of, base, mask, freq,
     sums = np.zeros(starts.size, np.int64)
     if tables is None:
         tables = lookup_tables(freq, precision, base, mask, out.dtype, lanes)
-    tables, toff, ncol = _one_table(tables, columns, lanes, 1 << precision)
-    if columns is not None:
-        table_of = np.zeros(starts.size, np.int64)
+    tables, table_of, toff, ncol = _row_tables(tables, columns, lanes, 1 << precision, per_block, table_of)
     shift = lane_shift(precision, out.itemsize)
     if device == "cpu" and lanes == 2:
         decode_cpu(data, offsets, out, starts, ends, table_of, *tables, precision, sums)

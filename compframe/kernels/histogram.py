@@ -184,6 +184,36 @@ def _column_histograms_shifted(x, off, columns, alphabet, split, band, counts):
                     c[np.uint64(j * alphabet - off + np.int64(x[np.uint64(row + j)]))] += 1
 
 
+def block_class_histograms(x, columns, classes, tables, span, base, mask, alphabet):
+    """Counts of ``(x - base) & mask`` (``x`` in rows of ``columns`` codes) by block and class: code
+    ``i`` counted in block ``i // span`` and class ``classes[i % columns]`` (below ``tables``):
+    int64 ``[blocks * tables, alphabet]``, block-major (``ceil(x.size / span)`` blocks). Each block's
+    whole rows by ``column_histograms`` (a block of 2**18 MiniLM codes, 384 columns: 0.1 ms), pooled
+    by class; the codes of the rows a block cuts, one by one. The caller guarantees the alphabet and
+    the classes."""
+    blocks = -(-x.size // span)
+    cls = np.asarray(classes, np.int64)
+    out = np.zeros((blocks * tables, alphabet), np.int64)
+    for b in range(blocks):
+        lo, hi = b * span, min((b + 1) * span, x.size)
+        r0, r1 = -(-lo // columns), hi // columns
+        if r1 <= r0:
+            _count_classes(x, lo, hi, columns, cls, base, mask, out, b * tables)
+            continue
+        _count_classes(x, lo, r0 * columns, columns, cls, base, mask, out, b * tables)
+        _count_classes(x, r1 * columns, hi, columns, cls, base, mask, out, b * tables)
+        by_column = column_histograms(x[r0 * columns:r1 * columns], columns, base, mask, alphabet)
+        out[b * tables:(b + 1) * tables] += pool_rows(by_column, cls, tables)
+    return out
+
+
+@numba.njit(cache=True)
+def _count_classes(x, lo, hi, columns, classes, base, mask, out, row):
+    """Count ``x[lo:hi]`` into ``out[row + classes[i % columns]]`` (``block_class_histograms``' edges)."""
+    for i in range(lo, hi):
+        out[row + classes[i % columns], (np.int64(x[i]) - base) & mask] += 1
+
+
 def row_costs(counts):
     """For each row of ``counts`` ``[tables, K]`` (int64): its symbols' order-0 entropy in bits (the
     row's counts coded with a table fitted to them), the number of symbols present and the row's total.

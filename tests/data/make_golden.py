@@ -4,7 +4,7 @@
     python tests/data/make_golden.py options    # only golden_options_* (added with format version 1)
     python tests/data/make_golden.py classes    # only the context=classes streams (stream mode 5)
     python tests/data/make_golden.py lanes      # only ans's lane-mode streams (lanes 16, 64)
-    python tests/data/make_golden.py rows       # only ans's row-order column tables (stream mode 6)
+    python tests/data/make_golden.py rows       # only ans's row-order column tables (stream modes 6, 7)
     python tests/data/make_golden.py chain      # only the chain encoder's streams (golden_chain_*)
     python tests/data/make_golden.py interp_chain   # only golden_interp_chain*.cfrm (interp + chain frames)
 
@@ -151,15 +151,18 @@ def write_lane_streams(rng) -> None:
 
 
 def write_row_streams(rng) -> None:
-    """``ans``'s mode 6 (codes in rows, each with its column's table): class tables of int8 codes
-    (32-bit decoding entries) whose column count does not divide a group, and a table per column of
-    int16 codes (64-bit entries) with 16 lanes; chunks that end mid-row, tails shorter than a group."""
+    """``ans``'s modes 6 and 7 (codes in rows, each with its column's table): class tables of int8
+    codes (32-bit decoding entries) whose column count does not divide a group, a table per column of
+    int16 codes (64-bit entries) with 16 lanes, and class tables per block (mode 7, ``auto``) of
+    int8 codes whose rows drift; chunks that end mid-row, tails shorter than a group."""
     classes = np.rint(rng.laplace(0, 1, (600, 11)) * np.tile([0.5, 2.0, 9.0, 40.0], 3)[:11]).clip(-127, 127)
     columns = (rng.laplace(0, 1, (700, 3)) * [0.3, 20, 300] + [0, 500, -900]).round()
+    drift = np.rint(rng.laplace(0, 1, (1000, 8)) * np.tile([0.5, 6.0], 4) * np.repeat([1.0, 4.0], 500)[:, None])
     cases = {
         "ans_rows_classes": ("ans", {"chunk": 1000, "lanes": 32, "context": "classes"}, classes.astype(np.int8)),
         "ans_rows_columns": ("ans", {"chunk": 300, "lanes": 16, "context": "column", "precision": 12},
                              columns.astype(np.int16)),
+        "ans_rows_blocks": ("ans", {"chunk": 256, "lanes": 16, "block": 4096}, drift.clip(-127, 127).astype(np.int8)),
     }
     save_streams(cases)
 

@@ -7,7 +7,8 @@ base class's dtype/shape header (all integers little-endian)::
     u8  version (1)          u8  mode: 0 empty, 1 constant, 2 coded, 3 rows deduplicated,
                                          4 coded with one table per block of chunks,
                                          5 coded by column with a table per class of columns,
-                                         6 coded in rows with a table per class of columns (ans)
+                                         6 coded in rows with a table per class of columns (ans),
+                                         7 coded in rows with a table per class of columns and block (ans)
     u64 count                (must equal the header's element count)
     mode 1: i64 value, u32 CRC-32 of the dtype string and the bytes above
     mode 2: i32 base         smallest code; symbol = code - base
@@ -44,6 +45,11 @@ base class's dtype/shape header (all integers little-endian)::
             the checksum), but the chunks cut the codes in order, as with one table (chunks of
             ``chunk`` codes), and code ``i`` uses the table of its column's class,
             ``class[i % columns]`` (``ans`` in the lane mode only: lanes 16, 32 or 64)
+    mode 7: as mode 6 with ``tables`` = blocks x classes (classes 2..min(columns, 256)), then after
+            the classes u32 blocks (as mode 4's: ``ceil(chunks / blocks)`` consecutive chunks to a
+            block); the blob holds each block's class tables, block after block, and code ``i`` of
+            a chunk of block ``b`` uses table ``b * classes + class[i % columns]`` (``ans``, lane
+            mode); the checksum covers the block count too
 
 With ``tables == 1`` the chunks cut the flat codes in order; with ``tables == C`` (context=column)
 the codes are taken as ``rows x C`` (the last axis is the column), stored column by column, and
@@ -57,8 +63,11 @@ each column its own class) without moving the codes: the chunks follow the rows,
 decoder looks each symbol up in its column's table (the table offsets of 16 consecutive columns
 are one vector load), so that neither side transposes the codes and the chunks are those of one
 table; ``ans`` writes it in place of modes 5 and 2-by-column whenever its lane mode is used and
-the table count fits a byte. The encoder keeps several tables only when they cost less than one
-shared table (counting the tables' bytes).
+the table count fits a byte. Mode 7 crosses the two ways a real table's codes differ: its columns by
+scale (classes) and its rows along the array (blocks, as deflate's): each block of chunks has its
+own class tables, the columns' classes shared (MiniLM's word embeddings, sorted by token: 5-10 %
+smaller than block or class tables alone). The encoder keeps several tables only when they cost
+less than one shared table (counting the tables' bytes).
 
 The column count and the rows for ``dedup`` come from the code array's shape, which the base class
 passes to ``_encode``; the stream stores the table count and the row length itself, so decoding
@@ -88,7 +97,7 @@ from ...kernels.targets import combine_checksums, cuda_status
 from ...registry import register
 
 VERSION = 1
-EMPTY, CONSTANT, CODED, DEDUP, BLOCKS, CLASSES, ROW_TABLES = 0, 1, 2, 3, 4, 5, 6
+EMPTY, CONSTANT, CODED, DEDUP, BLOCKS, CLASSES, ROW_TABLES, ROW_BLOCKS = 0, 1, 2, 3, 4, 5, 6, 7
 _HEAD = struct.Struct("<BBQ")
 _DEDUP = struct.Struct("<III")
 _CONST = struct.Struct("<q")
@@ -194,6 +203,15 @@ def model_estimate(counts: np.ndarray) -> float:
     return float(bits.sum() + ((used[fitted] - 1) / 2 * np.log2(totals[fitted])).sum()) / 8
 
 
+def _corrected(counts: np.ndarray) -> float:
+    """Bits of the rows of ``counts`` coded with a free table each, plus Miller-Madow's correction of
+    each table's fit to its own counts, ``(k - 1) / (2 ln 2)`` bits for a table of ``k`` symbols
+    (Miller, "Note on the bias of information estimates", 1955)."""
+    bits, used, totals = histogram.row_costs(counts)
+    fitted = totals > 0
+    return float(bits.sum() + ((used[fitted] - 1) / (2 * math.log(2))).sum())
+
+
 MAX_CLASSES = 16
 """Most tables ``context=classes`` shares among the columns (the class index is one byte per column)."""
 
@@ -296,7 +314,7 @@ class ChunkedEntropyCoder(Encoder):
     symbol_widths = (1, 2)
     devices = ("cpu", "cuda")
     reads_row_tables = False
-    """Whether the coder decodes mode 6 (only ``ans`` writes it)."""
+    """Whether the coder writes and decodes modes 6 and 7 (only ``ans``, in its lane mode)."""
 
     def check(self):
         self.require("chunk", low=64, high=1 << 22)
@@ -318,12 +336,13 @@ class ChunkedEntropyCoder(Encoder):
     def _read_model(self, blob, tables: int, alphabet: int, param: int):
         raise NotImplementedError
 
-    def _encode_chunks(self, x, starts, ends, table_of, base, mask, model, columns=None):
-        """Encode the chunks; ``columns``: None, or the table of each column (mode 6, only where
-        ``_rows_mode`` allowed it)."""
+    def _encode_chunks(self, x, starts, ends, table_of, base, mask, model, columns=None, per_block=None):
+        """Encode the chunks; ``columns``: None, or the class of each column (modes 6 and 7, only
+        where ``_rows_mode`` allowed them); ``per_block``: mode 7's classes per block."""
         raise NotImplementedError
 
-    def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param, columns=None):
+    def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param, columns=None,
+                       per_block=None):
         raise NotImplementedError
 
     def _rows_mode(self, model, chunks: int) -> bool:
@@ -409,12 +428,18 @@ class ChunkedEntropyCoder(Encoder):
             if best is not None and floor * slow >= best[0]:
                 continue  # not expected to pay for its tables
             model = self._build_model(counts)
+            if mode == ROW_BLOCKS and not self._rows_mode(model, -(-count // self.config.chunk)):
+                continue  # mode 7 is coded in lanes only
             cost = model.bits / 8 + len(model.blob) + self._layout_bytes(count, mode, tables, columns)
             if best is None or cost * slow < best[0]:
                 best = (cost * slow, mode, tables, classes, model)
         _, mode, tables, classes, model = best
-        row_tables = None
-        if (mode == CLASSES or (mode == CODED and 1 < tables <= 256)) \
+        row_tables, per_block, blocks = None, None, 0
+        if mode == ROW_BLOCKS:
+            blocks = self._blocks(count)
+            row_tables, per_block, x = classes, tables // blocks, u
+            starts, ends, table_of = chunk_layout(count, blocks, self.config.chunk, True)
+        elif (mode == CLASSES or (mode == CODED and 1 < tables <= 256)) \
                 and self._rows_mode(model, -(-count // self.config.chunk)):
             row_tables = classes if mode == CLASSES else np.arange(columns, dtype=np.uint8)
             mode, classes = ROW_TABLES, row_tables
@@ -426,11 +451,13 @@ class ChunkedEntropyCoder(Encoder):
         else:
             x = rows_kernels.columns_first(u.reshape(-1, columns)).reshape(-1) if mode == CODED and tables > 1 else u
             starts, ends, table_of = chunk_layout(count, tables, self.config.chunk, mode == BLOCKS)
-        data, sizes, sums = self._encode_chunks(x, starts, ends, table_of, base, mask, model, row_tables)
+        data, sizes, sums = self._encode_chunks(x, starts, ends, table_of, base, mask, model, row_tables, per_block)
         fields = (lo, alphabet, self.config.chunk, tables, model.param, len(model.blob))
         head = _HEAD.pack(VERSION, mode, count) + _CODED.pack(*fields, 0)[:-4]
         tail = sizes.astype("<u4").tobytes() + model.blob
-        if mode in (CLASSES, ROW_TABLES):
+        if mode == ROW_BLOCKS:
+            tail = struct.pack("<I", blocks) + tail
+        if mode in (CLASSES, ROW_TABLES, ROW_BLOCKS):
             tail = struct.pack("<I", columns) + classes.tobytes() + tail
         checksum = combine_checksums(sums, flat.dtype.str.encode(), head, tail)
         return b"".join((head, struct.pack("<I", checksum), tail, data))  # the chunks joined without a copy of their own
@@ -440,9 +467,15 @@ class ChunkedEntropyCoder(Encoder):
         for column and class tables, which encode and decode slower than one table or block tables
         (column histograms, grouping, transposes, short chunks), so that they are kept only where
         they make the stream at least ``auto_gain`` smaller; 1 otherwise."""
-        if self.config.context == "auto" and (mode == CLASSES or (mode == CODED and tables > 1)):
+        if self.config.context == "auto" and (mode in (CLASSES, ROW_BLOCKS) or (mode == CODED and tables > 1)):
             return 1.0 / (1.0 - self.config.auto_gain)
         return 1.0
+
+    def _blocks(self, count):
+        """The blocks of ``block`` codes (whole chunks) of a stream of ``count`` codes: the table count
+        of mode 4, and mode 7's block count."""
+        nchunks = -(-count // self.config.chunk)
+        return -(-nchunks // max(1, self.config.block // self.config.chunk))
 
     def _chunks(self, count, mode, tables, columns):
         """The chunks of a stream of ``count`` codes in ``mode`` with ``tables`` tables: one run of
@@ -481,7 +514,7 @@ class ChunkedEntropyCoder(Encoder):
                 and 0 < rows < 1 << 31 and columns * alphabet <= room:
             by_column = histogram.column_histograms(u, columns, base, mask, alphabet)
         nchunks = -(-count // chunk)
-        blocks = -(-nchunks // max(1, self.config.block // chunk))
+        blocks = self._blocks(count)
         if context in ("block", "auto") and blocks > 1:  # as the decoder derives it: ceil(chunks / blocks) to a table
             by_block = histogram.histograms(u, blocks, base, mask, alphabet, -(-nchunks // blocks) * chunk)
         if by_column is not None:
@@ -517,6 +550,15 @@ class ChunkedEntropyCoder(Encoder):
         bound = None
         if by_column is not None and context in ("classes", "auto"):
             bound = free / 8 - 1 + self._layout_bytes(count, CLASSES, 2, columns)
+        # Mode 7 (class tables per block): tried where block tables and per-column tables each gain
+        # auto_gain over one table by their free entropy with Miller-Madow's correction (the expected
+        # part of fitting a table to its counts, (k - 1) / (2 ln 2) bits for k symbols: 64 alike int16
+        # columns of 4096 codes look 2.3 % apart by their free entropy alone, 1.1 % so corrected), the
+        # rows drifting and the columns differing, as in a table sorted by token. It can go below the
+        # columns' free entropy (the rows' drift is not in it), so there the bound does not skip the
+        # grouping.
+        mixed = bound is not None and by_block is not None and self.reads_row_tables and self.config.lanes != 2 \
+            and max(_corrected(by_block), _corrected(by_column)) < (1.0 - self.config.auto_gain) * _corrected(one)
         while plans or bound is not None:
             if bound is not None and (not plans or plans[0][0] >= bound):
                 slow = self._slow(CLASSES, 2)
@@ -525,15 +567,21 @@ class ChunkedEntropyCoder(Encoder):
                     first, before = plans.pop(0), best()
                     yield first[:5]
                 top = best()
-                grouped = None if top is not None and bound * slow >= top else column_classes(by_column)
+                grouped = None if top is not None and bound * slow >= top and not mixed else column_classes(by_column)
                 bound = None
                 if grouped is not None:
                     estimate, classes, counts = grouped
                     floor = estimate + self._layout_bytes(count, CLASSES, 2, columns) - columns  # the estimate has the class bytes
                     if first is not None and (floor, 1) < first[::5] and (before is None or floor * slow < before):
                         floor = 0.0  # ahead of ``first`` in the order of estimates, and built there
-                    plans = sorted(plans + [(floor, CLASSES, len(counts), classes, counts, 1)],
-                                   key=lambda plan: plan[::5])
+                    more = [(floor, CLASSES, len(counts), classes, counts, 1)]
+                    if mixed:
+                        span = -(-nchunks // blocks) * chunk
+                        crossed = histogram.block_class_histograms(u, columns, classes, len(counts), span, base, mask,
+                                                                   alphabet)
+                        more.append((model_estimate(crossed) + self._layout_bytes(count, ROW_BLOCKS, len(crossed), columns),
+                                     ROW_BLOCKS, len(crossed), classes, crossed, 3))
+                    plans = sorted(plans + more, key=lambda plan: plan[::5])
                 continue
             yield plans.pop(0)[:5]
 
@@ -545,12 +593,12 @@ class ChunkedEntropyCoder(Encoder):
             version, mode, n = _HEAD.unpack_from(payload, 0)
         except struct.error:
             raise StreamError(f"{name} stream: payload header is truncated") from None
-        if version != VERSION or mode not in (EMPTY, CONSTANT, CODED, DEDUP, BLOCKS, CLASSES, ROW_TABLES) \
+        if version != VERSION or mode not in (EMPTY, CONSTANT, CODED, DEDUP, BLOCKS, CLASSES, ROW_TABLES, ROW_BLOCKS) \
                 or (nested and mode in (EMPTY, DEDUP)):
             raise StreamError(f"{name} stream: unknown version {version} or mode {mode}" + (" (inner stream)" if nested else ""))
-        if mode == ROW_TABLES and not self.reads_row_tables:
-            raise StreamError(f"{name} stream: mode 6 (codes in rows with a table per class of columns) is written "
-                              "by ans only")
+        if mode in (ROW_TABLES, ROW_BLOCKS) and not self.reads_row_tables:
+            raise StreamError(f"{name} stream: mode {mode} (codes in rows with a table per class of columns"
+                              + (" and block" if mode == ROW_BLOCKS else "") + ") is written by ans only")
         if n != count:
             raise StreamError(f"{name} stream: payload holds {n} values, header says {count}")
         if mode == DEDUP:
@@ -579,22 +627,33 @@ class ChunkedEntropyCoder(Encoder):
         if not (2 <= alphabet and vmin <= lo and lo + alphabet - 1 <= vmax):
             raise StreamError(f"{name} stream: alphabet [{lo}, {lo + alphabet - 1}] does not fit {dtype}")
         in_blocks = mode == BLOCKS
-        columns, order, row_tables = tables, None, None
-        if mode in (CLASSES, ROW_TABLES):  # u32 columns, one class byte per column, then the chunk sizes
+        columns, order, row_tables, per_block = tables, None, None, None
+        if mode in (CLASSES, ROW_TABLES, ROW_BLOCKS):  # u32 columns, one class byte per column, then the chunk sizes
             if pos + 4 > len(payload):
                 raise StreamError(f"{name} stream: payload header is truncated")
             (columns,) = struct.unpack_from("<I", payload, pos)
             pos += 4
-            if not (chunk >= 1 and columns >= 1 and count % columns == 0 and 2 <= tables <= min(columns, 256)):
-                raise StreamError(f"{name} stream: chunk {chunk}, {tables} class tables or {columns} columns are "
+            per_block = tables
+            if mode == ROW_BLOCKS:  # after the classes: u32 blocks, each with its class tables
+                if pos + columns + 4 > len(payload):
+                    raise StreamError(f"{name} stream: payload header is truncated")
+                (blocks,) = struct.unpack_from("<I", payload, pos + columns)
+                nchunks = -(-count // max(chunk, 1))
+                if not (chunk >= 1 and 2 <= blocks <= nchunks and -(-nchunks // -(-nchunks // blocks)) == blocks
+                        and tables % blocks == 0):
+                    raise StreamError(f"{name} stream: chunk {chunk}, {blocks} blocks or {tables} tables are invalid "
+                                      f"for {count} values in blocks")
+                per_block = tables // blocks
+            if not (chunk >= 1 and columns >= 1 and count % columns == 0 and 2 <= per_block <= min(columns, 256)):
+                raise StreamError(f"{name} stream: chunk {chunk}, {per_block} class tables or {columns} columns are "
                                   f"invalid for {count} values")
             if pos + columns > len(payload):
                 raise StreamError(f"{name} stream: truncated in the columns' classes ({len(payload)} bytes)")
             classes = np.frombuffer(payload, np.uint8, columns, pos)
-            pos += columns
-            if classes.max() >= tables:
-                raise StreamError(f"{name} stream: a column's class {classes.max()} is not one of the {tables} tables")
-            if mode == ROW_TABLES:  # the chunks of one table
+            pos += columns + (4 if mode == ROW_BLOCKS else 0)
+            if classes.max() >= per_block:
+                raise StreamError(f"{name} stream: a column's class {classes.max()} is not one of the {per_block} tables")
+            if mode in (ROW_TABLES, ROW_BLOCKS):  # the chunks of one table, or of block tables
                 row_tables = classes
                 nchunks = -(-count // chunk)
                 limits.charge(4 * (columns + 64), "the columns' table offsets")
@@ -623,13 +682,15 @@ class ChunkedEntropyCoder(Encoder):
         if offsets[-1] != data.size:
             raise StreamError(f"{name} stream: chunks take {offsets[-1]} bytes, {data.size} are present")
         mask = (1 << (8 * dtype.itemsize)) - 1
-        if row_tables is not None:
+        if mode == ROW_BLOCKS:
+            starts, ends, table_of = chunk_layout(count, tables // per_block, chunk, True)
+        elif row_tables is not None:
             starts, ends, table_of = chunk_layout(count, 1, chunk)
         elif order is None:
             starts, ends, table_of = chunk_layout(count, tables, chunk, in_blocks)
         out = np.empty(count, unsigned(dtype))
         sums = self._decode_chunks(data, offsets, out, starts, ends, table_of, lo & mask, mask, model_tables, param,
-                                   row_tables)
+                                   row_tables, per_block if mode == ROW_BLOCKS else None)
         if sums.size and (min(sums.tolist()) if sums.size <= 64 else sums.min()) < 0:  # a list: faster for few
             bad = np.flatnonzero(sums < 0)
             raise StreamError(f"{name} stream: {bad.size} damaged chunk(s), first at index {bad[0]}")
@@ -753,7 +814,7 @@ class Huffman(ChunkedEntropyCoder):
         # the decoding tables hold the symbols shifted by base: built in _decode_chunks
         return _DECODERS.put(key, _ReadModel(lengths, {}))
 
-    def _encode_chunks(self, x, starts, ends, table_of, base, mask, model, columns=None):
+    def _encode_chunks(self, x, starts, ends, table_of, base, mask, model, columns=None, per_block=None):
         (table,) = model.tables
         return huffman_kernels.encode(self.config.device, x, starts, ends, table_of, base, mask, table, model.param)
 
@@ -767,7 +828,8 @@ class Huffman(ChunkedEntropyCoder):
     at the size the first decode built, so whether a decode fits ``max_bytes`` does not depend on
     what was decoded before it."""
 
-    def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param, columns=None):
+    def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param, columns=None,
+                       per_block=None):
         key = (base, mask, out.size)
         built = tables.decoders.get(key)
         if built is None:  # charged as it is built
@@ -916,9 +978,9 @@ class Ans(ChunkedEntropyCoder):
         bytes per lane than its symbols need (measured: 90 bytes per chunk for 32 lanes over 2).
         Class tables, and a table per column (at most 256 columns), are priced as mode 6 writes them
         outside the pair mode: the chunks of one table, the column count and a class byte per column."""
-        if self.config.lanes != 2 and (mode == CLASSES or (mode == CODED and 1 < tables <= 256)):
+        if self.config.lanes != 2 and (mode in (CLASSES, ROW_BLOCKS) or (mode == CODED and 1 < tables <= 256)):
             chunks = -(-count // self.config.chunk)
-            layout = 4 * chunks + 4 + columns
+            layout = 4 * chunks + 4 + columns + (4 if mode == ROW_BLOCKS else 0)
         else:
             chunks = self._chunks(count, mode, tables, columns)
             layout = super()._layout_bytes(count, mode, tables, columns)
@@ -954,19 +1016,20 @@ class Ans(ChunkedEntropyCoder):
     def _rows_mode(self, model, chunks):
         return self._lanes(model, chunks) != 2
 
-    def _encode_chunks(self, x, starts, ends, table_of, base, mask, model, columns=None):
+    def _encode_chunks(self, x, starts, ends, table_of, base, mask, model, columns=None, per_block=None):
         freq, cum = model.tables
         precision, _ = self._split_param(model.param)
         lanes = self._lanes(model, starts.size)
         model.param = precision | ans_kernels.LANES.index(lanes) << 5  # the header is written after this
         return ans_kernels.encode(self.config.device, x, starts, ends, table_of, base, mask, freq, cum, precision,
-                                  lanes, columns)
+                                  lanes, columns, per_block)
 
-    def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param, columns=None):
+    def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param, columns=None,
+                       per_block=None):
         param, lanes = self._split_param(param)
         if columns is not None and lanes == 2:
-            raise StreamError("ans stream: mode 6 (a table per class of columns, in rows) with the pair mode; it "
-                              "needs 16, 32 or 64 lanes")
+            raise StreamError(f"ans stream: mode {6 if per_block is None else 7} (tables per class of columns, in rows) "
+                              "with the pair mode; it needs 16, 32 or 64 lanes")
         freq = tables.values
         limits.charge(freq.shape[0] * (1 << param) * 8, lambda: f"ans decoding tables ({freq.shape[0]} x 2**{param})")
         key = (base, mask, lanes == 2)  # the lane counts share their tables
@@ -975,7 +1038,7 @@ class Ans(ChunkedEntropyCoder):
             built = ans_kernels.lookup_tables(freq, param, base, mask, out.dtype, lanes)
             _ANS_MODELS.grow(tables, key, built)
         return ans_kernels.decode(self.config.device, data, offsets, out, starts, ends, table_of, base, mask,
-                                  freq, param, lanes, built, columns)
+                                  freq, param, lanes, built, columns, per_block)
 
 
 def _below_full(freq: np.ndarray, precision: int) -> np.ndarray:
