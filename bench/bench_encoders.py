@@ -4,7 +4,7 @@
     PYTHONPATH=. python bench/bench_encoders.py --quick         # fewer tables / rows
     PYTHONPATH=. python bench/bench_encoders.py --contexts      # huffman/ans per context on single fields
     PYTHONPATH=. python bench/bench_encoders.py --stages        # where ans calls spend their time, stage by stage
-    PYTHONPATH=. python bench/bench_encoders.py --gap           # where ans's stream bytes go against the per-column bound
+    PYTHONPATH=. python bench/bench_encoders.py --gap           # ans's stream bytes against the per-column bound
     PYTHONPATH=. python bench/bench_encoders.py --pipelines     # only the pipelines against SZ3 (pooled lookups)
     PYTHONPATH=. python bench/bench_encoders.py --wide          # huffman/ans on a wide int16 alphabet
     PYTHONPATH=. python bench/bench_encoders.py --shape-scale   # the per-column bound against a shape x scale model
@@ -643,7 +643,8 @@ def main(argv=None):
     ap.add_argument("--bound-fraction", action="store_true",
                     help="only huffman/ans's code ratios on the pooled fields as fractions of the per-column bound")
     ap.add_argument("--gap", action="store_true",
-                    help="only where ans's default stream's bytes go against the free per-column bound, on single fields")
+                    help="only where ans's default stream's bytes go against the free per-column bound, on single "
+                    "fields")
     ap.add_argument("--shape-scale", action="store_true",
                     help="only the pooled fields' per-column bound against a shared shape scaled per column")
     ap.add_argument("--minilm-pooled", action="store_true",

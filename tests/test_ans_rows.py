@@ -235,8 +235,8 @@ def test_damaged_and_impossible_mode_7_streams_are_refused():
     (blocks,) = struct.unpack_from("<I", stream, blocks_at)
     (tables,) = struct.unpack_from("<I", stream, tables_at)
     assert blocks >= 2 and tables % blocks == 0
-    for at, value, message in ((blocks_at, 1, "blocks"), (blocks_at, 10**6, "blocks"), (tables_at, tables + 1, "blocks"),
-                               (classes_at + 2, tables // blocks, "not one of the")):
+    for at, value, message in ((blocks_at, 1, "blocks"), (blocks_at, 10**6, "blocks"),
+                               (tables_at, tables + 1, "blocks"), (classes_at + 2, tables // blocks, "not one of the")):
         bad = bytearray(stream)
         if at == classes_at + 2:
             bad[at] = value

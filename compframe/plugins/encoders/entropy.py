@@ -499,7 +499,9 @@ class ChunkedEntropyCoder(Encoder):
         estimate (yielded one at a time; ``best()``: the caller's best weighted cost so far, or None):
         ``none`` one table; ``column`` a table per column (2-D codes); ``classes`` the columns
         grouped into a few classes with a table each (``column_classes``); ``block`` a table per
-        ``block`` symbols; ``auto`` all four. Under ``auto`` the columns' histograms are counted only
+        ``block`` symbols; ``auto`` all four, and where the rows drift and the columns differ (``ans``
+        in the lane mode) class tables per block (mode 7). Under ``auto`` the columns' histograms are
+        counted only
         when they hold at most 4 entries per code (a wide alphabet in short columns, where column tables
         could hardly pay, costs no pass over a histogram many times larger than the data). The
         estimate (``model_estimate``: the tables' order-0 entropy, what adapting them to the data costs,
@@ -579,8 +581,8 @@ class ChunkedEntropyCoder(Encoder):
                         span = -(-nchunks // blocks) * chunk
                         crossed = histogram.block_class_histograms(u, columns, classes, len(counts), span, base, mask,
                                                                    alphabet)
-                        more.append((model_estimate(crossed) + self._layout_bytes(count, ROW_BLOCKS, len(crossed), columns),
-                                     ROW_BLOCKS, len(crossed), classes, crossed, 3))
+                        layout = self._layout_bytes(count, ROW_BLOCKS, len(crossed), columns)
+                        more.append((model_estimate(crossed) + layout, ROW_BLOCKS, len(crossed), classes, crossed, 3))
                     plans = sorted(plans + more, key=lambda plan: plan[::5])
                 continue
             yield plans.pop(0)[:5]
@@ -652,7 +654,8 @@ class ChunkedEntropyCoder(Encoder):
             classes = np.frombuffer(payload, np.uint8, columns, pos)
             pos += columns + (4 if mode == ROW_BLOCKS else 0)
             if classes.max() >= per_block:
-                raise StreamError(f"{name} stream: a column's class {classes.max()} is not one of the {per_block} tables")
+                raise StreamError(f"{name} stream: a column's class {classes.max()} is not one of the {per_block} "
+                                  "tables")
             if mode in (ROW_TABLES, ROW_BLOCKS):  # the chunks of one table, or of block tables
                 row_tables = classes
                 nchunks = -(-count // chunk)
@@ -1028,8 +1031,8 @@ class Ans(ChunkedEntropyCoder):
                        per_block=None):
         param, lanes = self._split_param(param)
         if columns is not None and lanes == 2:
-            raise StreamError(f"ans stream: mode {6 if per_block is None else 7} (tables per class of columns, in rows) "
-                              "with the pair mode; it needs 16, 32 or 64 lanes")
+            raise StreamError(f"ans stream: mode {6 if per_block is None else 7} (tables per class of columns, in "
+                              "rows) with the pair mode; it needs 16, 32 or 64 lanes")
         freq = tables.values
         limits.charge(freq.shape[0] * (1 << param) * 8, lambda: f"ans decoding tables ({freq.shape[0]} x 2**{param})")
         key = (base, mask, lanes == 2)  # the lane counts share their tables
