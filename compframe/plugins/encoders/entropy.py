@@ -346,8 +346,14 @@ class ChunkedEntropyCoder(Encoder):
         raise NotImplementedError
 
     def _rows_mode(self, model, chunks: int) -> bool:
-        """Whether a stream of ``chunks`` chunks coded with ``model`` can take mode 6 (row order, a
-        table per column's class): only ``ans``'s lane mode can."""
+        """Whether a stream of ``chunks`` chunks coded with ``model`` can take mode 6 or 7 (row order,
+        a table per column's class): only ``ans``'s lane mode can."""
+        return self._rows_possible(model.bits, chunks)
+
+    def _rows_possible(self, bits: float, chunks: int) -> bool:
+        """Whether a stream of ``chunks`` chunks whose symbols code to ``bits`` can be in row order
+        (``_rows_mode``; before a model is built, asked with one table's bits, which models of
+        several tables seldom exceed: a yes there may still be a no for the model built)."""
         return False
 
     # --- shared encode/decode ---
@@ -559,7 +565,8 @@ class ChunkedEntropyCoder(Encoder):
         # rows drifting and the columns differing, as in a table sorted by token. It can go below the
         # columns' free entropy (the rows' drift is not in it), so there the bound does not skip the
         # grouping.
-        mixed = bound is not None and by_block is not None and self.reads_row_tables and self.config.lanes != 2 \
+        mixed = bound is not None and by_block is not None \
+            and self._rows_possible(histogram.row_costs(one)[0][0], nchunks) \
             and max(_corrected(by_block), _corrected(by_column)) < (1.0 - self.config.auto_gain) * _corrected(one)
         while plans or bound is not None:
             if bound is not None and (not plans or plans[0][0] >= bound):
@@ -1008,21 +1015,21 @@ class Ans(ChunkedEntropyCoder):
 
     reads_row_tables = True
 
-    def _lanes(self, model, chunks):
-        """The lane count a stream of ``chunks`` chunks coded with ``model`` takes: ``lanes``, or for
-        ``lanes=0`` the most lanes up to ``AUTO_LANES`` whose final states cost little."""
+    def _lanes(self, bits, chunks):
+        """The lane count a stream of ``chunks`` chunks whose symbols code to ``bits`` takes: ``lanes``,
+        or for ``lanes=0`` the most lanes up to ``AUTO_LANES`` whose final states cost little."""
         if self.config.lanes:
             return self.config.lanes
-        budget = self.AUTO_WASTE * model.bits / 8
+        budget = self.AUTO_WASTE * bits / 8
         return max(n for n in ans_kernels.LANES if n <= self.AUTO_LANES and 3 * (n - 2) * chunks <= budget)
 
-    def _rows_mode(self, model, chunks):
-        return self._lanes(model, chunks) != 2
+    def _rows_possible(self, bits, chunks):
+        return self._lanes(bits, chunks) != 2
 
     def _encode_chunks(self, x, starts, ends, table_of, base, mask, model, columns=None, per_block=None):
         freq, cum = model.tables
         precision, _ = self._split_param(model.param)
-        lanes = self._lanes(model, starts.size)
+        lanes = self._lanes(model.bits, starts.size)
         model.param = precision | ans_kernels.LANES.index(lanes) << 5  # the header is written after this
         return ans_kernels.encode(self.config.device, x, starts, ends, table_of, base, mask, freq, cum, precision,
                                   lanes, columns, per_block)
