@@ -470,8 +470,9 @@ class ChunkedEntropyCoder(Encoder):
 
     def _slow(self, mode, tables):
         """The factor a model's bytes are weighed with when ``auto`` chooses: ``1 / (1 - auto_gain)``
-        for column and class tables, which encode and decode slower than one table or block tables
-        (column histograms, grouping, transposes, short chunks), so that they are kept only where
+        for column and class tables (and class tables per block), which encode and decode slower than
+        one table or block tables (column histograms, grouping, transposes, short chunks, more tables),
+        so that they are kept only where
         they make the stream at least ``auto_gain`` smaller; 1 otherwise."""
         if self.config.context == "auto" and (mode in (CLASSES, ROW_BLOCKS) or (mode == CODED and tables > 1)):
             return 1.0 / (1.0 - self.config.auto_gain)
@@ -507,9 +508,8 @@ class ChunkedEntropyCoder(Encoder):
         grouped into a few classes with a table each (``column_classes``); ``block`` a table per
         ``block`` symbols; ``auto`` all four, and where the rows drift and the columns differ (``ans``
         in the lane mode) class tables per block (mode 7). Under ``auto`` the columns' histograms are
-        counted only
-        when they hold at most 4 entries per code (a wide alphabet in short columns, where column tables
-        could hardly pay, costs no pass over a histogram many times larger than the data). The
+        counted only when they hold at most 4 entries per code (a wide alphabet in short columns, where
+        column tables could hardly pay, costs no pass over a histogram many times larger than the data). The
         estimate (``model_estimate``: the tables' order-0 entropy, what adapting them to the data costs,
         and the layout) lets the caller skip building a model that will not beat a cheaper one already
         priced. Under ``auto`` column models are left out, before any grouping, where the columns'
