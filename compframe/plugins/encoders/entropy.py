@@ -472,8 +472,8 @@ class ChunkedEntropyCoder(Encoder):
         """The factor a model's bytes are weighed with when ``auto`` chooses: ``1 / (1 - auto_gain)``
         for column and class tables (and class tables per block), which encode and decode slower than
         one table or block tables (column histograms, grouping, transposes, short chunks, more tables),
-        so that they are kept only where
-        they make the stream at least ``auto_gain`` smaller; 1 otherwise."""
+        so that they are kept only where they make the stream at least ``auto_gain`` smaller; 1
+        otherwise."""
         if self.config.context == "auto" and (mode in (CLASSES, ROW_BLOCKS) or (mode == CODED and tables > 1)):
             return 1.0 / (1.0 - self.config.auto_gain)
         return 1.0
