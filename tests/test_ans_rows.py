@@ -175,7 +175,6 @@ def test_huffman_keeps_mode_5():
     assert stream[1 + 3 + 1 + 16 + 1] == 5
 
 
-
 def test_column_tables_are_priced_as_mode_6_lays_them_out():
     """Outside the pair mode, class tables and a table per column (at most 256 columns) cost the
     chunk table and final states of one table's chunks, the column count and a class byte per column
@@ -191,6 +190,26 @@ def test_column_tables_are_priced_as_mode_6_lays_them_out():
     pair = make(lanes=2, chunk=chunk)
     assert pair._layout_bytes(count, entropy.CODED, 64, 64) == 4 * 64 * -(-2048 // chunk)
     assert pair._layout_bytes(count, entropy.CLASSES, 5, 64) == 4 * (count // chunk + 5) + 4 + 64
+
+
+def test_block_class_histograms_count_what_a_reference_counts():
+    """``histogram.block_class_histograms`` against ``np.add.at`` over every code: blocks that start
+    and end mid-row, blocks shorter than a row, int8 and int16 codes shifted by ``base`` (mode 7's
+    model counts)."""
+    from compframe.kernels import histogram
+
+    rng = np.random.default_rng(14)
+    for dtype, k, base in ((np.uint8, 50, 200), (np.uint16, 500, 65400)):
+        mask = np.iinfo(dtype).max
+        for columns, rows, span in ((384, 700, 65536), (7, 300, 1000), (384, 40, 100003), (50, 30, 37)):
+            symbols = rng.integers(0, k, rows * columns)
+            x = ((symbols + base) & mask).astype(dtype)
+            classes = rng.integers(0, 6, columns).astype(np.uint8)
+            got = histogram.block_class_histograms(x, columns, classes, 6, span, base, mask, k)
+            ref = np.zeros((-(-x.size // span) * 6, k), np.int64)
+            at = np.arange(x.size)
+            np.add.at(ref, ((at // span) * 6 + classes[at % columns], symbols), 1)
+            assert np.array_equal(got, ref), (dtype, columns, span)
 
 
 def _drifting(rng, rows=1000):

@@ -19,6 +19,11 @@ own table, so that a table per column pairs chunks too), in runs of symbols
 that cannot pass either chunk's end (checked once per run), with branch-free renormalization; the
 drivers pass an absent second chunk to decode one alone. The CUDA kernels run the same two-chunk
 functions, one GPU thread per pair of chunks.
+
+The lane mode also codes codes laid out in rows with a table per column's class (the entropy
+coders' modes 6 and 7): ``row_offsets`` gives each column's table offset, which the lane kernels
+(vector and scalar, CPU and CUDA) add to every symbol's table index, and ``encode``/``decode``
+take the classes as ``columns`` (and ``per_block``, mode 7's tables per block of chunks).
 """
 
 from __future__ import annotations

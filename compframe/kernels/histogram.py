@@ -188,9 +188,9 @@ def block_class_histograms(x, columns, classes, tables, span, base, mask, alphab
     """Counts of ``(x - base) & mask`` (``x`` in rows of ``columns`` codes) by block and class: code
     ``i`` counted in block ``i // span`` and class ``classes[i % columns]`` (below ``tables``):
     int64 ``[blocks * tables, alphabet]``, block-major (``ceil(x.size / span)`` blocks). Each block's
-    whole rows by ``column_histograms`` (a block of 2**18 MiniLM codes, 384 columns: 0.1 ms), pooled
-    by class; the codes of the rows a block cuts, one by one. The caller guarantees the alphabet and
-    the classes."""
+    whole rows by ``column_histograms``, pooled by class; the codes of the rows a block cuts, one by
+    one (MiniLM's 4096 x 384 int8 codes, 6 blocks: 0.62 ms, int16 1.19 ms, one thread, ``--stages``).
+    The caller guarantees the alphabet and the classes."""
     blocks = -(-x.size // span)
     cls = np.asarray(classes, np.int64)
     out = np.zeros((blocks * tables, alphabet), np.int64)
