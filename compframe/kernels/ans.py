@@ -680,6 +680,17 @@ def _decode_lanes_pair_cpu(data, out, table_a, table_b, precision, shift, start_
                                                             lo_b, hi_b, lanes, sb, hb, toff, ncol)
 
 
+@register_jitable
+def _encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, lanes, toff, ncol):
+    """``simd_encode.encode_groups`` with the lane count as the literal it needs (16, 32 or 64; the
+    caller checked it): the one place that turns ``lanes`` into a compile-time constant."""
+    if lanes == 16:
+        return simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 16, toff, ncol)
+    if lanes == 32:
+        return simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 32, toff, ncol)
+    return simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 64, toff, ncol)
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _encode_lanes_vec_cpu(x, base, mask, precision, out, rcp, info, packed, lo, hi, end, lanes, toff, ncol):
     """One chunk of the lane mode, the bytes of ``encode_lanes``: the last, partial group with its
@@ -693,13 +704,7 @@ def _encode_lanes_vec_cpu(x, base, mask, precision, out, rcp, info, packed, lo, 
         st[j] = STATE_LOW
     whole = lo + (hi - lo) // lanes * lanes
     p = _encode_lanes_steps_cpu(x, base, mask, precision, out, rcp, info, lo, whole, hi, end, lanes, st, toff, ncol)
-    groups = (whole - lo) // lanes
-    if lanes == 16:
-        p = simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 16, toff, ncol)
-    elif lanes == 32:
-        p = simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 32, toff, ncol)
-    else:  # 64, the only lane count left
-        p = simd_encode.encode_groups(st, packed, x, lo, groups, base, mask, out, p, precision, 64, toff, ncol)
+    p = _encode_groups(st, packed, x, lo, (whole - lo) // lanes, base, mask, out, p, precision, lanes, toff, ncol)
     return _finish_lanes_cpu(out, end, p, lanes, st)
 
 
@@ -730,24 +735,14 @@ def _encode_lanes_pair_cpu(x, base, mask, precision, out, rcp_a, info_a, packed_
     if lanes == 16:
         simd_encode.encode_groups_pair(st, packed_a, packed_b, x, ia, ib, run, base, mask, out, pos, precision, 16,
                                        toff, ncol)
-        pa = simd_encode.encode_groups(sa, packed_a, x, lo_a, ga - run, base, mask, out, pos[0], precision, 16,
-                                       toff, ncol)
-        pb = simd_encode.encode_groups(sb, packed_b, x, lo_b, gb - run, base, mask, out, pos[1], precision, 16,
-                                       toff, ncol)
     elif lanes == 32:
         simd_encode.encode_groups_pair(st, packed_a, packed_b, x, ia, ib, run, base, mask, out, pos, precision, 32,
-                                       toff, ncol)
-        pa = simd_encode.encode_groups(sa, packed_a, x, lo_a, ga - run, base, mask, out, pos[0], precision, 32,
-                                       toff, ncol)
-        pb = simd_encode.encode_groups(sb, packed_b, x, lo_b, gb - run, base, mask, out, pos[1], precision, 32,
                                        toff, ncol)
     else:  # 64, the only lane count left
         simd_encode.encode_groups_pair(st, packed_a, packed_b, x, ia, ib, run, base, mask, out, pos, precision, 64,
                                        toff, ncol)
-        pa = simd_encode.encode_groups(sa, packed_a, x, lo_a, ga - run, base, mask, out, pos[0], precision, 64,
-                                       toff, ncol)
-        pb = simd_encode.encode_groups(sb, packed_b, x, lo_b, gb - run, base, mask, out, pos[1], precision, 64,
-                                       toff, ncol)
+    pa = _encode_groups(sa, packed_a, x, lo_a, ga - run, base, mask, out, pos[0], precision, lanes, toff, ncol)
+    pb = _encode_groups(sb, packed_b, x, lo_b, gb - run, base, mask, out, pos[1], precision, lanes, toff, ncol)
     nbytes[a] = _finish_lanes_cpu(out, end_a, pa, lanes, sa)
     nbytes[a + 1] = _finish_lanes_cpu(out, end_b, pb, lanes, sb)
     return True
