@@ -335,3 +335,42 @@ def test_model_cache_keeps_every_stream_exact():
     damaged[-300] ^= 0x10  # inside the last chunks
     with pytest.raises(StreamError):
         lanes.decode(bytes(damaged))
+
+
+def test_ans_model_matches_its_numpy_form():
+    """``_ans_model`` (one compiled call) gives the precision, frequencies, cumulative sums, coded bits
+    and blob that ``Ans._build_model`` computed with numpy calls: one and many tables, a table of one
+    symbol (its slot given to a neighbour), a table of one symbol at the alphabet's end, a set
+    precision."""
+    import math
+    import zlib
+
+    from compframe.plugins.encoders.entropy import _ans_model, pack_blob
+
+    rng = np.random.default_rng(5)
+    cases = [rng.integers(0, 50, (t, k)) * (rng.random((t, k)) < 0.7) for t, k in ((1, 2), (1, 300), (7, 40), (64, 51))]
+    one = np.zeros((3, 9), np.int64)
+    one[0, 4] = 100
+    one[1, 8] = 5  # the last symbol: its slot goes to the one below
+    one[2] = 1
+    cases += [one, np.array([[0, 1000000, 3]])]
+    for counts in cases:
+        counts = counts.astype(np.int64)
+        counts[:, 0] += counts.sum(axis=1) == 0  # no empty table
+        for configured in (0, 14):
+            precision, freq, cum, bits, planes = _ans_model(counts, configured, 16)
+            used = int((counts > 0).sum(axis=1).max())
+            need = math.ceil(math.log2(used))
+            per_table = int(counts.sum(axis=1).max())
+            auto = max(12, need + 4) if len(counts) == 1 else max(need + 1, min(12, max(8, per_table.bit_length() - 3)))
+            assert precision == max(min(configured or auto, 16), need)
+            want = frequency_tables(counts, precision)
+            for t, s in np.argwhere(want == 1 << precision):
+                want[t, s] -= 1
+                want[t, s + 1 if s + 1 < want.shape[1] else s - 1] += 1
+            assert np.array_equal(freq, want) and freq.dtype == np.uint32
+            assert (freq < 1 << precision).all() and (freq.sum(axis=1) == 1 << precision).all()
+            assert np.array_equal(cum, np.cumsum(want, axis=1) - want)
+            present = counts > 0
+            assert bits == pytest.approx((counts[present] * (precision - np.log2(want[present]))).sum(), rel=1e-12)
+            assert zlib.compress(planes, 6) == pack_blob(want, 3)

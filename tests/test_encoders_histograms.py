@@ -40,3 +40,61 @@ def test_counts_past_the_narrow_counters():
     x[::2] = 1
     assert histogram.column_histograms(x, 2, 0, 255, 2).tolist() == [[0, 70000], [70000, 0]]
     assert histogram.histograms(x, 1, 0, 255, 2).tolist() == [[70000, 70000]]
+
+
+def reference_groupings(coarse, by_column, order, most, steps):
+    """``histogram.column_groupings`` written with numpy (how ``entropy.column_classes`` grouped before
+    it was one compiled call): matrix products, argmin, ``model_estimate``."""
+    from compframe.plugins.encoders.entropy import model_estimate
+
+    columns, bins = coarse.shape
+    best = None
+    k = 2
+    while k <= most:
+        members = np.empty(columns, np.int64)
+        members[order] = np.arange(columns) * k // columns
+        for _ in range(steps):
+            pooled = histogram.pool_rows(coarse, members, k).astype(np.float64)
+            cost = np.log2((pooled.sum(axis=1, keepdims=True) + bins / 2) / (pooled + 0.5))
+            members = np.argmin(coarse.astype(np.float64) @ cost.T, axis=1)
+        _, first = np.unique(members, return_index=True)
+        labels = {m: i for i, m in enumerate(members[np.sort(first)])}
+        members = np.array([labels[m] for m in members])
+        if len(labels) < 2:
+            break
+        counts = np.zeros((len(labels), by_column.shape[1]), np.int64)
+        np.add.at(counts, members, by_column)
+        estimate = model_estimate(counts) + columns
+        if best is not None and estimate >= best[0]:
+            break
+        best = (estimate, members, counts)
+        k *= 2
+    return best
+
+
+def test_column_groupings_match_the_numpy_grouping():
+    """The compiled grouping (Lloyd's steps, relabelling, pricing, the doubling's stop) gives the
+    classes and class histograms of the same algorithm in numpy, on columns of different scales and
+    shapes, wide and narrow, including alike columns that collapse to one class."""
+    rng = np.random.default_rng(11)
+    tried = grouped = 0
+    for _ in range(120):
+        columns = int(rng.integers(2, 90))
+        alphabet = int(rng.integers(2, 200))
+        rows = int(rng.integers(5, 3000))
+        scales = rng.uniform(0.2, 30, columns) if rng.random() < 0.8 else np.full(columns, 3.0)
+        x = np.clip(np.round(rng.standard_normal((rows, columns)) * scales + alphabet // 2), 0, alphabet - 1)
+        by_column = np.stack([np.bincount(c, minlength=alphabet) for c in x.T.astype(np.int64)])
+        bits, _, totals = histogram.row_costs(by_column)
+        order = np.argsort(bits / np.maximum(totals, 1), kind="stable")
+        most = min(16, columns // 2)
+        estimate, members, counts = histogram.column_groupings(by_column, by_column, order, most, 2)
+        want = reference_groupings(by_column, by_column, order, most, 2)
+        tried += 1
+        if want is None:
+            assert counts.shape[0] == 0
+            continue
+        grouped += 1
+        assert np.array_equal(members, want[1]) and np.array_equal(counts, want[2])
+        assert estimate == pytest.approx(want[0], rel=1e-12)
+    assert grouped > tried // 2

@@ -251,22 +251,75 @@ def _row_costs(counts, xlogx):
     return bits, used, totals
 
 
-def column_groups(counts, order, classes, steps):
-    """The rows of ``counts`` ``[columns, B]`` (a few bins: the products below are dense) grouped into
-    at most ``classes`` classes that share a table: the rows in ``order`` cut into equal runs, then
-    ``steps`` of Lloyd's algorithm, each fitting the class tables to the rows assigned to them
-    (Krichevsky-Trofimov smoothed, so that an absent bin costs finite bits) and moving every row to
-    the class whose table codes it in the fewest bits. Returns the class of each row (int64, empty
-    classes dropped, numbered by first appearance) and the number of classes."""
-    columns, bins = counts.shape
+@numba.njit(cache=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
+def column_groupings(coarse, by_column, order, most, steps):
+    """The groupings of the columns into 2, 4, 8 ... ``most`` classes that share a table, the doubling
+    stopped at the first count that does not lower the estimate (``entropy.column_classes``).
+
+    Each grouping: the rows of ``coarse`` ``[columns, B]`` (the columns' histograms over a few bins) in
+    ``order`` cut into equal runs, then ``steps`` of Lloyd's algorithm, each fitting the class tables
+    to the rows assigned to them (Krichevsky-Trofimov smoothed, so that an absent bin costs finite
+    bits) and moving every row to the class whose table codes it in the fewest bits (the first such
+    class on ties); empty classes dropped, the rest numbered by first appearance. A grouping is priced
+    by its classes' full histograms (``by_column`` ``[columns, K]`` pooled): their order-0 entropy,
+    Rissanen's ``(k - 1) / 2 * log2(n)`` bits per table of ``k`` symbols used ``n`` times
+    (``entropy.model_estimate``), and a byte per column. Returns (estimate in bytes, class of each
+    column (int64), the classes' histograms ``[classes, K]``); classes empty where every grouping
+    collapses to one class. One compiled call: the doubling in numpy took 0.17-0.28 ms on 64
+    columns, most of it per-call overhead."""
+    columns, bins = coarse.shape
+    dense = coarse.astype(np.float64)
+    best = np.inf
+    best_members = np.zeros(columns, np.int64)
+    best_counts = np.zeros((0, by_column.shape[1]), np.int64)
     members = np.empty(columns, np.int64)
-    members[order] = np.arange(columns) * classes // columns
-    dense = counts.astype(np.float64)
-    for _ in range(steps):
-        pooled = pool_rows(counts, members, classes).astype(np.float64)  # integer sums: exact in any order
-        cost = np.log2((pooled.sum(axis=1, keepdims=True) + bins / 2) / (pooled + 0.5))
-        members = np.argmin(dense @ cost.T, axis=1)
-    return _by_first_appearance(members, classes)
+    k = 2
+    while k <= most:
+        for j in range(columns):
+            members[order[j]] = j * k // columns
+        cost = np.empty((k, bins), np.float64)
+        for _ in range(steps):
+            pooled = pool_rows(coarse, members, k)  # integer sums: exact in any order
+            for c in range(k):
+                total = 0
+                for b in range(bins):
+                    total += pooled[c, b]
+                for b in range(bins):
+                    cost[c, b] = np.log2((total + bins / 2) / (pooled[c, b] + 0.5))
+            for j in range(columns):
+                low = np.inf
+                pick = 0
+                for c in range(k):
+                    acc = 0.0
+                    for b in range(bins):
+                        acc += dense[j, b] * cost[c, b]
+                    if acc < low:
+                        low = acc
+                        pick = c
+                members[j] = pick
+        relabelled, used = _by_first_appearance(members, k)
+        if used < 2:
+            break  # one class: the single table
+        counts = pool_rows(by_column, relabelled, used)
+        bits = 0.0
+        for c in range(used):
+            n = 0
+            present = 0
+            acc = 0.0
+            for s in range(counts.shape[1]):
+                v = counts[c, s]
+                if v > 0:
+                    n += v
+                    present += 1
+                    acc += v * np.log2(v)
+            if n > 0:
+                bits += n * np.log2(n) - acc + (present - 1) / 2 * np.log2(n)
+        estimate = bits / 8 + columns
+        if estimate >= best:
+            break  # more classes no longer pay for their tables
+        best, best_members, best_counts = estimate, relabelled, counts
+        k *= 2
+    return best, best_members, best_counts
 
 
 @numba.njit(cache=True)

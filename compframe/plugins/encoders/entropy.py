@@ -228,7 +228,7 @@ def column_classes(by_column: np.ndarray) -> tuple[float, np.ndarray, np.ndarray
     one class; the doubling stops at the first count that does not pay. The grouping looks at the
     columns' histograms over at most ``CLASS_BINS`` bins of consecutive symbols, each about an equal
     share of all the codes (a symbol more frequent than that is a bin of its own), so that wide
-    alphabets cost no more to group than narrow ones. Each grouping (``histogram.column_groups``):
+    alphabets cost no more to group than narrow ones. Each grouping (``histogram.column_groupings``):
     the columns sorted by entropy and cut into equal runs, then two of Lloyd's steps (each column to
     the class table that codes it in the fewest bits); classes left empty are dropped. Columns of a
     real table differ mostly in scale, which the entropy orders; the steps move the columns whose
@@ -242,19 +242,11 @@ def column_classes(by_column: np.ndarray) -> tuple[float, np.ndarray, np.ndarray
         coarse = np.add.reduceat(by_column, edges, axis=1)
     bits, _, totals = histogram.row_costs(coarse)
     order = np.argsort(bits / np.maximum(totals, 1), kind="stable")
-    best = None
-    k = 2
-    while k <= min(MAX_CLASSES, columns // 2):
-        members, used = histogram.column_groups(coarse, order, k, 2)
-        if used < 2:
-            break  # one class: the single table
-        counts = histogram.pool_rows(by_column, members, used)
-        estimate = model_estimate(counts) + columns  # the class bytes
-        if best is not None and estimate >= best[0]:
-            break  # more classes no longer pay for their tables
-        best = (estimate, members.astype(np.uint8), counts)
-        k *= 2
-    return best
+    estimate, members, counts = histogram.column_groupings(coarse, by_column, order,
+                                                           min(MAX_CLASSES, columns // 2), 2)
+    if not len(counts):
+        return None
+    return estimate, members.astype(np.uint8), counts
 
 
 def pack_blob(values: np.ndarray, planes: int) -> bytes:
@@ -968,20 +960,9 @@ class Ans(ChunkedEntropyCoder):
         return param & 31, ans_kernels.LANES[code]
 
     def _build_model(self, counts):
-        used = int((counts > 0).sum(axis=1).max())
-        bits = math.ceil(math.log2(used))
-        # automatic: 4 bits of headroom over the alphabet for one table; for several tables 1 bit, and
-        # 2**R at most a quarter of a table's symbols: the frequencies cost less to store, and the
-        # decoding tables (2**R entries each) stay small next to the symbols they decode
-        per_table = int(counts.sum(axis=1).max())
-        auto = max(12, bits + 4) if len(counts) == 1 else max(bits + 1, min(12, max(8, per_table.bit_length() - 3)))
-        precision = max(min(self.config.precision or auto, self.MAX_PRECISION), bits)
-        freq = _below_full(frequency_tables(counts.astype(np.int64), precision), precision)
-        cum = np.cumsum(freq, axis=1) - freq
-        present = counts > 0
-        bits = float((counts[present] * (precision - np.log2(freq[present]))).sum())
+        precision, freq, cum, bits, planes = _ans_model(counts, self.config.precision, self.MAX_PRECISION)
         param = precision | ans_kernels.LANES.index(self.config.lanes or 2) << 5  # lanes=0: see _encode_chunks
-        return Model(param, pack_blob(freq, 3), bits, (freq.astype(np.uint32), cum.astype(np.uint32)))
+        return Model(param, zlib.compress(planes, 6), bits, (freq, cum))  # pack_blob(freq, 3)'s bytes
 
     def _layout_bytes(self, count, mode, tables, columns):
         """The chunk table and classes (``ChunkedEntropyCoder._layout_bytes``), and in the lane mode
@@ -1052,25 +1033,75 @@ class Ans(ChunkedEntropyCoder):
                                   freq, param, lanes, built, columns, per_block)
 
 
-def _below_full(freq: np.ndarray, precision: int) -> np.ndarray:
-    """Frequencies below ``2**precision``: a table whose one symbol would take every slot (a constant
-    column under ``context=column``) gives one slot to a neighbouring symbol.
+@numba.njit(cache=True)
+def _ans_model(counts, configured, most):
+    """``Ans._build_model``'s tables for the histograms ``counts`` ``[tables, K]`` in one compiled call
+    (in numpy: 25-50 us of small calls per model, several models per ``auto`` encode): the precision R
+    (``configured``, or for 0 automatic: 4 bits of headroom over the alphabet for one table; for several
+    tables 1 bit, and ``2**R`` at most a quarter of a table's symbols, so that the frequencies cost less
+    to store and the decoding tables, ``2**R`` entries each, stay small next to the symbols they decode;
+    at most ``most``, never less than the alphabet needs), the frequencies (``frequency_tables``) and
+    their cumulative sums (uint32), the symbols' coded bits, and ``pack_blob(freq, 3)``'s byte planes
+    before zlib.
 
-    The coder keeps states in ``[2**16, 2**32)`` and renormalises against ``freq * 2**(32 - R)``,
-    which is ``2**32`` for a symbol of frequency ``2**R`` and did not fit the encoder's packed
-    table (``ans_kernels.encoder_tables``): such streams could not be decoded. One slot costs
-    ``log2(2**R / (2**R - 1))`` bits per symbol, about 0.0004 at R = 12.
-    """
-    full = np.argwhere(freq == 1 << precision)
-    if full.size:
-        freq = freq.copy()
-        for t, s in full:
-            neighbour = s + 1 if s + 1 < freq.shape[1] else s - 1
-            if neighbour < 0:
-                raise ValueError("an ans table of one symbol needs an alphabet of two (a constant stream has its own mode)")
-            freq[t, s] -= 1
-            freq[t, neighbour] += 1
-    return freq
+    The frequencies stay below ``2**R``: a table whose one symbol would take every slot (a constant
+    column under ``context=column``) gives one slot to a neighbouring symbol. The coder keeps states
+    in ``[2**16, 2**32)`` and renormalises against ``freq * 2**(32 - R)``, which is ``2**32`` for a
+    symbol of frequency ``2**R`` and did not fit the encoder's packed table
+    (``ans_kernels.encoder_tables``): such streams could not be decoded. One slot costs
+    ``log2(2**R / (2**R - 1))`` bits per symbol, about 0.0004 at R = 12."""
+    tables, alphabet = counts.shape
+    used = 0
+    per_table = 0
+    for t in range(tables):
+        k = 0
+        n = 0
+        for s in range(alphabet):
+            if counts[t, s] > 0:
+                k += 1
+                n += counts[t, s]
+        used = max(used, k)
+        per_table = max(per_table, n)
+    need = 0  # ceil(log2(used))
+    while (1 << need) < used:
+        need += 1
+    if tables == 1:
+        auto = max(12, need + 4)
+    else:
+        length = 0  # per_table.bit_length()
+        while per_table >> length:
+            length += 1
+        auto = max(need + 1, min(12, max(8, length - 3)))
+    precision = max(min(configured if configured else auto, most), need)
+    freq = frequency_tables(counts.astype(np.int64), precision)
+    full = 1 << precision
+    for t in range(tables):
+        for s in range(alphabet):
+            if freq[t, s] == full:  # one symbol takes every slot: a slot to a neighbour
+                neighbour = s + 1 if s + 1 < alphabet else s - 1
+                if neighbour < 0:
+                    raise ValueError("an ans table of one symbol needs an alphabet of two")
+                freq[t, s] -= 1
+                freq[t, neighbour] += 1
+    freq32 = np.empty((tables, alphabet), np.uint32)
+    cum = np.empty((tables, alphabet), np.uint32)
+    planes = np.empty(3 * tables * alphabet, np.uint8)
+    n = tables * alphabet
+    bits = 0.0
+    for t in range(tables):
+        acc = 0
+        for s in range(alphabet):
+            f = freq[t, s]
+            freq32[t, s] = f
+            cum[t, s] = acc
+            acc += f
+            i = t * alphabet + s
+            planes[i] = f & 0xFF
+            planes[n + i] = (f >> 8) & 0xFF
+            planes[2 * n + i] = (f >> 16) & 0xFF
+            if counts[t, s] > 0:
+                bits += counts[t, s] * (precision - np.log2(f))
+    return precision, freq32, cum, bits, planes
 
 
 def quantize_frequencies(counts: np.ndarray, precision: int) -> np.ndarray:
