@@ -1,4 +1,5 @@
-"""The column grouping of ``context=classes``/``auto`` is skipped where class tables cannot win
+"""The column grouping of ``context=classes``/``auto`` is skipped where class tables cannot win, and a
+table per column where the classes are estimated no larger
 (their cost is bounded below by the columns' free entropy), with the streams of grouping first."""
 
 from __future__ import annotations
@@ -45,3 +46,31 @@ def test_grouping_skipped_only_where_it_cannot_win(coder, monkeypatch):
         calls.clear()
         assert always.encode(codes) == stream and calls, context
         assert np.array_equal(enc.decode(stream), codes)
+
+
+@pytest.mark.parametrize("coder", ["ans", "huffman"])
+def test_no_table_per_column_where_classes_are_estimated_smaller(coder, monkeypatch):
+    """``auto`` builds no table per column once class tables were built with an estimate no larger
+    (the grouping into one column per class is a table per column). On int8 codes of pooled lookups
+    (bags of 1-10 rows) whose 32 columns' scales spread over 20x, the per-column model is estimated
+    just below the classes' actual size (it was built, and lost, before the rule), but not below their
+    estimate: ``auto`` builds the one table and the class tables only, and writes the classes' stream,
+    which is smaller than the per-column one. Where each column has its own centre, the table per
+    column is estimated smaller, built, and written."""
+    built = []
+    enc = create("encoder", coder, dedup=False)
+    build = type(enc)._build_model
+    monkeypatch.setattr(type(enc), "_build_model", lambda self, counts: built.append(len(counts)) or build(self, counts))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2048, 32)) * np.sqrt(rng.integers(1, 11, (2048, 1))) * np.geomspace(0.05, 1, 32)
+    codes = np.rint(x / (0.02 * (x.max() - x.min()))).astype(np.int8)
+    stream = enc.encode(codes)
+    assert built and max(built) < codes.shape[1], built
+    classes, column = (create("encoder", coder, dedup=False, context=c).encode(codes) for c in ("classes", "column"))
+    assert stream == classes and len(classes) < len(column)
+    rng = np.random.default_rng(4)
+    centred = np.rint(rng.laplace(0, 2, (2048, 12)) + np.arange(12) * 30).astype(np.int16)
+    built.clear()
+    stream = enc.encode(centred)
+    assert 12 in built and stream == create("encoder", coder, dedup=False, context="column").encode(centred)
+    assert np.array_equal(enc.decode(stream), centred)
