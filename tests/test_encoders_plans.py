@@ -1,6 +1,6 @@
-"""The column grouping of ``context=classes``/``auto`` is skipped where class tables cannot win, and a
-table per column where the classes are estimated no larger
-(their cost is bounded below by the columns' free entropy), with the streams of grouping first."""
+"""The column grouping of ``context=classes``/``auto`` is skipped where class tables cannot win
+(their cost is bounded below by the columns' free entropy), with the streams of grouping first; and
+``auto`` builds no table per column where the classes are estimated no larger."""
 
 from __future__ import annotations
 
