@@ -193,22 +193,23 @@ def class_layout(classes, rows: int, chunk: int):
     return order, starts, ends, table_of
 
 
-def model_estimate(counts: np.ndarray) -> float:
+def model_estimate(counts: np.ndarray, costs=None) -> float:
     """Expected bytes of the symbols counted in each row of ``counts`` coded with a table per row fitted
     to them: their order-0 entropy plus ``(k - 1) / 2 * log2(n)`` bits per table of ``k`` symbols
     used ``n`` times, the cost of describing a model fitted to the data (Rissanen, "Universal coding,
     information, prediction, and estimation", IEEE Trans. IT 30(4), 1984). Tables fitted to few
-    symbols each look cheap by their entropy alone; this term prices what fitting them costs."""
-    bits, used, totals = histogram.row_costs(counts)
+    symbols each look cheap by their entropy alone; this term prices what fitting them costs.
+    ``costs``: ``histogram.row_costs(counts)`` if the caller has it."""
+    bits, used, totals = histogram.row_costs(counts) if costs is None else costs
     fitted = totals > 0
     return float(bits.sum() + ((used[fitted] - 1) / 2 * np.log2(totals[fitted])).sum()) / 8
 
 
-def _corrected(counts: np.ndarray) -> float:
+def _corrected(counts: np.ndarray, costs=None) -> float:
     """Bits of the rows of ``counts`` coded with a free table each, plus Miller-Madow's correction of
     each table's fit to its own counts, ``(k - 1) / (2 ln 2)`` bits for a table of ``k`` symbols
-    (Miller, "Note on the bias of information estimates", 1955)."""
-    bits, used, totals = histogram.row_costs(counts)
+    (Miller, "Note on the bias of information estimates", 1955). ``costs``: as ``model_estimate``'s."""
+    bits, used, totals = histogram.row_costs(counts) if costs is None else costs
     fitted = totals > 0
     return float(bits.sum() + ((used[fitted] - 1) / (2 * math.log(2))).sum())
 
@@ -253,8 +254,18 @@ def pack_blob(values: np.ndarray, planes: int) -> bytes:
     """zlib (level 6: level 9 is 5x slower for 3 % less; level 3 would be 10x faster on a 50 KB model
     of a wide alphabet but 10 % larger, which costs per-column models 0.3-0.5 % of their ratio) of
     the little-endian byte planes of non-negative ``values`` (the low bytes of all values first)."""
-    v = values.astype(np.int64).reshape(-1)
-    return zlib.compress(b"".join(((v >> (8 * p)) & 0xFF).astype(np.uint8).tobytes() for p in range(planes)), 6)
+    return zlib.compress(_split_planes(np.ascontiguousarray(values).reshape(-1), planes), 6)
+
+
+@numba.njit(cache=True)
+def _split_planes(values, planes):
+    """The little-endian byte planes of ``values`` (``pack_blob``'s order), uint8 ``[planes * n]``."""
+    n = values.size
+    out = np.empty(planes * n, np.uint8)
+    for p in range(planes):
+        for i in range(n):
+            out[p * n + i] = (np.int64(values[i]) >> (8 * p)) & 0xFF
+    return out
 
 
 def unpack_blob(blob, n: int, planes: int) -> np.ndarray:
@@ -536,14 +547,15 @@ class ChunkedEntropyCoder(Encoder):
             one = by_block.sum(axis=0, keepdims=True)
         else:
             one = histogram.histograms(u, 1, base, mask, alphabet)
-        free = histogram.row_costs(by_column)[0].sum() if by_column is not None else 0.0  # bits, a free table each
-        if context == "auto" and by_column is not None \
-                and free >= (1.0 - self.config.auto_gain) * histogram.row_costs(one)[0][0]:
+        column_costs = histogram.row_costs(by_column) if by_column is not None else None
+        free = column_costs[0].sum() if by_column is not None else 0.0  # bits, a free table each
+        one_costs = histogram.row_costs(one) if context == "auto" and by_column is not None else None
+        if context == "auto" and by_column is not None and free >= (1.0 - self.config.auto_gain) * one_costs[0][0]:
             by_column = None  # even free tables fitted to each column would not be auto_gain smaller
         yield 0.0, CODED, 1, None, one, 0.0
         plans = []  # (estimate, mode, tables, classes, counts, rank): rank orders equal estimates
         if by_column is not None and context in ("column", "auto"):
-            estimate = model_estimate(by_column) + self._layout_bytes(count, CODED, columns, columns)
+            estimate = model_estimate(by_column, column_costs) + self._layout_bytes(count, CODED, columns, columns)
             plans.append((estimate, CODED, columns, None, by_column, 0, estimate))
         if by_block is not None:
             estimate = model_estimate(by_block) + 4 * nchunks
@@ -572,8 +584,9 @@ class ChunkedEntropyCoder(Encoder):
         # columns' free entropy (the rows' drift is not in it), so there the bound does not skip the
         # grouping.
         mixed = bound is not None and by_block is not None \
-            and self._rows_possible(histogram.row_costs(one)[0][0], nchunks) \
-            and max(_corrected(by_block), _corrected(by_column)) < (1.0 - self.config.auto_gain) * _corrected(one)
+            and self._rows_possible(one_costs[0][0], nchunks) \
+            and max(_corrected(by_block), _corrected(by_column, column_costs)) \
+            < (1.0 - self.config.auto_gain) * _corrected(one, one_costs)
         while plans or bound is not None:
             if bound is not None and (not plans or plans[0][0] >= bound):
                 slow = self._slow(CLASSES, 2)
