@@ -88,7 +88,7 @@ def test_column_groupings_match_the_numpy_grouping():
         bits, _, totals = histogram.row_costs(by_column)
         order = np.argsort(bits / np.maximum(totals, 1), kind="stable")
         most = min(16, columns // 2)
-        estimate, members, counts = histogram.column_groupings(by_column, by_column, order, most, 2)
+        estimate, members, counts = histogram.column_groupings(by_column, by_column, order, most, 2, histogram.xlogx())
         want = reference_groupings(by_column, by_column, order, most, 2)
         tried += 1
         if want is None:

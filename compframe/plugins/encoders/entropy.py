@@ -244,7 +244,7 @@ def column_classes(by_column: np.ndarray) -> tuple[float, np.ndarray, np.ndarray
     bits, _, totals = histogram.row_costs(coarse)
     order = np.argsort(bits / np.maximum(totals, 1), kind="stable")
     estimate, members, counts = histogram.column_groupings(coarse, by_column, order,
-                                                           min(MAX_CLASSES, columns // 2), 2)
+                                                           min(MAX_CLASSES, columns // 2), 2, histogram.xlogx())
     if not len(counts):
         return None
     return estimate, members.astype(np.uint8), counts
