@@ -478,7 +478,8 @@ def run_contexts(repeat: int, only: str = "") -> list[str]:
     return lines + [""]
 
 
-STAGES = (("histogram", ("value_range", "column_histograms", "histograms", "block_class_histograms")),
+STAGES = (("histogram", ("value_range", "column_histograms", "histograms", "block_class_histograms",
+                        "block_column_histograms")),
           ("entropy", ("column_classes", "model_estimate", "class_layout", "chunk_layout")),
           ("rows", ("columns_first", "rows_first", "scatter_columns", "transpose")),
           ("ans", ("encode", "decode", "lookup_tables")))

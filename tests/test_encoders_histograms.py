@@ -98,3 +98,32 @@ def test_column_groupings_match_the_numpy_grouping():
         assert np.array_equal(members, want[1]) and np.array_equal(counts, want[2])
         assert estimate == pytest.approx(want[0], rel=1e-12)
     assert grouped > tried // 2
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_block_column_histograms_against_add_at(dtype):
+    """``block_column_histograms`` counts each code in its block and column (``np.add.at``): blocks
+    that cut rows, a block shorter than a row, one block, a shifted alphabet; its sums are the
+    columns' histograms and the blocks' (``column_histograms``, ``histograms``), and its classes per
+    block are ``block_class_histograms``'. An alphabet that wraps past 0 both unsigned and signed is
+    left to those."""
+    rng = np.random.default_rng(3)
+    mask = np.iinfo(dtype).max
+    for n, columns, span in ((1001, 7, 64), (384 * 700, 384, 1 << 16), (5000, 10, 5000), (999, 37, 100),
+                             (50, 10, 7), (4096 * 3, 3, 4096)):
+        base = int(rng.integers(0, 100))
+        alphabet = int(rng.integers(2, 60))
+        x = (rng.integers(0, alphabet, n) + base).astype(dtype)
+        got = histogram.block_column_histograms(x, columns, span, base, mask, alphabet)
+        blocks = -(-n // span)
+        want = np.zeros((blocks, columns, alphabet), np.int64)
+        i = np.arange(n)
+        np.add.at(want, (i // span, i % columns, x.astype(np.int64) - base), 1)
+        assert np.array_equal(got.cells.reshape(blocks, columns, alphabet), want), (n, columns, span)
+        assert np.array_equal(got.by_column, histogram.column_histograms(x, columns, base, mask, alphabet))
+        assert np.array_equal(got.by_block, histogram.histograms(x, blocks, base, mask, alphabet, span))
+        classes = rng.integers(0, 3, columns)
+        assert np.array_equal(got.pool_classes(classes, 3),
+                              histogram.block_class_histograms(x, columns, classes, 3, span, base, mask, alphabet))
+    wide = ((200 + np.arange(400) % 200) & 255).astype(np.uint8)  # 200 codes past 0 unsigned and 0x80 signed
+    assert histogram.block_column_histograms(wide, 4, 64, 200, 255, 200) is None

@@ -74,3 +74,29 @@ def test_no_table_per_column_where_classes_are_estimated_smaller(coder, monkeypa
     stream = enc.encode(centred)
     assert 12 in built and stream == create("encoder", coder, dedup=False, context="column").encode(centred)
     assert np.array_equal(enc.decode(stream), centred)
+
+
+@pytest.mark.parametrize("coder", ["ans", "huffman"])
+def test_one_pass_block_column_counts_give_the_same_streams(coder, monkeypatch):
+    """Under ``auto`` a field of several blocks is counted by block and column in one pass
+    (``histogram.block_column_histograms``); its streams are those of the separate passes (the
+    columns', the blocks', and for mode 7 the classes' per block), on fields where block tables and
+    class tables win (``huffman``), and class tables and class tables per block (``ans`` in lanes)."""
+    from compframe.kernels import histogram
+
+    rng = np.random.default_rng(8)
+    rows = 2000
+    spread = np.tile([0.5, 6.0], 4) * np.repeat([1.0, 4.0], rows // 2)[:, None]
+    fields = [np.rint(rng.laplace(0, 1, (rows, 8)) * spread).clip(-127, 127).astype(np.int8),  # mode 7
+              drifting(), column_scaled(rows=4096)]
+    blocks = (1 << 12, 1 << 15, 1 << 16)  # 4, 4 and 3 blocks: fewer counts by block and column than codes
+    params = {"dedup": False, "chunk": 256} | ({"lanes": 16} if coder == "ans" else {})
+    calls = []
+    counted = histogram.block_column_histograms
+    monkeypatch.setattr(histogram, "block_column_histograms", lambda *a: calls.append(1) or counted(*a))
+    one_pass = [create("encoder", coder, block=b, **params).encode(x) for b, x in zip(blocks, fields)]
+    assert len(calls) == len(fields)
+    monkeypatch.setattr(histogram, "block_column_histograms", lambda *a: None)
+    assert [create("encoder", coder, block=b, **params).encode(x) for b, x in zip(blocks, fields)] == one_pass
+    modes = {stream[1 + 3 + 1 + 16 + 1] for stream in one_pass}  # mode 7: pooled from the one pass
+    assert modes == ({6, 7} if coder == "ans" else {4, 5}), modes

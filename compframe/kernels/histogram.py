@@ -184,6 +184,98 @@ def _column_histograms_shifted(x, off, columns, alphabet, split, band, counts):
                     c[np.uint64(j * alphabet - off + np.int64(x[np.uint64(row + j)]))] += 1
 
 
+class BlockColumns:
+    """Counts of codes by block of ``span`` codes and column (``block_column_histograms``): the
+    columns' histograms ``by_column`` int64 ``[columns, K]``, the blocks' ``by_block`` int64
+    ``[blocks, K]``, and the counts of each block's columns (narrow, ``[blocks, columns * K]``),
+    which ``pool_classes`` pools by class for mode 7."""
+
+    def __init__(self, cells, columns, alphabet):
+        self.cells, self.columns, self.alphabet = cells, columns, alphabet
+        self.by_column, self.by_block = _block_column_sums(cells, columns, alphabet)
+
+    def pool_classes(self, classes, tables):
+        """The counts by block and class (``classes[j]`` of column ``j``, below ``tables``): int64
+        ``[blocks * tables, K]``, block-major, as ``block_class_histograms`` counts them."""
+        return _pool_block_classes(self.cells, np.asarray(classes, np.int64), tables, self.alphabet)
+
+
+def block_column_histograms(x, columns, span, base, mask, alphabet):
+    """``BlockColumns`` of ``x`` (rows of ``columns`` codes; block ``b`` the codes ``[b * span, (b + 1)
+    * span)``, the last one cut at the end, blocks cutting rows anywhere) in one pass, or None where
+    the codes' alphabet wraps (``_shifted``). It replaces two passes of ``auto`` on fields of several
+    blocks, the columns' histograms and the blocks', and a third for mode 7 (a column histogram per
+    block again, ``block_class_histograms``). The caller bounds ``blocks * columns * alphabet``."""
+    shifted = _shifted(x, base, mask, alphabet)
+    if shifted is None:
+        return None
+    blocks = -(-x.size // span)
+    narrow = np.uint16 if span // columns + 2 < 1 << 16 else np.int32  # a column's count in a block
+    cells = np.zeros((blocks, columns * alphabet), narrow)
+    bands = -(-columns // BAND)
+    _block_column_counts(*shifted, columns, alphabet, span, -(-columns // bands), cells)
+    return BlockColumns(cells, columns, alphabet)
+
+
+@numba.njit(parallel=True, cache=True)
+def _block_column_counts(x, off, columns, alphabet, span, band, cells):
+    """Into ``cells[b]`` the counts of ``x - off`` (``_shifted``) in each column over block ``b``: the
+    codes before its first whole row and after its last one by one, its whole rows ``band`` columns
+    at a time (``_column_histograms_shifted``)."""
+    for b in numba.prange(cells.shape[0]):
+        c = cells[b]
+        lo = b * span
+        hi = min(lo + span, x.size)
+        r0 = -(-lo // columns)
+        r1 = hi // columns
+        if r1 <= r0:  # a block within one row
+            for i in range(lo, hi):
+                c[np.uint64((i % columns) * alphabet - off + np.int64(x[np.uint64(i)]))] += 1
+            continue
+        for i in range(lo, r0 * columns):
+            c[np.uint64((i % columns) * alphabet - off + np.int64(x[np.uint64(i)]))] += 1
+        for i in range(r1 * columns, hi):
+            c[np.uint64((i % columns) * alphabet - off + np.int64(x[np.uint64(i)]))] += 1
+        for j0 in range(0, columns, band):
+            j1 = min(j0 + band, columns)
+            for r in range(r0, r1):
+                row = r * columns
+                for j in range(j0, j1):
+                    c[np.uint64(j * alphabet - off + np.int64(x[np.uint64(row + j)]))] += 1
+
+
+@numba.njit(cache=True)
+def _block_column_sums(cells, columns, alphabet):
+    """``cells`` ``[blocks, columns * K]`` summed over the blocks (int64 ``[columns, K]``) and over the
+    columns (int64 ``[blocks, K]``), in one read."""
+    blocks = cells.shape[0]
+    by_column = np.zeros((columns, alphabet), np.int64)
+    by_block = np.zeros((blocks, alphabet), np.int64)
+    for b in range(blocks):
+        dst = by_block[b]
+        for j in range(columns):
+            col = by_column[j]
+            src = cells[b, j * alphabet:(j + 1) * alphabet]
+            for s in range(alphabet):
+                v = np.int64(src[s])
+                col[s] += v
+                dst[s] += v
+    return by_column, by_block
+
+
+@numba.njit(cache=True)
+def _pool_block_classes(cells, classes, tables, alphabet):
+    blocks = cells.shape[0]
+    out = np.zeros((blocks * tables, alphabet), np.int64)
+    for b in range(blocks):
+        for j in range(classes.size):
+            dst = out[b * tables + classes[j]]
+            src = cells[b, j * alphabet:(j + 1) * alphabet]
+            for s in range(alphabet):
+                dst[s] += src[s]
+    return out
+
+
 def block_class_histograms(x, columns, classes, tables, span, base, mask, alphabet):
     """Counts of ``(x - base) & mask`` (``x`` in rows of ``columns`` codes) by block and class: code
     ``i`` counted in block ``i // span`` and class ``classes[i % columns]`` (below ``tables``):
