@@ -433,15 +433,15 @@ class ChunkedEntropyCoder(Encoder):
         u = flat.view(unsigned(flat.dtype))
         best = None
         plans = self._plans(u, columns, base, mask, alphabet, lambda: None if best is None else best[0])
-        grouped = None  # the class tables' estimate, once they are built
+        classes_estimate = None  # once class tables are built
         for floor, mode, tables, classes, counts, estimate in plans:
             slow = self._slow(mode, tables)
             if best is not None and floor * slow >= best[0]:
                 continue  # not expected to pay for its tables
-            if mode == CODED and tables > 1 and grouped is not None and estimate >= grouped:
+            if mode == CODED and tables > 1 and classes_estimate is not None and estimate >= classes_estimate:
                 continue  # a table per column where its classes are estimated no larger (see _plans)
             if mode == CLASSES:
-                grouped = estimate
+                classes_estimate = estimate
             model = self._build_model(counts)
             if mode == ROW_BLOCKS and not self._rows_mode(model, -(-count // self.config.chunk)):
                 continue  # mode 7 is coded in lanes only
@@ -1118,7 +1118,8 @@ def _ans_model(counts, configured, most):
             if freq[t, s] == full:  # one symbol takes every slot: a slot to a neighbour
                 neighbour = s + 1 if s + 1 < alphabet else s - 1
                 if neighbour < 0:
-                    raise ValueError("an ans table of one symbol needs an alphabet of two")
+                    raise ValueError("an ans table of one symbol needs an alphabet of two (a constant stream has "
+                                     "its own mode)")
                 freq[t, s] -= 1
                 freq[t, neighbour] += 1
     freq32 = np.empty((tables, alphabet), np.uint32)
