@@ -1172,9 +1172,7 @@ def frequency_tables(counts, precision):
                 for j in range(present):
                     score[j] = -c[j] * np.log2((f[j] + 1) / f[j])
                 k = min(diff, present)
-                order = np.argsort(score, kind="mergesort")
-                for i in range(k):
-                    f[order[i]] += 1
+                _step_smallest(score, k, f, 1)
                 diff -= k
             else:  # take a unit where it costs the fewest bits
                 movable = 0
@@ -1185,9 +1183,45 @@ def frequency_tables(counts, precision):
                     else:
                         score[j] = np.inf
                 k = min(-diff, movable)
-                order = np.argsort(score, kind="mergesort")
-                for i in range(k):
-                    f[order[i]] -= 1
+                _step_smallest(score, k, f, -1)
                 diff += k
         freq[t][used] = f
     return freq
+
+
+PARTITION_MIN = 128
+"""Scores from which ``_step_smallest`` partitions instead of sorting (64 tables of 51 symbols:
+0.055 ms sorted, 0.072 partitioned; 8 tables of 501: 0.084 sorted, 0.046 partitioned)."""
+
+
+@numba.njit(cache=True)
+def _step_smallest(score, k, f, step):
+    """``f[j] += step`` for the ``k`` entries of ``score`` first in a stable sort (the ``k`` smallest
+    by score, then by index): the ``k``-th smallest score found by a partition (linear), every entry
+    below it stepped, then the entries equal to it by index: the same entries as the first ``k`` of
+    ``np.argsort(score, kind="mergesort")``, which short score arrays still use (``PARTITION_MIN``)."""
+    n = score.size
+    if k <= 0:
+        return
+    if k >= n:
+        for j in range(n):
+            f[j] += step
+        return
+    if n < PARTITION_MIN:  # a short sort costs less than the partition's copy and selection
+        order = np.argsort(score, kind="mergesort")
+        for i in range(k):
+            f[order[i]] += step
+        return
+    kth = np.partition(score, k - 1)[k - 1]
+    below = 0
+    for j in range(n):
+        if score[j] < kth:
+            f[j] += step
+            below += 1
+    left = k - below
+    for j in range(n):
+        if left == 0:
+            break
+        if score[j] == kth:
+            f[j] += step
+            left -= 1
