@@ -197,7 +197,9 @@ class BlockColumns:
     def pool_classes(self, classes, tables):
         """The counts by block and class (``classes[j]`` of column ``j``, below ``tables``): int64
         ``[blocks * tables, K]``, block-major, as ``block_class_histograms`` counts them."""
-        return _pool_block_classes(self.cells, np.asarray(classes, np.int64), tables, self.alphabet)
+        blocks = self.cells.shape[0]
+        members = (np.arange(blocks)[:, None] * tables + np.asarray(classes, np.int64)).reshape(-1)
+        return pool_rows(self.cells.reshape(blocks * self.columns, self.alphabet), members, blocks * tables)
 
 
 def block_column_histograms(x, columns, span, base, mask, alphabet):
@@ -261,19 +263,6 @@ def _block_column_sums(cells, columns, alphabet):
                 col[s] += v
                 dst[s] += v
     return by_column, by_block
-
-
-@numba.njit(cache=True)
-def _pool_block_classes(cells, classes, tables, alphabet):
-    blocks = cells.shape[0]
-    out = np.zeros((blocks * tables, alphabet), np.int64)
-    for b in range(blocks):
-        for j in range(classes.size):
-            dst = out[b * tables + classes[j]]
-            src = cells[b, j * alphabet:(j + 1) * alphabet]
-            for s in range(alphabet):
-                dst[s] += src[s]
-    return out
 
 
 def block_class_histograms(x, columns, classes, tables, span, base, mask, alphabet):
