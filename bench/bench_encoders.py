@@ -480,12 +480,68 @@ def run_contexts(repeat: int, only: str = "") -> list[str]:
 
 STAGES = (("histogram", ("value_range", "column_histograms", "histograms", "block_class_histograms",
                         "block_column_histograms")),
-          ("entropy", ("column_classes", "model_estimate", "class_layout", "chunk_layout")),
+          ("entropy", ("column_classes", "model_estimate", "class_layout", "chunk_layout", "_ans_model")),
           ("rows", ("columns_first", "rows_first", "scatter_columns", "transpose")),
           ("ans", ("encode", "decode", "lookup_tables")))
 """The functions ``--stages`` times (module in ``compframe.kernels`` or the entropy plugin, names;
 a name a tree lacks is left out). Nested stages count in each: ``model_estimate`` runs inside
 ``column_classes`` too."""
+
+
+def run_counting(repeat: int) -> list[str]:
+    """What ``auto`` counts on MiniLM's fields of several blocks (its first 4096 rows and the whole
+    table, int8 rel 1e-2 and int16 rel 1e-3, ``ans``'s chunks and blocks), one thread: the counts by
+    block and column in one pass (``histogram.block_column_histograms``, a tree without it prints -)
+    against the columns' and the blocks' histograms in two; mode 7's classes per block (the classes
+    ``column_classes`` gives) pooled from that pass against ``block_class_histograms``; and the
+    whole ``ans`` encode with ``auto`` (ms, best of ``repeat``)."""
+    from compframe.kernels import histogram
+    from compframe.plugins.encoders import entropy
+    from compframe.registry import create
+
+    table = minilm_table()
+    if table is None:
+        return ["(MiniLM not installed: nothing to count)"]
+    lines = ["| MiniLM | blocks | counts / codes | one pass | two passes | classes per block: pooled | counted again "
+             "| `ans` `auto` encode |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    one_pass = getattr(histogram, "block_column_histograms", None)
+
+    def best(fn):
+        fn()
+        times = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return min(times) * 1e3
+
+    enc = create("encoder", "ans", dedup=False)
+    with cpu_threads_for(1):
+        for rows, name in ((4096, "first 4096 rows"), (table.shape[0], "whole table")):
+            for eb, dtype in ((1e-2, "int8"), (1e-3, "int16")):
+                codes = quantize(np.ascontiguousarray(table[:rows]), eb, dtype)[0]
+                u = codes.view(f"u{codes.dtype.itemsize}").reshape(-1)
+                lo, hi = (int(v) for v in histogram.value_range(u.view(codes.dtype)))
+                mask = (1 << (8 * codes.dtype.itemsize)) - 1
+                base, alphabet, columns = lo & mask, hi - lo + 1, codes.shape[1]
+                nchunks = -(-u.size // enc.config.chunk)
+                blocks = enc._blocks(u.size)
+                span = -(-nchunks // blocks) * enc.config.chunk
+                two = best(lambda: (histogram.column_histograms(u, columns, base, mask, alphabet),
+                                    histogram.histograms(u, blocks, base, mask, alphabet, span)))
+                classes = entropy.column_classes(histogram.column_histograms(u, columns, base, mask, alphabet))[1]
+                tables = int(classes.max()) + 1
+                again = best(lambda: histogram.block_class_histograms(u, columns, classes, tables, span, base, mask,
+                                                                      alphabet))
+                if one_pass is not None:
+                    cells = one_pass(u, columns, span, base, mask, alphabet)
+                    single = f"{best(lambda: one_pass(u, columns, span, base, mask, alphabet)):.2f}"
+                    pooled = f"{best(lambda: cells.pool_classes(classes, tables)):.3f}"
+                else:
+                    single = pooled = "-"
+                lines.append(f"| {name}, {dtype} | {blocks} | {blocks * columns * alphabet / u.size:.2f} | {single} "
+                             f"| {two:.2f} | {pooled} | {again:.3f} | {best(lambda: enc.encode(codes)):.2f} |")
+    return lines + [""]
 
 
 def run_stages(repeat: int, only: str = "") -> list[str]:
@@ -648,6 +704,9 @@ def main(argv=None):
                     "fields")
     ap.add_argument("--shape-scale", action="store_true",
                     help="only the pooled fields' per-column bound against a shared shape scaled per column")
+    ap.add_argument("--counting", action="store_true",
+                    help="only what auto counts on MiniLM's fields of several blocks (one pass against two, mode 7's "
+                    "classes per block) and the whole ans encode")
     ap.add_argument("--minilm-pooled", action="store_true",
                     help="with --bounds, --bound-fraction, --shape-scale, --auto-gain, --pipelines: pooled lookups of "
                     "the MiniLM word embeddings (8 fields of 2048 x 384) instead of the synthetic tables")
@@ -661,6 +720,9 @@ def main(argv=None):
     if args.minilm_pooled and not (args.bounds or args.bound_fraction or args.shape_scale or args.auto_gain
                                    or args.pipelines):
         ap.error("--minilm-pooled goes with --bounds, --bound-fraction, --shape-scale, --auto-gain or --pipelines")
+    if args.counting:
+        print("\n".join(run_counting(args.repeat)))
+        return 0
     if args.lanes or args.wide or args.contexts or args.stages or args.gap:
         lookups = []  # single fields of their own
     elif args.minilm_pooled:
