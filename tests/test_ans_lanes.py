@@ -259,6 +259,39 @@ def test_automatic_lanes():
         make(lanes=8)
 
 
+def _chunk(stream: bytes, ndim: int = 1) -> int:
+    """The chunk length a coded huffman/ans stream records."""
+    return struct.unpack_from("<iIIIBII", stream, 1 + 3 + 1 + 8 * ndim + 10)[2]
+
+
+def test_streams_that_code_to_little_take_longer_chunks_in_the_lane_mode():
+    """lanes=0: where 131072-code chunks would leave a stream of many chunks in the pair mode (it
+    codes to so little that their lanes' final states would cost more than AUTO_WASTE), ``ans``
+    doubles the chunk until the lanes fit, keeping MIN_CHUNKS chunks and, with a table per block,
+    the same blocks; the stream decodes exactly and costs at most AUTO_WASTE more than the pair
+    mode's. Where no doubling keeps the blocks, or a lane count is set, the chunk stays."""
+    rng = np.random.default_rng(11)
+    n = 1 << 22
+    flat = np.where(rng.random(n) < 0.97, 0, rng.integers(-40, 41, n)).astype(np.int16)
+    drift = np.concatenate([np.where(rng.random(n // 2) < 0.99, 0, rng.integers(-3, 4, n // 2)),
+                            np.where(rng.random(n // 2) < 0.9, 0, rng.integers(-60, 61, n // 2))]).astype(np.int16)
+    for codes, context, mode in ((flat, "none", 2), (drift, "auto", 4)):
+        auto, pair = make(context=context), make(context=context, lanes=2)
+        stream, paired = auto.encode(codes), pair.encode(codes)
+        chunk = _chunk(stream)
+        assert coded_fields(paired, 1)[3] == 2 and _chunk(paired) == 131072  # what the rule starts from
+        fields = coded_fields(stream, 1)
+        assert fields[0] == mode and fields[3] >= 16 and chunk > 131072 and chunk % 131072 == 0
+        assert -(-n // chunk) >= auto.MIN_CHUNKS and fields[1] == coded_fields(paired, 1)[1]  # the same tables
+        assert len(stream) <= (1 + auto.AUTO_WASTE) * len(paired)
+        assert np.array_equal(auto.decode(stream), codes) and np.array_equal(pair.decode(stream), codes)
+    # blocks of 2**17 codes: longer chunks would move them; a lane count set; too few chunks
+    assert _chunk(make(block=1 << 17).encode(drift)) == 131072
+    assert make(context="none", lanes=16).encode(flat) == make(context="none", lanes=16, chunk=131072).encode(flat)
+    assert _chunk(make(context="none", lanes=16).encode(flat)) == 131072
+    assert make(context="none").encode(flat[:7 * 131072]) == make(context="none", lanes=2).encode(flat[:7 * 131072])
+
+
 def test_damaged_lane_streams_are_refused():
     """Every truncation and every flipped byte of a lane stream whose chunks go through the vector
     decoder is refused or decodes exactly; states below 2**16 are refused."""

@@ -349,6 +349,11 @@ class ChunkedEntropyCoder(Encoder):
                        per_block=None):
         raise NotImplementedError
 
+    def _stream_chunk(self, count: int, mode: int, tables: int, model: Model) -> int:
+        """The chunk length a stream of ``count`` codes with one table or a table per block (``mode``,
+        ``tables``) is cut into: ``chunk`` (``ans`` may take longer ones, ``Ans._stream_chunk``)."""
+        return self.config.chunk
+
     def _rows_mode(self, model, chunks: int) -> bool:
         """Whether a stream of ``chunks`` chunks coded with ``model`` can take mode 6 or 7 (row order,
         a table per column's class): only ``ans``'s lane mode can."""
@@ -449,7 +454,7 @@ class ChunkedEntropyCoder(Encoder):
             if best is None or cost * slow < best[0]:
                 best = (cost * slow, mode, tables, classes, model)
         _, mode, tables, classes, model = best
-        row_tables, per_block, blocks = None, None, 0
+        row_tables, per_block, blocks, chunk = None, None, 0, self.config.chunk
         if mode == ROW_BLOCKS:
             blocks = self._blocks(count)
             row_tables, per_block, x = classes, tables // blocks, u
@@ -465,9 +470,10 @@ class ChunkedEntropyCoder(Encoder):
             x = rows_kernels.columns_first(u.reshape(-1, columns), order).reshape(-1)
         else:
             x = rows_kernels.columns_first(u.reshape(-1, columns)).reshape(-1) if mode == CODED and tables > 1 else u
-            starts, ends, table_of = chunk_layout(count, tables, self.config.chunk, mode == BLOCKS)
+            chunk = self._stream_chunk(count, mode, tables, model)
+            starts, ends, table_of = chunk_layout(count, tables, chunk, mode == BLOCKS)
         data, sizes, sums = self._encode_chunks(x, starts, ends, table_of, base, mask, model, row_tables, per_block)
-        fields = (lo, alphabet, self.config.chunk, tables, model.param, len(model.blob))
+        fields = (lo, alphabet, chunk, tables, model.param, len(model.blob))
         head = _HEAD.pack(VERSION, mode, count) + _CODED.pack(*fields, 0)[:-4]
         tail = sizes.astype("<u4").tobytes() + model.blob
         if mode == ROW_BLOCKS:
@@ -981,6 +987,9 @@ class Ans(ChunkedEntropyCoder):
     state bytes (docs/benchmarks.md, issue 13, lane mode)."""
     AUTO_WASTE = 1 / 400
     """The share of the coded symbols' bytes that ``lanes=0`` lets the lanes' final states take."""
+    MIN_CHUNKS = 4
+    """The fewest chunks ``_stream_chunk`` leaves a stream it lengthens the chunks of: two per thread
+    on two cores, which decode two chunks at once."""
 
     def check(self):
         super().check()
@@ -1045,6 +1054,32 @@ class Ans(ChunkedEntropyCoder):
 
     def _rows_possible(self, bits, chunks):
         return self._lanes(bits, chunks) != 2
+
+    def _stream_chunk(self, count, mode, tables, model):
+        """``chunk``; but with ``lanes=0``, where ``chunk``-long chunks of one table, or of a table per
+        block, would leave a stream of several chunks in the pair mode (their lanes' final states
+        would cost more than ``AUTO_WASTE``: streams that code to little, such as interpolation codes
+        that are nearly all 0), the shortest doubling of it, up to ``1 << 22``, that takes the lane
+        mode, keeps at least ``MIN_CHUNKS`` chunks and, with a table per block, the same blocks of
+        codes to a table. The lane mode encodes and decodes 2-3x faster than the pair mode
+        (docs/benchmarks.md, issue 13, eighth session); the stream records its chunk, so decoders are
+        unchanged."""
+        chunk = self.config.chunk
+        if self.config.lanes or not (mode == BLOCKS or (mode == CODED and tables == 1)):
+            return chunk
+        n = -(-count // chunk)
+        if n < 2 * self.MIN_CHUNKS or self._lanes(model.bits, n) != 2:
+            return chunk
+        span = -(-n // tables) * chunk  # codes to a table (mode 4), as the decoder derives it
+        longer = 2 * chunk
+        while longer <= 1 << 22 and -(-count // longer) >= self.MIN_CHUNKS:
+            m = -(-count // longer)
+            if mode == BLOCKS and (-(-m // tables) * longer != span or -(-m // -(-m // tables)) != tables):
+                break  # the blocks would move: longer chunks only move them further
+            if self._lanes(model.bits, m) != 2:
+                return longer
+            longer *= 2
+        return chunk
 
     def _encode_chunks(self, x, starts, ends, table_of, base, mask, model, columns=None, per_block=None):
         freq, cum = model.tables
