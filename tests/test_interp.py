@@ -327,6 +327,24 @@ def test_tune_picks_the_cheapest_candidate(monkeypatch):
                                        shape=tuned.shape, dtype=tuned.dtype, bound=tuned.bound))
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.int16])
+def test_pass_bits_is_the_order_0_entropy_of_each_pass(dtype):
+    """``tune``'s price, one compiled call per candidate: the order-0 entropy of each run times its
+    length, summed (as ``entropy_bits`` gives it), over runs that are empty, of one code, of one
+    value, or span the whole code range; the scratch counts are left zero."""
+    rng = np.random.default_rng(5)
+    info = np.iinfo(dtype)
+    codes = np.concatenate([rng.integers(-3, 4, 5000), np.zeros(300, np.int64), [info.min, info.max, 7],
+                            np.rint(rng.laplace(0, 40, 20000)).clip(info.min, info.max)]).astype(dtype)
+    edges = np.array([0, 1, 1, 5000, 5300, 5303, 9000, codes.size], np.int64)
+    scratch = np.zeros(1 << (8 * codes.itemsize), np.int64)
+    want = sum(entropy_bits(codes[a:b]) * (b - a) for a, b in zip(edges[:-1], edges[1:]) if b > a)
+    assert interp_kernels.pass_bits(codes, edges, scratch) == pytest.approx(want, rel=1e-12)
+    assert not scratch.any()
+    assert interp_kernels.pass_bits(codes, np.array([0, codes.size]), scratch) == pytest.approx(
+        entropy_bits(codes) * codes.size, rel=1e-12)
+
+
 def test_missing_bound_is_an_error():
     with pytest.raises(ValueError, match="'interp' is error-bounded"):
         make().quantize(np.ones(3, np.float32), None)

@@ -29,6 +29,7 @@ quantizer keeps. Encoder and decoder run the same ``sweep``, so they see the sam
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -209,9 +210,15 @@ def _grid(eb: float) -> tuple[float, float]:
     return step, (1.0 / step if step > 0.0 else 0.0)
 
 
-def passes(view: tuple[int, int, int]):
+def passes(view: tuple[int, int, int]) -> tuple:
     """The passes of a sweep in order: ``(level, s, axis, start, align, counts)``, the targets being
     ``start[a] + j·align[a]`` for ``j < counts[a]`` along each axis ``a`` (after the point ``(0, 0, 0)``)."""
+    return _passes(tuple(int(n) for n in view))
+
+
+@functools.lru_cache(maxsize=64)
+def _passes(view):
+    out = []
     for level in range(levels(view), 0, -1):
         s = 1 << (level - 1)
         align = [2 * s] * 3
@@ -219,8 +226,38 @@ def passes(view: tuple[int, int, int]):
             if view[axis] > s:
                 start = [0, 0, 0]
                 start[axis] = s
-                yield level, s, axis, tuple(start), tuple(align), tuple(len(range(*t)) for t in zip(start, view, align))
+                out.append((level, s, axis, tuple(start), tuple(align),
+                            tuple(len(range(*t)) for t in zip(start, view, align))))
             align[axis] = s
+    return tuple(out)
+
+
+@njit(cache=True)
+def pass_bits(codes, edges, counts):
+    """The bits of ``codes`` (int8/int16) coded with a table fitted to each pass, the pass being the
+    run ``[edges[i], edges[i + 1])``: the sum over passes of ``n log2 n - sum c log2 c`` (the order-0
+    entropy of each run times its length, what ``tune`` prices). ``counts``: int64 scratch of
+    ``2^(8 * itemsize)`` zeros, left zero."""
+    shift = counts.size // 2
+    total = 0.0
+    for i in range(edges.size - 1):
+        a, b = edges[i], edges[i + 1]
+        if b <= a:
+            continue
+        lo, hi = counts.size, 0
+        for k in range(a, b):
+            v = np.int64(codes[k]) + shift
+            counts[v] += 1
+            lo, hi = min(lo, v), max(hi, v)
+        n = np.float64(b - a)
+        bits = n * np.log2(n)
+        for v in range(lo, hi + 1):
+            c = counts[v]
+            if c:
+                bits -= c * np.log2(np.float64(c))
+                counts[v] = 0
+        total += bits
+    return total
 
 
 def sweep(x, xh, codes, view, centre, eb, cubic, alpha, beta, lo, hi, encode, ranked=False):

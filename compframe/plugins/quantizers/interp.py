@@ -27,7 +27,6 @@ from ...base import ErrorBound, Quantized, Quantizer
 from ...errors import FrameError
 from ...kernels import interp as K
 from ...kernels.uniform import scatter_bits
-from ...metrics import entropy_bits
 from ...registry import register
 from .lorenzo import _index_dtype, _sample_median, bounded_field, field_codes, header_bound, lattice
 from .uniform import _limits
@@ -87,11 +86,11 @@ class Interp(Quantizer):
         sample = np.ascontiguousarray(block).reshape(-1)
         edges = np.cumsum([0, 1] + [math.prod(counts) for *_, counts in K.passes(block.shape)])
         codes, xh = np.zeros(sample.size, self.config.code_dtype), np.empty_like(sample)
+        scratch = np.zeros(1 << (8 * codes.itemsize), np.int64)
         best = None
         for settings in CANDIDATES:
             self._sweep(sample, xh, codes, block.shape, centre, eb, settings, True, True)
-            cost = sum(entropy_bits(codes[a:b]) * (b - a) for a, b in zip(edges[:-1], edges[1:])) \
-                + 8 * sample.itemsize * int(K.count_misses(sample, xh, eb).sum())
+            cost = K.pass_bits(codes, edges, scratch) + 8 * sample.itemsize * int(K.count_misses(sample, xh, eb).sum())
             if best is None or cost < best[0]:
                 best = (cost, settings)
         return best[1]
