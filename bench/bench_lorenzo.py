@@ -5,6 +5,8 @@
     PYTHONPATH=. python bench/bench_lorenzo.py --predictors interp   # only the interp pipelines (and SZ3)
     NUMBA_NUM_THREADS=1 PYTHONPATH=. python bench/bench_lorenzo.py --sweep --repeat 7   # interp's own sweep, CPU ms
     NUMBA_NUM_THREADS=1 PYTHONPATH=. python bench/bench_lorenzo.py --predictors interp --fields grf2d --cpu   # CPU time
+    NUMBA_NUM_THREADS=1 PYTHONPATH=. python bench/bench_lorenzo.py --vs-sz3 ans chain --cpu --repeat 15   # in turn with SZ3
+    NUMBA_NUM_THREADS=1 PYTHONPATH=. python bench/bench_lorenzo.py --stages --repeat 9 --fields grf2d   # interp + ans, CPU ms
 
 GPULZ's 1.23x over nvCOMP's LZ4 (ICS'23, arXiv 2304.07342) was measured on cuSZ's quantization codes:
 Lorenzo residuals of smooth scientific fields. Fields here (float32): Gaussian random fields made
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import struct
 import subprocess
 import time
 import zlib
@@ -135,6 +138,50 @@ def sz3(x, bound, repeat, algorithm=None):
     td, (y, _) = best_time(lambda: sz.decompress(blob, np.float32, x.shape), repeat)
     mb = x.nbytes / 1e6
     return x.nbytes / blob.nbytes, float("nan"), mb / tc, mb / td, float(np.abs(y.astype(np.float64) - x).max()) / eb
+
+
+def versus_sz3(quick: bool, repeat: int, rels, encoders, only) -> list[str]:
+    """``interp`` + each of ``encoders`` against SZ3 (default algorithm) with the contenders timed in
+    turn within each repeat (a burst of load on the shared machine then hits all of them, where
+    ``run`` times each pipeline's repeats in one block), best of ``repeat`` each: compress and
+    decompress in ms of ``CLOCK``, and their speed as a multiple of SZ3's."""
+    from pysz import sz, szConfig, szErrorBoundMode
+
+    lines = ["| field | rel | pipeline | ratio / SZ3's | compress ms (SZ3) | decompress ms (SZ3) "
+             "| compress vs SZ3 | decompress vs SZ3 | >= SZ3's ratio at >= 1.8x both ways |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|"]
+    clock = CLOCK["clock"]
+    for name, x in fields(quick).items():
+        if only and not any(f in name for f in only):
+            continue
+        for rel in rels:
+            bound = ErrorBound("rel", rel)
+            conf = szConfig()
+            conf.errorBoundMode = szErrorBoundMode.ABS
+            conf.absErrorBound = bound.absolute(float(x.max()) - float(x.min()))
+            ours = {e: (build("quantizer", "interp"), build("encoder", ENCODERS[e])) for e in encoders}
+            frames = {e: cf.compress(x, quantizer=q, encoder=enc, bound=bound) for e, (q, enc) in ours.items()}
+            blob = sz.compress(x, conf)[0]
+            tasks = {("SZ3", "c"): lambda: sz.compress(x, conf),
+                     ("SZ3", "d"): lambda: sz.decompress(blob, np.float32, x.shape)}
+            for e, (q, enc) in ours.items():
+                tasks[(e, "c")] = lambda q=q, enc=enc: cf.compress(x, quantizer=q, encoder=enc, bound=bound)
+                tasks[(e, "d")] = lambda f=frames[e]: cf.decompress(f)
+            best = dict.fromkeys(tasks, float("inf"))
+            for _ in range(repeat):
+                for key, fn in tasks.items():
+                    t0 = clock()
+                    fn()
+                    best[key] = min(best[key], clock() - t0)
+            sz_ratio = x.nbytes / blob.nbytes
+            for e in encoders:
+                ratio = x.nbytes / len(frames[e]) / sz_ratio
+                c, d = best[("SZ3", "c")] / best[(e, "c")], best[("SZ3", "d")] / best[(e, "d")]
+                lines.append(f"| {name} | {rel:g} | interp + {e} | {ratio:.3f}x | {1e3 * best[(e, 'c')]:.1f} "
+                             f"({1e3 * best[('SZ3', 'c')]:.1f}) | {1e3 * best[(e, 'd')]:.1f} "
+                             f"({1e3 * best[('SZ3', 'd')]:.1f}) | {c:.2f}x | {d:.2f}x "
+                             f"| {'yes' if ratio >= 1 and c >= 1.8 and d >= 1.8 else 'no'} |")
+    return lines
 
 
 def code_stats(x: np.ndarray, bound: ErrorBound) -> tuple[float, float, float, float, float]:
@@ -254,6 +301,47 @@ def sweep_times(quick: bool, repeat: int) -> list[str]:
     return lines
 
 
+def stage_times(quick: bool, repeat: int, rels, only) -> list[str]:
+    """Where ``interp`` + ``ans`` spends its time (default settings, ``tune`` on), in ms of CPU time,
+    best of ``repeat`` each: the whole ``quantize``, its ``tune`` (the settings' search on the
+    sample) and its sweep, ``ans`` encode and decode of the codes (and the chunk, lanes and bytes of
+    the stream), ``dequantize``."""
+    from compframe.plugins.encoders.entropy import Ans
+    from compframe.plugins.quantizers.lorenzo import lattice
+
+    def best(fn):
+        b = float("inf")
+        for _ in range(repeat):
+            t0 = time.process_time()
+            fn()
+            b = min(b, time.process_time() - t0)
+        return 1e3 * b
+
+    lines = ["| field | rel | quantize | of which tune | sweep | ans encode | ans decode | dequantize "
+             "| ans stream: bytes, chunk, lanes |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for name, x in fields(quick).items():
+        if only and not any(f in name for f in only):
+            continue
+        for rel in rels:
+            q, enc, bound = build("quantizer", "interp"), build("encoder", "ans"), ErrorBound("rel", rel)
+            quantized = q.quantize(x, bound)
+            codes, meta, flat = quantized.codes["codes"], quantized.meta, x.reshape(-1)
+            view, eb, centre = lattice(x.shape, "auto"), meta["abs_bound"], meta["centre"]
+            settings = (meta["method"], meta["alpha"], meta["beta"])
+            xh, scratch = np.empty_like(flat), np.zeros(codes.size, codes.dtype)
+            stream = enc.encode(codes)
+            head = 1 + 3 + 1 + 8 * codes.ndim  # the stream header, then the coded fields (entropy.py's layout)
+            _, _, chunk, _, param, _, _ = struct.unpack_from("<iIIIBII", stream, head + 10)
+            chunk, lanes = (chunk, Ans._split_param(param)[1]) if stream[head + 1] in (2, 4) else (0, "-")
+            lines.append(
+                f"| {name} | {rel:g} | {best(lambda: q.quantize(x, bound)):.2f} "
+                f"| {best(lambda: q._tune(flat, view, centre, eb)):.2f} "
+                f"| {best(lambda: q._sweep(flat, xh, scratch, view, centre, eb, settings, True, True)):.2f} "
+                f"| {best(lambda: enc.encode(codes)):.2f} | {best(lambda: enc.decode(stream)):.2f} "
+                f"| {best(lambda: q.dequantize(quantized)):.2f} | {len(stream)}, {chunk or '-'}, {lanes} |")
+    return lines
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fields of half the side, 3 repeats")
@@ -263,7 +351,11 @@ def main(argv=None):
     ap.add_argument("--sweep", action="store_true", help="only interp's own quantize/dequantize times (CPU)")
     ap.add_argument("--cpu", action="store_true", help="speeds from CPU time (time.process_time), not wall time")
     ap.add_argument("--fields", nargs="+", help="only the fields whose name contains one of these, e.g. grf2d")
+    ap.add_argument("--stages", action="store_true", help="only where interp + ans spends its time (CPU ms)")
+    ap.add_argument("--vs-sz3", nargs="+", metavar="ENCODER", choices=INTERP_ENCODERS,
+                    help="only interp + these encoders against SZ3, timed in turn within each repeat")
     args = ap.parse_args(argv)
+    args.cpu = args.cpu or args.stages  # the stages are CPU time
     if args.cpu:
         CLOCK["clock"] = time.process_time
     repeat = 3 if args.quick else args.repeat
@@ -272,6 +364,14 @@ def main(argv=None):
            f"{'CPU' if args.cpu else 'wall'} time", ""]
     if args.sweep:
         print("\n".join(out + sweep_times(args.quick, repeat)))
+        return
+    if args.stages:
+        print("\n".join(out + stage_times(args.quick, repeat, args.rel, args.fields)))
+        return
+    if args.vs_sz3:
+        out += versus_sz3(args.quick, repeat, args.rel, args.vs_sz3, args.fields)
+        load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+        print("\n".join(out + ["", f"`uptime` after: {load}"]))
         return
     results = {}
     for name, x in fields(args.quick).items():

@@ -345,6 +345,26 @@ def test_pass_bits_is_the_order_0_entropy_of_each_pass(dtype):
         entropy_bits(codes) * codes.size, rel=1e-12)
 
 
+def test_gather_misses_finds_every_miss_in_order():
+    """The outliers' index and raw bits: every value whose x̂ misses the bound (NaN and inf too), in
+    order, over chunks of many misses, of none, and a partial last chunk and block."""
+    from compframe.kernels.uniform import CHUNK
+
+    rng = np.random.default_rng(9)
+    n = 3 * CHUNK + 2 * interp_kernels.GATHER_BLOCK + 77
+    x = rng.standard_normal(n).astype(np.float32)
+    xh = x + np.float32(0.5e-3) * rng.uniform(-1, 1, n).astype(np.float32)
+    where = np.concatenate([rng.choice(CHUNK, 300, replace=False), [CHUNK + 5], 2 * CHUNK + np.arange(40), [n - 1]])
+    xh[where] += np.float32(0.01)
+    x[[7, n - 2]] = [np.nan, np.inf]
+    eb = 1e-3
+    want = np.flatnonzero(~(np.abs(x.astype(np.float64) - xh.astype(np.float64)) <= eb))
+    counts = interp_kernels.count_misses(x, xh, eb)
+    index, bits = np.empty(int(counts.sum()), np.uint32), np.empty(int(counts.sum()), np.uint32)
+    interp_kernels.gather_misses(x, xh, eb, counts, index, bits)
+    assert np.array_equal(index, want) and np.array_equal(bits, x.view(np.uint32)[want])
+
+
 def test_missing_bound_is_an_error():
     with pytest.raises(ValueError, match="'interp' is error-bounded"):
         make().quantize(np.ones(3, np.float32), None)

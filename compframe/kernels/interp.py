@@ -307,6 +307,10 @@ def count_misses(x, xh, eb):
     return counts
 
 
+GATHER_BLOCK = 1024
+"""Values ``gather_misses`` checks in one vector loop before it looks for the misses among them."""
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def gather_misses(x, xh, eb, counts, index, bits):
     """The misses ``count_misses`` counted: flat indices (ascending) and the raw bits of ``x``."""
@@ -315,9 +319,16 @@ def gather_misses(x, xh, eb, counts, index, bits):
     for c in prange(counts.size):
         if counts[c] == 0:
             continue
-        k = starts[c]
-        for i in range(c * CHUNK, min(x.size, (c + 1) * CHUNK)):
-            if not _holds(x[i], xh[i], eb):
-                index[k] = i
-                bits[k] = raw[i]
-                k += 1
+        k, last = starts[c], starts[c] + counts[c]
+        end = min(x.size, (c + 1) * CHUNK)
+        for b in range(c * CHUNK, end, GATHER_BLOCK):  # a block's misses counted in one vector loop,
+            e = min(b + GATHER_BLOCK, end)             # then found, where it has any: a few hundred
+            if _misses(x[b:e], xh[b:e], eb) == 0:      # misses over the chunks cost no branchy pass
+                continue                               # over the whole field
+            for i in range(b, e):
+                if not _holds(x[i], xh[i], eb):
+                    index[k] = i
+                    bits[k] = raw[i]
+                    k += 1
+            if k == last:
+                break
