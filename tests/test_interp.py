@@ -351,7 +351,7 @@ def test_gather_misses_finds_every_miss_in_order():
     from compframe.kernels.uniform import CHUNK
 
     rng = np.random.default_rng(9)
-    n = 3 * CHUNK + 2 * interp_kernels.GATHER_BLOCK + 77
+    n = 3 * CHUNK + 2 * interp_kernels.MARK + 77
     x = rng.standard_normal(n).astype(np.float32)
     xh = x + np.float32(0.5e-3) * rng.uniform(-1, 1, n).astype(np.float32)
     where = np.concatenate([rng.choice(CHUNK, 300, replace=False), [CHUNK + 5], 2 * CHUNK + np.arange(40), [n - 1]])
@@ -359,10 +359,14 @@ def test_gather_misses_finds_every_miss_in_order():
     x[[7, n - 2]] = [np.nan, np.inf]
     eb = 1e-3
     want = np.flatnonzero(~(np.abs(x.astype(np.float64) - xh.astype(np.float64)) <= eb))
-    counts = interp_kernels.count_misses(x, xh, eb)
+    marks = np.ones(-(-n // interp_kernels.MARK), np.bool_)
+    counts = interp_kernels.count_misses(x, xh, eb, marks)
     index, bits = np.empty(int(counts.sum()), np.uint32), np.empty(int(counts.sum()), np.uint32)
-    interp_kernels.gather_misses(x, xh, eb, counts, index, bits)
+    interp_kernels.gather_misses(x, xh, eb, counts, index, bits, marks)
     assert np.array_equal(index, want) and np.array_equal(bits, x.view(np.uint32)[want])
+    marks[want[-1] // interp_kernels.MARK] = False  # blocks not marked are not checked
+    assert interp_kernels.count_misses(x, xh, eb, marks).sum() == (want // interp_kernels.MARK != want[-1] //
+                                                                   interp_kernels.MARK).sum() < want.size
 
 
 def test_missing_bound_is_an_error():

@@ -23,7 +23,7 @@ reconstruction is ``x̂ = T(pred + code·step)`` in float64, rounded once to the
 code is ``kernels.uniform``'s ``_code`` with the prediction as its centre: the nearest step, else its
 neighbour, kept only if ``|x - x̂| <= eb_l`` in that arithmetic and within the code type. A value
 with no code gets code 0 (``x̂ = T(pred)``); whether ``x̂`` holds the field's bound is checked once
-more at the end (``count_misses``), and the values that miss are the outliers whose raw bits the
+more at the end (``count_misses``, over the blocks the sweep marked as holding a point with no code), and the values that miss are the outliers whose raw bits the
 quantizer keeps. Encoder and decoder run the same ``sweep``, so they see the same ``x̂`` bit for bit.
 """
 
@@ -40,6 +40,9 @@ from .uniform import CHUNK, _code, _nearest
 
 AXES = (0, 1, 2)
 """The order of the axes within a level (SZ3's default direction: the slowest axis first)."""
+MARK = 1024
+"""Values per block that ``sweep`` marks where a point has no code within its bound (``marks``), and
+that ``count_misses`` and ``gather_misses`` check as one vector loop."""
 
 
 @njit(inline="always", cache=True)
@@ -68,13 +71,16 @@ def _predict(xh, f, off, i, s, n, cubic):
 
 
 @njit(inline="always", cache=True)
-def _point(x, xh, codes, out, f, k, pred, centre, inv, step, eb, lo, hi, encode):
+def _point(x, xh, codes, out, f, k, pred, centre, inv, step, eb, lo, hi, encode, marks):
     """Encode (code of ``x[f]`` into ``out[k]``) or decode (``codes[k]``, which may be read-only) one
-    point predicted as ``pred``; ``xh[f]`` = x̂."""
+    point predicted as ``pred``; ``xh[f]`` = x̂. Encoding marks the block of a point no code holds
+    (``marks[f // MARK]``, see ``sweep``)."""
     pred = pred if pred - pred == 0.0 else centre
     if encode:
-        q = _code(x[f], pred, inv, step, eb, lo, hi)[0]  # 0 where no code holds the bound
+        q, ok = _code(x[f], pred, inv, step, eb, lo, hi)  # 0 where no code holds the bound
         out[k] = q
+        if not ok:
+            marks[f // MARK] = True
     else:
         q = np.float64(codes[k])
     xh[f] = pred + q * step
@@ -94,12 +100,13 @@ def _inner_formula(v, t, o, cubic):
 
 
 @njit(inline="always", cache=True)
-def _run(x, xh, codes, out, f, nj, off, dw, k, dk, cubic, centre, inv, step, eb, lo, hi, encode, pairs):
+def _run(x, xh, codes, out, f, nj, off, dw, k, dk, cubic, centre, inv, step, eb, lo, hi, encode, pairs, marks):
     """The targets ``f + j·dw`` (``j < nj``), all interior (every neighbour the method reads is in the
     field), codes at ``k + j·dk``: ``_point(_predict(...))`` point by point in effect (the same
     operations, so the same bits), written as a loop LLVM vectorizes (the targets of a pass depend only
     on earlier passes, so its points are independent). The encoder's loop keeps the nearest code; the
-    few whose nearest code misses ``eb`` are settled after it by ``_code``, point by point.
+    few whose nearest code misses ``eb`` are settled after it by ``_code``, point by point, and those
+    no code holds mark their block (``marks``, see ``sweep``).
 
     ``pairs`` (the last axis at stride 1: literal ``off = 1``, ``dw = 2``, half of a field's points):
     the predictions are taken in a loop of their own, and the second loop stores each target together
@@ -137,9 +144,11 @@ def _run(x, xh, codes, out, f, nj, off, dw, k, dk, cubic, centre, inv, step, eb,
             if not _holds(xs[j * dw], v[t], eb):
                 pred = _inner_formula(v, t, ou, cubic)
                 pred = pred if pred - pred == 0.0 else centre
-                q = _code(xs[j * dw], pred, inv, step, eb, lo, hi)[0]
+                q, ok = _code(xs[j * dw], pred, inv, step, eb, lo, hi)
                 os[j * dk] = q
                 v[t] = pred + q * step
+                if not ok:
+                    marks[(f + j * dw) // MARK] = True
 
 
 @njit(inline="always", cache=True)
@@ -154,7 +163,7 @@ def _interior(i0, di, nj, s, n, cubic):
 
 @njit(parallel=True, cache=True, nogil=True)
 def _step(x, xh, codes, out, R, W, axis, s, p0, dp, npl, r0, dr, nrw, w0, dw, nw, off, n, cubic, k0, ranked,
-          centre, inv, step, eb, lo, hi, encode):
+          centre, inv, step, eb, lo, hi, encode, marks):
     """One level's pass along ``axis`` (``s``, ``off``, ``n``: its stride, in flat units, and length):
     the targets ``(p0 + a·dp, r0 + b·dr, w0 + c·dw)``, rows ``(a, b)`` in parallel. Codes are at the
     targets' flat indices, or (``ranked``) at ``k0`` + their rank in this pass. Each row's interior
@@ -174,23 +183,24 @@ def _step(x, xh, codes, out, R, W, axis, s, p0, dp, npl, r0, dr, nrw, w0, dw, nw
             f = base + w0 + a * dw
             kj = k + a if ranked else f
             if ranked and s == 1 and axis == 2:
-                _run(x, xh, codes, out, f, b - a, 1, 2, kj, 1, cubic, centre, inv, step, eb, lo, hi, encode, True)
+                _run(x, xh, codes, out, f, b - a, 1, 2, kj, 1, cubic, centre, inv, step, eb, lo, hi, encode, True,
+                     marks)
             else:
                 _run(x, xh, codes, out, f, b - a, off, dw, kj, 1 if ranked else dw, cubic, centre, inv, step, eb,
-                     lo, hi, encode, False)
+                     lo, hi, encode, False, marks)
         for j in range(nw - (b - a)):  # the edge points: j < a, then j >= b
             j = j if j < a else j + (b - a)
             w = w0 + j * dw
             f = base + w
             i = w if axis == 2 else (p if axis == 0 else r)
             _point(x, xh, codes, out, f, k + j if ranked else f, _predict(xh, f, off, i, s, n, cubic), centre, inv,
-                   step, eb, lo, hi, encode)
+                   step, eb, lo, hi, encode, marks)
 
 
 @njit(cache=True)
-def _first(x, xh, codes, out, centre, inv, step, eb, lo, hi, encode):
+def _first(x, xh, codes, out, centre, inv, step, eb, lo, hi, encode, marks):
     """The point ``(0, 0, 0)``, predicted as the centre; its code is the first either way."""
-    _point(x, xh, codes, out, 0, 0, centre, centre, inv, step, eb, lo, hi, encode)
+    _point(x, xh, codes, out, 0, 0, centre, centre, inv, step, eb, lo, hi, encode, marks)
 
 
 def levels(view: tuple[int, int, int]) -> int:
@@ -260,24 +270,30 @@ def pass_bits(codes, edges, counts):
     return total
 
 
-def sweep(x, xh, codes, view, centre, eb, cubic, alpha, beta, lo, hi, encode, ranked=False):
+def sweep(x, xh, codes, view, centre, eb, cubic, alpha, beta, lo, hi, encode, ranked=False, marks=None):
     """Run every level on the flat arrays: ``encode`` writes ``codes`` (from ``x``) and ``xh``;
     decoding (``x`` unused, pass ``xh``) writes ``xh`` from ``codes``. ``xh`` is x̂ either way.
-    ``ranked``: the codes in the order the points are predicted (level by level, SZ3's order)."""
+    ``ranked``: the codes in the order the points are predicted (level by level, SZ3's order).
+    ``marks`` (encoding; bool, ``ceil(size / MARK)`` False values, or None): set for each block of
+    ``MARK`` values that holds a point no code holds within its level's bound. Every other point's
+    x̂ holds that bound, which is never looser than ``eb``, so only the marked blocks can hold
+    outliers (``count_misses``, ``gather_misses``)."""
     out = codes if encode else np.empty(0, codes.dtype)  # decoding writes no code: codes may be read-only
+    if marks is None or not encode:
+        marks = np.zeros(-(-x.size // MARK) if encode else 0, np.bool_)
     P, R, W = view
     if P * R * W == 0:
         return
     e = level_bound(eb, max(levels(view), 1), alpha, beta)  # the first point is of the coarsest level
     step, inv = _grid(e)
-    _first(x, xh, codes, out, centre, inv, step, e, lo, hi, encode)
+    _first(x, xh, codes, out, centre, inv, step, e, lo, hi, encode, marks)
     k0 = 1
     for level, s, axis, start, align, counts in passes(view):
         e = level_bound(eb, level, alpha, beta)
         step, inv = _grid(e)
         _step(x, xh, codes, out, R, W, axis, s, start[0], align[0], counts[0], start[1], align[1], counts[1],
               start[2], align[2], counts[2], s * (R * W, W, 1)[axis], view[axis], cubic, k0, ranked, centre, inv,
-              step, e, lo, hi, encode)
+              step, e, lo, hi, encode, marks)
         k0 += counts[0] * counts[1] * counts[2]
 
 
@@ -297,23 +313,24 @@ def _misses(x, xh, eb):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def count_misses(x, xh, eb):
-    """Per chunk of ``CHUNK``: how many ``xh`` miss ``|x - x̂| <= eb`` (NaN and ±inf ``x`` always miss)."""
+def count_misses(x, xh, eb, marks):
+    """Per chunk of ``CHUNK``: how many ``xh`` miss ``|x - x̂| <= eb`` (NaN and ±inf ``x`` always miss),
+    among the blocks of ``MARK`` values that ``marks`` sets (``sweep``'s; all True: every value)."""
     nc = (x.size + CHUNK - 1) // CHUNK
     counts = np.zeros(nc, np.int64)
     for c in prange(nc):
-        s = c * CHUNK
-        counts[c] = _misses(x[s:s + CHUNK], xh[s:s + CHUNK], eb)
+        for b in range(c * CHUNK, min(x.size, (c + 1) * CHUNK), MARK):
+            if marks[b // MARK]:
+                counts[c] += _misses(x[b:b + MARK], xh[b:b + MARK], eb)
     return counts
 
 
-GATHER_BLOCK = 1024
-"""Values ``gather_misses`` checks in one vector loop before it looks for the misses among them."""
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def gather_misses(x, xh, eb, counts, index, bits):
-    """The misses ``count_misses`` counted: flat indices (ascending) and the raw bits of ``x``."""
+def gather_misses(x, xh, eb, counts, index, bits, marks):
+    """The misses ``count_misses`` counted (with the same ``marks``): flat indices (ascending) and the
+    raw bits of ``x``."""
     starts = _starts(counts)
     raw = x.view(bits.dtype)
     for c in prange(counts.size):
@@ -321,10 +338,10 @@ def gather_misses(x, xh, eb, counts, index, bits):
             continue
         k, last = starts[c], starts[c] + counts[c]
         end = min(x.size, (c + 1) * CHUNK)
-        for b in range(c * CHUNK, end, GATHER_BLOCK):  # a block's misses counted in one vector loop,
-            e = min(b + GATHER_BLOCK, end)             # then found, where it has any: a few hundred
-            if _misses(x[b:e], xh[b:e], eb) == 0:      # misses over the chunks cost no branchy pass
-                continue                               # over the whole field
+        for b in range(c * CHUNK, end, MARK):  # a block's misses counted in one vector loop, then
+            e = min(b + MARK, end)             # found, where it has any: a few hundred misses over
+            if not marks[b // MARK] or _misses(x[b:e], xh[b:e], eb) == 0:  # the chunks cost no
+                continue                                                    # branchy pass over the field
             for i in range(b, e):
                 if not _holds(x[i], xh[i], eb):
                     index[k] = i

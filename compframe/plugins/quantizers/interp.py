@@ -71,11 +71,11 @@ class Interp(Quantizer):
         for param in ("method", "alpha", "beta"):
             self.unused_unless(param, not self.config.tune, "tune=false")
 
-    def _sweep(self, x, xh, codes, view, centre, eb, settings, encode, ranked):
+    def _sweep(self, x, xh, codes, view, centre, eb, settings, encode, ranked, marks=None):
         """``kernels.interp.sweep`` with ``settings`` = (method, alpha, beta)."""
         method, alpha, beta = settings
         lo, hi = _limits(self.config.code_dtype)
-        K.sweep(x, xh, codes, view, centre, eb, method == "cubic", alpha, beta, lo, hi, encode, ranked)
+        K.sweep(x, xh, codes, view, centre, eb, method == "cubic", alpha, beta, lo, hi, encode, ranked, marks)
 
     def _tune(self, x: np.ndarray, view: tuple[int, int, int], centre: float, eb: float) -> tuple[str, float, float]:
         """SZ3's tuning (``SZAlgoInterp``: linear or cubic, then level-bound pairs) on a sample: the
@@ -89,8 +89,10 @@ class Interp(Quantizer):
         scratch = np.zeros(1 << (8 * codes.itemsize), np.int64)
         best = None
         for settings in CANDIDATES:
-            self._sweep(sample, xh, codes, block.shape, centre, eb, settings, True, True)
-            cost = K.pass_bits(codes, edges, scratch) + 8 * sample.itemsize * int(K.count_misses(sample, xh, eb).sum())
+            marks = np.zeros(-(-sample.size // K.MARK), np.bool_)
+            self._sweep(sample, xh, codes, block.shape, centre, eb, settings, True, True, marks)
+            misses = int(K.count_misses(sample, xh, eb, marks).sum()) if marks.any() else 0
+            cost = K.pass_bits(codes, edges, scratch) + 8 * sample.itemsize * misses
             if best is None or cost < best[0]:
                 best = (cost, settings)
         return best[1]
@@ -112,12 +114,13 @@ class Interp(Quantizer):
         codes = np.zeros(self._code_shape(x.shape), self.config.code_dtype)
         index, bits = np.empty(0, _index_dtype(n)), np.empty(0, f"u{x.itemsize}")
         if n:
-            xh = np.empty_like(flat)
-            self._sweep(flat, xh, codes.reshape(-1), view, centre, eb, settings, True, self.config.layout == "levels")
-            counts = K.count_misses(flat, xh, eb)
-            if counts.any():
+            xh, marks = np.empty_like(flat), np.zeros(-(-n // K.MARK), np.bool_)
+            self._sweep(flat, xh, codes.reshape(-1), view, centre, eb, settings, True, self.config.layout == "levels",
+                        marks)
+            counts = K.count_misses(flat, xh, eb, marks) if marks.any() else None  # unmarked blocks hold eb
+            if counts is not None and counts.any():
                 index, bits = np.empty(int(counts.sum()), _index_dtype(n)), np.empty(int(counts.sum()), bits.dtype)
-                K.gather_misses(flat, xh, eb, counts, index, bits)
+                K.gather_misses(flat, xh, eb, counts, index, bits, marks)
         return Quantized(
             codes={"codes": codes},
             side={"outlier_index": index, "outlier_bits": bits},
