@@ -292,6 +292,28 @@ def test_streams_that_code_to_little_take_longer_chunks_in_the_lane_mode():
     assert make(context="none").encode(flat[:7 * 131072]) == make(context="none", lanes=2).encode(flat[:7 * 131072])
 
 
+def test_one_chunk_lane_streams_are_cut_in_two():
+    """lanes=0: a stream that would be one chunk in the lane mode is cut in two halves (decoded as a
+    pair) where its lane count stays within AUTO_WASTE; in row order (mode 6) too; not where the
+    halves would be short or would take fewer lanes, nor with a lane count set."""
+    rng = np.random.default_rng(12)
+    flat = np.rint(rng.laplace(0, 8, (2048, 64))).clip(-128, 127).astype(np.int8)
+    scales = np.geomspace(0.5, 40, 64)
+    rows = np.rint(rng.laplace(0, 1, (2048, 64)) * scales).astype(np.int16)
+    for codes, mode in ((flat, 2), (rows, 6)):
+        auto, whole = make(dedup=False), make(dedup=False, lanes=32)
+        stream, one = auto.encode(codes), whole.encode(codes)
+        assert _chunk(one, 2) == 131072 and coded_fields(one, 2)[0] == mode
+        fields = coded_fields(stream, 2)
+        assert fields[0] == mode and fields[3] == 32 and _chunk(stream, 2) == 65536
+        assert len(stream) <= (1 + auto.AUTO_WASTE) * len(one)
+        assert np.array_equal(auto.decode(stream), codes) and np.array_equal(whole.decode(stream), codes)
+    assert _chunk(make(dedup=False).encode(flat[:1000]), 2) == 131072  # halves under SPLIT_MIN
+    low = np.where(rng.random((2048, 64)) < 0.9, 0, rng.integers(-2, 3, (2048, 64))).astype(np.int8)
+    stream = make(dedup=False).encode(low)  # 32 lanes on one chunk fit the budget, not on two
+    assert _chunk(stream, 2) == 131072 and np.array_equal(make().decode(stream), low)
+
+
 def test_damaged_lane_streams_are_refused():
     """Every truncation and every flipped byte of a lane stream whose chunks go through the vector
     decoder is refused or decodes exactly; states below 2**16 are refused."""

@@ -350,8 +350,9 @@ class ChunkedEntropyCoder(Encoder):
         raise NotImplementedError
 
     def _stream_chunk(self, count: int, mode: int, tables: int, model: Model) -> int:
-        """The chunk length a stream of ``count`` codes with one table or a table per block (``mode``,
-        ``tables``) is cut into: ``chunk`` (``ans`` may take longer ones, ``Ans._stream_chunk``)."""
+        """The chunk length a stream of ``count`` codes with one table, a table per block or tables
+        in row order (``mode`` 2 with ``tables`` 1, 4 or 6) is cut into: ``chunk`` (``ans`` may take
+        other lengths, ``Ans._stream_chunk``)."""
         return self.config.chunk
 
     def _rows_mode(self, model, chunks: int) -> bool:
@@ -464,7 +465,8 @@ class ChunkedEntropyCoder(Encoder):
             row_tables = classes if mode == CLASSES else np.arange(columns, dtype=np.uint8)
             mode, classes = ROW_TABLES, row_tables
             x = u
-            starts, ends, table_of = chunk_layout(count, 1, self.config.chunk)
+            chunk = self._stream_chunk(count, mode, 1, model)
+            starts, ends, table_of = chunk_layout(count, 1, chunk)
         elif mode == CLASSES:
             order, starts, ends, table_of = class_layout(classes, count // columns, self.config.chunk)
             x = rows_kernels.columns_first(u.reshape(-1, columns), order).reshape(-1)
@@ -987,6 +989,10 @@ class Ans(ChunkedEntropyCoder):
     state bytes (docs/benchmarks.md, issue 13, lane mode)."""
     AUTO_WASTE = 1 / 400
     """The share of the coded symbols' bytes that ``lanes=0`` lets the lanes' final states take."""
+    SPLIT_MIN = 1 << 15
+    """The shortest half ``_stream_chunk`` cuts a one-chunk stream into."""
+    SPLIT_ALIGN = 256
+    """The halves' lengths are multiples of this."""
     MIN_CHUNKS = 4
     """The fewest chunks ``_stream_chunk`` leaves a stream it lengthens the chunks of: two per thread
     on two cores, which decode two chunks at once."""
@@ -1056,7 +1062,12 @@ class Ans(ChunkedEntropyCoder):
         return self._lanes(bits, chunks) != 2
 
     def _stream_chunk(self, count, mode, tables, model):
-        """``chunk``; but with ``lanes=0``, where ``chunk``-long chunks of one table, or of a table per
+        """``chunk``; but with ``lanes=0``, a stream that would be one chunk in the lane mode is cut in
+        two halves (a multiple of ``SPLIT_ALIGN`` long, each at least ``SPLIT_MIN`` codes) where that
+        keeps its lane count within ``AUTO_WASTE``: the two chunks encode and decode at once, as a
+        pair, on one thread (2048 x 64 int8 codes, one table: decode 1.2-1.3x faster for 100 more
+        bytes, docs/benchmarks.md, issue 13, eighth session). And where ``chunk``-long chunks of one
+        table, or of a table per
         block, would leave a stream of several chunks in the pair mode (their lanes' final states
         would cost more than ``AUTO_WASTE``: streams that code to little, such as interpolation codes
         that are nearly all 0), the shortest doubling of it, up to ``1 << 22``, that takes the lane
@@ -1065,10 +1076,16 @@ class Ans(ChunkedEntropyCoder):
         (docs/benchmarks.md, issue 13, eighth session); the stream records its chunk, so decoders are
         unchanged."""
         chunk = self.config.chunk
-        if self.config.lanes or not (mode == BLOCKS or (mode == CODED and tables == 1)):
+        if self.config.lanes or not (mode in (BLOCKS, ROW_TABLES) or (mode == CODED and tables == 1)):
             return chunk
         n = -(-count // chunk)
-        if n < 2 * self.MIN_CHUNKS or self._lanes(model.bits, n) != 2:
+        if n == 1:
+            half = -(-count // (2 * self.SPLIT_ALIGN)) * self.SPLIT_ALIGN
+            lanes = self._lanes(model.bits, 1)
+            if lanes != 2 and half >= self.SPLIT_MIN and self._lanes(model.bits, 2) == lanes:
+                return half
+            return chunk
+        if mode == ROW_TABLES or n < 2 * self.MIN_CHUNKS or self._lanes(model.bits, n) != 2:
             return chunk
         span = -(-n // tables) * chunk  # codes to a table (mode 4), as the decoder derives it
         longer = 2 * chunk
