@@ -1062,19 +1062,21 @@ class Ans(ChunkedEntropyCoder):
         return self._lanes(bits, chunks) != 2
 
     def _stream_chunk(self, count, mode, tables, model):
-        """``chunk``; but with ``lanes=0``, a stream that would be one chunk in the lane mode is cut in
-        two halves (a multiple of ``SPLIT_ALIGN`` long, each at least ``SPLIT_MIN`` codes) where that
-        keeps its lane count within ``AUTO_WASTE``: the two chunks encode and decode at once, as a
-        pair, on one thread (2048 x 64 int8 codes, one table: decode 1.2-1.3x faster for 100 more
-        bytes, docs/benchmarks.md, issue 13, eighth session). And where ``chunk``-long chunks of one
-        table, or of a table per
-        block, would leave a stream of several chunks in the pair mode (their lanes' final states
-        would cost more than ``AUTO_WASTE``: streams that code to little, such as interpolation codes
-        that are nearly all 0), the shortest doubling of it, up to ``1 << 22``, that takes the lane
-        mode, keeps at least ``MIN_CHUNKS`` chunks and, with a table per block, the same blocks of
-        codes to a table. The lane mode encodes and decodes 2-3x faster than the pair mode
-        (docs/benchmarks.md, issue 13, eighth session); the stream records its chunk, so decoders are
-        unchanged."""
+        """``chunk``; but with ``lanes=0``, two other lengths (the stream records its chunk, so decoders
+        are unchanged; docs/benchmarks.md, issue 13, eighth session):
+
+        - a stream that would be one chunk in the lane mode is cut in two halves (a multiple of
+          ``SPLIT_ALIGN`` long, each at least ``SPLIT_MIN`` codes) where that keeps its lane count
+          within ``AUTO_WASTE``: the two encode and decode as a pair on one thread (2048 x 64 int8
+          codes of one table: decode 1.2x faster for about 100 more bytes);
+        - where ``chunk``-long chunks of one table, or of a table per block, would leave a stream of
+          several chunks in the pair mode (their lanes' final states would cost more than
+          ``AUTO_WASTE``: streams that code to little, such as interpolation codes that are nearly
+          all 0), the shortest doubling of ``chunk``, up to ``1 << 22``, that takes the lane mode,
+          keeps at least ``MIN_CHUNKS`` chunks and, with a table per block, the same blocks of codes
+          to a table (the lane mode encodes and decodes 2-3x faster than the pair mode). On the CPU
+          only: the CUDA kernels run a chunk per thread, and fewer chunks would leave more of the
+          GPU idle."""
         chunk = self.config.chunk
         if self.config.lanes or not (mode in (BLOCKS, ROW_TABLES) or (mode == CODED and tables == 1)):
             return chunk
@@ -1085,7 +1087,8 @@ class Ans(ChunkedEntropyCoder):
             if lanes != 2 and half >= self.SPLIT_MIN and self._lanes(model.bits, 2) == lanes:
                 return half
             return chunk
-        if mode == ROW_TABLES or n < 2 * self.MIN_CHUNKS or self._lanes(model.bits, n) != 2:
+        if mode == ROW_TABLES or self.config.device != "cpu" or n < 2 * self.MIN_CHUNKS \
+                or self._lanes(model.bits, n) != 2:  # the CUDA kernels run one thread per chunk: keep them
             return chunk
         span = -(-n // tables) * chunk  # codes to a table (mode 4), as the decoder derives it
         longer = 2 * chunk
