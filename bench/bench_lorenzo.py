@@ -125,15 +125,24 @@ def pipeline(x, quantizer, encoder, bound, repeat):
     return x.nbytes / len(frame), codes / code_stream_bytes(frame), mb / tc, mb / td, err
 
 
-def sz3(x, bound, repeat, algorithm=None):
-    from pysz import sz, szAlgorithm, szConfig, szErrorBoundMode
+def sz3_config(x, bound, algorithm=None):
+    """pysz's configuration for SZ3 in ABS mode at ``bound``'s absolute bound on ``x`` (and its
+    default algorithm, or ``algorithm``)."""
+    from pysz import szAlgorithm, szConfig, szErrorBoundMode
 
-    eb = bound.absolute(float(x.max()) - float(x.min()))
     conf = szConfig()
     conf.errorBoundMode = szErrorBoundMode.ABS
-    conf.absErrorBound = eb
+    conf.absErrorBound = bound.absolute(float(x.max()) - float(x.min()))
     if algorithm is not None:
         conf.cmprAlgo = getattr(szAlgorithm, algorithm)
+    return conf
+
+
+def sz3(x, bound, repeat, algorithm=None):
+    from pysz import sz
+
+    conf = sz3_config(x, bound, algorithm)
+    eb = conf.absErrorBound
     tc, (blob, _) = best_time(lambda: sz.compress(x, conf), repeat)
     td, (y, _) = best_time(lambda: sz.decompress(blob, np.float32, x.shape), repeat)
     mb = x.nbytes / 1e6
@@ -145,7 +154,8 @@ def versus_sz3(quick: bool, repeat: int, rels, encoders, only) -> list[str]:
     turn within each repeat (a burst of load on the shared machine then hits all of them, where
     ``run`` times each pipeline's repeats in one block), best of ``repeat`` each: compress and
     decompress in ms of ``CLOCK``, and their speed as a multiple of SZ3's."""
-    from pysz import sz, szConfig, szErrorBoundMode
+    from pysz import sz
+    from bench_uniform import race
 
     lines = ["| field | rel | pipeline | ratio / SZ3's | compress ms (SZ3) | decompress ms (SZ3) "
              "| compress vs SZ3 | decompress vs SZ3 | >= SZ3's ratio at >= 1.8x both ways |",
@@ -156,9 +166,7 @@ def versus_sz3(quick: bool, repeat: int, rels, encoders, only) -> list[str]:
             continue
         for rel in rels:
             bound = ErrorBound("rel", rel)
-            conf = szConfig()
-            conf.errorBoundMode = szErrorBoundMode.ABS
-            conf.absErrorBound = bound.absolute(float(x.max()) - float(x.min()))
+            conf = sz3_config(x, bound)
             ours = {e: (build("quantizer", "interp"), build("encoder", ENCODERS[e])) for e in encoders}
             frames = {e: cf.compress(x, quantizer=q, encoder=enc, bound=bound) for e, (q, enc) in ours.items()}
             blob = sz.compress(x, conf)[0]
@@ -167,12 +175,7 @@ def versus_sz3(quick: bool, repeat: int, rels, encoders, only) -> list[str]:
             for e, (q, enc) in ours.items():
                 tasks[(e, "c")] = lambda q=q, enc=enc: cf.compress(x, quantizer=q, encoder=enc, bound=bound)
                 tasks[(e, "d")] = lambda f=frames[e]: cf.decompress(f)
-            best = dict.fromkeys(tasks, float("inf"))
-            for _ in range(repeat):
-                for key, fn in tasks.items():
-                    t0 = clock()
-                    fn()
-                    best[key] = min(best[key], clock() - t0)
+            best = race(tasks, repeat, clock)
             sz_ratio = x.nbytes / blob.nbytes
             for e in encoders:
                 ratio = x.nbytes / len(frames[e]) / sz_ratio

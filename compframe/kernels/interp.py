@@ -23,8 +23,9 @@ reconstruction is ``x̂ = T(pred + code·step)`` in float64, rounded once to the
 code is ``kernels.uniform``'s ``_code`` with the prediction as its centre: the nearest step, else its
 neighbour, kept only if ``|x - x̂| <= eb_l`` in that arithmetic and within the code type. A value
 with no code gets code 0 (``x̂ = T(pred)``); whether ``x̂`` holds the field's bound is checked once
-more at the end (``count_misses``, over the blocks the sweep marked as holding a point with no code), and the values that miss are the outliers whose raw bits the
-quantizer keeps. Encoder and decoder run the same ``sweep``, so they see the same ``x̂`` bit for bit.
+more at the end (``count_misses``, in the blocks the sweep marked as holding such a point), and the
+values that miss are the outliers whose raw bits the quantizer keeps. Encoder and decoder run the
+same ``sweep``, so they see the same ``x̂`` bit for bit.
 """
 
 from __future__ import annotations
@@ -323,8 +324,6 @@ def count_misses(x, xh, eb, marks):
             if marks[b // MARK]:
                 counts[c] += _misses(x[b:b + MARK], xh[b:b + MARK], eb)
     return counts
-
-
 
 
 @njit(parallel=True, cache=True, nogil=True)

@@ -350,9 +350,9 @@ class ChunkedEntropyCoder(Encoder):
         raise NotImplementedError
 
     def _stream_chunk(self, count: int, mode: int, tables: int, model: Model) -> int:
-        """The chunk length a stream of ``count`` codes with one table, a table per block or tables
-        in row order (``mode`` 2 with ``tables`` 1, 4 or 6) is cut into: ``chunk`` (``ans`` may take
-        other lengths, ``Ans._stream_chunk``)."""
+        """The chunk length a stream of ``count`` codes is cut into, with one table (``mode`` 2,
+        ``tables`` 1), a table per block (mode 4) or tables in row order (mode 6): ``chunk`` (``ans``
+        may take other lengths, ``Ans._stream_chunk``)."""
         return self.config.chunk
 
     def _rows_mode(self, model, chunks: int) -> bool:
