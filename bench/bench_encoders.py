@@ -506,14 +506,9 @@ def run_counting(repeat: int) -> list[str]:
              "| `ans` `auto` encode |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     one_pass = getattr(histogram, "block_column_histograms", None)
 
-    def best(fn):
+    def best(fn):  # ms, warmed up once
         fn()
-        times = []
-        for _ in range(repeat):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-        return min(times) * 1e3
+        return best_time(fn, repeat)[0] * 1e3
 
     enc = create("encoder", "ans", dedup=False)
     with cpu_threads_for(1):

@@ -175,13 +175,26 @@ def _column_histograms_shifted(x, off, columns, alphabet, split, band, counts):
     rows = x.size // columns
     step = -(-rows // split)
     for p in numba.prange(split):
-        c = counts[p]
-        for j0 in range(0, columns, band):
-            j1 = min(j0 + band, columns)
-            for r in range(p * step, min((p + 1) * step, rows)):
-                row = r * columns
-                for j in range(j0, j1):
-                    c[np.uint64(j * alphabet - off + np.int64(x[np.uint64(row + j)]))] += 1
+        _count_rows(x, off, columns, alphabet, band, p * step, min((p + 1) * step, rows), counts[p])
+
+
+@numba.njit(inline="always", cache=True)
+def _count_rows(x, off, columns, alphabet, band, r0, r1, c):
+    """Into ``c`` (``[columns * K]``) the counts of ``x - off`` in each column over the whole rows
+    ``[r0, r1)``, ``band`` columns at a time."""
+    for j0 in range(0, columns, band):
+        j1 = min(j0 + band, columns)
+        for r in range(r0, r1):
+            row = r * columns
+            for j in range(j0, j1):
+                c[np.uint64(j * alphabet - off + np.int64(x[np.uint64(row + j)]))] += 1
+
+
+@numba.njit(inline="always", cache=True)
+def _count_codes(x, off, columns, alphabet, lo, hi, c):
+    """``_count_rows`` for the codes ``[lo, hi)`` one by one (rows cut by ``lo`` or ``hi``)."""
+    for i in range(lo, hi):
+        c[np.uint64((i % columns) * alphabet - off + np.int64(x[np.uint64(i)]))] += 1
 
 
 class BlockColumns:
@@ -223,27 +236,15 @@ def block_column_histograms(x, columns, span, base, mask, alphabet):
 def _block_column_counts(x, off, columns, alphabet, span, band, cells):
     """Into ``cells[b]`` the counts of ``x - off`` (``_shifted``) in each column over block ``b``: the
     codes before its first whole row and after its last one by one, its whole rows ``band`` columns
-    at a time (``_column_histograms_shifted``)."""
+    at a time (``_count_rows``, as ``_column_histograms_shifted``)."""
     for b in numba.prange(cells.shape[0]):
-        c = cells[b]
         lo = b * span
         hi = min(lo + span, x.size)
         r0 = -(-lo // columns)
-        r1 = hi // columns
-        if r1 <= r0:  # a block within one row
-            for i in range(lo, hi):
-                c[np.uint64((i % columns) * alphabet - off + np.int64(x[np.uint64(i)]))] += 1
-            continue
-        for i in range(lo, r0 * columns):
-            c[np.uint64((i % columns) * alphabet - off + np.int64(x[np.uint64(i)]))] += 1
-        for i in range(r1 * columns, hi):
-            c[np.uint64((i % columns) * alphabet - off + np.int64(x[np.uint64(i)]))] += 1
-        for j0 in range(0, columns, band):
-            j1 = min(j0 + band, columns)
-            for r in range(r0, r1):
-                row = r * columns
-                for j in range(j0, j1):
-                    c[np.uint64(j * alphabet - off + np.int64(x[np.uint64(row + j)]))] += 1
+        r1 = max(r0, hi // columns)  # r1 == r0: a block within one row
+        _count_codes(x, off, columns, alphabet, lo, min(r0 * columns, hi), cells[b])
+        _count_codes(x, off, columns, alphabet, r1 * columns, hi, cells[b])
+        _count_rows(x, off, columns, alphabet, band, r0, r1, cells[b])
 
 
 @numba.njit(cache=True)

@@ -1179,8 +1179,6 @@ def _ans_model(counts, configured, most):
                 freq[t, neighbour] += 1
     freq32 = np.empty((tables, alphabet), np.uint32)
     cum = np.empty((tables, alphabet), np.uint32)
-    planes = np.empty(3 * tables * alphabet, np.uint8)
-    n = tables * alphabet
     bits = 0.0
     for t in range(tables):
         acc = 0
@@ -1189,13 +1187,9 @@ def _ans_model(counts, configured, most):
             freq32[t, s] = f
             cum[t, s] = acc
             acc += f
-            i = t * alphabet + s
-            planes[i] = f & 0xFF
-            planes[n + i] = (f >> 8) & 0xFF
-            planes[2 * n + i] = (f >> 16) & 0xFF
             if counts[t, s] > 0:
                 bits += counts[t, s] * (precision - np.log2(f))
-    return precision, freq32, cum, bits, planes
+    return precision, freq32, cum, bits, _split_planes(freq32.reshape(-1), 3)
 
 
 def quantize_frequencies(counts: np.ndarray, precision: int) -> np.ndarray:
