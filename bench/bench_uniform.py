@@ -4,6 +4,7 @@
     python bench/bench_uniform.py --memory        # + peak resident memory on a 1 GiB field
     python bench/bench_uniform.py --vs-copy       # quantize into a reused buffer vs np.copyto only
     python bench/bench_uniform.py --ratio         # what the default's one-pass path costs in ratio
+    python bench/bench_uniform.py --misses        # float64 fields of zeros, with and without a NaN per chunk
 
 The bandwidth limit is ``np.copyto(dst, x)`` of the same array into a preallocated buffer. Each
 figure is the best of ``--repeat`` runs after one warm-up (numba compiles on the first call), in
@@ -25,6 +26,11 @@ the other: on a machine shared past its cores the wall clock mostly measures the
 
 ``--field ramp|drift`` (``--vs-copy``, ``--ratio``) takes a field whose range the bulk of its values sets
 instead of the Gaussian one, whose range a few tail values set (see ``field``).
+
+``--misses`` (issue 13, ninth session) times the float64 path (the exact per-element kernel: no float32
+fast path) on a field of mostly exact zeros (``--mib`` of float64, 70 % zeros, the rest Gaussian), as is
+and with a NaN every 50 000 values, so that every chunk holds a miss: int8 ``rel:1e-2`` and int16
+``rel:1e-3``, one numba thread, each case's best of ``--repeat`` in turn.
 
 ``--ratio`` compares the default's codes with the two-pass codes of the same field: order-0 code
 entropy, outliers, side bytes (the per-chunk centres and steps) and the frame ratio per encoder.
@@ -211,6 +217,26 @@ def ratio_cost(mib: int, cases: list[str], encoders: list[str], kind: str = "gau
     return rows
 
 
+def misses(mib: int, repeat: int) -> list[dict]:
+    """``--misses``: quantize (ms) of a float64 field of 70 % zeros, clean and with a NaN per 50 000 values."""
+    import numba
+
+    numba.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    n = mib * 2**20 // 8
+    clean = rng.standard_normal(n) * (rng.random(n) < 0.3)
+    nan = clean.copy()
+    nan[::50_000] = np.nan
+    cases = {}
+    for q, bound in (("int8", "rel:1e-2"), ("int16", "rel:1e-3")):
+        quantizer, b = cf.create("quantizer", q), cf.ErrorBound.parse(bound)
+        for name, x in (("clean", clean), ("a NaN per 50 000", nan)):
+            cases[(q, bound, name)] = (lambda quantizer=quantizer, b=b, x=x: quantizer.quantize(x, b))
+    times = race(cases, repeat)
+    return [{"quantizer": q, "bound": bound, "field": name, "ms": 1e3 * t, "gbps": n * 8 / t / 1e9}
+            for (q, bound, name), t in times.items()]
+
+
 def _hwm_kib() -> int:
     """This process's peak resident set (VmHWM, KiB). Unlike ru_maxrss it is not carried over
     from the parent across fork and exec, so it measures this process alone."""
@@ -268,6 +294,8 @@ def main() -> None:
                     help="the field of --vs-copy and --ratio (see field())")
     ap.add_argument("--ratio", action="store_true", help="only the one-pass path's ratio cost against the two-pass")
     ap.add_argument("--encoders", default="huffman,ans", help="comma-separated encoders for --ratio")
+    ap.add_argument("--misses", action="store_true",
+                    help="only the float64 path on a field of zeros, with and without a NaN per chunk (--mib of float64)")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -280,6 +308,11 @@ def main() -> None:
         print(f"# {args.mib} MiB float32 {args.field}, best of {args.repeat} interleaved ({clock}), "
               f"numba threads {numba.get_num_threads()}")
         for row in vs_copy(args.mib, args.repeat, args.cases.split(","), args.cpu_time, args.field):
+            print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
+        return
+    if args.misses:
+        print(f"# {args.mib} MiB float64, 70 % zeros, best of {args.repeat} in turn, one numba thread")
+        for row in misses(args.mib, args.repeat):
             print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
         return
     if args.ratio:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -201,8 +202,63 @@ def reference_codes(pid: str, x: np.ndarray, meta: dict) -> np.ndarray:
     args = (meta["centre"], meta["step"], meta["abs_bound"], float(info.min), float(info.max))
     counts = K.quantize_into(flat, codes, *args)
     if counts.any():
-        K.repair(flat, codes, *args, counts)
+        K.repair(flat, codes, *args, counts, K.block_marks(flat.size))
     return codes.reshape(x.shape)
+
+
+@numba.njit(cache=True)
+def _codes_one_by_one(x, centre, step, eb, lo, hi):
+    """``kernels.uniform``'s ``_nearest`` and ``_code`` of every element alone: the nearest code and
+    whether it holds, then the code ``_code`` settles on and whether that holds (else an outlier)."""
+    near, near_ok = np.empty(x.size, np.int64), np.empty(x.size, np.bool_)
+    codes, held = np.empty(x.size, np.int64), np.empty(x.size, np.bool_)
+    for i in range(x.size):
+        q, ok, _ = K._nearest(x[i], centre, 1.0 / step, step, eb, lo, hi)
+        near[i], near_ok[i] = q, ok
+        q, ok = K._code(x[i], centre, 1.0 / step, step, eb, lo, hi)
+        codes[i], held[i] = q, ok
+    return near, near_ok, codes, held
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16])
+def test_repair_settles_the_marked_misses_and_marks_their_blocks(dtype):
+    """The float64 kernels: ``quantize_into`` marks each miss with the code type's minimum and
+    ``repair`` settles exactly those (the neighbouring code, or 0 for an outlier), sets the block of
+    each outlier in ``marks`` and no other, and counts them per chunk. A field of zeros (most codes
+    0) with NaN, inf, values past the codes' reach, values whose own code is the minimum, and
+    values half-way between two steps, over several chunks: the codes are ``_code``'s element by
+    element, and ``gather_outliers`` reading only the marked blocks finds every outlier."""
+    rng = np.random.default_rng(4)
+    info = np.iinfo(dtype)
+    lo, hi = float(info.min), float(info.max)
+    n = 3 * K.CHUNK + 1000
+    eb, centre = 0.01, 0.0
+    step = 2 * eb
+    x = np.where(rng.random(n) < 0.7, 0.0, rng.uniform(lo * step, hi * step, n))
+    x[::5003] = np.nan
+    x[7::9001] = np.inf
+    x[11::7001] = lo * step  # the minimum is its own code: repair must give it back unchanged
+    x[13::6007] = (lo - 40) * step  # past the codes' reach
+    x[17::3001] = (np.arange(17, n, 3001) % 50 + 0.5) * step  # half-way between two steps
+    codes = np.empty(n, dtype)
+    counts = K.quantize_into(x, codes, centre, step, eb, lo, hi)
+    near, near_ok, expected, held = _codes_one_by_one(x, centre, step, eb, lo, hi)
+    assert np.array_equal(codes, np.where(near_ok, near, lo))  # every miss marked with the minimum
+    assert np.array_equal(counts, np.bincount(np.flatnonzero(~near_ok) // K.CHUNK, minlength=counts.size))
+    assert np.count_nonzero(near_ok & (near == lo)) > 0 and np.count_nonzero(near_ok & ~held) == 0
+    assert np.count_nonzero(~near_ok & held) > 0 and np.count_nonzero(~held) > 0  # both kinds of miss occur
+    marks = K.block_marks(n)
+    out = K.repair(x, codes, centre, step, eb, lo, hi, counts, marks)
+    assert np.array_equal(codes, np.where(held, expected, 0))
+    per = -(-K.CHUNK // K.BLOCK)
+    bad = np.flatnonzero(~held)
+    assert np.array_equal(out, np.bincount(bad // K.CHUNK, minlength=counts.size))
+    blocks = np.unique(bad // K.CHUNK * per + bad % K.CHUNK // K.BLOCK)
+    assert np.array_equal(np.flatnonzero(marks), blocks)
+    index, bits = np.empty(bad.size, np.uint32), np.empty(bad.size, np.uint64)
+    one = np.ones(counts.size)
+    found = K.gather_outliers(x, codes, one * centre, one * step, one * eb, lo, hi, out, K.CHUNK, index, bits, marks)
+    assert np.array_equal(found, out) and np.array_equal(index, bad) and np.array_equal(bits, x.view(np.uint64)[bad])
 
 
 def fast_path_cases() -> dict[str, np.ndarray]:

@@ -4,8 +4,8 @@ in one pass; the one-pass default for large fields (``quantize_running``) may co
 ``quantize_into`` computes each code, rebuilds the value exactly as ``dequantize_into`` will and
 keeps the code only if the rebuilt value is within the bound in that very arithmetic. Elements that
 miss (NaN, infinities, codes outside the code type, values half-way between two reconstruction
-points that the final rounding pushes over the bound) are revisited by ``repair``, which tries the
-neighbouring code, and whatever still misses is an outlier: code 0, its index and raw bits kept by
+points that the final rounding pushes over the bound) are marked with the code type's minimum and
+revisited by ``repair``, which tries the neighbouring code, and whatever still misses is an outlier: code 0, its index and raw bits kept by
 ``gather_outliers``, which reads only the 64-value blocks the float32 codes passes marked as holding
 one (``block_marks``), or every block of a chunk holding one without marks.
 
@@ -438,14 +438,16 @@ def _quantize_chunk(x, codes, centre, inv, step, eb, lo, hi):
     misses = 0
     for i in range(x.size):
         q, ok, _ = _nearest(x[i], centre, inv, step, eb, lo, hi)
-        codes[i] = q if ok else 0.0
+        codes[i] = q if ok else lo
         misses += not ok
     return misses
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def quantize_into(x, codes, centre, step, eb, lo, hi):
-    """Write the nearest codes of ``x`` into ``codes``; return per-chunk counts of misses (code 0)."""
+    """Write the nearest codes of ``x`` into ``codes``; return per-chunk counts of misses, each marked
+    with ``lo`` (the code type's minimum, as the float32 path marks an unsettled element) until
+    ``repair`` settles it."""
     nc = (x.size + CHUNK - 1) // CHUNK
     counts = np.zeros(nc, np.int64)
     inv = 1.0 / step if step > 0.0 else 0.0
@@ -456,22 +458,51 @@ def quantize_into(x, codes, centre, step, eb, lo, hi):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def repair(x, codes, centre, step, eb, lo, hi, counts):
-    """Revisit the chunks with misses: keep the neighbouring code where it holds; count outliers."""
+def repair(x, codes, centre, step, eb, lo, hi, counts, marks):
+    """Revisit the chunks with misses: keep the neighbouring code where it holds, else code 0 (an
+    outlier), setting the outlier's block in ``marks`` (``block_marks(x.size)``, zeroed) so that
+    ``gather_outliers`` reads only those blocks; returns the outliers per chunk. Only the elements at
+    ``lo`` are revisited: the misses ``quantize_into`` marked, and the few whose own code is ``lo``,
+    which ``_code`` gives back unchanged. (Before, misses were stored as code 0, every code 0 of a
+    chunk with a miss was revisited and the gather read every block of such a chunk: on a float64
+    field of 70 % zeros with a NaN in every chunk, the quantize took 2.6x as long as without them.)"""
     inv = 1.0 / step if step > 0.0 else 0.0
     out = np.zeros_like(counts)
+    per = (CHUNK + BLOCK - 1) // BLOCK
     for c in prange(counts.size):
         if counts[c] == 0:
             continue
-        bad = 0
-        for i in range(c * CHUNK, min(x.size, (c + 1) * CHUNK)):
-            if codes[i] != 0:  # a miss was stored as code 0; every other code already holds
-                continue
-            q, ok = _code(x[i], centre, inv, step, eb, lo, hi)
-            codes[i] = q
-            bad += not ok
-        out[c] = bad
+        out[c] = _repair_chunk(x[c * CHUNK:(c + 1) * CHUNK], codes[c * CHUNK:(c + 1) * CHUNK], centre, inv, step, eb,
+                               lo, hi, marks[c * per:(c + 1) * per])
     return out
+
+
+@njit(cache=True)
+def _repair_chunk(x, codes, centre, inv, step, eb, lo, hi, marks):
+    """``repair`` of one chunk: each block holding a code ``lo`` (found by a vector loop) element by element."""
+    bad = 0
+    for s in range(0, codes.size, BLOCK):
+        cs = codes[s:s + BLOCK]
+        if not _holds_code(cs, lo):
+            continue
+        for j in range(cs.size):
+            if cs[j] != lo:  # every other code already holds
+                continue
+            q, ok = _code(x[s + j], centre, inv, step, eb, lo, hi)
+            cs[j] = q
+            if not ok:
+                bad += 1
+                marks[s // BLOCK] = 1
+    return bad
+
+
+@njit(inline="always", cache=True)
+def _holds_code(cs, code):
+    """Whether ``cs`` holds ``code`` (branch-free, so it vectorizes)."""
+    found = False
+    for j in range(cs.size):
+        found |= cs[j] == code
+    return found
 
 
 def gather_outliers(x, codes, centres, steps, ebs, lo, hi, counts, chunk, index, bits, marks=None):
@@ -520,7 +551,7 @@ def _gather_chunk(x, codes, raw, first, centre, inv, step, eb, lo, hi, index, bi
         if not marks[s // BLOCK]:
             continue
         cs = codes[s:s + BLOCK]
-        if not _has_zero(cs) or not _missed_zero(x[s:s + BLOCK], cs, centre, inv, step, eb, lo, hi):
+        if not _holds_code(cs, 0) or not _missed_zero(x[s:s + BLOCK], cs, centre, inv, step, eb, lo, hi):
             continue
         for j in range(cs.size):
             if cs[j] == 0 and not _code(x[s + j], centre, inv, step, eb, lo, hi)[1]:
@@ -529,15 +560,6 @@ def _gather_chunk(x, codes, raw, first, centre, inv, step, eb, lo, hi, index, bi
                     bits[k + n] = raw[s + j]
                 n += 1
     return n
-
-
-@njit(inline="always", cache=True)
-def _has_zero(cs):
-    """Whether ``cs`` holds a 0 (branch-free, so it vectorizes)."""
-    found = False
-    for j in range(cs.size):
-        found |= cs[j] == 0
-    return found
 
 
 @njit(inline="always", cache=True)

@@ -185,7 +185,7 @@ class UniformQuantizer(Quantizer):
                    track: bool = False) -> tuple[np.ndarray, tuple[float, float] | None, np.ndarray | None]:
         """Codes of ``flat`` for ``plan = (eb, centre, step)`` fitted to the range ``[lo, hi]``: per-chunk
         outlier counts, with ``track`` (float32 only) the field's finite (min, max) or None, and the
-        blocks holding an outlier (``kernels.uniform.block_marks``; None from the float64 kernels)."""
+        blocks holding an outlier (``kernels.uniform.block_marks``)."""
         eb, centre, step = plan
         lo_code, hi_code = _limits(self.code_dtype)
         fast = K.fast_params(centre, step, eb, max(hi - centre, centre - lo), lo_code, hi_code) \
@@ -196,9 +196,10 @@ class UniformQuantizer(Quantizer):
         if track:  # the value_range path needs the fast kernel; report nothing found so the caller redoes it
             return np.zeros(1, np.int64), None, None
         counts = K.quantize_into(flat, codes, centre, step, eb, lo_code, hi_code)
+        marks = K.block_marks(flat.size)
         if counts.any():
-            counts = K.repair(flat, codes, centre, step, eb, lo_code, hi_code, counts)
-        return counts, None, None
+            counts = K.repair(flat, codes, centre, step, eb, lo_code, hi_code, counts, marks)
+        return counts, None, marks
 
     def code_layout(self, q: Quantized) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
         self._outliers(q)
