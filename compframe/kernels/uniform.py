@@ -5,9 +5,10 @@ in one pass; the one-pass default for large fields (``quantize_running``) may co
 keeps the code only if the rebuilt value is within the bound in that very arithmetic. Elements that
 miss (NaN, infinities, codes outside the code type, values half-way between two reconstruction
 points that the final rounding pushes over the bound) are marked with the code type's minimum and
-revisited by ``repair``, which tries the neighbouring code, and whatever still misses is an outlier: code 0, its index and raw bits kept by
-``gather_outliers``, which reads only the 64-value blocks the float32 codes passes marked as holding
-one (``block_marks``), or every block of a chunk holding one without marks.
+revisited by ``repair``, which tries the neighbouring code, and whatever still misses is an
+outlier: code 0, its index and raw bits kept by ``gather_outliers``, which reads only the 64-value
+blocks the codes passes marked as holding one (``block_marks``), or every block of a chunk holding
+one without marks.
 
 Arithmetic (the contract both sides share): ``x̂ = T(centre + code * step)`` evaluated in float64
 and rounded once to the data type T; the check is ``|float64(x) - float64(x̂)| <= eb`` in float64.
@@ -463,9 +464,9 @@ def repair(x, codes, centre, step, eb, lo, hi, counts, marks):
     outlier), setting the outlier's block in ``marks`` (``block_marks(x.size)``, zeroed) so that
     ``gather_outliers`` reads only those blocks; returns the outliers per chunk. Only the elements at
     ``lo`` are revisited: the misses ``quantize_into`` marked, and the few whose own code is ``lo``,
-    which ``_code`` gives back unchanged. (Before, misses were stored as code 0, every code 0 of a
-    chunk with a miss was revisited and the gather read every block of such a chunk: on a float64
-    field of 70 % zeros with a NaN in every chunk, the quantize took 2.6x as long as without them.)"""
+    which ``_code`` gives back unchanged. (Misses were stored as code 0 before, every code 0 of a
+    chunk with a miss was revisited and the gather read all of such a chunk: slow on fields of
+    mostly zeros with NaN or inf spread, docs/benchmarks.md, issue 13, ninth session.)"""
     inv = 1.0 / step if step > 0.0 else 0.0
     out = np.zeros_like(counts)
     per = (CHUNK + BLOCK - 1) // BLOCK
