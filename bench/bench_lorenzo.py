@@ -6,6 +6,7 @@
     NUMBA_NUM_THREADS=1 PYTHONPATH=. python bench/bench_lorenzo.py --sweep --repeat 7   # interp's own sweep, CPU ms
     NUMBA_NUM_THREADS=1 PYTHONPATH=. python bench/bench_lorenzo.py --predictors interp --fields grf2d --cpu   # CPU time
     NUMBA_NUM_THREADS=1 PYTHONPATH=. python bench/bench_lorenzo.py --vs-sz3 ans chain --cpu --repeat 15   # in turn with SZ3
+    NUMBA_NUM_THREADS=1 PYTHONPATH=. python bench/bench_lorenzo.py --vs-sz3 ans lorenzo/int16+zstd --cpu   # both predictors
     NUMBA_NUM_THREADS=1 PYTHONPATH=. python bench/bench_lorenzo.py --stages --repeat 9 --fields grf2d   # interp + ans, CPU ms
 
 GPULZ's 1.23x over nvCOMP's LZ4 (ICS'23, arXiv 2304.07342) was measured on cuSZ's quantization codes:
@@ -149,8 +150,22 @@ def sz3(x, bound, repeat, algorithm=None):
     return x.nbytes / blob.nbytes, float("nan"), mb / tc, mb / td, float(np.abs(y.astype(np.float64) - x).max()) / eb
 
 
-def versus_sz3(quick: bool, repeat: int, rels, encoders, only) -> list[str]:
-    """``interp`` + each of ``encoders`` against SZ3 (default algorithm) with the contenders timed in
+def contender(spec: str) -> tuple[str, dict, str | dict]:
+    """A ``--vs-sz3`` pipeline as (label, quantizer config, encoder): ``ENCODER`` (``interp`` + it, as the
+    option first took), or ``PREDICTOR[/CODES]+ENCODER`` with ``interp`` or ``lorenzo``, codes ``int8`` or
+    ``int16`` (the quantizer's default where left out) and an encoder of ``ENCODERS``, e.g. ``lorenzo/int8+zstd``."""
+    predictor, plus, encoder = spec.rpartition("+")
+    name, _, codes = (predictor if plus else "interp").partition("/")
+    if name not in ("interp", "lorenzo") or codes not in ("", "int8", "int16") or encoder not in ENCODERS:
+        raise argparse.ArgumentTypeError(f"--vs-sz3 {spec!r}: expected ENCODER or PREDICTOR[/CODES]+ENCODER with "
+                                         f"PREDICTOR interp or lorenzo, CODES int8 or int16, ENCODER one of "
+                                         f"{', '.join(ENCODERS)}")
+    return f"{predictor if plus else 'interp'} + {encoder}", {"id": name, **({"code_dtype": codes} if codes else {})}, \
+        ENCODERS[encoder]
+
+
+def versus_sz3(quick: bool, repeat: int, rels, contenders, only) -> list[str]:
+    """Each of ``contenders`` (``contender``'s) against SZ3 (default algorithm) with the contenders timed in
     turn within each repeat (a burst of load on the shared machine then hits all of them, where
     ``run`` times each pipeline's repeats in one block), best of ``repeat`` each: compress and
     decompress in ms of ``CLOCK``, and their speed as a multiple of SZ3's."""
@@ -167,7 +182,7 @@ def versus_sz3(quick: bool, repeat: int, rels, encoders, only) -> list[str]:
         for rel in rels:
             bound = ErrorBound("rel", rel)
             conf = sz3_config(x, bound)
-            ours = {e: (build("quantizer", "interp"), build("encoder", ENCODERS[e])) for e in encoders}
+            ours = {label: (build("quantizer", q), build("encoder", enc)) for label, q, enc in contenders}
             frames = {e: cf.compress(x, quantizer=q, encoder=enc, bound=bound) for e, (q, enc) in ours.items()}
             blob = sz.compress(x, conf)[0]
             tasks = {("SZ3", "c"): lambda: sz.compress(x, conf),
@@ -177,10 +192,10 @@ def versus_sz3(quick: bool, repeat: int, rels, encoders, only) -> list[str]:
                 tasks[(e, "d")] = lambda f=frames[e]: cf.decompress(f)
             best = race(tasks, repeat, clock)
             sz_ratio = x.nbytes / blob.nbytes
-            for e in encoders:
+            for e in ours:
                 ratio = x.nbytes / len(frames[e]) / sz_ratio
                 c, d = best[("SZ3", "c")] / best[(e, "c")], best[("SZ3", "d")] / best[(e, "d")]
-                lines.append(f"| {name} | {rel:g} | interp + {e} | {ratio:.3f}x | {1e3 * best[(e, 'c')]:.1f} "
+                lines.append(f"| {name} | {rel:g} | {e} | {ratio:.3f}x | {1e3 * best[(e, 'c')]:.1f} "
                              f"({1e3 * best[('SZ3', 'c')]:.1f}) | {1e3 * best[(e, 'd')]:.1f} "
                              f"({1e3 * best[('SZ3', 'd')]:.1f}) | {c:.2f}x | {d:.2f}x "
                              f"| {'yes' if ratio >= 1 and c >= 1.8 and d >= 1.8 else 'no'} |")
@@ -350,8 +365,9 @@ def main(argv=None):
     ap.add_argument("--cpu", action="store_true", help="speeds from CPU time (time.process_time), not wall time")
     ap.add_argument("--fields", nargs="+", help="only the fields whose name contains one of these, e.g. grf2d")
     ap.add_argument("--stages", action="store_true", help="only where interp + ans spends its time (CPU ms)")
-    ap.add_argument("--vs-sz3", nargs="+", metavar="ENCODER", choices=INTERP_ENCODERS,
-                    help="only interp + these encoders against SZ3, timed in turn within each repeat")
+    ap.add_argument("--vs-sz3", nargs="+", metavar="PIPELINE", type=contender,
+                    help="only these pipelines against SZ3, timed in turn within each repeat: ENCODER (interp + it) "
+                         "or PREDICTOR[/CODES]+ENCODER, e.g. lorenzo/int8+zstd")
     args = ap.parse_args(argv)
     args.cpu = args.cpu or args.stages  # the stages are CPU time
     if args.cpu:
