@@ -4,7 +4,7 @@
     python bench/bench_uniform.py --memory        # + peak resident memory on a 1 GiB field
     python bench/bench_uniform.py --vs-copy       # quantize into a reused buffer vs np.copyto only
     python bench/bench_uniform.py --ratio         # what the default's one-pass path costs in ratio
-    python bench/bench_uniform.py --misses        # float64 fields of zeros, with and without a NaN per chunk
+    python bench/bench_uniform.py --misses        # fields of zeros, clean and with NaN (outliers) spread
 
 The bandwidth limit is ``np.copyto(dst, x)`` of the same array into a preallocated buffer. Each
 figure is the best of ``--repeat`` runs after one warm-up (numba compiles on the first call), in
@@ -27,10 +27,11 @@ the other: on a machine shared past its cores the wall clock mostly measures the
 ``--field ramp|drift`` (``--vs-copy``, ``--ratio``) takes a field whose range the bulk of its values sets
 instead of the Gaussian one, whose range a few tail values set (see ``field``).
 
-``--misses`` (issue 13, ninth session) times the float64 path (the exact per-element kernel: no float32
-fast path) on a field of mostly exact zeros (``--mib`` of float64, 70 % zeros, the rest Gaussian), as is
-and with a NaN every 50 000 values, so that every chunk holds a miss: int8 ``rel:1e-2`` and int16
-``rel:1e-3``, one numba thread, each case's best of ``--repeat`` in turn.
+``--misses`` (issue 13, ninth session) times quantization of fields of mostly exact zeros (``--mib``
+of float64 values, also as float32; 70 % zeros, the rest Gaussian), clean and with NaN at three
+densities (one per 50 000 values, so that every chunk holds a miss; 1e-3; 1e-1): int8 ``rel:1e-2``
+and int16 ``rel:1e-4``, one numba thread, each case's best of ``--repeat`` in turn. float64 takes the
+exact per-element kernel, float32 the fast path.
 
 ``--ratio`` compares the default's codes with the two-pass codes of the same field: order-0 code
 entropy, outliers, side bytes (the per-chunk centres and steps) and the frame ratio per encoder.
@@ -218,23 +219,28 @@ def ratio_cost(mib: int, cases: list[str], encoders: list[str], kind: str = "gau
 
 
 def misses(mib: int, repeat: int) -> list[dict]:
-    """``--misses``: quantize (ms) of a float64 field of 70 % zeros, clean and with a NaN per 50 000 values."""
+    """``--misses``: quantize (ms) of float64 and float32 fields of 70 % zeros, clean and with NaN at
+    three densities (one per 50 000 values, 1e-3, 1e-1)."""
     import numba
 
     numba.set_num_threads(1)
     rng = np.random.default_rng(0)
     n = mib * 2**20 // 8
-    clean = rng.standard_normal(n) * (rng.random(n) < 0.3)
-    nan = clean.copy()
-    nan[::50_000] = np.nan
+    base = rng.standard_normal(n) * (rng.random(n) < 0.3)
+    fields = {}
+    for dtype in (np.float64, np.float32):
+        for name, rate in (("clean", 0.0), ("NaN 2e-5", 2e-5), ("NaN 1e-3", 1e-3), ("NaN 1e-1", 1e-1)):
+            x = base.astype(dtype)
+            x[np.random.default_rng(1).random(n) < rate] = np.nan
+            fields[(np.dtype(dtype).name, name)] = x
     cases = {}
-    for q, bound in (("int8", "rel:1e-2"), ("int16", "rel:1e-3")):
+    for q, bound in (("int8", "rel:1e-2"), ("int16", "rel:1e-4")):
         quantizer, b = cf.create("quantizer", q), cf.ErrorBound.parse(bound)
-        for name, x in (("clean", clean), ("a NaN per 50 000", nan)):
-            cases[(q, bound, name)] = (lambda quantizer=quantizer, b=b, x=x: quantizer.quantize(x, b))
+        for (dtype, name), x in fields.items():
+            cases[(q, bound, dtype, name)] = (lambda quantizer=quantizer, b=b, x=x: quantizer.quantize(x, b))
     times = race(cases, repeat)
-    return [{"quantizer": q, "bound": bound, "field": name, "ms": 1e3 * t, "gbps": n * 8 / t / 1e9}
-            for (q, bound, name), t in times.items()]
+    return [{"quantizer": q, "bound": bound, "dtype": dtype, "field": name, "ms": 1e3 * t}
+            for (q, bound, dtype, name), t in times.items()]
 
 
 def _hwm_kib() -> int:
@@ -295,7 +301,7 @@ def main() -> None:
     ap.add_argument("--ratio", action="store_true", help="only the one-pass path's ratio cost against the two-pass")
     ap.add_argument("--encoders", default="huffman,ans", help="comma-separated encoders for --ratio")
     ap.add_argument("--misses", action="store_true",
-                    help="only the float64 path on a field of zeros, with and without a NaN per chunk (--mib of float64)")
+                    help="only fields of zeros, clean and with NaN spread at three densities (--mib of float64)")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -311,7 +317,8 @@ def main() -> None:
             print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
         return
     if args.misses:
-        print(f"# {args.mib} MiB float64, 70 % zeros, best of {args.repeat} in turn, one numba thread")
+        print(f"# {args.mib} MiB of float64 (and as float32), 70 % zeros, best of {args.repeat} in turn, "
+              "one numba thread")
         for row in misses(args.mib, args.repeat):
             print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
         return

@@ -202,7 +202,13 @@ def reference_codes(pid: str, x: np.ndarray, meta: dict) -> np.ndarray:
     args = (meta["centre"], meta["step"], meta["abs_bound"], float(info.min), float(info.max))
     counts = K.quantize_into(flat, codes, *args)
     if counts.any():
-        K.repair(flat, codes, *args, counts, K.block_marks(flat.size))
+        marks = K.block_marks(flat.size)
+        out = K.repair(flat, codes, *args, counts, marks)
+        n = int(out.sum())
+        if n:  # the outliers, left at the minimum, get code 0 from the gather
+            one = np.ones(out.size)
+            K.gather_outliers(flat, codes, one * args[0], one * args[1], one * args[2], args[3], args[4], out, K.CHUNK,
+                              np.empty(n, np.uint64), np.empty(n, f"u{flat.itemsize}"), marks)
     return codes.reshape(x.shape)
 
 
@@ -223,8 +229,9 @@ def _codes_one_by_one(x, centre, step, eb, lo, hi):
 @pytest.mark.parametrize("dtype", [np.int8, np.int16])
 def test_repair_settles_the_marked_misses_and_marks_their_blocks(dtype):
     """The float64 kernels: ``quantize_into`` marks each miss with the code type's minimum and
-    ``repair`` settles exactly those (the neighbouring code, or 0 for an outlier), sets the block of
-    each outlier in ``marks`` and no other, and counts them per chunk. A field of zeros (most codes
+    ``repair`` settles exactly those (the neighbouring code, or the minimum left for an outlier), sets
+    the block of each outlier in ``marks`` and no other, and counts them per chunk; the gather gives
+    the outliers code 0. A field of zeros (most codes
     0) with NaN, inf, values past the codes' reach, values whose own code is the minimum, and
     values half-way between two steps, over several chunks: the codes are ``_code``'s element by
     element, and ``gather_outliers`` reading only the marked blocks finds every outlier."""
@@ -249,7 +256,7 @@ def test_repair_settles_the_marked_misses_and_marks_their_blocks(dtype):
     assert np.count_nonzero(~near_ok & held) > 0 and np.count_nonzero(~held) > 0  # both kinds of miss occur
     marks = K.block_marks(n)
     out = K.repair(x, codes, centre, step, eb, lo, hi, counts, marks)
-    assert np.array_equal(codes, np.where(held, expected, 0))
+    assert np.array_equal(codes, np.where(held, expected, lo))  # outliers left at the minimum for the gather
     per = -(-K.CHUNK // K.BLOCK)
     bad = np.flatnonzero(~held)
     assert np.array_equal(out, np.bincount(bad // K.CHUNK, minlength=counts.size))
@@ -259,6 +266,7 @@ def test_repair_settles_the_marked_misses_and_marks_their_blocks(dtype):
     one = np.ones(counts.size)
     found = K.gather_outliers(x, codes, one * centre, one * step, one * eb, lo, hi, out, K.CHUNK, index, bits, marks)
     assert np.array_equal(found, out) and np.array_equal(index, bad) and np.array_equal(bits, x.view(np.uint64)[bad])
+    assert np.array_equal(codes, np.where(held, expected, 0))  # and code 0 from it
 
 
 def fast_path_cases() -> dict[str, np.ndarray]:

@@ -194,9 +194,10 @@ def test_bad_parameters_are_config_errors(config, param):
 def test_gather_never_writes_past_a_chunks_slots():
     """Counts that disagree with the codes (a kernel bug) are reported, not written past the arrays."""
     x = np.array([0.0, 30.0, 0.1, -30.0, np.nan, 0.2] * 2, np.float32)
-    codes = np.zeros(x.size, np.int8)  # code 0 everywhere: ±30 (150 steps of 0.2) and NaN are outliers
     ones = np.ones(2)
     for claimed in ([1, 1], [3, 5], [3, 3]):
+        codes = np.full(x.size, -128, np.int8)  # what a codes pass leaves at an outlier, everywhere: ±30 (150
+        # steps of 0.2) and NaN are the outliers, the others hold their nearest code; the gather gives them code 0
         counts = np.array(claimed, np.int64)
         n = int(counts.sum())
         index, bits = np.full(n + 1, 77, np.uint32), np.zeros(n + 1, np.uint32)
@@ -204,6 +205,7 @@ def test_gather_never_writes_past_a_chunks_slots():
                                   bits[:n])
         assert found.tolist() == [3, 3], claimed
         assert index[n] == 77  # the sentinel past the arrays is untouched
+        assert np.flatnonzero(codes == 0).tolist() == [1, 3, 4, 7, 9, 10]
         if claimed == [3, 3]:
             assert index[:n].tolist() == [1, 3, 4, 7, 9, 10]
 
@@ -223,7 +225,8 @@ def test_block_marks_are_the_outlier_blocks(chunk):
     gathered = []
     for m in (None, marks, np.zeros_like(marks)):
         index, bits = np.empty(n, np.uint32), np.empty(n, np.uint32)
-        found = K.gather_outliers(x, codes, centres, steps, ebs, -32768.0, 32767.0, counts, chunk, index, bits, m)
+        found = K.gather_outliers(x, codes.copy(), centres, steps, ebs, -32768.0, 32767.0, counts, chunk, index, bits,
+                                  m)  # a copy: the gather gives the outliers code 0
         gathered.append((found.sum(), index.tolist(), bits.tolist()))
     assert gathered[0][0] == n >= 5 and gathered[1] == gathered[0] and gathered[2][0] == 0
     per = -(-chunk // 64)

@@ -6,9 +6,10 @@ keeps the code only if the rebuilt value is within the bound in that very arithm
 miss (NaN, infinities, codes outside the code type, values half-way between two reconstruction
 points that the final rounding pushes over the bound) are marked with the code type's minimum and
 revisited by ``repair``, which tries the neighbouring code, and whatever still misses is an
-outlier: code 0, its index and raw bits kept by ``gather_outliers``, which reads only the 64-value
-blocks the codes passes marked as holding one (``block_marks``), or every block of a chunk holding
-one without marks.
+outlier. Every codes pass leaves its outliers at the code type's minimum and marks their 64-value
+blocks (``block_marks``); ``gather_outliers`` reads only those blocks (every block of a chunk
+holding one without marks), keeps each outlier's index and raw bits and gives it code 0, the code
+a frame holds for it. Codes with outliers are final only after the gather.
 
 Arithmetic (the contract both sides share): ``x̂ = T(centre + code * step)`` evaluated in float64
 and rounded once to the data type T; the check is ``|float64(x) - float64(x̂)| <= eb`` in float64.
@@ -267,14 +268,15 @@ def _fast_block(x, codes, s, fast, lows, highs, track):
 
 @njit(cache=True)
 def _settle(x, codes, s, e, centre, inv, step, eb, lo, hi):
-    """Exact codes for the elements of ``x[s:e]`` left at ``lo``; returns how many are outliers (code 0)."""
+    """Exact codes for the elements of ``x[s:e]`` left at ``lo``; returns how many are outliers (left at
+    ``lo`` for ``gather_outliers``, which gives them code 0)."""
     bad = 0
     xs = x[s:e]
     cs = codes[s:e]
     for i in range(xs.size):  # over slices: a loop from s to e ran 10x slower (numba 0.68, LLVM's choice)
         if cs[i] == lo:
             q, ok = _code(xs[i], centre, inv, step, eb, lo, hi)
-            cs[i] = q
+            cs[i] = q if ok else lo
             bad += not ok
     return bad
 
@@ -336,7 +338,7 @@ def _settle_block(xs, cs, centre, inv, step, eb, lo, hi, low, high):
     if first == last:
         v = np.float64(xs[first])
         q, ok = _code(xs[first], centre, inv, step, eb, lo, hi)
-        cs[first] = q
+        cs[first] = q if ok else lo
         return np.int64(not ok), v if v < low else low, v if v > high else high
     if _marked_outside(xs, cs, 0, BLOCK, lo, low, high):
         low, high = _marked_range(xs, cs, 0, BLOCK, lo, low, high)
@@ -419,7 +421,8 @@ def block_marks(n: int, chunk: int = CHUNK) -> np.ndarray:
 
 def quantize_fast_into(x, codes, fast, centre, step, eb, lo, hi, track=False, marks=None):
     """``quantize_into`` + ``repair`` for float32 ``x`` with ``fast = fast_params(...)``: the same
-    codes (outliers at 0), per-chunk outlier counts for ``gather_outliers``, and, with ``track``,
+    codes (outliers at ``lo`` until ``gather_outliers``), per-chunk outlier counts for ``gather_outliers``,
+    and, with ``track``,
     the ``(min, max)`` of the non-NaN values of ``x`` found in the same pass (±inf included, so it is
     the finite range only when there are no infinities; None if every value is NaN). ``marks``
     (optional, ``block_marks(x.size)``) receives the blocks holding an outlier."""
@@ -460,13 +463,14 @@ def quantize_into(x, codes, centre, step, eb, lo, hi):
 
 @njit(parallel=True, cache=True, nogil=True)
 def repair(x, codes, centre, step, eb, lo, hi, counts, marks):
-    """Revisit the chunks with misses: keep the neighbouring code where it holds, else code 0 (an
-    outlier), setting the outlier's block in ``marks`` (``block_marks(x.size)``, zeroed) so that
-    ``gather_outliers`` reads only those blocks; returns the outliers per chunk. Only the elements at
-    ``lo`` are revisited: the misses ``quantize_into`` marked, and the few whose own code is ``lo``,
-    which ``_code`` gives back unchanged. (Misses were stored as code 0 before, every code 0 of a
-    chunk with a miss was revisited and the gather read all of such a chunk: slow on fields of
-    mostly zeros with NaN or inf spread, docs/benchmarks.md, issue 13, ninth session.)"""
+    """Revisit the chunks with misses: keep the neighbouring code where it holds, else leave the
+    element at ``lo`` (an outlier, which ``gather_outliers`` gives code 0) and set its block in
+    ``marks`` (``block_marks(x.size)``, zeroed), so that the gather reads only those blocks; returns
+    the outliers per chunk. Only the elements at ``lo`` are revisited: the misses ``quantize_into``
+    marked, and the few whose own code is ``lo``, which ``_code`` gives back unchanged. (Misses and
+    outliers were stored as code 0 before, and every code 0 of a chunk with a miss was looked at twice
+    more: slow on fields of mostly zeros with NaN or inf spread, docs/benchmarks.md, issue 13, ninth
+    session.)"""
     inv = 1.0 / step if step > 0.0 else 0.0
     out = np.zeros_like(counts)
     per = (CHUNK + BLOCK - 1) // BLOCK
@@ -480,30 +484,19 @@ def repair(x, codes, centre, step, eb, lo, hi, counts, marks):
 
 @njit(cache=True)
 def _repair_chunk(x, codes, centre, inv, step, eb, lo, hi, marks):
-    """``repair`` of one chunk: each block holding a code ``lo`` (found by a vector loop) element by element."""
+    """``repair`` of one chunk: a plain scan for the code ``lo`` (faster than a vector test per block,
+    and than the same scan comparing with the float ``lo``)."""
     bad = 0
-    for s in range(0, codes.size, BLOCK):
-        cs = codes[s:s + BLOCK]
-        if not _holds_code(cs, lo):
+    mark = codes.dtype.type(lo)  # an integer compare: with the float lo the search ran 1.5x slower
+    for i in range(codes.size):
+        if codes[i] != mark:  # every other code already holds
             continue
-        for j in range(cs.size):
-            if cs[j] != lo:  # every other code already holds
-                continue
-            q, ok = _code(x[s + j], centre, inv, step, eb, lo, hi)
-            cs[j] = q
-            if not ok:
-                bad += 1
-                marks[s // BLOCK] = 1
+        q, ok = _code(x[i], centre, inv, step, eb, lo, hi)
+        codes[i] = q if ok else lo
+        if not ok:
+            bad += 1
+            marks[i // BLOCK] = 1
     return bad
-
-
-@njit(inline="always", cache=True)
-def _holds_code(cs, code):
-    """Whether ``cs`` holds ``code`` (branch-free, so it vectorizes)."""
-    found = False
-    for j in range(cs.size):
-        found |= cs[j] == code
-    return found
 
 
 def gather_outliers(x, codes, centres, steps, ebs, lo, hi, counts, chunk, index, bits, marks=None):
@@ -546,32 +539,22 @@ def _gather_outliers(x, codes, centres, steps, ebs, lo, hi, counts, chunk, index
 
 @njit(cache=True)
 def _gather_chunk(x, codes, raw, first, centre, inv, step, eb, lo, hi, index, bits, k, end, marks):
-    """Write the outliers of the chunk's marked blocks into slots ``k..end - 1`` (no further); returns how many."""
+    """Write the outliers of the chunk's marked blocks into slots ``k..end - 1`` (no further) and give
+    them code 0; returns how many. The codes passes leave an outlier at ``lo``, the code type's
+    minimum, and ``_code`` tells it from the rare element whose own code is ``lo``."""
     n = 0
-    for s in range(0, codes.size, BLOCK):  # outliers have code 0: vectorized tests per block find the candidates
+    mark = codes.dtype.type(lo)
+    for s in range(0, codes.size, BLOCK):
         if not marks[s // BLOCK]:
             continue
-        cs = codes[s:s + BLOCK]
-        if not _holds_code(cs, 0) or not _missed_zero(x[s:s + BLOCK], cs, centre, inv, step, eb, lo, hi):
-            continue
-        for j in range(cs.size):
-            if cs[j] == 0 and not _code(x[s + j], centre, inv, step, eb, lo, hi)[1]:
+        for i in range(s, min(s + BLOCK, codes.size)):
+            if codes[i] == mark and not _code(x[i], centre, inv, step, eb, lo, hi)[1]:
+                codes[i] = 0
                 if k + n < end:
-                    index[k + n] = first + s + j
-                    bits[k + n] = raw[s + j]
+                    index[k + n] = first + i
+                    bits[k + n] = raw[i]
                 n += 1
     return n
-
-
-@njit(inline="always", cache=True)
-def _missed_zero(xs, cs, centre, inv, step, eb, lo, hi):
-    """Whether an element with code 0 misses its nearest code (branch-free): only those can be outliers,
-    as ``_code`` accepts the nearest code where it holds."""
-    missed = False
-    for j in range(cs.size):
-        ok = _nearest(xs[j], centre, inv, step, eb, lo, hi)[1]
-        missed |= (cs[j] == 0) & ~ok
-    return missed
 
 
 @njit(cache=True)
@@ -629,7 +612,7 @@ def _chunk_codes(xs, cs, centre, step, eb, r_lo, r_hi, lo, hi, edges, marks):
     bad = 0
     for i in range(xs.size):
         q, good = _code(xs[i], centre, inv, step, eb, lo, hi)
-        cs[i] = q
+        cs[i] = q if good else lo
         bad += _mark(marks, i, not good)
     low, high = r_lo, r_hi
     if edges:
@@ -783,7 +766,8 @@ def quantize_stack(x, codes, rels, ebs_abs, tiny, lo, hi, threads=1):
     ``_fast_chunk``: the codes ``quantize_into`` + ``repair`` give), per ``CHUNK`` values.
 
     Returns ``plans`` (float64 ``[n, 6]``: done, min, max, eb, centre, step), ``counts`` (int64
-    ``[n, chunks]``: outliers per chunk, code 0, for ``gather_outliers``) and ``marks`` (uint8, row ``j``
+    ``[n, chunks]``: outliers per chunk, left at ``lo`` for ``gather_outliers``, which gives them code 0)
+    and ``marks`` (uint8, row ``j``
     the ``block_marks(size)`` of row ``j``: the blocks holding an outlier, which ``gather_outliers``
     then reads alone). A row not done (holding
     NaN or ±inf, empty, or a plan the fast path does not take) has unspecified codes: the caller
