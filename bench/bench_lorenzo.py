@@ -8,6 +8,7 @@
     NUMBA_NUM_THREADS=1 PYTHONPATH=. python bench/bench_lorenzo.py --vs-sz3 ans chain --cpu --repeat 15   # in turn with SZ3
     NUMBA_NUM_THREADS=1 PYTHONPATH=. python bench/bench_lorenzo.py --vs-sz3 ans lorenzo/int16+zstd --cpu   # both predictors
     NUMBA_NUM_THREADS=1 PYTHONPATH=. python bench/bench_lorenzo.py --stages --repeat 9 --fields grf2d   # interp + ans, CPU ms
+    NUMBA_NUM_THREADS=1 PYTHONPATH=. python bench/bench_lorenzo.py --passes --fields grf3d --rel 1e-3 --repeat 15  # per pass
 
 GPULZ's 1.23x over nvCOMP's LZ4 (ICS'23, arXiv 2304.07342) was measured on cuSZ's quantization codes:
 Lorenzo residuals of smooth scientific fields. Fields here (float32): Gaussian random fields made
@@ -319,6 +320,50 @@ def sweep_times(quick: bool, repeat: int) -> list[str]:
     return lines
 
 
+def pass_times(quick: bool, repeat: int, rels, only) -> list[str]:
+    """Each pass of ``interp``'s sweep (level stride, axis) alone: ``kernels.interp._step`` encoding and
+    decoding, ns per target of ``CLOCK`` (run with one thread), best of ``repeat``; cubic, QoZ's
+    default level bounds (1.25, 2.0), int16 codes in the levels layout, no ``tune``."""
+    lines = ["| field | rel | stride | axis | targets | encode ns/target | decode ns/target |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    clock = CLOCK["clock"]
+    for name, x in fields(quick).items():
+        if only and not any(f in name for f in only):
+            continue
+        flat = x.reshape(-1)
+        view = lattice(x.shape, "auto")
+        P, R, W = view
+        for rel in rels:
+            eb = rel * (float(x.max()) - float(x.min()))
+            xh, codes = np.empty_like(flat), np.zeros(flat.size, np.int16)
+            marks = np.zeros(-(-flat.size // interp_kernels.MARK), np.bool_)
+            centre = float(x.min()) / 2 + float(x.max()) / 2
+            interp_kernels.sweep(flat, xh, codes, view, centre, eb, True, 1.25, 2.0, -32768.0, 32767.0, True, True,
+                                 marks)
+            best, k0 = {}, 1
+            for _ in range(repeat):
+                k0 = 1
+                for level, s, axis, start, align, counts in interp_kernels.passes(view):
+                    e = interp_kernels.level_bound(eb, level, 1.25, 2.0)
+                    step, inv = interp_kernels._grid(e)
+                    for encode in (True, False):
+                        out = codes if encode else np.empty(0, codes.dtype)
+                        t0 = clock()
+                        interp_kernels._step(flat, xh, codes, out, R, W, axis, s, start[0], align[0], counts[0],
+                                             start[1], align[1], counts[1], start[2], align[2], counts[2],
+                                             s * (R * W, W, 1)[axis], view[axis], True, k0, True, centre, inv, step,
+                                             e, -32768.0, 32767.0, encode, marks)
+                        dt = clock() - t0
+                        best[(s, axis, encode)] = min(best.get((s, axis, encode), np.inf), dt)
+                    k0 += int(np.prod(counts))
+            for level, s, axis, start, align, counts in interp_kernels.passes(view):
+                n = int(np.prod(counts))
+                if s <= 4:
+                    lines.append(f"| {name} | {rel:g} | {s} | {axis} | {n} | {1e9 * best[(s, axis, True)] / n:.2f} "
+                                 f"| {1e9 * best[(s, axis, False)] / n:.2f} |")
+    return lines
+
+
 def stage_times(quick: bool, repeat: int, rels, only) -> list[str]:
     """Where ``interp`` + ``ans`` spends its time (default settings, ``tune`` on), in ms of CPU time,
     best of ``repeat`` each: the whole ``quantize``, its ``tune`` (the settings' search on the
@@ -365,11 +410,13 @@ def main(argv=None):
     ap.add_argument("--cpu", action="store_true", help="speeds from CPU time (time.process_time), not wall time")
     ap.add_argument("--fields", nargs="+", help="only the fields whose name contains one of these, e.g. grf2d")
     ap.add_argument("--stages", action="store_true", help="only where interp + ans spends its time (CPU ms)")
+    ap.add_argument("--passes", action="store_true",
+                    help="only each pass of interp's sweep (stride 1, 2, 4) alone, ns per target (CPU time)")
     ap.add_argument("--vs-sz3", nargs="+", metavar="PIPELINE", type=contender,
                     help="only these pipelines against SZ3, timed in turn within each repeat: ENCODER (interp + it) "
                          "or PREDICTOR[/CODES]+ENCODER, e.g. lorenzo/int8+zstd")
     args = ap.parse_args(argv)
-    args.cpu = args.cpu or args.stages  # the stages are CPU time
+    args.cpu = args.cpu or args.stages or args.passes  # the stages and passes are CPU time
     if args.cpu:
         CLOCK["clock"] = time.process_time
     repeat = 3 if args.quick else args.repeat
@@ -378,6 +425,9 @@ def main(argv=None):
            f"{'CPU' if args.cpu else 'wall'} time", ""]
     if args.sweep:
         print("\n".join(out + sweep_times(args.quick, repeat)))
+        return
+    if args.passes:
+        print("\n".join(out + pass_times(args.quick, repeat, args.rel, args.fields)))
         return
     if args.stages:
         print("\n".join(out + stage_times(args.quick, repeat, args.rel, args.fields)))

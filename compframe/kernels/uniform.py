@@ -487,7 +487,7 @@ def _repair_chunk(x, codes, centre, inv, step, eb, lo, hi, marks):
     """``repair`` of one chunk: a plain scan for the code ``lo`` (faster than a vector test per block,
     and than the same scan comparing with the float ``lo``)."""
     bad = 0
-    mark = codes.dtype.type(lo)  # an integer compare: with the float lo the search ran 1.5x slower
+    mark = codes.dtype.type(lo)  # the integer compare of the docstring
     for i in range(codes.size):
         if codes[i] != mark:  # every other code already holds
             continue
