@@ -4,6 +4,8 @@
     PYTHONPATH=. python bench/bench_encoders.py --quick         # fewer tables / rows
     PYTHONPATH=. python bench/bench_encoders.py --contexts      # huffman/ans per context on single fields
     PYTHONPATH=. python bench/bench_encoders.py --stages        # where ans calls spend their time, stage by stage
+    PYTHONPATH=. python bench/bench_encoders.py --footprint     # what the class tables' size costs ans's row decode
+    PYTHONPATH=. python bench/bench_encoders.py --model-blobs   # model blobs deflated at level 6 and with Z_RLE
     PYTHONPATH=. python bench/bench_encoders.py --gap           # ans's stream bytes against the per-column bound
     PYTHONPATH=. python bench/bench_encoders.py --pipelines     # only the pipelines against SZ3 (pooled lookups)
     PYTHONPATH=. python bench/bench_encoders.py --wide          # huffman/ans on a wide int16 alphabet
@@ -539,6 +541,120 @@ def run_counting(repeat: int) -> list[str]:
     return lines + [""]
 
 
+def run_model_blobs(repeat: int) -> list[str]:
+    """The model blobs ``huffman`` and ``ans`` (dedup off) build in each context on each of
+    ``context_fields`` (and MiniLM's first 8192 rows as int16 codes at rel 1e-4, a wide alphabet):
+    for every model with at least 3000 raw bytes of planes (each once, with the first context that
+    built it), deflated at level 6 and with zlib's ``Z_RLE`` strategy (``entropy.model_blob`` takes
+    the latter from ``RLE_BLOB_MIN`` raw bytes): their bytes, the difference as a share of that
+    context's stream, and their time (best of ``repeat``, one thread)."""
+    import zlib
+
+    from compframe.plugins.encoders import entropy
+    from compframe.registry import create
+
+    fields = list(context_fields())
+    table = minilm_table()
+    if table is not None:
+        fields.append(("MiniLM 8192x384, int16 rel 0.0001", quantize(np.ascontiguousarray(table[:8192]), 1e-4, "int16")[0]))
+    built = entropy.model_blob
+    found = []
+
+    def spy(planes):
+        found.append(bytes(planes))
+        return built(planes)
+
+    def rle(planes):
+        z = zlib.compressobj(6, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
+        return z.compress(planes) + z.flush()
+
+    lines = ["| field | coder | context | table entries | raw bytes | stream bytes | level 6 | Z_RLE | Z_RLE - level 6, "
+             "share of the stream | level 6 ms | Z_RLE ms |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    entropy.model_blob = spy
+    try:
+        for name, codes in fields:
+            for pid in ("huffman", "ans"):
+                done = set()
+                for ctx in ("auto", "block", "classes", "column"):
+                    found.clear()
+                    stream = len(create("encoder", pid, context=ctx, dedup=False).encode(codes))
+                    for planes in found:
+                        if len(planes) < 3000 or planes in done:
+                            continue
+                        done.add(planes)
+                        a, b = zlib.compress(planes, 6), rle(planes)
+                        t6 = best_time(lambda: zlib.compress(planes, 6), repeat)[0]
+                        tr = best_time(lambda: rle(planes), repeat)[0]
+                        entries = len(planes) // (3 if pid == "ans" else 1)
+                        lines.append(f"| {name} | {pid} | {ctx} | {entries} | {len(planes)} | {stream} | {len(a)} | "
+                                     f"{len(b)} | {(len(b) - len(a)) / stream * 100:+.3f} % | {t6 * 1e3:.3f} | "
+                                     f"{tr * 1e3:.3f} |")
+    finally:
+        entropy.model_blob = built
+    return lines + ["", "(every model each context builds while it chooses, the one it keeps or not; raw bytes at "
+                    "or above entropy.RLE_BLOB_MIN now take Z_RLE)", ""]
+
+
+def run_footprint(repeat: int) -> list[str]:
+    """What the class tables' size costs the row-order decode (``ans``'s modes 6 and 7), on each of
+    ``context_fields`` whose ``ans`` ``auto`` stream (dedup off) takes one of those modes, under
+    compframe's thread policy: the lane decode kernel (``ans.decode``, decoding tables built before,
+    best of ``repeat``) on three valid streams of the same codes, chunks, lanes and precision: the
+    stream's own tables (a table per class of columns; mode 7: per block too), all the columns on one
+    table (the symbols' pooled counts) through the same row-order path (every column's offset 0), and
+    that one table without the row-order path. The first two differ only in how many tables the
+    decoder's lookups spread over; the last two only in the per-symbol offset."""
+    from compframe.kernels import ans
+    from compframe.plugins.encoders import entropy
+    from compframe.registry import create
+
+    lines = ["| field | mode | tables (per block) | table bytes | stream's tables | one table, row order "
+             "| one table, no offsets | ns per code |", "|---|---:|---|---:|---:|---:|---:|---|"]
+    for name, codes in context_fields():
+        seen = {}
+        encode = ans.encode
+
+        def spy(*a):
+            seen["args"] = a
+            return encode(*a)
+
+        ans.encode = spy
+        try:
+            blob = create("encoder", "ans", dedup=False).encode(codes)
+        finally:
+            ans.encode = encode
+        device, x, starts, ends, table_of, base, mask, freq, cum, precision, lanes, columns, per_block = seen["args"]
+        if columns is None:
+            continue  # not the row-order mode
+        mode = 7 if per_block is not None else 6
+        pooled = np.bincount((x.astype(np.int64) - base) & mask, minlength=freq.shape[1])[None, :]
+        _, one, one_cum, _, _ = entropy._ans_model(pooled, precision, precision)
+        cells = []
+        with cpu_threads_for(codes.size):
+            for f, c, cols, block in ((freq, cum, columns, per_block),
+                                      (one, one_cum, np.zeros(len(columns), np.uint8), None), (one, one_cum, None, None)):
+                data, nbytes, _ = ans.encode(device, x, starts, ends, np.zeros_like(table_of) if block is None else
+                                             table_of, base, mask, f, c, precision, lanes, cols, block)
+                offsets = np.zeros(nbytes.size + 1, np.int64)
+                np.cumsum(nbytes, out=offsets[1:])
+                out = np.empty_like(x)
+                built = ans.lookup_tables(f, precision, base, mask, x.dtype, lanes)
+                tof = np.zeros_like(table_of) if block is None else table_of
+                run = lambda: ans.decode(device, data, offsets, out, starts, ends, tof, base, mask, f, precision, lanes,
+                                         built, cols, block)
+                sums = run()
+                if (sums < 0).any() or not np.array_equal(out, x):
+                    raise AssertionError(f"{name}: a footprint variant did not decode")
+                cells.append(best_time(run, repeat)[0])
+        tables = f"{freq.shape[0]}" + (f" ({per_block})" if per_block is not None else "")
+        size = (per_block or freq.shape[0]) * (1 << precision) * (4 if 2 * precision + 8 * x.itemsize <= 32 else 8)
+        lines.append(f"| {name} | {mode} | {tables} | {size // 1024} KiB | " +
+                     " | ".join(f"{t * 1e6:.1f} us" for t in cells) + " | " +
+                     " / ".join(f"{t * 1e9 / x.size:.2f}" for t in cells) + " |")
+    return lines + ["", "(decode kernel only, best of the repeats; table bytes: the decoding tables one chunk looks "
+                    "up, 2**R entries per table)", ""]
+
+
 def run_stages(repeat: int, only: str = "") -> list[str]:
     """Where an ``ans`` (dedup off) encode and decode call spends its time on each of
     ``context_fields``, per ``context`` (``only``: ``ans:<context>`` pairs, default block, classes
@@ -685,6 +801,11 @@ def main(argv=None):
                     help="only the pipelines (huffman/ans per context, zstd) against SZ3 on the pooled lookups")
     ap.add_argument("--stages", action="store_true",
                     help="only where ans encode and decode calls spend their time, stage by stage, on single fields")
+    ap.add_argument("--model-blobs", action="store_true",
+                    help="only the model blobs' bytes and time deflated at level 6 and with Z_RLE, on single fields")
+    ap.add_argument("--footprint", action="store_true",
+                    help="only what the class tables' size costs ans's row-order decode (modes 6 and 7): the "
+                    "stream's tables against one table, through the same path, on single fields")
     ap.add_argument("--only", default="", help="with --contexts: only these coder:context pairs, comma-separated "
                     "(e.g. huffman:none,huffman:block,zlib); with --stages: ans:<context> pairs")
     ap.add_argument("--wide", action="store_true", help="only huffman/ans on a wide int16 alphabet")
@@ -717,6 +838,12 @@ def main(argv=None):
         ap.error("--minilm-pooled goes with --bounds, --bound-fraction, --shape-scale, --auto-gain or --pipelines")
     if args.counting:
         print("\n".join(run_counting(args.repeat)))
+        return 0
+    if args.model_blobs:
+        print("\n".join(run_model_blobs(args.repeat)))
+        return 0
+    if args.footprint:
+        print("\n".join(run_footprint(args.repeat)))
         return 0
     if args.lanes or args.wide or args.contexts or args.stages or args.gap:
         lookups = []  # single fields of their own

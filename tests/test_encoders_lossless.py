@@ -879,6 +879,34 @@ def test_golden_streams_still_decode(path):
 
 
 @pytest.mark.parametrize("pid", ["huffman", "ans"])
+def test_large_models_deflate_with_runs_and_decode(pid):
+    """A model whose byte planes reach ``RLE_BLOB_MIN`` (a table per column over a wide alphabet,
+    each column seeing few of its symbols) is deflated with zlib's run-length strategy, a smaller
+    one at level 6, and both streams decode to the codes: the blob inflates to the model's planes."""
+    import zlib
+
+    from compframe.plugins.encoders import entropy
+
+    rng = np.random.default_rng(5)
+    codes = np.rint(rng.laplace(0, 3, (3000, 64)) + 40 * np.arange(64) - 1280).astype(np.int16)  # centres apart
+    for width, rle in ((64, True), (4, False)):
+        part = np.ascontiguousarray(codes[:, :width])
+        enc = make(pid, context="column", dedup=False)
+        alphabet = int(part.max()) - int(part.min()) + 1
+        counts = np.zeros((width, alphabet), np.int64)
+        for c in range(width):
+            counts[c] = np.bincount(part[:, c].astype(np.int64) - int(part.min()), minlength=alphabet)
+        model = enc._build_model(counts)
+        planes = zlib.decompress(model.blob)
+        assert (len(planes) >= entropy.RLE_BLOB_MIN) == rle
+        z = zlib.compressobj(6, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
+        assert model.blob == (z.compress(planes) + z.flush() if rle else zlib.compress(planes, 6))
+        stream = enc.encode(part)
+        assert np.array_equal(enc.decode(stream), part)
+        assert _tables(stream, 2) == width
+
+
+@pytest.mark.parametrize("pid", ["huffman", "ans"])
 def test_dedup_around_block_tables(pid):
     """Mode 3 holding a mode 4 stream: repeated rows, and kept rows whose spread changes half-way."""
     rng = np.random.default_rng(12)
