@@ -556,7 +556,8 @@ def run_model_blobs(repeat: int) -> list[str]:
     fields = list(context_fields())
     table = minilm_table()
     if table is not None:
-        fields.append(("MiniLM 8192x384, int16 rel 0.0001", quantize(np.ascontiguousarray(table[:8192]), 1e-4, "int16")[0]))
+        wide = quantize(np.ascontiguousarray(table[:8192]), 1e-4, "int16")[0]
+        fields.append(("MiniLM 8192x384, int16 rel 0.0001", wide))
     built = entropy.model_blob
     found = []
 
@@ -568,8 +569,9 @@ def run_model_blobs(repeat: int) -> list[str]:
         z = zlib.compressobj(6, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
         return z.compress(planes) + z.flush()
 
-    lines = ["| field | coder | context | table entries | raw bytes | stream bytes | level 6 | Z_RLE | Z_RLE - level 6, "
-             "share of the stream | level 6 ms | Z_RLE ms |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| field | coder | context | table entries | raw bytes | stream bytes | level 6 | Z_RLE "
+             "| Z_RLE - level 6, share of the stream | level 6 ms | Z_RLE ms |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     entropy.model_blob = spy
     try:
         for name, codes in fields:
@@ -631,8 +633,9 @@ def run_footprint(repeat: int) -> list[str]:
         _, one, one_cum, _, _ = entropy._ans_model(pooled, precision, precision)
         cells = []
         with cpu_threads_for(codes.size):
-            for f, c, cols, block in ((freq, cum, columns, per_block),
-                                      (one, one_cum, np.zeros(len(columns), np.uint8), None), (one, one_cum, None, None)):
+            variants = ((freq, cum, columns, per_block), (one, one_cum, np.zeros(len(columns), np.uint8), None),
+                        (one, one_cum, None, None))
+            for f, c, cols, block in variants:
                 data, nbytes, _ = ans.encode(device, x, starts, ends, np.zeros_like(table_of) if block is None else
                                              table_of, base, mask, f, c, precision, lanes, cols, block)
                 offsets = np.zeros(nbytes.size + 1, np.int64)

@@ -127,3 +127,26 @@ def test_block_column_histograms_against_add_at(dtype):
                               histogram.block_class_histograms(x, columns, classes, 3, span, base, mask, alphabet))
     wide = ((200 + np.arange(400) % 200) & 255).astype(np.uint8)  # 200 codes past 0 unsigned and 0x80 signed
     assert histogram.block_column_histograms(wide, 4, 64, 200, 255, 200) is None
+
+
+def test_block_column_sums_in_parts_and_bins_of_rows():
+    """The counts by block and column summed in column runs on several tasks (``BlockColumns`` from
+    ``SUMS_PARALLEL_MIN`` counts) are the one-task sums for any number of runs, including one run
+    more than there are columns; ``bin_rows`` is ``np.add.reduceat`` over the bins' edges."""
+    rng = np.random.default_rng(8)
+    columns, alphabet = 384, 200
+    x = rng.integers(0, alphabet, columns * 1000).astype(np.uint16)
+    got = histogram.block_column_histograms(x, columns, 1 << 16, 0, 0xFFFF, alphabet)
+    assert got.cells.size >= histogram.SUMS_PARALLEL_MIN
+    assert np.array_equal(got.by_column, histogram.column_histograms(x, columns, 0, 0xFFFF, alphabet))
+    assert np.array_equal(got.by_block, histogram.histograms(x, got.cells.shape[0], 0, 0xFFFF, alphabet, 1 << 16))
+    want = histogram._block_column_sums(got.cells, columns, alphabet)
+    for parts in (1, 2, 3, 7):
+        sums = histogram._block_column_sums_parallel(got.cells, columns, alphabet, parts)
+        assert all(np.array_equal(a, b) for a, b in zip(sums, want)), parts
+    small = histogram.block_column_histograms(x[:5 * 7 * 30], 7, 64, 0, 0xFFFF, alphabet)
+    assert np.array_equal(histogram._block_column_sums_parallel(small.cells, 7, alphabet, 8)[0], small.by_column)
+    counts = rng.integers(0, 1000, (50, 300)).astype(np.int64)
+    for edges in ([0], [0, 1], [0, 5, 6, 100, 299], list(range(0, 300, 7))):
+        edges = np.asarray(edges, np.int64)
+        assert np.array_equal(histogram.bin_rows(counts, edges), np.add.reduceat(counts, edges, axis=1))

@@ -222,7 +222,8 @@ CLASS_BINS = 64
 """Bins of the symbols the column grouping looks at (the finer alphabet is only summed, not searched)."""
 
 
-def column_classes(by_column: np.ndarray) -> tuple[float, np.ndarray, np.ndarray] | None:
+def column_classes(by_column: np.ndarray, total: np.ndarray | None = None) \
+        -> tuple[float, np.ndarray, np.ndarray] | None:
     """The best of the groupings of the columns (their histograms ``by_column`` ``[columns, K]``) into
     2, 4, 8 and 16 classes (at most half the columns) that share a table, by ``model_estimate``, as
     (estimate, class of each column, the classes' histograms); None if every grouping collapses to
@@ -233,14 +234,14 @@ def column_classes(by_column: np.ndarray) -> tuple[float, np.ndarray, np.ndarray
     the columns sorted by entropy and cut into equal runs, then two of Lloyd's steps (each column to
     the class table that codes it in the fewest bits); classes left empty are dropped. Columns of a
     real table differ mostly in scale, which the entropy orders; the steps move the columns whose
-    shape the order misjudged."""
+    shape the order misjudged. ``total``: ``by_column`` summed over the columns, if the caller has it."""
     columns, alphabet = by_column.shape
     coarse = by_column
     if alphabet > CLASS_BINS:
-        cum = np.cumsum(by_column.sum(axis=0))
+        cum = np.cumsum(by_column.sum(axis=0) if total is None else np.asarray(total).reshape(-1))
         edges = np.searchsorted(cum, cum[-1] * np.arange(1, CLASS_BINS) / CLASS_BINS, side="right")
         edges = np.unique(np.concatenate([[0], edges[edges < alphabet]]))
-        coarse = np.add.reduceat(by_column, edges, axis=1)
+        coarse = histogram.bin_rows(by_column, edges)  # np.add.reduceat(by_column, edges, axis=1): 0.10 -> 0.02 ms
     bits, _, totals = histogram.row_costs(coarse)
     order = np.argsort(bits / np.maximum(totals, 1), kind="stable")
     estimate, members, counts = histogram.column_groupings(coarse, by_column, order,
@@ -631,7 +632,8 @@ class ChunkedEntropyCoder(Encoder):
                     first, before = plans.pop(0), best()
                     yield first[:5] + first[6:]
                 top = best()
-                grouped = None if top is not None and bound * slow >= top and not mixed else column_classes(by_column)
+                grouped = None if top is not None and bound * slow >= top and not mixed \
+                    else column_classes(by_column, one)
                 bound = None
                 if grouped is not None:
                     estimate, classes, counts = grouped
