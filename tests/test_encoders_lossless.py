@@ -162,7 +162,7 @@ def test_auto_tries_block_tables_before_grouping_columns(pid, monkeypatch):
 
     groupings = []
     grouping = entropy.column_classes
-    monkeypatch.setattr(entropy, "column_classes", lambda by_column: groupings.append(1) or grouping(by_column))
+    monkeypatch.setattr(entropy, "column_classes", lambda *a: groupings.append(1) or grouping(*a))
     rng = np.random.default_rng(13)
     spread = 10 * np.repeat(np.geomspace(1, 16, 8), 512)[:, None]
     codes = np.rint(rng.laplace(0, 1, (4096, 64)) * spread).astype(np.int16)
