@@ -129,10 +129,10 @@ def test_block_column_histograms_against_add_at(dtype):
     assert histogram.block_column_histograms(wide, 4, 64, 200, 255, 200) is None
 
 
-def test_block_column_sums_in_parts_and_bins_of_rows():
+def test_block_column_sums_in_parts():
     """The counts by block and column summed in column runs on several tasks (``BlockColumns`` from
     ``SUMS_PARALLEL_MIN`` counts) are the one-task sums for any number of runs, including one run
-    more than there are columns; ``bin_rows`` is ``np.add.reduceat`` over the bins' edges."""
+    more than there are columns."""
     rng = np.random.default_rng(8)
     columns, alphabet = 384, 200
     x = rng.integers(0, alphabet, columns * 1000).astype(np.uint16)
@@ -146,7 +146,3 @@ def test_block_column_sums_in_parts_and_bins_of_rows():
         assert all(np.array_equal(a, b) for a, b in zip(sums, want)), parts
     small = histogram.block_column_histograms(x[:5 * 7 * 30], 7, 64, 0, 0xFFFF, alphabet)
     assert np.array_equal(histogram._block_column_sums_parallel(small.cells, 7, alphabet, 8)[0], small.by_column)
-    counts = rng.integers(0, 1000, (50, 300)).astype(np.int64)
-    for edges in ([0], [0, 1], [0, 5, 6, 100, 299], list(range(0, 300, 7))):
-        edges = np.asarray(edges, np.int64)
-        assert np.array_equal(histogram.bin_rows(counts, edges), np.add.reduceat(counts, edges, axis=1))

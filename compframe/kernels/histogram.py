@@ -462,25 +462,6 @@ def column_groupings(coarse, by_column, order, most, steps, xlogx):
 
 
 @numba.njit(cache=True)
-def bin_rows(counts, edges):
-    """``np.add.reduceat(counts, edges, axis=1)`` for ``counts`` ``[rows, K]`` (int64) and increasing
-    ``edges`` starting at 0 and below ``K``: each row's counts summed over the bins ``[edges[i],
-    edges[i + 1])``, the last bin running to ``K``: int64 ``[rows, len(edges)]``."""
-    rows, alphabet = counts.shape
-    bins = edges.size
-    out = np.zeros((rows, bins), np.int64)
-    for r in range(rows):
-        src = counts[r]
-        for i in range(bins):
-            hi = edges[i + 1] if i + 1 < bins else alphabet
-            acc = 0
-            for s in range(edges[i], hi):
-                acc += src[s]
-            out[r, i] = acc
-    return out
-
-
-@numba.njit(cache=True)
 def _by_first_appearance(members, classes):
     """``members`` (values below ``classes``) renumbered 0, 1, ... in order of first appearance, and
     the number of distinct values."""

@@ -241,7 +241,7 @@ def column_classes(by_column: np.ndarray, total: np.ndarray | None = None) \
         cum = np.cumsum(by_column.sum(axis=0) if total is None else np.asarray(total).reshape(-1))
         edges = np.searchsorted(cum, cum[-1] * np.arange(1, CLASS_BINS) / CLASS_BINS, side="right")
         edges = np.unique(np.concatenate([[0], edges[edges < alphabet]]))
-        coarse = histogram.bin_rows(by_column, edges)  # np.add.reduceat(by_column, edges, axis=1): 0.10 -> 0.02 ms
+        coarse = np.add.reduceat(by_column, edges, axis=1)
     bits, _, totals = histogram.row_costs(coarse)
     order = np.argsort(bits / np.maximum(totals, 1), kind="stable")
     estimate, members, counts = histogram.column_groupings(coarse, by_column, order,
