@@ -328,6 +328,19 @@ def _marked_range(x, codes, s, n, mark, low, high):
     return low, high
 
 
+@njit(inline="always", cache=True)
+def _marked_nan(xs, cs, mark):
+    """How many of the ``BLOCK`` elements are left at ``mark``, and how many of those are NaN
+    (branch-free, so it vectorizes)."""
+    marked = np.int32(0)
+    nan = np.int32(0)
+    for j in range(BLOCK):
+        m = cs[j] == mark
+        marked += m
+        nan += m & (xs[j] != xs[j])
+    return marked, nan
+
+
 @njit(cache=True)
 def _settle_block(xs, cs, centre, inv, step, eb, lo, hi, low, high):
     """Exact codes for the elements of a block (``xs``, ``cs``: ``BLOCK`` values) left at ``lo``: ``(outliers,
@@ -340,6 +353,9 @@ def _settle_block(xs, cs, centre, inv, step, eb, lo, hi, low, high):
         q, ok = _code(xs[first], centre, inv, step, eb, lo, hi)
         cs[first] = q if ok else lo
         return np.int64(not ok), v if v < low else low, v if v > high else high
+    marked, nan = _marked_nan(xs, cs, lo)
+    if marked == nan:  # every one left is NaN: outliers as they are (a field with NaN spread densely)
+        return np.int64(nan), low, high
     if _marked_outside(xs, cs, 0, BLOCK, lo, low, high):
         low, high = _marked_range(xs, cs, 0, BLOCK, lo, low, high)
     bad = 0
@@ -491,6 +507,10 @@ def _repair_chunk(x, codes, centre, inv, step, eb, lo, hi, marks):
     for i in range(codes.size):
         if codes[i] != mark:  # every other code already holds
             continue
+        if x[i] != x[i]:  # NaN: an outlier under any plan
+            bad += 1
+            marks[i // BLOCK] = 1
+            continue
         q, ok = _code(x[i], centre, inv, step, eb, lo, hi)
         codes[i] = q if ok else lo
         if not ok:
@@ -548,7 +568,7 @@ def _gather_chunk(x, codes, raw, first, centre, inv, step, eb, lo, hi, index, bi
         if not marks[s // BLOCK]:
             continue
         for i in range(s, min(s + BLOCK, codes.size)):
-            if codes[i] == mark and not _code(x[i], centre, inv, step, eb, lo, hi)[1]:
+            if codes[i] == mark and (x[i] != x[i] or not _code(x[i], centre, inv, step, eb, lo, hi)[1]):
                 codes[i] = 0
                 if k + n < end:
                     index[k + n] = first + i
@@ -714,6 +734,23 @@ def requantize_chunks(x, codes, chunks, chunk, centre, step, eb, r_lo, r_hi, lo,
             counts[c] = bad
             took[k] = True
     return took
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def chunk_nans(x, chunks, chunk):
+    """How many NaN each listed chunk (of ``chunk`` values) of ``x`` holds."""
+    out = np.zeros(chunks.size, np.int64)
+    for k in prange(chunks.size):
+        out[k] = _nans(x[chunks[k] * chunk:(chunks[k] + 1) * chunk])
+    return out
+
+
+@njit(cache=True)
+def _nans(xs):
+    n = 0
+    for i in range(xs.size):  # over a slice, a loop LLVM vectorizes
+        n += xs[i] != xs[i]
+    return n
 
 
 @njit(inline="always", cache=True)

@@ -149,8 +149,9 @@ class UniformQuantizer(Quantizer):
     def _one_pass(self, flat: np.ndarray, codes: np.ndarray, bound: ErrorBound):
         """The one-pass path (``kernels.uniform.quantize_running``) for a float32 field, then the chunks
         whose bound came out more than ``REDO_BITS`` bits tighter than the field's again with the field's
-        plan, and those with more than 1/64 outliers too, kept where that leaves fewer (a range that does
-        not fit the codes, centred on what was seen before the chunk, may miss the bulk). ``(plan, counts,
+        plan, and those with more than 1/64 outliers that are not NaN too, kept where that leaves fewer (a
+        range that does not fit the codes, centred on what was seen before the chunk, may miss the bulk; no
+        plan codes NaN, so a field with NaN spread densely is not coded twice). ``(plan, counts,
         (min, max), per-chunk (centres, steps, bounds) or None, chunk, block marks)``, or None where the field
         needs the two-pass path (±inf, or no number in the first chunk)."""
         lo_code, hi_code = _limits(self.code_dtype)
@@ -168,6 +169,9 @@ class UniformQuantizer(Quantizer):
         eb, centre, step = plan = K._running_plan(rel, bound.value, lo, hi, centres[-1], hi_code)
         tight = ebs < eb * 2.0**-REDO_BITS
         retry = ~tight & (counts > chunk // 64) & ((centres != centre) | (steps != step))
+        if retry.any():  # NaN is an outlier under any plan: count only the outliers another plan could code
+            listed = np.flatnonzero(retry)
+            retry[listed] = counts[listed] - K.chunk_nans(flat, listed, chunk) > chunk // 64
         for chunks, fewer in ((np.flatnonzero(tight), False), (np.flatnonzero(retry), True)):
             if chunks.size:
                 chunks = chunks[K.requantize_chunks(flat, codes, chunks, chunk, centre, step, eb, lo, hi, lo_code,
