@@ -226,15 +226,18 @@ def _codes_one_by_one(x, centre, step, eb, lo, hi):
     return near, near_ok, codes, held
 
 
+@pytest.mark.parametrize("dense", [False, True])
 @pytest.mark.parametrize("dtype", [np.int8, np.int16])
-def test_repair_settles_the_marked_misses_and_marks_their_blocks(dtype):
+def test_repair_settles_the_marked_misses_and_marks_their_blocks(dtype, dense):
     """The float64 kernels: ``quantize_into`` marks each miss with the code type's minimum and
     ``repair`` settles exactly those (the neighbouring code, or the minimum left for an outlier), sets
     the block of each outlier in ``marks`` and no other, and counts them per chunk; the gather gives
     the outliers code 0. A field of zeros (most codes
     0) with NaN, inf, values past the codes' reach, values whose own code is the minimum, and
     values half-way between two steps, over several chunks: the codes are ``_code``'s element by
-    element, and ``gather_outliers`` reading only the marked blocks finds every outlier."""
+    element, and ``gather_outliers`` reading only the marked blocks finds every outlier. ``dense``:
+    NaN in one value of seven too, so that ``repair`` takes its block-by-block path in every chunk but
+    the last (blocks whose misses are all NaN, and blocks mixing NaN with the rest)."""
     rng = np.random.default_rng(4)
     info = np.iinfo(dtype)
     lo, hi = float(info.min), float(info.max)
@@ -243,6 +246,8 @@ def test_repair_settles_the_marked_misses_and_marks_their_blocks(dtype):
     step = 2 * eb
     x = np.where(rng.random(n) < 0.7, 0.0, rng.uniform(lo * step, hi * step, n))
     x[::5003] = np.nan
+    if dense:
+        x[:3 * K.CHUNK][rng.random(3 * K.CHUNK) < 1 / 7] = np.nan
     x[7::9001] = np.inf
     x[11::7001] = lo * step  # the minimum is its own code: repair must give it back unchanged
     x[13::6007] = (lo - 40) * step  # past the codes' reach

@@ -493,9 +493,36 @@ def repair(x, codes, centre, step, eb, lo, hi, counts, marks):
     for c in prange(counts.size):
         if counts[c] == 0:
             continue
-        out[c] = _repair_chunk(x[c * CHUNK:(c + 1) * CHUNK], codes[c * CHUNK:(c + 1) * CHUNK], centre, inv, step, eb,
-                               lo, hi, marks[c * per:(c + 1) * per])
+        xs, cs, ms = x[c * CHUNK:(c + 1) * CHUNK], codes[c * CHUNK:(c + 1) * CHUNK], marks[c * per:(c + 1) * per]
+        if counts[c] * BLOCK > cs.size:  # a miss per block or more: most blocks hold one
+            out[c] = _repair_dense(xs, cs, centre, inv, step, eb, lo, hi, ms)
+        else:
+            out[c] = _repair_chunk(xs, cs, centre, inv, step, eb, lo, hi, ms)
     return out
+
+
+@njit(cache=True)
+def _repair_dense(x, codes, centre, inv, step, eb, lo, hi, marks):
+    """``_repair_chunk`` for a chunk with a miss per block or more: block by block, one vector count of
+    the elements at ``lo`` and of those that are NaN; a block without any is passed, one whose are all
+    NaN (an outlier under any plan) is counted and marked as it is, the others scanned as in
+    ``_repair_chunk`` (NaN spread over a float64 field, one value in ten: the branch per element
+    mispredicted)."""
+    bad = 0
+    mark = codes.dtype.type(lo)
+    full = codes.size - codes.size % BLOCK
+    for s in range(0, full, BLOCK):
+        marked, nan = _marked_nan(x[s:s + BLOCK], codes[s:s + BLOCK], mark)
+        if marked == 0:
+            continue
+        if marked == nan:
+            bad += nan
+            marks[s // BLOCK] = 1
+            continue
+        bad += _repair_chunk(x[s:s + BLOCK], codes[s:s + BLOCK], centre, inv, step, eb, lo, hi, marks[s // BLOCK:])
+    if full < codes.size:
+        bad += _repair_chunk(x[full:], codes[full:], centre, inv, step, eb, lo, hi, marks[full // BLOCK:])
+    return bad
 
 
 @njit(cache=True)
