@@ -29,9 +29,10 @@ instead of the Gaussian one, whose range a few tail values set (see ``field``).
 
 ``--misses`` (issue 13, ninth session) times quantization of fields of mostly exact zeros (``--mib``
 of float64 values, also as float32; 70 % zeros, the rest Gaussian), clean and with NaN at three
-densities (one per 50 000 values, so that every chunk holds a miss; 1e-3; 1e-1): int8 ``rel:1e-2``
-and int16 ``rel:1e-4``, one numba thread, each case's best of ``--repeat`` in turn. float64 takes the
-exact per-element kernel, float32 the fast path.
+densities (one per 50 000 values, so that every chunk holds a miss; 1e-3; 1e-1), and a field masked as
+a land mask masks an ocean field (tenth session: the same values on a square grid, NaN over a disc and
+a rectangle, 42 % of it): int8 ``rel:1e-2`` and int16 ``rel:1e-4``, one numba thread, each case's best
+of ``--repeat`` in turn. float64 takes the exact per-element kernel, float32 the fast path.
 
 ``--ratio`` compares the default's codes with the two-pass codes of the same field: order-0 code
 entropy, outliers, side bytes (the per-chunk centres and steps) and the frame ratio per encoder.
@@ -218,6 +219,16 @@ def ratio_cost(mib: int, cases: list[str], encoders: list[str], kind: str = "gau
     return rows
 
 
+def land_mask(n: int) -> np.ndarray:
+    """``n`` flags: the cells of a square grid (row-major, the last row cut) inside a disc of 0.32 of the
+    side around (0.37, 0.49) or a rectangle over the last quarter of the columns and the first 37 % of
+    the rows: 42 % of the grid, in runs as long as a row's, as land covers an ocean field."""
+    side = int(np.ceil(np.sqrt(n)))
+    yy, xx = np.divmod(np.arange(n), side)
+    disc = (xx - 0.37 * side) ** 2 + (yy - 0.49 * side) ** 2 < (0.32 * side) ** 2
+    return disc | ((xx > 0.73 * side) & (yy < 0.37 * side))
+
+
 def misses(mib: int, repeat: int) -> list[dict]:
     """``--misses``: quantize (ms) of float64 and float32 fields of 70 % zeros, clean and with NaN at
     three densities (one per 50 000 values, 1e-3, 1e-1)."""
@@ -233,6 +244,9 @@ def misses(mib: int, repeat: int) -> list[dict]:
             x = base.astype(dtype)
             x[np.random.default_rng(1).random(n) < rate] = np.nan
             fields[(np.dtype(dtype).name, name)] = x
+        x = base.astype(dtype)
+        x[land_mask(n)] = np.nan
+        fields[(np.dtype(dtype).name, "NaN land mask")] = x
     cases = {}
     for q, bound in (("int8", "rel:1e-2"), ("int16", "rel:1e-4")):
         quantizer, b = cf.create("quantizer", q), cf.ErrorBound.parse(bound)
