@@ -5,6 +5,7 @@
     python bench/bench_uniform.py --vs-copy       # quantize into a reused buffer vs np.copyto only
     python bench/bench_uniform.py --ratio         # what the default's one-pass path costs in ratio
     python bench/bench_uniform.py --misses        # fields of zeros, clean and with NaN (outliers) spread
+    python bench/bench_uniform.py --masked-ratio  # frame ratios of a field masked with NaN, and with a mask beside
 
 The bandwidth limit is ``np.copyto(dst, x)`` of the same array into a preallocated buffer. Each
 figure is the best of ``--repeat`` runs after one warm-up (numba compiles on the first call), in
@@ -257,6 +258,42 @@ def misses(mib: int, repeat: int) -> list[dict]:
             for (q, bound, dtype, name), t in times.items()]
 
 
+def masked_ratio(encoders: list[str], bound: str) -> list[dict]:
+    """``--masked-ratio``: frame ratios of a smooth 2048 x 2048 float32 field (a product of sines, noise
+    of 5 % of its amplitude) compressed with int8 at ``bound`` and each encoder: clean; masked with NaN
+    as ``land_mask`` masks it (42 %); with NaN at random (one value in ten); and the masked field with
+    its NaN put to 0 before compressing and the mask carried beside the frame as ``np.packbits`` of
+    ``np.isnan`` through zlib (what a user can do today: the frame's outliers cost 8 bytes each, an
+    index and the value's bits, stored raw)."""
+    import zlib
+
+    from compframe import container
+
+    side = 2048
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:side, 0:side]
+    clean = (np.sin(xx / 150) * np.cos(yy / 100) + 0.05 * rng.standard_normal((side, side))).astype(np.float32)
+    land = land_mask(side * side).reshape(side, side)
+    fields = {"clean": clean, "NaN land mask": np.where(land, np.float32(np.nan), clean),
+              "NaN 1e-1 at random": np.where(rng.random((side, side)) < 0.1, np.float32(np.nan), clean)}
+    rows = []
+    for name, x in fields.items():
+        for enc in encoders:
+            frame = cf.compress(x, quantizer="int8", encoder=enc, bound=bound)
+            back = cf.decompress(frame)
+            nan = np.isnan(x)
+            if not np.array_equal(np.isnan(back), nan):
+                raise AssertionError(f"{name}, {enc}: the NaN did not come back")
+            row = {"field": name, "encoder": enc, "ratio": x.nbytes / len(frame),
+                   "outliers": int(container.loads(frame).header["meta"]["outliers"])}
+            if nan.any():
+                filled = cf.compress(np.where(nan, np.float32(0), x), quantizer="int8", encoder=enc, bound=bound)
+                mask = zlib.compress(np.packbits(nan).tobytes(), 6)
+                row["ratio, NaN put to 0 and a mask beside"] = x.nbytes / (len(filled) + len(mask))
+            rows.append(row)
+    return rows
+
+
 def _hwm_kib() -> int:
     """This process's peak resident set (VmHWM, KiB). Unlike ru_maxrss it is not carried over
     from the parent across fork and exec, so it measures this process alone."""
@@ -316,6 +353,9 @@ def main() -> None:
     ap.add_argument("--encoders", default="huffman,ans", help="comma-separated encoders for --ratio")
     ap.add_argument("--misses", action="store_true",
                     help="only fields of zeros, clean and with NaN spread at three densities (--mib of float64)")
+    ap.add_argument("--masked-ratio", action="store_true",
+                    help="only frame ratios of a smooth field clean, masked with NaN (a land mask, NaN at random), "
+                    "and masked with its NaN put to 0 and the mask beside (int8 at --bound, --encoders)")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -334,6 +374,12 @@ def main() -> None:
         print(f"# {args.mib} MiB of float64 (and as float32), 70 % zeros, best of {args.repeat} in turn, "
               "one numba thread")
         for row in misses(args.mib, args.repeat):
+            print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
+        return
+    if args.masked_ratio:
+        print(f"# 2048 x 2048 float32, int8 {args.bound}")
+        for row in masked_ratio(args.encoders.split(",") if args.encoders != "huffman,ans" else ["zstd", "ans",
+                                                                                                  "huffman"], args.bound):
             print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
         return
     if args.ratio:
