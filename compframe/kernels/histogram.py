@@ -264,15 +264,21 @@ def _block_column_sums(cells, columns, alphabet):
     by_column = np.zeros((columns, alphabet), np.int64)
     by_block = np.zeros((blocks, alphabet), np.int64)
     for b in range(blocks):
-        dst = by_block[b]
-        for j in range(columns):
-            col = by_column[j]
-            src = cells[b, j * alphabet:(j + 1) * alphabet]
-            for s in range(alphabet):
-                v = np.int64(src[s])
-                col[s] += v
-                dst[s] += v
+        _add_columns(cells[b], 0, columns, alphabet, by_column, by_block[b])
     return by_column, by_block
+
+
+@numba.njit(inline="always", cache=True)
+def _add_columns(cells, j0, j1, alphabet, by_column, dst):
+    """Add one block's counts of columns ``[j0, j1)`` (``cells``: ``[columns * K]``) to ``by_column`` and,
+    summed over those columns, to ``dst`` ``[K]``."""
+    for j in range(j0, j1):
+        col = by_column[j]
+        src = cells[j * alphabet:(j + 1) * alphabet]
+        for s in range(alphabet):
+            v = np.int64(src[s])
+            col[s] += v
+            dst[s] += v
 
 
 @numba.njit(parallel=True, cache=True)
@@ -285,14 +291,7 @@ def _block_column_sums_parallel(cells, columns, alphabet, parts):
     step = -(-columns // parts)
     for p in numba.prange(parts):
         for b in range(blocks):
-            dst = shares[p, b]
-            for j in range(p * step, min((p + 1) * step, columns)):
-                col = by_column[j]
-                src = cells[b, j * alphabet:(j + 1) * alphabet]
-                for s in range(alphabet):
-                    v = np.int64(src[s])
-                    col[s] += v
-                    dst[s] += v
+            _add_columns(cells[b], p * step, min((p + 1) * step, columns), alphabet, by_column, shares[p, b])
     by_block = np.zeros((blocks, alphabet), np.int64)
     for p in range(parts):
         for b in range(blocks):
