@@ -210,6 +210,36 @@ def test_gather_never_writes_past_a_chunks_slots():
             assert index[:n].tolist() == [1, 3, 4, 7, 9, 10]
 
 
+def test_gather_takes_blocks_all_nan_whole_and_keeps_to_its_slots():
+    """Blocks whose every value is NaN (a masked region) are taken whole, the others element by element:
+    the same indices, bits and codes as the element-by-element reference, in order; and a count that
+    understates a chunk's outliers (a kernel bug) still never writes past the chunk's slots, whole
+    blocks included."""
+    chunk = 4 * K.BLOCK
+    x = np.linspace(-1, 1, 3 * chunk).astype(np.float32)
+    x[K.BLOCK:3 * K.BLOCK] = np.nan  # blocks 1 and 2 of chunk 0: whole
+    x[chunk + 5:chunk + 2 * K.BLOCK - 3] = np.nan  # chunk 1: a block but for its edges, and a partial one
+    x[2 * chunk + 7] = np.float32(50.0)  # chunk 2: an outlier that is not NaN beside a NaN block
+    x[2 * chunk + K.BLOCK:2 * chunk + 2 * K.BLOCK] = np.nan
+    step = 2 * 0.01
+    codes = np.clip(np.rint(x / step), -127, 127).astype(np.int8)
+    out = ~np.isfinite(x) | (np.abs(x) > 127 * step + 0.01)
+    codes[out] = -128  # as a codes pass leaves them
+    want = np.flatnonzero(out)
+    counts = np.bincount(want // chunk, minlength=3)
+    ones = np.ones(3)
+    for claimed in (counts, counts - np.array([K.BLOCK + 1, 0, 1])):
+        c = codes.copy()
+        n = int(claimed.sum())
+        index, bits = np.full(n + 1, 7, np.uint32), np.zeros(n + 1, np.uint32)
+        found = K.gather_outliers(x, c, 0 * ones, step * ones, 0.01 * ones, -128.0, 127.0, claimed, chunk, index[:n],
+                                  bits[:n])
+        assert found.tolist() == counts.tolist() and index[n] == 7
+        assert np.flatnonzero(c == 0).tolist() == sorted(set(want) | set(np.flatnonzero(codes == 0)))
+        if claimed is counts:
+            assert index[:n].tolist() == want.tolist() and np.array_equal(bits[:n], x.view(np.uint32)[want])
+
+
 @pytest.mark.parametrize("chunk", [100, 256])
 def test_block_marks_are_the_outlier_blocks(chunk):
     """The one-pass codes pass marks exactly the 64-value blocks (per chunk, see ``K.block_marks``) that hold

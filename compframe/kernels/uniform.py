@@ -594,6 +594,11 @@ def _gather_chunk(x, codes, raw, first, centre, inv, step, eb, lo, hi, index, bi
     for s in range(0, codes.size, BLOCK):
         if not marks[s // BLOCK]:
             continue
+        if s + BLOCK <= codes.size and k + n + BLOCK <= end \
+                and _marked_nan(x[s:s + BLOCK], codes[s:s + BLOCK], mark)[1] == BLOCK:
+            _take_block(raw, codes, s, first, index, bits, k + n)  # a block all NaN (a masked region)
+            n += BLOCK
+            continue
         for i in range(s, min(s + BLOCK, codes.size)):
             if codes[i] == mark and (x[i] != x[i] or not _code(x[i], centre, inv, step, eb, lo, hi)[1]):
                 codes[i] = 0
@@ -602,6 +607,16 @@ def _gather_chunk(x, codes, raw, first, centre, inv, step, eb, lo, hi, index, bi
                     bits[k + n] = raw[i]
                 n += 1
     return n
+
+
+@njit(inline="always", cache=True)
+def _take_block(raw, codes, s, first, index, bits, at):
+    """Every element of the block at ``s`` an outlier (all NaN): their indices and bits into the slots
+    from ``at``, their codes 0 (one loop LLVM vectorizes)."""
+    for j in range(BLOCK):
+        index[at + j] = first + s + j
+        bits[at + j] = raw[s + j]
+        codes[s + j] = 0
 
 
 @njit(cache=True)
