@@ -547,6 +547,45 @@ def sampled_cases(lines: int) -> dict[str, np.ndarray]:
             "nan_at_every_line": nan_at_lines, "ramp": np.linspace(-1, 1, n, dtype=np.float32), "uniform_drift": drift}
 
 
+def test_finite_range_is_the_order_key_range():
+    """``K.finite_range`` (one min/max pass that counts NaN, and the order-key pass only where ±inf, or
+    NaN with a zero at an end, needs it) gives what it gave before it counted NaN, bit for bit, -0.0
+    included: a field holding NaN or ±inf the order-key pass's result, a clean one the plain pass's
+    (which keeps the zero that came first), and the count of finite values. Fields clean, with NaN,
+    with ±inf, with zeros of both signs at an end (with and without NaN), all NaN, denormals, below and
+    above one chunk, float32 and float64."""
+    rng = np.random.default_rng(21)
+
+    def keyed(x):
+        itype, exp_mask, shift, mag = K._KEYS[x.dtype.itemsize]
+        info = np.iinfo(itype)
+        lo, hi, n = K.key_range(x.view(itype), itype(exp_mask), itype(shift), itype(mag), itype(info.max),
+                                itype(info.min))
+        return (0.0, 0.0, 0) if n == 0 else (*K._key_values(lo, hi, x.dtype), int(n))
+
+    for dtype in (np.float32, np.float64):
+        for n in (50, 1000, 3 * K.CHUNK + 7):
+            base = rng.standard_normal(n).astype(dtype)
+            cases = {"clean": base.copy(), "nan": base.copy(), "inf": base.copy(), "zeros_nan": np.abs(base),
+                     "neg_zero_nan": -np.abs(base), "zeros_clean": np.abs(base), "all_nan": np.full(n, np.nan, dtype),
+                     "denormal_nan": (rng.integers(1, 50, n) * np.finfo(dtype).smallest_subnormal).astype(dtype)}
+            cases["nan"][rng.random(n) < 0.2] = np.nan
+            cases["inf"][[3, n - 2]] = [np.inf, -np.inf]
+            cases["inf"][5] = np.nan
+            for name in ("zeros_nan", "neg_zero_nan", "zeros_clean"):
+                cases[name][[n - 1, 1]] = [0.0, -0.0]  # a zero of each sign at the low (or high) end
+            for name in ("zeros_nan", "neg_zero_nan", "denormal_nan"):
+                cases[name][rng.random(n) < 0.3] = np.nan
+            for name, x in cases.items():
+                finite = np.isfinite(x)
+                plain = K._plain_range(x) if n <= K.CHUNK else K.plain_range(x)  # as finite_range runs it
+                got = K.finite_range(x)
+                want = (float(plain[0]), float(plain[1]), n) if finite.all() else keyed(x)
+                assert got[2] == want[2] == int(np.isfinite(x).sum()), (dtype, n, name)
+                assert np.array(got[:2]).view(np.uint64).tolist() == np.array(want[:2]).view(np.uint64).tolist(), \
+                    (dtype, n, name, got, want)
+
+
 def test_sample_range_reads_its_lines():
     """``K.sample_range``: the min and max of the non-NaN values in the lines it promises to read, whether
     one is ±inf, the whole field where the lines cover it."""
