@@ -269,7 +269,7 @@ def model_blob(planes) -> bytes:
     model of many tables over a wide alphabet is mostly runs of zeros (the symbols a table never
     sees), which level 6's match search spends 5-7 ns a raw byte on: 0.37-0.55 ms of a 54 x 501
     ``ans`` model (MiniLM's 4096 x 384 int16 codes, class tables per block), 3.6-4.1 ms of a table
-    per column there. ``Z_RLE`` takes 4-10x less time for blobs up to 17 % larger, at most 0.19 % of
+    per column there. ``Z_RLE`` takes 3-10x less time for blobs up to 17 % larger, at most 0.19 % of
     the stream on the fields measured (docs/benchmarks.md, "Model blobs of many tables"). Any zlib
     stream decodes alike: readers are unchanged."""
     if len(planes) < RLE_BLOB_MIN:
