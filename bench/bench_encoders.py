@@ -612,7 +612,8 @@ def run_footprint(repeat: int) -> list[str]:
 
     lines = ["| field | mode | tables (per block) | table bytes | stream's tables | one table, row order "
              "| one table, no offsets | ns per code |", "|---|---:|---|---:|---:|---:|---:|---|"]
-    for name, codes in context_fields():
+    fields = list(context_fields())
+    for name, codes in fields:
         seen = {}
         encode = ans.encode
 
@@ -660,14 +661,14 @@ def run_footprint(repeat: int) -> list[str]:
               "and the whole decode call (best of the repeats, the five taken in turn):", "",
               "| field | " + " | ".join(f"R = {p}" for p in PRECISIONS) + " |", "|---|" + "---:|" * len(PRECISIONS)]
 
-    for name, codes in context_fields():
+    for name, codes in fields:
         encs = {}
         for p in PRECISIONS:
             enc = create("encoder", "ans", dedup=False)
             enc.config.precision = p  # below the option's floor of 10 too: set past its check, for this table only
             encs[p] = enc
         blobs = {p: e.encode(codes) for p, e in encs.items()}
-        if blobs[12][1 + 3 + 1 + 8 * codes.ndim + 1] not in (6, 7):
+        if blobs[12][1 + 3 + 1 + 8 * codes.ndim + 1] not in (6, 7):  # the stream's mode byte (entropy.py's layout)
             continue  # not the row-order mode
         spent = dict.fromkeys(encs, float("inf"))
         with cpu_threads_for(codes.size):

@@ -231,8 +231,8 @@ def land_mask(n: int) -> np.ndarray:
 
 
 def misses(mib: int, repeat: int) -> list[dict]:
-    """``--misses``: quantize (ms) of float64 and float32 fields of 70 % zeros, clean and with NaN at
-    three densities (one per 50 000 values, 1e-3, 1e-1)."""
+    """``--misses``: quantize (ms) of float64 and float32 fields of 70 % zeros, clean, with NaN at
+    three densities (one per 50 000 values, 1e-3, 1e-1) and with NaN over ``land_mask``."""
     import numba
 
     numba.set_num_threads(1)
@@ -350,9 +350,12 @@ def main() -> None:
     ap.add_argument("--field", choices=("gaussian", "ramp", "drift"), default="gaussian",
                     help="the field of --vs-copy and --ratio (see field())")
     ap.add_argument("--ratio", action="store_true", help="only the one-pass path's ratio cost against the two-pass")
-    ap.add_argument("--encoders", default="huffman,ans", help="comma-separated encoders for --ratio")
+    ap.add_argument("--encoders", default=None,
+                    help="comma-separated encoders for --ratio (default huffman,ans) and --masked-ratio "
+                    "(zstd,ans,huffman)")
     ap.add_argument("--misses", action="store_true",
-                    help="only fields of zeros, clean and with NaN spread at three densities (--mib of float64)")
+                    help="only fields of zeros, clean, with NaN spread at three densities and with NaN over a land "
+                    "mask (--mib of float64)")
     ap.add_argument("--masked-ratio", action="store_true",
                     help="only frame ratios of a smooth field clean, masked with NaN (a land mask, NaN at random), "
                     "and masked with its NaN put to 0 and the mask beside (int8 at --bound, --encoders)")
@@ -378,14 +381,14 @@ def main() -> None:
         return
     if args.masked_ratio:
         print(f"# 2048 x 2048 float32, int8 {args.bound}")
-        for row in masked_ratio(args.encoders.split(",") if args.encoders != "huffman,ans" else ["zstd", "ans",
-                                                                                                  "huffman"], args.bound):
+        for row in masked_ratio((args.encoders or "zstd,ans,huffman").split(","), args.bound):
             print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
         return
     if args.ratio:
         print(f"# {args.mib} MiB float32 {args.field}: the default (one-pass from {U.ONE_PASS_MIN} values) against the "
               f"two-pass")
-        for row in ratio_cost(args.mib, args.cases.split(","), args.encoders.split(","), args.field):
+        encoders = (args.encoders or "huffman,ans").split(",")
+        for row in ratio_cost(args.mib, args.cases.split(","), encoders, args.field):
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
         return
 

@@ -222,8 +222,8 @@ def test_gather_takes_blocks_all_nan_whole_and_keeps_to_its_slots():
     x[2 * chunk + 7] = np.float32(50.0)  # chunk 2: an outlier that is not NaN beside a NaN block
     x[2 * chunk + K.BLOCK:2 * chunk + 2 * K.BLOCK] = np.nan
     step = 2 * 0.01
-    codes = np.clip(np.rint(x / step), -127, 127).astype(np.int8)
     out = ~np.isfinite(x) | (np.abs(x) > 127 * step + 0.01)
+    codes = np.clip(np.rint(np.where(out, 0, x) / step), -127, 127).astype(np.int8)
     codes[out] = -128  # as a codes pass leaves them
     want = np.flatnonzero(out)
     counts = np.bincount(want // chunk, minlength=3)

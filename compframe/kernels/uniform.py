@@ -177,7 +177,7 @@ def finite_range(x: np.ndarray) -> tuple[float, float, int]:
         if np.isfinite(lo) and np.isfinite(hi):
             if nans == 0:
                 return float(lo), float(hi), int(x.size)
-            if lo != 0 and hi != 0:  # NaN only, no zero at either end (one NaN in ten, float64: 5 ms less)
+            if lo != 0 and hi != 0:  # NaN only, no zero at either end (16 Mi float64 values: 4-5 ms less)
                 return float(lo), float(hi), int(x.size - nans)
     itype, exp_mask, shift, mag = _KEYS[x.dtype.itemsize]
     info = np.iinfo(itype)
@@ -444,11 +444,11 @@ def block_marks(n: int, chunk: int = CHUNK) -> np.ndarray:
 
 def quantize_fast_into(x, codes, fast, centre, step, eb, lo, hi, track=False, marks=None):
     """``quantize_into`` + ``repair`` for float32 ``x`` with ``fast = fast_params(...)``: the same
-    codes (outliers at ``lo`` until ``gather_outliers``), per-chunk outlier counts for ``gather_outliers``,
-    and, with ``track``,
-    the ``(min, max)`` of the non-NaN values of ``x`` found in the same pass (±inf included, so it is
-    the finite range only when there are no infinities; None if every value is NaN). ``marks``
-    (optional, ``block_marks(x.size)``) receives the blocks holding an outlier."""
+    codes (outliers at ``lo`` until ``gather_outliers``), per-chunk outlier counts for
+    ``gather_outliers``, and, with ``track``, the ``(min, max)`` of the non-NaN values of ``x`` found in
+    the same pass (±inf included, so it is the finite range only when there are no infinities; None if
+    every value is NaN). ``marks`` (optional, ``block_marks(x.size)``) receives the blocks holding an
+    outlier."""
     marks = block_marks(x.size) if marks is None else marks
     if x.size <= CHUNK:  # one chunk: no parallel region to start (about 4 µs)
         bad, low, high = _fast_chunk(x, codes, fast, centre, 1.0 / step, step, eb, lo, hi, track, marks)
@@ -540,10 +540,6 @@ def _repair_chunk(x, codes, centre, inv, step, eb, lo, hi, marks):
     mark = codes.dtype.type(lo)  # the integer compare of the docstring
     for i in range(codes.size):
         if codes[i] != mark:  # every other code already holds
-            continue
-        if x[i] != x[i]:  # NaN: an outlier under any plan
-            bad += 1
-            marks[i // BLOCK] = 1
             continue
         q, ok = _code(x[i], centre, inv, step, eb, lo, hi)
         codes[i] = q if ok else lo
@@ -853,11 +849,10 @@ def quantize_stack(x, codes, rels, ebs_abs, tiny, lo, hi, threads=1):
 
     Returns ``plans`` (float64 ``[n, 6]``: done, min, max, eb, centre, step), ``counts`` (int64
     ``[n, chunks]``: outliers per chunk, left at ``lo`` for ``gather_outliers``, which gives them code 0)
-    and ``marks`` (uint8, row ``j``
-    the ``block_marks(size)`` of row ``j``: the blocks holding an outlier, which ``gather_outliers``
-    then reads alone). A row not done (holding
-    NaN or ±inf, empty, or a plan the fast path does not take) has unspecified codes: the caller
-    quantizes it another way. ``threads > 1``: rows in parallel."""
+    and ``marks`` (uint8, row ``j`` the ``block_marks(size)`` of row ``j``: the blocks holding an
+    outlier, which ``gather_outliers`` then reads alone). A row not done (holding NaN or ±inf, empty,
+    or a plan the fast path does not take) has unspecified codes: the caller quantizes it another way.
+    ``threads > 1``: rows in parallel."""
     n, size = x.shape
     counts = np.zeros((n, max(1, -(-size // CHUNK))), np.int64)
     plans = np.zeros((n, 6))
