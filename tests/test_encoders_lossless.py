@@ -944,3 +944,41 @@ def test_zstd_contexts_reused_per_thread_stay_clean():
         again = list(pool.map(lambda k: enc.encode(arrays[k % 2]), range(16)))
         decoded = list(pool.map(lambda k: enc.decode(again[k]), range(16)))
     assert all(again[k] == streams[k % 2] and np.array_equal(decoded[k], arrays[k % 2]) for k in range(16))
+
+
+def test_huffman_several_tables_build_small_first_then_the_fast_width():
+    """A model of several tables (column tables of short int8 codes): its first decode builds direct
+    tables FIRST_BITS under its symbols per table (cheap to build), a second decode (the model come
+    back) the wider ones that decode fastest; every decode is bit-exact, and a damaged byte is still
+    refused with either width. Long codes (int16) keep a look-up of 1.75 mean-length codes."""
+    from compframe.kernels import huffman as hk
+    from compframe.plugins.encoders.entropy import _DECODERS, Huffman
+
+    rng = np.random.default_rng(16)
+    scales = np.geomspace(0.3, 3, 16)
+    codes = np.rint(rng.laplace(0, scales, (8192, 16))).clip(-127, 127).astype(np.int8)  # 8192 codes per column
+    enc = make("huffman", context="column", dedup=False)
+    stream = enc.encode(codes)
+    _DECODERS._items.clear()  # a cache: this worker's other tests only lose their hits
+    widths = []
+    for _ in range(3):
+        assert np.array_equal(enc.decode(stream), codes)
+        (model,) = _DECODERS._items.values()
+        built = next(t for k, t in model.decoders.items() if len(k) == 3)
+        assert built[0].shape[0] == 16
+        widths.append(built[0].shape[1].bit_length() - 1)
+    under = (8192).bit_length()  # 14
+    assert widths == [under - Huffman.FIRST_BITS, hk.FAST_BITS - 1, hk.FAST_BITS - 1]  # 9, then 11
+    damaged = bytearray(stream)
+    damaged[len(stream) // 2] ^= 0x10
+    for clear in (True, False):
+        if clear:
+            _DECODERS._items.clear()
+        with pytest.raises(StreamError):
+            enc.decode(bytes(damaged))
+    wide = np.rint(rng.laplace(0, 12, (8192, 16))).astype(np.int16)  # about 6 bits per code
+    lengths = np.stack([hk.code_lengths(np.bincount(c.astype(np.int64) - wide.min(), minlength=wide.max() - wide.min() + 1), 24)
+                        for c in wide.T])
+    mean = hk.length_sum(lengths) / lengths.shape[0]
+    assert Huffman._direct_bits(lengths, 0xFFFF, wide.size) == int(1.75 * mean) == 10  # over under - FIRST_BITS
+    assert Huffman._direct_bits(lengths, 0xFFFF, wide.size, again=True) == hk.FAST_BITS - 1

@@ -101,17 +101,26 @@ def direct_bits(lengths, symbols, wbits):
 
 
 @numba.njit(cache=True)
+def length_sum(lengths):
+    """The sum over the tables ``lengths`` ``[tables, K]`` of each table's mean code length
+    ``sum 2**-l * l`` (the length expected under the table's own model)."""
+    weight = np.zeros(64)  # 2**-l * l by table (exact), not a power per entry
+    for n in range(1, 64):
+        weight[n] = 2.0 ** -n * n
+    total = 0.0
+    for t in range(lengths.shape[0]):
+        for s in range(lengths.shape[1]):
+            total += weight[np.uint64(lengths[t, s] & 63)]
+    return total
+
+
+@numba.njit(cache=True)
 def narrow_entries(lengths, bits):
     """True when uint32 direct entries (up to three 8-bit symbols) lose little against int64 ones (up
     to six) for the tables ``lengths``: a ``bits``-bit look-up holds fewer than three codes of the
-    mean length ``sum 2**-l * l`` (the length expected under the code's own model), so the narrower
-    table, which takes half the cache, is the faster."""
-    mean = 0.0
-    for t in range(lengths.shape[0]):
-        for s in range(lengths.shape[1]):
-            if lengths[t, s] > 0:
-                mean += 2.0 ** -lengths[t, s] * lengths[t, s]
-    return bits < 3 * mean / lengths.shape[0]
+    tables' mean length (``length_sum`` over the tables), so the narrower table, which takes half
+    the cache, is the faster."""
+    return bits < 3 * length_sum(lengths) / lengths.shape[0]
 
 
 def rows_pay(fast, mask, nbytes, count):
@@ -636,11 +645,11 @@ def decoder_tables(lengths, max_len, base, mask, fast):
             held = 0
             total = 0
             r = w
-            while held < per:
-                n = length[r]
+            while held < per:  # unsigned indices: no negative-index check (20-25 % of the build)
+                n = length[np.uint64(r)]
                 if n == 0 or total + n > fast_bits:
                     break
-                e |= sym[r] << (wbits * held)
+                e |= sym[np.uint64(r)] << (wbits * held)
                 total += n
                 held += 1
                 r = (w << total) & (size - 1)

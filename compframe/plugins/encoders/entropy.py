@@ -894,11 +894,12 @@ class Huffman(ChunkedEntropyCoder):
     """A model decoded a second time is taken to come back (the same checkpoint served again, a
     benchmark): a model of one table then gets the direct table it would get for ``REUSE`` times
     its symbols, ``huffman_kernels.LARGE_BITS`` from 2**16 int16 or 2**17 int8 symbols on
-    (docs/benchmarks.md, issue 13, ``huffman`` fourth session), built once more if the decode's
-    budget has room for it (else the first tables stay). A model seen once, or of several tables
-    (kept small: 2**P entries each), builds for its own symbols. Tables kept from before are charged
-    at the size the first decode built, so whether a decode fits ``max_bytes`` does not depend on
-    what was decoded before it."""
+    (docs/benchmarks.md, issue 13, ``huffman`` fourth session), and a model of several tables the
+    wider tables that decode fastest (``_direct_bits``), each built once more if the decode's
+    budget has room for it (else the first tables stay). A model seen once builds for its own
+    symbols, and one of several tables builds small ones, whose building costs less than the
+    decode they would save. Tables kept from before are charged at the size the first decode
+    built, so whether a decode fits ``max_bytes`` does not depend on what was decoded before it."""
 
     def _decode_chunks(self, data, offsets, out, starts, ends, table_of, base, mask, tables, param, columns=None,
                        per_block=None):
@@ -933,10 +934,12 @@ class Huffman(ChunkedEntropyCoder):
                                       *rows)
 
     def _wider_tables(self, lengths, base, mask, param, count, built):
-        """One table's decoding tables for ``REUSE`` times ``count`` symbols, or None where they
-        would be no wider than ``built`` or this decode's budget has no room for them."""
-        bits = self._direct_bits(lengths, mask, count * self.REUSE)
-        if lengths.shape[0] > 1 or bits <= built[0].shape[1].bit_length() - 1:
+        """The decoding tables of a model decoded again (``REUSE``): one table's for ``REUSE`` times
+        ``count`` symbols, several tables' as a model that comes back gets them (``_direct_bits``);
+        None where they would be no wider than ``built`` or this decode's budget has no room."""
+        bits = self._direct_bits(lengths, mask, count, again=True) if lengths.shape[0] > 1 else \
+            self._direct_bits(lengths, mask, count * self.REUSE)
+        if bits <= built[0].shape[1].bit_length() - 1:
             return None
         try:
             return self._decoder_tables(lengths, base, mask, param, bits)  # charges its bytes
@@ -952,14 +955,28 @@ class Huffman(ChunkedEntropyCoder):
         huffman_kernels.row_tables(lengths, base, mask, fast, entries, rows)
         return entries, rows
 
+    FIRST_BITS = 5
+    """A model of several tables decoded the first time gets direct tables of at most ``1/2**5`` its
+    symbols per table (``_direct_bits``)."""
+
     @staticmethod
-    def _direct_bits(lengths, mask, count):
-        """The direct tables' bits for the code lengths ``lengths`` decoding ``count`` symbols."""
-        # the direct tables cost 2**P entries each to build: with many tables (context=column) for few
-        # symbols each, P drops to 3 bits under the symbols per table (at least 8) so building them stays
-        # cheap; one table of long codes (a wide alphabet) or of many symbols gets a wider one (direct_bits)
+    def _direct_bits(lengths, mask, count, again=False):
+        """The direct tables' bits for the code lengths ``lengths`` decoding ``count`` symbols
+        (``again``: a model of several tables decoded a second time)."""
+        # the direct tables cost 2**P entries each to build (4-9 ns an entry, the more codes it holds the
+        # more): with several tables (column, class or block tables) for few symbols each, P drops to 3
+        # bits under the symbols per table (at least 8), which decodes fastest once built (kept for a
+        # model decoded again); a model's first decode takes FIRST_BITS under, yet at least 8 bits and
+        # 1.75 codes of the mean length per look-up (below that, int16 codes decoded slower than the
+        # smaller build saved: docs/benchmarks.md, issue 13, eleventh session); one table of long codes
+        # (a wide alphabet) or of many symbols gets a wider one (direct_bits)
         if lengths.shape[0] > 1:
-            return min(huffman_kernels.FAST_BITS, max(8, (count // lengths.shape[0]).bit_length() - 3))
+            under = (count // lengths.shape[0]).bit_length()
+            bits = min(huffman_kernels.FAST_BITS, max(8, under - 3))
+            if again or under - Huffman.FIRST_BITS >= bits:
+                return bits
+            mean = huffman_kernels.length_sum(lengths) / lengths.shape[0]
+            return min(bits, max(8, under - Huffman.FIRST_BITS, int(1.75 * mean)))
         return huffman_kernels.direct_bits(lengths, count, 8 if mask == 0xFF else 16)
 
     @staticmethod
