@@ -113,6 +113,64 @@ def test_sixteen_chunks_at_once_match_the_pair_decoder(dtype, entry, rows):
     assert np.all(status != 0) and np.all(got == -1)
 
 
+@pytest.mark.parametrize("dtype,entry,rows", [(np.int8, np.int64, False), (np.int16, np.int64, False),
+                                              (np.int8, np.uint32, True)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_chunks_of_different_lengths_longest_first(dtype, entry, rows, threads):
+    """Chunks of different lengths (class tables' chunks end with their class's columns) go through
+    the 16 readers longest first, in one span or two: 101 chunks of 30-700 codes with three tables
+    decode exactly with the encoder's checksums, and on a damaged stream (one flipped bit per chunk,
+    or random bytes under an incomplete code) the same chunks are flagged as by the scalar decoder."""
+    rng = np.random.default_rng(7)
+    lengths_of = rng.choice([30, 200, 450, 700], 101)
+    ends = np.cumsum(lengths_of)
+    starts = ends - lengths_of
+    table_of = rng.integers(0, 3, 101)
+    n = int(ends[-1])
+    codes = (rng.geometric(0.25, n) * rng.choice([-1, 1], n)).astype(dtype)
+    u = codes.view(np.uint8 if codes.itemsize == 1 else np.uint16)
+    mask = 0xFF if codes.itemsize == 1 else 0xFFFF
+    base = int(u.min())
+    counts = np.stack([np.bincount((u[np.repeat(table_of == t, lengths_of)].astype(np.int64) - base) & mask,
+                                   minlength=mask + 1) for t in range(3)])
+    lengths = hk.code_lengths_tables(counts, 20)
+    param = int(lengths.max())
+    data, sizes, expected = hk.encode("cpu", u, starts, ends, table_of, base, mask, hk.encoder_table(lengths, param),
+                                      param)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    order = sh.longest_first(starts, ends, 2)
+    assert sorted(order.tolist()) == list(range(101))  # each span's chunks longest first, dealt in turn
+    assert all(np.all(np.diff(lengths_of[part]) <= 0) for part in (order[:51], order[51:]))
+    assert np.all(lengths_of[order[:50]] >= lengths_of[order[51:]])
+    assert sh.longest_first(np.arange(0, 6400, 400), np.arange(400, 6401, 400).clip(0, 6300), 1).size == 0
+    fast = np.empty((3, 1 << hk.FAST_BITS), entry)
+    ok, limit, first_index, syms = hk.decoder_tables(lengths, param, base, mask, fast)
+    assert ok
+    by_rows = _row_tables(lengths, base, mask, fast, rows)
+    tables = (fast, limit, first_index, syms, param)
+    out = np.zeros_like(u)
+    sums = np.zeros(101, np.int64)
+    sh.decode_cpu(data, offsets, out, starts, ends, table_of, *tables, sums, *by_rows, threads)
+    assert np.array_equal(out, u) and np.array_equal(sums, expected)
+    damaged = data.copy()
+    bits = rng.integers(0, 8, 101).astype(np.uint8)
+    damaged[offsets[:-1] + rng.integers(0, np.diff(offsets))] ^= np.uint8(1) << bits
+    got = np.zeros(101, np.int64)
+    sh.decode_cpu(damaged, offsets, np.zeros_like(u), starts, ends, table_of, *tables, got, *by_rows, threads)
+    status = _pairwise(damaged, offsets, np.zeros_like(u), starts, ends, table_of, *tables)
+    assert np.array_equal(got < 0, status != 0) and np.all(got != expected)
+    short = np.zeros((3, 4), np.int64)
+    short[:, :3] = [1, 2, 3]
+    fast = np.empty((3, 1 << hk.FAST_BITS), entry)
+    ok, limit, first_index, syms = hk.decoder_tables(short, 3, 0, mask, fast)
+    by_rows = _row_tables(short, 0, mask, fast, rows)
+    noise = rng.integers(0, 256, data.size, dtype=np.uint8)
+    got = np.zeros(101, np.int64)
+    sh.decode_cpu(noise, offsets, np.zeros_like(u), starts, ends, table_of, fast, limit, first_index, syms, 3, got,
+                  *by_rows, threads)
+    assert np.all(got == -1)
+
+
 @pytest.mark.slow
 def test_sixteen_chunks_decode_when_numba_targets_a_generic_cpu(tmp_path):
     """NUMBA_CPU_NAME=generic compiles without AVX-512: the vector decoder uses LLVM's generic gathers

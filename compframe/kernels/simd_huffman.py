@@ -282,16 +282,17 @@ def _finish(data, offsets, out, ends, table_of, fast, limit, first_index, syms, 
 
 
 @numba.njit(cache=True, nogil=True)
-def decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, g0, g1, sums,
-                  entries, rows):
-    """Decode the chunks of groups ``g0 .. g1 - 1`` (chunks ``16 g0 .. 16 g1 - 1``; ``decode_cpu``'s
-    arguments) and record their checksums (-1 for a damaged chunk; ``fnv.record_group`` per group of
-    16). 16 readers take the chunks in turn: ``decode_steps`` (``decode_steps_rows`` with ``entries``
-    and ``rows`` where ``rows`` is not empty) while every reader is surely inside its chunk (a
-    look-up writes 64 bits of symbols, or a row; a step reads at most 4 bytes, and the next 4 are
-    gathered ahead); a reader near its chunk's end finishes it alone (``huffman.decode_alone``, which
-    also makes the end checks) and takes the next chunk, so that only the last 16 chunks end alone.
-    Bits that are no code stop the vector loop: every chunk left is then finished alone, where
+def decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, order, a0, a1,
+                  sums, entries, rows, consecutive):
+    """Decode the chunks ``order[a0:a1]`` (at least 16; ``decode_cpu``'s arguments) and record their
+    checksums (-1 for a damaged chunk): ``fnv.record_group`` per group of 16 where ``consecutive``
+    (``order[a0:a1]`` is ``16 g0 .. 16 g1 - 1``), else ``fnv.record_pair`` per two chunks in turn. 16
+    readers take the chunks in turn: ``decode_steps`` (``decode_steps_rows`` with ``entries`` and
+    ``rows`` where ``rows`` is not empty) while every reader is surely inside its chunk (a look-up
+    writes 64 bits of symbols, or a row; a step reads at most 4 bytes, and the next 4 are gathered
+    ahead); a reader near its chunk's end finishes it alone (``huffman.decode_alone``, which also
+    makes the end checks) and takes the next chunk, so that only the last 16 chunks end alone. Bits
+    that are no code stop the vector loop: every chunk left is then finished alone, where
     ``decode_alone`` finds the damage."""
     wbits = 8 * out.itemsize
     fast_bits = 0
@@ -299,9 +300,8 @@ def decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first
         fast_bits += 1
     state = np.zeros((4, W), np.int64)
     toff = np.empty((3, W), np.int64)
-    lane = np.empty(W, np.int64)  # each reader's chunk
-    a0, a1 = W * g0, W * g1
-    status = np.zeros(a1 - a0, np.int64)
+    lane = np.empty(W, np.int64)  # each reader's chunk, as its place in order
+    status = np.zeros(a1 - a0, np.int64)  # by place in order
     room = ROW if rows.shape[0] > 0 else 64 // wbits  # symbols a look-up writes
     damaged = 0
     nxt = a0
@@ -309,28 +309,30 @@ def decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first
     # readers in lockstep store to different cache sets (see STAGGER)
     ahead = STAGGER // 2 if wbits == 16 else 0
     for k in range(W):
+        c = order[nxt]
         damaged |= _start(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, entries,
-                          rows, nxt, min(ends[nxt], starts[nxt] + ahead * k), state, k)
+                          rows, c, min(ends[c], starts[c] + ahead * k), state, k)
         lane[k] = nxt
         nxt += 1
     while damaged == 0:
         run = MIN_RUN << 40
         for k in range(W):
-            c = lane[k]
+            c = order[lane[k]]
             left = min((ends[c] - state[AT, k]) // room, (offsets[c + 1] - state[POS, k]) // 4 - 1)
             if left < MIN_RUN and nxt < a1:  # this chunk ends alone; the reader takes the next one
-                status[c - a0] = _finish(data, offsets, out, ends, table_of, fast, limit, first_index, syms, max_len,
-                                         entries, rows, c, state, k)
+                status[lane[k] - a0] = _finish(data, offsets, out, ends, table_of, fast, limit, first_index, syms,
+                                               max_len, entries, rows, c, state, k)
+                c = order[nxt]
                 damaged |= _start(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len,
-                                  entries, rows, nxt, min(ends[nxt], starts[nxt] + ahead * k), state, k)
-                c = lane[k] = nxt
+                                  entries, rows, c, min(ends[c], starts[c] + ahead * k), state, k)
+                lane[k] = nxt
                 nxt += 1
                 left = min((ends[c] - state[AT, k]) // room, (offsets[c + 1] - state[POS, k]) // 4 - 1)
             run = min(run, left)
         if run < MIN_RUN or damaged:
             break
         for k in range(W):
-            t = table_of[lane[k]]
+            t = table_of[order[lane[k]]]
             toff[0, k] = t * fast.shape[1]  # the same for the row tables' entries
             toff[1, k] = t * limit.shape[1]
             toff[2, k] = t * syms.shape[1]
@@ -341,19 +343,25 @@ def decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first
             done = decode_steps(state, toff, fast, limit, first_index, syms, data, out, run, fast_bits, max_len, rows)
         damaged = done < run
     for k in range(W):
-        c = lane[k]
-        status[c - a0] = _finish(data, offsets, out, ends, table_of, fast, limit, first_index, syms, max_len, entries,
-                                 rows, c, state, k)
-    for c in range(nxt, a1):  # after damage: the chunks no reader took
+        status[lane[k] - a0] = _finish(data, offsets, out, ends, table_of, fast, limit, first_index, syms, max_len,
+                                       entries, rows, order[lane[k]], state, k)
+    for at in range(nxt, a1):  # after damage: the chunks no reader took
+        c = order[at]
         _start(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, entries, rows, c,
                starts[c], state, 0)
-        status[c - a0] = _finish(data, offsets, out, ends, table_of, fast, limit, first_index, syms, max_len, entries,
-                                 rows, c, state, 0)
-    for g in range(g0, g1):
-        mask = 0
-        for k in range(W):
-            mask |= status[W * (g - g0) + k] << k
-        record_group(out, starts, ends, W * g, mask, sums)
+        status[at - a0] = _finish(data, offsets, out, ends, table_of, fast, limit, first_index, syms, max_len, entries,
+                                  rows, c, state, 0)
+    if consecutive:
+        for g in range(a0 // W, a1 // W):
+            mask = 0
+            for k in range(W):
+                mask |= status[W * g - a0 + k] << k
+            record_group(out, starts, ends, W * g, mask, sums)
+    else:
+        for at in range(a0, a1, 2):
+            pair = at + 1 < a1
+            record_pair(out, starts, ends, order[at], order[at + 1] if pair else starts.size,
+                        status[at - a0] | (status[at + 1 - a0] << 1 if pair else 0), sums)
 
 
 SPAN = 4
@@ -366,22 +374,54 @@ next chunk as one ends, so only its last 16 chunks end alone; their checksums fo
 _decode_pair = cpu(decode_chunks)
 
 
+@numba.njit(cache=True)
+def longest_first(starts, ends, spans):
+    """The chunks longest first (stably), dealt in turn to ``spans`` runs of the order (span ``j``
+    the ``j``-th, ``spans + j``-th, ... longest), or an empty array where every chunk but the last has
+    the first one's length (the chunks in their own order then)."""
+    n = starts.size
+    same = True
+    for c in range(1, n - 1):
+        same &= ends[c] - starts[c] == ends[0] - starts[0]
+    if same:
+        return np.empty(0, np.int64)
+    ranked = np.argsort(starts - ends, kind="mergesort")
+    order = np.empty(n, np.int64)
+    at = 0
+    for j in range(spans):
+        for r in range(j, n, spans):
+            order[at] = ranked[r]
+            at += 1
+    return order
+
+
 @numba.njit(parallel=True, cache=True)
 def decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, sums, entries,
                rows, threads):
-    """Decode every chunk (``huffman.decode``'s CPU side): spans of groups of 16 chunks with
-    ``decode_groups`` (unless the tables hold 2**31 entries or more; with the row tables ``entries``, ``rows`` of
-    ``huffman.row_tables`` unless ``rows`` is empty; at least ``threads`` spans where there are
-    groups enough, ``numba.get_num_threads()``), then the chunks left over in pairs with
-    ``huffman.decode_chunks`` (an odd last one alone)."""
+    """Decode every chunk (``huffman.decode``'s CPU side) with ``decode_groups`` (unless the tables hold 2**31
+    entries or more; with the row tables ``entries``, ``rows`` of ``huffman.row_tables`` unless ``rows`` is empty),
+    in at least ``threads`` spans where there are chunks enough (``numba.get_num_threads()``): chunks of one length
+    (but the last) in spans of groups of 16, then the chunks left over in pairs with ``huffman.decode_chunks`` (an
+    odd last one alone); chunks of different lengths (class tables: chunks as long as a class's columns) all
+    through ``decode_groups``, longest first (``longest_first``), so that the readers, which take the next chunk
+    as one ends, run out of chunks near the end of the stream rather than at the first short chunk."""
     n = starts.size
-    groups = n // W if max(fast.size, limit.size, syms.size) < 1 << 31 else 0  # decode_steps' 32-bit table indices
+    fits = max(fast.size, limit.size, syms.size) < 1 << 31  # decode_steps' 32-bit table indices
+    spans = max(1, min(threads, n // (2 * W)))
+    order = longest_first(starts, ends, spans) if fits and n >= W else np.empty(0, np.int64)
+    if order.size:
+        for j in numba.prange(spans):
+            decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, order,
+                          j * n // spans, (j + 1) * n // spans, sums, entries, rows, False)
+        return
+    groups = n // W if fits else 0
     # spans of at most SPAN groups, as many as the threads at least (when there are groups enough)
     span = SPAN if out.itemsize == 1 else 1
     spans = min(groups, -(-max(-(-groups // span), threads) // threads) * threads)
+    order = np.arange(W * groups)
     for j in numba.prange(spans):
-        decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len,
-                      j * groups // spans, (j + 1) * groups // spans, sums, entries, rows)
+        decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, order,
+                      W * (j * groups // spans), W * ((j + 1) * groups // spans), sums, entries, rows, True)
     for j in numba.prange((n - W * groups + 1) // 2):
         a = W * groups + 2 * j
         b = a + 1
