@@ -239,3 +239,50 @@ def test_model_cache_keeps_every_stream_exact():
         c = np.clip(rng.normal(0, 2 + k, 4096), -120, 120).astype(np.int8)
         np.testing.assert_array_equal(enc.decode(enc.encode(c)), c)
     assert len(entropy._DECODERS._items) <= entropy._ModelCache.MODELS
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16])
+def test_sixteen_chunks_encoded_at_once_write_the_scalar_bytes(dtype):
+    """``simd_huffman_encode.encode_cpu`` (16 chunks' bit writers as vectors, staggered starts, each
+    chunk's rest alone, 16 checksums at once; byte planes for one int8 table, gathers otherwise)
+    writes the bytes, sizes and checksums of the scalar ``huffman.encode_cpu``: one table and three,
+    chunks of one length and of many (shorter than the stagger too), 16k + 0..5 chunks, 3-9 codes
+    per write (longest code 6-18 bits), symbols that wrap around the mask (a base above them)."""
+    from compframe.kernels import simd_huffman_encode as se
+
+    rng = np.random.default_rng(11)
+    for case in range(24):
+        tables = 1 if case % 3 else 3
+        nchunks = 16 * int(rng.integers(1, 4)) + case % 6
+        if case % 2:
+            lengths_of = rng.choice([1, 5, 63, 700, 2000, 8192], nchunks)
+        else:
+            lengths_of = np.full(nchunks, int(rng.choice([64, 1000, 8192])))
+        ends = np.cumsum(lengths_of)
+        starts = ends - lengths_of
+        table_of = rng.integers(0, tables, nchunks)
+        n = int(ends[-1])
+        scale = float(rng.choice([0.5, 3, 40, 2000 if dtype == np.int16 else 40]))
+        codes = np.rint(rng.laplace(0, scale, n)).clip(np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
+        u = codes.view(np.uint8 if dtype == np.int8 else np.uint16)
+        mask = 0xFF if dtype == np.int8 else 0xFFFF
+        base = int(codes.min()) & mask  # the symbols below zero wrap around
+        counts = np.stack([np.bincount((u[np.repeat(table_of == t, lengths_of)].astype(np.int64) - base) & mask,
+                                       minlength=int((int(codes.max()) - int(codes.min())) + 1)) for t in range(tables)])
+        counts[:, 0] += 1  # every table codes at least two symbols
+        counts[:, -1] += 1
+        used = int((counts > 0).sum(axis=1).max())
+        lengths = hk.code_lengths_tables(counts, max(int(rng.choice([9, 12, 16, 24])), used.bit_length()))
+        param = int(lengths.max())
+        table = hk.encoder_table(lengths, param)
+        group = max(1, 55 // param)
+        cap = (lengths_of * param + 7) // 8 + 8
+        at = np.cumsum(cap) - cap
+        got = []
+        for encode in (hk.encode_cpu, se.encode_cpu):
+            scratch = np.zeros(int(cap.sum()), np.uint8)
+            nbytes, sums = np.zeros(nchunks, np.int64), np.zeros(nchunks, np.int64)
+            encode(u, starts, ends, table_of, base, mask, table, group, scratch, at, nbytes, sums)
+            got.append(([bytes(scratch[a:a + b]) for a, b in zip(at, nbytes)], nbytes, sums))
+        (ref, ref_sizes, ref_sums), (vec, vec_sizes, vec_sums) = got
+        assert ref == vec and np.array_equal(ref_sizes, vec_sizes) and np.array_equal(ref_sums, vec_sums), case

@@ -147,10 +147,16 @@ def encode_chunk(x, lo, hi, base, mask, table, group, out, pos):
     Writes up to 8 bytes past the chunk's end (``out`` needs that slack); later writes of the chunk
     overwrite the bytes written ahead, and the last one ends with zero bits.
     """
-    acc = 0
-    nbits = 0  # below 8 between groups: acc < 2**62 throughout
-    p = pos
-    i = lo
+    p, _, nbits = encode_run(x, lo, hi, base, mask, table, group, out, pos, 0, 0)
+    return p - pos + ((nbits + 7) >> 3)
+
+
+@register_jitable
+def encode_run(x, i, hi, base, mask, table, group, out, p, acc, nbits):
+    """``encode_chunk``'s loop over the symbols ``i .. hi - 1``, the writer at byte ``p`` holding the
+    ``nbits`` (fewer than 8) bits ``acc`` not yet written, as it leaves them (and as
+    ``simd_huffman_encode.encode_steps`` keeps its writers): returns ``(p, acc, nbits)`` after them.
+    The bytes do not depend on where runs start: a run's last write holds all its whole bytes."""
     while i < hi:
         stop = min(i + group, hi)
         while i < stop:
@@ -171,7 +177,7 @@ def encode_chunk(x, lo, hi, base, mask, table, group, out, pos):
         p += nbits >> 3
         nbits &= 7
         acc &= (1 << nbits) - 1
-    return p - pos + ((nbits + 7) >> 3)
+    return p, acc, nbits
 
 
 @register_jitable
@@ -514,7 +520,7 @@ def encode(device, x, starts, ends, table_of, base, mask, table, max_len):
     nbytes = np.zeros(starts.size, np.int64)
     sums = np.zeros(starts.size, np.int64)
     if device == "cpu":
-        encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_end - cap, nbytes, sums)
+        _cpu_encoder()(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_end - cap, nbytes, sums)
     else:
         enc, _ = _cuda_kernels()
         d = to_device(x, starts, ends, table_of, table, scratch, scratch_end - cap, nbytes, sums)
@@ -525,6 +531,20 @@ def encode(device, x, starts, ends, table_of, base, mask, table, max_len):
     out = np.empty(int(offsets[-1]), np.uint8)
     gather_cpu(scratch, scratch_end, cap, nbytes, offsets, out)
     return out, nbytes, sums
+
+
+@functools.cache
+def _cpu_encoder():
+    """``simd_huffman_encode.encode_cpu`` (16 chunks at once) where numba compiles for AVX-512F, else
+    ``encode_cpu`` (pairs of chunks: LLVM's generic gathers, lowered to scalar loads, would not pay);
+    imported on first use (that module imports this one)."""
+    from . import simd
+
+    if not simd.avx512():
+        return encode_cpu
+    from .simd_huffman_encode import encode_cpu as vector
+
+    return vector
 
 
 @functools.cache

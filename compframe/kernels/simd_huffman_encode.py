@@ -1,0 +1,241 @@
+"""Sixteen Huffman chunks encoded at once: the bit writers of 16 chunks as vectors (a numba intrinsic),
+the encoder twin of ``simd_huffman.decode_steps``.
+
+``huffman.encode_chunk`` appends one chunk's codes to a 64-bit accumulator, ``group = 55 // L``
+codes at a time (``L`` the longest code), then writes the accumulator's whole bytes at once (8
+bytes, MSB-first; the bytes past the whole ones are overwritten by the next write). One symbol is
+about ten scalar instructions (load, shift, mask, table load, two field extractions, shift-or, add):
+one thread encodes about 1.05 ns per symbol, bound by the instructions it issues, not by a chain's
+latency, so two chunks interleaved run no faster. ``encode_steps`` keeps 16 chunks' writers in
+vectors (``<16 x i64>`` accumulators, bit counts, byte and symbol positions) and per code gathers
+16 symbols (a 32-bit gather at each writer's symbol, masked to the code width) and their 16 table
+entries ``code << 5 | length`` (``vpgatherdd`` with AVX-512F, ``simd._gather``), shifts every
+accumulator by its own length (``vpsllvq``) and ors the code in; after ``group`` codes each writer
+stores its accumulator's 8 bytes, left-justified and byte-swapped, at its own byte position, and
+keeps the bits past its whole bytes: the same bytes as ``huffman.encode_chunk``, whose loop then
+finishes each chunk (``huffman.encode_run``).
+
+The caller guarantees the bounds (nothing is checked): for ``rounds * group`` codes every writer's
+symbols lie in ``x`` with 4 bytes of ``x`` readable from each (the gather reads 32 bits), its table
+row holds every masked symbol, and its output has 8 bytes of room past each write.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from numba.core import cgutils
+
+from . import simd
+from .fnv import record_group, record_pair
+from .huffman import encode_chunk, encode_run
+from .simd_encode import _byte_planes, _lookup_bytes, vbmi
+from .simd_huffman import ACC, AT, NBITS, POS, W, _gather_words, _vector
+from .targets import cpu
+
+_I8, _I32, _I64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
+_encode_one = cpu(encode_chunk)
+
+
+def _entries_from_planes(builder, planes, words, basev8, maskv8):
+    """The table entries (``<16 x i32>`` per code, four of them) of the four 8-bit symbols in each lane's
+    word of ``words`` (``<16 x i32>``, the first symbol in the low byte), looked up in the byte
+    planes ``planes`` (``simd_encode._byte_planes``): one ``vpermi2b`` pair per plane for all 64."""
+    bt = ir.VectorType(_I8, 64)
+    codes = builder.and_(builder.sub(builder.bitcast(words, bt), basev8), maskv8)
+    got = [_lookup_bytes(builder, regs, codes) for regs in planes]
+    it = ir.VectorType(_I32, W)
+    out = []
+    for q in range(4):  # code q of lane k is byte 4k + q
+        pick = ir.Constant(ir.VectorType(_I32, W), [4 * k + q for k in range(W)])
+        e = None
+        for b in range(4):
+            part = builder.zext(builder.shuffle_vector(got[b], ir.Constant(bt, ir.Undefined), pick), it)
+            if b:
+                part = builder.shl(part, ir.Constant(it, [8 * b] * W))
+            e = part if e is None else builder.or_(e, part)
+        out.append(e)
+    return out
+
+
+def _emit_steps(context, builder, sa, table_ptr, toffv, x8, out_ptr, count, group_, basev, maskv, size, planes):
+    """The loop of ``encode_steps`` (``planes``: None, table gathers; else the byte planes of one table
+    shared by the 16 writers): ``count * group`` codes, a write after every ``group``; the symbols read
+    as one 32-bit word per writer every ``4 / size`` codes, their entries kept in ``ebuf``."""
+    vt, it = ir.VectorType(_I64, W), ir.VectorType(_I32, W)
+    per = 4 // size
+    rows_p = [builder.bitcast(builder.gep(sa.data, [ir.Constant(_I64, W * r)]), vt.as_pointer()) for r in range(4)]
+    first = [builder.load(ptr, align=8) for ptr in rows_p]
+    ebuf = cgutils.alloca_once(builder, ir.ArrayType(it, 4))
+    bswap = simd._function(builder.module, f"llvm.bswap.v{W}i64", vt, [vt])
+    width = ir.Constant(it, [(1 << (8 * size)) - 1] * W)
+    total = builder.mul(count, group_)
+    zero = ir.Constant(_I64, 0)
+    loop = simd.Loop(builder, "encode", [zero, zero, first[ACC], first[NBITS], first[POS], first[AT]],
+                     ("refill", "code", "write", "next"))
+    step, j, acc, nbits, pos, at = loop.values
+    refill, code, write, latch = loop.inner
+    loop.enter(builder.icmp_signed("<", step, total))
+    phase = builder.urem(step, ir.Constant(_I64, per))
+    builder.cbranch(builder.icmp_unsigned("==", phase, zero), refill, code)
+    builder.position_at_end(refill)  # the next per symbols of every writer, and their entries
+    offset = builder.shl(at, _vector(size - 1)) if size > 1 else at
+    words = _gather_words(builder, x8, offset)
+    if planes is not None:
+        entries = _entries_from_planes(builder, planes, words, *planes_consts(builder, basev, maskv))
+    else:
+        entries = []
+        for q in range(per):
+            symbol = builder.and_(builder.lshr(words, ir.Constant(it, [8 * size * q] * W)), width)
+            entries.append(simd._gather(builder, table_ptr, builder.add(builder.and_(builder.sub(symbol, basev), maskv),
+                                                                        toffv), False))
+    for q, e in enumerate(entries):
+        builder.store(e, builder.gep(ebuf, [ir.Constant(_I32, 0), ir.Constant(_I32, q)]), align=64)
+    builder.branch(code)
+    builder.position_at_end(code)  # one code of every writer
+    e = builder.load(builder.gep(ebuf, [ir.Constant(_I32, 0), builder.trunc(phase, _I32)]), align=64)
+    n = builder.zext(builder.and_(e, ir.Constant(it, [31] * W)), vt)
+    bits = builder.zext(builder.lshr(e, ir.Constant(it, [5] * W)), vt)
+    acc1 = builder.or_(builder.shl(acc, n), bits)
+    nbits1 = builder.add(nbits, n)
+    j1 = builder.add(j, ir.Constant(_I64, 1))
+    builder.cbranch(builder.icmp_signed("==", j1, group_), write, latch)
+    builder.position_at_end(write)  # the accumulator left-justified in 64 bits, MSB-first, at each writer's byte
+    t = builder.call(bswap, [builder.shl(builder.shl(acc1, _vector(2)), builder.sub(_vector(62), nbits1))])
+    for k in range(W):
+        lane = ir.Constant(_I32, k)
+        target = builder.gep(out_ptr, [builder.extract_element(pos, lane)])
+        builder.store(builder.extract_element(t, lane), builder.bitcast(target, _I64.as_pointer()), align=1)
+    left = builder.and_(nbits1, _vector(7))
+    kept = builder.and_(acc1, builder.sub(builder.shl(_vector(1), left), _vector(1)))
+    pos2 = builder.add(pos, builder.lshr(nbits1, _vector(3)))
+    builder.branch(latch)
+    builder.position_at_end(latch)
+    merged = []  # (j, acc, nbits, pos) from a code without a write, and after one
+    for without, after in ((j1, zero), (acc1, kept), (nbits1, left), (pos, pos2)):
+        phi = builder.phi(after.type)
+        phi.add_incoming(without, code)
+        phi.add_incoming(after, write)
+        merged.append(phi)
+    loop.repeat([builder.add(step, ir.Constant(_I64, 1))] + merged + [builder.add(at, _vector(1))])
+    for ptr, value in zip(rows_p, (acc, nbits, pos, at)):
+        builder.store(value, ptr, align=8)
+
+
+def planes_consts(builder, basev, maskv):
+    """``basev`` and ``maskv`` (``<16 x i32>`` splats) as ``<64 x i8>`` splats."""
+    bt = ir.VectorType(_I8, 64)
+    return tuple(simd._splat(builder, builder.trunc(builder.extract_element(v, ir.Constant(_I32, 0)), _I8), 64)
+                 for v in (basev, maskv))
+
+
+@intrinsic
+def encode_steps(typingctx, state, toff, table, x, out, rounds, group, base, mask):
+    """``rounds`` rounds of ``group`` codes of each of 16 bit writers (``state[:, k]``: ``ACC``, ``NBITS``,
+    ``POS``, ``AT`` of writer k, int64, updated: the accumulator holding ``NBITS`` bits, fewer than 8
+    between rounds, the next output byte, the next symbol), each round ending in an 8-byte write
+    per writer. Writer k codes ``(x[AT] - base) & mask`` with ``table``'s entry ``toff[k] + code``
+    (uint32 ``code << 5 | length``, the table flattened), writing to ``out`` (uint8). Where the CPU
+    has AVX-512 VBMI, the codes are 8-bit (``mask < 256``) and every writer has the same table row,
+    the entries come from that row's byte planes in registers (``simd_encode._byte_planes``, as
+    ``ans``'s encoder) instead of gathers. The caller guarantees ``x`` holds 4 bytes from every symbol
+    read (``rounds * group`` per writer, rounded up to a word)."""
+    if state.dtype != types.int64 or toff.dtype != types.int64 or table.dtype != types.uint32 \
+            or x.dtype not in (types.uint8, types.uint16) or out.dtype != types.uint8 or x.layout != "C" \
+            or table.layout != "C":
+        return None
+    sig = types.none(state, toff, table, x, out, rounds, group, base, mask)
+    size = x.dtype.bitwidth // 8
+
+    def codegen(context, builder, signature, args):
+        sa, ta, tba, xa, oa = (context.make_array(t)(context, builder, a)
+                               for t, a in zip((state, toff, table, x, out), args[:5]))
+        count, group_, base_, mask_ = args[5:9]
+        vt, it = ir.VectorType(_I64, W), ir.VectorType(_I32, W)
+        toff64 = builder.load(builder.bitcast(ta.data, vt.as_pointer()), align=8)
+        toffv = builder.trunc(toff64, it)
+        x8 = builder.bitcast(xa.data, _I8.as_pointer())
+        basev = simd._splat(builder, builder.trunc(base_, _I32))
+        maskv = simd._splat(builder, builder.trunc(mask_, _I32))
+        common = (sa, tba.data, toffv, x8, oa.data, count, group_, basev, maskv, size)
+        if size != 1 or not vbmi():
+            _emit_steps(context, builder, *common, None)
+            return context.get_dummy_value()
+        row = builder.extract_element(toff64, ir.Constant(_I32, 0))
+        one_row = builder.icmp_unsigned("==", builder.bitcast(builder.icmp_signed("==", toff64, _vector_of(builder, row)),
+                                                              ir.IntType(W)), ir.Constant(ir.IntType(W), (1 << W) - 1))
+        small = builder.and_(one_row, builder.icmp_unsigned("<", mask_, ir.Constant(_I64, 256)))
+        with builder.if_else(small) as (then, otherwise):
+            with then:
+                valid = builder.sub(tba.nitems, row)
+                valid = builder.select(builder.icmp_signed("<", valid, ir.Constant(_I64, 256)), valid,
+                                       ir.Constant(_I64, 256))
+                planes = _byte_planes(builder, builder.gep(tba.data, [row]), valid)
+                _emit_steps(context, builder, *common, planes)
+            with otherwise:
+                _emit_steps(context, builder, *common, None)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _vector_of(builder, value):
+    return simd._splat(builder, value)
+
+
+STAGGER = 64
+"""Bytes of input between the starting points of neighbouring writers (one cache line): chunks of 8192
+8-bit symbols start 8 KiB apart, so 16 writers reading in lockstep read 16 lines of one L1 set,
+which has 8 ways on Zen 4."""
+
+
+@numba.njit(cache=True, nogil=True)
+def encode_group(x, starts, ends, table_of, base, mask, table, group, out, out_start, nbytes, a):
+    """Chunks ``a .. a + 15`` (``huffman.encode``'s layout, each written at ``out[out_start[c]:]``, its
+    byte count into ``nbytes``): writer k first codes ``STAGGER * k`` bytes of symbols alone, then
+    ``encode_steps`` while every chunk has a round and 4 symbols left, then each chunk's rest alone
+    (``huffman.encode_run``)."""
+    state = np.zeros((4, W), np.int64)
+    toff = np.empty(W, np.int64)
+    ahead = STAGGER // x.itemsize
+    rounds = ends[a] - starts[a]
+    for k in range(W):
+        c = a + k
+        t = table[table_of[c]]
+        i = min(ends[c], starts[c] + ahead * k)
+        state[POS, k], state[ACC, k], state[NBITS, k] = encode_run(x, starts[c], i, base, mask, t, group, out,
+                                                                   out_start[c], 0, 0)
+        state[AT, k] = i
+        toff[k] = table_of[c] * table.shape[1]
+        rounds = min(rounds, (ends[c] - i - 4) // group)  # the gather reads 32 bits at a symbol
+    if rounds > 0:
+        encode_steps(state, toff, table, x, out, rounds, group, base, mask)
+    for k in range(W):
+        c = a + k
+        p, _, nbits = encode_run(x, state[AT, k], ends[c], base, mask, table[table_of[c]], group, out, state[POS, k],
+                                 state[ACC, k], state[NBITS, k])
+        nbytes[c] = p + ((nbits + 7) >> 3) - out_start[c]
+
+
+@numba.njit(parallel=True, cache=True)
+def encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_start, nbytes, sums):
+    """``huffman.encode_cpu`` (the same bytes, sizes and checksums) with the chunks in groups of 16
+    through ``encode_group`` (their checksums by ``fnv.record_group``, 16 chunks at once), the chunks
+    left over in pairs as there."""
+    n = starts.size
+    groups = n // W if table.size < 1 << 31 else 0  # encode_steps' 32-bit table indices
+    for g in numba.prange(groups):
+        encode_group(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_start, nbytes, W * g)
+        record_group(x, starts, ends, W * g, 0, sums)
+    for j in numba.prange((n - W * groups + 1) // 2):
+        a = W * groups + 2 * j
+        b = a + 1
+        nbytes[a] = _encode_one(x, starts[a], ends[a], base, mask, table[table_of[a]], group, scratch, scratch_start[a])
+        if b < n:
+            nbytes[b] = _encode_one(x, starts[b], ends[b], base, mask, table[table_of[b]], group, scratch,
+                                    scratch_start[b])
+        record_pair(x, starts, ends, a, b, 0, sums)
