@@ -376,12 +376,20 @@ def _row_costs(counts, xlogx):
         n = 0
         k = 0
         acc = 0.0
-        for s in range(alphabet):
-            c = counts[t, s]
-            n += c
-            if c > 0:
-                k += 1
-                acc += c * np.log2(c) if direct else xlogx[c]
+        row = counts[t]
+        if direct:
+            for s in range(alphabet):
+                c = row[s]
+                n += c
+                if c > 0:
+                    k += 1
+                    acc += c * np.log2(c)
+        else:  # branch-free (xlogx[0] is 0, and acc + 0.0 is acc): sparse rows mispredicted the test
+            for s in range(alphabet):
+                c = row[s]
+                n += c
+                k += c > 0
+                acc += xlogx[np.uint64(c)]
         bits[t] = n * np.log2(n) - acc if n > 0 else 0.0
         used[t] = k
         totals[t] = n
