@@ -244,16 +244,17 @@ def test_model_cache_keeps_every_stream_exact():
 @pytest.mark.parametrize("dtype", [np.int8, np.int16])
 def test_sixteen_chunks_encoded_at_once_write_the_scalar_bytes(dtype):
     """``simd_huffman_encode.encode_cpu`` (16 chunks' bit writers as vectors, staggered starts, each
-    chunk's rest alone, 16 checksums at once; byte planes for one int8 table, gathers otherwise)
-    writes the bytes, sizes and checksums of the scalar ``huffman.encode_cpu``: one table and three,
-    chunks of one length and of many (shorter than the stagger too), 16k + 0..5 chunks, 3-9 codes
-    per write (longest code 6-18 bits), symbols that wrap around the mask (a base above them)."""
+    chunk's rest alone, writers taking the next chunk longest first where the chunks differ in length,
+    16 checksums at once; byte planes for one int8 table, gathers otherwise; one span and two) writes
+    the bytes, sizes and checksums of the scalar ``huffman.encode_cpu``: one table and three, chunks
+    of one length and of many (shorter than the stagger too), 16k + 0..5 chunks, 3-9 codes per write
+    (longest code 6-18 bits), symbols that wrap around the mask (a base above them)."""
     from compframe.kernels import simd_huffman_encode as se
 
     rng = np.random.default_rng(11)
     for case in range(24):
         tables = 1 if case % 3 else 3
-        nchunks = 16 * int(rng.integers(1, 4)) + case % 6
+        nchunks = 16 * int(rng.integers(1, 6)) + case % 6  # two spans from 64 chunks
         if case % 2:
             lengths_of = rng.choice([1, 5, 63, 700, 2000, 8192], nchunks)
         else:
@@ -279,10 +280,13 @@ def test_sixteen_chunks_encoded_at_once_write_the_scalar_bytes(dtype):
         cap = (lengths_of * param + 7) // 8 + 8
         at = np.cumsum(cap) - cap
         got = []
-        for encode in (hk.encode_cpu, se.encode_cpu):
+        for encode in (hk.encode_cpu, se.encode_cpu, se.encode_cpu):
             scratch = np.zeros(int(cap.sum()), np.uint8)
             nbytes, sums = np.zeros(nchunks, np.int64), np.zeros(nchunks, np.int64)
-            encode(u, starts, ends, table_of, base, mask, table, group, scratch, at, nbytes, sums)
+            threads = (len(got) > 1) + 1  # the vector encoder in one span and in two (from 64 chunks)
+            encode(u, starts, ends, table_of, base, mask, table, group, scratch, at, nbytes, sums,
+                   *((threads,) if encode is se.encode_cpu else ()))
             got.append(([bytes(scratch[a:a + b]) for a, b in zip(at, nbytes)], nbytes, sums))
-        (ref, ref_sizes, ref_sums), (vec, vec_sizes, vec_sums) = got
-        assert ref == vec and np.array_equal(ref_sizes, vec_sizes) and np.array_equal(ref_sums, vec_sums), case
+        (ref, ref_sizes, ref_sums), *vectors = got
+        for vec, vec_sizes, vec_sums in vectors:
+            assert ref == vec and np.array_equal(ref_sizes, vec_sizes) and np.array_equal(ref_sums, vec_sums), case

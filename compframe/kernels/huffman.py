@@ -519,8 +519,11 @@ def encode(device, x, starts, ends, table_of, base, mask, table, max_len):
     scratch = np.empty(int(scratch_end[-1]) if cap.size else 0, np.uint8)
     nbytes = np.zeros(starts.size, np.int64)
     sums = np.zeros(starts.size, np.int64)
-    if device == "cpu":
-        _cpu_encoder()(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_end - cap, nbytes, sums)
+    if device == "cpu" and _cpu_encoder() is not None:
+        _cpu_encoder()(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_end - cap, nbytes, sums,
+                       numba.get_num_threads())
+    elif device == "cpu":
+        encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_end - cap, nbytes, sums)
     else:
         enc, _ = _cuda_kernels()
         d = to_device(x, starts, ends, table_of, table, scratch, scratch_end - cap, nbytes, sums)
@@ -536,12 +539,12 @@ def encode(device, x, starts, ends, table_of, base, mask, table, max_len):
 @functools.cache
 def _cpu_encoder():
     """``simd_huffman_encode.encode_cpu`` (16 chunks at once) where numba compiles for AVX-512F, else
-    ``encode_cpu`` (pairs of chunks: LLVM's generic gathers, lowered to scalar loads, would not pay);
-    imported on first use (that module imports this one)."""
+    None: ``encode_cpu`` then (pairs of chunks: LLVM's generic gathers, lowered to scalar loads, would
+    not pay); imported on first use (that module imports this one)."""
     from . import simd
 
     if not simd.avx512():
-        return encode_cpu
+        return None
     from .simd_huffman_encode import encode_cpu as vector
 
     return vector

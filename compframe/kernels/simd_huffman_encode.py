@@ -26,7 +26,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, register_jitable
 
 from numba.core import cgutils
 
@@ -34,7 +34,7 @@ from . import simd
 from .fnv import record_group, record_pair
 from .huffman import encode_chunk, encode_run
 from .simd_encode import _byte_planes, _lookup_bytes, vbmi
-from .simd_huffman import ACC, AT, NBITS, POS, W, _gather_words, _vector
+from .simd_huffman import ACC, AT, NBITS, POS, W, _gather_words, _vector, longest_first
 from .targets import cpu
 
 _I8, _I32, _I64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
@@ -193,43 +193,91 @@ STAGGER = 64
 which has 8 ways on Zen 4."""
 
 
+@register_jitable
+def _take(x, starts, ends, table_of, base, mask, table, group, out, out_start, c, ahead, state, toff, k):
+    """Writer ``k`` at the start of chunk ``c``, its first ``ahead`` symbols coded alone."""
+    i = min(ends[c], starts[c] + ahead)
+    state[POS, k], state[ACC, k], state[NBITS, k] = encode_run(x, starts[c], i, base, mask, table[table_of[c]], group,
+                                                               out, out_start[c], 0, 0)
+    state[AT, k] = i
+    toff[k] = table_of[c] * table.shape[1]
+
+
+@register_jitable
+def _close(x, ends, table_of, base, mask, table, group, out, out_start, nbytes, c, state, k):
+    """Chunk ``c``'s rest from writer ``k``'s state, coded alone; its byte count into ``nbytes``."""
+    p, _, nbits = encode_run(x, state[AT, k], ends[c], base, mask, table[table_of[c]], group, out, state[POS, k],
+                             state[ACC, k], state[NBITS, k])
+    nbytes[c] = p + ((nbits + 7) >> 3) - out_start[c]
+
+
 @numba.njit(cache=True, nogil=True)
-def encode_group(x, starts, ends, table_of, base, mask, table, group, out, out_start, nbytes, a):
-    """Chunks ``a .. a + 15`` (``huffman.encode``'s layout, each written at ``out[out_start[c]:]``, its
-    byte count into ``nbytes``): writer k first codes ``STAGGER * k`` bytes of symbols alone, then
-    ``encode_steps`` while every chunk has a round and 4 symbols left, then each chunk's rest alone
-    (``huffman.encode_run``)."""
+def encode_chunks(x, starts, ends, table_of, base, mask, table, group, out, out_start, nbytes, order, a0, a1):
+    """The chunks ``order[a0:a1]`` (at least 16; ``huffman.encode``'s layout, each written at
+    ``out[out_start[c]:]``, its byte count into ``nbytes``) by 16 writers: writer k first codes
+    ``STAGGER * k`` bytes of symbols of its first chunk alone, then ``encode_steps`` runs while every
+    writer has a round and 4 symbols left; a writer short of that finishes its chunk alone
+    (``huffman.encode_run``) and takes the next one, until no chunk is left; then every writer's
+    rest alone."""
     state = np.zeros((4, W), np.int64)
     toff = np.empty(W, np.int64)
+    lane = np.empty(W, np.int64)
     ahead = STAGGER // x.itemsize
-    rounds = ends[a] - starts[a]
+    nxt = a0
     for k in range(W):
-        c = a + k
-        t = table[table_of[c]]
-        i = min(ends[c], starts[c] + ahead * k)
-        state[POS, k], state[ACC, k], state[NBITS, k] = encode_run(x, starts[c], i, base, mask, t, group, out,
-                                                                   out_start[c], 0, 0)
-        state[AT, k] = i
-        toff[k] = table_of[c] * table.shape[1]
-        rounds = min(rounds, (ends[c] - i - 4) // group)  # the gather reads 32 bits at a symbol
-    if rounds > 0:
+        lane[k] = order[nxt]
+        _take(x, starts, ends, table_of, base, mask, table, group, out, out_start, lane[k], ahead * k, state, toff, k)
+        nxt += 1
+    while True:
+        rounds = 1 << 62
+        for k in range(W):
+            left = (ends[lane[k]] - state[AT, k] - 4) // group  # the gather reads 32 bits at a symbol
+            if left < 1 and nxt < a1:  # this chunk ends alone; the writer takes the next one
+                _close(x, ends, table_of, base, mask, table, group, out, out_start, nbytes, lane[k], state, k)
+                lane[k] = order[nxt]
+                _take(x, starts, ends, table_of, base, mask, table, group, out, out_start, lane[k], 0, state, toff, k)
+                nxt += 1
+                left = (ends[lane[k]] - state[AT, k] - 4) // group
+            rounds = min(rounds, left)
+        if rounds < 1:
+            break
         encode_steps(state, toff, table, x, out, rounds, group, base, mask)
     for k in range(W):
-        c = a + k
-        p, _, nbits = encode_run(x, state[AT, k], ends[c], base, mask, table[table_of[c]], group, out, state[POS, k],
-                                 state[ACC, k], state[NBITS, k])
-        nbytes[c] = p + ((nbits + 7) >> 3) - out_start[c]
+        _close(x, ends, table_of, base, mask, table, group, out, out_start, nbytes, lane[k], state, k)
+    for at in range(nxt, a1):  # chunks no writer took (shorter than a round each)
+        c = order[at]
+        nbytes[c] = _encode_one(x, starts[c], ends[c], base, mask, table[table_of[c]], group, out, out_start[c])
 
 
 @numba.njit(parallel=True, cache=True)
-def encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_start, nbytes, sums):
-    """``huffman.encode_cpu`` (the same bytes, sizes and checksums) with the chunks in groups of 16
-    through ``encode_group`` (their checksums by ``fnv.record_group``, 16 chunks at once), the chunks
-    left over in pairs as there."""
+def encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_start, nbytes, sums, threads):
+    """``huffman.encode_cpu`` (the same bytes, sizes and checksums) with the chunks through
+    ``encode_chunks``: in spans of groups of 16 where they have one length (but the last), the
+    chunks left over in pairs as there; chunks of different lengths (class tables) all of them,
+    longest first (``simd_huffman.longest_first``), so that the writers run out of chunks near the
+    stream's end (in ``threads`` spans where there are 64 chunks or more; ``numba.get_num_threads()``).
+    The checksums are taken 16 chunks at a time (``fnv.record_group``), the rest in pairs, in the
+    chunks' own order."""
     n = starts.size
-    groups = n // W if table.size < 1 << 31 else 0  # encode_steps' 32-bit table indices
+    fits = table.size < 1 << 31  # encode_steps' 32-bit table indices
+    spans = max(1, min(threads, n // (2 * W)))
+    order = longest_first(starts, ends, spans) if fits and n >= W else np.empty(0, np.int64)
+    if order.size:
+        for j in numba.prange(spans):
+            encode_chunks(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_start, nbytes, order,
+                          j * n // spans, (j + 1) * n // spans)
+        for g in numba.prange(-(-n // W)):  # the checksums in the chunks' own order
+            if W * g + W <= n:
+                record_group(x, starts, ends, W * g, 0, sums)
+            else:
+                for a in range(W * g, n, 2):
+                    record_pair(x, starts, ends, a, a + 1, 0, sums)
+        return
+    groups = n // W if fits else 0
+    order = np.arange(W * groups)
     for g in numba.prange(groups):
-        encode_group(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_start, nbytes, W * g)
+        encode_chunks(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_start, nbytes, order, W * g,
+                      W * g + W)
         record_group(x, starts, ends, W * g, 0, sums)
     for j in numba.prange((n - W * groups + 1) // 2):
         a = W * groups + 2 * j
