@@ -246,6 +246,21 @@ def test_huffman_wide_alphabet_gets_a_wider_direct_table():
         enc.decode(bytes(damaged))
 
 
+def _direct_widths(enc, stream, codes, decodes=3):
+    """Decode ``stream`` ``decodes`` times from an empty model cache, each bit-exact: the (tables, bits)
+    of the direct tables each decode left cached."""
+    from compframe.plugins.encoders.entropy import _DECODERS
+
+    _DECODERS._items.clear()  # a cache: this worker's other tests only lose their hits
+    widths = []
+    for _ in range(decodes):
+        assert np.array_equal(enc.decode(stream), codes)
+        (model,) = _DECODERS._items.values()
+        fast = next(t for k, t in model.decoders.items() if len(k) == 3)[0]
+        widths.append((fast.shape[0], fast.shape[1].bit_length() - 1))
+    return widths
+
+
 def test_huffman_wider_direct_table_for_a_model_decoded_again():
     """One table of many symbols: the first decode of a model builds a FAST_BITS direct table, the
     second (a model seen again) a LARGE_BITS one; both decode bit-exactly, and a damaged byte is
@@ -257,13 +272,7 @@ def test_huffman_wider_direct_table_for_a_model_decoded_again():
     codes = np.rint(rng.laplace(0, 6, 1 << 17)).clip(-127, 127).astype(np.int8)  # about 4.5 bits per code
     enc = make("huffman", context="none", dedup=False)
     stream = enc.encode(codes)
-    _DECODERS._items.clear()  # a cache: this worker's other tests only lose their hits
-    widths = []
-    for _ in range(3):
-        assert np.array_equal(enc.decode(stream), codes)
-        (model,) = _DECODERS._items.values()
-        widths.append(next(t for k, t in model.decoders.items() if len(k) == 3)[0].shape[1])
-    assert widths == [1 << hk.FAST_BITS, 1 << hk.LARGE_BITS, 1 << hk.LARGE_BITS]
+    assert _direct_widths(enc, stream, codes) == [(1, hk.FAST_BITS), (1, hk.LARGE_BITS), (1, hk.LARGE_BITS)]
     # whether a decode fits max_bytes does not depend on the cache: the least budget a cold decode
     # takes (bisected) decodes again with the wide table cached, and a second decode at that budget
     # keeps the first table rather than fail building the wide one
@@ -959,16 +968,9 @@ def test_huffman_several_tables_build_small_first_then_the_fast_width():
     codes = np.rint(rng.laplace(0, scales, (8192, 16))).clip(-127, 127).astype(np.int8)  # 8192 codes per column
     enc = make("huffman", context="column", dedup=False)
     stream = enc.encode(codes)
-    _DECODERS._items.clear()  # a cache: this worker's other tests only lose their hits
-    widths = []
-    for _ in range(3):
-        assert np.array_equal(enc.decode(stream), codes)
-        (model,) = _DECODERS._items.values()
-        built = next(t for k, t in model.decoders.items() if len(k) == 3)
-        assert built[0].shape[0] == 16
-        widths.append(built[0].shape[1].bit_length() - 1)
     under = (8192).bit_length()  # 14
-    assert widths == [under - Huffman.FIRST_BITS, hk.FAST_BITS - 1, hk.FAST_BITS - 1]  # 9, then 11
+    assert _direct_widths(enc, stream, codes) == [(16, under - Huffman.FIRST_BITS), (16, hk.FAST_BITS - 1),
+                                                  (16, hk.FAST_BITS - 1)]  # 9, then 11
     damaged = bytearray(stream)
     damaged[len(stream) // 2] ^= 0x10
     for clear in (True, False):

@@ -65,6 +65,19 @@ def _row_tables(lengths, base, mask, fast, on):
     return entries, rows
 
 
+def _flags_damage(data, offsets, u, starts, ends, table_of, tables, by_rows, expected, rng, threads):
+    """One bit flipped in every chunk: ``decode_cpu`` flags (-1) the chunks the scalar decoder flags,
+    and no chunk keeps its checksum."""
+    n = starts.size
+    damaged = data.copy()
+    bits = rng.integers(0, 8, n).astype(np.uint8)
+    damaged[offsets[:-1] + rng.integers(0, np.diff(offsets))] ^= np.uint8(1) << bits
+    got = np.zeros(n, np.int64)
+    sh.decode_cpu(damaged, offsets, np.zeros_like(u), starts, ends, table_of, *tables, got, *by_rows, threads)
+    status = _pairwise(damaged, offsets, np.zeros_like(u), starts, ends, table_of, *tables)
+    assert np.array_equal(got < 0, status != 0) and np.all(got != expected)
+
+
 @pytest.mark.parametrize("dtype,entry,rows", [(np.int8, np.uint32, False), (np.int16, np.int64, False),
                                               (np.int8, np.uint32, True), (np.int16, np.int64, True)])
 def test_sixteen_chunks_at_once_match_the_pair_decoder(dtype, entry, rows):
@@ -90,14 +103,8 @@ def test_sixteen_chunks_at_once_match_the_pair_decoder(dtype, entry, rows):
     sums = np.zeros(starts.size, np.int64)
     sh.decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, param, sums, *by_rows, 1)
     assert np.array_equal(out, u) and np.array_equal(sums, expected)
-    damaged = data.copy()
-    bits = rng.integers(0, 8, starts.size).astype(np.uint8)
-    damaged[offsets[:-1] + rng.integers(0, np.diff(offsets))] ^= np.uint8(1) << bits  # one bit per chunk
-    got = np.zeros(starts.size, np.int64)
-    tables = (fast, limit, first_index, syms, param)
-    sh.decode_cpu(damaged, offsets, np.zeros_like(u), starts, ends, table_of, *tables, got, *by_rows, 1)
-    status = _pairwise(damaged, offsets, np.zeros_like(u), starts, ends, table_of, *tables)
-    assert np.array_equal(got < 0, status != 0) and np.all(got != expected)
+    _flags_damage(data, offsets, u, starts, ends, table_of, (fast, limit, first_index, syms, param), by_rows, expected,
+                  rng, 1)
     # an incomplete code (lengths 1, 2, 3: the prefix 111 is no code) over random bytes
     short = np.zeros((2, 4), np.int64)
     short[:, :3] = [1, 2, 3]
@@ -152,13 +159,7 @@ def test_chunks_of_different_lengths_longest_first(dtype, entry, rows, threads):
     sums = np.zeros(101, np.int64)
     sh.decode_cpu(data, offsets, out, starts, ends, table_of, *tables, sums, *by_rows, threads)
     assert np.array_equal(out, u) and np.array_equal(sums, expected)
-    damaged = data.copy()
-    bits = rng.integers(0, 8, 101).astype(np.uint8)
-    damaged[offsets[:-1] + rng.integers(0, np.diff(offsets))] ^= np.uint8(1) << bits
-    got = np.zeros(101, np.int64)
-    sh.decode_cpu(damaged, offsets, np.zeros_like(u), starts, ends, table_of, *tables, got, *by_rows, threads)
-    status = _pairwise(damaged, offsets, np.zeros_like(u), starts, ends, table_of, *tables)
-    assert np.array_equal(got < 0, status != 0) and np.all(got != expected)
+    _flags_damage(data, offsets, u, starts, ends, table_of, tables, by_rows, expected, rng, threads)
     short = np.zeros((3, 4), np.int64)
     short[:, :3] = [1, 2, 3]
     fast = np.empty((3, 1 << hk.FAST_BITS), entry)
