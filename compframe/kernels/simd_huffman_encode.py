@@ -7,17 +7,28 @@ bytes, MSB-first; the bytes past the whole ones are overwritten by the next writ
 about ten scalar instructions (load, shift, mask, table load, two field extractions, shift-or, add):
 one thread encodes about 1.05 ns per symbol, bound by the instructions it issues, not by a chain's
 latency, so two chunks interleaved run no faster. ``encode_steps`` keeps 16 chunks' writers in
-vectors (``<16 x i64>`` accumulators, bit counts, byte and symbol positions) and per code gathers
-16 symbols (a 32-bit gather at each writer's symbol, masked to the code width) and their 16 table
-entries ``code << 5 | length`` (``vpgatherdd`` with AVX-512F, ``simd._gather``), shifts every
-accumulator by its own length (``vpsllvq``) and ors the code in; after ``group`` codes each writer
-stores its accumulator's 8 bytes, left-justified and byte-swapped, at its own byte position, and
-keeps the bits past its whole bytes: the same bytes as ``huffman.encode_chunk``, whose loop then
-finishes each chunk (``huffman.encode_run``).
+vectors (``<16 x i64>`` accumulators, bit counts, byte and symbol positions): every ``4 / size``
+codes one 32-bit gather reads each writer's next four 8-bit or two 16-bit symbols and their table
+entries ``code << 5 | length`` are looked up for the codes ahead (in byte planes held in registers,
+``vpermi2b``, where the 16 writers share one table of at most 256 entries and the CPU has AVX-512
+VBMI, as ``ans``'s encoder; else gathered); per code every accumulator shifts by its own length
+(``vpsllvq``) and takes the code; after ``group`` codes each writer stores its accumulator's 8
+bytes, left-justified and byte-swapped, at its own byte position, and keeps the bits past its
+whole bytes: the bytes of ``huffman.encode_chunk``, whose loop (``huffman.encode_run``) codes each
+chunk's start and rest.
 
-The caller guarantees the bounds (nothing is checked): for ``rounds * group`` codes every writer's
-symbols lie in ``x`` with 4 bytes of ``x`` readable from each (the gather reads 32 bits), its table
-row holds every masked symbol, and its output has 8 bytes of room past each write.
+``encode_chunks`` drives 16 writers over a list of chunks: writer ``k`` first codes ``STAGGER * k``
+bytes of symbols alone (chunks 8 KiB apart would otherwise put the 16 reads of a step in one L1
+set: 353 us against 171 for 16 chunks of 8192 int8 codes), and a writer near its chunk's end
+finishes it alone and takes the next chunk. ``encode_cpu`` gives it groups of 16 chunks of one
+length, or every chunk longest first where they differ (class tables), as the decoder does.
+Measured on 2048 x 64 int8 codes of one table (docs/benchmarks.md, "``huffman`` encoding: 16 chunks
+at once"): 188 -> 98 us for the 16 chunks with their checksums.
+
+The caller of ``encode_steps`` guarantees the bounds (nothing is checked): for ``rounds * group``
+codes every writer's symbols lie in ``x`` with 4 bytes of ``x`` readable from each (the gather reads
+32 bits), its table row holds every masked symbol, and its output has 8 bytes of room past each
+write.
 """
 
 from __future__ import annotations
@@ -26,9 +37,8 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic, register_jitable
-
 from numba.core import cgutils
+from numba.extending import intrinsic, register_jitable
 
 from . import simd
 from .fnv import record_group, record_pair
@@ -41,12 +51,14 @@ _I8, _I32, _I64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
 _encode_one = cpu(encode_chunk)
 
 
-def _entries_from_planes(builder, planes, words, basev8, maskv8):
+def _entries_from_planes(builder, planes, words, base, mask):
     """The table entries (``<16 x i32>`` per code, four of them) of the four 8-bit symbols in each lane's
-    word of ``words`` (``<16 x i32>``, the first symbol in the low byte), looked up in the byte
-    planes ``planes`` (``simd_encode._byte_planes``): one ``vpermi2b`` pair per plane for all 64."""
+    word of ``words`` (``<16 x i32>``, the first symbol in the low byte), ``base`` and ``mask`` (i64)
+    applied, looked up in the byte planes ``planes`` (``simd_encode._byte_planes``): one ``vpermi2b``
+    pair per plane for all 64."""
     bt = ir.VectorType(_I8, 64)
-    codes = builder.and_(builder.sub(builder.bitcast(words, bt), basev8), maskv8)
+    base8, mask8 = (simd._splat(builder, builder.trunc(v, _I8), 64) for v in (base, mask))
+    codes = builder.and_(builder.sub(builder.bitcast(words, bt), base8), mask8)
     got = [_lookup_bytes(builder, regs, codes) for regs in planes]
     it = ir.VectorType(_I32, W)
     out = []
@@ -62,12 +74,13 @@ def _entries_from_planes(builder, planes, words, basev8, maskv8):
     return out
 
 
-def _emit_steps(context, builder, sa, table_ptr, toffv, x8, out_ptr, count, group_, basev, maskv, size, planes):
+def _emit_steps(context, builder, sa, table_ptr, toffv, x8, out_ptr, count, group_, base, mask, size, planes):
     """The loop of ``encode_steps`` (``planes``: None, table gathers; else the byte planes of one table
     shared by the 16 writers): ``count * group`` codes, a write after every ``group``; the symbols read
     as one 32-bit word per writer every ``4 / size`` codes, their entries kept in ``ebuf``."""
     vt, it = ir.VectorType(_I64, W), ir.VectorType(_I32, W)
     per = 4 // size
+    basev, maskv = (simd._splat(builder, builder.trunc(v, _I32)) for v in (base, mask))
     rows_p = [builder.bitcast(builder.gep(sa.data, [ir.Constant(_I64, W * r)]), vt.as_pointer()) for r in range(4)]
     first = [builder.load(ptr, align=8) for ptr in rows_p]
     ebuf = cgutils.alloca_once(builder, ir.ArrayType(it, 4))
@@ -86,7 +99,7 @@ def _emit_steps(context, builder, sa, table_ptr, toffv, x8, out_ptr, count, grou
     offset = builder.shl(at, _vector(size - 1)) if size > 1 else at
     words = _gather_words(builder, x8, offset)
     if planes is not None:
-        entries = _entries_from_planes(builder, planes, words, *planes_consts(builder, basev, maskv))
+        entries = _entries_from_planes(builder, planes, words, base, mask)
     else:
         entries = []
         for q in range(per):
@@ -126,13 +139,6 @@ def _emit_steps(context, builder, sa, table_ptr, toffv, x8, out_ptr, count, grou
         builder.store(value, ptr, align=8)
 
 
-def planes_consts(builder, basev, maskv):
-    """``basev`` and ``maskv`` (``<16 x i32>`` splats) as ``<64 x i8>`` splats."""
-    bt = ir.VectorType(_I8, 64)
-    return tuple(simd._splat(builder, builder.trunc(builder.extract_element(v, ir.Constant(_I32, 0)), _I8), 64)
-                 for v in (basev, maskv))
-
-
 @intrinsic
 def encode_steps(typingctx, state, toff, table, x, out, rounds, group, base, mask):
     """``rounds`` rounds of ``group`` codes of each of 16 bit writers (``state[:, k]``: ``ACC``, ``NBITS``,
@@ -142,7 +148,9 @@ def encode_steps(typingctx, state, toff, table, x, out, rounds, group, base, mas
     (uint32 ``code << 5 | length``, the table flattened), writing to ``out`` (uint8). Where the CPU
     has AVX-512 VBMI, the codes are 8-bit (``mask < 256``) and every writer has the same table row,
     the entries come from that row's byte planes in registers (``simd_encode._byte_planes``, as
-    ``ans``'s encoder) instead of gathers. The caller guarantees ``x`` holds 4 bytes from every symbol
+    ``ans``'s encoder) instead of gathers; 16-bit codes gather theirs (a byte-plane lookup of two
+    16-bit codes of narrow alphabets per gather was no faster on ``lorenzo``'s and ``interp``'s
+    codes: docs/benchmarks.md). The caller guarantees ``x`` holds 4 bytes from every symbol
     read (``rounds * group`` per writer, rounded up to a word)."""
     if state.dtype != types.int64 or toff.dtype != types.int64 or table.dtype != types.uint32 \
             or x.dtype not in (types.uint8, types.uint16) or out.dtype != types.uint8 or x.layout != "C" \
@@ -159,14 +167,12 @@ def encode_steps(typingctx, state, toff, table, x, out, rounds, group, base, mas
         toff64 = builder.load(builder.bitcast(ta.data, vt.as_pointer()), align=8)
         toffv = builder.trunc(toff64, it)
         x8 = builder.bitcast(xa.data, _I8.as_pointer())
-        basev = simd._splat(builder, builder.trunc(base_, _I32))
-        maskv = simd._splat(builder, builder.trunc(mask_, _I32))
-        common = (sa, tba.data, toffv, x8, oa.data, count, group_, basev, maskv, size)
+        common = (sa, tba.data, toffv, x8, oa.data, count, group_, base_, mask_, size)
         if size != 1 or not vbmi():
             _emit_steps(context, builder, *common, None)
             return context.get_dummy_value()
         row = builder.extract_element(toff64, ir.Constant(_I32, 0))
-        one_row = builder.icmp_unsigned("==", builder.bitcast(builder.icmp_signed("==", toff64, _vector_of(builder, row)),
+        one_row = builder.icmp_unsigned("==", builder.bitcast(builder.icmp_signed("==", toff64, simd._splat(builder, row)),
                                                               ir.IntType(W)), ir.Constant(ir.IntType(W), (1 << W) - 1))
         small = builder.and_(one_row, builder.icmp_unsigned("<", mask_, ir.Constant(_I64, 256)))
         with builder.if_else(small) as (then, otherwise):
@@ -181,10 +187,6 @@ def encode_steps(typingctx, state, toff, table, x, out, rounds, group, base, mas
         return context.get_dummy_value()
 
     return sig, codegen
-
-
-def _vector_of(builder, value):
-    return simd._splat(builder, value)
 
 
 STAGGER = 64
