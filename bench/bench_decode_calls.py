@@ -1,7 +1,8 @@
 """Whole ``Encoder.decode`` calls, one thread: best time in us with the model cached (warm: the same
 stream again) and with the model cache cleared before every call (cold), for ``ans`` and ``huffman``,
-contexts none and block, int8 (rel 1e-2) and int16 (rel 1e-3) codes of a 2048 x 64 pooled-lookup
-field (and, by option, of the same lookups with column scales, and of MiniLM 4096 x 384).
+contexts none, block and auto (the default, which writes class tables on fields whose columns
+differ), int8 (rel 1e-2) and int16 (rel 1e-3) codes of a 2048 x 64 pooled-lookup field (and, by
+option, of the same lookups with column scales, and of MiniLM 4096 x 384).
 
     python bench/bench_decode_calls.py [--calls 1500]
     python bench/bench_decode_calls.py --minilm --coders ans --contexts none,block,classes,auto --calls 300
@@ -83,7 +84,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=1500, help="warm calls per case (cold: a third)")
     parser.add_argument("--coders", default="ans,huffman", help="comma-separated: ans, huffman")
-    parser.add_argument("--contexts", default="none,block", help="comma-separated: none, block, column, classes, auto")
+    parser.add_argument("--contexts", default="none,block,auto",
+                        help="comma-separated: none, block, column, classes, auto (the default context)")
     parser.add_argument("--column-scales", action="store_true", help="also the pooled field with column scales 0.05-1")
     parser.add_argument("--minilm", action="store_true", help="also MiniLM-L6's word embeddings, first 4096 rows")
     parser.add_argument("--zlib", action="store_true", help="also zlib's Huffman-only decode of each field's codes")
