@@ -870,15 +870,10 @@ def main(argv=None):
     if args.minilm_pooled and not (args.bounds or args.bound_fraction or args.shape_scale or args.auto_gain
                                    or args.pipelines):
         ap.error("--minilm-pooled goes with --bounds, --bound-fraction, --shape-scale, --auto-gain or --pipelines")
-    if args.counting:
-        print("\n".join(run_counting(args.repeat)))
-        return 0
-    if args.model_blobs:
-        print("\n".join(run_model_blobs(args.repeat)))
-        return 0
-    if args.footprint:
-        print("\n".join(run_footprint(args.repeat)))
-        return 0
+    for flag, run in (("counting", run_counting), ("model_blobs", run_model_blobs), ("footprint", run_footprint)):
+        if getattr(args, flag):  # tables of their own fields, by --repeat alone
+            print("\n".join(run(args.repeat)))
+            return 0
     if args.lanes or args.wide or args.contexts or args.stages or args.gap:
         lookups = []  # single fields of their own
     elif args.minilm_pooled:
@@ -898,12 +893,10 @@ def main(argv=None):
     if args.shape_scale:
         print("\n".join(shape_scale_bounds(lookups)))
         return 0
-    if args.lanes:
-        print("\n".join(run_lanes(args.repeat)))
-        return 0
-    if args.wide:
-        print("\n".join(run_wide(args.repeat)))
-        return 0
+    for flag, run in (("lanes", run_lanes), ("wide", run_wide)):
+        if getattr(args, flag):
+            print("\n".join(run(args.repeat)))
+            return 0
     if args.pipelines:
         ids = [f"{pid}:{ctx}" for pid in ("huffman", "ans") for ctx in ("auto", "block", "column")] + ["zstd"]
         for eb, dtype in ((1e-2, "int8"), (1e-3, "int16")):
