@@ -720,6 +720,30 @@ def test_split_and_join_rows_check_the_references():
         assert not rows_kernels.join_rows(kept, g, r, np.empty_like(table))
 
 
+def test_first_copies_of_long_and_short_rows():
+    """``first_copies`` gives each row the first earlier row equal to it, byte for byte, for rows of
+    one word to past ``LANES_MIN`` words (both hashes) and of widths that are no whole words, where
+    rows differ in a single byte anywhere."""
+    from compframe.kernels import rows as rows_kernels
+
+    rng = np.random.default_rng(12)
+    for width, dtype in ((3, np.int8), (8, np.int8), (64, np.int8), (127, np.int8), (128, np.int8),
+                         (129, np.int8), (384, np.int8), (384, np.int16), (33, np.int16), (200, np.int32)):
+        base = rng.integers(-3, 4, (40, width)).astype(dtype)
+        table = base[rng.integers(0, 40, 300)]
+        table[rng.integers(0, 300, 60), rng.integers(0, width, 60)] += 1  # some copies one value off
+        src = rows_kernels.first_copies(table)
+        first = {}
+        expect = np.full(300, -1, np.int64)
+        for r in range(300):
+            key = table[r].tobytes()
+            if key in first:
+                expect[r] = first[key]
+            else:
+                first[key] = r
+        assert np.array_equal(src, expect), (width, dtype)
+
+
 def test_ans_reciprocal_division_is_exact():
     """The encoder's ``(x * rcp) >> (32 + R)`` equals ``x // freq`` for every frequency and precision at
     the states it meets (below ``freq << (32 - R)``), and the product fits in uint64."""

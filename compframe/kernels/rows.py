@@ -33,17 +33,50 @@ def first_copies(rows: np.ndarray) -> np.ndarray:
     return _first_copies_words(raw.view(np.uint64), size)
 
 
+LANES_MIN = 16
+"""Words per row from which ``_row_hash`` takes four words at a time. Below it, one chain of xor,
+multiply and shift per word: the chains of neighbouring rows overlap there (2048 x 64 int8 codes,
+8 words a row: 18 us with either hash)."""
+
+
+@numba.njit(inline="always", cache=True)
+def _row_hash(w, r, width):
+    """A 64-bit hash of the words of row ``r``. Rows of ``LANES_MIN`` words or more: four words at a
+    time into four independent products (one chain per word ran at about 6 cycles per 8 bytes: 0.24
+    ms of MiniLM's 4096 x 384 int8 codes, 0.55 ms of its int16 codes), folded and mixed at the end so
+    that the slot's low bits depend on every bit of the row."""
+    if width < LANES_MIN:
+        h = np.uint64(width)
+        for k in range(width):
+            h = (h ^ w[r, k]) * _MUL
+            h ^= h >> np.uint64(29)
+        return h
+    h0 = np.uint64(width)
+    h1 = h2 = h3 = np.uint64(0)
+    k = 0
+    while k + 4 <= width:
+        h0 = (h0 ^ w[r, k]) * _MUL
+        h1 = (h1 ^ w[r, k + 1]) * _MUL
+        h2 = (h2 ^ w[r, k + 2]) * _MUL
+        h3 = (h3 ^ w[r, k + 3]) * _MUL
+        k += 4
+    while k < width:
+        h0 = (h0 ^ w[r, k]) * _MUL
+        k += 1
+    h = h0 ^ (h1 >> np.uint64(16) | h1 << np.uint64(48)) ^ (h2 >> np.uint64(32) | h2 << np.uint64(32)) \
+        ^ (h3 >> np.uint64(48) | h3 << np.uint64(16))
+    h ^= h >> np.uint64(32)
+    h *= _MUL
+    return h ^ (h >> np.uint64(29))
+
+
 @numba.njit(cache=True, nogil=True)
 def _first_copies_words(w, size):
     n, width = w.shape
     table = np.full(size, -1, np.int64)
     src = np.full(n, -1, np.int64)
     for r in range(n):
-        h = np.uint64(width)
-        for k in range(width):
-            h = (h ^ w[r, k]) * _MUL
-            h ^= h >> np.uint64(29)
-        slot = np.int64(h & np.uint64(size - 1))
+        slot = np.int64(_row_hash(w, r, width) & np.uint64(size - 1))
         while True:
             j = table[slot]
             if j < 0:
