@@ -13,6 +13,12 @@
                                                      # of 16/32/64 lanes; encode_groups_pair, two of 16/32) on 4096 x 384
                                                      # uint8 symbols, geometric p=0.05 over 256 symbols (mask 255) and 16
                                                      # (mask 15), R = 12: ns per symbol
+    python bench/bench_kernels.py --chunk-counts     # pooled 2048 x 64 int8/int16 codes cut to 16 chunks of 8192 and
+                                                     # to 15.4 (81 rows less), 15, 14, 12, 11 and 8 chunks: huffman and
+                                                     # ans (context=none, dedup off) encode and decode, us
+    python bench/bench_kernels.py --repeated-rows    # pooled 2048 x 64 and MiniLM 4096 x 384 int8/int16: dedup's search for
+                                                     # repeated rows alone (rows.first_copies), and whole default huffman
+                                                     # and ans encodes with dedup on (the default) and off
 
 docs/benchmarks.md ("`huffman` decode: one-reader runs and 16 chunks at once") quotes both; run
 them against another tree with ``PYTHONPATH=<tree>`` to compare.
@@ -258,6 +264,59 @@ def encode_lanes(repeat: int) -> None:
               + ", ".join(f"{k} {v * 1e6 / x.size:.3f} ns/symbol" for k, v in times.items()))
 
 
+CHUNK_COUNTS = (131072, 125888, 122880, 114688, 98304, 90112, 65536)
+"""Codes of ``chunk_counts``' fields: 16 chunks of 8192, then 2048 x 64 less 81 rows (what ``dedup``
+keeps of bench_encoders' pooled lookups), 15, 14, 12, 11 and 8 chunks."""
+
+
+def chunk_counts(repeat: int) -> None:
+    """``huffman`` and ``ans`` (``context=none``, ``dedup`` off) encode and decode times (us, best of
+    ``repeat``) of the first ``CHUNK_COUNTS`` codes of the pooled 2048 x 64 field, int8 rel 1e-2 and
+    int16 rel 1e-3, as rows of 64 codes: how the vector loops fare with fewer than 16 chunks or a
+    short last one."""
+    import bench_encoders as B
+
+    from compframe import registry
+
+    x = B.pooled_lookups(2)[1][1]
+    for pid in ("huffman", "ans"):
+        enc = registry.create("encoder", pid, context="none", dedup=False)
+        for dt, eb in (("int8", 0.01), ("int16", 0.001)):
+            codes = B.quantize(x, eb, dt)[0].reshape(-1)
+            cells = []
+            for n in CHUNK_COUNTS:
+                field = np.ascontiguousarray(codes[:n]).reshape(-1, 64)
+                blob = enc.encode(field)
+                assert np.array_equal(enc.decode(blob), field.reshape(-1))
+                e, d = best_ms(lambda: enc.encode(field), repeat), best_ms(lambda: enc.decode(blob), repeat)
+                cells.append(f"{n} codes {e * 1e3:.0f} / {d * 1e3:.0f}")
+            print(f"{pid} {dt} encode / decode us: " + ", ".join(cells))
+
+
+def repeated_rows(repeat: int) -> None:
+    """``rows.first_copies`` alone, and the whole ``huffman`` and ``ans`` default encodes with ``dedup``
+    on and off (us, best of ``repeat``), on the fields of ``chunked_codes``."""
+    import bench_encoders as B
+
+    from compframe import registry
+    from compframe.kernels import rows
+
+    table = B.minilm_table()
+    fields = [("pooled 2048x64", B.pooled_lookups(2)[1][1])] + \
+        ([("MiniLM 4096x384", np.ascontiguousarray(table[:4096]))] if table is not None else [])
+    for name, x in fields:
+        for dt, eb in (("int8", 0.01), ("int16", 0.001)):
+            codes = B.quantize(x, eb, dt)[0]
+            src = rows.first_copies(codes)
+            times = {"first_copies": best_ms(lambda: rows.first_copies(codes), repeat)}
+            for pid in ("huffman", "ans"):
+                for dedup in (True, False):
+                    enc = registry.create("encoder", pid, dedup=dedup)
+                    times[f"{pid} dedup={dedup}"] = best_ms(lambda: enc.encode(codes), repeat)
+            print(f"{name} {dt} ({int((src >= 0).sum())} repeated rows): "
+                  + ", ".join(f"{k} {v * 1e3:.1f} us" for k, v in times.items()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checksums", action="store_true")
@@ -266,6 +325,8 @@ def main() -> None:
     ap.add_argument("--huffman-chunks", action="store_true")
     ap.add_argument("--huffman-widths", action="store_true")
     ap.add_argument("--encode-lanes", action="store_true")
+    ap.add_argument("--repeated-rows", action="store_true")
+    ap.add_argument("--chunk-counts", action="store_true")
     ap.add_argument("--repeat", type=int, default=100)
     a = ap.parse_args()
     numba.set_num_threads(1)
@@ -281,10 +342,14 @@ def main() -> None:
         huffman_widths(a.repeat)
     if a.encode_lanes:
         encode_lanes(a.repeat)
+    if a.repeated_rows:
+        repeated_rows(a.repeat)
+    if a.chunk_counts:
+        chunk_counts(a.repeat)
     if not (a.checksums or a.huffman_decode or a.interp_decode or a.huffman_chunks or a.huffman_widths
-            or a.encode_lanes):
-        ap.error("choose --checksums, --huffman-decode, --interp-decode, --huffman-chunks, --huffman-widths "
-                 "and/or --encode-lanes")
+            or a.encode_lanes or a.repeated_rows or a.chunk_counts):
+        ap.error("choose --checksums, --huffman-decode, --interp-decode, --huffman-chunks, --huffman-widths, "
+                 "--encode-lanes, --repeated-rows and/or --chunk-counts")
 
 
 if __name__ == "__main__":

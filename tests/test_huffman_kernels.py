@@ -82,7 +82,8 @@ def _flags_damage(data, offsets, u, starts, ends, table_of, tables, by_rows, exp
                                               (np.int8, np.uint32, True), (np.int16, np.int64, True)])
 def test_sixteen_chunks_at_once_match_the_pair_decoder(dtype, entry, rows):
     """``simd_huffman.decode_cpu`` (spans of groups of 16 chunks as vectors, each reader taking the
-    next chunk as its own ends, then pairs) decodes 101 chunks (six groups, for 8-bit codes in two spans; five in pairs) of
+    next chunk as its own ends, the last span the five chunks past the groups too) decodes 101 chunks
+    (six groups, for 8-bit codes in two spans) of
     skewed codes with two alternating tables exactly (long codes inside the vector loop too), with the
     64-bit entries or the row tables (more symbols per look-up than a 64-bit entry holds), and on
     damaged streams flags the same chunks as the scalar decoder: random bytes under an incomplete
@@ -118,6 +119,33 @@ def test_sixteen_chunks_at_once_match_the_pair_decoder(dtype, entry, rows):
                   *by_rows, 1)
     status = _pairwise(noise, offsets, np.zeros_like(u), starts, ends, table_of, fast, limit, first_index, syms, 3)
     assert np.all(status != 0) and np.all(got == -1)
+
+
+@pytest.mark.parametrize("dtype,entry,rows", [(np.int8, np.uint32, False), (np.int16, np.int64, False),
+                                              (np.int8, np.uint32, True)])
+def test_idle_readers_copy_a_busy_one(dtype, entry, rows):
+    """Where the readers run out of chunks (fewer than 16 chunks, a short last chunk, chunks past the
+    last group of 16) the idle ones copy a busy reader: from ``least_active`` to 17 chunks and 32 + 1..15,
+    with a last chunk of 1 code to a whole one, in one span and two, every code and checksum is the
+    encoder's, and a flipped bit per chunk is flagged as by the scalar decoder."""
+    rng = np.random.default_rng(9)
+    least = sh.least_active(np.dtype(dtype).itemsize)
+    for nchunks in list(range(least, 18)) + [33, 40, 47]:
+        last = int(rng.choice([1, 37, 300, 400]))
+        n = 400 * (nchunks - 1) + last
+        codes = (rng.geometric(0.25, n) * rng.choice([-1, 1], n)).astype(dtype)
+        u, lengths, param, base, mask, data, offsets, (starts, ends, table_of), expected = _streams(codes, 20, 400)
+        assert starts.size == nchunks
+        fast = np.empty((1, 1 << hk.FAST_BITS), entry)
+        ok, limit, first_index, syms = hk.decoder_tables(lengths, param, base, mask, fast)
+        by_rows = _row_tables(lengths, base, mask, fast, rows)
+        tables = (fast, limit, first_index, syms, param)
+        for threads in (1, 2):
+            out = np.zeros_like(u)
+            sums = np.zeros(nchunks, np.int64)
+            sh.decode_cpu(data, offsets, out, starts, ends, table_of, *tables, sums, *by_rows, threads)
+            assert np.array_equal(out, u) and np.array_equal(sums, expected), (nchunks, last, threads)
+            _flags_damage(data, offsets, u, starts, ends, table_of, tables, by_rows, expected, rng, threads)
 
 
 @pytest.mark.parametrize("dtype,entry,rows", [(np.int8, np.int64, False), (np.int16, np.int64, False),
@@ -248,14 +276,15 @@ def test_sixteen_chunks_encoded_at_once_write_the_scalar_bytes(dtype):
     chunk's rest alone, writers taking the next chunk longest first where the chunks differ in length,
     16 checksums at once; byte planes for one int8 table, gathers otherwise; one span and two) writes
     the bytes, sizes and checksums of the scalar ``huffman.encode_cpu``: one table and three, chunks
-    of one length and of many (shorter than the stagger too), 16k + 0..5 chunks, 3-9 codes per write
-    (longest code 6-18 bits), symbols that wrap around the mask (a base above them)."""
+    of one length and of many (shorter than the stagger too), 16k + 0..5 chunks and fewer than 16
+    (idle writers), 3-9 codes per write (longest code 6-18 bits), symbols that wrap around the mask (a
+    base above them). The idle writers' bytes stay within the room ``huffman.encode`` gives them."""
     from compframe.kernels import simd_huffman_encode as se
 
     rng = np.random.default_rng(11)
     for case in range(24):
         tables = 1 if case % 3 else 3
-        nchunks = 16 * int(rng.integers(1, 6)) + case % 6  # two spans from 64 chunks
+        nchunks = 16 * int(rng.integers(1, 6)) + case % 6 if case % 4 else int(rng.integers(se.least_active(np.dtype(dtype).itemsize), 17))
         if case % 2:
             lengths_of = rng.choice([1, 5, 63, 700, 2000, 8192], nchunks)
         else:
@@ -282,11 +311,13 @@ def test_sixteen_chunks_encoded_at_once_write_the_scalar_bytes(dtype):
         at = np.cumsum(cap) - cap
         got = []
         for encode in (hk.encode_cpu, se.encode_cpu, se.encode_cpu):
-            scratch = np.zeros(int(cap.sum()), np.uint8)
-            nbytes, sums = np.zeros(nchunks, np.int64), np.zeros(nchunks, np.int64)
             threads = (len(got) > 1) + 1  # the vector encoder in one span and in two (from 64 chunks)
+            scratch = np.zeros(int(cap.sum()) + 64, np.uint8)
+            scratch[-64:] = 0xA5
+            nbytes, sums = np.zeros(nchunks, np.int64), np.zeros(nchunks, np.int64)
             encode(u, starts, ends, table_of, base, mask, table, group, scratch, at, nbytes, sums,
                    *((threads,) if encode is se.encode_cpu else ()))
+            assert (scratch[-64:] == 0xA5).all(), case
             got.append(([bytes(scratch[a:a + b]) for a, b in zip(at, nbytes)], nbytes, sums))
         (ref, ref_sizes, ref_sums), *vectors = got
         for vec, vec_sizes, vec_sums in vectors:

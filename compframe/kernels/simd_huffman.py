@@ -240,6 +240,21 @@ step).""")
 MIN_RUN = 8
 """Below this many steps left for the nearest reader the chunks are finished one by one."""
 
+MIN_ACTIVE = (12, 10)
+"""Readers of 8-bit and of 16-bit symbols with a chunk to decode below which ``decode_groups`` leaves the
+vector steps (whose cost does not depend on how many lanes are busy) and finishes every chunk alone;
+fields of fewer chunks decode in pairs (``huffman.decode_chunks``). Pooled 2048 x 64 codes, one
+thread, in as many chunks of 8192 codes as the field holds: 8-bit readers gained from 12 chunks on
+(15: 172 -> 152 us) and lost with 8 (97 -> 125 us); 16-bit ones gained from 10 (11: 305 -> 226 us,
+15: 420 -> 252) and lost with 8 (201 -> 209 us)."""
+
+
+@register_jitable
+def least_active(itemsize):
+    """The readers ``decode_groups`` keeps the vector steps for (``MIN_ACTIVE``)."""
+    return MIN_ACTIVE[0] if itemsize == 1 else MIN_ACTIVE[1]
+
+
 STAGGER = 64
 """Bytes of output between the starting points of neighbouring readers of 16-bit codes (one cache
 line). Chunks start a multiple of 4 KiB apart, so readers that move in lockstep (about one 16-bit
@@ -284,23 +299,27 @@ def _finish(data, offsets, out, ends, table_of, fast, limit, first_index, syms, 
 @numba.njit(cache=True, nogil=True)
 def decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, order, a0, a1,
                   sums, entries, rows, consecutive):
-    """Decode the chunks ``order[a0:a1]`` (at least 16; ``decode_cpu``'s arguments) and record their
-    checksums (-1 for a damaged chunk): ``fnv.record_group`` per group of 16 where ``consecutive``
-    (``order[a0:a1]`` is ``16 g0 .. 16 g1 - 1``), else ``fnv.record_pair`` per two chunks in turn. 16
-    readers take the chunks in turn: ``decode_steps`` (``decode_steps_rows`` with ``entries`` and
-    ``rows`` where ``rows`` is not empty) while every reader is surely inside its chunk (a look-up
+    """Decode the chunks ``order[a0:a1]`` (at least ``least_active``; ``decode_cpu``'s arguments) and
+    record their checksums (-1 for a damaged chunk): ``fnv.record_group`` per group of 16 where
+    ``consecutive`` (``order[a0:a1]`` is ``a0 .. a1 - 1``, ``a0`` a multiple of 16; the chunks past the
+    last whole group in pairs), else ``fnv.record_pair`` per two chunks in turn. 16 readers take the
+    chunks in turn: ``decode_steps`` (``decode_steps_rows`` with ``entries`` and ``rows`` where ``rows``
+    is not empty) while at least ``least_active`` readers are surely inside their chunks (a look-up
     writes 64 bits of symbols, or a row; a step reads at most 4 bytes, and the next 4 are gathered
     ahead); a reader near its chunk's end finishes it alone (``huffman.decode_alone``, which also
-    makes the end checks) and takes the next chunk, so that only the last 16 chunks end alone. Bits
-    that are no code stop the vector loop: every chunk left is then finished alone, where
-    ``decode_alone`` finds the damage."""
+    makes the end checks) and takes the next chunk, or, with no chunk left, idles: before every call
+    it takes a copy of a busy reader's state and tables, so that it reads and stores what that reader
+    does. Fewer than 16 chunks or a short last chunk thus keep the vector steps until the readers run
+    out of chunks, not to the first one that ends. Bits that are no code stop the vector loop: every
+    chunk left is then finished alone, where ``decode_alone`` finds the damage."""
     wbits = 8 * out.itemsize
     fast_bits = 0
     while (1 << fast_bits) < fast.shape[1]:
         fast_bits += 1
+    least = least_active(out.itemsize)
     state = np.zeros((4, W), np.int64)
     toff = np.empty((3, W), np.int64)
-    lane = np.empty(W, np.int64)  # each reader's chunk, as its place in order
+    lane = np.full(W, -1, np.int64)  # each reader's chunk, as its place in order; -1 idle
     status = np.zeros(a1 - a0, np.int64)  # by place in order
     room = ROW if rows.shape[0] > 0 else 64 // wbits  # symbols a look-up writes
     damaged = 0
@@ -308,7 +327,7 @@ def decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first
     # 16-bit codes: reader k starts each chunk about 64 k bytes of output in (decoded alone), so that
     # readers in lockstep store to different cache sets (see STAGGER)
     ahead = STAGGER // 2 if wbits == 16 else 0
-    for k in range(W):
+    for k in range(min(W, a1 - a0)):
         c = order[nxt]
         damaged |= _start(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, entries,
                           rows, c, min(ends[c], starts[c] + ahead * k), state, k)
@@ -316,23 +335,37 @@ def decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first
         nxt += 1
     while damaged == 0:
         run = MIN_RUN << 40
+        active = 0
+        busy = 0
         for k in range(W):
+            if lane[k] < 0:
+                continue
             c = order[lane[k]]
             left = min((ends[c] - state[AT, k]) // room, (offsets[c + 1] - state[POS, k]) // 4 - 1)
-            if left < MIN_RUN and nxt < a1:  # this chunk ends alone; the reader takes the next one
+            if left < MIN_RUN:  # this chunk ends alone; the reader takes the next one, or idles
                 status[lane[k] - a0] = _finish(data, offsets, out, ends, table_of, fast, limit, first_index, syms,
                                                max_len, entries, rows, c, state, k)
-                c = order[nxt]
-                damaged |= _start(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len,
-                                  entries, rows, c, min(ends[c], starts[c] + ahead * k), state, k)
-                lane[k] = nxt
-                nxt += 1
-                left = min((ends[c] - state[AT, k]) // room, (offsets[c + 1] - state[POS, k]) // 4 - 1)
-            run = min(run, left)
-        if run < MIN_RUN or damaged:
+                lane[k] = -1
+                if nxt < a1:
+                    c = order[nxt]
+                    damaged |= _start(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms,
+                                      max_len, entries, rows, c, min(ends[c], starts[c] + ahead * k), state, k)
+                    lane[k] = nxt
+                    nxt += 1
+                    left = min((ends[c] - state[AT, k]) // room, (offsets[c + 1] - state[POS, k]) // 4 - 1)
+            if lane[k] >= 0:
+                active += 1
+                busy = k
+                run = min(run, left)
+        if active < least or run < MIN_RUN or damaged:
             break
         for k in range(W):
-            t = table_of[order[lane[k]]]
+            if lane[k] < 0:  # idle: a copy of a busy reader, storing what it stores
+                for f in range(4):
+                    state[f, k] = state[f, busy]
+                t = table_of[order[lane[busy]]]
+            else:
+                t = table_of[order[lane[k]]]
             toff[0, k] = t * fast.shape[1]  # the same for the row tables' entries
             toff[1, k] = t * limit.shape[1]
             toff[2, k] = t * syms.shape[1]
@@ -343,8 +376,9 @@ def decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first
             done = decode_steps(state, toff, fast, limit, first_index, syms, data, out, run, fast_bits, max_len, rows)
         damaged = done < run
     for k in range(W):
-        status[lane[k] - a0] = _finish(data, offsets, out, ends, table_of, fast, limit, first_index, syms, max_len,
-                                       entries, rows, order[lane[k]], state, k)
+        if lane[k] >= 0:
+            status[lane[k] - a0] = _finish(data, offsets, out, ends, table_of, fast, limit, first_index, syms, max_len,
+                                           entries, rows, order[lane[k]], state, k)
     for at in range(nxt, a1):  # after damage: the chunks no reader took
         c = order[at]
         _start(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, entries, rows, c,
@@ -357,6 +391,10 @@ def decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first
             for k in range(W):
                 mask |= status[W * g - a0 + k] << k
             record_group(out, starts, ends, W * g, mask, sums)
+        for at in range(W * (a1 // W), a1, 2):
+            pair = at + 1 < a1
+            record_pair(out, starts, ends, at, at + 1 if pair else starts.size,
+                        status[at - a0] | (status[at + 1 - a0] << 1 if pair else 0), sums)
     else:
         for at in range(a0, a1, 2):
             pair = at + 1 < a1
@@ -407,21 +445,26 @@ def decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_in
     as one ends, run out of chunks near the end of the stream rather than at the first short chunk."""
     n = starts.size
     fits = max(fast.size, limit.size, syms.size) < 1 << 31  # decode_steps' 32-bit table indices
+    vector = fits and n >= least_active(out.itemsize)
     spans = max(1, min(threads, n // (2 * W)))
-    order = longest_first(starts, ends, spans) if fits and n >= W else np.empty(0, np.int64)
+    order = longest_first(starts, ends, spans) if vector else np.empty(0, np.int64)
     if order.size:
         for j in numba.prange(spans):
             decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, order,
                           j * n // spans, (j + 1) * n // spans, sums, entries, rows, False)
         return
     groups = n // W if fits else 0
-    # spans of at most SPAN groups, as many as the threads at least (when there are groups enough)
+    # spans of at most SPAN groups, as many as the threads at least (when there are groups enough); the
+    # chunks past the last whole group go to the last span (one span of them where there is no group)
     span = SPAN if out.itemsize == 1 else 1
-    spans = min(groups, -(-max(-(-groups // span), threads) // threads) * threads)
-    order = np.arange(W * groups)
+    spans = max(min(groups, -(-max(-(-groups // span), threads) // threads) * threads), 1 if vector else 0)
+    order = np.arange(n)
     for j in numba.prange(spans):
         decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, order,
-                      W * (j * groups // spans), W * ((j + 1) * groups // spans), sums, entries, rows, True)
+                      W * (j * groups // spans), n if j == spans - 1 and vector else W * ((j + 1) * groups // spans),
+                      sums, entries, rows, True)
+    if vector:
+        return
     for j in numba.prange((n - W * groups + 1) // 2):
         a = W * groups + 2 * j
         b = a + 1

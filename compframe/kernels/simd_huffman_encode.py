@@ -213,39 +213,74 @@ def _close(x, ends, table_of, base, mask, table, group, out, out_start, nbytes, 
     nbytes[c] = p + ((nbits + 7) >> 3) - out_start[c]
 
 
+MIN_ACTIVE = 12
+"""Writers with a chunk of 8-bit symbols to code below which ``encode_chunks`` leaves the vector steps
+(whose cost does not depend on how many lanes are busy) and codes the rest of every chunk alone
+(pooled int8 codes, one thread: 12 chunks 247 -> 225 us, 15 chunks 294 -> 247). 16-bit symbols,
+whose table entries are gathered, leave them at the first idle writer: with 12-15 writers busy they
+ran 1-10 % slower than the chunks alone in pairs."""
+
+
+@register_jitable
+def least_active(itemsize):
+    """The writers ``encode_chunks`` keeps the vector steps for: ``MIN_ACTIVE`` for 8-bit symbols, all
+    16 for 16-bit ones."""
+    return MIN_ACTIVE if itemsize == 1 else W
+
+
 @numba.njit(cache=True, nogil=True)
 def encode_chunks(x, starts, ends, table_of, base, mask, table, group, out, out_start, nbytes, order, a0, a1):
-    """The chunks ``order[a0:a1]`` (at least 16; ``huffman.encode``'s layout, each written at
+    """The chunks ``order[a0:a1]`` (at least ``least_active``; ``huffman.encode``'s layout, each written at
     ``out[out_start[c]:]``, its byte count into ``nbytes``) by 16 writers: writer k first codes
-    ``STAGGER * k`` bytes of symbols of its first chunk alone, then ``encode_steps`` runs while every
-    writer has a round and 4 symbols left; a writer short of that finishes its chunk alone
-    (``huffman.encode_run``) and takes the next one, until no chunk is left; then every writer's
-    rest alone."""
+    ``STAGGER * k`` bytes of symbols of its first chunk alone, then ``encode_steps`` runs while at least
+    ``least_active`` writers have a round and 4 symbols left; a writer short of that finishes its chunk
+    alone (``huffman.encode_run``) and takes the next one, or, with no chunk left, idles: before every
+    call it takes a copy of a busy writer's state and table, so that it writes the same bytes at the
+    same places as that writer. Then every busy writer's rest alone. Fewer than 16 chunks, a short
+    last chunk, or chunks of different lengths thus keep the vector steps until the writers run out
+    of chunks, not to the first one that ends (2048 x 64 int8 codes but 81 rows: 277 -> 238 us)."""
+    least = least_active(x.itemsize)
     state = np.zeros((4, W), np.int64)
     toff = np.empty(W, np.int64)
-    lane = np.empty(W, np.int64)
+    lane = np.full(W, -1, np.int64)
     ahead = STAGGER // x.itemsize
     nxt = a0
-    for k in range(W):
+    for k in range(min(W, a1 - a0)):
         lane[k] = order[nxt]
         _take(x, starts, ends, table_of, base, mask, table, group, out, out_start, lane[k], ahead * k, state, toff, k)
         nxt += 1
     while True:
         rounds = 1 << 62
+        busy = -1
+        active = 0
         for k in range(W):
+            if lane[k] < 0:
+                continue
             left = (ends[lane[k]] - state[AT, k] - 4) // group  # the gather reads 32 bits at a symbol
-            if left < 1 and nxt < a1:  # this chunk ends alone; the writer takes the next one
+            if left < 1:  # this chunk ends alone; the writer takes the next one, or idles
                 _close(x, ends, table_of, base, mask, table, group, out, out_start, nbytes, lane[k], state, k)
-                lane[k] = order[nxt]
-                _take(x, starts, ends, table_of, base, mask, table, group, out, out_start, lane[k], 0, state, toff, k)
-                nxt += 1
-                left = (ends[lane[k]] - state[AT, k] - 4) // group
-            rounds = min(rounds, left)
-        if rounds < 1:
+                lane[k] = -1
+                if nxt < a1:
+                    lane[k] = order[nxt]
+                    _take(x, starts, ends, table_of, base, mask, table, group, out, out_start, lane[k], 0, state,
+                          toff, k)
+                    nxt += 1
+                    left = (ends[lane[k]] - state[AT, k] - 4) // group
+            if lane[k] >= 0:
+                active += 1
+                busy = k
+                rounds = min(rounds, left)
+        if active < least or rounds < 1:
             break
+        for k in range(W):
+            if lane[k] < 0:  # idle: a copy of a busy writer, storing what it stores
+                for f in range(4):
+                    state[f, k] = state[f, busy]
+                toff[k] = toff[busy]
         encode_steps(state, toff, table, x, out, rounds, group, base, mask)
     for k in range(W):
-        _close(x, ends, table_of, base, mask, table, group, out, out_start, nbytes, lane[k], state, k)
+        if lane[k] >= 0:
+            _close(x, ends, table_of, base, mask, table, group, out, out_start, nbytes, lane[k], state, k)
     for at in range(nxt, a1):  # chunks no writer took (shorter than a round each)
         c = order[at]
         nbytes[c] = _encode_one(x, starts[c], ends[c], base, mask, table[table_of[c]], group, out, out_start[c])
@@ -254,35 +289,31 @@ def encode_chunks(x, starts, ends, table_of, base, mask, table, group, out, out_
 @numba.njit(parallel=True, cache=True)
 def encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_start, nbytes, sums, threads):
     """``huffman.encode_cpu`` (the same bytes, sizes and checksums) with the chunks through
-    ``encode_chunks``: in spans of groups of 16 where they have one length (but the last), the
-    chunks left over in pairs as there; chunks of different lengths (class tables) all of them,
-    longest first (``simd_huffman.longest_first``), so that the writers run out of chunks near the
-    stream's end (in ``threads`` spans where there are 64 chunks or more; ``numba.get_num_threads()``).
-    The checksums are taken 16 chunks at a time (``fnv.record_group``), the rest in pairs, in the
-    chunks' own order."""
+    ``encode_chunks``, in ``threads`` spans where there are 32 chunks a span
+    (``numba.get_num_threads()``): chunks of
+    one length (but the last) in their order, chunks of different lengths (class tables) longest first
+    (``simd_huffman.longest_first``), so that the writers run out of chunks near the stream's end.
+    Fewer than ``least_active`` chunks go in pairs, as there. The checksums are taken 16 chunks at a time
+    (``fnv.record_group``), the rest in pairs, in the chunks' own order."""
     n = starts.size
     fits = table.size < 1 << 31  # encode_steps' 32-bit table indices
-    spans = max(1, min(threads, n // (2 * W)))
-    order = longest_first(starts, ends, spans) if fits and n >= W else np.empty(0, np.int64)
-    if order.size:
-        for j in numba.prange(spans):
+    if fits and n >= least_active(x.itemsize):
+        spans = max(1, min(threads, n // (2 * W)))
+        order = longest_first(starts, ends, spans)
+        if not order.size:
+            order = np.arange(n)
+        for j in numba.prange(spans):  # one parallel region (a second one cost about 8 us a call)
             encode_chunks(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_start, nbytes, order,
                           j * n // spans, (j + 1) * n // spans)
-        for g in numba.prange(-(-n // W)):  # the checksums in the chunks' own order
-            if W * g + W <= n:
-                record_group(x, starts, ends, W * g, 0, sums)
-            else:
-                for a in range(W * g, n, 2):
-                    record_pair(x, starts, ends, a, a + 1, 0, sums)
+            for g in range(j, -(-n // W), spans):  # the checksums in the chunks' own order
+                if W * g + W <= n:
+                    record_group(x, starts, ends, W * g, 0, sums)
+                else:
+                    for a in range(W * g, n, 2):
+                        record_pair(x, starts, ends, a, a + 1, 0, sums)
         return
-    groups = n // W if fits else 0
-    order = np.arange(W * groups)
-    for g in numba.prange(groups):
-        encode_chunks(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_start, nbytes, order, W * g,
-                      W * g + W)
-        record_group(x, starts, ends, W * g, 0, sums)
-    for j in numba.prange((n - W * groups + 1) // 2):
-        a = W * groups + 2 * j
+    for j in numba.prange((n + 1) // 2):
+        a = 2 * j
         b = a + 1
         nbytes[a] = _encode_one(x, starts[a], ends[a], base, mask, table[table_of[a]], group, scratch, scratch_start[a])
         if b < n:
