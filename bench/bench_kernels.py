@@ -15,7 +15,8 @@
                                                      # (mask 15), R = 12: ns per symbol
     python bench/bench_kernels.py --chunk-counts     # pooled 2048 x 64 int8/int16 codes cut to 16 chunks of 8192 and
                                                      # to 15.4 (81 rows less), 15, 14, 12, 11 and 8 chunks: huffman and
-                                                     # ans (context=none, dedup off) encode and decode, us
+                                                     # ans (context=none, dedup off) encode and decode, us; then that
+                                                     # field four times over cut to 32-64 chunks, huffman, 1 and 2 threads
     python bench/bench_kernels.py --repeated-rows    # pooled 2048 x 64 and MiniLM 4096 x 384 int8/int16: dedup's search for
                                                      # repeated rows alone (rows.first_copies), and whole default huffman
                                                      # and ans encodes with dedup on (the default) and off
@@ -287,10 +288,26 @@ def chunk_counts(repeat: int) -> None:
             for n in CHUNK_COUNTS:
                 field = np.ascontiguousarray(codes[:n]).reshape(-1, 64)
                 blob = enc.encode(field)
-                assert np.array_equal(enc.decode(blob), field.reshape(-1))
+                assert np.array_equal(np.asarray(enc.decode(blob)).reshape(-1), field.reshape(-1))
                 e, d = best_ms(lambda: enc.encode(field), repeat), best_ms(lambda: enc.decode(blob), repeat)
                 cells.append(f"{n} codes {e * 1e3:.0f} / {d * 1e3:.0f}")
             print(f"{pid} {dt} encode / decode us: " + ", ".join(cells))
+    # 32-64 chunks (the pooled field four times over, 8192 x 64), huffman, one and two threads
+    x4 = np.concatenate([x] * 4)
+    enc = registry.create("encoder", "huffman", context="none", dedup=False)
+    for threads in (1, 2):
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        for dt, eb in (("int8", 0.01), ("int16", 0.001)):
+            codes = B.quantize(x4, eb, dt)[0].reshape(-1)
+            cells = []
+            for chunks in (32, 33, 36, 40, 47, 56, 64):
+                field = np.ascontiguousarray(codes[:chunks * 8192]).reshape(-1, 64)
+                blob = enc.encode(field)
+                assert np.array_equal(np.asarray(enc.decode(blob)).reshape(-1), field.reshape(-1))
+                e, d = best_ms(lambda: enc.encode(field), repeat), best_ms(lambda: enc.decode(blob), repeat)
+                cells.append(f"{chunks} chunks {e * 1e3:.0f} / {d * 1e3:.0f}")
+            print(f"huffman {dt}, {numba.get_num_threads()} thread(s), encode / decode us: " + ", ".join(cells))
+    numba.set_num_threads(1)
 
 
 def repeated_rows(repeat: int) -> None:

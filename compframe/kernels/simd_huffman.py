@@ -439,8 +439,11 @@ def decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_in
     """Decode every chunk (``huffman.decode``'s CPU side) with ``decode_groups`` (unless the tables hold 2**31
     entries or more; with the row tables ``entries``, ``rows`` of ``huffman.row_tables`` unless ``rows`` is empty),
     in at least ``threads`` spans where there are chunks enough (``numba.get_num_threads()``): chunks of one length
-    (but the last) in spans of groups of 16, then the chunks left over in pairs with ``huffman.decode_chunks`` (an
-    odd last one alone); chunks of different lengths (class tables: chunks as long as a class's columns) all
+    (but the last) in spans of groups of 16, the chunks past the last group a group of their own where there are
+    ``least_active`` of them on one thread (or no whole group), else in pairs with ``huffman.decode_chunks`` (an
+    odd last one alone: pairs decode faster than the one-reader loop that finishes the chunks of a vector loop
+    with fewer readers busy, and on two threads they share the rest out evenly where a group of its own would
+    go to one span); chunks of different lengths (class tables: chunks as long as a class's columns) all
     through ``decode_groups``, longest first (``longest_first``), so that the readers, which take the next chunk
     as one ends, run out of chunks near the end of the stream rather than at the first short chunk."""
     n = starts.size
@@ -454,19 +457,20 @@ def decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_in
                           j * n // spans, (j + 1) * n // spans, sums, entries, rows, False)
         return
     groups = n // W if fits else 0
-    # spans of at most SPAN groups, as many as the threads at least (when there are groups enough); the
-    # chunks past the last whole group go to the last span (one span of them where there is no group)
+    rest = n - W * groups
+    if vector and (groups == 0 or (rest >= least_active(out.itemsize) and threads == 1)):
+        groups, rest = groups + 1, 0  # the chunks past the last group of 16 are a group of their own
+    # spans of at most SPAN groups (16-bit: one), as many as the threads at least (when there are groups
+    # enough); the last group may hold fewer than 16 chunks (from ``least_active`` on)
     span = SPAN if out.itemsize == 1 else 1
-    spans = max(min(groups, -(-max(-(-groups // span), threads) // threads) * threads), 1 if vector else 0)
+    spans = min(groups, -(-max(-(-groups // span), threads) // threads) * threads)
     order = np.arange(n)
     for j in numba.prange(spans):
         decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, order,
-                      W * (j * groups // spans), n if j == spans - 1 and vector else W * ((j + 1) * groups // spans),
-                      sums, entries, rows, True)
-    if vector:
-        return
-    for j in numba.prange((n - W * groups + 1) // 2):
-        a = W * groups + 2 * j
+                      W * (j * groups // spans), min(n - rest, W * ((j + 1) * groups // spans)), sums, entries, rows,
+                      True)
+    for j in numba.prange((rest + 1) // 2):
+        a = n - rest + 2 * j
         b = a + 1
         ta = table_of[a]
         if b < n:

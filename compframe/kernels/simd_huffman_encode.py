@@ -289,31 +289,42 @@ def encode_chunks(x, starts, ends, table_of, base, mask, table, group, out, out_
 @numba.njit(parallel=True, cache=True)
 def encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_start, nbytes, sums, threads):
     """``huffman.encode_cpu`` (the same bytes, sizes and checksums) with the chunks through
-    ``encode_chunks``, in ``threads`` spans where there are 32 chunks a span
-    (``numba.get_num_threads()``): chunks of
-    one length (but the last) in their order, chunks of different lengths (class tables) longest first
-    (``simd_huffman.longest_first``), so that the writers run out of chunks near the stream's end.
-    Fewer than ``least_active`` chunks go in pairs, as there. The checksums are taken 16 chunks at a time
-    (``fnv.record_group``), the rest in pairs, in the chunks' own order."""
+    ``encode_chunks``, in ``threads`` spans where there are 32 chunks a span (16 where they have one
+    length; ``numba.get_num_threads()``): chunks of one length (but the last) in their order, but for
+    fewer than ``least_active`` chunks past the last group of 16, which go in pairs as there (on the
+    threads, where one span's writers would code them alone); chunks of different lengths (class
+    tables) longest first (``simd_huffman.longest_first``), so that the writers run out of chunks
+    near the stream's end. Fewer than ``least_active`` chunks in all go in pairs. The checksums are
+    taken 16 chunks at a time (``fnv.record_group``), the rest in pairs, in the chunks' own order."""
     n = starts.size
     fits = table.size < 1 << 31  # encode_steps' 32-bit table indices
-    if fits and n >= least_active(x.itemsize):
+    least = least_active(x.itemsize)
+    rest = 0
+    if fits and n >= least:
         spans = max(1, min(threads, n // (2 * W)))
         order = longest_first(starts, ends, spans)
-        if not order.size:
-            order = np.arange(n)
+        if not order.size:  # chunks of one length: spans of 16 chunks or more, the chunks past the last
+            # group of 16 in pairs unless there are ``least`` of them (or there is no group)
+            groups = n // W
+            rest = n - W * groups if groups and n - W * groups < least else 0
+            spans = max(1, min(threads, groups))
+            order = np.arange(n - rest)
+        m = n - rest
         for j in numba.prange(spans):  # one parallel region (a second one cost about 8 us a call)
             encode_chunks(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_start, nbytes, order,
-                          j * n // spans, (j + 1) * n // spans)
-            for g in range(j, -(-n // W), spans):  # the checksums in the chunks' own order
-                if W * g + W <= n:
+                          j * m // spans, (j + 1) * m // spans)
+            for g in range(j, -(-m // W), spans):  # the checksums in the chunks' own order
+                if W * g + W <= m:
                     record_group(x, starts, ends, W * g, 0, sums)
                 else:
-                    for a in range(W * g, n, 2):
-                        record_pair(x, starts, ends, a, a + 1, 0, sums)
-        return
-    for j in numba.prange((n + 1) // 2):
-        a = 2 * j
+                    for a in range(W * g, m, 2):
+                        record_pair(x, starts, ends, a, a + 1 if a + 1 < m else n, 0, sums)
+        if not rest:
+            return
+    else:
+        rest = n
+    for j in numba.prange((rest + 1) // 2):
+        a = n - rest + 2 * j
         b = a + 1
         nbytes[a] = _encode_one(x, starts[a], ends[a], base, mask, table[table_of[a]], group, scratch, scratch_start[a])
         if b < n:
