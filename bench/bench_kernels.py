@@ -81,6 +81,16 @@ def minilm_codes():
         yield dt, B.quantize(x, eb, dt)[0], registry.create("encoder", "huffman", context="none")
 
 
+def lookup_fields():
+    """``(name, floats)``: the pooled 2048 x 64 lookups (bench_encoders' second field) and MiniLM's first
+    4096 rows (if installed)."""
+    import bench_encoders as B
+
+    table = B.minilm_table()
+    return [("pooled 2048x64", B.pooled_lookups(2)[1][1])] + \
+        ([("MiniLM 4096x384", np.ascontiguousarray(table[:4096]))] if table is not None else [])
+
+
 def chunked_codes():
     """``(label, codes, encoder)``: pooled 2048 x 64 and MiniLM 4096 x 384 (if installed), int8 rel 1e-2
     and int16 rel 1e-3, ``huffman`` ``context=none`` with the whole field as one chunk and with
@@ -89,10 +99,7 @@ def chunked_codes():
 
     from compframe import registry
 
-    table = B.minilm_table()
-    fields = [("pooled 2048x64", B.pooled_lookups(2)[1][1])] + \
-        ([("MiniLM 4096x384", np.ascontiguousarray(table[:4096]))] if table is not None else [])
-    for name, x in fields:
+    for name, x in lookup_fields():
         for dt, eb in (("int8", 0.01), ("int16", 0.001)):
             codes = B.quantize(x, eb, dt)[0]
             for chunk in (codes.size, 24576):
@@ -270,6 +277,14 @@ CHUNK_COUNTS = (131072, 125888, 122880, 114688, 98304, 90112, 65536)
 keeps of bench_encoders' pooled lookups), 15, 14, 12, 11 and 8 chunks."""
 
 
+def _round_trip_us(enc, codes, repeat: int) -> str:
+    """``"encode / decode"`` in us (best of ``repeat``) of ``codes`` as rows of 64, the round trip checked."""
+    field = np.ascontiguousarray(codes).reshape(-1, 64)
+    blob = enc.encode(field)
+    assert np.array_equal(np.asarray(enc.decode(blob)).reshape(-1), field.reshape(-1))
+    return f"{best_ms(lambda: enc.encode(field), repeat) * 1e3:.0f} / {best_ms(lambda: enc.decode(blob), repeat) * 1e3:.0f}"
+
+
 def chunk_counts(repeat: int) -> None:
     """``huffman`` and ``ans`` (``context=none``, ``dedup`` off) encode and decode times (us, best of
     ``repeat``) of the first ``CHUNK_COUNTS`` codes of the pooled 2048 x 64 field, int8 rel 1e-2 and
@@ -286,11 +301,7 @@ def chunk_counts(repeat: int) -> None:
             codes = B.quantize(x, eb, dt)[0].reshape(-1)
             cells = []
             for n in CHUNK_COUNTS:
-                field = np.ascontiguousarray(codes[:n]).reshape(-1, 64)
-                blob = enc.encode(field)
-                assert np.array_equal(np.asarray(enc.decode(blob)).reshape(-1), field.reshape(-1))
-                e, d = best_ms(lambda: enc.encode(field), repeat), best_ms(lambda: enc.decode(blob), repeat)
-                cells.append(f"{n} codes {e * 1e3:.0f} / {d * 1e3:.0f}")
+                cells.append(f"{n} codes {_round_trip_us(enc, codes[:n], repeat)}")
             print(f"{pid} {dt} encode / decode us: " + ", ".join(cells))
     # 32-64 chunks (the pooled field four times over, 8192 x 64), huffman, one and two threads
     x4 = np.concatenate([x] * 4)
@@ -301,27 +312,20 @@ def chunk_counts(repeat: int) -> None:
             codes = B.quantize(x4, eb, dt)[0].reshape(-1)
             cells = []
             for chunks in (32, 33, 36, 40, 47, 56, 64):
-                field = np.ascontiguousarray(codes[:chunks * 8192]).reshape(-1, 64)
-                blob = enc.encode(field)
-                assert np.array_equal(np.asarray(enc.decode(blob)).reshape(-1), field.reshape(-1))
-                e, d = best_ms(lambda: enc.encode(field), repeat), best_ms(lambda: enc.decode(blob), repeat)
-                cells.append(f"{chunks} chunks {e * 1e3:.0f} / {d * 1e3:.0f}")
+                cells.append(f"{chunks} chunks {_round_trip_us(enc, codes[:chunks * 8192], repeat)}")
             print(f"huffman {dt}, {numba.get_num_threads()} thread(s), encode / decode us: " + ", ".join(cells))
     numba.set_num_threads(1)
 
 
 def repeated_rows(repeat: int) -> None:
     """``rows.first_copies`` alone, and the whole ``huffman`` and ``ans`` default encodes with ``dedup``
-    on and off (us, best of ``repeat``), on the fields of ``chunked_codes``."""
+    on and off (us, best of ``repeat``), on ``lookup_fields``."""
     import bench_encoders as B
 
     from compframe import registry
     from compframe.kernels import rows
 
-    table = B.minilm_table()
-    fields = [("pooled 2048x64", B.pooled_lookups(2)[1][1])] + \
-        ([("MiniLM 4096x384", np.ascontiguousarray(table[:4096]))] if table is not None else [])
-    for name, x in fields:
+    for name, x in lookup_fields():
         for dt, eb in (("int8", 0.01), ("int16", 0.001)):
             codes = B.quantize(x, eb, dt)[0]
             src = rows.first_copies(codes)
