@@ -245,8 +245,9 @@ MIN_ACTIVE = (12, 10)
 vector steps (whose cost does not depend on how many lanes are busy) and finishes every chunk alone;
 fields of fewer chunks decode in pairs (``huffman.decode_chunks``). Pooled 2048 x 64 codes, one
 thread, in as many chunks of 8192 codes as the field holds: 8-bit readers gained from 12 chunks on
-(15: 172 -> 152 us) and lost with 8 (97 -> 125 us); 16-bit ones gained from 10 (11: 305 -> 226 us,
-15: 420 -> 252) and lost with 8 (201 -> 209 us)."""
+(15: 173 -> 152-155 us) and lost with 8 (97 -> 125 us); 16-bit ones gained from 10 (11: 304-309 ->
+229-231 us, 15: 419-420 -> 255-257) and lost with 8 (201 -> 209 us); docs/benchmarks.md, twelfth
+session."""
 
 
 @register_jitable

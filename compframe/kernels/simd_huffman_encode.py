@@ -216,7 +216,8 @@ def _close(x, ends, table_of, base, mask, table, group, out, out_start, nbytes, 
 MIN_ACTIVE = 12
 """Writers with a chunk of 8-bit symbols to code below which ``encode_chunks`` leaves the vector steps
 (whose cost does not depend on how many lanes are busy) and codes the rest of every chunk alone
-(pooled int8 codes, one thread: 12 chunks 247 -> 225 us, 15 chunks 294 -> 247). 16-bit symbols,
+(pooled int8 codes, one thread: 12 chunks 246-249 -> 218-220 us, 15 chunks 293-294 -> 238-242;
+docs/benchmarks.md, twelfth session). 16-bit symbols,
 whose table entries are gathered, leave them at the first idle writer: with 12-15 writers busy they
 ran 3-11 % slower than the chunks alone in pairs."""
 
@@ -238,7 +239,7 @@ def encode_chunks(x, starts, ends, table_of, base, mask, table, group, out, out_
     call it takes a copy of a busy writer's state and table, so that it writes the same bytes at the
     same places as that writer. Then every busy writer's rest alone. Fewer than 16 chunks, a short
     last chunk, or chunks of different lengths thus keep the vector steps until the writers run out
-    of chunks, not to the first one that ends (2048 x 64 int8 codes but 81 rows: 277 -> 238 us)."""
+    of chunks, not to the first one that ends (2048 x 64 int8 codes but 81 rows: 276-278 -> 235-239 us)."""
     least = least_active(x.itemsize)
     state = np.zeros((4, W), np.int64)
     toff = np.empty(W, np.int64)
@@ -310,7 +311,7 @@ def encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scr
             spans = max(1, min(threads, groups))
             order = np.arange(n - rest)
         m = n - rest
-        for j in numba.prange(spans):  # one parallel region (a second one cost about 8 us a call)
+        for j in numba.prange(spans):  # the chunks and their checksums in one parallel region
             encode_chunks(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_start, nbytes, order,
                           j * m // spans, (j + 1) * m // spans)
             for g in range(j, -(-m // W), spans):  # the checksums in the chunks' own order
