@@ -17,6 +17,9 @@
                                                      # to 15.4 (81 rows less), 15, 14, 12, 11 and 8 chunks: huffman and
                                                      # ans (context=none, dedup off) encode and decode, us; then that
                                                      # field four times over cut to 32-64 chunks, huffman, 1 and 2 threads
+    python bench/bench_kernels.py --field-sizes      # ans and huffman (context=none, dedup off) on the pooled lookups eight
+                                                     # times over (16384 x 64) cut to 512-16384 rows, 1 and 2 threads:
+                                                     # ns per row of 64 codes, encode / decode
     python bench/bench_kernels.py --repeated-rows    # pooled 2048 x 64 and MiniLM 4096 x 384 int8/int16: dedup's search for
                                                      # repeated rows alone (rows.first_copies), and whole default huffman
                                                      # and ans encodes with dedup on (the default) and off
@@ -317,6 +320,38 @@ def chunk_counts(repeat: int) -> None:
     numba.set_num_threads(1)
 
 
+FIELD_ROWS = (512, 1000, 2000, 2048, 2100, 3000, 4096, 5000, 8192, 9000, 12000, 16384)
+"""Rows of 64 codes ``field_sizes`` cuts the field to: multiples of 2048 (131 072 codes, ``ans``'s chunk)
+and rows beside them."""
+
+
+def field_sizes(repeat: int) -> None:
+    """``ans`` and ``huffman`` (``context=none``, ``dedup`` off) encode and decode of the pooled lookups
+    eight times over (16384 x 64), int8 rel 1e-2 and int16 rel 1e-3, cut to ``FIELD_ROWS`` rows, on
+    one thread and two: ns per row of 64 codes (best of ``repeat``), to show where a field's size,
+    not its content, sets the speed."""
+    import bench_encoders as B
+
+    from compframe import registry
+
+    x8 = np.concatenate([B.pooled_lookups(2)[1][1]] * 8)
+    for threads in (1, 2):
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        for pid in ("ans", "huffman"):
+            enc = registry.create("encoder", pid, context="none", dedup=False)
+            for dt, eb in (("int8", 0.01), ("int16", 0.001)):
+                codes = B.quantize(x8, eb, dt)[0].reshape(-1)
+                cells = []
+                for rows in FIELD_ROWS:
+                    field = np.ascontiguousarray(codes[:rows * 64]).reshape(rows, 64)
+                    blob = enc.encode(field)
+                    e, d = best_ms(lambda: enc.encode(field), repeat), best_ms(lambda: enc.decode(blob), repeat)
+                    cells.append(f"{rows}: {e * 1e6 / rows:.0f} / {d * 1e6 / rows:.0f}")
+                print(f"{pid} {dt}, {numba.get_num_threads()} thread(s), ns per row, encode / decode: "
+                      + ", ".join(cells))
+    numba.set_num_threads(1)
+
+
 def repeated_rows(repeat: int) -> None:
     """``rows.first_copies`` alone, and the whole ``huffman`` and ``ans`` default encodes with ``dedup``
     on and off (us, best of ``repeat``), on ``lookup_fields``."""
@@ -348,6 +383,7 @@ def main() -> None:
     ap.add_argument("--encode-lanes", action="store_true")
     ap.add_argument("--repeated-rows", action="store_true")
     ap.add_argument("--chunk-counts", action="store_true")
+    ap.add_argument("--field-sizes", action="store_true")
     ap.add_argument("--repeat", type=int, default=100)
     a = ap.parse_args()
     numba.set_num_threads(1)
@@ -367,10 +403,12 @@ def main() -> None:
         repeated_rows(a.repeat)
     if a.chunk_counts:
         chunk_counts(a.repeat)
+    if a.field_sizes:
+        field_sizes(a.repeat)
     if not (a.checksums or a.huffman_decode or a.interp_decode or a.huffman_chunks or a.huffman_widths
-            or a.encode_lanes or a.repeated_rows or a.chunk_counts):
+            or a.encode_lanes or a.repeated_rows or a.chunk_counts or a.field_sizes):
         ap.error("choose --checksums, --huffman-decode, --interp-decode, --huffman-chunks, --huffman-widths, "
-                 "--encode-lanes, --repeated-rows and/or --chunk-counts")
+                 "--encode-lanes, --repeated-rows, --chunk-counts and/or --field-sizes")
 
 
 if __name__ == "__main__":
