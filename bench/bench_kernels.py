@@ -280,6 +280,19 @@ CHUNK_COUNTS = (131072, 125888, 122880, 114688, 98304, 90112, 65536)
 keeps of bench_encoders' pooled lookups), 15, 14, 12, 11 and 8 chunks."""
 
 
+def _codes_by_coder(x, coders):
+    """``(coder, code type, encoder, flat codes)``: each of ``coders`` (``context=none``, ``dedup`` off)
+    with ``x``'s int8 codes at rel 1e-2 and int16 codes at rel 1e-3."""
+    import bench_encoders as B
+
+    from compframe import registry
+
+    for pid in coders:
+        enc = registry.create("encoder", pid, context="none", dedup=False)
+        for dt, eb in (("int8", 0.01), ("int16", 0.001)):
+            yield pid, dt, enc, B.quantize(x, eb, dt)[0].reshape(-1)
+
+
 def _round_trip_us(enc, codes, repeat: int) -> str:
     """``"encode / decode"`` in us (best of ``repeat``) of ``codes`` as rows of 64, the round trip checked."""
     field = np.ascontiguousarray(codes).reshape(-1, 64)
@@ -298,14 +311,9 @@ def chunk_counts(repeat: int) -> None:
     from compframe import registry
 
     x = B.pooled_lookups(2)[1][1]
-    for pid in ("huffman", "ans"):
-        enc = registry.create("encoder", pid, context="none", dedup=False)
-        for dt, eb in (("int8", 0.01), ("int16", 0.001)):
-            codes = B.quantize(x, eb, dt)[0].reshape(-1)
-            cells = []
-            for n in CHUNK_COUNTS:
-                cells.append(f"{n} codes {_round_trip_us(enc, codes[:n], repeat)}")
-            print(f"{pid} {dt} encode / decode us: " + ", ".join(cells))
+    for pid, dt, enc, codes in _codes_by_coder(x, ("huffman", "ans")):
+        cells = [f"{n} codes {_round_trip_us(enc, codes[:n], repeat)}" for n in CHUNK_COUNTS]
+        print(f"{pid} {dt} encode / decode us: " + ", ".join(cells))
     # 32-64 chunks (the pooled field four times over, 8192 x 64), huffman, one and two threads
     x4 = np.concatenate([x] * 4)
     enc = registry.create("encoder", "huffman", context="none", dedup=False)
@@ -332,23 +340,17 @@ def field_sizes(repeat: int) -> None:
     not its content, sets the speed."""
     import bench_encoders as B
 
-    from compframe import registry
-
     x8 = np.concatenate([B.pooled_lookups(2)[1][1]] * 8)
     for threads in (1, 2):
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-        for pid in ("ans", "huffman"):
-            enc = registry.create("encoder", pid, context="none", dedup=False)
-            for dt, eb in (("int8", 0.01), ("int16", 0.001)):
-                codes = B.quantize(x8, eb, dt)[0].reshape(-1)
-                cells = []
-                for rows in FIELD_ROWS:
-                    field = np.ascontiguousarray(codes[:rows * 64]).reshape(rows, 64)
-                    blob = enc.encode(field)
-                    e, d = best_ms(lambda: enc.encode(field), repeat), best_ms(lambda: enc.decode(blob), repeat)
-                    cells.append(f"{rows}: {e * 1e6 / rows:.0f} / {d * 1e6 / rows:.0f}")
-                print(f"{pid} {dt}, {numba.get_num_threads()} thread(s), ns per row, encode / decode: "
-                      + ", ".join(cells))
+        for pid, dt, enc, codes in _codes_by_coder(x8, ("ans", "huffman")):
+            cells = []
+            for rows in FIELD_ROWS:
+                field = np.ascontiguousarray(codes[:rows * 64]).reshape(rows, 64)
+                blob = enc.encode(field)
+                e, d = best_ms(lambda: enc.encode(field), repeat), best_ms(lambda: enc.decode(blob), repeat)
+                cells.append(f"{rows}: {e * 1e6 / rows:.0f} / {d * 1e6 / rows:.0f}")
+            print(f"{pid} {dt}, {numba.get_num_threads()} thread(s), ns per row, encode / decode: " + ", ".join(cells))
     numba.set_num_threads(1)
 
 
