@@ -82,8 +82,8 @@ def _flags_damage(data, offsets, u, starts, ends, table_of, tables, by_rows, exp
                                               (np.int8, np.uint32, True), (np.int16, np.int64, True)])
 def test_sixteen_chunks_at_once_match_the_pair_decoder(dtype, entry, rows):
     """``simd_huffman.decode_cpu`` (spans of groups of 16 chunks as vectors, each reader taking the
-    next chunk as its own ends, the last span the five chunks past the groups too) decodes 101 chunks
-    (six groups, for 8-bit codes in two spans) of
+    next chunk as its own ends, then the five chunks past the groups in pairs) decodes 101 chunks (six
+    groups, for 8-bit codes in two spans) of
     skewed codes with two alternating tables exactly (long codes inside the vector loop too), with the
     64-bit entries or the row tables (more symbols per look-up than a 64-bit entry holds), and on
     damaged streams flags the same chunks as the scalar decoder: random bytes under an incomplete
@@ -125,7 +125,8 @@ def test_sixteen_chunks_at_once_match_the_pair_decoder(dtype, entry, rows):
                                               (np.int8, np.uint32, True)])
 def test_idle_readers_copy_a_busy_one(dtype, entry, rows):
     """Where the readers run out of chunks (fewer than 16 chunks, a short last chunk, chunks past the
-    last group of 16) the idle ones copy a busy reader: from ``least_active`` to 17 chunks and 32 + 1..15,
+    last group of 16 as a group of their own on one thread, else in pairs) the idle ones copy a busy
+    reader: from ``least_active`` to 17 chunks and 32 + 1, 8 and 15,
     with a last chunk of 1 code to a whole one, in one span and two, every code and checksum is the
     encoder's, and a flipped bit per chunk is flagged as by the scalar decoder."""
     rng = np.random.default_rng(9)

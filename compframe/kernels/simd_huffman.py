@@ -15,7 +15,8 @@ scalar run loop does.
 ``decode_steps_rows`` does the same with ``huffman.row_tables`` (uint32 entries of up to
 ``huffman.ROW`` symbols, each reader storing its entry's whole row), for codes so short that a
 look-up holds more symbols than a 64-bit entry. ``decode_groups`` lets the 16 readers take the
-chunks of a span in turn (8-bit codes), so that few chunks end with one reader alone.
+chunks of a span in turn (8-bit codes), so that few chunks end with one reader alone, and a reader
+with no chunk left copies a busy one while ``least_active`` readers are busy.
 
 Readers whose entry is the prefix of a longer code search the canonical limits in the loop too
 (gathers of ``limit``, ``first_index`` and ``syms``, a branch taken on a few per cent of steps); a

@@ -20,8 +20,10 @@ chunk's start and rest.
 ``encode_chunks`` drives 16 writers over a list of chunks: writer ``k`` first codes ``STAGGER * k``
 bytes of symbols alone (chunks 8 KiB apart would otherwise put the 16 reads of a step in one L1
 set: 353 us against 171 for 16 chunks of 8192 int8 codes), and a writer near its chunk's end
-finishes it alone and takes the next chunk. ``encode_cpu`` gives it groups of 16 chunks of one
-length, or every chunk longest first where they differ (class tables), as the decoder does.
+finishes it alone and takes the next chunk, or, with none left, copies a busy writer (the vector
+steps go on while ``least_active`` writers are busy). ``encode_cpu`` gives it the chunks of one
+length in their order, or every chunk longest first where they differ (class tables), as the
+decoder does, in a span per thread.
 Measured on 2048 x 64 int8 codes of one table (docs/benchmarks.md, "``huffman`` encoding: 16 chunks
 at once"): 188 -> 98 us for the 16 chunks with their checksums.
 
