@@ -19,6 +19,12 @@ from compframe.kernels import simd, simd_encode
 from compframe.plugins.encoders.entropy import frequency_tables
 
 
+SPANS = {"alone": lambda chunks: chunks, "one": lambda chunks: 1, "two": lambda chunks: min(2, chunks),
+         "three": lambda chunks: min(3, chunks)}
+"""``ans_kernels._spans`` stand-ins: every chunk alone, all in one run (in pairs), and two or three runs
+of consecutive chunks (pairs and an odd one alone in each), whatever this machine's thread count."""
+
+
 def make(**params):
     return registry.create("encoder", "ans", **params)
 
@@ -184,13 +190,14 @@ def test_vector_encoder_steps_as_the_scalar_encoder(lanes):
 
 
 @pytest.mark.parametrize("lanes", [16, 32, 64])
-@pytest.mark.parametrize("paired", [False, True])
-def test_vector_encoder_writes_the_scalar_bytes(lanes, paired, monkeypatch):
+@pytest.mark.parametrize("spans", ["alone", "one", "two", "three"])
+def test_vector_encoder_writes_the_scalar_bytes(lanes, spans, monkeypatch):
     """``ans_kernels.encode`` on the CPU (vector groups and a scalar partial group per chunk; one chunk
-    at a time, or two, whose groups go together as far as both have them) writes, chunk by chunk, the
-    bytes of ``encode_lanes`` (the scalar encoder, which the CUDA kernel runs), over chunk lengths
-    around multiples of the lane count and several tables."""
-    monkeypatch.setattr(ans_kernels, "_paired", lambda chunks: paired)
+    at a time, or two, whose groups go together as far as both have them; the chunks shared out in
+    runs as ``SPANS`` says) writes, chunk by chunk, the bytes of ``encode_lanes`` (the scalar encoder,
+    which the CUDA kernel runs), over chunk lengths around multiples of the lane count and several
+    tables; ``decode``, run the same way, gives the codes back and the scalar decoder's checksums."""
+    monkeypatch.setattr(ans_kernels, "_spans", SPANS[spans])
     rng = np.random.default_rng(100 + lanes)
     for dtype, k, precision in ((np.uint8, 40, 10), (np.uint16, 900, 14), (np.uint8, 256, 16)):
         mask = np.iinfo(dtype).max
@@ -212,6 +219,19 @@ def test_vector_encoder_writes_the_scalar_bytes(lanes, paired, monkeypatch):
                                                  1)
             assert nbytes[j] == size and np.array_equal(data[pos:pos + size], ref[ref.size - size:]), (dtype, j)
             pos += size
+        offsets = np.concatenate([[0], np.cumsum(nbytes)])
+        out = np.zeros_like(x)
+        got = ans_kernels.decode("cpu", data, offsets, out, starts, ends, table_of, 0, mask, freq, precision, lanes)
+        assert np.array_equal(out, x), dtype
+        table = ans_kernels.lane_entries(freq, precision, 0, mask, x.itemsize)
+        shift = ans_kernels.lane_shift(precision, x.itemsize)
+        for j in range(starts.size):
+            st, hs = np.empty(lanes, np.uint32), np.empty(lanes, np.uint32)
+            p = ans_kernels._start_lanes_cpu(data, offsets[j], offsets[j + 1], lanes, st, hs)
+            assert ans_kernels._decode_lanes_tail_cpu(data, np.zeros_like(x), table[table_of[j]], precision, shift, p,
+                                                      offsets[j + 1], starts[j], starts[j], ends[j], lanes, st, hs,
+                                                      None, 1) == 0
+            assert ans_kernels._fold_lanes_cpu(hs, lanes) == got[j], (dtype, j)
 
 
 @pytest.mark.skipif(not simd.avx512(), reason="the hardware gathers need AVX-512F")
@@ -480,3 +500,39 @@ def test_frequency_tables_match_the_sorted_rule():
         if precision > 16:
             continue
         assert np.array_equal(frequency_tables(counts, precision), reference_frequencies(counts, precision)), trial
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_lane_streams_of_several_chunks_take_one_length(threads):
+    """lanes=0: a lane stream of several chunks (one table; tables in row order, mode 6) is cut into
+    chunks of one length, a multiple of SPLIT_ALIGN, as many as 131072-code chunks would be rounded
+    up to a multiple of EVEN_CHUNKS where that keeps the lane count, else to an even count; the
+    stream costs at most AUTO_WASTE more than 131072-code chunks, decodes exactly, and is the same
+    on one thread and two. Tables per block keep 131072-code chunks (their blocks are whole chunks)."""
+    rng = np.random.default_rng(13)
+    scales = np.geomspace(0.5, 40, 64)
+    cases = (  # codes, context, mode, chunks
+        (np.rint(rng.laplace(0, 8, (2100, 64))).clip(-128, 127).astype(np.int8), "none", 2, 2),  # 131072 + 3328
+        (np.rint(rng.laplace(0, 8, (9000, 64))).clip(-128, 127).astype(np.int8), "none", 2, 8),  # five: eight
+        (np.rint(rng.laplace(0, 1, (5000, 64)) * scales).astype(np.int16), "classes", 6, 4),  # three: four
+    )
+    before = numba.get_num_threads()
+    try:
+        for codes, context, mode, chunks in cases:
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            auto, whole = make(context=context, dedup=False), make(context=context, dedup=False, lanes=32)
+            stream, fixed = auto.encode(codes), whole.encode(codes)
+            numba.set_num_threads(1)
+            assert auto.encode(codes) == stream  # the bytes do not depend on the thread count
+            fields, chunk = coded_fields(stream, 2), _chunk(stream, 2)
+            assert fields[0] == mode and fields[3] == coded_fields(fixed, 2)[3] == 32 and _chunk(fixed, 2) == 131072
+            assert chunk % auto.SPLIT_ALIGN == 0 and -(-codes.size // chunk) == chunks, (codes.shape, chunk)
+            assert codes.size - (chunks - 1) * chunk > chunk - auto.SPLIT_ALIGN * chunks  # the last one as long, nearly
+            assert len(stream) <= (1 + auto.AUTO_WASTE) * len(fixed)
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            assert np.array_equal(auto.decode(stream), codes) and np.array_equal(whole.decode(stream), codes)
+    finally:
+        numba.set_num_threads(before)
+    drift = np.concatenate([np.rint(rng.laplace(0, 2, 300000)), np.rint(rng.laplace(0, 30, 300000))])
+    stream = make(context="block", dedup=False).encode(drift.clip(-128, 127).astype(np.int8))
+    assert coded_fields(stream, 1)[0] == 4 and coded_fields(stream, 1)[3] == 32 and _chunk(stream) == 131072

@@ -748,47 +748,58 @@ def _encode_lanes_pair_cpu(x, base, mask, precision, out, rcp_a, info_a, packed_
     return True
 
 
+@numba.njit(cache=True)
+def _span(n, spans, s):
+    """Chunks ``[lo, hi)`` of span ``s`` of ``spans``: the ``n`` chunks cut into runs whose counts
+    differ by one at most, the longer runs last."""
+    return s * n // spans, (s + 1) * n // spans
+
+
 @numba.njit(parallel=True, cache=True)
 def encode_lanes_cpu(x, starts, ends, table_of, base, mask, rcp, info, packed, precision, lanes, scratch,
-                     scratch_end, nbytes, sums, paired, toff, ncol):
-    """Every chunk of the lane mode; with ``paired``, two at a time (``_encode_lanes_pair_cpu``);
-    ``toff``, ``ncol``: None and 1, or the row-order column mode's (``row_offsets``)."""
+                     scratch_end, nbytes, sums, spans, toff, ncol):
+    """Every chunk of the lane mode, in ``spans`` runs of consecutive chunks (``_span``), one run per
+    task, each run's chunks two at a time (``_encode_lanes_pair_cpu``) and an odd last one alone;
+    ``toff``, ``ncol``: None and 1, or the row-order column mode's (``row_offsets``). The bytes do
+    not depend on ``spans``."""
     n = starts.size
-    tasks = (n + 1) // 2 if paired else n
-    for j in numba.prange(tasks):
-        a = np.int64(j) * (2 if paired else 1)
+    for s in numba.prange(spans):
+        lo, hi = _span(n, spans, s)
         hs = np.empty(lanes, np.uint32)
-        if paired and a + 1 < n:
-            ta, tb = table_of[a], table_of[a + 1]
-            if not _encode_lanes_pair_cpu(x, base, mask, precision, scratch, rcp[ta], info[ta], packed[ta], starts[a],
-                                          ends[a], scratch_end[a], rcp[tb], info[tb], packed[tb], starts[a + 1],
-                                          ends[a + 1], scratch_end[a + 1], lanes, nbytes, a, toff, ncol):
-                nbytes[a] = nbytes[a + 1] = -1
-        else:
-            t = table_of[a]
-            nbytes[a] = _encode_lanes_vec_cpu(x, base, mask, precision, scratch, rcp[t], info[t], packed[t], starts[a],
-                                              ends[a], scratch_end[a], lanes, toff, ncol)
-        for k in range(a, min(a + (2 if paired else 1), n)):
-            _hash_lanes_cpu(x, starts[k], ends[k], lanes, hs)
-            sums[k] = _fold_lanes_cpu(hs, lanes)
+        for a in range(lo, hi, 2):
+            if a + 1 < hi:
+                ta, tb = table_of[a], table_of[a + 1]
+                if not _encode_lanes_pair_cpu(x, base, mask, precision, scratch, rcp[ta], info[ta], packed[ta],
+                                              starts[a], ends[a], scratch_end[a], rcp[tb], info[tb], packed[tb],
+                                              starts[a + 1], ends[a + 1], scratch_end[a + 1], lanes, nbytes, a, toff,
+                                              ncol):
+                    nbytes[a] = nbytes[a + 1] = -1
+            else:
+                t = table_of[a]
+                nbytes[a] = _encode_lanes_vec_cpu(x, base, mask, precision, scratch, rcp[t], info[t], packed[t],
+                                                  starts[a], ends[a], scratch_end[a], lanes, toff, ncol)
+            for k in range(a, min(a + 2, hi)):
+                _hash_lanes_cpu(x, starts[k], ends[k], lanes, hs)
+                sums[k] = _fold_lanes_cpu(hs, lanes)
 
 
 @numba.njit(parallel=True, cache=True)
-def decode_lanes_cpu(data, offsets, out, starts, ends, table_of, table, precision, shift, lanes, sums, paired, toff,
+def decode_lanes_cpu(data, offsets, out, starts, ends, table_of, table, precision, shift, lanes, sums, spans, toff,
                      ncol):
-    """Every chunk of the lane mode; with ``paired``, two at a time (``_decode_lanes_pair_cpu``);
-    ``toff``, ``ncol``: None and 1, or the row-order column mode's (``row_offsets``)."""
+    """Every chunk of the lane mode, in ``spans`` runs as ``encode_lanes_cpu`` (two at a time:
+    ``_decode_lanes_pair_cpu``); ``toff``, ``ncol``: None and 1, or the row-order column mode's
+    (``row_offsets``)."""
     n = starts.size
-    tasks = (n + 1) // 2 if paired else n
-    for j in numba.prange(tasks):
-        a = np.int64(j) * (2 if paired else 1)
-        if paired and a + 1 < n:
-            _decode_lanes_pair_cpu(data, out, table[table_of[a]], table[table_of[a + 1]], precision, shift, offsets[a],
-                                   offsets[a + 1], starts[a], ends[a], offsets[a + 1], offsets[a + 2], starts[a + 1],
-                                   ends[a + 1], lanes, sums, a, toff, ncol)
-        else:
-            sums[a] = _decode_lanes_cpu(data, out, table[table_of[a]], precision, shift, offsets[a], offsets[a + 1],
-                                        starts[a], ends[a], lanes, toff, ncol)
+    for s in numba.prange(spans):
+        lo, hi = _span(n, spans, s)
+        for a in range(lo, hi, 2):
+            if a + 1 < hi:
+                _decode_lanes_pair_cpu(data, out, table[table_of[a]], table[table_of[a + 1]], precision, shift,
+                                       offsets[a], offsets[a + 1], starts[a], ends[a], offsets[a + 1], offsets[a + 2],
+                                       starts[a + 1], ends[a + 1], lanes, sums, a, toff, ncol)
+            else:
+                sums[a] = _decode_lanes_cpu(data, out, table[table_of[a]], precision, shift, offsets[a],
+                                            offsets[a + 1], starts[a], ends[a], lanes, toff, ncol)
 
 
 cuda = None
@@ -929,7 +940,7 @@ def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision, 
     elif device == "cpu":
         packed = info.astype(np.uint32)  # cum | (2**R - freq) << 16: the vector encoder's table
         encode_lanes_cpu(x, starts, ends, table_of, base, mask, rcp, info, packed, precision, lanes, scratch,
-                         scratch_end, nbytes, sums, _paired(starts.size), toff, ncol)
+                         scratch_end, nbytes, sums, _spans(starts.size), toff, ncol)
     else:
         kernels = _cuda_kernels()
         d = to_device(x, starts, ends, table_of, rcp, info, scratch, scratch_end, nbytes, sums)
@@ -948,9 +959,13 @@ def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision, 
     return out, nbytes, sums
 
 
-def _paired(chunks):
-    """Whether the lane mode's CPU kernels take the chunks two at a time: where every thread gets a pair."""
-    return chunks >= 2 and chunks >= 2 * numba.get_num_threads()
+def _spans(chunks):
+    """The runs of consecutive chunks the lane mode's CPU kernels share out, one per thread (at most one
+    per chunk): each thread codes its chunks two at a time, which is 1.25-1.3x faster than one at a
+    time with 32 lanes, and takes as many chunks as another, give or take one. (Before, where every
+    thread could not get a pair, every chunk went alone; and pairs were handed out whole, so that on
+    two threads five chunks went four to one thread.)"""
+    return max(1, min(chunks, numba.get_num_threads()))
 
 
 def lookup_tables(freq, precision, base, mask, dtype, lanes):
@@ -984,7 +999,7 @@ def decode(device, data, offsets, out, starts, ends, table_of, base, mask, freq,
         return sums
     if device == "cpu":
         decode_lanes_cpu(data, offsets, out, starts, ends, table_of, tables[0], precision, shift, lanes, sums,
-                         _paired(starts.size), toff, ncol)
+                         _spans(starts.size), toff, ncol)
         return sums
     kernels = _cuda_kernels()
     d = to_device(data, offsets, out, starts, ends, table_of, sums, *tables)

@@ -1033,6 +1033,9 @@ class Ans(ChunkedEntropyCoder):
     """The shortest half ``_stream_chunk`` cuts a one-chunk stream into."""
     SPLIT_ALIGN = 256
     """The halves' lengths are multiples of this."""
+    EVEN_CHUNKS = 4
+    """Lane streams of several chunks are cut into a multiple of this many where their lane count allows
+    (``_stream_chunk``): two pairs of chunks, one on each of two threads, or one chunk on each of four."""
     MIN_CHUNKS = 4
     """The fewest chunks ``_stream_chunk`` leaves a stream it lengthens the chunks of: two per thread
     on two cores, which decode two chunks at once."""
@@ -1116,7 +1119,15 @@ class Ans(ChunkedEntropyCoder):
           keeps at least ``MIN_CHUNKS`` chunks and, with a table per block, the same blocks of codes
           to a table (the lane mode encodes and decodes 2-3x faster than the pair mode). On the CPU
           only: the CUDA kernels run a chunk per thread, and fewer chunks would leave more of the
-          GPU idle."""
+          GPU idle;
+        - a stream of several chunks in the lane mode, of one table or in row order, is cut into
+          chunks of one length (a multiple of ``SPLIT_ALIGN``), as many as ``chunk``-long ones would
+          be rounded up to a multiple of ``EVEN_CHUNKS``, else to an even count, else as many, the
+          first of these that keeps its lane count: the CPU kernels share the chunks out among the
+          threads in runs that take pairs (``ans_kernels._spans``), so that a field just past a
+          multiple of ``chunk`` (131 072 + 3 328 codes: one thread coded nearly all of it) is shared
+          out evenly on one thread, two or four, whatever the machine that wrote it. Tables per
+          block keep ``chunk``: their blocks are whole chunks."""
         chunk = self.config.chunk
         if self.config.lanes or not (mode in (BLOCKS, ROW_TABLES) or (mode == CODED and tables == 1)):
             return chunk
@@ -1126,6 +1137,13 @@ class Ans(ChunkedEntropyCoder):
             lanes = self._lanes(model.bits, 1)
             if lanes != 2 and half >= self.SPLIT_MIN and self._lanes(model.bits, 2) == lanes:
                 return half
+            return chunk
+        if (mode != BLOCKS or tables == 1) and self._lanes(model.bits, n) != 2:
+            lanes = self._lanes(model.bits, n)
+            for m in (-(-n // self.EVEN_CHUNKS) * self.EVEN_CHUNKS, n + n % 2, n):
+                even = -(-count // (m * self.SPLIT_ALIGN)) * self.SPLIT_ALIGN
+                if self._lanes(model.bits, -(-count // even)) == lanes:
+                    return even
             return chunk
         if mode == ROW_TABLES or self.config.device != "cpu" or n < 2 * self.MIN_CHUNKS \
                 or self._lanes(model.bits, n) != 2:  # the CUDA kernels run one thread per chunk: keep them
