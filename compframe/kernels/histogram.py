@@ -18,31 +18,50 @@ def histograms(x, tables, base, mask, alphabet, span=0):
     (the last one cut at the end; ``span`` 0: ``x.size // tables``, equal runs): int64 ``[tables, alphabet]``."""
     split = max(1, numba.get_num_threads() // tables)
     lanes = 8 if tables * split * alphabet <= 1 << 20 else 1  # bound the scratch to 32 MB
-    counts = np.zeros((tables * split, lanes * alphabet), np.uint32 if x.size < 1 << 32 else np.int64)
+    counts = _part_rows(tables * split, lanes * alphabet, np.uint32 if x.size < 1 << 32 else np.int64)
     shifted = _shifted(x, base, mask, alphabet)
     if shifted is None:
         _histograms(x, tables, base, mask, alphabet, split, lanes, span or x.size // tables, counts)
     else:
         _histograms_shifted(*shifted, tables, alphabet, split, lanes, span or x.size // tables, counts)
-    return _sum_parts(counts.reshape(tables, split * lanes, alphabet))
+    return _sum_parts(counts, tables, lanes, alphabet)
+
+
+PART_GAP = 512
+"""Bytes of zeros ``_part_rows`` leaves between two parts' counts (rows start on a 64-byte line):
+two threads counting codes of one table, or of 64 columns, into neighbouring rows wrote their most
+frequent symbols' counts within a few hundred bytes of each other, the end of one row and the start
+of the next, and slowed each other down (one table, 131 072 int8 codes of pooled lookups on two
+threads: 34 us with rows end to end, 21-23 with 96 bytes or more between them; 64 columns: 35.5 us,
+24 with 512 bytes; docs/benchmarks.md, thirteenth session)."""
+
+
+def _part_rows(parts, n, dtype):
+    """Zeroed counts of ``parts`` parts, ``n`` entries each: ``[parts, >= n]``, each row padded to whole
+    64-byte lines and ``PART_GAP`` bytes more (read only ``[:, :n]``)."""
+    item = np.dtype(dtype).itemsize
+    stride = -(-n * item // 64) * 64 + (PART_GAP if parts > 1 else 0)
+    return np.zeros((parts, stride // item), dtype)
 
 
 @numba.njit(cache=True)
-def _sum_parts(counts):
-    """``counts`` ``[groups, parts, n]`` summed over its parts: int64 ``[groups, n]`` (integer sums,
-    the same as numpy's ``sum(axis=1, dtype=np.int64)``, which took 102 us on one uint16 part of
-    384 x 501 entries where this loop takes about a third of that). ``parts`` >= 1."""
-    groups, parts, n = counts.shape
+def _sum_parts(counts, groups, lanes, n):
+    """``counts`` ``[groups * parts, >= lanes * n]`` (a group's parts one after the other, each part
+    ``lanes`` runs of ``n`` counts) summed over each group's parts and lanes: int64 ``[groups, n]``
+    (integer sums, the same as numpy's ``sum(axis=1, dtype=np.int64)``, which took 102 us on one uint16
+    part of 384 x 501 entries where this loop takes about a third of that)."""
+    parts = counts.shape[0] // groups
     out = np.empty((groups, n), np.int64)
     for g in range(groups):
         dst = out[g]
-        first = counts[g, 0]
+        first = counts[g * parts]
         for i in range(n):
-            dst[i] = first[i]
-        for p in range(1, parts):
-            src = counts[g, p]
+            dst[i] = first[np.uint64(i)]
+        for j in range(1, parts * lanes):
+            row = counts[g * parts + j // lanes]
+            o = (j % lanes) * n
             for i in range(n):
-                dst[i] += src[i]
+                dst[i] += row[np.uint64(o + i)]
     return out
 
 
@@ -144,14 +163,14 @@ def column_histograms(x, columns, base, mask, alphabet):
     # the narrowest counts a part's rows cannot overflow: half the cache footprint of int32 with uint16
     # (384 x 501 int16 codes of 4096 rows: 1.0 -> 0.8 ms)
     narrow = np.uint16 if -(-rows // split) < 1 << 16 else np.int32  # a column's count never exceeds rows < 2**31
-    counts = np.zeros((split, columns * alphabet), narrow)
+    counts = _part_rows(split, columns * alphabet, narrow)
     shifted = _shifted(x, base, mask, alphabet)
     if shifted is None:
         _column_histograms(x, columns, base, mask, alphabet, split, counts)
     else:
         bands = -(-columns // BAND)
         _column_histograms_shifted(*shifted, columns, alphabet, split, -(-columns // bands), counts)
-    return _sum_parts(counts.reshape(1, split, columns * alphabet)).reshape(columns, alphabet)
+    return _sum_parts(counts, 1, 1, columns * alphabet).reshape(columns, alphabet)
 
 
 @numba.njit(parallel=True, cache=True)
