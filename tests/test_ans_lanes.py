@@ -314,8 +314,9 @@ def test_streams_that_code_to_little_take_longer_chunks_in_the_lane_mode():
 
 def test_one_chunk_lane_streams_are_cut_in_two():
     """lanes=0: a stream that would be one chunk in the lane mode is cut in two halves (decoded as a
-    pair) where its lane count stays within AUTO_WASTE; in row order (mode 6) too; not where the
-    halves would be short or would take fewer lanes, nor with a lane count set."""
+    pair, or on two threads) that keep the one chunk's lane count, for at most AUTO_WASTE more bytes;
+    in row order (mode 6) too; not where the halves would be short or the one chunk is in the pair
+    mode, nor with a lane count set."""
     rng = np.random.default_rng(12)
     flat = np.rint(rng.laplace(0, 8, (2048, 64))).clip(-128, 127).astype(np.int8)
     scales = np.geomspace(0.5, 40, 64)
@@ -329,9 +330,16 @@ def test_one_chunk_lane_streams_are_cut_in_two():
         assert len(stream) <= (1 + auto.AUTO_WASTE) * len(one)
         assert np.array_equal(auto.decode(stream), codes) and np.array_equal(whole.decode(stream), codes)
     assert _chunk(make(dedup=False).encode(flat[:1000]), 2) == 131072  # halves under SPLIT_MIN
+    mid = np.rint(rng.laplace(0, 2, (2048, 64))).clip(-128, 127).astype(np.int8)
+    auto = make(dedup=False)
+    stream, one = auto.encode(mid), make(dedup=False, lanes=32).encode(mid)
+    assert auto._lanes(8 * len(one), 2) < 32 <= auto._lanes(8 * len(one), 1)  # two chunks alone would take fewer
+    assert _chunk(stream, 2) == 65536 and coded_fields(stream, 2)[3] == 32  # the one chunk's lanes kept
+    assert len(one) < len(stream) <= len(one) + auto.AUTO_WASTE * len(one) + 4  # one chunk's states and size more
+    assert np.array_equal(make().decode(stream), mid)
     low = np.where(rng.random((2048, 64)) < 0.9, 0, rng.integers(-2, 3, (2048, 64))).astype(np.int8)
-    stream = make(dedup=False).encode(low)  # 32 lanes on one chunk fit the budget, not on two
-    assert _chunk(stream, 2) == 131072 and np.array_equal(make().decode(stream), low)
+    stream = make(dedup=False).encode(low)  # the pair mode even on one chunk: no halves
+    assert _chunk(stream, 2) == 131072 and coded_fields(stream, 2)[3] == 2 and np.array_equal(make().decode(stream), low)
 
 
 def test_damaged_lane_streams_are_refused():

@@ -331,6 +331,9 @@ class Model:
     blob: bytes
     bits: float
     tables: tuple
+    lane_chunks: int = 0
+    """The chunk count ``ans`` picks the lane count for: 0, the stream's; 1 for a one-chunk stream cut in
+    halves (``Ans._stream_chunk``)."""
 
 
 class ChunkedEntropyCoder(Encoder):
@@ -1109,9 +1112,13 @@ class Ans(ChunkedEntropyCoder):
         are unchanged; docs/benchmarks.md, issue 13, eighth session):
 
         - a stream that would be one chunk in the lane mode is cut in two halves (a multiple of
-          ``SPLIT_ALIGN`` long, each at least ``SPLIT_MIN`` codes) where that keeps its lane count
-          within ``AUTO_WASTE``: the two encode and decode as a pair on one thread (2048 x 64 int8
-          codes of one table: decode 1.2x faster for about 100 more bytes);
+          ``SPLIT_ALIGN`` long, each at least ``SPLIT_MIN`` codes), which keep the one chunk's lane
+          count (``Model.lane_chunks``): the two encode and decode as a pair on one thread, or one on
+          each of two (2048 x 64 int8 codes of one table: decode 1.2x faster for about 100 more
+          bytes). The second chunk's final states cost what the first's do, at most ``AUTO_WASTE``
+          of the coded symbols more (until the thirteenth session the halves had to fit the budget
+          together, and an int8 field of 1900-2000 rows of 64, coding to 67-71 KB, stayed one chunk
+          of 32 lanes on one thread: decode 1.45x slower there);
         - where ``chunk``-long chunks of one table, or of a table per block, would leave a stream of
           several chunks in the pair mode (their lanes' final states would cost more than
           ``AUTO_WASTE``: streams that code to little, such as interpolation codes that are nearly
@@ -1134,8 +1141,8 @@ class Ans(ChunkedEntropyCoder):
         n = -(-count // chunk)
         if n == 1:
             half = -(-count // (2 * self.SPLIT_ALIGN)) * self.SPLIT_ALIGN
-            lanes = self._lanes(model.bits, 1)
-            if lanes != 2 and half >= self.SPLIT_MIN and self._lanes(model.bits, 2) == lanes:
+            if self._lanes(model.bits, 1) != 2 and half >= self.SPLIT_MIN:
+                model.lane_chunks = 1
                 return half
             return chunk
         if (mode != BLOCKS or tables == 1) and self._lanes(model.bits, n) != 2:
@@ -1162,7 +1169,7 @@ class Ans(ChunkedEntropyCoder):
     def _encode_chunks(self, x, starts, ends, table_of, base, mask, model, columns=None, per_block=None):
         freq, cum = model.tables
         precision, _ = self._split_param(model.param)
-        lanes = self._lanes(model.bits, starts.size)
+        lanes = self._lanes(model.bits, model.lane_chunks or starts.size)
         model.param = precision | ans_kernels.LANES.index(lanes) << 5  # the header is written after this
         return ans_kernels.encode(self.config.device, x, starts, ends, table_of, base, mask, freq, cum, precision,
                                   lanes, columns, per_block)
