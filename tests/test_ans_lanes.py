@@ -289,7 +289,8 @@ def test_streams_that_code_to_little_take_longer_chunks_in_the_lane_mode():
     codes to so little that their lanes' final states would cost more than AUTO_WASTE), ``ans``
     doubles the chunk until the lanes fit, keeping MIN_CHUNKS chunks and, with a table per block,
     the same blocks; the stream decodes exactly and costs at most AUTO_WASTE more than the pair
-    mode's. Where no doubling keeps the blocks, or a lane count is set, the chunk stays."""
+    mode's. Where no doubling keeps the blocks, or a lane count is set, the chunk stays; where there
+    are too few chunks to double, they are cut to one length, rounded up to a multiple of EVEN_CHUNKS."""
     rng = np.random.default_rng(11)
     n = 1 << 22
     flat = np.where(rng.random(n) < 0.97, 0, rng.integers(-40, 41, n)).astype(np.int16)
@@ -309,7 +310,11 @@ def test_streams_that_code_to_little_take_longer_chunks_in_the_lane_mode():
     assert _chunk(make(block=1 << 17).encode(drift)) == 131072
     assert make(context="none", lanes=16).encode(flat) == make(context="none", lanes=16, chunk=131072).encode(flat)
     assert _chunk(make(context="none", lanes=16).encode(flat)) == 131072
-    assert make(context="none").encode(flat[:7 * 131072]) == make(context="none", lanes=2).encode(flat[:7 * 131072])
+    seven = flat[:7 * 131072 - 5000]  # too few chunks for longer ones: the pair mode, eight chunks of one length
+    stream, paired = make(context="none").encode(seven), make(context="none", lanes=2).encode(seven)
+    assert coded_fields(stream, 1)[3] == 2 and _chunk(paired) == 131072 and _chunk(stream) == 114176
+    assert len(paired) < len(stream) <= len(paired) + 12 + make().AUTO_WASTE * len(paired)  # one chunk's states more
+    assert np.array_equal(make().decode(stream), seven)
 
 
 def test_one_chunk_lane_streams_are_cut_in_two():
@@ -544,3 +549,32 @@ def test_lane_streams_of_several_chunks_take_one_length(threads):
     drift = np.concatenate([np.rint(rng.laplace(0, 2, 300000)), np.rint(rng.laplace(0, 30, 300000))])
     stream = make(context="block", dedup=False).encode(drift.clip(-128, 127).astype(np.int8))
     assert coded_fields(stream, 1)[0] == 4 and coded_fields(stream, 1)[3] == 32 and _chunk(stream) == 131072
+
+
+@pytest.mark.parametrize("spans", ["alone", "two", "three"])
+def test_pair_mode_runs_write_and_read_the_same_bytes(spans, monkeypatch):
+    """The pair mode's CPU kernels, their chunks shared out in runs as ``SPANS`` says (pairs, and an odd
+    last chunk of a run alone), write the bytes and checksums of all chunks in one run, and decode
+    them exactly, flagging the same damaged chunks, for 1-7 chunks of different lengths."""
+    rng = np.random.default_rng(21)
+    x = (rng.geometric(0.3, 9000).clip(1, 60) - 1).astype(np.uint8)
+    counts = np.stack([np.bincount(x, minlength=60), np.bincount(x, minlength=60) + 1]).astype(np.int64)
+    freq = frequency_tables(counts, 12)
+    cum = np.cumsum(freq, axis=1) - freq
+    for bounds in ([0, 9000], [0, 4000, 9000], [0, 100, 5000, 9000], [0, 1000, 2000, 4500, 4501, 9000],
+                   [0, 1, 2, 900, 3000, 5000, 7000, 9000]):
+        starts, ends = np.array(bounds[:-1]), np.array(bounds[1:])
+        table_of = np.arange(starts.size) % 2
+        monkeypatch.setattr(ans_kernels, "_spans", SPANS["one"])
+        ref, ref_sizes, ref_sums = ans_kernels.encode("cpu", x, starts, ends, table_of, 0, 255, freq, cum, 12, 2)
+        monkeypatch.setattr(ans_kernels, "_spans", SPANS[spans])
+        data, sizes, sums = ans_kernels.encode("cpu", x, starts, ends, table_of, 0, 255, freq, cum, 12, 2)
+        assert np.array_equal(data, ref) and np.array_equal(sizes, ref_sizes) and np.array_equal(sums, ref_sums)
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        out = np.zeros_like(x)
+        got = ans_kernels.decode("cpu", data, offsets, out, starts, ends, table_of, 0, 255, freq, 12, 2)
+        assert np.array_equal(out, x) and np.array_equal(got, sums), bounds
+        damaged = data.copy()
+        damaged[offsets[-2]] ^= 0x10  # the last chunk's first byte
+        got = ans_kernels.decode("cpu", damaged, offsets, np.zeros_like(x), starts, ends, table_of, 0, 255, freq, 12, 2)
+        assert got[-1] == -1 and np.array_equal(got[:-1], sums[:-1]), bounds

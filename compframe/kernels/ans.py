@@ -326,37 +326,47 @@ _decode_cpu = cpu(decode_chunks)
 
 
 @numba.njit(parallel=True, cache=True)
-def encode_cpu(x, starts, ends, table_of, base, mask, rcp, info, precision, scratch, scratch_end, nbytes, sums):
+def encode_cpu(x, starts, ends, table_of, base, mask, rcp, info, precision, scratch, scratch_end, nbytes, sums,
+               spans):
+    """Every chunk of the pair mode, in ``spans`` runs of consecutive chunks (``_span``), one per task,
+    each run's chunks two at a time (encoded, and their checksums computed, together), an odd last one
+    alone with an absent partner."""
     n = starts.size
-    for j in numba.prange((n + 1) // 2):  # chunks in pairs, encoded (and their checksums computed) together
-        a = 2 * j
-        b = a + 1
-        ta = table_of[a]
-        if b < n:
-            tb = table_of[b]
-            _encode_cpu(x, base, mask, precision, scratch, nbytes, rcp[ta], info[ta], starts[a], ends[a],
-                        scratch_end[a], a, rcp[tb], info[tb], starts[b], ends[b], scratch_end[b], b)
-        else:
-            _encode_cpu(x, base, mask, precision, scratch, nbytes, rcp[ta], info[ta], starts[a], ends[a],
-                        scratch_end[a], a, rcp[ta], info[ta], ends[a], ends[a], scratch_end[a], -1)
-        record_pair(x, starts, ends, a, b, 0, sums)
+    for s in numba.prange(spans):
+        lo, hi = _span(n, spans, s)
+        for a in range(lo, hi, 2):
+            b = a + 1
+            ta = table_of[a]
+            if b < hi:
+                tb = table_of[b]
+                _encode_cpu(x, base, mask, precision, scratch, nbytes, rcp[ta], info[ta], starts[a], ends[a],
+                            scratch_end[a], a, rcp[tb], info[tb], starts[b], ends[b], scratch_end[b], b)
+            else:
+                _encode_cpu(x, base, mask, precision, scratch, nbytes, rcp[ta], info[ta], starts[a], ends[a],
+                            scratch_end[a], a, rcp[ta], info[ta], ends[a], ends[a], scratch_end[a], -1)
+                b = n  # absent for record_pair
+            record_pair(x, starts, ends, a, b, 0, sums)
 
 
 @numba.njit(parallel=True, cache=True)
-def decode_cpu(data, offsets, out, starts, ends, table_of, fb, sym, precision, sums):
+def decode_cpu(data, offsets, out, starts, ends, table_of, fb, sym, precision, sums, spans):
+    """Every chunk of the pair mode, in ``spans`` runs as ``encode_cpu``, each chunk with its own table."""
     n = starts.size
-    for j in numba.prange((n + 1) // 2):  # chunks in pairs, each with its own table
-        a = 2 * j
-        b = a + 1
-        ta = table_of[a]
-        if b < n:
-            tb = table_of[b]
-            status = _decode_cpu(data, out, fb[ta], sym[ta], fb[tb], sym[tb], precision, offsets[a], offsets[a + 1],
-                                 starts[a], ends[a], offsets[b], offsets[b + 1], starts[b], ends[b])
-        else:  # alone, with an absent partner
-            status = _decode_cpu(data, out, fb[ta], sym[ta], fb[ta], sym[ta], precision, offsets[a], offsets[a + 1],
-                                 starts[a], ends[a], offsets[a + 1], offsets[a + 1], ends[a], ends[a])
-        record_pair(out, starts, ends, a, b, status, sums)
+    for s in numba.prange(spans):
+        lo, hi = _span(n, spans, s)
+        for a in range(lo, hi, 2):
+            b = a + 1
+            ta = table_of[a]
+            if b < hi:
+                tb = table_of[b]
+                status = _decode_cpu(data, out, fb[ta], sym[ta], fb[tb], sym[tb], precision, offsets[a],
+                                     offsets[a + 1], starts[a], ends[a], offsets[b], offsets[b + 1], starts[b], ends[b])
+            else:  # alone, with an absent partner
+                status = _decode_cpu(data, out, fb[ta], sym[ta], fb[ta], sym[ta], precision, offsets[a],
+                                     offsets[a + 1], starts[a], ends[a], offsets[a + 1], offsets[a + 1], ends[a],
+                                     ends[a])
+                b = n
+            record_pair(out, starts, ends, a, b, status, sums)
 
 
 def encoder_tables(freq, cum, precision):
@@ -936,7 +946,8 @@ def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision, 
     nbytes = np.zeros(starts.size, np.int64)
     sums = np.zeros(starts.size, np.int64)
     if device == "cpu" and lanes == 2:
-        encode_cpu(x, starts, ends, table_of, base, mask, rcp, info, precision, scratch, scratch_end, nbytes, sums)
+        encode_cpu(x, starts, ends, table_of, base, mask, rcp, info, precision, scratch, scratch_end, nbytes, sums,
+                   _spans(starts.size))
     elif device == "cpu":
         packed = info.astype(np.uint32)  # cum | (2**R - freq) << 16: the vector encoder's table
         encode_lanes_cpu(x, starts, ends, table_of, base, mask, rcp, info, packed, precision, lanes, scratch,
@@ -995,7 +1006,7 @@ def decode(device, data, offsets, out, starts, ends, table_of, base, mask, freq,
     tables, table_of, toff, ncol = _row_tables(tables, columns, lanes, 1 << precision, per_block, table_of)
     shift = lane_shift(precision, out.itemsize)
     if device == "cpu" and lanes == 2:
-        decode_cpu(data, offsets, out, starts, ends, table_of, *tables, precision, sums)
+        decode_cpu(data, offsets, out, starts, ends, table_of, *tables, precision, sums, _spans(starts.size))
         return sums
     if device == "cpu":
         decode_lanes_cpu(data, offsets, out, starts, ends, table_of, tables[0], precision, shift, lanes, sums,

@@ -1134,7 +1134,10 @@ class Ans(ChunkedEntropyCoder):
           threads in runs that take pairs (``ans_kernels._spans``), so that a field just past a
           multiple of ``chunk`` (131 072 + 3 328 codes: one thread coded nearly all of it) is shared
           out evenly on one thread, two or four, whatever the machine that wrote it. Tables per
-          block keep ``chunk``: their blocks are whole chunks."""
+          block keep ``chunk``: their blocks are whole chunks. A stream of several chunks in the
+          pair mode that keeps it (fewer than ``2 * MIN_CHUNKS`` chunks, or no longer chunk takes the
+          lane mode) is cut the same way, where the added chunks' states and sizes cost at most
+          ``AUTO_WASTE`` (``_even_chunk``); its kernels share the chunks out in runs too."""
         chunk = self.config.chunk
         if self.config.lanes or not (mode in (BLOCKS, ROW_TABLES) or (mode == CODED and tables == 1)):
             return chunk
@@ -1145,16 +1148,11 @@ class Ans(ChunkedEntropyCoder):
                 model.lane_chunks = 1
                 return half
             return chunk
-        if (mode != BLOCKS or tables == 1) and self._lanes(model.bits, n) != 2:
-            lanes = self._lanes(model.bits, n)
-            for m in (-(-n // self.EVEN_CHUNKS) * self.EVEN_CHUNKS, n + n % 2, n):
-                even = -(-count // (m * self.SPLIT_ALIGN)) * self.SPLIT_ALIGN
-                if self._lanes(model.bits, -(-count // even)) == lanes:
-                    return even
-            return chunk
-        if mode == ROW_TABLES or self.config.device != "cpu" or n < 2 * self.MIN_CHUNKS \
-                or self._lanes(model.bits, n) != 2:  # the CUDA kernels run one thread per chunk: keep them
-            return chunk
+        even = mode != BLOCKS or tables == 1
+        if self._lanes(model.bits, n) != 2:
+            return self._even_chunk(count, n, model.bits) if even else chunk
+        if mode == ROW_TABLES or self.config.device != "cpu" or n < 2 * self.MIN_CHUNKS:
+            return self._even_chunk(count, n, model.bits) if even else chunk  # CUDA: one thread per chunk
         span = -(-n // tables) * chunk  # codes to a table (mode 4), as the decoder derives it
         longer = 2 * chunk
         while longer <= 1 << 22 and -(-count // longer) >= self.MIN_CHUNKS:
@@ -1164,7 +1162,26 @@ class Ans(ChunkedEntropyCoder):
             if self._lanes(model.bits, m) != 2:
                 return longer
             longer *= 2
-        return chunk
+        return self._even_chunk(count, n, model.bits) if even else chunk
+
+    PAIR_CHUNK_BYTES = 12
+    """What a chunk of the pair mode costs besides its symbols: two 4-byte final states and its size."""
+
+    def _even_chunk(self, count, n, bits):
+        """The length ``_stream_chunk`` cuts ``n`` chunks of ``chunk`` codes into chunks of one length
+        (a multiple of ``SPLIT_ALIGN``, at most ``chunk``): as many as ``n`` rounded up to a multiple of ``EVEN_CHUNKS``,
+        else to an even count, else ``n``, the first that keeps the lane count (in the lane mode) or,
+        in the pair mode, whose added chunks cost at most ``AUTO_WASTE`` of the coded symbols."""
+        lanes = self._lanes(bits, n)
+        for m in (-(-n // self.EVEN_CHUNKS) * self.EVEN_CHUNKS, n + n % 2, n):
+            even = -(-count // (m * self.SPLIT_ALIGN)) * self.SPLIT_ALIGN
+            if even > self.config.chunk:
+                continue  # a chunk shorter than SPLIT_ALIGN (or not a multiple of it) set: kept
+            k = -(-count // even)
+            if (self._lanes(bits, k) == lanes if lanes != 2
+                    else self.PAIR_CHUNK_BYTES * (k - n) <= self.AUTO_WASTE * bits / 8):
+                return even
+        return self.config.chunk
 
     def _encode_chunks(self, x, starts, ends, table_of, base, mask, model, columns=None, per_block=None):
         freq, cum = model.tables
