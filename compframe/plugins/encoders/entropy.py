@@ -1176,7 +1176,7 @@ class Ans(ChunkedEntropyCoder):
         for m in (-(-n // self.EVEN_CHUNKS) * self.EVEN_CHUNKS, n + n % 2, n):
             even = -(-count // (m * self.SPLIT_ALIGN)) * self.SPLIT_ALIGN
             if even > self.config.chunk:
-                continue  # a chunk shorter than SPLIT_ALIGN (or not a multiple of it) set: kept
+                continue  # longer than the chunk set (one under SPLIT_ALIGN, say): kept
             k = -(-count // even)
             if (self._lanes(bits, k) == lanes if lanes != 2
                     else self.PAIR_CHUNK_BYTES * (k - n) <= self.AUTO_WASTE * bits / 8):
