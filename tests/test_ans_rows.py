@@ -36,11 +36,12 @@ def _field(rng, rows, columns, dtype, k):
 @pytest.mark.parametrize("blocks", [1, 3])
 def test_column_offsets_write_and_read_the_scalar_bytes(lanes, spans, blocks, monkeypatch):
     """``ans_kernels.encode``/``decode`` with ``columns`` (the vector loops stepping a column offset
-    per group, one chunk or two at a time, in the runs of ``SPANS``) write, chunk by chunk, the bytes of the scalar encoder
-    with the same offsets, and decode them exactly, as the scalar decoder alone does; column counts
-    below, at and above a vector's 16 and a group's lanes, chunks that end mid-row, int8 (32-bit
-    entries) and int16 codes (64-bit entries at R = 14); with ``blocks`` 3, a set of class tables per
-    block of chunks (mode 7: chunk ``j`` on the tables of its block ``table_of[j]``)."""
+    per group, one chunk or two at a time, in the runs of ``SPANS``) write, chunk by chunk, the bytes
+    of the scalar encoder with the same offsets, and decode them exactly, as the scalar decoder alone
+    does; column counts below, at and above a vector's 16 and a group's lanes, chunks that end
+    mid-row, int8 (32-bit entries) and int16 codes (64-bit entries at R = 14); with ``blocks`` 3, a
+    set of class tables per block of chunks (mode 7: chunk ``j`` on the tables of its block
+    ``table_of[j]``)."""
     monkeypatch.setattr(ans_kernels, "_spans", SPANS[spans])
     rng = np.random.default_rng(200 + lanes)
     for dtype, k, precision in ((np.uint8, 200, 11), (np.uint16, 900, 14)):

@@ -971,11 +971,12 @@ def encode(device, x, starts, ends, table_of, base, mask, freq, cum, precision, 
 
 
 def _spans(chunks):
-    """The runs of consecutive chunks the lane mode's CPU kernels share out, one per thread (at most one
-    per chunk): each thread codes its chunks two at a time, which is 1.25-1.3x faster than one at a
-    time with 32 lanes, and takes as many chunks as another, give or take one. (Before, where every
-    thread could not get a pair, every chunk went alone; and pairs were handed out whole, so that on
-    two threads five chunks went four to one thread.)"""
+    """The runs of consecutive chunks the CPU kernels (the lane mode's and the pair mode's) share out,
+    one per thread (at most one per chunk): each thread codes its chunks two at a time, which is
+    1.25-1.3x faster than one at a time with 32 lanes, and takes as many chunks as another, give or
+    take one. (Before the thirteenth session the lane mode sent every chunk alone where every thread
+    could not get a pair, and both modes handed pairs out whole, so that on two threads five chunks
+    went four to one thread.)"""
     return max(1, min(chunks, numba.get_num_threads()))
 
 

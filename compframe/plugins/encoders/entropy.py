@@ -1037,8 +1037,9 @@ class Ans(ChunkedEntropyCoder):
     SPLIT_ALIGN = 256
     """The halves' lengths are multiples of this."""
     EVEN_CHUNKS = 4
-    """Lane streams of several chunks are cut into a multiple of this many where their lane count allows
-    (``_stream_chunk``): two pairs of chunks, one on each of two threads, or one chunk on each of four."""
+    """Streams of several chunks are cut into a multiple of this many where their lane count (or, in the
+    pair mode, the added chunks' bytes) allows (``_even_chunk``): two pairs of chunks, one on each of
+    two threads, or one chunk on each of four."""
     MIN_CHUNKS = 4
     """The fewest chunks ``_stream_chunk`` leaves a stream it lengthens the chunks of: two per thread
     on two cores, which decode two chunks at once."""
@@ -1152,7 +1153,7 @@ class Ans(ChunkedEntropyCoder):
         if self._lanes(model.bits, n) != 2:
             return self._even_chunk(count, n, model.bits) if even else chunk
         if mode == ROW_TABLES or self.config.device != "cpu" or n < 2 * self.MIN_CHUNKS:
-            return self._even_chunk(count, n, model.bits) if even else chunk  # CUDA: one thread per chunk
+            return self._even_chunk(count, n, model.bits) if even else chunk  # no longer chunks (see above)
         span = -(-n // tables) * chunk  # codes to a table (mode 4), as the decoder derives it
         longer = 2 * chunk
         while longer <= 1 << 22 and -(-count // longer) >= self.MIN_CHUNKS:
@@ -1169,9 +1170,10 @@ class Ans(ChunkedEntropyCoder):
 
     def _even_chunk(self, count, n, bits):
         """The length ``_stream_chunk`` cuts ``n`` chunks of ``chunk`` codes into chunks of one length
-        (a multiple of ``SPLIT_ALIGN``, at most ``chunk``): as many as ``n`` rounded up to a multiple of ``EVEN_CHUNKS``,
-        else to an even count, else ``n``, the first that keeps the lane count (in the lane mode) or,
-        in the pair mode, whose added chunks cost at most ``AUTO_WASTE`` of the coded symbols."""
+        (a multiple of ``SPLIT_ALIGN``, at most ``chunk``): as many as ``n`` rounded up to a multiple
+        of ``EVEN_CHUNKS``, else to an even count, else ``n``, the first that keeps the lane count (in
+        the lane mode) or, in the pair mode, whose added chunks cost at most ``AUTO_WASTE`` of the
+        coded symbols."""
         lanes = self._lanes(bits, n)
         for m in (-(-n // self.EVEN_CHUNKS) * self.EVEN_CHUNKS, n + n % 2, n):
             even = -(-count // (m * self.SPLIT_ALIGN)) * self.SPLIT_ALIGN
