@@ -406,7 +406,7 @@ class ChunkedEntropyCoder(Encoder):
     DEDUP_MIN_ROW = 4
     """Rows shorter than this are not worth a reference (about 2-3 bytes each in the blob)."""
 
-    def _encode_dedup(self, flat: np.ndarray, row_len: int, columns: int) -> list[bytes] | None:
+    def _encode_dedup(self, flat: np.ndarray, row_len: int, columns: int) -> list | None:
         """Mode 3: the kept rows coded as usual, the repeated ones as references; None if no row repeats."""
         rows = flat.size // row_len
         if rows >= 1 << 32:
@@ -418,9 +418,10 @@ class ChunkedEntropyCoder(Encoder):
         kept, gaps, refs = rows_kernels.split_rows(table, src)
         blob = pack_blob(np.concatenate([gaps, refs]), 4)
         inner = self._encode_flat(kept.reshape(-1), columns)
+        inner = inner if isinstance(inner, list) else [inner]
         head = _HEAD.pack(VERSION, DEDUP, flat.size) + _DEDUP.pack(row_len, kept.shape[0], len(blob))
         crc = zlib.crc32(blob, zlib.crc32(head, zlib.crc32(flat.dtype.str.encode())))
-        return [head, struct.pack("<I", crc), blob, inner]
+        return [head, struct.pack("<I", crc), blob, *inner]
 
     def _decode_dedup(self, payload: memoryview, dtype: np.dtype, count: int) -> np.ndarray:
         name = self.plugin_id
@@ -449,7 +450,9 @@ class ChunkedEntropyCoder(Encoder):
                               "(a gap past the end, or a reference to a row not seen yet)")
         return out.reshape(-1)
 
-    def _encode_flat(self, flat: np.ndarray, columns: int) -> bytes:
+    def _encode_flat(self, flat: np.ndarray, columns: int) -> bytes | list:
+        """The stream of ``flat`` without dedup: bytes (empty or constant codes), or its consecutive parts
+        (header, checksum, tables, the chunks' bytes as a uint8 array), which the caller joins once."""
         count = flat.size
         if count == 0:
             return _HEAD.pack(VERSION, EMPTY, 0)
@@ -507,7 +510,7 @@ class ChunkedEntropyCoder(Encoder):
         if mode in (CLASSES, ROW_TABLES, ROW_BLOCKS):
             tail = struct.pack("<I", columns) + classes.tobytes() + tail
         checksum = combine_checksums(sums, flat.dtype.str.encode(), head, tail)
-        return b"".join((head, struct.pack("<I", checksum), tail, data))  # the chunks joined without a copy of their own
+        return [head, struct.pack("<I", checksum), tail, data]  # joined once, by the caller (``encode_parts``)
 
     def _slow(self, mode, tables):
         """The factor a model's bytes are weighed with when ``auto`` chooses: ``1 / (1 - auto_gain)``
