@@ -248,7 +248,9 @@ fields of fewer chunks decode in pairs (``huffman.decode_chunks``). Pooled 2048 
 thread, in as many chunks of 8192 codes as the field holds: 8-bit readers gained from 12 chunks on
 (15: 173 -> 152-155 us) and lost with 8 (97 -> 125 us); 16-bit ones gained from 10 (11: 304-309 ->
 229-231 us, 15: 419-420 -> 255-257) and lost with 8 (201 -> 209 us); docs/benchmarks.md, twelfth
-session."""
+session. Measured on a Zen 4: on an Intel Xeon (thirteenth session, "Tried and left out") pairs and
+the vector steps broke even nearer 9-10 chunks (8-bit) and 8 (16-bit), so the best floors depend on
+the machine."""
 
 
 @register_jitable

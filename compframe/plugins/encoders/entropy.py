@@ -1152,21 +1152,18 @@ class Ans(ChunkedEntropyCoder):
                 model.lane_chunks = 1
                 return half
             return chunk
-        even = mode != BLOCKS or tables == 1
-        if self._lanes(model.bits, n) != 2:
-            return self._even_chunk(count, n, model.bits) if even else chunk
-        if mode == ROW_TABLES or self.config.device != "cpu" or n < 2 * self.MIN_CHUNKS:
-            return self._even_chunk(count, n, model.bits) if even else chunk  # no longer chunks (see above)
-        span = -(-n // tables) * chunk  # codes to a table (mode 4), as the decoder derives it
-        longer = 2 * chunk
-        while longer <= 1 << 22 and -(-count // longer) >= self.MIN_CHUNKS:
-            m = -(-count // longer)
-            if mode == BLOCKS and (-(-m // tables) * longer != span or -(-m // -(-m // tables)) != tables):
-                break  # the blocks would move: longer chunks only move them further
-            if self._lanes(model.bits, m) != 2:
-                return longer
-            longer *= 2
-        return self._even_chunk(count, n, model.bits) if even else chunk
+        if self._lanes(model.bits, n) == 2 and mode != ROW_TABLES and self.config.device == "cpu" \
+                and n >= 2 * self.MIN_CHUNKS:  # the pair mode: longer chunks where they take the lane mode
+            span = -(-n // tables) * chunk  # codes to a table (mode 4), as the decoder derives it
+            longer = 2 * chunk
+            while longer <= 1 << 22 and -(-count // longer) >= self.MIN_CHUNKS:
+                m = -(-count // longer)
+                if mode == BLOCKS and (-(-m // tables) * longer != span or -(-m // -(-m // tables)) != tables):
+                    break  # the blocks would move: longer chunks only move them further
+                if self._lanes(model.bits, m) != 2:
+                    return longer
+                longer *= 2
+        return self._even_chunk(count, n, model.bits) if mode != BLOCKS or tables == 1 else chunk
 
     PAIR_CHUNK_BYTES = 12
     """What a chunk of the pair mode costs besides its symbols: two 4-byte final states and its size."""
