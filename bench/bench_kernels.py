@@ -71,6 +71,25 @@ def checksums(repeat: int) -> None:
         for name, f in (("8 x record_pair", pairs), ("record_group", lambda: fnv.record_group(x, starts, ends, 0, 0, sums))):
             ms = best_ms(f, repeat)
             print(f"{np.dtype(dt).name} {name}: {ms * 1e3:.1f} us per {n * k} values ({ms * 1e6 / (n * k):.3f} ns/value)")
+        # class tables' chunks (a class's columns of 2048 rows, cut at 8192 codes), as huffman's decoder orders
+        # them (simd_huffman.longest_first): in pairs, as until the fourteenth session, or 16 at a time
+        lengths = np.array([8192] * 10 + [6144] * 6 + [4096] + [2048] * 4, np.int64)
+        cs, ce = np.cumsum(lengths) - lengths, np.cumsum(lengths)
+        order, csums = np.argsort(-lengths, kind="stable"), np.zeros(lengths.size, np.int64)
+
+        def class_pairs():
+            for at in range(0, order.size, 2):
+                fnv.record_pair(x, cs, ce, order[at], order[at + 1] if at + 1 < order.size else order.size, 0, csums)
+
+        def class_groups():
+            fnv.record_chunks(x, cs, ce, order[:16], 0, csums)
+            for at in range(16, order.size, 2):
+                fnv.record_pair(x, cs, ce, order[at], order[at + 1] if at + 1 < order.size else order.size, 0, csums)
+
+        for name, f in (("class chunks in pairs", class_pairs), ("class chunks, record_chunks", class_groups)):
+            ms = best_ms(f, repeat)
+            print(f"{np.dtype(dt).name} {name}: {ms * 1e3:.1f} us per {int(ce[-1])} values in {lengths.size} chunks of "
+                  "2048-8192")
 
 
 def minilm_codes():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import run_on_generic_cpu
 
-from compframe.kernels.fnv import GROUP, checksums, record_group
+from compframe.kernels.fnv import GROUP, checksums, record_chunks, record_group
 from compframe.kernels.targets import checksum_cpu
 
 
@@ -47,6 +47,28 @@ def test_sixteen_chunk_checksums_equal_the_scalar_ones(dtype):
         want = np.array([-1 if status >> k & 1 else checksum_cpu(x, starts[a + k], ends[a + k]) for k in range(GROUP)])
         assert np.array_equal(sums[a:a + GROUP], want), trial
         assert np.all(sums[:a] == 7) and np.all(sums[a + GROUP:] == 7)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_sixteen_chunks_in_any_order_get_their_own_checksums(dtype):
+    """``record_chunks`` on 16 of 48 chunks named in any order (as ``simd_huffman`` orders class tables'
+    chunks, longest first): each named chunk gets its own checksum, or -1 where its status bit is set,
+    whatever its place; the chunks not named keep their values."""
+    rng = np.random.default_rng(11)
+    x = _values(dtype, 60000, 9)
+    for trial in range(40):
+        n = 3 * GROUP
+        starts = rng.integers(0, 50000, n).astype(np.int64)
+        ends = starts + rng.integers(0, 8000 if trial % 2 else 300, n)
+        chunks = rng.permutation(n)[:GROUP].astype(np.int64)
+        if trial % 3 == 0:  # longest first, the decoder's order
+            chunks = chunks[np.argsort(starts[chunks] - ends[chunks], kind="stable")]
+        status = int(rng.integers(0, 1 << GROUP)) if trial % 4 == 0 else 0
+        sums = np.full(n, 7, np.int64)
+        record_chunks(x, starts, ends, chunks, status, sums)
+        for k, c in enumerate(chunks):
+            assert sums[c] == (-1 if status >> k & 1 else checksum_cpu(x, starts[c], ends[c])), (trial, k)
+        assert np.all(np.delete(sums, chunks) == 7)
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ from conftest import run_on_generic_cpu
 
 from compframe.kernels import huffman as hk
 from compframe.kernels import simd_huffman as sh
+from compframe.kernels.targets import checksum_cpu
 from compframe.plugins.encoders.entropy import chunk_layout
 
 
@@ -174,6 +175,7 @@ def test_chunks_of_different_lengths_longest_first(dtype, entry, rows, threads):
     data, sizes, expected = hk.encode("cpu", u, starts, ends, table_of, base, mask, hk.encoder_table(lengths, param),
                                       param)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
+    assert all(expected[c] == checksum_cpu(u, starts[c], ends[c]) for c in range(101))  # 16 at a time, longest first
     order = sh.longest_first(starts, ends, 2)
     assert sorted(order.tolist()) == list(range(101))  # each span's chunks longest first, dealt in turn
     assert all(np.all(np.diff(lengths_of[part]) <= 0) for part in (order[:51], order[51:]))

@@ -8,7 +8,7 @@ stored between the steps. ``_steps`` states the loop in LLVM IR instead: the fou
 chunk 1's, ...), and ``h = (h ^ v) * FNV_PRIME; h ^= h >> 13`` is three vector instructions per
 vector of values. One vector of two chunks (``checksums``, as ``record_pair`` uses) is one
 dependency chain, about 6 cycles (the multiply's latency) per 8 values; 16 chunks
-(``record_group``, after ``simd_huffman``'s 16-chunk decode) are four independent chains of 16
+(``record_chunks``, after ``simd_huffman``'s 16-chunk decode) are four independent chains of 16
 lanes, bound by the loads, shuffles and multiplies instead: 0.10-0.14 ns per value against
 0.23-0.26 for pairs (docs/benchmarks.md, "``huffman`` decode"). Each chunk's next 16 values are
 one vector load, spread over four steps by shuffles. The chunks' rests and the folding of the lanes are
@@ -30,7 +30,7 @@ from .targets import FNV_OFFSET, FNV_PRIME, checksum_cpu, checksum_rest
 _I32, _I64 = ir.IntType(32), ir.IntType(64)
 
 GROUP = simd.W
-"""Chunks whose checksums ``record_group`` computes together (16, as ``simd_huffman`` decodes them)."""
+"""Chunks whose checksums ``record_chunks`` computes together (16, as ``simd_huffman`` decodes them)."""
 
 
 def _joined(builder, parts):
@@ -130,24 +130,37 @@ def checksums(x, lo0, hi0, lo1, hi1, sums, k0, k1):
 
 
 @numba.njit(cache=True, nogil=True)
-def record_group(out, starts, ends, a, status, sums):
-    """``record_pair`` for the 16 chunks ``a .. a + 15`` (``GROUP``, all present in ``starts``; ``status`` bit k
-    flags chunk ``a + k``): the 16 chunks' lanes step together while each has blocks of 16 values
-    left, then pairs, then each chunk's rest alone. The same values as ``checksum_chunk``."""
+def record_chunks(out, starts, ends, chunks, status, sums):
+    """``record_pair`` for the 16 chunks ``chunks`` (``GROUP`` chunk indices, int64, any 16 of ``starts``; ``status``
+    bit k flags chunk ``chunks[k]``): the 16 chunks' lanes step together while each has blocks of 16 values left,
+    then pairs (``chunks[0]`` with ``chunks[1]``, ...), then each chunk's rest alone. The same values as
+    ``checksum_chunk``. Chunks of different lengths lose least where neighbours in ``chunks`` have like lengths
+    (``simd_huffman.longest_first``'s order)."""
+    lo = np.empty(GROUP, np.int64)
+    hi = np.empty(GROUP, np.int64)
+    for k in range(GROUP):
+        lo[k] = starts[chunks[k]]
+        hi[k] = ends[chunks[k]]
     h = np.empty(4 * GROUP, np.uint32)
     at = np.empty(GROUP, np.int64)
-    _start(h, at, starts, a, GROUP)
-    blocks = ends[a] - at[0]
+    _start(h, at, lo, 0, GROUP)
+    blocks = hi[0] - at[0]
     for k in range(GROUP):
-        blocks = min(blocks, (ends[a + k] - at[k]) // 16)
+        blocks = min(blocks, (hi[k] - at[k]) // 16)
     blocks = max(blocks, 0)
     _steps(out, h, at, blocks, GROUP)
     for k in range(GROUP):
         at[k] += 16 * blocks
     for k in range(0, GROUP, 2):
-        _pair_on(out, h, at, k, ends, a)
+        _pair_on(out, h, at, k, hi, 0)
     for k in range(GROUP):
-        sums[a + k] = -1 if status >> k & 1 else _finish(out, h, at, k, ends[a + k])
+        sums[chunks[k]] = -1 if status >> k & 1 else _finish(out, h, at, k, hi[k])
+
+
+@numba.njit(cache=True, nogil=True)
+def record_group(out, starts, ends, a, status, sums):
+    """``record_chunks`` for the 16 chunks ``a .. a + 15`` (``GROUP``, all present in ``starts``)."""
+    record_chunks(out, starts, ends, np.arange(a, a + GROUP), status, sums)
 
 
 @numba.njit(cache=True, nogil=True)

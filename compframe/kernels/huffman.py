@@ -22,9 +22,9 @@ empty second chunk to decode one alone. On the CPU, ``simd_huffman.decode_cpu`` 
 16 chunks as vectors of bit readers first and the chunks left over with ``decode_chunks``; for
 short codes (``rows_pay``: zero-heavy prediction codes of 1-1.3 bits) it takes up to ``ROW``
 symbols per look-up from row tables (``row_tables``, ``decode_rows``) instead of an entry's 64 bits. The CPU
-drivers compute the chunks' checksums with ``fnv.record_group`` (16 chunks, after a group's decode)
-and ``fnv.record_pair`` (the rest), the same values as ``targets.checksum_chunks``, which the CUDA
-kernels use.
+drivers compute the chunks' checksums with ``fnv.record_chunks`` (16 chunks of the order they were
+coded or decoded in, longest first where their lengths differ) and ``fnv.record_pair`` (the rest),
+the same values as ``targets.checksum_chunks``, which the CUDA kernels use.
 """
 
 from __future__ import annotations

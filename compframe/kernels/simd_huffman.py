@@ -40,13 +40,13 @@ from numba import types
 from numba.extending import intrinsic, register_jitable
 
 from . import simd
-from .fnv import record_group, record_pair
+from .fnv import record_chunks, record_pair
 from .huffman import _REFILL, ROW, decode_alone, decode_chunks, decode_rows, decode_runs
 from .targets import cpu
 
 W = simd.W
 """Chunks decoded at once (one reader per chunk, 16 per vector); their checksums are computed
-together too (``fnv.record_group``: four vectors of four chunks' lanes)."""
+together too (``fnv.record_chunks``: four vectors of four chunks' lanes)."""
 
 ACC, NBITS, POS, AT = range(4)
 """Rows of ``decode_steps``' state array: accumulator, unread bits, next byte, next symbol."""
@@ -302,20 +302,19 @@ def _finish(data, offsets, out, ends, table_of, fast, limit, first_index, syms, 
 
 @numba.njit(cache=True, nogil=True)
 def decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, order, a0, a1,
-                  sums, entries, rows, consecutive):
-    """Decode the chunks ``order[a0:a1]`` (at least ``least_active``; ``decode_cpu``'s arguments) and
-    record their checksums (-1 for a damaged chunk): ``fnv.record_group`` per group of 16 where
-    ``consecutive`` (``order[a0:a1]`` is ``a0 .. a1 - 1``, ``a0`` a multiple of 16; the chunks past the
-    last whole group in pairs), else ``fnv.record_pair`` per two chunks in turn. 16 readers take the
-    chunks in turn: ``decode_steps`` (``decode_steps_rows`` with ``entries`` and ``rows`` where ``rows``
-    is not empty) while at least ``least_active`` readers are surely inside their chunks (a look-up
-    writes 64 bits of symbols, or a row; a step reads at most 4 bytes, and the next 4 are gathered
-    ahead); a reader near its chunk's end finishes it alone (``huffman.decode_alone``, which also
-    makes the end checks) and takes the next chunk, or, with no chunk left, idles: before every call
-    it takes a copy of a busy reader's state and tables, so that it reads and stores what that reader
-    does. Fewer than 16 chunks or a short last chunk thus keep the vector steps until the readers run
-    out of chunks, not to the first one that ends. Bits that are no code stop the vector loop: every
-    chunk left is then finished alone, where ``decode_alone`` finds the damage."""
+                  sums, entries, rows):
+    """Decode the chunks ``order[a0:a1]`` (at least ``least_active``; ``decode_cpu``'s arguments) and record their
+    checksums (-1 for a damaged chunk): ``fnv.record_chunks`` per 16 chunks of the order (``order[a0:a0 + 16]``,
+    ...), the rest by ``fnv.record_pair`` two at a time (class tables' chunks had theirs in pairs until the
+    fourteenth session: 2048 x 64 int8 codes in 21 chunks, 58-63 us against 23; docs/benchmarks.md). 16 readers take
+    the chunks in turn: ``decode_steps`` (``decode_steps_rows`` with ``entries`` and ``rows`` where ``rows`` is not
+    empty) while at least ``least_active`` readers are surely inside their chunks (a look-up writes 64 bits of
+    symbols, or a row; a step reads at most 4 bytes, and the next 4 are gathered ahead); a reader near its chunk's
+    end finishes it alone (``huffman.decode_alone``, which also makes the end checks) and takes the next chunk, or,
+    with no chunk left, idles: before every call it takes a copy of a busy reader's state and tables, so that it
+    reads and stores what that reader does. Fewer than 16 chunks or a short last chunk thus keep the vector steps
+    until the readers run out of chunks, not to the first one that ends. Bits that are no code stop the vector loop:
+    every chunk left is then finished alone, where ``decode_alone`` finds the damage."""
     wbits = 8 * out.itemsize
     fast_bits = 0
     while (1 << fast_bits) < fast.shape[1]:
@@ -389,21 +388,15 @@ def decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first
                starts[c], state, 0)
         status[at - a0] = _finish(data, offsets, out, ends, table_of, fast, limit, first_index, syms, max_len, entries,
                                   rows, c, state, 0)
-    if consecutive:
-        for g in range(a0 // W, a1 // W):
-            mask = 0
-            for k in range(W):
-                mask |= status[W * g - a0 + k] << k
-            record_group(out, starts, ends, W * g, mask, sums)
-        for at in range(W * (a1 // W), a1, 2):
-            pair = at + 1 < a1
-            record_pair(out, starts, ends, at, at + 1 if pair else starts.size,
-                        status[at - a0] | (status[at + 1 - a0] << 1 if pair else 0), sums)
-    else:
-        for at in range(a0, a1, 2):
-            pair = at + 1 < a1
-            record_pair(out, starts, ends, order[at], order[at + 1] if pair else starts.size,
-                        status[at - a0] | (status[at + 1 - a0] << 1 if pair else 0), sums)
+    for g in range((a1 - a0) // W):  # the checksums 16 chunks at a time, in the order's groups of 16
+        mask = 0
+        for k in range(W):
+            mask |= status[W * g + k] << k
+        record_chunks(out, starts, ends, order[a0 + W * g:a0 + W * g + W], mask, sums)
+    for at in range(a0 + W * ((a1 - a0) // W), a1, 2):  # the rest in pairs
+        pair = at + 1 < a1
+        record_pair(out, starts, ends, order[at], order[at + 1] if pair else starts.size,
+                    status[at - a0] | (status[at + 1 - a0] << 1 if pair else 0), sums)
 
 
 SPAN = 4
@@ -458,7 +451,7 @@ def decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_in
     if order.size:
         for j in numba.prange(spans):
             decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, order,
-                          j * n // spans, (j + 1) * n // spans, sums, entries, rows, False)
+                          j * n // spans, (j + 1) * n // spans, sums, entries, rows)
         return
     groups = n // W if fits else 0
     rest = n - W * groups
@@ -471,8 +464,7 @@ def decode_cpu(data, offsets, out, starts, ends, table_of, fast, limit, first_in
     order = np.arange(n)
     for j in numba.prange(spans):
         decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first_index, syms, max_len, order,
-                      W * (j * groups // spans), min(n - rest, W * ((j + 1) * groups // spans)), sums, entries, rows,
-                      True)
+                      W * (j * groups // spans), min(n - rest, W * ((j + 1) * groups // spans)), sums, entries, rows)
     for j in numba.prange((rest + 1) // 2):
         a = n - rest + 2 * j
         b = a + 1

@@ -43,7 +43,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, register_jitable
 
 from . import simd
-from .fnv import record_group, record_pair
+from .fnv import record_chunks, record_pair
 from .huffman import encode_chunk, encode_run
 from .simd_encode import _byte_planes, _lookup_bytes, vbmi
 from .simd_huffman import ACC, AT, NBITS, POS, W, _gather_words, _vector, longest_first
@@ -298,7 +298,9 @@ def encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scr
     threads, where one span's writers would code them alone); chunks of different lengths (class
     tables) longest first (``simd_huffman.longest_first``), so that the writers run out of chunks
     near the stream's end. Fewer than ``least_active`` chunks in all go in pairs. The checksums are
-    taken 16 chunks at a time (``fnv.record_group``), the rest in pairs, in the chunks' own order."""
+    taken 16 chunks at a time (``fnv.record_chunks``), the rest in pairs, in that order: longest first, class
+    tables' chunks of like lengths go together (in their own order, 2048 x 64 int8 codes in 21 chunks of
+    2048-8192 codes took 48 us against 24)."""
     n = starts.size
     fits = table.size < 1 << 31  # encode_steps' 32-bit table indices
     least = least_active(x.itemsize)
@@ -316,12 +318,12 @@ def encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scr
         for j in numba.prange(spans):  # the chunks and their checksums in one parallel region
             encode_chunks(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_start, nbytes, order,
                           j * m // spans, (j + 1) * m // spans)
-            for g in range(j, -(-m // W), spans):  # the checksums in the chunks' own order
+            for g in range(j, -(-m // W), spans):  # the checksums in the order's groups of 16
                 if W * g + W <= m:
-                    record_group(x, starts, ends, W * g, 0, sums)
+                    record_chunks(x, starts, ends, order[W * g:W * g + W], 0, sums)
                 else:
                     for a in range(W * g, m, 2):
-                        record_pair(x, starts, ends, a, a + 1 if a + 1 < m else n, 0, sums)
+                        record_pair(x, starts, ends, order[a], order[a + 1] if a + 1 < m else n, 0, sums)
         if not rest:
             return
     else:
