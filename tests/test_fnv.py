@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import run_on_generic_cpu
 
-from compframe.kernels.fnv import GROUP, checksums, record_chunks, record_group
+from compframe.kernels.fnv import GROUP, checksums, record_chunks, record_group, record_run
 from compframe.kernels.targets import checksum_cpu
 
 
@@ -51,24 +51,46 @@ def test_sixteen_chunk_checksums_equal_the_scalar_ones(dtype):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 def test_sixteen_chunks_in_any_order_get_their_own_checksums(dtype):
-    """``record_chunks`` on 16 of 48 chunks named in any order (as ``simd_huffman`` orders class tables'
-    chunks, longest first): each named chunk gets its own checksum, or -1 where its status bit is set,
-    whatever its place; the chunks not named keep their values."""
+    """``record_chunks`` on 16, 8 or 4 of 48 chunks named in any order (as ``simd_huffman`` orders class
+    tables' chunks, longest first): each named chunk gets its own checksum, or -1 where its status bit is
+    set, whatever its place; the chunks not named keep their values."""
     rng = np.random.default_rng(11)
     x = _values(dtype, 60000, 9)
-    for trial in range(40):
+    for trial in range(60):
         n = 3 * GROUP
         starts = rng.integers(0, 50000, n).astype(np.int64)
         ends = starts + rng.integers(0, 8000 if trial % 2 else 300, n)
-        chunks = rng.permutation(n)[:GROUP].astype(np.int64)
+        chunks = rng.permutation(n)[:(GROUP, 8, 4)[trial % 3]].astype(np.int64)
         if trial % 3 == 0:  # longest first, the decoder's order
             chunks = chunks[np.argsort(starts[chunks] - ends[chunks], kind="stable")]
-        status = int(rng.integers(0, 1 << GROUP)) if trial % 4 == 0 else 0
+        status = int(rng.integers(0, 1 << chunks.size)) if trial % 4 == 0 else 0
         sums = np.full(n, 7, np.int64)
         record_chunks(x, starts, ends, chunks, status, sums)
         for k, c in enumerate(chunks):
             assert sums[c] == (-1 if status >> k & 1 else checksum_cpu(x, starts[c], ends[c])), (trial, k)
         assert np.all(np.delete(sums, chunks) == 7)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_a_run_of_chunks_gets_their_own_checksums(dtype):
+    """``record_run`` on runs of 0-40 consecutive chunks (16, 8 and 4 at a time, then pairs and a last one
+    alone) of equal and unequal lengths: each chunk of the run gets its own checksum, or -1 where its flag is
+    set; the chunks outside the run keep their values."""
+    rng = np.random.default_rng(13)
+    x = _values(dtype, 90000, 10)
+    for trial in range(60):
+        n = 48
+        lengths = rng.integers(0, 1800, n) if trial % 2 else np.full(n, int(rng.integers(0, 1800)))
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        ends = starts + lengths
+        a = int(rng.integers(0, 8))
+        b = min(n, a + int(rng.integers(0, 41)))
+        flags = (rng.random(b - a) < 0.2).astype(np.int64) if trial % 3 == 0 else np.zeros(b - a, np.int64)
+        sums = np.full(n, 7, np.int64)
+        record_run(x, starts, ends, a, b, flags, sums)
+        for c in range(a, b):
+            assert sums[c] == (-1 if flags[c - a] else checksum_cpu(x, starts[c], ends[c])), (trial, c)
+        assert np.all(sums[:a] == 7) and np.all(sums[b:] == 7)
 
 
 @pytest.mark.slow
@@ -77,7 +99,7 @@ def test_checksums_when_numba_targets_a_generic_cpu(tmp_path):
     script = (
         "import numpy as np\n"
         "from compframe.kernels import simd\n"
-        "from compframe.kernels.fnv import checksums, record_group\n"
+        "from compframe.kernels.fnv import checksums, record_group, record_run\n"
         "from compframe.kernels.targets import checksum_cpu\n"
         "assert not simd.target_features() & {'avx', 'avx2', 'avx512f'}\n"
         "rng = np.random.default_rng(3)\n"
@@ -88,6 +110,9 @@ def test_checksums_when_numba_targets_a_generic_cpu(tmp_path):
         "    got = np.zeros(16, np.int64)\n"
         "    record_group(x, starts, ends, 0, 0, got)\n"
         "    assert all(got[k] == checksum_cpu(x, starts[k], ends[k]) for k in range(16))\n"
+        "    got[:] = 0\n"
+        "    record_run(x, starts, ends, 0, 13, np.zeros(13, np.int64), got)\n"
+        "    assert all(got[k] == checksum_cpu(x, starts[k], ends[k]) for k in range(13))\n"
         "    checksums(x, 1, 999, 5, 4000, got, 0, 1)\n"
         "    assert got[0] == checksum_cpu(x, 1, 999) and got[1] == checksum_cpu(x, 5, 4000)\n"
         "print('ok')\n")

@@ -35,7 +35,7 @@ import numpy as np
 from numba.extending import register_jitable
 
 from . import simd, simd_encode
-from .fnv import record_pair
+from .fnv import record_run
 from .targets import FNV_OFFSET, FNV_PRIME, checksum_chunk, checksum_chunks, cpu, cuda_device, launch, to_device
 
 STATE_LOW = 1 << 16
@@ -329,8 +329,8 @@ _decode_cpu = cpu(decode_chunks)
 def encode_cpu(x, starts, ends, table_of, base, mask, rcp, info, precision, scratch, scratch_end, nbytes, sums,
                spans):
     """Every chunk of the pair mode, in ``spans`` runs of consecutive chunks (``_span``), one per task,
-    each run's chunks two at a time (encoded, and their checksums computed, together), an odd last one
-    alone with an absent partner."""
+    each run's chunks two at a time, an odd last one alone with an absent partner, then the run's
+    checksums (``fnv.record_run``: four or more chunks at once, 2-4x faster a value than pairs)."""
     n = starts.size
     for s in numba.prange(spans):
         lo, hi = _span(n, spans, s)
@@ -344,16 +344,17 @@ def encode_cpu(x, starts, ends, table_of, base, mask, rcp, info, precision, scra
             else:
                 _encode_cpu(x, base, mask, precision, scratch, nbytes, rcp[ta], info[ta], starts[a], ends[a],
                             scratch_end[a], a, rcp[ta], info[ta], ends[a], ends[a], scratch_end[a], -1)
-                b = n  # absent for record_pair
-            record_pair(x, starts, ends, a, b, 0, sums)
+        record_run(x, starts, ends, lo, hi, np.zeros(hi - lo, np.int64), sums)  # up to 16 chunks at once
 
 
 @numba.njit(parallel=True, cache=True)
 def decode_cpu(data, offsets, out, starts, ends, table_of, fb, sym, precision, sums, spans):
-    """Every chunk of the pair mode, in ``spans`` runs as ``encode_cpu``, each chunk with its own table."""
+    """Every chunk of the pair mode, in ``spans`` runs as ``encode_cpu``, each chunk with its own table, then
+    each run's checksums (-1 for a damaged chunk) as there."""
     n = starts.size
     for s in numba.prange(spans):
         lo, hi = _span(n, spans, s)
+        flags = np.zeros(hi - lo, np.int64)
         for a in range(lo, hi, 2):
             b = a + 1
             ta = table_of[a]
@@ -361,12 +362,13 @@ def decode_cpu(data, offsets, out, starts, ends, table_of, fb, sym, precision, s
                 tb = table_of[b]
                 status = _decode_cpu(data, out, fb[ta], sym[ta], fb[tb], sym[tb], precision, offsets[a],
                                      offsets[a + 1], starts[a], ends[a], offsets[b], offsets[b + 1], starts[b], ends[b])
+                flags[b - lo] = status & 2
             else:  # alone, with an absent partner
                 status = _decode_cpu(data, out, fb[ta], sym[ta], fb[ta], sym[ta], precision, offsets[a],
                                      offsets[a + 1], starts[a], ends[a], offsets[a + 1], offsets[a + 1], ends[a],
                                      ends[a])
-                b = n
-            record_pair(out, starts, ends, a, b, status, sums)
+            flags[a - lo] = status & 1
+        record_run(out, starts, ends, lo, hi, flags, sums)  # the run's checksums, up to 16 chunks at once
 
 
 def encoder_tables(freq, cum, precision):
