@@ -315,15 +315,15 @@ def test_sixteen_chunks_encoded_at_once_write_the_scalar_bytes(dtype):
         cap = (lengths_of * param + 7) // 8 + 8
         at = np.cumsum(cap) - cap
         got = []
-        for encode in (hk.encode_cpu, se.encode_cpu, se.encode_cpu):
-            threads = (len(got) > 1) + 1  # the vector encoder in one span and in two (from 64 chunks)
+        for encode, threads in ((hk.encode_cpu, 1), (se.encode_cpu, 1), (se.encode_cpu, 2), (hk.encode_cpu, 2)):
+            # the vector encoder in one span and in two (from 64 chunks), the scalar one in one run and two
             scratch = np.zeros(int(cap.sum()) + 64, np.uint8)
             scratch[-64:] = 0xA5
             nbytes, sums = np.zeros(nchunks, np.int64), np.zeros(nchunks, np.int64)
-            encode(u, starts, ends, table_of, base, mask, table, group, scratch, at, nbytes, sums,
-                   *((threads,) if encode is se.encode_cpu else ()))
+            encode(u, starts, ends, table_of, base, mask, table, group, scratch, at, nbytes, sums, threads)
             assert (scratch[-64:] == 0xA5).all(), case
             got.append(([bytes(scratch[a:a + b]) for a, b in zip(at, nbytes)], nbytes, sums))
         (ref, ref_sizes, ref_sums), *vectors = got
+        assert all(ref_sums[c] == checksum_cpu(u, starts[c], ends[c]) for c in range(nchunks)), case
         for vec, vec_sizes, vec_sums in vectors:
             assert ref == vec and np.array_equal(ref_sizes, vec_sizes) and np.array_equal(ref_sums, vec_sums), case

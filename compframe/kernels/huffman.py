@@ -35,7 +35,7 @@ import numba
 import numpy as np
 from numba.extending import register_jitable
 
-from .fnv import record_pair
+from .fnv import record_run
 from .targets import checksum_chunk, checksum_chunks, cpu, cuda_device, launch, to_device
 
 FAST_BITS = 12
@@ -438,17 +438,18 @@ _decode_cpu = cpu(decode_chunks)
 
 
 @numba.njit(parallel=True, cache=True)
-def encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_start, nbytes, sums):
+def encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_start, nbytes, sums, threads):
+    """Every chunk one at a time (where numba does not compile for AVX-512F, see ``_cpu_encoder``), in
+    ``threads`` runs of consecutive chunks at most, one per task, each run's checksums after its chunks
+    (``fnv.record_run``: 4-16 chunks at once; in pairs until the fourteenth session)."""
     n = starts.size
-    for j in numba.prange((n + 1) // 2):
-        a = 2 * j
-        b = a + 1
-        nbytes[a] = _encode_cpu(x, starts[a], ends[a], base, mask, table[table_of[a]], group, scratch,
-                                scratch_start[a])
-        if b < n:
-            nbytes[b] = _encode_cpu(x, starts[b], ends[b], base, mask, table[table_of[b]], group, scratch,
-                                    scratch_start[b])
-        record_pair(x, starts, ends, a, b, 0, sums)
+    spans = max(1, min(threads, n))
+    for s in numba.prange(spans):
+        lo, hi = s * n // spans, (s + 1) * n // spans
+        for a in range(lo, hi):
+            nbytes[a] = _encode_cpu(x, starts[a], ends[a], base, mask, table[table_of[a]], group, scratch,
+                                    scratch_start[a])
+        record_run(x, starts, ends, lo, hi, np.zeros(hi - lo, np.int64), sums)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -523,7 +524,8 @@ def encode(device, x, starts, ends, table_of, base, mask, table, max_len):
         _cpu_encoder()(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_end - cap, nbytes, sums,
                        numba.get_num_threads())
     elif device == "cpu":
-        encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_end - cap, nbytes, sums)
+        encode_cpu(x, starts, ends, table_of, base, mask, table, group, scratch, scratch_end - cap, nbytes, sums,
+                   numba.get_num_threads())
     else:
         enc, _ = _cuda_kernels()
         d = to_device(x, starts, ends, table_of, table, scratch, scratch_end - cap, nbytes, sums)
@@ -539,7 +541,7 @@ def encode(device, x, starts, ends, table_of, base, mask, table, max_len):
 @functools.cache
 def _cpu_encoder():
     """``simd_huffman_encode.encode_cpu`` (16 chunks at once) where numba compiles for AVX-512F, else
-    None: ``encode_cpu`` then (pairs of chunks: LLVM's generic gathers, lowered to scalar loads, would
+    None: ``encode_cpu`` then (a chunk at a time: LLVM's generic gathers, lowered to scalar loads, would
     not pay); imported on first use (that module imports this one)."""
     from . import simd
 
