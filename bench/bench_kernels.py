@@ -90,6 +90,12 @@ def checksums(repeat: int) -> None:
             ms = best_ms(f, repeat)
             print(f"{np.dtype(dt).name} {name}: {ms * 1e3:.1f} us per {int(ce[-1])} values in {lengths.size} chunks of "
                   "2048-8192")
+        # a thread's run of consecutive chunks (ans's pair mode, huffman's encoder without AVX-512): fnv.record_run
+        for runs in (2, 4, 8, 16):
+            rs = np.arange(runs, dtype=np.int64) * (n * k // runs)
+            re, rsums, flags = rs + n * k // runs, np.zeros(runs, np.int64), np.zeros(runs, np.int64)
+            ms = best_ms(lambda: fnv.record_run(x, rs, re, 0, runs, flags, rsums), repeat)
+            print(f"{np.dtype(dt).name} record_run of {runs} chunks: {ms * 1e3:.1f} us per {n * k} values")
 
 
 def minilm_codes():

@@ -168,9 +168,10 @@ def record_chunks(out, starts, ends, chunks, status, sums):
 def record_run(out, starts, ends, a, b, status, sums):
     """``record_pair`` for the consecutive chunks ``a .. b - 1`` (``status[k]`` non-zero flags chunk ``a + k``): 16
     at a time (``record_chunks``), then 8 and 4 at a time, the rest in pairs and an odd last one alone; the same
-    values. The pair-mode ``ans`` kernels checksum a thread's run of chunks so: two chunks' lanes are one chain of
-    multiplies (0.45 ns per value on the fourteenth session's Intel machine), four chunks' one chain of twice the
-    lanes."""
+    values. The pair-mode ``ans`` kernels and ``huffman``'s encoder without AVX-512 checksum a thread's run of chunks
+    so: two chunks' lanes are one chain of multiplies (0.45 ns per value on the fourteenth session's Intel machine),
+    and runs of 4, 8 and 16 chunks take 1.6x, 2.9x and 5x less time a value (``bench/bench_kernels.py
+    --checksums``)."""
     k = a
     while b - k >= 4:
         m = GROUP if b - k >= GROUP else (8 if b - k >= 8 else 4)
