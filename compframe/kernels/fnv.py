@@ -111,6 +111,23 @@ def _pair_on(x, h, at, k, ends, a):
 
 
 @numba.njit(cache=True, nogil=True)
+def _group_on(x, h, at, k, hi, size):
+    """Chunks ``k .. k + size - 1`` (``size`` 4 or 8) from ``at[k:]`` on as far as all have blocks of 16 values
+    left (lanes ``h[4k:4k + 4 size]``), ``at`` moved (``_pair_on`` for four or eight chunks)."""
+    blocks = hi[k] - at[k]
+    for j in range(k, k + size):
+        blocks = min(blocks, (hi[j] - at[j]) // 16)
+    if blocks <= 0:
+        return
+    if size == 8:
+        _steps(x, h[4 * k:4 * k + 32], at[k:k + 8], blocks, 8)
+    else:
+        _steps(x, h[4 * k:4 * k + 16], at[k:k + 4], blocks, 4)
+    for j in range(k, k + size):
+        at[j] += 16 * blocks
+
+
+@numba.njit(cache=True, nogil=True)
 def _finish(x, h, at, k, hi):
     """Chunk k's checksum from its lanes ``h[4k:4k + 4]`` after its values before ``at[k]``."""
     return checksum_rest(x, at[k], hi, np.int64(h[4 * k]), np.int64(h[4 * k + 1]), np.int64(h[4 * k + 2]),
@@ -133,8 +150,9 @@ def checksums(x, lo0, hi0, lo1, hi1, sums, k0, k1):
 def record_chunks(out, starts, ends, chunks, status, sums):
     """``record_pair`` for the 4, 8 or 16 chunks ``chunks`` (chunk indices, int64, any of ``starts``; ``status`` bit
     k flags chunk ``chunks[k]``): their lanes step together while each has blocks of 16 values left (16 chunks: four
-    independent chains of 16 lanes; 8: two; 4: one, against a pair's one chain of 8), then pairs (``chunks[0]``
-    with ``chunks[1]``, ...), then each chunk's rest alone. The same values as ``checksum_chunk``. Chunks of
+    independent chains of 16 lanes; 8: two; 4: one, against a pair's one chain of 8), then, where their lengths
+    differ, eights and fours of them (``chunks[0:8]``, ...) and pairs (``chunks[0]`` with ``chunks[1]``, ...) as
+    far as each has blocks left, then each chunk's rest alone. The same values as ``checksum_chunk``. Chunks of
     different lengths lose least where neighbours in ``chunks`` have like lengths (``simd_huffman.longest_first``'s
     order)."""
     m = chunks.size
@@ -158,6 +176,11 @@ def record_chunks(out, starts, ends, chunks, status, sums):
         _steps(out, h, at, blocks, 4)
     for k in range(m):
         at[k] += 16 * blocks
+    # chunks of different lengths: eights, then fours, step on to their own shortest before the pairs
+    for k in range(0, m - 7, 8):
+        _group_on(out, h, at, k, hi, 8)
+    for k in range(0, m - 3, 4):
+        _group_on(out, h, at, k, hi, 4)
     for k in range(0, m, 2):
         _pair_on(out, h, at, k, hi, 0)
     for k in range(m):
