@@ -23,6 +23,11 @@
     python bench/bench_kernels.py --repeated-rows    # pooled 2048 x 64 and MiniLM 4096 x 384 int8/int16: dedup's search for
                                                      # repeated rows alone (rows.first_copies), and whole default huffman
                                                      # and ans encodes with dedup on (the default) and off
+    python bench/bench_kernels.py --pair-mode        # ans (default, dedup off) on sparse int16 codes in the pair mode,
+                                                     # 200 000-900 000 codes, 1 and 2 threads: encode / decode us
+    python bench/bench_kernels.py --huffman-encode   # huffman context=none encodes of pooled 2048 x 64 and MiniLM 4096 x 384,
+                                                     # 1 and 2 threads (the encoder without AVX-512: NUMBA_CPU_NAME=haswell
+                                                     # NUMBA_CPU_FEATURES=+avx2,+avx,+fma,+bmi,+bmi2,+sse4.2,+sse4.1,...)
 
 docs/benchmarks.md ("`huffman` decode: one-reader runs and 16 chunks at once") quotes both; run
 them against another tree with ``PYTHONPATH=<tree>`` to compare.
@@ -73,23 +78,28 @@ def checksums(repeat: int) -> None:
             print(f"{np.dtype(dt).name} {name}: {ms * 1e3:.1f} us per {n * k} values ({ms * 1e6 / (n * k):.3f} ns/value)")
         # class tables' chunks (a class's columns of 2048 rows, cut at 8192 codes), as huffman's decoder orders
         # them (simd_huffman.longest_first): in pairs, as until the fourteenth session, or 16 at a time
-        lengths = np.array([8192] * 10 + [6144] * 6 + [4096] + [2048] * 4, np.int64)
-        cs, ce = np.cumsum(lengths) - lengths, np.cumsum(lengths)
-        order, csums = np.argsort(-lengths, kind="stable"), np.zeros(lengths.size, np.int64)
+        # the column-scaled pooled field's int8 and int16 class-table layouts (bench_decode_calls --column-scales)
+        for layout in ([8192] * 10 + [6144] * 6 + [4096] + [2048] * 4,
+                       [8192] * 13 + [6144] * 2 + [4096] * 2 + [2048] * 2):
+            lengths = np.array(layout, np.int64)
+            cs, ce = np.cumsum(lengths) - lengths, np.cumsum(lengths)
+            order, csums = np.argsort(-lengths, kind="stable"), np.zeros(lengths.size, np.int64)
 
-        def class_pairs():
-            for at in range(0, order.size, 2):
-                fnv.record_pair(x, cs, ce, order[at], order[at + 1] if at + 1 < order.size else order.size, 0, csums)
+            def class_pairs():
+                for at in range(0, order.size, 2):
+                    fnv.record_pair(x, cs, ce, order[at], order[at + 1] if at + 1 < order.size else order.size, 0,
+                                    csums)
 
-        def class_groups():
-            fnv.record_chunks(x, cs, ce, order[:16], 0, csums)
-            for at in range(16, order.size, 2):
-                fnv.record_pair(x, cs, ce, order[at], order[at + 1] if at + 1 < order.size else order.size, 0, csums)
+            def class_groups():
+                fnv.record_chunks(x, cs, ce, order[:16], 0, csums)
+                for at in range(16, order.size, 2):
+                    fnv.record_pair(x, cs, ce, order[at], order[at + 1] if at + 1 < order.size else order.size, 0,
+                                    csums)
 
-        for name, f in (("class chunks in pairs", class_pairs), ("class chunks, record_chunks", class_groups)):
-            ms = best_ms(f, repeat)
-            print(f"{np.dtype(dt).name} {name}: {ms * 1e3:.1f} us per {int(ce[-1])} values in {lengths.size} chunks of "
-                  "2048-8192")
+            for name, f in (("class chunks in pairs", class_pairs), ("class chunks, record_chunks", class_groups)):
+                ms = best_ms(f, repeat)
+                print(f"{np.dtype(dt).name} {name}: {ms * 1e3:.1f} us per {int(ce[-1])} values in {lengths.size} "
+                      "chunks of 2048-8192")
         # a thread's run of consecutive chunks (ans's pair mode, huffman's encoder without AVX-512): fnv.record_run
         for runs in (2, 4, 8, 16):
             rs = np.arange(runs, dtype=np.int64) * (n * k // runs)
@@ -379,6 +389,53 @@ def field_sizes(repeat: int) -> None:
     numba.set_num_threads(1)
 
 
+PAIR_MODE_CODES = (200_000, 600_000, 900_000)
+"""Sizes of the sparse int16 fields ``pair_mode`` codes (2, 8 and 8 chunks of the pair mode)."""
+
+
+def pair_mode(repeat: int) -> None:
+    """``ans`` (the default, ``dedup`` off) encode and decode of sparse int16 codes (97 % zeros, the rest
+    uniform in -3..3: about 0.24 bits a code, so the pair mode) of ``PAIR_MODE_CODES`` codes, on one
+    thread and two: us, best of ``repeat``."""
+    from compframe import registry
+
+    rng = np.random.default_rng(1)
+    enc = registry.create("encoder", "ans", dedup=False)
+    fields = [np.where(rng.random(n) < 0.97, 0, rng.integers(-3, 4, n)).astype(np.int16) for n in PAIR_MODE_CODES]
+    for threads in (1, 2):
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        cells = []
+        for codes in fields:
+            blob = enc.encode(codes)
+            assert np.array_equal(enc.decode(blob), codes)
+            cells.append(f"{codes.size} codes {best_ms(lambda: enc.encode(codes), repeat) * 1e3:.0f} / "
+                         f"{best_ms(lambda: enc.decode(blob), repeat) * 1e3:.0f}")
+        print(f"ans pair mode, {numba.get_num_threads()} thread(s), encode / decode us: " + ", ".join(cells))
+    numba.set_num_threads(1)
+
+
+def huffman_encode(repeat: int) -> None:
+    """``huffman`` encodes (``context=none``, ``dedup`` off) of ``lookup_fields``, int8 rel 1e-2 and int16
+    rel 1e-3, on one thread and two: us, best of ``repeat``; and which encoder ran (the vector one
+    needs AVX-512F: run with ``NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES=+avx2,...`` for the other)."""
+    import bench_encoders as B
+
+    from compframe import registry
+    from compframe.kernels import huffman
+
+    kind = "16 chunks at once (AVX-512)" if huffman._cpu_encoder() is not None else "one chunk at a time"
+    enc = registry.create("encoder", "huffman", context="none", dedup=False)
+    for threads in (1, 2):
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        for name, x in lookup_fields():
+            for dt, eb in (("int8", 0.01), ("int16", 0.001)):
+                codes = B.quantize(x, eb, dt)[0]
+                assert np.array_equal(enc.decode(enc.encode(codes)), codes)
+                print(f"huffman encoder {kind}, {numba.get_num_threads()} thread(s), {name} {dt}: "
+                      f"{best_ms(lambda: enc.encode(codes), repeat) * 1e3:.0f} us")
+    numba.set_num_threads(1)
+
+
 def repeated_rows(repeat: int) -> None:
     """``rows.first_copies`` alone, and the whole ``huffman`` and ``ans`` default encodes with ``dedup``
     on and off (us, best of ``repeat``), on ``lookup_fields``."""
@@ -411,6 +468,8 @@ def main() -> None:
     ap.add_argument("--repeated-rows", action="store_true")
     ap.add_argument("--chunk-counts", action="store_true")
     ap.add_argument("--field-sizes", action="store_true")
+    ap.add_argument("--pair-mode", action="store_true")
+    ap.add_argument("--huffman-encode", action="store_true")
     ap.add_argument("--repeat", type=int, default=100)
     a = ap.parse_args()
     numba.set_num_threads(1)
@@ -432,10 +491,16 @@ def main() -> None:
         chunk_counts(a.repeat)
     if a.field_sizes:
         field_sizes(a.repeat)
+    if a.pair_mode:
+        pair_mode(a.repeat)
+    if a.huffman_encode:
+        huffman_encode(a.repeat)
     if not (a.checksums or a.huffman_decode or a.interp_decode or a.huffman_chunks or a.huffman_widths
-            or a.encode_lanes or a.repeated_rows or a.chunk_counts or a.field_sizes):
+            or a.encode_lanes or a.repeated_rows or a.chunk_counts or a.field_sizes or a.pair_mode
+            or a.huffman_encode):
         ap.error("choose --checksums, --huffman-decode, --interp-decode, --huffman-chunks, --huffman-widths, "
-                 "--encode-lanes, --repeated-rows, --chunk-counts and/or --field-sizes")
+                 "--encode-lanes, --repeated-rows, --chunk-counts, --field-sizes, --pair-mode "
+                 "and/or --huffman-encode")
 
 
 if __name__ == "__main__":
