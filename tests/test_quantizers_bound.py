@@ -388,12 +388,15 @@ def one_pass_cases(chunk: int = K.CHUNK, chunks: int = 4) -> dict[str, np.ndarra
             "inf_late": inf_late, "denormals": denormals, "ramp_up": np.linspace(0, 1, n, dtype=np.float32)}
 
 
-@pytest.fixture
-def one_pass_everywhere(monkeypatch):
+@pytest.fixture(params=[2, 16], ids=["wave2", "wave16"])
+def one_pass_everywhere(monkeypatch, request):
     """The one-pass path for float32 fields of any size and any bound (by default only from 16 MiB
-    and ``rel`` bounds from the code type's ``ONE_PASS_REL_MIN``)."""
+    and ``rel`` bounds from the code type's ``ONE_PASS_REL_MIN``), in waves of 2 chunks (the fields of
+    ``one_pass_cases`` then take three, each with the range of the ones before) and of 16 (the default:
+    one wave, every chunk with chunk 0's range)."""
     from compframe.plugins.quantizers import uniform as U
 
+    monkeypatch.setattr(U, "WAVE", request.param)
     monkeypatch.setattr(U, "ONE_PASS_MIN", 0)
     monkeypatch.setattr(U, "ONE_PASS_REL_MIN", dict.fromkeys(U.ONE_PASS_REL_MIN, 0.0))
 
@@ -469,6 +472,40 @@ def test_one_pass_retries_chunks_for_outliers_that_are_not_nan(one_pass_everywhe
     assert redone(dense, "rel:1e-2") == []
     plain, with_nan = redone(noise, "rel:1e-4")[0], redone(dense, "rel:1e-4")[0]
     assert with_nan and set(with_nan) <= set(plain)  # fewer outliers that are not NaN: a chunk may drop out
+
+
+@pytest.mark.parametrize("qid", ["int8", "int16"])
+def test_one_pass_codes_do_not_depend_on_the_thread_count(qid, monkeypatch):
+    """The one-pass path quantizes the chunks of a wave in parallel: on one thread and on two, a field of 37
+    chunks (3 waves of 16, the extremes growing chunk by chunk, NaN and a spike past the codes) gets the
+    same codes, per-chunk plans and outliers."""
+    import numba
+
+    from compframe.plugins.quantizers import uniform as U
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has one thread here")
+    monkeypatch.setattr(U, "ONE_PASS_MIN", 0)
+    chunk = 4096
+    rng = np.random.default_rng(29)
+    x = (rng.standard_normal(37 * chunk) * np.repeat(1.0 + 0.1 * np.arange(37), chunk)).astype(np.float32)
+    x[::997] = np.nan
+    x[5 * chunk + 3] = 1e6
+    q = registry.create_from_config("quantizer", {"id": qid, "chunk": chunk, "passes": 1})
+    b = ErrorBound("rel", 1e-3)
+    results = []
+    previous = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            results.append(q.quantize(x, b))
+    finally:
+        numba.set_num_threads(previous)
+    one, two = results
+    assert "chunk_step" in one.side and one.meta["outliers"] >= x.size // 997
+    assert np.array_equal(one.codes["codes"], two.codes["codes"]) and one.meta == two.meta
+    assert one.side.keys() == two.side.keys() and all(np.array_equal(one.side[k], two.side[k]) for k in one.side)
+    assert np.array_equal(one.codes["codes"], chunk_reference_codes(qid, x, one))
 
 
 def test_one_pass_costs_little_ratio_and_round_trips(one_pass_everywhere):

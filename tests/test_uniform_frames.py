@@ -21,9 +21,11 @@ ONE_PASS = {"int8": ({"id": "int8", "passes": 1, "chunk": 256}, "rel:1e-2"),
 
 
 def one_pass_field() -> np.ndarray:
-    """16 chunks of 256 Gaussian values whose range grows a little at the end (less than the
-    redo threshold), so that chunks keep their own centre and step; one NaN."""
+    """16 chunks of 256 Gaussian values, the first holding the range of the others, which the last value
+    widens a little (less than the redo threshold), so that chunks keep their own centre and step (the
+    one-pass path quantizes them in one wave, all with the first chunk's range); one NaN."""
     x = (np.random.default_rng(5).standard_normal(16 * 256) * 0.05).astype(np.float32)
+    x[[3, 4]] = x.max(), x.min()
     x[-1] = np.float32(1.03) * x.max()
     x[7] = np.nan
     return x
