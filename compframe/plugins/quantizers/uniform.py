@@ -42,7 +42,9 @@ whose codes span the field's range around its midrange (``1 / (4 (max code - 1))
 path finds chunk by chunk, with a plan centred on what came before, and retries: it measured slower
 than two passes there. Below 2.5e-4 (int16 codes beyond about ±1000) the float32 fast loop leaves
 more than 5 % of its blocks to the exact check, the codes pass is compute-bound, and one pass
-measured no faster than two (docs/benchmarks.md), so it would cost ratio for nothing."""
+measured no faster than two on one thread of an AMD Zen 4 (docs/benchmarks.md); on an Intel Xeon,
+since the waves (``WAVE``), it measured 1.13-1.23x faster on one and two threads, for 0.2 % more code
+entropy and 40x the outliers: the cut-off stands until measured on more machines."""
 REDO_BITS = 1 / 8
 """A one-pass chunk whose bound came out tighter than the field's by more than this many bits (the
 codes it costs per value) is quantized again with the field's bound."""
