@@ -443,6 +443,26 @@ def block_marks(n: int, chunk: int = CHUNK) -> np.ndarray:
     return np.zeros(max(1, -(-n // chunk)) * -(-chunk // BLOCK), np.uint8)
 
 
+_LOADED = set()
+
+
+def _load_fast_chunk(code_dtype) -> None:
+    """Load ``_fast_chunk``'s compiled code for float32 values and ``code_dtype`` codes (once per process)
+    before a caller that calls it from a parallel loop (``_quantize_fast``, ``_quantize_stack_parallel``)
+    is first called. A caller loaded from numba's cache carries its own copy of the callees it was
+    compiled with, and its calls bind to the callee's own code only if that is loaded already (as it is
+    when the caller is compiled, not loaded). Here that copy ran the codes pass of a 256 MiB field 1.7x
+    slower on two threads (12.5 against 21-22 GB/s) and on one (6.2-6.7 against 10.3-11), on the Intel
+    machine of docs/benchmarks.md's fifteenth session; in cache the two ran alike."""
+    key = np.dtype(code_dtype).str
+    if key in _LOADED:
+        return
+    zero = np.float32(0)
+    _fast_chunk(np.empty(0, np.float32), np.empty(0, code_dtype), (zero,) * 6, 0.0, 1.0, 1.0, 0.5, -1.0, 1.0, False,
+                np.empty(0, np.uint8))
+    _LOADED.add(key)
+
+
 def quantize_fast_into(x, codes, fast, centre, step, eb, lo, hi, track=False, marks=None):
     """``quantize_into`` + ``repair`` for float32 ``x`` with ``fast = fast_params(...)``: the same
     codes (outliers at ``lo`` until ``gather_outliers``), per-chunk outlier counts for
@@ -455,6 +475,7 @@ def quantize_fast_into(x, codes, fast, centre, step, eb, lo, hi, track=False, ma
         bad, low, high = _fast_chunk(x, codes, fast, centre, 1.0 / step, step, eb, lo, hi, track, marks)
         counts = np.array([bad], np.int64)
     else:
+        _load_fast_chunk(codes.dtype)
         counts, low, high = _quantize_fast(x, codes, fast, centre, step, eb, lo, hi, track, marks)
     if not track or low > high:
         return counts, None
@@ -892,5 +913,6 @@ def quantize_stack(x, codes, rels, ebs_abs, tiny, lo, hi, threads=1):
     plans = np.zeros((n, 6))
     marks = np.zeros((n, block_marks(size).size), np.uint8)
     run = _quantize_stack_parallel if threads > 1 and n > 1 else _quantize_stack
+    _load_fast_chunk(codes.dtype)
     run(x, codes, rels, ebs_abs, tiny, lo, hi, counts, marks, plans)
     return plans, counts, marks
