@@ -27,10 +27,10 @@ tighter near the centre, ran slower at ``rel:1e-2`` and no faster at ``rel:1e-4`
 
 ``quantize_running`` is the one-pass path of a field whose range is not known: in waves of chunks, those
 of a wave in parallel, each with the plan of the range of the waves before it (never looser than the
-field's), the fast loop
-accepting only codes strictly inside that range, so the elements that extend it are among the few
-it leaves to the exact check (no min/max in the fast loop); ``requantize_chunks`` redoes chunks
-with the field's plan, ``dequantize_chunks_into`` rebuilds with each chunk's centre and step.
+field's), the fast loop accepting only codes strictly inside that range, so the elements that extend it
+are among the few it leaves to the exact check (no min/max in the fast loop); ``requantize_chunks``
+redoes chunks with the field's plan, ``dequantize_chunks_into`` rebuilds with each chunk's centre and
+step.
 """
 
 from __future__ import annotations
@@ -770,10 +770,10 @@ def quantize_running(x, codes, rel, eb_abs, lo, hi, centres, ebs, steps, counts,
     range missed their codes is redone at once from the wider range (it is still in cache). The codes depend
     on ``wave``, not on the thread count; ``wave = 1`` is the sequential scheme, each chunk with the range of
     all chunks before it; ``serial`` runs the waves' chunks in turn outside a parallel region (the same codes:
-    the caller's choice on one thread, where that loop ran 4 % faster). Writes each chunk's centre, bound, step and outlier count, and the blocks holding an
-    outlier into ``marks`` (``block_marks(x.size, chunk)``); returns ``(done, min, max)``: ``done`` is False
-    (and the outputs are partial) if a chunk or the sample holds ±inf, or chunk 0 no number, which the
-    two-pass path handles."""
+    the caller's choice on one thread, where that loop ran 4 % faster). Writes each chunk's centre, bound,
+    step and outlier count, and the blocks holding an outlier into ``marks`` (``block_marks(x.size, chunk)``);
+    returns ``(done, min, max)``: ``done`` is False (and the outputs are partial) if a chunk or the sample
+    holds ±inf, or chunk 0 no number, which the two-pass path handles."""
     per = (chunk + BLOCK - 1) // BLOCK
     low, high, _ = _plain_range(x[:chunk])
     r_lo, r_hi = np.float64(low), np.float64(high)

@@ -12,7 +12,8 @@ Float32 fields of ``ONE_PASS_MIN`` values or more (``rel`` bounds from the code 
 forces it, ``passes: 2`` refuses it): each chunk of ``chunk`` values with the bound, centre and step
 of the range seen before its wave of ``WAVE`` chunks (quantized in parallel), which is never looser
 than the field's; the frame then carries each chunk's centre and step (side arrays ``chunk_centre``,
-``chunk_step``), unless every chunk ends with the field's own. Decoding refuses side data no quantizer writes (``_plan_params``, ``_chunk_params``).
+``chunk_step``), unless every chunk ends with the field's own. Decoding refuses side data no quantizer
+writes (``_plan_params``, ``_chunk_params``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ chunks before (``kernels.uniform.quantize_running``): up to this many threads sh
 so that the codes do not depend on the thread count. A wave's chunks see a range that lags by up to
 ``WAVE - 1`` chunks: on the 256 MiB Gaussian bench field 128 chunks of 1024 are redone for a tight
 bound instead of 120 one chunk at a time, and the code entropy is 4.1434 bits against 4.1430 (int8,
-``rel:1e-2``); two threads then quantize at 1.8x one (docs/benchmarks.md)."""
+``rel:1e-2``); two threads then quantize at 1.6-1.8x one (docs/benchmarks.md)."""
 SAMPLE_LINES = 4096
 SAMPLE_MIN = 1 << 20
 """A one-pass field of at least ``SAMPLE_MIN`` values starts from the range of ``SAMPLE_LINES`` cache lines
