@@ -25,6 +25,11 @@ iteration's), each on one numba thread and on the threads of compframe's policy
 ``--cpu-time`` times the one-thread run by this process's CPU time (``time.process_time``) and skips
 the other: on a machine shared past its cores the wall clock mostly measures the waits.
 
+``--small-first`` (``--vs-copy``) first quantizes a 50 000-value field with each case, as a process that
+quantized small fields before does: numba then loads the kernels compiled for small fields first, which
+once decided which compiled copy of a shared chunk loop the large fields' parallel loops ran
+(docs/benchmarks.md, fifteenth session).
+
 ``--field ramp|drift`` (``--vs-copy``, ``--ratio``) takes a field whose range the bulk of its values sets
 instead of the Gaussian one, whose range a few tail values set (see ``field``).
 
@@ -349,6 +354,9 @@ def main() -> None:
                          "machine left out; memory contention is not)")
     ap.add_argument("--field", choices=("gaussian", "ramp", "drift"), default="gaussian",
                     help="the field of --vs-copy and --ratio (see field())")
+    ap.add_argument("--small-first", action="store_true",
+                    help="--vs-copy after quantizing a 50 000-value field with each case, as a process that "
+                    "quantized small fields before (which loads the kernels numba compiled for them first)")
     ap.add_argument("--ratio", action="store_true", help="only the one-pass path's ratio cost against the two-pass")
     ap.add_argument("--encoders", default=None,
                     help="comma-separated encoders for --ratio (default huffman,ans) and --masked-ratio "
@@ -368,8 +376,13 @@ def main() -> None:
 
     if args.vs_copy:
         clock = "CPU time" if args.cpu_time else "wall clock"
+        if args.small_first:
+            small = field(args.field, 50_000)
+            for case in args.cases.split(","):
+                qid, bound = case.split(":", 1)
+                create("quantizer", qid).quantize(small, cf.ErrorBound.parse(bound))
         print(f"# {args.mib} MiB float32 {args.field}, best of {args.repeat} interleaved ({clock}), "
-              f"numba threads {numba.get_num_threads()}")
+              f"numba threads {numba.get_num_threads()}" + (", after a small field" if args.small_first else ""))
         for row in vs_copy(args.mib, args.repeat, args.cases.split(","), args.cpu_time, args.field):
             print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
         return

@@ -131,13 +131,9 @@ _KEYS = {
 
 
 @njit(inline="always", cache=True)
-def _plain_range(x):
+def _range_lanes(x):
     """Min and max of the non-NaN elements of ``x`` (NaN never compares) in per-lane accumulators (a
-    vectorized loop), and how many NaN it holds. Inlined into its callers: called, ``plain_range``'s
-    parallel loop ran whichever compiled copy of it the process had loaded first (numba's cache, see
-    ``_load_fast_chunk``), and with the copy compiled on its own, loaded when a small field came first
-    (``finite_range``), the range pass of a 256 MiB field ran at half speed (16.3 -> 7.2-8.5 GB/s on one
-    thread, 30 -> 15 on two; docs/benchmarks.md, fifteenth session)."""
+    vectorized loop), and how many NaN it holds."""
     lows = np.full(BLOCK, x.dtype.type(np.inf))
     highs = np.full(BLOCK, x.dtype.type(-np.inf))
     nans = np.zeros(BLOCK, np.int64)
@@ -156,16 +152,27 @@ def _plain_range(x):
     return lows.min(), highs.max(), nans.sum()
 
 
+@njit(cache=True)
+def _plain_range(x):
+    """``_range_lanes`` compiled on its own: the range of a field of one chunk (``finite_range``), and the
+    ranges the sequential kernels take (the one-pass path's first chunk, ``quantize_stack``'s rows)."""
+    return _range_lanes(x)
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def plain_range(x):
-    """``(min, max, NaN count)`` of a contiguous 1-D float array (±inf count as values, NaN not)."""
+    """``(min, max, NaN count)`` of a contiguous 1-D float array (±inf count as values, NaN not). Its loop
+    inlines ``_range_lanes``: calling ``_plain_range``, it ran whichever compiled copy of it the process
+    had loaded first (numba's cache, see ``_load_fast_chunk``), and with the copy compiled on its own,
+    loaded when a small field came first (``finite_range``), the range pass of a 256 MiB field ran at half
+    speed (16.3 -> 7.2-8.5 GB/s on one thread, 30 -> 15 on two; docs/benchmarks.md, fifteenth session)."""
     nc = (x.size + CHUNK - 1) // CHUNK
     los = np.full(max(nc, 1), x.dtype.type(np.inf))
     his = np.full(max(nc, 1), x.dtype.type(-np.inf))
     nans = np.zeros(max(nc, 1), np.int64)
     for c in prange(nc):
         s = c * CHUNK
-        los[c], his[c], nans[c] = _plain_range(x[s:s + CHUNK])
+        los[c], his[c], nans[c] = _range_lanes(x[s:s + CHUNK])
     return los.min(), his.max(), nans.sum()
 
 
