@@ -165,7 +165,7 @@ def plain_range(x):
     inlines ``_range_lanes``: calling ``_plain_range``, it ran whichever compiled copy of it the process
     had loaded first (numba's cache, see ``_load_fast_chunk``), and with the copy compiled on its own,
     loaded when a small field came first (``finite_range``), the range pass of a 256 MiB field ran at half
-    speed (16.3 -> 7.2-8.5 GB/s on one thread, 30 -> 15 on two; docs/benchmarks.md, fifteenth session)."""
+    speed (14-16 -> 7.2-8.5 GB/s on one thread, 30 -> 15 on two; docs/benchmarks.md, fifteenth session)."""
     nc = (x.size + CHUNK - 1) // CHUNK
     los = np.full(max(nc, 1), x.dtype.type(np.inf))
     his = np.full(max(nc, 1), x.dtype.type(-np.inf))
