@@ -306,7 +306,8 @@ def decode_groups(data, offsets, out, starts, ends, table_of, fast, limit, first
     """Decode the chunks ``order[a0:a1]`` (at least ``least_active``; ``decode_cpu``'s arguments) and record their
     checksums (-1 for a damaged chunk): ``fnv.record_chunks`` per 16 chunks of the order (``order[a0:a0 + 16]``,
     ...), the rest by ``fnv.record_pair`` two at a time (class tables' chunks had theirs in pairs until the
-    fourteenth session: 2048 x 64 int8 codes in 21 chunks, 58-63 us against 23; docs/benchmarks.md). 16 readers take
+    fourteenth session: 2048 x 64 int8 codes in 21 chunks, 62-64 us against 21-22 for their checksums alone,
+    ``bench/bench_kernels.py --checksums``). 16 readers take
     the chunks in turn: ``decode_steps`` (``decode_steps_rows`` with ``entries`` and ``rows`` where ``rows`` is not
     empty) while at least ``least_active`` readers are surely inside their chunks (a look-up writes 64 bits of
     symbols, or a row; a step reads at most 4 bytes, and the next 4 are gathered ahead); a reader near its chunk's

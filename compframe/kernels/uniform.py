@@ -165,7 +165,8 @@ def plain_range(x):
     inlines ``_range_lanes``: calling ``_plain_range``, it ran whichever compiled copy of it the process
     had loaded first (numba's cache, see ``_load_fast_chunk``), and with the copy compiled on its own,
     loaded when a small field came first (``finite_range``), the range pass of a 256 MiB field ran at half
-    speed (14-16 -> 7.2-8.5 GB/s on one thread, 30 -> 15 on two; docs/benchmarks.md, fifteenth session)."""
+    speed (14-16 -> 7.2-8.5 GB/s on one thread, 30 -> 15 on two, a throwaway script; ``bench/bench_uniform.py
+    --vs-copy --small-first`` shows it in the two-pass rows; docs/benchmarks.md, fifteenth session)."""
     nc = (x.size + CHUNK - 1) // CHUNK
     los = np.full(max(nc, 1), x.dtype.type(np.inf))
     his = np.full(max(nc, 1), x.dtype.type(-np.inf))
@@ -464,7 +465,9 @@ def _load_fast_chunk(code_dtype) -> None:
     compiled with, and its calls bind to the callee's own code only if that is loaded already (as it is
     when the caller is compiled, not loaded). Here that copy ran the codes pass of a 256 MiB field 1.7x
     slower on two threads (12.5 against 21-22 GB/s) and on one (6.2-6.7 against 10.3-11), on the Intel
-    machine of docs/benchmarks.md's fifteenth session; in cache the two ran alike."""
+    machine of docs/benchmarks.md's fifteenth session (a throwaway script; ``bench/bench_uniform.py --vs-copy``
+    shows it in the ``value_range`` rows); in cache the two ran alike. (A workaround for this one callee:
+    numba's cache is the mechanism, and ``plain_range`` met the same binding the other way round.)"""
     key = np.dtype(code_dtype).str
     if key in _LOADED:
         return
@@ -759,7 +762,8 @@ def _running_chunk(xs, cs, ms, rel, eb_abs, lo, hi, centre, step, eb, r_lo, r_hi
     ``(done, outliers, eb, centre, step, min, max)``, the plan the chunk kept (redone at once from the wider
     range where its values past ``[r_lo, r_hi]`` missed their codes: it is still in cache) and ``[min, max]``
     the range of ``[r_lo, r_hi]`` and its non-NaN values; ``done`` False if it holds ±inf. (Inlined and
-    returning its results: written into the outputs by itself, the loop ran 4-8 % slower on one thread.)"""
+    returning its results: written into the outputs by itself, or not inlined, the loop ran 4-8 % slower on
+    one thread, in a throwaway script's timings of the kernel.)"""
     bad, c_lo, c_hi = _chunk_codes(xs, cs, centre, step, eb, r_lo, r_hi, lo, hi, True, ms)
     if c_lo == -np.inf or c_hi == np.inf:
         return False, bad, eb, centre, step, r_lo, r_hi
@@ -781,10 +785,10 @@ def quantize_running(x, codes, rel, eb_abs, lo, hi, centres, ebs, steps, counts,
     range missed their codes is redone at once from the wider range (it is still in cache). The codes depend
     on ``wave``, not on the thread count; ``wave = 1`` is the sequential scheme, each chunk with the range of
     all chunks before it; ``serial`` runs the waves' chunks in turn outside a parallel region (the same codes:
-    the caller's choice on one thread, where that loop ran 4 % faster). Writes each chunk's centre, bound,
-    step and outlier count, and the blocks holding an outlier into ``marks`` (``block_marks(x.size, chunk)``);
-    returns ``(done, min, max)``: ``done`` is False (and the outputs are partial) if a chunk or the sample
-    holds ±inf, or chunk 0 no number, which the two-pass path handles."""
+    the caller's choice on one thread, where that loop ran 4 % faster in a throwaway script). Writes each
+    chunk's centre, bound, step and outlier count, and the blocks holding an outlier into ``marks``
+    (``block_marks(x.size, chunk)``); returns ``(done, min, max)``: ``done`` is False (and the outputs are
+    partial) if a chunk or the sample holds ±inf, or chunk 0 no number, which the two-pass path handles."""
     per = (chunk + BLOCK - 1) // BLOCK
     low, high, _ = _plain_range(x[:chunk])
     r_lo, r_hi = np.float64(low), np.float64(high)

@@ -54,8 +54,9 @@ WAVE = 16
 chunks before (``kernels.uniform.quantize_running``): up to this many threads share the pass. Fixed,
 so that the codes do not depend on the thread count. A wave's chunks see a range that lags by up to
 ``WAVE - 1`` chunks: on the 256 MiB Gaussian bench field 128 chunks of 1024 are redone for a tight
-bound instead of 120 one chunk at a time, and the code entropy is 4.1434 bits against 4.1430 (int8,
-``rel:1e-2``); two threads then quantize at 1.6-1.8x one (docs/benchmarks.md)."""
+bound instead of 120 one chunk at a time (a throwaway script), and the code entropy is 4.1434 bits
+against 4.1430 (int8, ``rel:1e-2``; ``bench/bench_uniform.py --ratio``); two threads then quantize at
+1.6-1.8x one (``--vs-copy``; docs/benchmarks.md)."""
 SAMPLE_LINES = 4096
 SAMPLE_MIN = 1 << 20
 """A one-pass field of at least ``SAMPLE_MIN`` values starts from the range of ``SAMPLE_LINES`` cache lines
