@@ -42,6 +42,36 @@ def test_counts_past_the_narrow_counters():
     assert histogram.histograms(x, 1, 0, 255, 2).tolist() == [[70000, 70000]]
 
 
+def test_coarse_bins_match_the_numpy_binning():
+    """``histogram.coarse_bins`` gives the bins and sums of the numpy it replaced in
+    ``entropy.column_classes`` (``searchsorted`` of the running total, ``unique``, ``add.reduceat``):
+    wide and narrow alphabets, symbols heavier than a share (bins of their own, edges that repeat),
+    empty symbols at either end, one column."""
+    rng = np.random.default_rng(5)
+    for case in range(300):
+        columns = int(rng.integers(1, 70))
+        alphabet = int(rng.integers(1, 900))
+        kind = case % 3
+        if kind == 0:  # spread out
+            by_column = rng.integers(0, 50, (columns, alphabet))
+        elif kind == 1:  # peaked: a few symbols hold most codes
+            by_column = rng.poisson(rng.pareto(0.7, alphabet) + 0.01, (columns, alphabet))
+        else:  # sparse, with empty ends
+            by_column = rng.integers(0, 4, (columns, alphabet)) * (rng.random((columns, alphabet)) < 0.1)
+            by_column[:, : alphabet // 5] = 0
+        by_column = by_column.astype(np.int64)
+        total = by_column.sum(axis=0)
+        if total.sum() == 0:
+            continue
+        bins = int(rng.choice([2, 7, 64]))
+        cum = np.cumsum(total)
+        edges = np.searchsorted(cum, cum[-1] * np.arange(1, bins) / bins, side="right")
+        edges = np.unique(np.concatenate([[0], edges[edges < alphabet]]))
+        want = np.add.reduceat(by_column, edges, axis=1)
+        got = histogram.coarse_bins(by_column, total, bins)
+        assert got.shape == want.shape and np.array_equal(got, want), (case, columns, alphabet, bins)
+
+
 def reference_groupings(coarse, by_column, order, most, steps):
     """``histogram.column_groupings`` written with numpy (how ``entropy.column_classes`` grouped before
     it was one compiled call): matrix products, argmin, ``model_estimate``."""
@@ -88,7 +118,8 @@ def test_column_groupings_match_the_numpy_grouping():
         bits, _, totals = histogram.row_costs(by_column)
         order = np.argsort(bits / np.maximum(totals, 1), kind="stable")
         most = min(16, columns // 2)
-        estimate, members, counts = histogram.column_groupings(by_column, by_column, order, most, 2, histogram.xlogx())
+        estimate, members, counts = histogram.column_groupings(by_column, by_column, order, most, 2, histogram.xlogx(),
+                                                                   histogram.log_half())
         want = reference_groupings(by_column, by_column, order, most, 2)
         tried += 1
         if want is None:

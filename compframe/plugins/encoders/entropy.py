@@ -238,14 +238,13 @@ def column_classes(by_column: np.ndarray, total: np.ndarray | None = None) \
     columns, alphabet = by_column.shape
     coarse = by_column
     if alphabet > CLASS_BINS:
-        cum = np.cumsum(by_column.sum(axis=0) if total is None else np.asarray(total).reshape(-1))
-        edges = np.searchsorted(cum, cum[-1] * np.arange(1, CLASS_BINS) / CLASS_BINS, side="right")
-        edges = np.unique(np.concatenate([[0], edges[edges < alphabet]]))
-        coarse = np.add.reduceat(by_column, edges, axis=1)
+        total = by_column.sum(axis=0) if total is None else np.ascontiguousarray(total, np.int64).reshape(-1)
+        coarse = histogram.coarse_bins(by_column, total, CLASS_BINS)
     bits, _, totals = histogram.row_costs(coarse)
     order = np.argsort(bits / np.maximum(totals, 1), kind="stable")
     estimate, members, counts = histogram.column_groupings(coarse, by_column, order,
-                                                           min(MAX_CLASSES, columns // 2), 2, histogram.xlogx())
+                                                           min(MAX_CLASSES, columns // 2), 2, histogram.xlogx(),
+                                                           histogram.log_half())
     if not len(counts):
         return None
     return estimate, members.astype(np.uint8), counts
