@@ -201,8 +201,20 @@ def model_estimate(counts: np.ndarray, costs=None) -> float:
     symbols each look cheap by their entropy alone; this term prices what fitting them costs.
     ``costs``: ``histogram.row_costs(counts)`` if the caller has it."""
     bits, used, totals = histogram.row_costs(counts) if costs is None else costs
-    fitted = totals > 0
-    return float(bits.sum() + ((used[fitted] - 1) / 2 * np.log2(totals[fitted])).sum()) / 8
+    return _estimate(bits, used, totals)
+
+
+@numba.njit(cache=True)
+def _estimate(bits, used, totals):
+    """``model_estimate`` of ``row_costs``' three arrays, in one compiled call (numpy's masks, logs and
+    sums over a few tables took 8-9 us)."""
+    entropy = 0.0
+    fitting = 0.0
+    for t in range(bits.size):
+        entropy += bits[t]
+        if totals[t] > 0:
+            fitting += (used[t] - 1) / 2 * np.log2(totals[t])
+    return (entropy + fitting) / 8
 
 
 def _corrected(counts: np.ndarray, costs=None) -> float:
@@ -869,13 +881,8 @@ class Huffman(ChunkedEntropyCoder):
         self.require("max_length", low=8, high=self.MAX_LENGTH)
 
     def _build_model(self, counts):
-        used = int((counts > 0).sum(axis=1).max())
-        max_len = max(self.config.max_length, math.ceil(math.log2(used)))
-        lengths = huffman_kernels.code_lengths_tables(counts, max_len)
-        param = max(int(lengths.max()), 1)
-        table = huffman_kernels.encoder_table(lengths, param)
-        return Model(param, model_blob(_split_planes(lengths.reshape(-1), 1)), float((counts * lengths).sum()),
-                     (table,))  # pack_blob(lengths, 1)'s planes
+        param, plane, bits, table = huffman_kernels.build_model(counts, self.config.max_length)
+        return Model(param, model_blob(plane), bits, (table,))  # pack_blob(lengths, 1)'s plane
 
     def _read_model(self, blob, tables, alphabet, param):
         if not 1 <= param <= self.MAX_LENGTH:
