@@ -448,8 +448,10 @@ def coarse_bins(by_column, total, bins):
     about an equal share of ``total`` (``[K]``, the columns' sum): a bin ends before the first symbol
     whose running total passes ``j / bins`` of the whole (``j = 1 .. bins - 1``), so a symbol more
     frequent than a share is a bin of its own. The numpy it replaces (``searchsorted`` of the running
-    total, ``unique``, ``add.reduceat``; same bins, same sums) took 27-39 us on 64 columns of a
-    501-symbol int16 alphabet, about 60 % of ``entropy.column_classes``' time there."""
+    total, ``unique``, ``add.reduceat``; same bins, same sums) took 27-39 us on the bench's 2048 x 64
+    int16 fields (a 501-symbol alphabet; a third to a half of ``entropy.column_classes``' time there),
+    and 43, 202 and 277 us against this loop's 14.5, 89 and 133 on random counts of 64 x 501, 384 x 501
+    and 512 x 553 (one thread; docs/benchmarks.md, sixteenth session)."""
     columns, alphabet = by_column.shape
     whole = np.int64(0)
     for s in range(alphabet):
