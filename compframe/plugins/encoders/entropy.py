@@ -356,6 +356,11 @@ class ChunkedEntropyCoder(Encoder):
     reads_row_tables = False
     """Whether the coder writes and decodes modes 6 and 7 (only ``ans``, in its lane mode)."""
 
+    COLUMN_MARGIN = 0.0
+    """Under ``auto``, a table per column is built only where its estimate is this share below the best
+    model already built and below the class tables' estimate (``_plans``, ``_encode_flat``): a coder whose
+    estimate of a table per column is optimistic against its class tables sets it (``Ans``)."""
+
     def check(self):
         self.require("chunk", low=64, high=1 << 22)
         self.require("context", choices=("auto", "none", "column", "classes", "block"))
@@ -483,7 +488,8 @@ class ChunkedEntropyCoder(Encoder):
             slow = self._slow(mode, tables)
             if best is not None and floor * slow >= best[0]:
                 continue  # not expected to pay for its tables
-            if mode == CODED and tables > 1 and classes_estimate is not None and estimate >= classes_estimate:
+            if mode == CODED and tables > 1 and classes_estimate is not None \
+                    and estimate >= classes_estimate * (1.0 - self._column_margin()):
                 continue  # a table per column where its classes are estimated no larger (see _plans)
             if mode == CLASSES:
                 classes_estimate = estimate
@@ -523,6 +529,10 @@ class ChunkedEntropyCoder(Encoder):
             tail = struct.pack("<I", columns) + classes.tobytes() + tail
         checksum = combine_checksums(sums, flat.dtype.str.encode(), head, tail)
         return [head, struct.pack("<I", checksum), tail, data]  # joined once, by the caller (``encode_parts``)
+
+    def _column_margin(self):
+        """``COLUMN_MARGIN`` under ``auto``, else 0 (``context=column`` asks for a table per column)."""
+        return self.COLUMN_MARGIN if self.config.context == "auto" else 0.0
 
     def _slow(self, mode, tables):
         """The factor a model's bytes are weighed with when ``auto`` chooses: ``1 / (1 - auto_gain)``
@@ -612,7 +622,8 @@ class ChunkedEntropyCoder(Encoder):
         plans = []  # (estimate, mode, tables, classes, counts, rank): rank orders equal estimates
         if by_column is not None and context in ("column", "auto"):
             estimate = model_estimate(by_column, column_costs) + self._layout_bytes(count, CODED, columns, columns)
-            plans.append((estimate, CODED, columns, None, by_column, 0, estimate))
+            # ordered, and weighed against the models built before it, as COLUMN_MARGIN more than its estimate
+            plans.append((estimate / (1.0 - self._column_margin()), CODED, columns, None, by_column, 0, estimate))
         if by_block is not None:
             estimate = model_estimate(by_block) + 4 * nchunks
             plans.append((estimate, BLOCKS, blocks, None, by_block, 2, estimate))
@@ -1042,6 +1053,15 @@ class Ans(ChunkedEntropyCoder):
     state bytes (docs/benchmarks.md, issue 13, lane mode)."""
     AUTO_WASTE = 1 / 400
     """The share of the coded symbols' bytes that ``lanes=0`` lets the lanes' final states take."""
+    COLUMN_MARGIN = 0.005
+    """``ChunkedEntropyCoder.COLUMN_MARGIN``: a table per column is sized by ``model_estimate`` (the
+    tables' entropy and Rissanen's cost of fitting them), but ``ans`` gives such tables, fitted to few
+    symbols each, a low precision (``_ans_model``: 9 bits for 2048 rows), whose floor of one slot per
+    symbol present costs what the estimate does not see. On the column-scaled 2048 x 64 int8 lookups the
+    estimate put a table per column 0.02-0.30 % below the class tables, and it then coded 0.13-0.35 %
+    larger, in 5 of 8 encodes, each building a 64-table model (75-81 us) only to drop it; of 174 encodes
+    of 29 fields no table per column estimated less than 0.5 % below the class tables beat them
+    (docs/benchmarks.md, issue 13, sixteenth session)."""
     SPLIT_MIN = 1 << 15
     """The shortest half ``_stream_chunk`` cuts a one-chunk stream into."""
     SPLIT_ALIGN = 256
