@@ -2,12 +2,14 @@
 stream again) and with the model cache cleared before every call (cold), for ``ans`` and ``huffman``,
 contexts none, block and auto (the default, which writes class tables on fields whose columns
 differ), int8 (rel 1e-2) and int16 (rel 1e-3) codes of a 2048 x 64 pooled-lookup field (and, by
-option, of the same lookups with column scales, and of MiniLM 4096 x 384).
+option, of the same lookups with column scales, and of MiniLM 4096 x 384). The streams are written
+with ``dedup`` off (the coder alone) unless ``--dedup``.
 
     python bench/bench_decode_calls.py [--calls 1500]
     python bench/bench_decode_calls.py --minilm --coders ans --contexts none,block,classes,auto --calls 300
     python bench/bench_decode_calls.py --column-scales --coders huffman --zlib --calls 300
     python bench/bench_decode_calls.py --overhead    # only two fixed costs of every call: the budget scope, combine_checksums
+    python bench/bench_decode_calls.py --dedup       # the streams with dedup on, as the default writes them
 
 Run another tree as ``PYTHONPATH=<tree> python bench/bench_decode_calls.py`` (this script's tree is
 only a fallback on ``sys.path``)."""
@@ -90,6 +92,9 @@ def main() -> None:
     parser.add_argument("--minilm", action="store_true", help="also MiniLM-L6's word embeddings, first 4096 rows")
     parser.add_argument("--zlib", action="store_true", help="also zlib's Huffman-only decode of each field's codes")
     parser.add_argument("--overhead", action="store_true", help="only the budget scope and combine_checksums, in us")
+    parser.add_argument("--dedup", action="store_true",
+                        help="streams as the default writes them (dedup on: the repeated rows out, the rest a stream "
+                             "of its own)")
     args = parser.parse_args()
     if args.overhead:
         overhead(max(3, args.calls // 10))
@@ -108,7 +113,7 @@ def main() -> None:
             for coder in args.coders.split(","):
                 cache = entropy._ANS_MODELS if coder == "ans" else entropy._DECODERS
                 for context in args.contexts.split(","):
-                    enc = create("encoder", coder, context=context, dedup=False)
+                    enc = create("encoder", coder, context=context, dedup=args.dedup)
                     blob = enc.encode(codes)
                     assert np.array_equal(enc.decode(blob), codes)
                     warm = best_us(lambda: enc.decode(blob), args.calls)

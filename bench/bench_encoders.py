@@ -3,6 +3,7 @@
     PYTHONPATH=. python bench/bench_encoders.py                 # all data sets, markdown to stdout
     PYTHONPATH=. python bench/bench_encoders.py --quick         # fewer tables / rows
     PYTHONPATH=. python bench/bench_encoders.py --contexts      # huffman/ans per context on single fields
+    PYTHONPATH=. python bench/bench_encoders.py --contexts --dedup   # the same with dedup on (the default)
     PYTHONPATH=. python bench/bench_encoders.py --stages        # where ans calls spend their time, stage by stage
     PYTHONPATH=. python bench/bench_encoders.py --footprint     # what the class tables' size costs ans's row decode
     PYTHONPATH=. python bench/bench_encoders.py --model-blobs   # model blobs deflated at level 6 and with Z_RLE
@@ -458,10 +459,11 @@ def context_fields():
             for name, f in floats for eb, dtype in ((1e-2, "int8"), (1e-3, "int16"))]
 
 
-def run_contexts(repeat: int, only: str = "") -> list[str]:
-    """``huffman`` and ``ans`` (dedup off) in each ``context`` (a tree without ``classes`` skips it) on
-    each of ``context_fields``, one field at a time under compframe's thread policy, with zlib's
-    Huffman-only mode beside them; ``only`` (comma-separated ``coder:context`` or ``zlib``) keeps those."""
+def run_contexts(repeat: int, only: str = "", dedup: bool = False) -> list[str]:
+    """``huffman`` and ``ans`` (dedup off, or on with ``dedup``: the default's streams) in each ``context`` (a
+    tree without ``classes`` skips it) on each of ``context_fields``, one field at a time under compframe's
+    thread policy, with zlib's Huffman-only mode beside them; ``only`` (comma-separated ``coder:context``
+    or ``zlib``) keeps those."""
     from compframe.errors import ConfigError
 
     lines = ["| field | encoder | context | ratio | enc MB/s | dec MB/s |", "|---|---|---|---:|---:|---:|"]
@@ -471,7 +473,7 @@ def run_contexts(repeat: int, only: str = "") -> list[str]:
             if only and f"{pid}:{ctx}" not in only.split(",") and pid not in only.split(","):
                 continue
             try:
-                enc = ZlibHuffman() if pid == "zlib" else Plugin(pid, context=ctx, dedup=False)
+                enc = ZlibHuffman() if pid == "zlib" else Plugin(pid, context=ctx, dedup=dedup)
             except ConfigError:
                 continue  # a compframe without context=auto
             ratio, te, td = timed_round_trip(enc, codes, repeat, f"{pid} {ctx}")
@@ -842,6 +844,7 @@ def main(argv=None):
                     "stream's tables against one table, through the same path, on single fields")
     ap.add_argument("--only", default="", help="with --contexts: only these coder:context pairs, comma-separated "
                     "(e.g. huffman:none,huffman:block,zlib); with --stages: ans:<context> pairs")
+    ap.add_argument("--dedup", action="store_true", help="with --contexts: dedup on, as the default writes streams")
     ap.add_argument("--wide", action="store_true", help="only huffman/ans on a wide int16 alphabet")
     ap.add_argument("--lanes", action="store_true",
                     help="only ans's pair mode (before and now), default, 16, 32 and 64 lanes on single fields")
@@ -870,6 +873,8 @@ def main(argv=None):
     if args.minilm_pooled and not (args.bounds or args.bound_fraction or args.shape_scale or args.auto_gain
                                    or args.pipelines):
         ap.error("--minilm-pooled goes with --bounds, --bound-fraction, --shape-scale, --auto-gain or --pipelines")
+    if args.dedup and not args.contexts:
+        ap.error("--dedup goes with --contexts")
     for flag, run in (("counting", run_counting), ("model_blobs", run_model_blobs), ("footprint", run_footprint)):
         if getattr(args, flag):  # tables of their own fields, by --repeat alone
             print("\n".join(run(args.repeat)))
@@ -905,7 +910,7 @@ def main(argv=None):
             print("\n".join(run_pipeline(title, lookups, eb, dtype, ids, args.repeat)))
         return 0
     if args.contexts:
-        print("\n".join(run_contexts(args.repeat, args.only)))
+        print("\n".join(run_contexts(args.repeat, args.only, args.dedup)))
         return 0
     if args.stages:
         print("\n".join(run_stages(args.repeat, args.only)))

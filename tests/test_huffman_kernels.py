@@ -327,3 +327,33 @@ def test_sixteen_chunks_encoded_at_once_write_the_scalar_bytes(dtype):
         assert all(ref_sums[c] == checksum_cpu(u, starts[c], ends[c]) for c in range(nchunks)), case
         for vec, vec_sizes, vec_sums in vectors:
             assert ref == vec and np.array_equal(ref_sizes, vec_sizes) and np.array_equal(ref_sums, vec_sums), case
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16])
+def test_one_table_streams_take_chunks_of_one_length(dtype):
+    """``huffman`` cuts a stream of one table that ``chunk`` would leave with a shorter last chunk into as
+    many chunks of one length, a multiple of ``EVEN_ALIGN`` (125 888 codes, a 2048 x 64 field less 81
+    rows: 16 of 7872, not 15 of 8192 and one of 3008); a whole number of chunks, a single chunk and
+    tables per block keep ``chunk``. Every stream decodes exactly."""
+    import struct
+
+    from compframe.registry import create
+
+    def recorded(stream):  # the chunk a 1-D coded stream records (entropy.py's layout)
+        return struct.unpack_from("<iIIIBII", stream, 1 + 3 + 1 + 8 + 10)[2]
+
+    rng = np.random.default_rng(3)
+    enc = create("encoder", "huffman", dedup=False, context="none")
+    assert enc.EVEN_ALIGN == 8
+    for count, want in ((125888, 7872), (16 * 8192, 8192), (5000, 8192), (8193, 4104), (3 * 8192 + 1, 6152)):
+        codes = np.rint(rng.laplace(0, 6, count)).astype(dtype)
+        stream = enc.encode(codes)
+        assert recorded(stream) == want, count
+        n = -(-count // want)
+        assert n == -(-count // 8192) and (n == 1 or count - (n - 1) * want > want - enc.EVEN_ALIGN * n)
+        assert np.array_equal(enc.decode(stream), codes)
+    drift = np.concatenate([np.rint(rng.laplace(0, 2, 150001)), np.rint(rng.laplace(0, 30, 150000))]).astype(dtype)
+    blocks = create("encoder", "huffman", dedup=False, context="block", block=1 << 16)
+    stream = blocks.encode(drift)
+    assert stream[1 + 3 + 1 + 8 + 1] == 4 and recorded(stream) == 8192  # mode 4: tables per block
+    assert np.array_equal(blocks.decode(stream), drift)

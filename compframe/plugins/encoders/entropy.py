@@ -393,7 +393,7 @@ class ChunkedEntropyCoder(Encoder):
     def _stream_chunk(self, count: int, mode: int, tables: int, model: Model) -> int:
         """The chunk length a stream of ``count`` codes is cut into, with one table (``mode`` 2,
         ``tables`` 1), a table per block (mode 4) or tables in row order (mode 6): ``chunk`` (``ans``
-        may take other lengths, ``Ans._stream_chunk``)."""
+        and ``huffman`` may take other lengths, ``Ans._stream_chunk``, ``Huffman._stream_chunk``)."""
         return self.config.chunk
 
     def _rows_mode(self, model, chunks: int) -> bool:
@@ -895,6 +895,27 @@ class Huffman(ChunkedEntropyCoder):
     def _build_model(self, counts):
         param, plane, bits, table = huffman_kernels.build_model(counts, self.config.max_length)
         return Model(param, model_blob(plane), bits, (table,))  # pack_blob(lengths, 1)'s plane
+
+    EVEN_ALIGN = 8
+    """``_stream_chunk``'s chunks of one length are a multiple of this many codes."""
+
+    def _stream_chunk(self, count, mode, tables, model):
+        """``chunk``; but a stream of one table that ``chunk`` would cut into several chunks and a shorter
+        last one is cut into as many chunks of one length (a multiple of ``EVEN_ALIGN``, the last at most
+        that much shorter per chunk; the stream records its chunk, so decoders are unchanged). The CPU
+        kernels step 16 chunks at once while enough of them are busy (``simd_huffman.least_active``, and
+        the encoder's, 16 for 16-bit codes): a short last chunk ended those steps early, or idled a
+        reader to its end. A 2048 x 64 field less the 81 repeated rows ``dedup`` takes out (125 888
+        codes: 15 chunks of 8192 and one of 3008) encoded 1.2x faster as 16 of 7872 (int16 257-268 ->
+        207-215 us) and decoded 1.2x faster (int8 131-141 -> 110-116 us), for a byte more or less
+        (docs/benchmarks.md, issue 13, sixteenth session). Tables per block keep ``chunk``: their blocks are
+        whole chunks."""
+        chunk = self.config.chunk
+        n = -(-count // chunk)
+        if mode != CODED or tables != 1 or n < 2 or count % chunk == 0:
+            return chunk
+        align = self.EVEN_ALIGN
+        return min(chunk, -(-(-(-count // n)) // align) * align)
 
     def _read_model(self, blob, tables, alphabet, param):
         if not 1 <= param <= self.MAX_LENGTH:
