@@ -901,13 +901,13 @@ class Huffman(ChunkedEntropyCoder):
 
     def _stream_chunk(self, count, mode, tables, model):
         """``chunk``; but a stream of one table that ``chunk`` would cut into several chunks and a shorter
-        last one is cut into as many chunks of one length (a multiple of ``EVEN_ALIGN``, the last at most
-        that much shorter per chunk; the stream records its chunk, so decoders are unchanged). The CPU
+        last one is cut into as many chunks of one length (a multiple of ``EVEN_ALIGN``, the last shorter
+        by less than ``EVEN_ALIGN`` per chunk; the stream records its chunk, so decoders are unchanged). The CPU
         kernels step 16 chunks at once while enough of them are busy (``simd_huffman.least_active``, and
         the encoder's, 16 for 16-bit codes): a short last chunk ended those steps early, or idled a
         reader to its end. A 2048 x 64 field less the 81 repeated rows ``dedup`` takes out (125 888
         codes: 15 chunks of 8192 and one of 3008) encoded 1.2x faster as 16 of 7872 (int16 257-268 ->
-        207-215 us) and decoded 1.2x faster (int8 131-141 -> 110-116 us), for a byte more or less
+        207-215 us) and decoded 1.2x faster (int8 131-141 -> 110-116 us), for a few bytes more or less
         (docs/benchmarks.md, issue 13, sixteenth session). Tables per block keep ``chunk``: their blocks are
         whole chunks."""
         chunk = self.config.chunk
@@ -1081,7 +1081,8 @@ class Ans(ChunkedEntropyCoder):
     symbol present costs what the estimate does not see. On the column-scaled 2048 x 64 int8 lookups the
     estimate put a table per column 0.02-0.30 % below the class tables, and it then coded 0.13-0.35 %
     larger, in 5 of 8 encodes, each building a 64-table model (75-81 us) only to drop it; of 174 encodes
-    of 29 fields no table per column estimated less than 0.5 % below the class tables beat them
+    of 29 fields no table per column estimated less than 0.5 % below the class tables beat them, and of
+    60 generated pooled lookups two did, by 0.016 and 0.12 %, which now get the classes' stream
     (docs/benchmarks.md, issue 13, sixteenth session)."""
     SPLIT_MIN = 1 << 15
     """The shortest half ``_stream_chunk`` cuts a one-chunk stream into."""
