@@ -352,33 +352,36 @@ def _count_classes(x, lo, hi, columns, classes, base, mask, out, row):
 
 
 XLOGX_SIZE = 1 << 16
-_XLOGX = []
+_TABLES = {}
+
+
+def _table(name, values):
+    """The read-only float64 table ``values(c)`` of ``c = arange(XLOGX_SIZE)``, built once per process by
+    one vectorised call (numpy's log2 gives an element the same value at any position in an array, so a
+    table's first ``n`` entries are what a table of ``n`` entries would hold)."""
+    if name not in _TABLES:
+        table = values(np.arange(XLOGX_SIZE, dtype=np.float64))
+        table.flags.writeable = False
+        _TABLES[name] = table
+    return _TABLES[name]
 
 
 def xlogx():
-    """``c * log2(c)`` for ``c`` in ``[0, XLOGX_SIZE)`` (0 for 0), float64, built once per process by
-    one vectorised log (numpy's log2 gives an element the same value at any position in an array,
-    so the table's first ``n`` entries are what a table of ``n`` entries would hold)."""
-    if not _XLOGX:
-        c = np.arange(XLOGX_SIZE, dtype=np.float64)
-        c[0] = 1.0
-        table = c * np.log2(c)
-        table.flags.writeable = False
-        _XLOGX.append(table)
-    return _XLOGX[0]
-
-
-_LOG_HALF = []
+    """``c * log2(c)`` for ``c`` in ``[0, XLOGX_SIZE)`` (0 for 0)."""
+    return _table("xlogx", lambda c: c * np.log2(np.where(c > 0, c, 1.0)))
 
 
 def log_half():
-    """``log2(c + 1/2)`` for ``c`` in ``[0, XLOGX_SIZE)``, float64, built once per process by one
-    vectorised log (``column_groupings``' Krichevsky-Trofimov costs of a count ``c``)."""
-    if not _LOG_HALF:
-        table = np.log2(np.arange(XLOGX_SIZE, dtype=np.float64) + 0.5)
-        table.flags.writeable = False
-        _LOG_HALF.append(table)
-    return _LOG_HALF[0]
+    """``log2(c + 1/2)`` for ``c`` in ``[0, XLOGX_SIZE)`` (``column_groupings``' Krichevsky-Trofimov costs
+    of a count ``c``)."""
+    return _table("log_half", lambda c: np.log2(c + 0.5))
+
+
+def column_sums(counts):
+    """The rows of ``counts`` ``[rows, K]`` summed: int64 ``[1, K]`` (``pool_rows`` into one row, which adds
+    the rows as vectors: 64 x 501 5.8 -> 4.6 us, 384 x 501 33 -> 26 against numpy's ``sum(axis=0)``, which
+    goes column by column)."""
+    return pool_rows(counts, np.zeros(len(counts), np.int64), 1)
 
 
 def row_costs(counts):

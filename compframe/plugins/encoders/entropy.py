@@ -121,6 +121,13 @@ def value_limits(dtype: np.dtype) -> tuple[int, int]:
     return _LIMITS[dtype]
 
 
+def one_length(count: int, chunks: int, align: int) -> int:
+    """The shortest multiple of ``align`` that cuts ``count`` codes into at most ``chunks`` chunks of one
+    length (the last as long, or shorter by less than ``align`` per chunk): ``Huffman._stream_chunk``,
+    ``Ans._even_chunk``."""
+    return -(-count // (chunks * align)) * align
+
+
 @numba.njit(cache=True)
 def chunk_layout(count: int, tables: int, chunk: int, blocks: bool = False):
     """Start, end and table of every chunk (int64 arrays): each of ``tables`` equal column runs cut into
@@ -250,7 +257,7 @@ def column_classes(by_column: np.ndarray, total: np.ndarray | None = None) \
     columns, alphabet = by_column.shape
     coarse = by_column
     if alphabet > CLASS_BINS:
-        total = histogram.pool_rows(by_column, np.zeros(columns, np.int64), 1) if total is None else total
+        total = histogram.column_sums(by_column) if total is None else total
         total = np.ascontiguousarray(total, np.int64).reshape(-1)
         coarse = histogram.coarse_bins(by_column, total, CLASS_BINS)
     bits, _, totals = histogram.row_costs(coarse)
@@ -607,10 +614,10 @@ class ChunkedEntropyCoder(Encoder):
                 by_column = histogram.column_histograms(u, columns, base, mask, alphabet)
             if context in ("block", "auto") and blocks > 1:
                 by_block = histogram.histograms(u, blocks, base, mask, alphabet, span)
-        if by_column is not None:  # pool_rows adds the rows as vectors: 64 x 501 5.8 -> 4.6 us, 384 x 501 33 -> 26
-            one = histogram.pool_rows(by_column, np.zeros(columns, np.int64), 1)
+        if by_column is not None:
+            one = histogram.column_sums(by_column)
         elif by_block is not None:
-            one = histogram.pool_rows(by_block, np.zeros(len(by_block), np.int64), 1)
+            one = histogram.column_sums(by_block)
         else:
             one = histogram.histograms(u, 1, base, mask, alphabet)
         column_costs = histogram.row_costs(by_column) if by_column is not None else None
@@ -914,8 +921,7 @@ class Huffman(ChunkedEntropyCoder):
         n = -(-count // chunk)
         if mode != CODED or tables != 1 or n < 2 or count % chunk == 0:
             return chunk
-        align = self.EVEN_ALIGN
-        return min(chunk, -(-(-(-count // n)) // align) * align)
+        return min(chunk, one_length(count, n, self.EVEN_ALIGN))
 
     def _read_model(self, blob, tables, alphabet, param):
         if not 1 <= param <= self.MAX_LENGTH:
@@ -1225,7 +1231,7 @@ class Ans(ChunkedEntropyCoder):
         coded symbols."""
         lanes = self._lanes(bits, n)
         for m in (-(-n // self.EVEN_CHUNKS) * self.EVEN_CHUNKS, n + n % 2, n):
-            even = -(-count // (m * self.SPLIT_ALIGN)) * self.SPLIT_ALIGN
+            even = one_length(count, m, self.SPLIT_ALIGN)
             if even > self.config.chunk:
                 continue  # longer than the chunk set (one under SPLIT_ALIGN, say): kept
             k = -(-count // even)
